@@ -147,6 +147,9 @@ class DeploymentConfig(Strict):
 
 
 # -- jobs and platform ---------------------------------------------------------------------
+REDEPLOY_SCRIPT = "jobs/redeploy.py"
+
+
 class JobSpec(Strict):
     name: str = Field(min_length=1, max_length=200)
     script: str = Field(min_length=1)
@@ -170,6 +173,13 @@ class JobsConfig(Strict):
         from monitoring.graph_rules import graph_problems
 
         problems = graph_problems(self.graph)
+        redeploy = [j for j in self.graph if j.script == REDEPLOY_SCRIPT]
+        if self.trigger == "api" and redeploy and redeploy[0].parent:
+            problems.append(f"job {redeploy[0].name!r}: with trigger 'api' the redeploy job must have no parent "
+                            "(evaluate_thresholds starts it through the API)")
+        if self.trigger == "chain" and redeploy and not redeploy[0].parent:
+            problems.append(f"job {redeploy[0].name!r}: with trigger 'chain' the redeploy job needs a parent "
+                            "(the evaluate_thresholds job)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

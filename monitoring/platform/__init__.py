@@ -1,0 +1,91 @@
+"""The platform the workflows receive: CML API v2, the metrics SDK, the model endpoint and a clock.
+
+``connect`` builds it. Inside CML it wraps the real ``cdsw`` and ``cmlapi``; with
+``platform.kind: local`` it first starts (or reuses) the embedded local workspace and puts its
+shim on ``sys.path``, so the very same calls reach local, real parts.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from monitoring.clock import Clock, clock_from_env
+from monitoring.config import PipelineConfig
+from monitoring.errors import ConfigError
+from monitoring.logs import register_secret
+from monitoring.platform import cml
+from monitoring.platform.api import CmlApi, ModelRef
+from monitoring.platform.endpoint import ModelEndpoint
+from monitoring.platform.metrics import MetricsClient
+from monitoring.platform.retry import RetryPolicy
+
+
+@dataclass
+class Platform:
+    api: CmlApi
+    metrics: MetricsClient
+    clock: Clock
+    retry: RetryPolicy
+    endpoint_url: str
+    model_api_key: str | None
+    run_id: str = field(default_factory=lambda: os.environ.get("CDSW_ENGINE_ID") or f"manual-{uuid.uuid4().hex[:8]}")
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+    def endpoint(self, model: ModelRef, timeout_s: float) -> ModelEndpoint:
+        return ModelEndpoint(self.endpoint_url, model.access_key, self.model_api_key, timeout_s, self.retry)
+
+
+def model_endpoint_url(sdk) -> str:
+    """CML's model service URL: the SDK's own helper when it has one, else from ``CDSW_DOMAIN``."""
+    helper = getattr(sdk, "_get_model_call_endpoint", None)
+    if callable(helper):
+        return helper()
+    domain = os.environ.get("CDSW_DOMAIN")
+    if not domain:
+        raise ConfigError("CDSW_DOMAIN is not set: cannot find the model endpoint (run inside CML)")
+    return f"https://modelservice.{domain}/model"
+
+
+def activate_local(cfg: PipelineConfig, project_root: Path) -> None:
+    """Start or reuse the local workspace and make ``import cdsw, cmlapi`` resolve to it."""
+    if os.environ.get("CML_MONITOR_WORKSPACE"):
+        return  # already inside a local engine (job run) or an activated shell
+    from monitoring.local import activate, ensure_running
+
+    workspace = project_root / cfg.platform.local.workspace_dir
+    info = ensure_running(workspace, project_root, metrics_url=cfg.platform.local.metrics_url)
+    activate(info.env)
+
+
+def connect(cfg: PipelineConfig, project_root: str | Path = ".", clock: Clock | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> Platform:
+    """Build the platform for this process.
+
+    Raises:
+        ConfigError: outside CML without a local workspace, or a required variable is missing.
+    """
+    project_root = Path(project_root).resolve()
+    if cfg.platform.kind == "local":
+        activate_local(cfg, project_root)
+    project_id = os.environ.get("CDSW_PROJECT_ID")
+    if not project_id:
+        raise ConfigError("CDSW_PROJECT_ID is not set: run inside a CML project, or use platform.kind: local")
+    retry = RetryPolicy.from_config(cfg.platform.retry, sleep=sleep)
+    sdk = cml.sdk()
+    client = cml.api_client()
+    api_key = os.environ.get(cfg.model.api_key_env) or None
+    register_secret(api_key)
+    return Platform(
+        api=CmlApi(client, project_id, retry),
+        metrics=MetricsClient(sdk, retry, concurrency=cfg.scenario.concurrency),
+        clock=clock or clock_from_env(),
+        retry=retry,
+        endpoint_url=model_endpoint_url(sdk),
+        model_api_key=api_key,
+        sleep=sleep,
+    )

@@ -1,0 +1,19 @@
+"""CML job: Apply the threshold policies to the live deployment and record a decision.
+
+Head of the chain is simulate_traffic (the only scheduled job); each dependent runs only when
+its parent succeeded. Success is a normal return: never sys.exit(0) (CML may mark it failed).
+"""
+import sys
+
+from monitoring.jobrun import run_job
+from monitoring.workflows.evaluate import evaluate_thresholds
+
+
+def main(argv=None) -> int:
+    return run_job("evaluate_thresholds", evaluate_thresholds, argv)
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    if exit_code:
+        sys.exit(exit_code)

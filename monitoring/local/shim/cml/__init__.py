@@ -1,0 +1,1 @@
+"""Importable ``cml`` package for the local workspace: ``cml.models_v1`` and ``cml.metrics_v1``."""

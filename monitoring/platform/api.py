@@ -1,0 +1,249 @@
+"""What the pipeline asks of CML API v2, over any ``cmlapi``-compatible client.
+
+Every call uses keyword arguments (the shipped client's positional order varies by release),
+goes through the retry policy, and copes with the documented quirks: paging with a fixed
+``page_size``, substring ``search_filter`` (exact match confirmed here), "latest" by
+``created_at`` (never ``[-1]``), the live deployment by status ``deployed``, and the 500 a
+slow ``create_model_deployment`` can return after creating the deployment anyway.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from monitoring.errors import PlatformError, PlatformRequestError, TransientPlatformError
+from monitoring.logs import KV, register_secret
+from monitoring.platform.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+BUILD_OK = {"built", "succeeded"}
+BUILD_FAILED = {"build failed", "failed", "timedout", "unknown"}
+RUN_TERMINAL = {"ENGINE_SUCCEEDED", "ENGINE_FAILED", "ENGINE_TIMEDOUT", "ENGINE_STOPPED", "ENGINE_SKIPPED"}
+RUN_ACTIVE = {"ENGINE_SCHEDULING", "ENGINE_STARTING", "ENGINE_RUNNING", "ENGINE_STOPPING"}
+
+
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """Read a response field from a model object or a dict."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def env_map(value: Any) -> dict[str, str]:
+    """``environment`` arrives as a JSON string on responses (a map on requests): normalise it."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+
+
+def status_of(obj: Any) -> str:
+    return str(field(obj, "status") or "").strip().lower()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    id: str
+    name: str
+    crn: str
+    access_key: str
+
+
+@dataclass(frozen=True)
+class DeploymentRef:
+    id: str
+    crn: str
+    build_id: str
+    status: str
+    created_at: str
+    environment: dict[str, str]
+
+
+class CmlApi:
+    """The pipeline's view of one CML project through API v2.
+
+    Args:
+        client: ``cmlapi.default_client()`` (real or local workspace).
+        project_id: the CML project (``CDSW_PROJECT_ID``).
+        retry: retry policy for transient errors.
+    """
+
+    def __init__(self, client: Any, project_id: str, retry: RetryPolicy):
+        self.client = client
+        self.project_id = project_id
+        self.retry = retry
+
+    def _call(self, operation: str, method: str, before_retry: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
+        return self.retry.call(operation, getattr(self.client, method), before_retry=before_retry, **kwargs)
+
+    def pages(self, operation: str, method: str, items_key: str, **kwargs: Any) -> Iterator[Any]:
+        """Every item of a paged ``list_*`` call: same page_size each page, stop on empty or repeated token."""
+        token, seen = "", set()
+        while True:
+            extra = {"page_token": token} if token else {}
+            page = self._call(operation, method, page_size=PAGE_SIZE, **kwargs, **extra)
+            yield from field(page, items_key) or []
+            token = field(page, "next_page_token") or ""
+            if not token or token in seen:
+                return
+            seen.add(token)
+
+    # -- models ----------------------------------------------------------------------------
+    def find_model(self, name: str) -> ModelRef | None:
+        """The project's model named exactly ``name`` (search_filter is only a substring match)."""
+        hits = [m for m in self.pages(f"list models named {name!r}", "list_models", "models",
+                                      project_id=self.project_id, search_filter=json.dumps({"name": name}))
+                if field(m, "name") == name]
+        if not hits:
+            return None
+        if len(hits) > 1:
+            raise PlatformRequestError(f"{len(hits)} models are named {name!r} in project {self.project_id}; "
+                                       "rename or delete the extra ones")
+        return self._model_ref(hits[0])
+
+    def get_model(self, model_id: str) -> ModelRef:
+        return self._model_ref(self._call(f"get model {model_id}", "get_model",
+                                          project_id=self.project_id, model_id=model_id))
+
+    @staticmethod
+    def _model_ref(model: Any) -> ModelRef:
+        key = field(model, "access_key") or ""
+        register_secret(key)
+        return ModelRef(field(model, "id"), field(model, "name"), field(model, "crn"), key)
+
+    def create_model(self, name: str, description: str, auth_enabled: bool) -> ModelRef:
+        body = {"project_id": self.project_id, "name": name, "description": description,
+                "disable_authentication": not auth_enabled}
+        model = self._call(f"create model {name!r}", "create_model", body=body, project_id=self.project_id,
+                           before_retry=lambda: self.find_model(name))
+        return model if isinstance(model, ModelRef) else self._model_ref(model)
+
+    # -- builds ----------------------------------------------------------------------------
+    def create_build(self, model: ModelRef, file_path: str, function_name: str, comment: str,
+                     runtime_identifier: str | None) -> str:
+        body: dict[str, Any] = {"project_id": self.project_id, "model_id": model.id, "comment": comment,
+                                "file_path": file_path, "function_name": function_name}
+        if runtime_identifier:
+            body["runtime_identifier"] = runtime_identifier
+            body["kernel"] = "python3"
+
+        def created_anyway() -> str | None:
+            return next((field(b, "id") for b in self.builds(model) if field(b, "comment") == comment), None)
+
+        build = self._call(f"create build of model {model.name!r}", "create_model_build", body=body,
+                           project_id=self.project_id, model_id=model.id, before_retry=created_anyway)
+        return build if isinstance(build, str) else field(build, "id")
+
+    def builds(self, model: ModelRef) -> list[Any]:
+        """The model's builds, newest first by ``created_at``."""
+        items = list(self.pages(f"list builds of model {model.name!r}", "list_model_builds", "model_builds",
+                                project_id=self.project_id, model_id=model.id, sort="-created_at"))
+        return sorted(items, key=lambda b: str(field(b, "created_at") or ""), reverse=True)
+
+    def get_build(self, model: ModelRef, build_id: str) -> Any:
+        return self._call(f"get build {build_id} of model {model.name!r}", "get_model_build",
+                          project_id=self.project_id, model_id=model.id, build_id=build_id)
+
+    # -- deployments -----------------------------------------------------------------------
+    def deployments(self, model: ModelRef, build_id: str) -> list[DeploymentRef]:
+        items = self.pages(f"list deployments of build {build_id}", "list_model_deployments",
+                           "model_deployments", project_id=self.project_id, model_id=model.id, build_id=build_id)
+        return [DeploymentRef(field(d, "id"), field(d, "crn"), field(d, "build_id") or build_id, status_of(d),
+                              str(field(d, "created_at") or ""), env_map(field(d, "environment"))) for d in items]
+
+    def live_deployment(self, model: ModelRef) -> DeploymentRef | None:
+        """The deployment with status ``deployed``, newest ``created_at`` first; None if nothing serves."""
+        live: list[DeploymentRef] = []
+        for build in self.builds(model):
+            live += [d for d in self.deployments(model, field(build, "id")) if d.status == "deployed"]
+        return max(live, key=lambda d: d.created_at, default=None)
+
+    def get_deployment(self, model: ModelRef, build_id: str, deployment_id: str) -> DeploymentRef:
+        d = self._call(f"get deployment {deployment_id}", "get_model_deployment", project_id=self.project_id,
+                       model_id=model.id, build_id=build_id, deployment_id=deployment_id)
+        return DeploymentRef(field(d, "id"), field(d, "crn"), field(d, "build_id") or build_id, status_of(d),
+                             str(field(d, "created_at") or ""), env_map(field(d, "environment")))
+
+    def create_deployment(self, model: ModelRef, build_id: str, cpu: float, memory: float, replicas: int,
+                          environment: dict[str, str]) -> DeploymentRef:
+        """Create a deployment; on a 5xx, list the build's deployments before trying again (never two)."""
+        before = {d.id for d in self.deployments(model, build_id)}
+        body = {"project_id": self.project_id, "model_id": model.id, "build_id": build_id, "cpu": cpu,
+                "memory": memory, "replicas": replicas, "environment": environment}
+
+        def created_anyway() -> DeploymentRef | None:
+            fresh = [d for d in self.deployments(model, build_id) if d.id not in before]
+            return max(fresh, key=lambda d: d.created_at, default=None)
+
+        result = self._call(f"create deployment of build {build_id}", "create_model_deployment", body=body,
+                            project_id=self.project_id, model_id=model.id, build_id=build_id,
+                            before_retry=created_anyway)
+        if isinstance(result, DeploymentRef):
+            return result
+        return DeploymentRef(field(result, "id"), field(result, "crn"), build_id, status_of(result),
+                             str(field(result, "created_at") or ""), env_map(field(result, "environment")))
+
+    def stop_deployment(self, model: ModelRef, deployment: DeploymentRef) -> None:
+        self._call(f"stop deployment {deployment.id}", "stop_model_deployment", project_id=self.project_id,
+                   model_id=model.id, build_id=deployment.build_id, deployment_id=deployment.id)
+
+    # -- jobs ------------------------------------------------------------------------------
+    def jobs(self) -> list[Any]:
+        return list(self.pages("list jobs", "list_jobs", "jobs", project_id=self.project_id))
+
+    def create_job(self, body: dict[str, Any]) -> Any:
+        name = body["name"]
+
+        def created_anyway() -> Any:
+            return next((j for j in self.jobs() if field(j, "name") == name), None)
+
+        return self._call(f"create job {name!r}", "create_job", body=body, project_id=self.project_id,
+                          before_retry=created_anyway)
+
+    def update_job(self, job_id: str, changes: dict[str, Any]) -> Any:
+        return self._call(f"update job {job_id}", "update_job", body=changes, project_id=self.project_id,
+                          job_id=job_id)
+
+    def start_job_run(self, job_id: str, environment: dict[str, str] | None = None) -> Any:
+        """Start a run; a job that already has an active run raises BusyError (reported, not crashed on)."""
+        from monitoring.errors import BusyError
+
+        body = {"project_id": self.project_id, "job_id": job_id}
+        if environment:
+            body["environment"] = environment
+        try:
+            return self._call(f"start a run of job {job_id}", "create_job_run", body=body,
+                              project_id=self.project_id, job_id=job_id)
+        except PlatformRequestError as exc:
+            active = [r for r in self.job_runs(job_id, limit=PAGE_SIZE) if field(r, "status") in RUN_ACTIVE]
+            if active:
+                raise BusyError(f"job {job_id} already has an active run ({field(active[0], 'id')}): {exc}") from exc
+            raise
+
+    def job_runs(self, job_id: str, limit: int = 10) -> list[Any]:
+        """The job's runs, newest first."""
+        page = self._call(f"list runs of job {job_id}", "list_job_runs", project_id=self.project_id,
+                          job_id=job_id, sort="-created_at", page_size=limit)
+        runs = list(field(page, "job_runs") or [])
+        return sorted(runs, key=lambda r: str(field(r, "created_at") or ""), reverse=True)
+
+    def get_job_run(self, job_id: str, run_id: str) -> Any:
+        return self._call(f"get run {run_id} of job {job_id}", "get_job_run", project_id=self.project_id,
+                          job_id=job_id, run_id=run_id)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientPlatformError)
+
+
+__all__ = ["CmlApi", "ModelRef", "DeploymentRef", "field", "env_map", "status_of", "BUILD_OK", "BUILD_FAILED",
+           "RUN_TERMINAL", "RUN_ACTIVE", "PlatformError", "is_transient"]

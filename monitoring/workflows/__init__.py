@@ -1,0 +1,1 @@
+"""Workflows: one per job, each receiving a Context (config, platform, state store) and returning an Outcome."""

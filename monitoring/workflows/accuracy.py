@@ -1,0 +1,130 @@
+"""compute_accuracy: incremental window metrics per deployment, from the model metrics store.
+
+Each run reads only what it has not read yet, plus the windows still inside the label horizon
+(labels arrive late and merge into earlier records). Reads go chunk by chunk, so memory is
+bounded by one chunk, not by the history. Settled windows are written back to CML with
+``track_aggregate_metrics``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from monitoring.drift import ReferenceStats
+from monitoring.durations import to_ms
+from monitoring.errors import DataError
+from monitoring.logs import KV
+from monitoring.records import records_to_columns
+from monitoring.store import DeploymentRow
+from monitoring.training import load_artifact
+from monitoring.windows import WindowResult, compute_windows
+from monitoring.workflows.context import Context, Outcome, version_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Span:
+    """The part of one deployment's history a run must (re)read."""
+
+    deployment: DeploymentRow
+    start_ms: int
+    end_ms: int
+    previous_watermark: int | None
+
+
+def floor_to(ms: int, step: int) -> int:
+    return (ms // step) * step
+
+
+def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> list[Span]:
+    """For each deployment: from its watermark minus the label horizon (or its start) to now or its end."""
+    window = to_ms(ctx.cfg.windows.length)
+    horizon = to_ms(ctx.cfg.windows.label_horizon)
+    spans = []
+    for i, dep in enumerate(deployments):
+        replaced = deployments[i + 1].deployed_ms if i + 1 < len(deployments) else None
+        watermark = ctx.store.watermark(dep.deployment_crn)
+        if replaced is not None and watermark is not None and watermark - horizon >= replaced:
+            continue  # settled: no label for it can still arrive
+        start = dep.deployed_ms if watermark is None else max(dep.deployed_ms, watermark - horizon)
+        end = now if replaced is None else min(now, replaced)
+        spans.append(Span(dep, floor_to(start, window), end, watermark))
+    return spans
+
+
+def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
+    path = ctx.artifacts_dir / dep.model / dep.version
+    try:
+        return ReferenceStats.from_dict(load_artifact(path).metadata["reference"])
+    except (DataError, KeyError) as exc:
+        log.warning("no training reference, drift not computed %s", KV(version=dep.version, error=str(exc)))
+        return None
+
+
+def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
+    """Complete windows of one span, reading ``windows.chunk`` at a time."""
+    cfg = ctx.cfg
+    window = to_ms(cfg.windows.length)
+    chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
+    reference = reference_for(ctx, span.deployment)
+    results: list[WindowResult] = []
+    for lo, hi, records in ctx.platform.metrics.read_chunks(span.deployment.deployment_crn, span.start_ms,
+                                                             span.end_ms, chunk):
+        columns = records_to_columns(records, cfg.model.features, prediction_key=cfg.windows.prediction_key,
+                                     label_key=cfg.windows.label_key, features_key=cfg.windows.features_key)
+        for result in compute_windows(columns, window, cfg.model.classes, reference=reference):
+            if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
+                results.append(result)
+        log.debug("chunk read %s", KV(start=lo, end=hi, records=len(records)))
+    return results
+
+
+def track_settled(ctx: Context, span: Span, results: list[WindowResult], now: int) -> int:
+    """Send windows that settled since the last run to CML as aggregate metrics; returns how many."""
+    horizon = to_ms(ctx.cfg.windows.label_horizon)
+    sent = 0
+    for r in results:
+        settles_at = r.end_ms + horizon
+        if settles_at <= now and (span.previous_watermark is None or settles_at > span.previous_watermark):
+            metrics = {k: v for k, v in dict(accuracy=r.accuracy, precision=r.precision, recall=r.recall,
+                                             f1=r.f1, predictions=r.predictions, labelled=r.labelled).items()
+                       if v is not None}
+            ctx.platform.metrics.track_aggregate(metrics, r.start_ms, r.end_ms, span.deployment.deployment_crn)
+            sent += 1
+    return sent
+
+
+def ensure_live_recorded(ctx: Context) -> tuple[str, str]:
+    """Re-resolve the live deployment and make sure the state store knows it (CRNs change on redeploy)."""
+    model = ctx.require_model()
+    live = ctx.require_live(model)
+    known = {d.deployment_crn for d in ctx.store.deployments(model.name)}
+    if live.crn not in known:
+        log.info("live deployment not yet recorded, recording it %s", KV(deployment=live.id))
+        ctx.store.record_deployment(model.name, live.crn, model.crn, live.build_id, version_of(live),
+                                    ctx.platform.clock.now_ms(), "discovered")
+    return model.name, live.crn
+
+
+def compute_accuracy(ctx: Context) -> Outcome:
+    """Compute and store window metrics for every deployment that still has unsettled windows."""
+    now = ctx.platform.clock.now_ms()
+    model_name, live_crn = ensure_live_recorded(ctx)
+    computed, tracked = 0, 0
+    for span in spans_to_read(ctx, ctx.store.deployments(model_name), now):
+        results = windows_for_span(ctx, span, now)
+        ctx.store.upsert_windows(results)
+        tracked += track_settled(ctx, span, results, now)
+        ctx.store.set_watermark(span.deployment.deployment_crn, now)
+        computed += len(results)
+    labelled = [w for w in ctx.store.windows(deployment_crn=live_crn) if w.labelled > 0]
+    fields = dict(model=model_name, windows=computed, aggregates_tracked=tracked)
+    if not labelled:
+        return Outcome("ok", f"computed {computed} windows; the live deployment has no labelled window yet",
+                       "none", fields)
+    last = labelled[-1]
+    fields.update(window_start=last.start_ms, accuracy=round(last.accuracy, 4) if last.accuracy is not None else None,
+                  labelled=last.labelled, predictions=last.predictions)
+    return Outcome("ok", f"computed {computed} windows; latest labelled window of the live deployment: "
+                   f"accuracy {last.accuracy:.3f} over {last.labelled}/{last.predictions} labelled", "none", fields)

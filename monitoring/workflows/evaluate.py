@@ -1,0 +1,71 @@
+"""evaluate_thresholds: apply the threshold policies to the live deployment's windows; persist a decision."""
+from __future__ import annotations
+
+import logging
+
+from monitoring.config import REDEPLOY_SCRIPT
+from monitoring.decisions import Decision, decide
+from monitoring.durations import to_ms
+from monitoring.errors import DataError
+from monitoring.logs import KV
+from monitoring.platform.api import field
+from monitoring.training import load_artifact
+from monitoring.workflows.accuracy import ensure_live_recorded
+from monitoring.workflows.context import Context, Outcome
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+#: What on-call should do for each action.
+ACTIONS = {
+    "none": "none",
+    "insufficient_data": "none; wait for labels (check the ground-truth feed if this persists)",
+    "warn": "review feature drift in `cml-monitor report`; no redeploy was triggered",
+    "redeploy": "none; the redeploy job retrains and redeploys (watch its VERDICT)",
+    "suppressed": "investigate: accuracy is below policy but a redeploy is blocked (cooldown or daily cap)",
+}
+
+
+def baseline_for(ctx: Context, model: str, version: str) -> dict | None:
+    try:
+        return load_artifact(ctx.artifacts_dir / model / version).metadata.get("holdout")
+    except DataError as exc:
+        log.warning("no training baseline for the live version %s", KV(version=version, error=str(exc)))
+        return None
+
+
+def trigger_redeploy_job(ctx: Context, decision: Decision) -> str:
+    """``jobs.trigger: api``: start the redeploy job's run; returns its run id."""
+    spec = next(j for j in ctx.cfg.jobs.graph if j.script == REDEPLOY_SCRIPT)
+    job = next((j for j in ctx.platform.api.jobs() if field(j, "name") == spec.name), None)
+    if job is None:
+        raise DataError(f"job {spec.name!r} does not exist: run `cml-monitor graph apply` first")
+    run = ctx.platform.api.start_job_run(field(job, "id"), environment={"CML_MONITOR_DECISION": decision.id or ""})
+    return field(run, "id")
+
+
+def evaluate_thresholds(ctx: Context) -> Outcome:
+    now = ctx.platform.clock.now_ms()
+    model, live_crn = ensure_live_recorded(ctx)
+    current = ctx.store.current_deployment(model)
+    thresholds = ctx.cfg.thresholds
+    decision = decide(
+        windows=ctx.store.windows(deployment_crn=live_crn), policies=thresholds.policies,
+        consecutive=thresholds.consecutive, cooldown_ms=to_ms(thresholds.cooldown),
+        max_per_day=thresholds.max_redeploys_per_day,
+        redeploy_times_ms=ctx.store.redeploys_since(model, now - DAY_MS), now_ms=now, model=model,
+        deployment_crn=live_crn, baseline=baseline_for(ctx, model, current.version) if current else None)
+    decision_id = ctx.store.add_decision(decision)
+    decision = ctx.store.decision(decision_id)
+    fields = dict(model=model, version=current.version if current else None, decision=decision_id,
+                  decision_action=decision.action, window_start=decision.window_start_ms, **{
+                      k: (round(v, 4) if isinstance(v, float) else v) for k, v in decision.values.items()})
+    for result in decision.results:
+        log.info("policy %s", KV(policy=result.policy, status=result.status, value=result.value,
+                                 bound=result.bound, threshold=result.threshold, reason=result.reason))
+    if decision.action == "redeploy" and ctx.cfg.jobs.trigger == "api":
+        fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
+    return Outcome("breach" if decision.action in ("redeploy", "suppressed") else "ok", decision.reason,
+                   ACTIONS.get(decision.action, "none"), fields)

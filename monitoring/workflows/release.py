@@ -1,0 +1,96 @@
+"""Ship one model version: build, wait, deploy, wait, smoke call, re-resolve; roll back on failure."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from monitoring.errors import MonitoringError, RedeployError
+from monitoring.logs import KV
+from monitoring.platform.api import DeploymentRef, ModelRef
+from monitoring.platform.waits import wait_for_build, wait_for_deployment
+from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
+
+log = logging.getLogger(__name__)
+
+
+def _deploy_build(ctx: Context, model: ModelRef, build_id: str, environment: dict[str, str]) -> DeploymentRef:
+    dep_cfg = ctx.cfg.deployment
+    deployment = ctx.platform.api.create_deployment(model, build_id, dep_cfg.cpu, dep_cfg.memory,
+                                                    dep_cfg.replicas, environment)
+    log.info("deployment created %s", KV(deployment=deployment.id, build=build_id))
+    return wait_for_deployment(ctx.platform, model, deployment, dep_cfg.deploy_timeout.total_seconds(),
+                               dep_cfg.poll_interval.total_seconds())
+
+
+def smoke_test(ctx: Context, model: ModelRef, request: dict[str, Any]) -> None:
+    """One real call through the model service; raises if the answer is not a scored prediction."""
+    endpoint = ctx.platform.endpoint(model, ctx.cfg.scenario.request_timeout.total_seconds())
+    try:
+        prediction, uuid = endpoint.predict(request)
+    finally:
+        endpoint.close()
+    if prediction not in ctx.cfg.model.classes:
+        raise RedeployError(f"smoke call returned prediction {prediction!r}, expected one of {ctx.cfg.model.classes}")
+    log.info("smoke call answered %s", KV(prediction=prediction, uuid=uuid))
+
+
+def release(ctx: Context, model: ModelRef, artifact_rel: str, version: str, label: str,
+            smoke_request: dict[str, Any]) -> DeploymentRef:
+    """Build and deploy ``artifact_rel``; verify it serves; on failure keep or restore the previous one.
+
+    Args:
+        artifact_rel: artifact directory relative to the project root (goes into the deployment env).
+        label: unique text for the build comment (decision id or "bootstrap"), so a retried
+            create can find the build it already made.
+
+    Returns:
+        The new live deployment (re-resolved after deploying: its CRN is new).
+
+    Raises:
+        RedeployError: the build or deployment failed; the previous deployment serves.
+    """
+    api = ctx.platform.api
+    dep_cfg = ctx.cfg.deployment
+    previous = api.live_deployment(model)
+    build_id = api.create_build(model, ctx.cfg.model.serving_file, ctx.cfg.model.serving_function,
+                                comment=f"cml-monitor {version} {label}",
+                                runtime_identifier=dep_cfg.runtime_identifier or ctx.cfg.jobs.runtime_identifier)
+    log.info("build started %s", KV(model=model.name, version=version, build=build_id))
+    wait_for_build(ctx.platform, model, build_id, dep_cfg.build_timeout.total_seconds(),
+                   dep_cfg.poll_interval.total_seconds())
+    deployment: DeploymentRef | None = None
+    try:
+        deployment = _deploy_build(ctx, model, build_id, {ARTIFACT_ENV: artifact_rel})
+        smoke_test(ctx, model, smoke_request)
+        live = api.live_deployment(model)
+        if live is None or live.id != deployment.id:
+            raise RedeployError(f"after deploying {deployment.id}, the live deployment is "
+                                f"{live.id if live else 'none'}")
+    except MonitoringError as exc:
+        restored = rollback(ctx, model, deployment, previous)
+        raise RedeployError(f"deploying {version} failed ({exc}); {restored}") from exc
+    ctx.store.record_deployment(model.name, live.crn, model.crn, build_id, version,
+                                ctx.platform.clock.now_ms(), label)
+    return live
+
+
+def rollback(ctx: Context, model: ModelRef, failed: DeploymentRef | None, previous: DeploymentRef | None) -> str:
+    """Stop a failed deployment and make sure the previous one serves; returns what was done."""
+    api = ctx.platform.api
+    if failed is not None:
+        try:
+            current = api.get_deployment(model, failed.build_id, failed.id)
+            if current.status not in ("stopped", "failed"):
+                api.stop_deployment(model, current)
+        except MonitoringError as exc:
+            log.warning("could not stop the failed deployment %s", KV(deployment=failed.id, error=str(exc)))
+    if previous is None:
+        return "there was no previous deployment to restore"
+    live = api.live_deployment(model)
+    if live is not None and live.id == previous.id:
+        return f"the previous deployment {previous.id} ({version_of(previous)}) kept serving"
+    log.warning("previous deployment was replaced, restoring it %s", KV(build=previous.build_id))
+    restored = _deploy_build(ctx, model, previous.build_id, previous.environment)
+    ctx.store.record_deployment(model.name, restored.crn, model.crn, previous.build_id, version_of(previous),
+                                ctx.platform.clock.now_ms(), "rollback")
+    return f"rolled back: {version_of(previous)} serves again as deployment {restored.id}"

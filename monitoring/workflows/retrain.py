@@ -1,0 +1,85 @@
+"""Training data and candidates: labelled traffic from the metrics store, time splits, saved versions."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitoring.drift import ReferenceStats
+from monitoring.records import records_to_columns
+from monitoring.training import save_artifact, score, train_model
+from monitoring.workflows.context import Context
+
+log = logging.getLogger(__name__)
+
+TIME_COLUMN = "start_ms"
+
+
+@dataclass
+class Candidate:
+    pipeline: Any
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    holdout_metrics: dict[str, float]
+
+
+def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """Inputs tracked at prediction time joined with their delayed ground truth, for every deployment
+    of the model in ``[start_ms, end_ms)``: one row per labelled prediction with finite features."""
+    cfg = ctx.cfg
+    parts = []
+    for dep in ctx.store.deployments(cfg.model.name):
+        for _, _, records in ctx.platform.metrics.read_chunks(dep.deployment_crn, start_ms, end_ms,
+                                                              end_ms - start_ms or 1):
+            cols = records_to_columns(records, cfg.model.features, prediction_key=cfg.windows.prediction_key,
+                                      label_key=cfg.windows.label_key, features_key=cfg.windows.features_key)
+            keep = ~np.isnan(cols.label) & np.isfinite(cols.features).all(axis=1)
+            if keep.any():
+                frame = pd.DataFrame(cols.features[keep], columns=list(cfg.model.features))
+                frame[cfg.model.label] = cols.label[keep].astype(int)
+                frame[TIME_COLUMN] = cols.start_ms[keep]
+                parts.append(frame)
+    if not parts:
+        return pd.DataFrame(columns=[*cfg.model.features, cfg.model.label, TIME_COLUMN])
+    return pd.concat(parts, ignore_index=True).sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def split_by_time(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Older rows train, the newest ``holdout_fraction`` is held out (no look-ahead)."""
+    cut = int(round(len(frame) * (1 - holdout_fraction)))
+    return frame.iloc[:cut], frame.iloc[cut:]
+
+
+def fit_candidate(ctx: Context, frame: pd.DataFrame) -> Candidate:
+    cfg = ctx.cfg
+    train, holdout = split_by_time(frame, cfg.retraining.holdout_fraction)
+    pipeline = train_model(train, list(cfg.model.features), cfg.model.label, seed=cfg.scenario.seed)
+    metrics = score(pipeline, holdout, list(cfg.model.features), cfg.model.label)
+    return Candidate(pipeline, train, holdout, metrics)
+
+
+def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | None, label: str) -> tuple[str, str]:
+    """Save a candidate as the next version; returns ``(version, artifact path relative to the project)``."""
+    cfg = ctx.cfg
+    features = list(cfg.model.features)
+    times = candidate.train[TIME_COLUMN] if TIME_COLUMN in candidate.train else None
+    metadata = {
+        "model_name": cfg.model.name, "trained_at_ms": ctx.platform.clock.now_ms(), "features": features,
+        "label": cfg.model.label, "classes": list(cfg.model.classes), "n_train": int(len(candidate.train)),
+        "holdout": candidate.holdout_metrics, "parent_version": parent_version, "reason": label,
+        "reference": ReferenceStats.fit(candidate.train, features).to_dict(),
+        "training_window_ms": [int(times.min()), int(times.max())] if times is not None and len(times) else None,
+    }
+    path = save_artifact(candidate.pipeline, ctx.artifacts_dir, cfg.model.name, metadata)
+    full = (ctx.artifacts_dir / path) if not str(path).startswith(str(ctx.artifacts_dir)) else path
+    rel = full.resolve().relative_to(ctx.project_root.resolve()).as_posix()
+    return rel.rstrip("/").rsplit("/", 1)[-1], rel
+
+
+def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, float]:
+    """A real feature row to use for the smoke call."""
+    row = frame.iloc[0]
+    return {name: float(row[name]) for name in ctx.cfg.model.features}

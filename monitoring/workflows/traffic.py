@@ -1,0 +1,99 @@
+"""simulate_traffic: post due ground truth, send a cycle of synthetic requests, queue their labels."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from monitoring.data import TelcoScenario, drift_level_at
+from monitoring.durations import to_ms
+from monitoring.errors import MonitoringError, PlatformError
+from monitoring.logs import KV
+from monitoring.progress import Progress
+from monitoring.workflows.context import Context, Outcome, version_of
+
+log = logging.getLogger(__name__)
+
+#: Labels are queued in the state store in batches of this size as responses arrive.
+QUEUE_BATCH = 200
+#: More than this share of failed requests fails the run (after per-request retries).
+MAX_FAILED_SHARE = 0.05
+
+
+def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> int:
+    """Post every label whose delay has passed; mark each posted exactly once. Returns the count."""
+    posted_total = 0
+    while True:
+        due = ctx.store.due_labels(now_ms, limit=5000)
+        if not due:
+            return posted_total
+        posted = ctx.platform.metrics.post_ground_truth([(u, {label_key: int(y)}) for u, y in due])
+        ctx.store.mark_labels_posted(posted, now_ms)
+        posted_total += len(posted)
+        if len(posted) < len(due):
+            log.warning("some labels were not posted and stay pending %s", KV(pending=len(due) - len(posted)))
+            return posted_total
+
+
+def simulate_traffic(ctx: Context) -> Outcome:
+    """One traffic cycle against the live deployment.
+
+    Returns:
+        Outcome with predictions sent, labels posted and the drift level.
+
+    Raises:
+        PlatformError: more than 5% of requests failed after retries.
+    """
+    cfg, clock = ctx.cfg, ctx.platform.clock
+    now = clock.now_ms()
+    model = ctx.require_model()
+    live = ctx.require_live(model)
+    epoch = ctx.store.set_scenario_epoch_if_absent(model.name, now)
+    cycle = (now - epoch) // max(1, to_ms(cfg.scenario.cycle))
+    level = drift_level_at(now, epoch, to_ms(cfg.scenario.drift.start_after))
+    label_key = cfg.windows.label_key
+
+    posted_before = post_due_labels(ctx, now, label_key)
+    scenario = TelcoScenario.from_config(cfg)
+    frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(cycle, 1), drift_level=level)
+    features = frame[list(cfg.model.features)].to_numpy(dtype=float)
+    labels = frame[cfg.model.label].to_numpy()
+    names = list(cfg.model.features)
+    endpoint = ctx.platform.endpoint(model, cfg.scenario.request_timeout.total_seconds())
+    delay_ms = to_ms(cfg.scenario.label_delay)
+
+    def score(i: int) -> tuple[int, str | None, str | None]:
+        request: dict[str, Any] = {n: float(v) for n, v in zip(names, features[i])}
+        try:
+            _, uuid = endpoint.predict(request)
+            return i, uuid, None
+        except MonitoringError as exc:
+            return i, None, str(exc)
+
+    sent, failures, batch = 0, [], []
+    progress = Progress("predictions", total=len(frame))
+    with ThreadPoolExecutor(max_workers=cfg.scenario.concurrency) as pool:
+        for i, uuid, error in pool.map(score, range(len(frame))):
+            progress.advance()
+            if uuid is None:
+                failures.append(error)
+                continue
+            sent += 1
+            batch.append((uuid, live.crn, int(labels[i]), clock.now_ms() + delay_ms))
+            if len(batch) >= QUEUE_BATCH:
+                ctx.store.add_pending_labels(batch)
+                batch = []
+    ctx.store.add_pending_labels(batch)
+    endpoint.close()
+    progress.done()
+    posted_now = post_due_labels(ctx, clock.now_ms(), label_key)
+
+    fields = dict(model=model.name, deployment=live.id, version=version_of(live), cycle=cycle,
+                  predictions=sent, failed=len(failures), labels_posted=posted_before + posted_now,
+                  drift_level=round(float(level), 2), positives=int(np.sum(labels)))
+    if failures and len(failures) > MAX_FAILED_SHARE * len(frame):
+        raise PlatformError(f"{len(failures)} of {len(frame)} requests to {model.name!r} failed; first: {failures[0]}")
+    return Outcome("ok", f"sent {sent} predictions to {version_of(live)}, posted "
+                   f"{posted_before + posted_now} delayed labels", "none", fields)

@@ -1,0 +1,4 @@
+"""AMP task: wire the job chain (parents, the head job's schedule) with `cml-monitor graph apply`."""
+from monitoring.cli import main
+
+main(["graph", "apply"])

@@ -1,0 +1,116 @@
+"""decide(): the decisive window, consecutive breaches, cooldown, the 24 h cap, drift warnings."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitoring.decisions import DAY_MS, Decision, decide, format_decisions
+from monitoring.errors import ConfigError
+
+from decisions_support import CRN, HOUR, T0, p_abs, p_drift, p_min, p_wilson, window
+
+POLICIES = [p_min(100), p_abs(0.8)]
+COOLDOWN = 2 * HOUR
+NOW = T0 + 48 * HOUR
+
+
+def run(windows, policies=POLICIES, consecutive=1, cooldown_ms=COOLDOWN, max_per_day=3, redeploys=(), now=NOW):
+    return decide(windows, policies, consecutive, cooldown_ms, max_per_day, list(redeploys), now, "telco", CRN, None)
+
+
+def test_healthy_window_means_no_action():
+    d = run([window(0, 0.9), window(1, 0.85)])
+    assert d.action == "none" and d.id is None and d.created_ms == NOW
+    assert (d.window_start_ms, d.window_end_ms) == (T0 + HOUR, T0 + 2 * HOUR)
+    assert d.values == pytest.approx({"accuracy": 0.85, "precision": 0.8, "recall": 0.83, "f1": 0.82,
+                                      "labelled": 200, "predictions": 250})
+    assert d.reason == ("window 2025-11-23T09:00:00Z..2025-11-23T10:00:00Z: accuracy 0.85 over 200 labels passes "
+                        "all policies; healthy, no action.")
+
+
+def test_no_windows_and_no_evaluable_window_are_insufficient_data():
+    assert run([]).action == "insufficient_data"
+    d = run([window(0, 0.1, labelled=37), window(1, 0.1, labelled=99)])
+    assert d.action == "insufficient_data"
+    assert "99 labelled of 100 required" in d.reason and d.reason.endswith("wait for labels to arrive.")
+    assert d.window_start_ms == T0 + HOUR
+
+
+def test_decisive_window_is_latest_evaluable_not_latest():
+    d = run([window(0, 0.6), window(1, 0.95, labelled=5)])
+    assert d.action == "redeploy" and d.window_start_ms == T0
+    assert "(latest evaluable)" in d.reason and "accuracy 0.6 < 0.8" in d.reason
+
+
+def test_consecutive_windows_needed_before_redeploy():
+    assert run([window(0, 0.9), window(1, 0.6)], consecutive=2).action == "none"
+    assert "1 of 2 consecutive" in run([window(0, 0.9), window(1, 0.6)], consecutive=2).reason
+    assert run([window(0, 0.7), window(1, 0.6)], consecutive=2).action == "redeploy"
+    # an insufficient window in between neither breaks nor extends the streak
+    assert run([window(0, 0.7), window(1, 0.99, labelled=3), window(2, 0.6)], consecutive=2).action == "redeploy"
+    assert run([window(0, 0.7), window(1, 0.9), window(2, 0.6)], consecutive=2).action == "none"
+    assert run([window(0, 0.6)], consecutive=2).action == "none"
+
+
+def test_cooldown_boundary_exactly_at_cooldown_is_allowed():
+    breach = [window(0, 0.6)]
+    assert run(breach, redeploys=[NOW - COOLDOWN]).action == "redeploy"
+    d = run(breach, redeploys=[NOW - COOLDOWN + 1])
+    assert d.action == "suppressed"
+    assert "inside the cooldown of 2h" in d.reason and "last redeploy was at 2025-11-25T06:00:00Z" in d.reason
+    assert "a run after 2025-11-25T08:00:00Z redeploys" in d.reason
+
+
+def test_daily_cap_counts_only_the_last_rolling_24_hours():
+    breach = [window(0, 0.6)]
+    older = [NOW - 10 * HOUR, NOW - 5 * HOUR]
+    assert run(breach, redeploys=[NOW - DAY_MS, *older]).action == "redeploy"  # exactly 24 h ago: not counted
+    d = run(breach, redeploys=[NOW - DAY_MS + 1, *older])
+    assert d.action == "suppressed"
+    assert "3 redeploys in the last 24h reached max_redeploys_per_day=3" in d.reason
+    assert "next allowed after 2025-11-25T08:00:00Z" in d.reason  # when the oldest leaves the window (+1 ms)
+    assert "check the input data and the labels" in d.reason
+
+
+def test_redeploys_in_the_future_are_ignored_and_cap_zero_disables():
+    assert run([window(0, 0.6)], redeploys=[NOW + 1]).action == "redeploy"
+    d = run([window(0, 0.6)], max_per_day=0)
+    assert d.action == "suppressed" and "disabled (max_redeploys_per_day is 0)" in d.reason
+
+
+def test_drift_warn_on_healthy_window_warns_act_redeploys():
+    drift = {"iot_signal_3": {"psi": 0.4, "ks": 0.3}}
+    warn = run([window(0, 0.9, drift=drift)], policies=[*POLICIES, p_drift(0.25, "warn")])
+    assert warn.action == "warn" and "iot_signal_3" in warn.reason and "no redeploy" in warn.reason
+    act = run([window(0, 0.9, drift=drift)], policies=[*POLICIES, p_drift(0.25, "act")])
+    assert act.action == "redeploy"
+    both = run([window(0, 0.6, drift=drift)], policies=[*POLICIES, p_drift(0.25, "warn")])
+    assert both.action == "redeploy" and "PSI" not in both.reason
+
+
+def test_wilson_tiny_sample_never_redeploys():
+    assert run([window(0, 0.5, labelled=10)], policies=[p_wilson(0.75)]).action == "none"
+    assert run([window(0, 0.5, labelled=1000)], policies=[p_wilson(0.75)]).action == "redeploy"
+
+
+def test_decision_round_trips_through_json():
+    d = run([window(0, 0.6)])
+    d.values["accuracy"] = float("nan")
+    data = json.loads(json.dumps(d.to_dict(), allow_nan=False))
+    assert data["values"]["accuracy"] is None
+    back = Decision.from_dict(data)
+    assert back.results == d.results and back.action == "redeploy" and back.reason == d.reason
+
+
+def test_format_decisions_table_and_json():
+    d = run([window(0, 0.6)])
+    d.id, d.outcome = "d-20251125080000-abcdef", "deployed"
+    table = format_decisions([d]).splitlines()
+    assert table[0].split() == ["ID", "CREATED", "MODEL", "ACTION", "ACCURACY", "LABELLED", "OUTCOME", "REASON"]
+    assert table[1].split()[:7] == ["d-20251125080000-abcdef", "2025-11-25T08:00:00Z", "telco", "redeploy", "0.600",
+                                    "200", "deployed"]
+    assert json.loads(format_decisions([d], "json"))[0]["id"] == d.id
+    assert format_decisions([]).endswith("(no decisions recorded)")
+    with pytest.raises(ConfigError, match="--format: expected one of table, json, got 'yaml'"):
+        format_decisions([d], "yaml")

@@ -1,0 +1,207 @@
+"""StateStore on a real database: schema, exactly-once labels and claims, watermarks, windows, decisions."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from monitoring.decisions import decide
+from monitoring.errors import DataError
+from monitoring.store import SCHEMA_VERSION, DeploymentRow, StateStore
+
+from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTILE = ["x'; DROP TABLE decisions; --", 'quote " and \' both', "Robert'); DROP TABLE windows;--", "ünï ☃ \\ %s ?"]
+
+
+def a_decision(model="telco", crn=CRN, now=T0 + 10 * HOUR, accuracy=0.6):
+    return decide([window(0, accuracy, crn=crn)], [p_min(100), p_abs(0.8)], 1, 2 * HOUR, 3, [], now, model, crn, None)
+
+
+# -- schema -----------------------------------------------------------------------------------------
+def test_schema_creation_is_idempotent_and_keeps_data(store_url):
+    with StateStore(store_url) as first:
+        first.set_watermark(CRN, 5)
+    with StateStore(store_url) as second, StateStore(store_url) as third:
+        assert second.schema_version() == third.schema_version() == SCHEMA_VERSION
+        assert second.db.query("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+        assert third.watermark(CRN) == 5
+
+
+def test_newer_schema_is_refused(store):
+    store.db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(DataError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+        StateStore(store.db.url)
+
+
+# -- scenario epoch ---------------------------------------------------------------------------------
+def test_scenario_epoch_is_set_once(store):
+    assert store.scenario_epoch("telco") is None
+    assert store.set_scenario_epoch_if_absent("telco", 1000) == 1000
+    assert store.set_scenario_epoch_if_absent("telco", 2000) == 1000
+    assert store.scenario_epoch("telco") == 1000 and store.scenario_epoch("other") is None
+
+
+# -- pending labels ---------------------------------------------------------------------------------
+def test_pending_labels_are_added_once_and_posted_once(store):
+    store.add_pending_labels([("u3", CRN, 1, 300), ("u1", CRN, 0, 100), ("u2", CRN, 1, 100), ("u4", CRN, 0, 999)])
+    store.add_pending_labels([("u1", CRN, 1, 50)])  # a known uuid is ignored, label and due time unchanged
+    assert store.due_labels(300, 10) == [("u1", 0), ("u2", 1), ("u3", 1)]
+    assert store.due_labels(300, 2) == [("u1", 0), ("u2", 1)]
+    assert store.mark_labels_posted(["u1", "u2"], 310) == 2
+    assert store.mark_labels_posted(["u2", "u3"], 320) == 1  # u2 again is a no-op
+    assert store.db.query("SELECT uuid, posted_ms FROM pending_labels WHERE posted_ms IS NOT NULL ORDER BY uuid") \
+        == [("u1", 310), ("u2", 310), ("u3", 320)]
+    assert store.due_labels(10_000, 10) == [("u4", 0)]
+    assert store.label_counts() == {"pending": 1, "posted": 3}
+
+
+# -- deployments ------------------------------------------------------------------------------------
+def test_deployment_history_and_current(store):
+    assert store.current_deployment("telco") is None
+    store.record_deployment("telco", "crn-a", "model-crn", "b1", "v1", 100, "initial")
+    store.record_deployment("telco", "crn-b", "model-crn", "b2", "v2", 200, "accuracy breach")
+    store.record_deployment("telco", "crn-a", "other", "bX", "vX", 300, "again")  # same crn: unchanged
+    store.record_deployment("other", "crn-c", None, None, None, 999, None)
+    assert store.current_deployment("telco") == DeploymentRow("telco", "crn-b", "model-crn", "b2", "v2", 200,
+                                                              "accuracy breach")
+    assert [d.deployment_crn for d in store.deployments("telco")] == ["crn-a", "crn-b"]
+    assert store.deployments("telco")[0].build_id == "b1"
+
+
+# -- watermarks -------------------------------------------------------------------------------------
+def test_watermark_never_moves_backwards(store):
+    assert store.watermark(CRN) is None
+    assert store.set_watermark(CRN, 1000) == 1000
+    assert store.set_watermark(CRN, 999) == 1000
+    assert store.set_watermark(CRN, 1000) == 1000
+    assert store.set_watermark(CRN, 1001) == 1001
+    assert store.watermark("other") is None
+
+
+# -- windows ----------------------------------------------------------------------------------------
+def test_windows_upsert_overwrites_and_filters(store):
+    store.record_deployment("telco", CRN, None, None, None, T0, "initial")
+    drift = {"iot_signal_1": {"psi": 0.12, "ks": 0.05}}
+    assert store.upsert_windows([window(1, 0.9), window(0, None, labelled=0, drift=drift), window(0, 0.7, crn="b")]) == 3
+    result_like = SimpleNamespace(**{**window(0, 0.8, labelled=150, drift=drift).to_dict()})
+    store.upsert_windows([result_like])  # a WindowResult-shaped object recomputing window 0
+    rows = store.windows(CRN)
+    assert [(w.start_ms, w.accuracy, w.labelled) for w in rows] == [(T0, 0.8, 150), (T0 + HOUR, 0.9, 200)]
+    assert rows[0] == window(0, 0.8, labelled=150, drift=drift)
+    assert [w.start_ms for w in store.windows(CRN, since_ms=T0 + 1)] == [T0 + HOUR]
+    assert [w.deployment_crn for w in store.windows(model="telco")] == [CRN, CRN]
+    assert [w.deployment_crn for w in store.windows()] == ["b", CRN, CRN]
+    with pytest.raises(DataError, match="confusion/drift not JSON"):
+        store.upsert_windows([replace(window(2), confusion={"x": object()})])
+
+
+# -- decisions --------------------------------------------------------------------------------------
+def test_decision_ids_are_time_plus_random_suffix_and_unique(store_url):
+    suffixes = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    with StateStore(store_url, suffix=lambda: next(suffixes)) as s:
+        d = a_decision(now=T0)
+        assert s.add_decision(d) == "d-20251123080000-aaaaaa"
+        assert s.add_decision(d) == "d-20251123080000-bbbbbb"  # collision retried with a new suffix
+        with pytest.raises(DataError, match="already exists"):
+            s.add_decision(replace(d, id="d-20251123080000-aaaaaa"))
+    with StateStore(store_url) as s:
+        assert re.fullmatch(r"d-20251123080000-[0-9a-f]{6}", s.add_decision(a_decision(now=T0)))
+
+
+def test_decision_round_trip_latest_and_list(store):
+    first = store.add_decision(a_decision(now=T0 + HOUR, accuracy=0.6))
+    second = store.add_decision(a_decision(now=T0 + 2 * HOUR, accuracy=0.95))
+    store.add_decision(a_decision(model="other", now=T0 + 3 * HOUR))
+    got = store.decision(first)
+    assert got.id == first and got.action == "redeploy" and got.values["accuracy"] == 0.6
+    assert got.results == a_decision(now=T0 + HOUR).results
+    assert store.latest_decision("telco").id == second and store.latest_decision("nobody") is None
+    assert [d.model for d in store.list_decisions()] == ["other", "telco", "telco"]
+    assert [d.id for d in store.list_decisions("telco", limit=1)] == [second]
+    assert store.decision("d-missing") is None
+
+
+def test_claim_then_finish_and_redeploy_times(store):
+    a = store.add_decision(a_decision(now=T0))
+    b = store.add_decision(a_decision(now=T0 + HOUR))
+    assert store.claim_decision(a, "run-1", T0 + 5) is True
+    assert store.claim_decision(a, "run-2", T0 + 6) is False
+    store.finish_decision(a, "deployed", "deployment crn-2 serving", T0 + 60_000)
+    store.claim_decision(b, "run-3", T0 + HOUR)
+    store.finish_decision(b, "rolled_back", "build failed", T0 + HOUR + 5)
+    got = store.decision(a)
+    assert (got.consumed_by, got.outcome, got.outcome_detail) == ("run-1", "deployed", "deployment crn-2 serving")
+    assert store.redeploys_since("telco", T0) == [T0 + 60_000]
+    assert store.redeploys_since("telco", T0 + 60_001) == []
+    with pytest.raises(DataError, match="decision 'd-nope' not found"):
+        store.claim_decision("d-nope", "run-1", 0)
+    with pytest.raises(DataError, match="decision 'd-nope' not found"):
+        store.finish_decision("d-nope", "deployed", "", 0)
+
+
+def test_claim_decision_exactly_once_across_threads(store):
+    decision_id = store.add_decision(a_decision())
+    barrier, results = threading.Barrier(8), {}
+
+    def claim(run_id: str) -> None:
+        barrier.wait()
+        results[run_id] = store.claim_decision(decision_id, run_id, T0)
+
+    threads = [threading.Thread(target=claim, args=(f"run-{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r, ok in results.items() if ok]
+    assert len(results) == 8 and len(winners) == 1
+    assert store.decision(decision_id).consumed_by == winners[0]
+
+
+def test_claim_decision_exactly_once_across_processes(store):
+    decision_id = store.add_decision(a_decision())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("claim_worker.py")), store.db.url,
+                               decision_id, f"proc-{i}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=env, cwd=ROOT) for i in range(6)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:  # release them together
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outcomes = [p.communicate(timeout=60)[0].strip() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(outcomes) == ["claimed"] + ["refused"] * 5
+    assert store.decision(decision_id).consumed_by == f"proc-{outcomes.index('claimed')}"
+
+
+# -- hostile names ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_stored_and_read_back_verbatim(store, name):
+    store.set_scenario_epoch_if_absent(name, 7)
+    store.record_deployment(name, name + "-crn", name, name, name, 1, name)
+    store.set_watermark(name, 9)
+    store.add_pending_labels([(name, name, 1, 5)])
+    store.upsert_windows([window(0, crn=name, drift={name: {"psi": 0.1, "ks": 0.2}})])
+    decision_id = store.add_decision(a_decision(model=name, crn=name))
+    assert store.claim_decision(decision_id, name, 1)
+    store.finish_decision(decision_id, "deployed", name, 2)
+    assert store.scenario_epoch(name) == 7 and store.watermark(name) == 9
+    assert store.current_deployment(name) == DeploymentRow(name, name + "-crn", name, name, name, 1, name)
+    assert store.due_labels(5, 10) == [(name, 1)]
+    assert store.windows(name)[0].drift == {name: {"psi": 0.1, "ks": 0.2}}
+    got = store.latest_decision(name)
+    assert (got.model, got.deployment_crn, got.consumed_by, got.outcome_detail) == (name, name, name, name)
+    assert len(store.list_decisions()) == 1 and store.redeploys_since(name, 0) == [2]

@@ -97,7 +97,7 @@ class TelcoScenario:
 
     def _weights(self, drift_level: float) -> tuple[float, float]:
         """(covariate shift, concept mix) for a drift level."""
-        if not 0.0 <= drift_level <= 1.0 or drift_level != drift_level:
+        if not 0.0 <= drift_level <= 1.0:  # also rejects NaN
             raise ValueError(f"drift_level must be between 0 and 1, got {drift_level}")
         amount = self.drift_strength * drift_level
         covariate = amount if self.drift_kind in ("covariate", "both") else 0.0

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any, Iterable, Mapping, Sequence
 
 from monitoring.clock import iso_ms
@@ -106,6 +107,7 @@ def decide(windows: Sequence[Any], policies: Sequence[Any], consecutive: int, co
     evaluable windows all breach, outside the cooldown after the last redeploy (exactly at
     the boundary is allowed) and under the cap of redeploys in (now - 24h, now]; otherwise
     "suppressed". A failing drift "warn" policy on an otherwise healthy window gives "warn".
+    Windows are evaluated newest first and only as far back as the decision needs.
 
     Args:
         windows: the live deployment's windows, ordered by start (WindowRow or compatible).
@@ -113,41 +115,45 @@ def decide(windows: Sequence[Any], policies: Sequence[Any], consecutive: int, co
         consecutive: breaching evaluable windows needed in a row.
         cooldown_ms: minimum time between redeploys.
         max_per_day: cap on redeploys in any rolling 24 hours.
-        redeploy_times_ms: when earlier redeploys of this model happened.
+        redeploy_times_ms: when earlier redeploys of this model happened; must reach back at least
+            max(24h, cooldown) (``StateStore.redeploys_since``).
         now_ms: the decision time.
-        model: model name; deployment_crn: the live deployment.
+        model: the model name.
+        deployment_crn: the live deployment.
         baseline: training holdout metrics for relative_drop policies.
     Returns:
         a Decision (id None until stored).
     """
     rows = sorted((w if isinstance(w, WindowRow) else WindowRow.from_obj(w) for w in windows),
                   key=lambda w: w.start_ms)
-    evaluated = [(w, evaluate_window(w, policies, baseline, rows)) for w in rows]
-    usable = [(w, r) for w, r in evaluated if is_evaluable(r)]
+    latest, usable = None, []  # usable: evaluable windows, newest first, only as many as the decision needs
+    for w in reversed(rows):
+        results = evaluate_window(w, policies, baseline, rows)
+        latest = latest or (w, results)
+        if is_evaluable(results):
+            usable.append((w, results))
+            if not is_breach(results) or len(usable) >= consecutive:
+                break
 
     def make(action: str, reason: str, w: WindowRow | None, results: list[PolicyResult]) -> Decision:
         return Decision(None, now_ms, model, deployment_crn, w.start_ms if w else None, w.end_ms if w else None,
                         _values(w) if w else {}, results, action, reason)
 
-    if not evaluated:
+    if latest is None:
         return make(INSUFFICIENT_DATA, f"no windows computed yet for deployment {deployment_crn}; nothing to judge "
                     "(check that compute_accuracy ran and traffic is arriving).", None, [])
     if not usable:
-        w, results = evaluated[-1]
+        w, results = latest
         short = [r for r in results if r.status == INSUFFICIENT]
         why = next((r.reason for r in short if r.kind == "min_labelled"), None) or \
             "; ".join(dict.fromkeys(r.reason for r in short)) or "no policy could be evaluated"
         return make(INSUFFICIENT_DATA, f"no window has enough labelled data yet (latest {_span(w)}: {why}); "
                     "no action: wait for labels to arrive.", w, results)
-    w, results = usable[-1]
-    where = f"window {_span(w)}" + ("" if w is evaluated[-1][0] else " (latest evaluable)")
+    w, results = usable[0]
+    where = f"window {_span(w)}" + ("" if w is latest[0] else " (latest evaluable)")
     if is_breach(results):
         failed = "; ".join(f"{r.policy}: {r.reason}" for r in results if r.status == FAIL and r.action != WARN)
-        streak = 0
-        for _, res in reversed(usable):
-            if not is_breach(res):
-                break
-            streak += 1
+        streak = sum(1 for _ in takewhile(lambda item: is_breach(item[1]), usable))
         if streak < consecutive:
             return make(NONE, f"{where} breached ({failed}), {streak} of {consecutive} consecutive breaching windows "
                         "needed before a redeploy; no action yet, watching the next windows.", w, results)

@@ -20,8 +20,8 @@ from monitoring.config import PipelineConfig
 from monitoring.durations import to_ms
 from monitoring.errors import RedeployError
 from monitoring.logs import configure_logging
-from monitoring.platform import connect
-from monitoring.platform.api import RUN_TERMINAL, field
+from monitoring.cmlclient import connect
+from monitoring.cmlclient.api import RUN_TERMINAL, field
 from monitoring.store import StateStore
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context

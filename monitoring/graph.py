@@ -11,7 +11,7 @@ from monitoring.config import JobSpec, PipelineConfig
 from monitoring.errors import ConfigError
 from monitoring.graph_rules import graph_problems
 from monitoring.logs import KV
-from monitoring.platform.api import CmlApi, env_map, field
+from monitoring.cmlclient.api import CmlApi, env_map, field
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,11 @@ def ordered(specs: Sequence[JobSpec]) -> list[JobSpec]:
     return done
 
 
-def _desired_fields(spec: JobSpec, cfg: PipelineConfig) -> dict[str, Any]:
+def _desired_fields(spec: JobSpec, runtime: str) -> dict[str, Any]:
     fields: dict[str, Any] = {"script": spec.script, "arguments": spec.arguments, "cpu": float(spec.cpu),
                               "memory": float(spec.memory), "timeout": int(spec.timeout),
                               "environment": {**spec.environment, MANAGED_ENV: "true"},
-                              "schedule": spec.schedule or ""}
-    if cfg.jobs.runtime_identifier:
-        fields["runtime_identifier"] = cfg.jobs.runtime_identifier
+                              "schedule": spec.schedule or "", "runtime_identifier": runtime}
     return fields
 
 
@@ -79,10 +77,11 @@ def plan(api: CmlApi, cfg: PipelineConfig, specs: Sequence[JobSpec] | None = Non
     _check(specs)
     existing = {field(j, "name"): j for j in api.jobs()}
     ids = {name: field(job, "id") for name, job in existing.items()}
+    runtime = api.resolve_runtime(cfg.jobs.runtime_identifier)
     changes = []
     for spec in ordered(specs):
         job = existing.get(spec.name)
-        want = _desired_fields(spec, cfg)
+        want = _desired_fields(spec, runtime)
         want_parent = spec.parent
         if job is None:
             changes.append(JobChange(spec.name, "create", {**want, "parent": want_parent}))

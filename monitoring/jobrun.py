@@ -34,7 +34,7 @@ def parse_job_args(job: str, argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_context(config: str | None, project_root: str | Path) -> Context:
-    from monitoring.platform import connect
+    from monitoring.cmlclient import connect
     from monitoring.store import StateStore
 
     root = Path(project_root).resolve()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -106,16 +106,51 @@ def _floats(values: list, single_lists: bool = False) -> tuple[np.ndarray, np.nd
     return out, bad
 
 
+def _get(dicts: list, key: str, default: Any = None) -> list:
+    """``[d.get(key, default) for d in dicts]`` at C speed (itemgetter when every dict has the key)."""
+    try:
+        return list(map(itemgetter(key), dicts))
+    except KeyError:
+        return list(map(dict.get, dicts, repeat(key, len(dicts)), repeat(default, len(dicts))))
+
+
+def _column(dicts: list, key: str, single_lists: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``dicts[i][key]`` as float64 (absent -> NaN) plus an unreadable mask; C speed for plain numbers."""
+    n = len(dicts)
+    try:
+        return np.fromiter(map(itemgetter(key), dicts), dtype=np.float64, count=n), None
+    except (KeyError, TypeError, ValueError, OverflowError):
+        pass
+    try:
+        return np.fromiter(map(dict.get, dicts, repeat(key, n), repeat(math.nan, n)), dtype=np.float64, count=n), None
+    except (TypeError, ValueError, OverflowError):
+        return _floats(_get(dicts, key), single_lists)
+
+
+def _matrix(dicts: list, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (n, k) as float64 plus an unreadable-cell mask; one C pass when all are plain numbers."""
+    n, k = len(dicts), len(names)
+    if k > 1:
+        try:
+            flat = np.fromiter(chain.from_iterable(map(itemgetter(*names), dicts)), dtype=np.float64, count=n * k)
+            return flat.reshape(n, k), None
+        except (KeyError, TypeError, ValueError, OverflowError):
+            pass
+    out = np.empty((n, k), dtype=np.float64)
+    bad = np.zeros((n, k), dtype=bool)
+    for j, name in enumerate(names):
+        out[:, j], column_bad = _column(dicts, name)
+        if column_bad is not None:
+            bad[:, j] = column_bad
+    return out, bad
+
+
 def _dicts(values: list) -> tuple[list, np.ndarray | None]:
     """Replace non-dicts with an empty dict. Returns the list and a mask of replaced items (None if none)."""
-    if all(v.__class__ is dict for v in values):
+    if set(map(type, values)) <= {dict}:
         return values, None
-    mask = np.fromiter((v.__class__ is not dict for v in values), dtype=bool, count=len(values))
-    return [v if v.__class__ is dict else _EMPTY for v in values], mask
-
-
-def _get(dicts: list, key: str) -> list:
-    return list(map(dict.get, dicts, repeat(key, len(dicts))))
+    mask = np.fromiter((not isinstance(v, dict) for v in values), dtype=bool, count=len(values))
+    return [_EMPTY if bad else v for v, bad in zip(values, mask.tolist())], mask
 
 
 def _select(items: list, index: Sequence[int]) -> list:
@@ -125,11 +160,51 @@ def _select(items: list, index: Sequence[int]) -> list:
     return list(picked) if len(index) > 1 else [picked]
 
 
+def _without_empty(items: list, uuids: list) -> tuple[list, list, int]:
+    """Drop the positions where the uuid is "" (aggregates) by slicing between them (C-speed scans)."""
+    out_items, out_uuids, begin, at, skipped = [], [], 0, -1, 0
+    try:
+        while True:
+            at = uuids.index("", at + 1)
+            out_items.extend(items[begin:at])
+            out_uuids.extend(uuids[begin:at])
+            begin, skipped = at + 1, skipped + 1
+    except ValueError:
+        pass
+    if not skipped:
+        return items, uuids, 0
+    return out_items + items[begin:], out_uuids + uuids[begin:], skipped
+
+
 def _unreadable(arr: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
     """Mask of values that were present but unusable: unreadable or infinite (those become NaN)."""
     mask = np.isinf(arr) if bad is None else (bad | np.isinf(arr))
     arr[mask] = math.nan
     return mask
+
+
+def _last_of_each(uuids: list) -> list[int] | None:
+    """Indexes of the last copy of each uuid, in input order; None when all are distinct."""
+    hashes = np.sort(np.fromiter(map(hash, uuids), dtype=np.int64, count=len(uuids)))
+    if not (hashes[1:] == hashes[:-1]).any():  # equal strings hash equally: no equal hashes, no duplicates
+        return None
+    last = dict(zip(uuids, range(len(uuids))))
+    return sorted(last.values()) if len(last) != len(uuids) else None
+
+
+def _time_order(start_ms: np.ndarray) -> np.ndarray:
+    """Stable ascending order of start times (ties keep input order)."""
+    n = start_ms.size
+    span = int(start_ms.max()) - int(start_ms.min()) + 1
+    if span * n < 2**62:  # unique keys (time, position): the fast unstable sort gives the stable order
+        return np.argsort((start_ms - start_ms.min()) * n + np.arange(n, dtype=np.int64))
+    return np.argsort(start_ms, kind="stable")
+
+
+def _object_array(values: list) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
 
 
 def records_to_columns(records: Iterable[Mapping[str, Any]], feature_names: Sequence[str],
@@ -153,59 +228,54 @@ def records_to_columns(records: Iterable[Mapping[str, Any]], feature_names: Sequ
     counts["records"] = len(recs)
     recs, _ = _dicts(recs)
     uuids = _get(recs, UUID_KEY)
-    counts["aggregates"] = uuids.count("")
-    keep = [i for i, u in enumerate(uuids) if u.__class__ is str and u]
-    counts["malformed"] = len(recs) - len(keep) - counts["aggregates"]
-    if len(keep) != len(recs):
+    recs, uuids, counts["aggregates"] = _without_empty(recs, uuids)
+    if not set(map(type, uuids)) <= {str}:
+        keep = [i for i, u in enumerate(uuids) if u.__class__ is str and u]
+        counts["malformed"] = len(uuids) - len(keep)
         recs, uuids = _select(recs, keep), _select(uuids, keep)
-    last = dict(zip(uuids, range(len(uuids))))
-    if len(last) != len(uuids):  # duplicates: keep the last copy of each uuid, in input order
+    last = _last_of_each(uuids)
+    if last is not None:  # duplicates: keep the last copy of each uuid, in input order
         counts["duplicate_uuid"] = len(uuids) - len(last)
-        index = sorted(last.values())
-        recs, uuids = _select(recs, index), _select(uuids, index)
+        recs, uuids = _select(recs, last), _select(uuids, last)
 
     metrics, no_metrics = _dicts(_get(recs, METRICS_KEY))
-    starts, _ = _floats(_get(recs, START_KEY))
+    starts, _ = _column(recs, START_KEY)
     bad_start = ~np.isfinite(starts)
     counts["bad_timestamp"] = int(bad_start.sum())
     drop = bad_start if no_metrics is None else (bad_start | no_metrics)
     if drop.any():
-        counts["malformed"] += int((no_metrics & ~bad_start).sum()) if no_metrics is not None else 0
+        if no_metrics is not None:
+            counts["malformed"] += int((no_metrics & ~bad_start).sum())
         index = np.flatnonzero(~drop).tolist()
-        recs, uuids, metrics, starts = (_select(recs, index), _select(uuids, index), _select(metrics, index),
-                                        starts[~drop])
+        recs, uuids, metrics = _select(recs, index), _select(uuids, index), _select(metrics, index)
+        starts = starts[~drop]
 
-    prediction, bad = _floats(_get(metrics, prediction_key), single_lists=True)
+    prediction, bad = _column(metrics, prediction_key, single_lists=True)
     counts["bad_prediction"] = int(_unreadable(prediction, bad).sum())
     counts["missing_prediction"] = int(np.isnan(prediction).sum()) - counts["bad_prediction"]
 
-    raw_labels = _get(metrics, label_key)
     if label_map:
-        raw_labels = [label_map.get(v, v) if v.__class__ in _SCALARS else v for v in raw_labels]
-    label, bad = _floats(raw_labels, single_lists=True)
-    if bad is None:
-        bad = np.zeros(label.shape, dtype=bool)
-    bad |= np.isfinite(label) & (label != np.round(label))
-    counts["bad_label"] = int(_unreadable(label, bad).sum())
+        raw = [label_map.get(v, v) if v.__class__ in _SCALARS else v for v in _get(metrics, label_key)]
+        label, bad = _floats(raw, single_lists=True)
+    else:
+        label, bad = _column(metrics, label_key, single_lists=True)
+    fractional = np.isfinite(label) & (label != np.round(label))
+    counts["bad_label"] = int(_unreadable(label, fractional if bad is None else bad | fractional).sum())
 
-    feature_dicts, _ = _dicts(_get(metrics, features_key))
-    features = np.empty((len(recs), len(feature_names)), dtype=np.float64)
-    missing = np.zeros(len(recs), dtype=bool)
-    non_finite = np.zeros(len(recs), dtype=bool)
-    for j, name in enumerate(feature_names):
-        column, bad = _floats(_get(feature_dicts, name))
-        unusable = _unreadable(column, bad)
-        non_finite |= unusable
-        missing |= np.isnan(column) & ~unusable
-        features[:, j] = column
-    counts["missing_features"] = int(missing.sum())
-    counts["non_finite"] = int(non_finite.sum())
+    feature_dicts, _ = _dicts(_get(metrics, features_key, _EMPTY))
+    features, bad = _matrix(feature_dicts, feature_names)
+    unusable = _unreadable(features, bad)
+    counts["missing_features"] = int((np.isnan(features) & ~unusable).any(axis=1).sum())
+    counts["non_finite"] = int(unusable.any(axis=1).sum())
 
-    order = np.argsort(starts, kind="stable")
-    crns = np.empty(len(recs), dtype=object)
-    crns[:] = ["" if c is None else str(c) for c in _get(recs, CRN_KEY)]
-    uuid_arr = np.empty(len(uuids), dtype=object)
-    uuid_arr[:] = uuids
-    return Columns(uuid=uuid_arr[order], start_ms=starts[order].astype(np.int64), deployment_crn=crns[order],
-                   prediction=prediction[order], label=label[order], features=features[order],
-                   feature_names=tuple(feature_names), counts=counts)
+    start_ms = starts.astype(np.int64)
+    raw_crns = _get(recs, CRN_KEY)
+    crns = _object_array(raw_crns if set(map(type, raw_crns)) <= {str}
+                         else ["" if c is None else str(c) for c in raw_crns])
+    uuid_arr = _object_array(uuids)
+    if len(start_ms) > 1 and (start_ms[1:] < start_ms[:-1]).any():
+        order = _time_order(start_ms)
+        uuid_arr, start_ms, crns = uuid_arr[order], start_ms[order], crns[order]
+        prediction, label, features = prediction[order], label[order], features[order]
+    return Columns(uuid=uuid_arr, start_ms=start_ms, deployment_crn=crns, prediction=prediction, label=label,
+                   features=features, feature_names=tuple(feature_names), counts=counts)

@@ -5,9 +5,8 @@ import math
 import numbers
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 if __package__ in (None, ""):  # loaded by file path (a CML model build), not as monitoring.serving
     _ROOT = str(Path(__file__).resolve().parents[1])
@@ -25,9 +24,11 @@ ARTIFACT_ENV = "CML_MONITOR_MODEL_ARTIFACT"
 POSITIVE_CLASS = 1
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """One prediction: the class, P(positive class) and the validated inputs."""
+class Prediction(NamedTuple):
+    """One prediction: the class, P(positive class) and the validated inputs.
+
+    A NamedTuple, not a dataclass: CML may exec this file without registering it in sys.modules.
+    """
 
     prediction: int
     probability: float
@@ -49,6 +50,12 @@ class Predictor:
     def load(cls, path: str | os.PathLike) -> "Predictor":
         """Load the artifact version directory at ``path``.
 
+        Args:
+            path: the version directory (e.g. ``var/models/<model>/v3``).
+
+        Returns:
+            The predictor.
+
         Raises:
             DataError: the artifact is missing or corrupt (names the path).
         """
@@ -57,6 +64,13 @@ class Predictor:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Predictor":
         """Load the artifact named by ``$CML_MONITOR_MODEL_ARTIFACT``.
+
+        Args:
+            env: environment to read (default ``os.environ``); the path is relative to the
+                working directory, which in CML is the build snapshot of the project.
+
+        Returns:
+            The predictor.
 
         Raises:
             ConfigError: the variable is not set.
@@ -91,10 +105,14 @@ class Predictor:
             if name not in args:
                 raise ValueError(f"feature {name!r} is missing from the request; {self._expected()}")
             value = args[name]
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            try:
+                number = math.nan if isinstance(value, bool) or not isinstance(value, numbers.Real) else float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.nan
+            if not math.isfinite(number):
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
                 raise ValueError(f"feature {name!r} must be a finite number, got {shown}")
-            values[name] = float(value)
+            values[name] = number
         return values
 
     def predict_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +134,12 @@ class Predictor:
     def predict_one(self, args: Any) -> Prediction:
         """Validate one request and predict it.
 
+        Args:
+            args: the request body.
+
+        Returns:
+            The prediction, P(class 1) and the validated feature values.
+
         Raises:
             ValueError: see ``validate``.
         """
@@ -129,7 +153,7 @@ _cached: Callable[[Any], Any] | None = None
 
 def _build() -> Callable[[Any], Any]:
     """Load the predictor and wrap the tracked predict in ``cdsw.model_metrics`` (first call only)."""
-    from monitoring.platform import cml
+    from monitoring.cmlclient import cml
 
     cdsw = cml.sdk()
     predictor = Predictor.from_env()

@@ -140,9 +140,8 @@ class StateStore:
         count = 0
         with self.db.transaction() as db:
             for u in uuids:
-                cur = db.execute("UPDATE pending_labels SET posted_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
-                                 (int(posted_ms), str(u)))
-                count += max(cur.rowcount, 0)
+                count += max(db.execute("UPDATE pending_labels SET posted_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
+                                        (int(posted_ms), str(u))).rowcount, 0)
         return count
 
     def label_counts(self) -> dict[str, int]:

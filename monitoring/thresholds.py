@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from monitoring.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
 from monitoring.errors import DataError
+from monitoring.windows import wilson_interval
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
 ACT, WARN = "act", "warn"
@@ -94,37 +94,11 @@ class PolicyResult:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:
-    """Two-sided Wilson score interval for a binomial proportion.
-
-    Args:
-        successes: number of successes (0..n).
-        n: number of trials; 0 gives the uninformative (0.0, 1.0).
-        confidence: two-sided confidence level, e.g. 0.95.
-    Returns:
-        (low, high), clipped to [0, 1].
-    Raises:
-        ValueError: successes outside 0..n or confidence outside (0, 1).
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    if n <= 0:
-        return 0.0, 1.0
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must be within 0..{n}, got {successes}")
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - spread) / denom), min(1.0, (centre + spread) / denom)
-
-
 # -- evaluators ------------------------------------------------------------------------------
 @dataclass
 class _Context:
     baseline: Mapping[str, float] | None
-    first_windows: Sequence[WindowRow]
+    first_windows: Sequence[Any]
     min_labelled: int | None
     too_few_labels: bool
 
@@ -140,7 +114,8 @@ def _insufficient(name: str, kind: str, reason: str, value=None, threshold=None)
 def _metric_gate(w: WindowRow, metric: str, name: str, kind: str, ctx: _Context, threshold=None):
     """The insufficient result when the metric cannot be judged on this window, else None."""
     if ctx.too_few_labels:
-        return _insufficient(name, kind, f"only {w.labelled} labelled of {ctx.min_labelled} required", threshold=threshold)
+        return _insufficient(name, kind, f"only {w.labelled} labelled of {ctx.min_labelled} required",
+                             threshold=threshold)
     if getattr(w, metric) is None:
         return _insufficient(name, kind, f"{metric} is undefined on this window ({w.labelled} labelled)",
                              threshold=threshold)
@@ -171,9 +146,13 @@ def _baseline_value(p: RelativeDropPolicy, ctx: _Context) -> tuple[float | None,
     if p.baseline == "training":
         value = _num((ctx.baseline or {}).get(p.metric))
         return value, ("training holdout" if value is not None else f"no training baseline for {p.metric}")
-    floor = ctx.min_labelled or 1
-    usable = [getattr(w, p.metric) for w in ctx.first_windows
-              if getattr(w, p.metric) is not None and w.labelled >= floor][: p.baseline_windows]
+    floor, usable = ctx.min_labelled or 1, []
+    for w in ctx.first_windows:  # stop after K: the deployment's history may be long
+        w = w if isinstance(w, WindowRow) else WindowRow.from_obj(w)
+        if getattr(w, p.metric) is not None and w.labelled >= floor:
+            usable.append(getattr(w, p.metric))
+            if len(usable) == p.baseline_windows:
+                break
     if len(usable) < p.baseline_windows:
         return None, f"baseline needs {p.baseline_windows} labelled windows, {len(usable)} so far"
     return sum(usable) / len(usable), f"mean of the first {p.baseline_windows} windows"
@@ -254,8 +233,7 @@ def evaluate_window(window: Any, policies: Iterable[Any], baseline: Mapping[str,
     policies = list(policies)
     mins = [p.min for p in policies if isinstance(p, MinLabelledPolicy)]
     min_labelled = max(mins) if mins else None
-    ctx = _Context(baseline, [x if isinstance(x, WindowRow) else WindowRow.from_obj(x) for x in first_windows],
-                   min_labelled, min_labelled is not None and w.labelled < min_labelled)
+    ctx = _Context(baseline, first_windows, min_labelled, min_labelled is not None and w.labelled < min_labelled)
     results = []
     for p in policies:
         evaluator = EVALUATORS.get(type(p))

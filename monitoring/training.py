@@ -24,8 +24,9 @@ from monitoring.errors import DataError
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+#: Keys ``load_artifact`` insists on; ``make_metadata`` also writes ``training_window`` (optional).
 REQUIRED_METADATA = ("model_name", "version", "trained_at_ms", "features", "label", "classes", "n_train",
-                     "holdout", "reference", "training_window", "parent_version", "sklearn_version")
+                     "holdout", "reference", "parent_version", "sklearn_version")
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Errors joblib/pickle raise on a truncated or foreign file.
@@ -172,7 +173,15 @@ def list_versions(artifacts_dir: str | os.PathLike, model_name: str) -> list[str
 
 
 def next_version(artifacts_dir: str | os.PathLike, model_name: str) -> str:
-    """The version name after the highest existing one (``v1`` for a new model)."""
+    """The version name after the highest existing one.
+
+    Args:
+        artifacts_dir: the artifacts root.
+        model_name: the model's directory name.
+
+    Returns:
+        ``v<highest + 1>``, or ``v1`` for a new model.
+    """
     versions = list_versions(artifacts_dir, model_name)
     return f"v{int(versions[-1][1:]) + 1}" if versions else "v1"
 

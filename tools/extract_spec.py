@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT.parent / "shared" / "cml-api-v2" / "Flux2112_cai-connector__packages_core_spec_swagger.json"
-OUTPUTS = (ROOT / "monitoring" / "local" / "spec" / "api_v2.json", ROOT / "tests" / "contract" / "api_v2_definitions.json")
+OUTPUTS = (ROOT / "monitoring" / "local" / "spec" / "api_v2.json",
+           ROOT / "tests" / "contract" / "api_v2_definitions.json")
 
 #: Definitions the pipeline and the local workspace use; anything they reference is added.
 DEFINITIONS = (

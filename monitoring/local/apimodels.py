@@ -40,7 +40,7 @@ def type_name(schema: dict) -> str:
     return "object"
 
 
-class Model:
+class ApiModel:
     """Base of every generated model class."""
 
     swagger_types: dict[str, str] = {}
@@ -79,12 +79,12 @@ def _to_plain(value: Any) -> Any:
         return [_to_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _to_plain(v) for k, v in value.items()}
-    if isinstance(value, Model):
+    if isinstance(value, ApiModel):
         return value.to_dict()
     return value
 
 
-def _make_class(name: str, schema: dict) -> type[Model]:
+def _make_class(name: str, schema: dict) -> type[ApiModel]:
     props = schema.get("properties", {})
     attrs: dict[str, Any] = {
         "swagger_types": {p: type_name(s) for p, s in props.items()},
@@ -96,15 +96,15 @@ def _make_class(name: str, schema: dict) -> type[Model]:
         attrs["allowable_values"] = tuple(schema["enum"])
         for value in schema["enum"]:
             attrs[value] = value
-    return type(name, (Model,), attrs)
+    return type(name, (ApiModel,), attrs)
 
 
-def build_classes() -> dict[str, type[Model]]:
+def build_classes() -> dict[str, type[ApiModel]]:
     """One class per definition of the compact spec, by definition name."""
     return {name: _make_class(name, schema) for name, schema in definitions().items()}
 
 
-MODELS: dict[str, type[Model]] = build_classes()
+MODELS: dict[str, type[ApiModel]] = build_classes()
 
 
 def serialize(obj: Any) -> Any:
@@ -117,7 +117,7 @@ def serialize(obj: Any) -> Any:
         return obj.isoformat()
     if isinstance(obj, dict):
         return {k: serialize(v) for k, v in obj.items()}
-    if isinstance(obj, Model):
+    if isinstance(obj, ApiModel):
         return {obj.attribute_map[a]: serialize(getattr(obj, a)) for a in obj.swagger_types
                 if getattr(obj, a, None) is not None}
     raise TypeError(f"cannot serialise {type(obj).__name__} into a request body")

@@ -46,6 +46,27 @@ def public(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if not k.startswith(PRIVATE)}
 
 
+class _SharedConnection(Database):
+    """A SQLite ``Database`` with ONE connection for every thread.
+
+    The API server runs each HTTP connection in a new thread; per-thread connections would pile
+    up for the daemon's lifetime. ``ApiState`` serialises all use with its lock.
+    """
+
+    _shared = None
+
+    @property
+    def conn(self):
+        if self._shared is None:
+            self._shared = self._connect()
+        return self._shared
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+
 class ApiState:
     """Typed JSON objects (``project``, ``job``, ``run``, ``model``, ``build``, ``deployment``, ``runtime``).
 
@@ -55,13 +76,15 @@ class ApiState:
     """
 
     def __init__(self, workspace_dir: str | Path, clock: Clock):
-        self.db = Database(sqlite_url(Path(workspace_dir) / "workspace.db"))
-        self.db.script(SCHEMA)
-        self.clock = clock
         self._lock = threading.RLock()
+        self.db = _SharedConnection(sqlite_url(Path(workspace_dir) / "workspace.db"))
+        with self._lock:
+            self.db.script(SCHEMA)
+        self.clock = clock
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self.db.close()
 
     def now(self) -> str:
         return rfc3339(self.clock.now_ms())
@@ -93,7 +116,8 @@ class ApiState:
         return obj
 
     def get(self, kind: str, ident: str) -> dict | None:
-        row = self.db.query_one("SELECT data FROM objects WHERE kind = ? AND id = ?", (kind, ident))
+        with self._lock:
+            row = self.db.query_one("SELECT data FROM objects WHERE kind = ? AND id = ?", (kind, ident))
         return json.loads(row[0]) if row else None
 
     def require(self, kind: str, ident: str, scope: str | None = None, label: str | None = None) -> dict:
@@ -102,7 +126,8 @@ class ApiState:
         Raises:
             ApiError: NOT_FOUND.
         """
-        row = self.db.query_one("SELECT data, scope FROM objects WHERE kind = ? AND id = ?", (kind, ident))
+        with self._lock:
+            row = self.db.query_one("SELECT data, scope FROM objects WHERE kind = ? AND id = ?", (kind, ident))
         if row is None or (scope is not None and row[1] != scope):
             raise not_found(label or kind, ident)
         return json.loads(row[0])
@@ -127,9 +152,11 @@ class ApiState:
             self.db.execute("DELETE FROM objects WHERE kind = ? AND id = ?", (kind, ident))
 
     def list(self, kind: str, scope: str | None = None) -> list[dict]:
-        """Objects of one kind (optionally under one scope) in creation order."""
-        if scope is None:
-            rows = self.db.query("SELECT data FROM objects WHERE kind = ? ORDER BY seq", (kind,))
-        else:
-            rows = self.db.query("SELECT data FROM objects WHERE kind = ? AND scope = ? ORDER BY seq", (kind, scope))
-        return [json.loads(r[0]) for r in rows]
+        """Objects of one kind (optionally under one scope) in creation order (``_seq`` tells it)."""
+        with self._lock:
+            if scope is None:
+                rows = self.db.query("SELECT data, seq FROM objects WHERE kind = ? ORDER BY seq", (kind,))
+            else:
+                rows = self.db.query("SELECT data, seq FROM objects WHERE kind = ? AND scope = ? ORDER BY seq",
+                                     (kind, scope))
+        return [{**json.loads(r[0]), "_seq": r[1]} for r in rows]

@@ -25,7 +25,8 @@ def _problems(value: Any, schema: dict, where: str) -> list[str]:
             return [f"{where}: {value!r} is not one of {schema['enum']}"]
         return []
     if kind == "integer":
-        ok = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.lstrip("-").isdigit())
+        ok = ((isinstance(value, int) and not isinstance(value, bool))
+              or (isinstance(value, str) and value.lstrip("-").isdigit()))
         return [] if ok else [f"{where}: expected an integer, got {type(value).__name__} {value!r}"]
     if kind == "number":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

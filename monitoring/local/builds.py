@@ -103,9 +103,10 @@ class Builder:
         build = self._set(build_id, "building")
         code_dir = self.snapshot_dir(build_id)
         argv = [sys.executable, "-c", _CHECK, build["file_path"], build["function_name"]]
+        env = process_env(self.engine_env(code_dir), {"PYTHONDONTWRITEBYTECODE": "1"})  # keep the snapshot as copied
         with open(self.builds_dir / f"{build_id}.log", "ab") as out:
             try:
-                proc = subprocess.run(argv, cwd=code_dir, env=process_env(self.engine_env(code_dir)), stdout=out,
+                proc = subprocess.run(argv, cwd=code_dir, env=env, stdout=out,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=self.timeout)
                 status = "built" if proc.returncode == 0 else "build failed"
             except subprocess.TimeoutExpired:

@@ -116,7 +116,8 @@ class JobsApi:
     def create_job(self, path: dict, query: dict, body: dict) -> dict:
         project = self.state.require("project", path["project_id"])
         if body.get("project_id") and body["project_id"] != project["id"]:
-            raise invalid(f"CreateJobRequest.project_id {body['project_id']!r} differs from the path's {project['id']!r}")
+            raise invalid(f"CreateJobRequest.project_id {body['project_id']!r} differs from the path's "
+                          f"{project['id']!r}")
         parent = body.get("parent_id") or body.get("parent_job_id") or ""
         if body.get("parent_id") and body.get("parent_job_id") and body["parent_id"] != body["parent_job_id"]:
             raise invalid("parent_id and parent_job_id (its deprecated alias) name different jobs")
@@ -142,7 +143,8 @@ class JobsApi:
             **{k: body.get(k, False) for k in ("retry_enabled", "retry_for_script_failure", "retry_for_system_failure",
                                                 "retry_for_timedout_runs", "retry_for_skipped_runs")},
             "max_retry": body.get("max_retry", 0), "retry_delay": body.get("retry_delay", 0),
-            "resource_group_id": body.get("resource_group_id", 0), "resource_profile_id": body.get("resource_profile_id", 0),
+            "resource_group_id": body.get("resource_group_id", 0),
+            "resource_profile_id": body.get("resource_profile_id", 0),
         }
         self._check_rules(job, project["id"])
         job["type"] = job_type(job)

@@ -135,10 +135,11 @@ class ReplicaHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        ms = int((time.monotonic() - self._started) * 1000)
+        # logged before the body goes out, so the line is written by the time the caller has the answer
+        log.info("request %s", KV(method=self.command, path=self.path.split("?")[0], status=status, ms=ms))
         self.end_headers()
         self.wfile.write(data)
-        ms = int((time.monotonic() - self._started) * 1000)
-        log.info("request %s", KV(method=self.command, path=self.path.split("?")[0], status=status, ms=ms))
 
     def _error(self, status: int, code: str, message: str) -> None:
         self._reply(status, {"success": False, "error": {"code": code, "message": REDACTOR(message)}})

@@ -82,6 +82,8 @@ def apply_sort(items: list[dict], text: str | None, keys: Iterable[str]) -> list
             raise invalid(f"sort key {key!r} is not supported here; supported keys: {sorted(allowed) or 'none'}")
         specs.append((key, desc))
     out = list(items)
+    if specs:  # ties (same millisecond) fall back to creation order, in the last key's direction
+        out.sort(key=lambda o: o.get("_seq", 0), reverse=specs[-1][1])
     for key, desc in reversed(specs):
         out.sort(key=lambda o: _text(field(o, key)), reverse=desc)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from monitoring.local.apierrors import invalid
-from monitoring.local.apistate import ApiState
+from monitoring.local.apistate import ApiState, public
 from monitoring.local.paging import list_page
 
 RUNTIME_KEYS = ("image_identifier", "editor", "kernel", "edition", "description", "full_version")
@@ -45,4 +45,4 @@ class Runtimes:
 
     def list_runtimes(self, path: dict, query: dict, body: None) -> dict:
         page, token = list_page(self.state.list("runtime"), query, filter_keys=RUNTIME_KEYS, sort_keys=RUNTIME_KEYS)
-        return {"runtimes": page, "next_page_token": token}
+        return {"runtimes": [public(r) for r in page], "next_page_token": token}

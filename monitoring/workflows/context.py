@@ -9,8 +9,8 @@ import numpy as np
 
 from monitoring.config import PipelineConfig
 from monitoring.errors import DataError, EXIT_OK
-from monitoring.platform import Platform
-from monitoring.platform.api import DeploymentRef, ModelRef
+from monitoring.cmlclient import Platform
+from monitoring.cmlclient.api import DeploymentRef, ModelRef
 from monitoring.store import StateStore
 
 #: Deployment environment variable naming the artifact directory the serving function loads.

@@ -8,7 +8,7 @@ from monitoring.decisions import Decision, decide
 from monitoring.durations import to_ms
 from monitoring.errors import DataError
 from monitoring.logs import KV
-from monitoring.platform.api import field
+from monitoring.cmlclient.api import field
 from monitoring.training import load_artifact
 from monitoring.workflows.accuracy import ensure_live_recorded
 from monitoring.workflows.context import Context, Outcome
@@ -55,7 +55,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         windows=ctx.store.windows(deployment_crn=live_crn), policies=thresholds.policies,
         consecutive=thresholds.consecutive, cooldown_ms=to_ms(thresholds.cooldown),
         max_per_day=thresholds.max_redeploys_per_day,
-        redeploy_times_ms=ctx.store.redeploys_since(model, now - DAY_MS), now_ms=now, model=model,
+        redeploy_times_ms=ctx.store.redeploys_since(model, now - max(DAY_MS, to_ms(thresholds.cooldown))), now_ms=now, model=model,
         deployment_crn=live_crn, baseline=baseline_for(ctx, model, current.version) if current else None)
     decision_id = ctx.store.add_decision(decision)
     decision = ctx.store.decision(decision_id)

@@ -6,8 +6,8 @@ from typing import Any
 
 from monitoring.errors import MonitoringError, RedeployError
 from monitoring.logs import KV
-from monitoring.platform.api import DeploymentRef, ModelRef
-from monitoring.platform.waits import wait_for_build, wait_for_deployment
+from monitoring.cmlclient.api import DeploymentRef, ModelRef
+from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)

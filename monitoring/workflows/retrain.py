@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from monitoring.drift import ReferenceStats
 from monitoring.records import records_to_columns
-from monitoring.training import save_artifact, score, train_model
+from monitoring.training import make_metadata, save_artifact, score, train_model
 from monitoring.workflows.context import Context
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,7 @@ def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
                                                               end_ms - start_ms or 1):
             cols = records_to_columns(records, cfg.model.features, prediction_key=cfg.windows.prediction_key,
                                       label_key=cfg.windows.label_key, features_key=cfg.windows.features_key)
-            keep = ~np.isnan(cols.label) & np.isfinite(cols.features).all(axis=1)
-            if keep.any():
-                frame = pd.DataFrame(cols.features[keep], columns=list(cfg.model.features))
-                frame[cfg.model.label] = cols.label[keep].astype(int)
-                frame[TIME_COLUMN] = cols.start_ms[keep]
-                parts.append(frame)
+            parts.append(cols.training_frame(cfg.model.label))
     if not parts:
         return pd.DataFrame(columns=[*cfg.model.features, cfg.model.label, TIME_COLUMN])
     return pd.concat(parts, ignore_index=True).sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
@@ -66,17 +61,16 @@ def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | Non
     cfg = ctx.cfg
     features = list(cfg.model.features)
     times = candidate.train[TIME_COLUMN] if TIME_COLUMN in candidate.train else None
-    metadata = {
-        "model_name": cfg.model.name, "trained_at_ms": ctx.platform.clock.now_ms(), "features": features,
-        "label": cfg.model.label, "classes": list(cfg.model.classes), "n_train": int(len(candidate.train)),
-        "holdout": candidate.holdout_metrics, "parent_version": parent_version, "reason": label,
-        "reference": ReferenceStats.fit(candidate.train, features).to_dict(),
-        "training_window_ms": [int(times.min()), int(times.max())] if times is not None and len(times) else None,
-    }
-    path = save_artifact(candidate.pipeline, ctx.artifacts_dir, cfg.model.name, metadata)
-    full = (ctx.artifacts_dir / path) if not str(path).startswith(str(ctx.artifacts_dir)) else path
-    rel = full.resolve().relative_to(ctx.project_root.resolve()).as_posix()
-    return rel.rstrip("/").rsplit("/", 1)[-1], rel
+    window = ({"start_ms": int(times.min()), "end_ms": int(times.max())}
+              if times is not None and len(times) else None)
+    metadata = make_metadata(
+        features=features, label=cfg.model.label, classes=cfg.model.classes,
+        trained_at_ms=ctx.platform.clock.now_ms(), n_train=len(candidate.train), holdout=candidate.holdout_metrics,
+        reference=ReferenceStats.fit(candidate.train, features).to_dict(), training_window=window,
+        parent_version=parent_version, reason=label)
+    path = Path(save_artifact(candidate.pipeline, ctx.artifacts_dir, cfg.model.name, metadata))
+    rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()
+    return path.name, rel
 
 
 def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, float]:

@@ -19,7 +19,8 @@ from monitoring.store import SCHEMA_VERSION, DeploymentRow, StateStore
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
 ROOT = Path(__file__).resolve().parents[2]
-HOSTILE = ["x'; DROP TABLE decisions; --", 'quote " and \' both', "Robert'); DROP TABLE windows;--", "ünï ☃ \\ %s ?"]
+HOSTILE = ["x'; DROP TABLE decisions; --", 'quote " and \' both', "Robert'); DROP TABLE windows;--",
+           "ünï ☃ \\ %s ?"]
 
 
 def a_decision(model="telco", crn=CRN, now=T0 + 10 * HOUR, accuracy=0.6):
@@ -91,7 +92,8 @@ def test_watermark_never_moves_backwards(store):
 def test_windows_upsert_overwrites_and_filters(store):
     store.record_deployment("telco", CRN, None, None, None, T0, "initial")
     drift = {"iot_signal_1": {"psi": 0.12, "ks": 0.05}}
-    assert store.upsert_windows([window(1, 0.9), window(0, None, labelled=0, drift=drift), window(0, 0.7, crn="b")]) == 3
+    rows = [window(1, 0.9), window(0, None, labelled=0, drift=drift), window(0, 0.7, crn="b")]
+    assert store.upsert_windows(rows) == 3
     result_like = SimpleNamespace(**{**window(0, 0.8, labelled=150, drift=drift).to_dict()})
     store.upsert_windows([result_like])  # a WindowResult-shaped object recomputing window 0
     rows = store.windows(CRN)

@@ -87,7 +87,7 @@ def test_wilson_interval_known_value():
     low, high = wilson_interval(8, 10, 0.95)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
     assert wilson_interval(0, 0, 0.95) == (0.0, 1.0)
-    with pytest.raises(ValueError, match="successes must be within 0..10"):
+    with pytest.raises(ValueError, match="need 0 <= successes <= n"):
         wilson_interval(11, 10, 0.95)
 
 

@@ -6,7 +6,6 @@ import sys
 import textwrap
 import time
 import uuid as uuid_lib
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -123,11 +123,11 @@ def test_dev_mode_outside_a_replica_uses_a_private_store(clock):
     records = sdk.read_metrics(model_deployment_crn=sdk.dev_model_deployment_crn, dev=True)["metrics"]
     assert [r["predictionUuid"] for r in records] == [out["uuid"]]
     sdk.track_delayed_metrics({"final_label": 1}, out["uuid"], dev=True)
-    sdk.track_aggregate_metrics({"accuracy": 1.0}, T0, T0 + 1, model_deployment_crn=sdk.dev_model_deployment_crn,
+    sdk.track_aggregate_metrics({"accuracy": 1.0}, T0 - 1_000, T0, model_deployment_crn=sdk.dev_model_deployment_crn,
                                 dev=True)
     records = sdk.read_metrics(dev=True)["metrics"]
-    assert [r["metrics"] for r in records] == [{"input_features": {"x": 1}, "prediction": 1, "final_label": 1},
-                                               {"accuracy": 1.0}]
+    assert [r["metrics"] for r in records] == [{"accuracy": 1.0},
+                                               {"input_features": {"x": 1}, "prediction": 1, "final_label": 1}]
     with pytest.raises(ConfigError, match="CML_MONITOR_METRICS_URL or CML_MONITOR_WORKSPACE"):
         sdk.read_metrics(model_deployment_crn=sdk.dev_model_deployment_crn)
 
@@ -136,14 +136,14 @@ def test_delayed_and_aggregate_metrics_by_keyword(replica):
     uuid = predict({"x": 3})["uuid"]
 
     sdk.track_delayed_metrics(metrics={"final_label": 0}, prediction_uuid=uuid)
-    sdk.track_aggregate_metrics(metrics={"accuracy": 0.0}, start_timestamp_ms=T0, end_timestamp_ms=T0 + 3_600_000,
+    sdk.track_aggregate_metrics(metrics={"accuracy": 0.0}, start_timestamp_ms=T0 - 3_600_000, end_timestamp_ms=T0,
                                 model_deployment_crn=DEP)
 
-    records = sdk.read_metrics(model_deployment_crn=DEP, start_timestamp_ms=T0,
+    records = sdk.read_metrics(model_deployment_crn=DEP, start_timestamp_ms=T0 - 3_600_000,
                                end_timestamp_ms=T0 + 60_000)["metrics"]
     assert [(r["predictionUuid"], r["metrics"]) for r in records] == [
-        (uuid, {"input_features": {"x": 3}, "prediction": 1, "final_label": 0}), ("", {"accuracy": 0.0})]
-    assert records[1]["endTimeStampMs"] == T0 + 3_600_000 and records[1]["modelCrn"] == MODEL
+        ("", {"accuracy": 0.0}), (uuid, {"input_features": {"x": 3}, "prediction": 1, "final_label": 0})]
+    assert records[0]["endTimeStampMs"] == T0 and records[0]["modelCrn"] == MODEL
     with pytest.raises(ValueError, match="no prediction record with uuid not-a-uuid"):
         sdk.track_delayed_metrics({"final_label": 1}, "not-a-uuid")
 

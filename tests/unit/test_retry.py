@@ -3,7 +3,7 @@ import pytest
 import requests
 
 from monitoring.errors import PlatformRequestError, TransientPlatformError
-from monitoring.platform.retry import RetryPolicy, translate
+from monitoring.cmlclient.retry import RetryPolicy, translate
 
 
 class ApiError(Exception):

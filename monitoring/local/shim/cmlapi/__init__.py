@@ -1,5 +1,6 @@
 """The embedded local workspace's ``cmlapi``: the CML API v2 client, its model classes and helpers."""
-from cmlapi import models, rest, utils  # noqa: F401
-from cmlapi.models import *  # noqa: F401,F403
 from monitoring.local.client import ApiClient, CMLServiceApi, Configuration, default_client  # noqa: F401
-from cmlapi.rest import ApiException  # noqa: F401
+
+from . import models, rest, utils  # noqa: F401
+from .models import *  # noqa: F401,F403
+from .rest import ApiException  # noqa: F401

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from monitoring.errors import DataError
 from monitoring.logs import KV
-from monitoring.platform.retry import RetryPolicy
+from monitoring.cmlclient.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from monitoring.errors import PlatformError, PlatformRequestError, TransientPlatformError
-from monitoring.logs import KV, register_secret
-from monitoring.platform.retry import RetryPolicy
+from monitoring.errors import ConfigError, PlatformError, PlatformRequestError, TransientPlatformError
+from monitoring.logs import register_secret
+from monitoring.cmlclient.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,7 @@ class CmlApi:
                      runtime_identifier: str | None) -> str:
         body: dict[str, Any] = {"project_id": self.project_id, "model_id": model.id, "comment": comment,
                                 "file_path": file_path, "function_name": function_name}
-        if runtime_identifier:
-            body["runtime_identifier"] = runtime_identifier
-            body["kernel"] = "python3"
+        body["runtime_identifier"] = self.resolve_runtime(runtime_identifier)
 
         def created_anyway() -> str | None:
             return next((field(b, "id") for b in self.builds(model) if field(b, "comment") == comment), None)

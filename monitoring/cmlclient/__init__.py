@@ -17,11 +17,11 @@ from monitoring.clock import Clock, clock_from_env
 from monitoring.config import PipelineConfig
 from monitoring.errors import ConfigError
 from monitoring.logs import register_secret
-from monitoring.platform import cml
-from monitoring.platform.api import CmlApi, ModelRef
-from monitoring.platform.endpoint import ModelEndpoint
-from monitoring.platform.metrics import MetricsClient
-from monitoring.platform.retry import RetryPolicy
+from monitoring.cmlclient import cml
+from monitoring.cmlclient.api import CmlApi, ModelRef
+from monitoring.cmlclient.endpoint import ModelEndpoint
+from monitoring.cmlclient.metrics import MetricsClient
+from monitoring.cmlclient.retry import RetryPolicy
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import requests
 
 from monitoring.errors import DataError
-from monitoring.platform.retry import RetryPolicy
+from monitoring.cmlclient.retry import RetryPolicy
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 

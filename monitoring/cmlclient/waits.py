@@ -6,8 +6,8 @@ from typing import Any, Callable
 
 from monitoring.errors import RedeployError
 from monitoring.logs import KV
-from monitoring.platform import Platform
-from monitoring.platform.api import BUILD_FAILED, BUILD_OK, DeploymentRef, ModelRef, status_of
+from monitoring.cmlclient import Platform
+from monitoring.cmlclient.api import BUILD_FAILED, BUILD_OK, DeploymentRef, ModelRef, status_of
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,82 @@
+"""The model endpoint: ``POST /model`` routed by access key to a free replica of the live deployment.
+
+Each replica serves one request at a time. A request waits up to ``busy_timeout`` seconds for a
+free replica, then gets CML's HTTP 429 ``model.busy``. Bodies over 5 MB get 413.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+from typing import Mapping
+
+from monitoring.local.apistate import ApiState
+from monitoring.local.deployments import Deployer
+from monitoring.logs import KV
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+BUSY_TIMEOUT_SECONDS = 30.0
+REPLICA_TIMEOUT_SECONDS = 600.0
+FORWARDED_HEADERS = ("Content-Type", "Authorization", "Accept")
+Reply = tuple[int, bytes]
+
+
+def error(status: int, code: str, message: str) -> Reply:
+    """A refusal in the endpoint's envelope: ``{"success": false, "error": {"code", "message"}}``."""
+    return status, json.dumps({"success": False, "error": {"code": code, "message": message}}).encode()
+
+
+class ModelRouter:
+    """Routes model calls to replicas.
+
+    Args:
+        state: the API state (models by access key).
+        deployer: knows each model's live deployment and its replicas.
+        busy_timeout: seconds to wait for a free replica before answering 429 ``model.busy``.
+    """
+
+    def __init__(self, state: ApiState, deployer: Deployer, busy_timeout: float = BUSY_TIMEOUT_SECONDS):
+        self.state = state
+        self.deployer = deployer
+        self.busy_timeout = busy_timeout
+
+    def _model(self, access_key: str) -> dict | None:
+        return next((m for m in self.state.list("model") if m["access_key"] == access_key), None)
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Answer one ``POST /model`` (``body`` already read; the caller enforces the size limit)."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "request.invalid", "request body is not JSON")
+        if not isinstance(payload, dict) or not isinstance(payload.get("accessKey"), str):
+            return error(400, "request.invalid", 'expected {"accessKey": "<model access key>", "request": {...}}')
+        model = self._model(payload["accessKey"])
+        if model is None:
+            return error(404, "model.not_found", "no model has this access key")
+        pool = self.deployer.live_pool(model["id"])
+        if pool is None:
+            return error(503, "model.not_deployed", f"model {model['name']!r} has no deployed deployment")
+        replica = pool.acquire(self.busy_timeout)
+        if replica is None:
+            log.warning("model busy %s", KV(model=model["name"], waited_s=self.busy_timeout))
+            return error(429, "model.busy", f"all replicas of model {model['name']!r} stayed busy for "
+                                            f"{self.busy_timeout:g} s; retry later or add replicas")
+        try:
+            return self._forward(replica.port, headers, body)
+        finally:
+            pool.release(replica)
+
+    def _forward(self, port: int | None, headers: Mapping[str, str], body: bytes) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", port or 0, timeout=REPLICA_TIMEOUT_SECONDS)
+        try:
+            sent = {h: headers[h] for h in FORWARDED_HEADERS if headers.get(h)}
+            conn.request("POST", "/model", body=body, headers=sent)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return error(502, "model.replica_error", f"the model replica did not answer: {exc}")
+        finally:
+            conn.close()

@@ -1,0 +1,214 @@
+"""Per-window classification metrics and drift, vectorised over disjoint epoch-aligned windows."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from monitoring.drift import ReferenceStats
+from monitoring.errors import DataError
+from monitoring.records import Columns
+
+#: Fewest rows with finite feature values for a window's drift to be computed.
+MIN_DRIFT_ROWS = 30
+
+
+@dataclass
+class WindowResult:
+    """Metrics of one deployment over one window ``[start_ms, end_ms)``.
+
+    Attributes:
+        deployment_crn: the deployment the predictions came from.
+        start_ms: window start (a multiple of the window length since the epoch).
+        end_ms: window end, exclusive.
+        predictions: predictions in the window (with a prediction that is one of the classes).
+        labelled: of those, how many have a ground-truth label that is one of the classes.
+        accuracy: share of labelled predictions that were right (None when nothing is labelled).
+        precision: for the positive class (binary) or the macro average (None when unlabelled).
+        recall: as precision.
+        f1: as precision.
+        confusion: binary ``{"tp", "fp", "tn", "fn"}``; otherwise ``{"labels", "matrix"}`` with
+            rows = true class, columns = predicted class.
+        drift: ``{feature: {"psi", "ks"}}`` against the training reference (empty when there
+            is no reference or fewer than ``min_drift_rows`` rows).
+        unknown_class: rows whose prediction or label is not one of the classes (left out).
+    """
+
+    deployment_crn: str
+    start_ms: int
+    end_ms: int
+    predictions: int
+    labelled: int
+    accuracy: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    confusion: dict[str, Any]
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)
+    unknown_class: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict of every field."""
+        return asdict(self)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 where den == 0 (sklearn's zero_division=0)."""
+    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _class_index(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Position of each value in ``classes`` (sorted), or -1 when it is NaN or not a class."""
+    pos = np.searchsorted(classes, values)
+    pos = np.minimum(pos, classes.size - 1)
+    hit = classes[pos] == values  # NaN never matches
+    return np.where(hit, pos, -1)
+
+
+def _scores(cm: np.ndarray, binary: bool, positive: int) -> tuple[np.ndarray, ...]:
+    """Accuracy, precision, recall, f1 for each confusion matrix in ``cm`` (g, c, c)."""
+    total = cm.sum(axis=(1, 2))
+    diag = np.diagonal(cm, axis1=1, axis2=2)
+    true_sum, pred_sum = cm.sum(axis=2), cm.sum(axis=1)
+    accuracy = _ratio(diag.sum(axis=1), total)
+    if binary:
+        tp, t, p = diag[:, positive], true_sum[:, positive], pred_sum[:, positive]
+        return accuracy, _ratio(tp, p), _ratio(tp, t), _ratio(2 * tp, t + p)
+    precision, recall, f1 = _ratio(diag, pred_sum), _ratio(diag, true_sum), _ratio(2 * diag, true_sum + pred_sum)
+    present = (true_sum + pred_sum) > 0  # macro over classes seen in the window, as sklearn does
+    n_present = np.maximum(present.sum(axis=1), 1)
+    return (accuracy, (precision * present).sum(axis=1) / n_present, (recall * present).sum(axis=1) / n_present,
+            (f1 * present).sum(axis=1) / n_present)
+
+
+def _confusion(cm: np.ndarray, classes: list[int], binary: bool, positive: int) -> dict[str, Any]:
+    if binary:
+        neg = 1 - positive
+        return {"tp": int(cm[positive, positive]), "fp": int(cm[neg, positive]),
+                "tn": int(cm[neg, neg]), "fn": int(cm[positive, neg])}
+    return {"labels": list(classes), "matrix": cm.astype(int).tolist()}
+
+
+def _drift(reference: ReferenceStats, names: Sequence[str], rows: np.ndarray, minimum: int) -> dict:
+    out = {}
+    for j, name in enumerate(names):
+        if name not in reference.features:
+            continue
+        values = rows[:, j]
+        values = values[np.isfinite(values)]
+        if values.size >= minimum:
+            out[name] = {"psi": reference.psi(name, values), "ks": reference.ks(name, values)}
+    return out
+
+
+def compute_windows(columns: Columns, window_ms: int, classes: Sequence[int],
+                    reference: ReferenceStats | None = None, positive_class: int = 1,
+                    min_drift_rows: int = MIN_DRIFT_ROWS) -> list[WindowResult]:
+    """Metrics for every (deployment, window) that has predictions.
+
+    Windows are ``[k * window_ms, (k + 1) * window_ms)`` by request start time. Metrics follow
+    sklearn with ``zero_division=0``: binary (two classes) reports ``positive_class``; more
+    classes report macro averages over the classes present in the window.
+
+    Args:
+        columns: output of ``records_to_columns``.
+        window_ms: window length in milliseconds.
+        classes: the model's classes.
+        reference: training reference for drift; None skips drift.
+        positive_class: the positive class for binary metrics.
+        min_drift_rows: fewest finite values of a feature for its drift to be reported.
+
+    Returns:
+        Results ordered by deployment CRN, then start time.
+
+    Raises:
+        DataError: ``window_ms`` is not positive, fewer than two classes, or the positive
+            class is not one of them.
+    """
+    if window_ms <= 0:
+        raise DataError(f"window length must be positive, got {window_ms} ms")
+    class_arr = np.array(sorted({int(c) for c in classes}), dtype=np.float64)
+    n_cls = class_arr.size
+    if n_cls < 2:
+        raise DataError(f"need at least two classes, got {list(classes)}")
+    binary = n_cls == 2
+    if binary and positive_class not in class_arr:
+        raise DataError(f"positive class {positive_class} is not one of the classes {list(classes)}")
+    positive = int(np.flatnonzero(class_arr == positive_class)[0]) if binary else 0
+
+    has_pred = ~np.isnan(columns.prediction)
+    if not has_pred.any():
+        return []
+    start = columns.start_ms[has_pred]
+    crn_codes, crn_names = pd.factorize(columns.deployment_crn[has_pred], sort=True)
+    window = start // window_ms
+    w0 = int(window.min())
+    span = int(window.max()) - w0 + 1
+    keys, group = np.unique(crn_codes.astype(np.int64) * span + (window - w0), return_inverse=True)
+    n_groups = keys.size
+
+    y_pred = _class_index(columns.prediction[has_pred], class_arr)
+    y_true = _class_index(columns.label[has_pred], class_arr)
+    known = y_pred >= 0
+    labelled = known & (y_true >= 0)
+    has_label = ~np.isnan(columns.label[has_pred])
+    unknown = np.bincount(group, weights=((~known) | (has_label & (y_true < 0))).astype(np.float64), minlength=n_groups)
+    predictions = np.bincount(group[known], minlength=n_groups)
+    cells = (group[labelled] * n_cls + y_true[labelled]) * n_cls + y_pred[labelled]
+    cm = np.bincount(cells, minlength=n_groups * n_cls * n_cls).reshape(n_groups, n_cls, n_cls)
+    accuracy, precision, recall, f1 = _scores(cm, binary, positive)
+    n_labelled = cm.sum(axis=(1, 2))
+
+    features = columns.features[has_pred]
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    class_list = [int(c) for c in class_arr]
+    results = []
+    for g in range(n_groups):
+        k = int(keys[g])
+        w_start = (w0 + k % span) * window_ms
+        has = n_labelled[g] > 0
+        rows = features[order[bounds[g]:bounds[g + 1]]]
+        results.append(WindowResult(
+            deployment_crn=str(crn_names[k // span]), start_ms=int(w_start), end_ms=int(w_start + window_ms),
+            predictions=int(predictions[g]), labelled=int(n_labelled[g]),
+            accuracy=float(accuracy[g]) if has else None, precision=float(precision[g]) if has else None,
+            recall=float(recall[g]) if has else None, f1=float(f1[g]) if has else None,
+            confusion=_confusion(cm[g], class_list, binary, positive),
+            drift=_drift(reference, columns.feature_names, rows, min_drift_rows) if reference is not None else {},
+            unknown_class=int(unknown[g])))
+    return results
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (good for small samples and rates near 0 or 1).
+
+    Args:
+        successes: number of successes (e.g. correct predictions).
+        n: number of trials (labelled predictions).
+        confidence: two-sided confidence level in (0, 1).
+
+    Returns:
+        (low, high); (0.0, 1.0) when ``n`` is 0.
+
+    Raises:
+        ValueError: ``successes`` outside [0, n] or confidence outside (0, 1).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = successes / n
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -1,0 +1,152 @@
+"""records_to_columns on CML's read_metrics record shape, including every oddity the store can return."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from monitoring.records import COUNT_NAMES, records_to_columns
+from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, prediction, record
+
+OTHER = DEPLOYMENT[:-4] + "beef"
+NAN = math.nan
+
+
+def sample() -> list[dict]:
+    """Unsorted, with aggregates, duplicates, lists, string/bool labels, bad values and malformed rows."""
+    feats = {"iot_signal_1": 2.0, "iot_signal_2": 50.5, "iot_signal_3": 101.0, "iot_signal_4": 10.0}
+    return [
+        prediction("u3", T0 + 300, 1, label="1"),                      # string label
+        aggregate(T0, T0 + 3_600_000, 0.79),                           # aggregate: skipped
+        prediction("u1", T0 + 100, [0], label=True),                   # MLflow-style list, bool label
+        prediction("u2", T0 + 200, 1, label=1.0, features=feats),
+        prediction("u4", T0 + 400, 0),                                 # not labelled yet
+        prediction("u5", T0 + 500, 1, label=0, crn=OTHER,
+                   features={"iot_signal_1": 1.0, "iot_signal_2": None, "iot_signal_3": 100.5}),
+        prediction("u6", T0 + 600, 0, label="maybe",
+                   features={**feats, "iot_signal_3": float("inf"), "iot_signal_4": "n/a"}),
+        record("u7", T0 + 700, {"final_label": 1}),                    # label without a prediction
+        prediction("u8", T0 + 800, 1, label=0.5),                      # fractional label: bad
+        prediction("u4", T0 + 400, 0, label=1),                        # duplicate: the later copy wins
+        aggregate(T0 + 3_600_000, T0 + 7_200_000, 0.67),
+        "not a record",
+        {"predictionUuid": "u9", "startTimeStampMs": T0 + 900},        # no metrics dict
+        prediction("u10", None, 1, label=1),                           # no timestamp
+        prediction("u11", T0 + 50, [1, 0], label=[1]),                 # two-element prediction: bad
+    ]
+
+
+def test_sample_records_become_sorted_columns():
+    cols = records_to_columns(sample(), FEATURES)
+    assert list(cols.uuid) == ["u11", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"]
+    assert cols.uuid.dtype == object and cols.deployment_crn.dtype == object
+    assert cols.start_ms.dtype == np.int64
+    assert cols.start_ms.tolist() == [T0 + d for d in (50, 100, 200, 300, 400, 500, 600, 700, 800)]
+    np.testing.assert_array_equal(cols.prediction, [NAN, 0, 1, 1, 0, 1, 0, NAN, 1])
+    np.testing.assert_array_equal(cols.label, [1, 1, 1, 1, 1, 0, NAN, 1, NAN])
+    assert cols.deployment_crn.tolist() == [DEPLOYMENT] * 5 + [OTHER] + [DEPLOYMENT] * 3
+    assert cols.features.shape == (9, 4)
+    np.testing.assert_array_equal(cols.features[2], [2.0, 50.5, 101.0, 10.0])
+    np.testing.assert_array_equal(cols.features[5], [1.0, NAN, 100.5, NAN])
+    np.testing.assert_array_equal(cols.features[6], [2.0, 50.5, NAN, NAN])
+    np.testing.assert_array_equal(cols.features[7], [NAN] * 4)
+    assert cols.feature_names == tuple(FEATURES) and len(cols) == 9
+
+
+def test_sample_counts_say_what_was_ignored():
+    counts = records_to_columns(sample(), FEATURES).counts
+    assert counts == {"records": 15, "aggregates": 2, "malformed": 2, "duplicate_uuid": 1, "bad_timestamp": 1,
+                      "missing_prediction": 1, "bad_prediction": 1, "bad_label": 2, "missing_features": 2,
+                      "non_finite": 1}
+    assert tuple(counts) == COUNT_NAMES
+
+
+def test_label_map_translates_raw_labels():
+    records = [prediction("a", T0, 1, label="yes"), prediction("b", T0 + 1, 0, label="no"),
+               prediction("c", T0 + 2, 0, label="unknown"), prediction("d", T0 + 3, 0, label=1)]
+    cols = records_to_columns(records, FEATURES, label_map={"yes": 1, "no": 0})
+    np.testing.assert_array_equal(cols.label, [1, 0, NAN, 1])
+    assert cols.counts["bad_label"] == 1
+
+
+def test_custom_keys_and_any_iterable():
+    def gen():
+        for i in range(3):
+            yield record(f"r{i}", T0 + i, {"inputs": {"a": i}, "predicted_result": i % 2, "ground_truth": str(i % 2)})
+    cols = records_to_columns(gen(), ["a"], prediction_key="predicted_result", label_key="ground_truth",
+                              features_key="inputs")
+    np.testing.assert_array_equal(cols.features[:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(cols.prediction, [0, 1, 0])
+    np.testing.assert_array_equal(cols.label, [0, 1, 0])
+
+
+def test_empty_and_aggregates_only():
+    for records in ([], [aggregate(T0, T0 + 10, 0.5)]):
+        cols = records_to_columns(records, FEATURES)
+        assert len(cols) == 0 and cols.features.shape == (0, 4) and cols.start_ms.dtype == np.int64
+    assert records_to_columns([aggregate(T0, T0 + 10, 0.5)], FEATURES).counts["aggregates"] == 1
+
+
+def test_training_frame_keeps_labelled_complete_rows():
+    frame = records_to_columns(sample(), FEATURES).training_frame("cell_tower_failure")
+    assert frame.columns.tolist() == [*FEATURES, "cell_tower_failure", "start_ms"]
+    assert frame["start_ms"].tolist() == [T0 + 50, T0 + 100, T0 + 200, T0 + 300, T0 + 400]
+    assert frame["cell_tower_failure"].dtype == np.int64
+    cols = records_to_columns(sample(), FEATURES)
+    other = cols.take(cols.deployment_crn == OTHER)
+    assert other.uuid.tolist() == ["u5"] and other.features.shape == (1, 4) and other.counts == cols.counts
+
+
+def naive(records, names):
+    """The obvious per-record loop, as the reference for the fast path."""
+    rows = {}
+    for rec in records:
+        if rec["predictionUuid"]:
+            rows[rec["predictionUuid"]] = rec
+    out = sorted(rows.values(), key=lambda r: r["startTimeStampMs"])
+    m = [r["metrics"] for r in out]
+    return ([r["predictionUuid"] for r in out], [x.get("prediction", NAN) for x in m],
+            [x.get("final_label", NAN) for x in m], [[x["input_features"].get(n, NAN) for n in names] for x in m])
+
+
+def random_records(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(size=(n, 4)), 3).tolist()
+    starts = (T0 + rng.integers(0, 7_200_000, n)).tolist()
+    preds, labels = rng.integers(0, 2, n).tolist(), rng.integers(0, 2, n).tolist()
+    recs = [prediction(f"{i:08x}", starts[i], preds[i], labels[i] if i % 3 else None, dict(zip(FEATURES, x[i])))
+            for i in range(n)]
+    recs[5:5] = [aggregate(T0, T0 + 3_600_000, 0.9), aggregate(T0 + 3_600_000, T0 + 7_200_000, 0.8)]
+    return recs
+
+
+def test_fast_path_matches_a_naive_loop():
+    recs = random_records(5000, 61)
+    recs += [dict(r, metrics={**r["metrics"], "final_label": 1}) for r in recs[100:130]]  # late duplicates
+    cols = records_to_columns(recs, FEATURES)
+    uuids, preds, labels, feats = naive(recs, FEATURES)
+    assert cols.uuid.tolist() == uuids
+    np.testing.assert_array_equal(cols.prediction, preds)
+    np.testing.assert_array_equal(cols.label, labels)
+    np.testing.assert_array_equal(cols.features, feats)
+    assert cols.counts["duplicate_uuid"] == 30 and cols.counts["aggregates"] == 2
+
+
+def test_two_hundred_thousand_records_convert_quickly():
+    recs = random_records(200_000, 62)
+    start = time.perf_counter()
+    cols = records_to_columns(recs, FEATURES)
+    elapsed = time.perf_counter() - start
+    assert len(cols) == 200_000
+    assert elapsed < 2.0, f"records_to_columns took {elapsed:.2f}s for 200k records (budget: 1M in under 2s)"
+
+
+def test_unsorted_input_is_sorted_stably_and_dict_subclasses_are_records():
+    from collections import OrderedDict
+
+    recs = [prediction("late", T0 + 9, 1), prediction("tie-first", T0 + 5, 0), prediction("early", T0 + 1, 1),
+            OrderedDict(prediction("tie-second", T0 + 5, 1))]
+    cols = records_to_columns(recs, FEATURES)
+    assert cols.uuid.tolist() == ["early", "tie-first", "tie-second", "late"]
+    assert cols.counts["malformed"] == 0

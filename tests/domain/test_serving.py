@@ -1,0 +1,161 @@
+"""The served model function: request validation, prediction, and what it tracks through cdsw."""
+from __future__ import annotations
+
+import sys
+import types
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitoring import serving
+from monitoring.data import TelcoScenario
+from monitoring.errors import ConfigError, DataError
+from monitoring.serving import ARTIFACT_ENV, Predictor
+from monitoring.training import make_metadata, save_artifact, train_model
+from tests.domain.support import FEATURES
+
+LABEL = "cell_tower_failure"
+GOOD = {"iot_signal_1": 5.5, "iot_signal_2": 52, "iot_signal_3": 103.2, "iot_signal_4": 40.0}
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    frame = TelcoScenario().generate(2000, np.random.default_rng(31))
+    model = train_model(frame, FEATURES, LABEL, seed=31)
+    meta = make_metadata(features=FEATURES, label=LABEL, classes=[0, 1], trained_at_ms=0, n_train=2000,
+                         holdout={}, reference={})
+    save_artifact(model, root / "var" / "models", "telco", meta)
+    return root
+
+
+@pytest.fixture
+def predictor(artifact_dir) -> Predictor:
+    return Predictor.load(artifact_dir / "var" / "models" / "telco" / "v1")
+
+
+def test_predict_one_returns_class_probability_and_inputs(predictor):
+    result = predictor.predict_one({**GOOD, "extra": "ignored"})
+    assert result.prediction in (0, 1)
+    assert 0.0 <= result.probability <= 1.0
+    assert (result.probability > 0.5) == (result.prediction == 1)
+    assert result.features == {k: float(v) for k, v in GOOD.items()}
+    assert all(type(v) is float for v in result.features.values())
+    assert predictor.version == "v1" and predictor.classes == [0, 1]
+
+
+def test_predict_frame_agrees_with_predict_one(predictor):
+    frame = TelcoScenario().generate(50, np.random.default_rng(32))
+    preds, probs = predictor.predict_frame(frame)
+    for i in (0, 17, 49):
+        one = predictor.predict_one(frame.loc[i, FEATURES].to_dict())
+        assert (one.prediction, one.probability) == (preds[i], probs[i])
+
+
+@pytest.mark.parametrize("args, message", [
+    ({k: v for k, v in GOOD.items() if k != "iot_signal_3"},
+     "feature 'iot_signal_3' is missing from the request; expected a flat JSON object with numeric iot_signal_1"),
+    ({**GOOD, "iot_signal_2": "52"}, "feature 'iot_signal_2' must be a finite number, got '52'"),
+    ({**GOOD, "iot_signal_4": float("nan")}, "feature 'iot_signal_4' must be a finite number, got nan"),
+    ({**GOOD, "iot_signal_1": True}, "feature 'iot_signal_1' must be a finite number, got True"),
+    ({**GOOD, "iot_signal_1": 10**400}, "feature 'iot_signal_1' must be a finite number, got 1000"),
+    ({**GOOD, "iot_signal_1": [5.5]}, r"feature 'iot_signal_1' must be a finite number, got \[5.5\]"),
+    ({"dataframe_split": {"columns": FEATURES, "data": [[1, 2, 3, 4]]}},
+     "feature 'iot_signal_1' is missing from the request; expected a flat JSON object"),
+    ([1, 2, 3, 4], "request must be a JSON object, got list"),
+])
+def test_validation_errors_name_the_feature(predictor, args, message):
+    with pytest.raises(ValueError, match=message):
+        predictor.predict_one(args)
+
+
+def test_from_env_requires_the_variable(artifact_dir, monkeypatch):
+    with pytest.raises(ConfigError, match=f"{ARTIFACT_ENV} is not set"):
+        Predictor.from_env({})
+    monkeypatch.chdir(artifact_dir)
+    assert Predictor.from_env({ARTIFACT_ENV: "var/models/telco/v1"}).version == "v1"
+    with pytest.raises(DataError, match="model artifact var/models/telco/v9: no metadata.json"):
+        Predictor.from_env({ARTIFACT_ENV: "var/models/telco/v9"})
+
+
+class FakeCdsw(types.ModuleType):
+    """The two cdsw functions the model uses, with CML's semantics: one record per decorated call."""
+
+    def __init__(self) -> None:
+        super().__init__("cdsw")
+        self.records: list[dict[str, Any]] = []
+        self._current: dict[str, Any] | None = None
+
+    def model_metrics(self, func):
+        def wrapper(args):
+            self._current = {}
+            try:
+                prediction = func(args)
+            finally:
+                metrics, self._current = self._current, None
+            record = {"uuid": str(uuid.uuid4()), "metrics": metrics}
+            self.records.append(record)
+            return {"prediction": prediction, "uuid": record["uuid"]}
+        return wrapper
+
+    def track_metric(self, key, value):
+        assert self._current is not None, "track_metric outside a decorated call"
+        self._current[key] = value
+
+
+@pytest.fixture
+def fake_cdsw(monkeypatch, artifact_dir):
+    fake = FakeCdsw()
+    monkeypatch.setitem(sys.modules, "cdsw", fake)
+    monkeypatch.setattr(serving, "_cached", None)
+    monkeypatch.chdir(artifact_dir)
+    monkeypatch.setenv(ARTIFACT_ENV, "var/models/telco/v1")
+    return fake
+
+
+def test_predict_tracks_inputs_prediction_probability_and_version(fake_cdsw, predictor):
+    out = serving.predict(dict(GOOD))
+    expected = predictor.predict_one(GOOD)
+    assert out == {"prediction": expected.prediction, "uuid": fake_cdsw.records[0]["uuid"]}
+    assert fake_cdsw.records[0]["metrics"] == {
+        "input_features": expected.features, "prediction": expected.prediction,
+        "probability": expected.probability, "model_version": "v1"}
+    assert type(fake_cdsw.records[0]["metrics"]["prediction"]) is int
+
+
+def test_predict_loads_once_and_rejects_bad_requests_before_tracking(fake_cdsw, monkeypatch):
+    serving.predict(dict(GOOD))
+    built = serving._cached
+    monkeypatch.setenv(ARTIFACT_ENV, "var/models/telco/v404")  # not re-read: loaded once per process
+    serving.predict(dict(GOOD))
+    assert serving._cached is built
+    with pytest.raises(ValueError, match="feature 'iot_signal_4' is missing"):
+        serving.predict({k: v for k, v in GOOD.items() if k != "iot_signal_4"})
+    assert len(fake_cdsw.records) == 2
+
+
+def test_predict_without_cdsw_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cdsw", None)  # makes `import cdsw` fail
+    monkeypatch.setattr(serving, "_cached", None)
+    with pytest.raises(ConfigError, match="cannot import 'cdsw'"):
+        serving.predict(dict(GOOD))
+
+
+def test_model_file_loads_by_path_like_a_cml_build(artifact_dir, tmp_path):
+    """CML imports the model file by path from the build's working directory; the package must resolve."""
+    import subprocess
+    from pathlib import Path
+
+    model_file = Path(serving.__file__).resolve()
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('cml_model_main', {str(model_file)!r})\n"
+            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+            "p = module.Predictor.from_env()\n"
+            f"print(p.version, p.predict_one({GOOD!r}).prediction in (0, 1))\n")
+    env = {"PATH": "/usr/bin:/bin", ARTIFACT_ENV: "var/models/telco/v1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=artifact_dir, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "v1 True"

@@ -1,0 +1,148 @@
+"""Per-window metrics against sklearn, window alignment, multi-class macro averages, Wilson bounds."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
+
+from monitoring.drift import ReferenceStats
+from monitoring.errors import DataError
+from monitoring.records import Columns
+from monitoring.windows import compute_windows, wilson_interval
+from tests.domain.support import T0
+
+HOUR = 3_600_000
+A, B = "crn:dep/a", "crn:dep/b"
+
+
+def columns(start, pred, label, crn=None, features=None) -> Columns:
+    n = len(start)
+    crn_arr = np.empty(n, dtype=object)
+    crn_arr[:] = crn if crn is not None else [A] * n
+    feats = np.asarray(features, dtype=float) if features is not None else np.zeros((n, 1))
+    return Columns(uuid=np.array([f"u{i}" for i in range(n)], dtype=object), start_ms=np.asarray(start, np.int64),
+                   deployment_crn=crn_arr, prediction=np.asarray(pred, float), label=np.asarray(label, float),
+                   features=feats, feature_names=tuple(f"f{j}" for j in range(feats.shape[1])))
+
+
+def random_columns(seed: int, n: int, n_classes: int) -> Columns:
+    rng = np.random.default_rng(seed)
+    start = T0 + rng.integers(-HOUR, 5 * HOUR, n)
+    pred = rng.integers(0, n_classes, n).astype(float)
+    label = np.where(rng.random(n) < 0.7, np.where(rng.random(n) < 0.8, pred, rng.integers(0, n_classes, n)), np.nan)
+    crn = np.where(rng.random(n) < 0.5, A, B)
+    return columns(start, pred, label, crn)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_binary_windows_equal_sklearn_exactly(seed):
+    cols = random_columns(seed, 3000, 2)
+    results = compute_windows(cols, HOUR, classes=[0, 1])
+    assert len(results) == 12  # 6 hours x 2 deployments
+    for r in results:
+        mask = ((cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms))
+        y_pred, y_true = cols.prediction[mask], cols.label[mask]
+        has = ~np.isnan(y_true)
+        y, p = y_true[has].astype(int), y_pred[has].astype(int)
+        assert r.predictions == int(mask.sum()) and r.labelled == int(has.sum())
+        assert r.accuracy == accuracy_score(y, p)
+        assert r.precision == precision_score(y, p, zero_division=0)
+        assert r.recall == recall_score(y, p, zero_division=0)
+        assert r.f1 == f1_score(y, p, zero_division=0)
+        tn, fp, fn, tp = confusion_matrix(y, p, labels=[0, 1]).ravel()
+        assert r.confusion == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_multiclass_windows_use_macro_averages_like_sklearn(seed):
+    cols = random_columns(seed, 2000, 4)
+    cols.prediction[cols.prediction == 3] = 2  # class 3 then appears only in some labels: macro over present classes
+    for r in compute_windows(cols, HOUR, classes=[0, 1, 2, 3]):
+        mask = ((cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms))
+        has = mask & ~np.isnan(cols.label)
+        y, p = cols.label[has].astype(int), cols.prediction[has].astype(int)
+        assert r.accuracy == accuracy_score(y, p)
+        assert r.precision == precision_score(y, p, average="macro", zero_division=0)
+        assert r.recall == recall_score(y, p, average="macro", zero_division=0)
+        assert r.f1 == f1_score(y, p, average="macro", zero_division=0)
+        assert r.confusion == {"labels": [0, 1, 2, 3],
+                               "matrix": confusion_matrix(y, p, labels=[0, 1, 2, 3]).tolist()}
+
+
+def test_windows_align_to_multiples_of_the_length_since_the_epoch():
+    base = 1_795_428_000_000  # 2026-11-23T10:00:00Z, a whole hour
+    cols = columns([base - 1, base, base + HOUR - 1, base + HOUR, base + 3 * HOUR + 5],
+                   [1, 1, 0, 0, 1], [1, 0, 0, np.nan, 1])
+    results = compute_windows(cols, HOUR, classes=[0, 1])
+    assert [(r.start_ms, r.end_ms, r.predictions, r.labelled) for r in results] == [
+        (base - HOUR, base, 1, 1), (base, base + HOUR, 2, 2), (base + HOUR, base + 2 * HOUR, 1, 0),
+        (base + 3 * HOUR, base + 4 * HOUR, 1, 1)]
+    assert results[1].accuracy == 0.5 and results[1].confusion == {"tp": 0, "fp": 1, "tn": 1, "fn": 0}
+    assert (results[1].precision, results[1].recall, results[1].f1) == (0.0, 0.0, 0.0)
+    unlabelled = results[2]
+    assert (unlabelled.accuracy, unlabelled.precision, unlabelled.recall, unlabelled.f1) == (None, None, None, None)
+    fifteen = compute_windows(cols, 15 * 60_000, classes=[0, 1])
+    assert all(r.start_ms % (15 * 60_000) == 0 for r in fifteen)
+
+
+def test_rows_without_prediction_or_outside_the_classes_are_left_out():
+    cols = columns([T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4], [1, np.nan, 7, 0, 1], [1, 1, 1, 5, np.nan])
+    [r] = compute_windows(cols, HOUR, classes=[0, 1])
+    assert (r.predictions, r.labelled, r.unknown_class, r.accuracy) == (3, 1, 2, 1.0)
+    assert compute_windows(columns([T0], [np.nan], [1]), HOUR, classes=[0, 1]) == []
+
+
+def test_drift_per_window_needs_enough_rows():
+    rng = np.random.default_rng(9)
+    reference = ReferenceStats.fit(pd.DataFrame({"f0": rng.normal(0, 1, 4000)}), ["f0"])
+    n = 200
+    start = np.concatenate([np.full(n, T0), np.full(n, T0 + HOUR), np.full(10, T0 + 2 * HOUR)])
+    values = np.concatenate([rng.normal(0, 1, n), rng.normal(2, 1, n), rng.normal(0, 1, 10)])
+    cols = columns(start, np.ones(2 * n + 10), np.ones(2 * n + 10), features=values[:, None])
+    same, shifted, small = compute_windows(cols, HOUR, classes=[0, 1], reference=reference, min_drift_rows=30)
+    assert same.drift["f0"]["psi"] < 0.1 and shifted.drift["f0"]["psi"] > 1.0
+    assert same.drift["f0"]["ks"] == reference.ks("f0", values[:n])
+    assert shifted.drift["f0"]["psi"] == reference.psi("f0", values[n:2 * n])
+    assert small.drift == {}
+    assert compute_windows(cols, HOUR, classes=[0, 1])[0].drift == {}
+
+
+def test_results_are_plain_dicts_and_grouped_by_deployment():
+    cols = columns([T0 + 2 * HOUR, T0, T0 + HOUR], [1, 0, 1], [1, 0, 0], crn=[B, A, A])
+    results = compute_windows(cols, HOUR, classes=[0, 1])
+    assert [(r.deployment_crn, r.start_ms) for r in results] == [(A, T0), (A, T0 + HOUR), (B, T0 + 2 * HOUR)]
+    d = results[0].to_dict()
+    assert d["deployment_crn"] == A and d["confusion"] == {"tp": 0, "fp": 0, "tn": 1, "fn": 0}
+    assert type(d["predictions"]) is int and type(d["accuracy"]) is float
+
+
+def test_bad_arguments_are_data_errors():
+    cols = columns([T0], [1], [1])
+    with pytest.raises(DataError, match="window length must be positive"):
+        compute_windows(cols, 0, classes=[0, 1])
+    with pytest.raises(DataError, match="need at least two classes"):
+        compute_windows(cols, HOUR, classes=[1])
+    with pytest.raises(DataError, match="positive class 1 is not one of the classes"):
+        compute_windows(cols, HOUR, classes=[2, 3])
+
+
+@pytest.mark.parametrize("successes, n, confidence, low, high", [
+    (0, 10, 0.95, 0.0, 0.2775327998628892),
+    (10, 10, 0.95, 0.7224672001371108, 1.0),
+    (50, 100, 0.95, 0.4038315303659956, 0.5961684696340044),
+    (81, 263, 0.95, 0.2552885198782742, 0.36620957698280004),
+    (90, 100, 0.90, 0.8396444903889078, 0.9392813329845526),
+])
+def test_wilson_interval_known_values(successes, n, confidence, low, high):
+    """Expected values from scipy.stats.binomtest(...).proportion_ci(method="wilson")."""
+    got = wilson_interval(successes, n, confidence)
+    assert got == pytest.approx((low, high), abs=1e-12)
+
+
+def test_wilson_interval_edges():
+    assert wilson_interval(0, 0, 0.95) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="need 0 <= successes <= n"):
+        wilson_interval(5, 3, 0.95)
+    with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
+        wilson_interval(1, 3, 1.0)

@@ -1,0 +1,32 @@
+"""The closed loop end to end on the local workspace, exactly as `make demo` runs it (small size)."""
+import json
+import subprocess
+import sys
+
+from tests.project import make_project
+
+
+def test_demo_breach_single_redeploy_and_recovery(tmp_path):
+    config = make_project(tmp_path)
+    out = tmp_path / "demo-output"
+    proc = subprocess.run([sys.executable, "-m", "monitoring.cli", "demo", "--config", str(config),
+                           "--project-root", str(tmp_path), "--out", str(out), "--cycles", "9"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads((out / "summary.json").read_text())
+    assert [r["cycle"] for r in rows] == list(range(1, 10))
+    for row in rows:
+        assert set(row) >= {"cycle", "deployed_version", "predictions", "labelled", "accuracy", "decision"}
+        assert row["predictions"] == 250
+    decisions = [r["decision"] for r in rows]
+    # Drift starts at cycle 5 (after 4h); its labels arrive in cycle 6, which must breach and redeploy.
+    assert all(d in ("none", "insufficient_data") for d in decisions[:5]), decisions
+    assert all(r["accuracy"] >= 0.8 for r in rows[1:5]), rows
+    assert decisions[5] == "redeploy" and rows[5]["accuracy"] < 0.75, rows[5]
+    assert decisions.count("redeploy") == 1, decisions
+    assert rows[4]["deployed_version"] == "v1" and rows[5]["deployed_version"] == "v2"
+    assert all(r["deployed_version"] == "v2" for r in rows[5:])
+    # v2's first labelled window is evaluated two cycles later: accuracy is back above the threshold.
+    assert decisions[-1] == "none" and rows[-1]["accuracy"] >= 0.8, rows[-1]
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html

@@ -1,0 +1,44 @@
+"""A throwaway CML project for integration tests: the repo's jobs and library plus a small config."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Small but realistic: enough labelled rows per window for the policies, fast on 2 cores.
+SMALL = {
+    "scenario": {"rows_per_cycle": 250, "training_rows": 1500, "concurrency": 4},
+    "thresholds": {"policies": [{"kind": "min_labelled", "min": 60},
+                                {"kind": "absolute", "metric": "accuracy", "min": 0.8},
+                                {"kind": "wilson", "min": 0.75, "confidence": 0.95}]},
+    "retraining": {"min_rows": 100},
+    "deployment": {"poll_interval": "200ms", "build_timeout": "120s", "deploy_timeout": "120s"},
+    "platform": {"retry": {"attempts": 3, "initial": "50ms", "maximum": "200ms", "jitter": "10ms"}},
+}
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Copy jobs/, monitoring/ and config/ into ``root``; write config/pipeline.yaml with overrides.
+
+    Returns:
+        The config path.
+    """
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("jobs", "monitoring", "config"):
+        shutil.copytree(REPO / name, root / name, ignore=ignore, dirs_exist_ok=True)
+    data = yaml.safe_load((REPO / "config/pipeline.yaml").read_text())
+    data = merge(merge(data, SMALL), overrides or {})
+    path = root / "config/pipeline.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

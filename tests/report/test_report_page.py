@@ -1,0 +1,167 @@
+"""The HTML report: self-contained, escaped, with the charts drawn from the state store's data."""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import pytest
+
+from monitoring import plots
+from monitoring.config import WilsonPolicy
+from monitoring.report import CHART_FILES, REPORT_FILE, write_report
+from monitoring.store import StateStore
+from monitoring.thresholds import WindowRow, wilson_interval
+from tests.report.report_support import (ACCURACY, CRN_V1, DEPLOYMENTS, HOSTILE, HOUR, NOW, PNG_MAGIC, REDEPLOY_ID,
+                                         T0, config, crn_at, embedded_pngs, fill, tag_problems, window)
+
+DRAWN = ("accuracy.png", "coverage.png", "versions.png", "drift.png")
+
+
+@pytest.fixture
+def report(store, tmp_path):
+    fill(store, HOSTILE)
+    path = write_report(config(), store, tmp_path / "out", now_ms=NOW)
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained_with_the_pngs_beside_it(report, tmp_path):
+    path, page = report
+    assert path == tmp_path / "out" / REPORT_FILE
+    assert not re.search(r"https?://", page, re.IGNORECASE)
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', page))
+    images = embedded_pngs(page)
+    assert len(images) == len(DRAWN)
+    for name, data in zip(DRAWN, images):
+        on_disk = (path.parent / name).read_bytes()
+        assert on_disk.startswith(PNG_MAGIC) and len(on_disk) > 5_000, name
+        assert data == on_disk, f"{name}: the embedded image differs from the file"
+        assert b"http" not in data, f"{name}: the PNG metadata carries a URL"
+    assert not (path.parent / "latency.png").exists()
+    assert "No latency recorded" in page
+    assert tag_problems(page) == []
+
+
+def test_hostile_text_is_escaped_everywhere(report):
+    _, page = report
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>now</b>" not in page
+    escaped = html.escape(HOSTILE, quote=True)
+    assert f"<title>cml-monitor report: {escaped}</title>" in page
+    assert f"<h1>cml-monitor report: {escaped}</h1>" in page
+    assert "redeploying &lt;b&gt;now&lt;/b&gt;" in page
+
+
+def test_header_and_tables_show_versions_and_decisions(report):
+    _, page = report
+    cards = dict(re.findall(r'<div class="card"><b>([^<]+)</b><span>(.*?)</span></div>', page))
+    assert cards["Current version"] == "v1"  # the rollback re-deployed v1 last
+    assert cards["Generated"] == "2025-11-23T22:00:00Z"
+    assert cards["Latest decision"].startswith('<span class="badge a-none">none</span> 2025-11-23T20:05:00Z')
+    assert "window passes all policies" in cards["Latest decision"]
+    deployments = page.split("<h2>Deployments</h2>")[1].split("</section>")[0]
+    assert [r for r in re.findall(r"<td>(v\d|bootstrap|rollback|d-[\w-]+)</td>", deployments)] == \
+        ["v1", "bootstrap", "v2", REDEPLOY_ID, "v1", "rollback"]
+    decisions = page.split("<h2>Decisions (latest 50)</h2>")[1]
+    assert re.findall(r'class="badge a-(\w+)"', decisions) == ["none", "redeploy", "none"]  # newest first
+    row = decisions.split(REDEPLOY_ID)[1].split("</tr>")[0]
+    assert "2025-11-23T13:00:00Z<br>to 2025-11-23T14:00:00Z" in row
+    assert "<td>run-7</td>" in row and "deployed" in row and "v2 serves" in row
+
+
+def _by_version() -> dict[str, list[WindowRow]]:
+    version = {crn: v for crn, v, _, _ in DEPLOYMENTS}
+    out: dict[str, list[WindowRow]] = {}
+    for i in range(len(ACCURACY)):
+        out.setdefault(version[crn_at(i)], []).append(window(i))
+    return out
+
+
+def test_accuracy_chart_draws_thresholds_wilson_bands_and_redeploy_markers():
+    lines = [plots.Line(0.8, "absolute min 0.8", "--"), plots.Line(0.75, "Wilson min 0.75", ":")]
+    markers = [plots.Marker(T0 + 6 * HOUR, "v2 (redeploy)"), plots.Marker(T0 + 10 * HOUR, "v1 (rollback)")]
+    fig = plots.accuracy_chart(_by_version(), {"v1": "#1f77b4", "v2": "#ff7f0e"}, 0.9, lines, markers,
+                               (T0, T0 + 13 * HOUR))
+    ax = fig.axes[0]
+    horizontal = sorted(ln.get_ydata()[0] for ln in ax.lines if list(ln.get_xdata()) == [0, 1])
+    vertical = sorted(ln.get_xdata()[0] for ln in ax.lines if list(ln.get_ydata()) == [0, 1])
+    assert horizontal == [0.75, 0.8]
+    assert vertical == [datetime.fromtimestamp(m.ms / 1000, tz=timezone.utc) for m in markers]
+    # three contiguous runs (v1, v2, v1 after the rollback), each with its band
+    assert len(ax.collections) == 3
+    first = ax.collections[0].get_paths()[0].vertices[:, 1]
+    bands = [wilson_interval(round(a * (150 + 10 * i)), 150 + 10 * i, 0.9) for i, a in enumerate(ACCURACY[:6])]
+    assert first.max() == pytest.approx(max(hi for _, hi in bands))
+    assert first.min() == pytest.approx(min(lo for lo, _ in bands))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == \
+        ["version v1", "version v2", "90% Wilson interval", "absolute min 0.8", "Wilson min 0.75"]
+
+
+@pytest.mark.parametrize("wilson, expected", [(0.8, "80%"), (None, "95%")])
+def test_wilson_band_uses_the_configured_confidence(store, tmp_path, wilson, expected):
+    fill(store, "m")
+    cfg = config("m")
+    policies = [p for p in cfg.thresholds.policies if p.kind != "wilson"]
+    if wilson is not None:
+        policies.append(WilsonPolicy(kind="wilson", min=0.75, confidence=wilson))
+    cfg = cfg.model_copy(update={"thresholds": cfg.thresholds.model_copy(update={"policies": policies})})
+    page = write_report(cfg, store, tmp_path, now_ms=NOW).read_text(encoding="utf-8")
+    assert f"the {expected} Wilson interval" in page
+
+
+def test_empty_store_gives_a_valid_page_and_removes_old_charts(store, tmp_path):
+    other = StateStore(f"sqlite:///{tmp_path / 'full.db'}")
+    try:
+        fill(other, "m")
+        write_report(config("m"), other, tmp_path / "out", now_ms=NOW)
+    finally:
+        other.close()
+    assert all((tmp_path / "out" / name).exists() for name in DRAWN)
+    page = write_report(config("m"), store, tmp_path / "out", now_ms=NOW).read_text(encoding="utf-8")
+    assert "No data yet." in page and "No deployments recorded." in page and "No decisions recorded." in page
+    assert "<img" not in page and tag_problems(page) == []
+    assert not any((tmp_path / "out" / name).exists() for name in CHART_FILES)
+
+
+def test_one_window_without_drift(store, tmp_path):
+    store.record_deployment("m", CRN_V1, None, None, None, T0, "bootstrap")
+    store.upsert_windows([WindowRow(CRN_V1, T0, T0 + HOUR, 0, 0)])  # no predictions, no labels, no drift
+    path = write_report(config("m"), store, tmp_path, now_ms=NOW)
+    page = path.read_text(encoding="utf-8")
+    assert len(embedded_pngs(page)) == 3
+    assert "The windows carry no drift statistics." in page
+    assert "deployment-1" in page  # no version or build recorded: the CRN's last part names it
+    assert not (tmp_path / "drift.png").exists()
+
+
+@dataclass
+class TimedWindow(WindowRow):
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+
+
+class LatencyStore(StateStore):
+    """A real store whose windows also carry latency, as a later schema may."""
+
+    def windows(self, *args, **kwargs):
+        return [TimedWindow(**asdict(w), latency_p50_ms=20 + i, latency_p95_ms=None if i == 3 else 60 + 2 * i)
+                for i, w in enumerate(super().windows(*args, **kwargs))]
+
+
+def test_latency_chart_when_windows_carry_latency(tmp_path):
+    with LatencyStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        fill(store, "m")
+        page = write_report(config("m"), store, tmp_path / "out", now_ms=NOW).read_text(encoding="utf-8")
+    assert len(embedded_pngs(page)) == len(DRAWN) + 1
+    assert "<h2>Prediction latency</h2><img" in page
+    assert (tmp_path / "out" / "latency.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_names_with_mathtext_are_drawn_literally(store, tmp_path):
+    store.record_deployment("m", CRN_V1, None, None, r"$\bogus$", T0, "bootstrap")
+    store.upsert_windows([WindowRow(CRN_V1, T0 + i * HOUR, T0 + (i + 1) * HOUR, 100, 90, 0.9,
+                                    drift={r"$\nope{$": {"psi": 0.1, "ks": 0.2}}) for i in range(2)])
+    page = write_report(config("m"), store, tmp_path, now_ms=NOW).read_text(encoding="utf-8")
+    assert len(embedded_pngs(page)) == 4
+    assert r"<td>$\bogus$</td>" in page

@@ -195,6 +195,29 @@ class CmlApi:
         self._call(f"stop deployment {deployment.id}", "stop_model_deployment", project_id=self.project_id,
                    model_id=model.id, build_id=deployment.build_id, deployment_id=deployment.id)
 
+    # -- runtimes ----------------------------------------------------------------------------
+    def resolve_runtime(self, configured: str | None) -> str:
+        """The runtime for jobs and builds: the configured one, else the newest matching runtime.
+
+        Matching uses this engine's ``ML_RUNTIME_EDITOR/KERNEL/EDITION`` when set (inside CML),
+        else a Python "Standard" runtime. Pages through every runtime (the first page is not enough).
+
+        Raises:
+            ConfigError: no runtime matches; names the setting to fill in.
+        """
+        if configured:
+            return configured
+        want = {k: os.environ.get(f"ML_RUNTIME_{k.upper()}") for k in ("editor", "kernel", "edition")}
+        runtimes = list(self.pages("list runtimes", "list_runtimes", "runtimes"))
+        matches = [r for r in runtimes
+                   if all(not v or field(r, k) == v for k, v in want.items())
+                   and "python" in str(field(r, "kernel") or "").lower()
+                   and (want["edition"] or field(r, "edition") == "Standard")]
+        if not matches:
+            raise ConfigError("no ML Runtime matches this engine; set deployment.runtime_identifier and "
+                              "jobs.runtime_identifier (see `list_runtimes`)")
+        return str(field(max(matches, key=lambda r: str(field(r, "full_version") or "")), "image_identifier"))
+
     # -- jobs ------------------------------------------------------------------------------
     def jobs(self) -> list[Any]:
         return list(self.pages("list jobs", "list_jobs", "jobs", project_id=self.project_id))

@@ -206,3 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ import pandas as pd
 
 UUID_KEY = "predictionUuid"
 START_KEY = "startTimeStampMs"  # capital S in "Stamp", as CML returns it
+END_KEY = "endTimeStampMs"  # when the decorated predict returned
 CRN_KEY = "modelDeploymentCrn"
 METRICS_KEY = "metrics"
 _EMPTY: dict = {}
@@ -39,6 +40,8 @@ class Columns:
             ``duplicate_uuid`` (earlier copies dropped; the last wins), ``bad_timestamp`` (rows
             dropped), ``missing_prediction``, ``bad_prediction``, ``bad_label`` (set to NaN),
             ``missing_features`` / ``non_finite`` (rows with an absent / non-finite feature).
+        latency_ms: ``endTimeStampMs - startTimeStampMs`` of each record, in ms (float64; NaN when
+            the end is absent, unreadable, not finite or before the start). Defaults to all NaN.
     """
 
     uuid: np.ndarray
@@ -49,6 +52,11 @@ class Columns:
     features: np.ndarray
     feature_names: tuple[str, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    latency_ms: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency_ms is None:
+            self.latency_ms = np.full(self.uuid.shape[0], math.nan)
 
     def __len__(self) -> int:
         return int(self.uuid.shape[0])
@@ -56,7 +64,8 @@ class Columns:
     def take(self, index: np.ndarray) -> "Columns":
         """Rows selected by an integer index or boolean mask (counts are kept as they are)."""
         return Columns(self.uuid[index], self.start_ms[index], self.deployment_crn[index], self.prediction[index],
-                       self.label[index], self.features[index], self.feature_names, dict(self.counts))
+                       self.label[index], self.features[index], self.feature_names, dict(self.counts),
+                       self.latency_ms[index])
 
     def training_frame(self, label_name: str) -> pd.DataFrame:
         """Labelled rows with every feature finite, as a frame for ``training.train_model``.
@@ -250,6 +259,9 @@ def records_to_columns(records: Iterable[Mapping[str, Any]], feature_names: Sequ
         recs, uuids, metrics = _select(recs, index), _select(uuids, index), _select(metrics, index)
         starts = starts[~drop]
 
+    latency = _column(recs, END_KEY)[0] - starts
+    latency[~((latency >= 0) & (latency < math.inf))] = math.nan  # absent, unreadable, infinite or end < start
+
     prediction, bad = _column(metrics, prediction_key, single_lists=True)
     counts["bad_prediction"] = int(_unreadable(prediction, bad).sum())
     counts["missing_prediction"] = int(np.isnan(prediction).sum()) - counts["bad_prediction"]
@@ -276,6 +288,6 @@ def records_to_columns(records: Iterable[Mapping[str, Any]], feature_names: Sequ
     if len(start_ms) > 1 and (start_ms[1:] < start_ms[:-1]).any():
         order = _time_order(start_ms)
         uuid_arr, start_ms, crns = uuid_arr[order], start_ms[order], crns[order]
-        prediction, label, features = prediction[order], label[order], features[order]
+        prediction, label, features, latency = prediction[order], label[order], features[order], latency[order]
     return Columns(uuid=uuid_arr, start_ms=start_ms, deployment_crn=crns, prediction=prediction, label=label,
-                   features=features, feature_names=tuple(feature_names), counts=counts)
+                   features=features, feature_names=tuple(feature_names), counts=counts, latency_ms=latency)

@@ -14,12 +14,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from monitoring.errors import ConfigError, PlatformError, PlatformRequestError, TransientPlatformError
-from monitoring.logs import register_secret
+from monitoring.errors import BusyError, ConfigError, PlatformError, PlatformRequestError, TransientPlatformError
+from monitoring.logs import KV, register_secret
 from monitoring.cmlclient.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
+#: Items asked for per page; the same size goes with every page_token of one listing.
 PAGE_SIZE = 100
 BUILD_OK = {"built", "succeeded"}
 BUILD_FAILED = {"build failed", "failed", "timedout", "unknown"}
@@ -48,7 +49,13 @@ def env_map(value: Any) -> dict[str, str]:
 
 
 def status_of(obj: Any) -> str:
+    """A build or deployment status, lower case (CML's casing is not promised)."""
     return str(field(obj, "status") or "").strip().lower()
+
+
+def run_status(obj: Any) -> str:
+    """A job run status, upper case (``ENGINE_RUNNING``), whatever casing the platform used."""
+    return str(field(obj, "status") or "").strip().upper()
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,13 @@ class DeploymentRef:
     created_at: str
     environment: dict[str, str]
 
+    @classmethod
+    def of(cls, deployment: Any, build_id: str) -> "DeploymentRef":
+        """From a ``ModelDeployment`` response (``environment`` arrives as a JSON string)."""
+        return cls(field(deployment, "id"), field(deployment, "crn"), field(deployment, "build_id") or build_id,
+                   status_of(deployment), str(field(deployment, "created_at") or ""),
+                   env_map(field(deployment, "environment")))
+
 
 class CmlApi:
     """The pipeline's view of one CML project through API v2.
@@ -76,25 +90,36 @@ class CmlApi:
         client: ``cmlapi.default_client()`` (real or local workspace).
         project_id: the CML project (``CDSW_PROJECT_ID``).
         retry: retry policy for transient errors.
+        page_size: items per page of every ``list_*`` call.
     """
 
-    def __init__(self, client: Any, project_id: str, retry: RetryPolicy):
+    def __init__(self, client: Any, project_id: str, retry: RetryPolicy, page_size: int = PAGE_SIZE):
         self.client = client
         self.project_id = project_id
         self.retry = retry
+        self.page_size = page_size
 
     def _call(self, operation: str, method: str, before_retry: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
         return self.retry.call(operation, getattr(self.client, method), before_retry=before_retry, **kwargs)
 
     def pages(self, operation: str, method: str, items_key: str, **kwargs: Any) -> Iterator[Any]:
-        """Every item of a paged ``list_*`` call: same page_size each page, stop on empty or repeated token."""
+        """Every item of a paged ``list_*`` call.
+
+        The same ``page_size`` (and filter and sort) goes with every ``page_token``. Listing stops
+        at an empty or missing token, at an empty page, and at a token already followed (a
+        server that repeats itself must not loop us forever).
+        """
         token, seen = "", set()
         while True:
             extra = {"page_token": token} if token else {}
-            page = self._call(operation, method, page_size=PAGE_SIZE, **kwargs, **extra)
-            yield from field(page, items_key) or []
+            page = self._call(operation, method, page_size=self.page_size, **kwargs, **extra)
+            items = list(field(page, items_key) or [])
+            yield from items
             token = field(page, "next_page_token") or ""
-            if not token or token in seen:
+            if not items or not token:
+                return
+            if token in seen:
+                log.warning("the platform repeated a page token, listing stopped %s", KV(operation=operation))
                 return
             seen.add(token)
 
@@ -156,8 +181,7 @@ class CmlApi:
     def deployments(self, model: ModelRef, build_id: str) -> list[DeploymentRef]:
         items = self.pages(f"list deployments of build {build_id}", "list_model_deployments",
                            "model_deployments", project_id=self.project_id, model_id=model.id, build_id=build_id)
-        return [DeploymentRef(field(d, "id"), field(d, "crn"), field(d, "build_id") or build_id, status_of(d),
-                              str(field(d, "created_at") or ""), env_map(field(d, "environment"))) for d in items]
+        return [DeploymentRef.of(d, build_id) for d in items]
 
     def live_deployment(self, model: ModelRef) -> DeploymentRef | None:
         """The deployment with status ``deployed``, newest ``created_at`` first; None if nothing serves."""
@@ -167,14 +191,17 @@ class CmlApi:
         return max(live, key=lambda d: d.created_at, default=None)
 
     def get_deployment(self, model: ModelRef, build_id: str, deployment_id: str) -> DeploymentRef:
-        d = self._call(f"get deployment {deployment_id}", "get_model_deployment", project_id=self.project_id,
-                       model_id=model.id, build_id=build_id, deployment_id=deployment_id)
-        return DeploymentRef(field(d, "id"), field(d, "crn"), field(d, "build_id") or build_id, status_of(d),
-                             str(field(d, "created_at") or ""), env_map(field(d, "environment")))
+        return DeploymentRef.of(self._call(f"get deployment {deployment_id}", "get_model_deployment",
+                                           project_id=self.project_id, model_id=model.id, build_id=build_id,
+                                           deployment_id=deployment_id), build_id)
 
     def create_deployment(self, model: ModelRef, build_id: str, cpu: float, memory: float, replicas: int,
                           environment: dict[str, str]) -> DeploymentRef:
-        """Create a deployment; on a 5xx, list the build's deployments before trying again (never two)."""
+        """Create a deployment; on a 5xx, list the build's deployments before trying again (never two).
+
+        CML's API gateway can answer 500 "context deadline exceeded" to a slow create while the
+        workbench still creates the deployment; a blind retry would start a second one.
+        """
         before = {d.id for d in self.deployments(model, build_id)}
         body = {"project_id": self.project_id, "model_id": model.id, "build_id": build_id, "cpu": cpu,
                 "memory": memory, "replicas": replicas, "environment": environment}
@@ -186,10 +213,7 @@ class CmlApi:
         result = self._call(f"create deployment of build {build_id}", "create_model_deployment", body=body,
                             project_id=self.project_id, model_id=model.id, build_id=build_id,
                             before_retry=created_anyway)
-        if isinstance(result, DeploymentRef):
-            return result
-        return DeploymentRef(field(result, "id"), field(result, "crn"), build_id, status_of(result),
-                             str(field(result, "created_at") or ""), env_map(field(result, "environment")))
+        return result if isinstance(result, DeploymentRef) else DeploymentRef.of(result, build_id)
 
     def stop_deployment(self, model: ModelRef, deployment: DeploymentRef) -> None:
         self._call(f"stop deployment {deployment.id}", "stop_model_deployment", project_id=self.project_id,
@@ -236,9 +260,12 @@ class CmlApi:
                           job_id=job_id)
 
     def start_job_run(self, job_id: str, environment: dict[str, str] | None = None) -> Any:
-        """Start a run; a job that already has an active run raises BusyError (reported, not crashed on)."""
-        from monitoring.errors import BusyError
+        """Start a run of a job, with extra environment variables for that run.
 
+        Raises:
+            BusyError: the job already has an active run (CML allows one), naming that run.
+            PlatformError: any other refusal or failure after retries.
+        """
         body = {"project_id": self.project_id, "job_id": job_id}
         if environment:
             body["environment"] = environment
@@ -246,7 +273,7 @@ class CmlApi:
             return self._call(f"start a run of job {job_id}", "create_job_run", body=body,
                               project_id=self.project_id, job_id=job_id)
         except PlatformRequestError as exc:
-            active = [r for r in self.job_runs(job_id, limit=PAGE_SIZE) if field(r, "status") in RUN_ACTIVE]
+            active = [r for r in self.job_runs(job_id, limit=self.page_size) if run_status(r) in RUN_ACTIVE]
             if active:
                 raise BusyError(f"job {job_id} already has an active run ({field(active[0], 'id')}): {exc}") from exc
             raise
@@ -267,5 +294,5 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TransientPlatformError)
 
 
-__all__ = ["CmlApi", "ModelRef", "DeploymentRef", "field", "env_map", "status_of", "BUILD_OK", "BUILD_FAILED",
-           "RUN_TERMINAL", "RUN_ACTIVE", "PlatformError", "is_transient"]
+__all__ = ["CmlApi", "ModelRef", "DeploymentRef", "field", "env_map", "status_of", "run_status", "BUILD_OK",
+           "BUILD_FAILED", "RUN_TERMINAL", "RUN_ACTIVE", "PAGE_SIZE", "PlatformError", "is_transient"]

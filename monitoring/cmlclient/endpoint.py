@@ -1,6 +1,7 @@
 """A client for CML's model endpoint protocol: ``{"accessKey", "request"}`` in, prediction and uuid out."""
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -9,6 +10,7 @@ import requests
 from monitoring.errors import DataError
 from monitoring.cmlclient.retry import RetryPolicy
 
+#: CML's model endpoint refuses requests over 5 MB; we refuse them first, with a clearer message.
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
@@ -41,21 +43,39 @@ class ModelEndpoint:
             self._local.session = session
         return session
 
-    def _post(self, request: dict[str, Any]) -> dict[str, Any]:
-        response = self._session().post(self.url, json={"accessKey": self.access_key, "request": request},
-                                        timeout=self.timeout_s)
+    def encode(self, request: dict[str, Any]) -> bytes:
+        """The request body CML expects, checked against the endpoint's 5 MB limit.
+
+        Raises:
+            DataError: the body is over the limit or the request is not JSON-serialisable.
+        """
+        try:
+            body = json.dumps({"accessKey": self.access_key, "request": request}).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"model request is not JSON-serialisable: {exc}") from exc
+        if len(body) > MAX_BODY_BYTES:
+            raise DataError(f"model request of {len(body)} bytes is over the model endpoint's limit of "
+                            f"{MAX_BODY_BYTES} bytes (5 MB); it was not sent: send fewer or smaller features")
+        return body
+
+    def _post(self, body: bytes) -> requests.Response:
+        response = self._session().post(self.url, data=body, timeout=self.timeout_s)
         response.raise_for_status()
-        return response.json()
+        return response
 
     def predict(self, request: dict[str, Any]) -> tuple[Any, str]:
         """Score one request; returns ``(prediction, uuid)``.
 
         Raises:
-            DataError: the endpoint answered 200 without ``success`` or without a uuid.
-            PlatformError: HTTP errors after retries (the endpoint's message included).
+            DataError: the request is over 5 MB (not sent), or the endpoint answered 200 without
+                ``success`` or without a uuid.
+            PlatformError: HTTP errors after retries (429 ``model.busy`` and 5xx are retried; the
+                endpoint's message is included).
         """
+        body = self.encode(request)
+        reply = self.retry.call("call the model endpoint", self._post, body)
         try:
-            out = self.retry.call("call the model endpoint", self._post, request)
+            out = reply.json()
         except ValueError as exc:  # requests' JSONDecodeError
             raise DataError(f"model endpoint {self.url} answered with a body that is not JSON: {exc}") from exc
         response = out.get("response") if isinstance(out, dict) else None

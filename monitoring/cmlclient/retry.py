@@ -88,8 +88,13 @@ class RetryPolicy:
 
         Args:
             operation: what is being done, on which object (goes into logs and errors).
-            before_retry: for non-idempotent calls: re-reads state before each retry and
-                returns the result if the first attempt took effect after all (else None).
+            before_retry: for non-idempotent calls: re-reads state before each retry (and once
+                more when out of tries) and returns the result if an earlier attempt took
+                effect after all (else None).
+
+        Raises:
+            TransientPlatformError: still failing after ``attempts`` tries.
+            PlatformRequestError: refused (4xx other than 408/429, or a malformed call); never retried.
         """
         state = {"attempt": 0}
 
@@ -122,4 +127,11 @@ class RetryPolicy:
             sleep=self.sleep,
             reraise=True,
         )
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except TransientPlatformError:
+            found = before_retry() if before_retry is not None and state["attempt"] > 0 else None
+            if found is None:
+                raise
+            log.info("out of retries, but an earlier attempt took effect %s", KV(operation=operation))
+            return found

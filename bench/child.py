@@ -12,6 +12,7 @@ import traceback
 #: step name -> "module:function"; each function takes the params dict and returns a JSON-able dict.
 STEPS = {
     "windows": "bench.windows_case:run",
+    "bootstrap": "bench.workspace:bootstrap_step",
     "accuracy_fill": "bench.accuracy_case:fill",
     "accuracy_run": "bench.accuracy_case:run_job",
     "traffic_seed": "bench.traffic_case:seed",

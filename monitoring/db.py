@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -34,7 +35,8 @@ class Database:
         self.url = url
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list[Any] = []
+        self._all: set[Any] = set()
+        weakref.finalize(self, _close_all, self._all, self._lock)
         if url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             path = Path(url[len("sqlite:///"):])
@@ -66,22 +68,15 @@ class Database:
 
     @property
     def conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
+            holder = _Holder(self._connect(), self._all, self._lock)
+            self._local.holder = holder
+        return holder.conn
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except Exception:  # noqa: BLE001 - closing is best effort
-                    pass
-            self._all.clear()
+        """Close every connection of every thread."""
+        _close_all(self._all, self._lock)
         self._local = threading.local()
 
     # -- statements --------------------------------------------------------------------
@@ -129,6 +124,37 @@ class Database:
     @property
     def autoincrement_pk(self) -> str:
         return "INTEGER PRIMARY KEY AUTOINCREMENT" if self.dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+
+
+class _Holder:
+    """Owns one thread's connection: closes it when the thread ends (its thread-local goes away)."""
+
+    def __init__(self, conn: Any, registry: set, lock: threading.Lock):
+        self.conn, self.registry, self.lock = conn, registry, lock
+        with lock:
+            registry.add(conn)
+
+    def __del__(self) -> None:
+        with self.lock:
+            if self.conn not in self.registry:
+                return
+            self.registry.discard(self.conn)
+        _close_quietly(self.conn)
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
+def _close_all(registry: set, lock: threading.Lock) -> None:
+    with lock:
+        conns = list(registry)
+        registry.clear()
+    for conn in conns:
+        _close_quietly(conn)
 
 
 def redact_url(url: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid as uuid_mod
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 from monitoring.db import Database, redact_url
 from monitoring.decisions import Decision
 from monitoring.errors import DataError
-from monitoring.thresholds import METRICS, WindowRow
+from monitoring.thresholds import LATENCY, METRICS, WindowRow
 
 SCHEMA_VERSION = 1
 ID_ATTEMPTS = 20
@@ -32,14 +33,16 @@ CREATE TABLE IF NOT EXISTS watermarks (deployment_crn TEXT PRIMARY KEY, ms BIGIN
 CREATE TABLE IF NOT EXISTS windows (deployment_crn TEXT NOT NULL, start_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL,
     predictions INTEGER NOT NULL, labelled INTEGER NOT NULL, metric_accuracy DOUBLE PRECISION,
     metric_precision DOUBLE PRECISION, metric_recall DOUBLE PRECISION, metric_f1 DOUBLE PRECISION,
-    confusion TEXT NOT NULL, drift TEXT NOT NULL, PRIMARY KEY (deployment_crn, start_ms));
+    confusion TEXT NOT NULL, drift TEXT NOT NULL, latency_p50_ms DOUBLE PRECISION, latency_p95_ms DOUBLE PRECISION,
+    PRIMARY KEY (deployment_crn, start_ms));
 CREATE TABLE IF NOT EXISTS decisions (seq {pk}, id TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL,
     model TEXT NOT NULL, deployment_crn TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL,
     consumed_by TEXT, consumed_ms BIGINT, outcome TEXT, outcome_detail TEXT, finished_ms BIGINT);
 CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms)
 """
 _WINDOW_COLS = ("deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
-                "metric_recall, metric_f1, confusion, drift")
+                "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms")
+_WINDOW_PARAMS = ", ".join("?" * len(_WINDOW_COLS.split(", ")))
 _DEPLOY_COLS = "model, deployment_crn, model_crn, build_id, version, deployed_ms, reason"
 _DECISION_COLS = "id, body, consumed_by, outcome, outcome_detail"
 
@@ -59,6 +62,14 @@ class DeploymentRow:
 
 def _deployment(row: Sequence[Any]) -> DeploymentRow:
     return DeploymentRow(*row[:5], int(row[5]), row[6])
+
+
+def _latency(value: Any) -> float | None:
+    """A latency statistic as a plain float (numpy scalars too); None for missing or NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
 def _dumps(value: Any) -> str:
@@ -193,10 +204,10 @@ class StateStore:
             except (TypeError, ValueError) as exc:
                 raise DataError(f"window {w.deployment_crn}@{w.start_ms}: confusion/drift not JSON: {exc}") from exc
             data.append((w.deployment_crn, w.start_ms, w.end_ms, w.predictions, w.labelled,
-                         *(getattr(w, m) for m in METRICS), *blobs))
+                         *(getattr(w, m) for m in METRICS), *blobs, *(_latency(getattr(w, k)) for k in LATENCY)))
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
         with self.db.transaction() as db:
-            db.executemany(f"INSERT INTO windows ({_WINDOW_COLS}) VALUES ({', '.join('?' * 11)}) "
+            db.executemany(f"INSERT INTO windows ({_WINDOW_COLS}) VALUES ({_WINDOW_PARAMS}) "
                            f"ON CONFLICT (deployment_crn, start_ms) DO UPDATE SET {updates}", data)
         return len(data)
 
@@ -215,8 +226,9 @@ class StateStore:
         where, params = [c for c, _ in filters], [v for _, v in filters]
         sql = f"SELECT {_WINDOW_COLS} FROM windows" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY start_ms, deployment_crn"
-        return [WindowRow(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), *r[5:9],
-                          confusion=json.loads(r[9]), drift=json.loads(r[10])) for r in self.db.query(sql, params)]
+        return [WindowRow(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), *r[5:9], confusion=json.loads(r[9]),
+                          drift=json.loads(r[10]), latency_p50_ms=r[11], latency_p95_ms=r[12])
+                for r in self.db.query(sql, params)]
 
     # -- decisions --------------------------------------------------------------------------
     def _new_id(self, created_ms: int) -> str:

@@ -16,6 +16,8 @@ LABEL_KINDS = frozenset({"absolute", "relative_drop", "wilson", "min_labelled"})
 #: Float tolerance for "exactly at the threshold passes" (0.9 * 0.9 is 0.8100000000000001).
 EPSILON = 1e-9
 METRICS = ("accuracy", "precision", "recall", "f1")
+#: Per-window latency statistics (ms), optional: None when a window has no latency values.
+LATENCY = ("latency_p50_ms", "latency_p95_ms")
 
 
 def _num(value: Any) -> float | None:
@@ -28,7 +30,11 @@ def _num(value: Any) -> float | None:
 
 @dataclass
 class WindowRow:
-    """One computed window of a deployment, as stored in the state store (mirrors windows.WindowResult)."""
+    """One computed window of a deployment, as stored in the state store (mirrors windows.WindowResult).
+
+    ``latency_p50_ms``/``latency_p95_ms`` are the window's prediction latency percentiles in ms
+    (None when unknown); they are reported only, no policy reads them.
+    """
 
     deployment_crn: str
     start_ms: int
@@ -41,6 +47,8 @@ class WindowRow:
     f1: float | None = None
     confusion: dict = field(default_factory=dict)
     drift: dict = field(default_factory=dict)
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
 
     @classmethod
     def from_obj(cls, obj: Any) -> "WindowRow":
@@ -58,7 +66,7 @@ class WindowRow:
             deployment_crn=str(get("deployment_crn")), start_ms=int(get("start_ms")), end_ms=int(get("end_ms")),
             predictions=int(get("predictions") or 0), labelled=int(get("labelled") or 0),
             **{m: _num(get(m)) for m in METRICS},
-            confusion=dict(get("confusion") or {}), drift=drift)
+            confusion=dict(get("confusion") or {}), drift=drift, **{k: _num(get(k)) for k in LATENCY})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,6 +15,8 @@ from monitoring.records import Columns
 
 #: Fewest rows with finite feature values for a window's drift to be computed.
 MIN_DRIFT_ROWS = 30
+#: Latency quantiles reported per window, as fractions (numpy's default "linear" method).
+LATENCY_QUANTILES = (0.5, 0.95)
 
 
 @dataclass
@@ -36,6 +38,10 @@ class WindowResult:
         drift: ``{feature: {"psi", "ks"}}`` against the training reference (empty when there
             is no reference or fewer than ``min_drift_rows`` rows).
         unknown_class: rows whose prediction or label is not one of the classes (left out).
+        latency_p50_ms: median prediction latency (``Columns.latency_ms``) of the window's rows
+            with a prediction, in ms; None when none of them has a (finite) latency.
+        latency_p95_ms: the 95th percentile, likewise. Both use numpy's default "linear"
+            method, equal to ``np.percentile(values, q)``.
     """
 
     deployment_crn: str
@@ -50,6 +56,8 @@ class WindowResult:
     confusion: dict[str, Any]
     drift: dict[str, dict[str, float]] = field(default_factory=dict)
     unknown_class: int = 0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe dict of every field."""
@@ -95,6 +103,39 @@ def _confusion(cm: np.ndarray, classes: list[int], binary: bool, positive: int) 
     return {"labels": list(classes), "matrix": cm.astype(int).tolist()}
 
 
+def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
+                     quantiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group quantiles of the finite ``values``, vectorised, bit-identical to ``np.percentile``'s "linear".
+
+    One lexsort by (group, value); each quantile q then sits at virtual position ``(n - 1) * q``
+    of its group's sorted run and is interpolated with numpy's own lerp (including its
+    ``t >= 0.5`` form), so the results equal ``np.percentile(group_values, 100 * q)`` exactly.
+
+    Returns:
+        ``(table, present)``: table (len(quantiles), n_groups) float64, and a mask of groups
+        with at least one value (their table entries are meaningful; the others are NaN).
+    """
+    keep = np.isfinite(values)
+    group, values = group[keep], values[keep]
+    counts = np.bincount(group, minlength=n_groups)
+    table = np.full((len(quantiles), n_groups), math.nan)
+    present = counts > 0
+    if not present.any():
+        return table, present
+    ordered = values[np.lexsort((values, group))]
+    first = (np.cumsum(counts) - counts)[present]
+    last = counts[present] - 1
+    for row, q in enumerate(quantiles):
+        virtual = last * q
+        below = np.floor(virtual)
+        t = virtual - below
+        a = ordered[first + below.astype(np.int64)]
+        b = ordered[first + np.minimum(below.astype(np.int64) + 1, last)]
+        diff = b - a
+        table[row, present] = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+    return table, present
+
+
 def _drift(reference: ReferenceStats, names: Sequence[str], rows: np.ndarray, minimum: int) -> dict:
     out = {}
     for j, name in enumerate(names):
@@ -114,7 +155,9 @@ def compute_windows(columns: Columns, window_ms: int, classes: Sequence[int],
 
     Windows are ``[k * window_ms, (k + 1) * window_ms)`` by request start time. Metrics follow
     sklearn with ``zero_division=0``: binary (two classes) reports ``positive_class``; more
-    classes report macro averages over the classes present in the window.
+    classes report macro averages over the classes present in the window. Latency p50/p95 are
+    over every row of the window that has a prediction (also one outside the classes) and a
+    latency, by numpy's default "linear" percentile method.
 
     Args:
         columns: output of ``records_to_columns``.
@@ -164,6 +207,7 @@ def compute_windows(columns: Columns, window_ms: int, classes: Sequence[int],
     cm = np.bincount(cells, minlength=n_groups * n_cls * n_cls).reshape(n_groups, n_cls, n_cls)
     accuracy, precision, recall, f1 = _scores(cm, binary, positive)
     n_labelled = cm.sum(axis=(1, 2))
+    latency, has_latency = _group_quantiles(group, columns.latency_ms[has_pred], n_groups, LATENCY_QUANTILES)
 
     features = columns.features[has_pred]
     order = np.argsort(group, kind="stable")
@@ -182,7 +226,9 @@ def compute_windows(columns: Columns, window_ms: int, classes: Sequence[int],
             recall=float(recall[g]) if has else None, f1=float(f1[g]) if has else None,
             confusion=_confusion(cm[g], class_list, binary, positive),
             drift=_drift(reference, columns.feature_names, rows, min_drift_rows) if reference is not None else {},
-            unknown_class=int(unknown[g])))
+            unknown_class=int(unknown[g]),
+            latency_p50_ms=float(latency[0, g]) if has_latency[g] else None,
+            latency_p95_ms=float(latency[1, g]) if has_latency[g] else None))
     return results
 
 

@@ -273,7 +273,13 @@ class CmlApi:
             return self._call(f"start a run of job {job_id}", "create_job_run", body=body,
                               project_id=self.project_id, job_id=job_id)
         except PlatformRequestError as exc:
-            active = [r for r in self.job_runs(job_id, limit=self.page_size) if run_status(r) in RUN_ACTIVE]
+            if exc.status in (401, 403, 404):
+                raise  # no such job or no access: not a busy job
+            try:
+                active = [r for r in self.job_runs(job_id, limit=self.page_size) if run_status(r) in RUN_ACTIVE]
+            except PlatformError as listing:  # cannot tell: the refusal itself is what the user must see
+                log.warning("could not list the job's runs %s", KV(job=job_id, error=str(listing)))
+                active = []
             if active:
                 raise BusyError(f"job {job_id} already has an active run ({field(active[0], 'id')}): {exc}") from exc
             raise

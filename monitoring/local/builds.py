@@ -17,6 +17,7 @@ from typing import Callable
 
 from monitoring.local.apistate import ApiState
 from monitoring.local.environment import process_env
+from monitoring.local.faults import FaultPlan
 from monitoring.logs import KV
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,11 @@ EXCLUDED_PATHS = ("var/state*",)
 BUILD_TIMEOUT_SECONDS = 600.0
 ACTIVE = ("pending", "building")
 _CHECK = """
-import importlib.util, sys
+import importlib.util, os, sys
 path, name = sys.argv[1], sys.argv[2]
+here = os.path.realpath(os.getcwd())
+if os.path.commonpath([os.path.realpath(path), here]) != here:
+    sys.exit(f"build failed: {path!r} is outside the project")
 spec = importlib.util.spec_from_file_location("cml_model_build_check", path)
 if spec is None or spec.loader is None:
     sys.exit(f"build failed: {path!r} is not a Python file")
@@ -68,11 +72,15 @@ class Builder:
         workspace_dir: W (snapshots in ``W/builds/<id>/``, logs in ``W/builds/<id>.log``).
         project_root: the project whose files are built.
         engine_env: the CML engine variables for code running in a given directory.
+        timeout: seconds the build check may take.
+        faults: the workspace's fault plan (fault point ``build``: ``fail``).
     """
 
     def __init__(self, state: ApiState, workspace_dir: Path, project_root: Path,
-                 engine_env: Callable[[Path], dict[str, str]], timeout: float = BUILD_TIMEOUT_SECONDS):
+                 engine_env: Callable[[Path], dict[str, str]], timeout: float = BUILD_TIMEOUT_SECONDS,
+                 faults: FaultPlan | None = None):
         self.state = state
+        self.faults = faults
         self.builds_dir = Path(workspace_dir) / "builds"
         self.workspace_dir = Path(workspace_dir)
         self.project_root = Path(project_root)
@@ -105,10 +113,15 @@ class Builder:
         argv = [sys.executable, "-c", _CHECK, build["file_path"], build["function_name"]]
         env = process_env(self.engine_env(code_dir), {"PYTHONDONTWRITEBYTECODE": "1"})  # keep the snapshot as copied
         with open(self.builds_dir / f"{build_id}.log", "ab") as out:
+            fault = self.faults.take("build") if self.faults is not None else None
             try:
-                proc = subprocess.run(argv, cwd=code_dir, env=env, stdout=out,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=self.timeout)
-                status = "built" if proc.returncode == 0 else "build failed"
+                if fault is not None:
+                    out.write(b"build failed: the build step failed (fault injected)\n")
+                    status = "build failed"
+                else:
+                    proc = subprocess.run(argv, cwd=code_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, timeout=self.timeout)
+                    status = "built" if proc.returncode == 0 else "build failed"
             except subprocess.TimeoutExpired:
                 out.write(f"build check did not finish in {self.timeout} s\n".encode())
                 status = "timedout"

@@ -3,7 +3,8 @@
 A deployment is ``pending`` when created, ``deploying`` while its replicas start, ``deployed``
 once every replica answers ``GET /health`` (only then is the model's previous deployment
 stopped), ``failed`` if they do not within the health timeout (the previous one keeps
-serving), and ``stopping`` -> ``stopped`` when stopped.
+serving), and ``stopping`` -> ``stopped`` when stopped. The fault point ``deploy``
+(``never-healthy[:DURATION]``) starts replicas that never answer ``/health``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Callable
 from monitoring.local.apierrors import precondition
 from monitoring.local.apistate import ApiState
 from monitoring.local.environment import process_env
+from monitoring.local.faults import UNHEALTHY_ENV, FaultPlan
 from monitoring.local.jobrunner import kill_group
 from monitoring.logs import KV
 
@@ -88,11 +90,14 @@ class Deployer:
         snapshot_dir: the build snapshot directory of a build id.
         engine_env: the CML engine variables for code running in a given directory.
         health_timeout: seconds the replicas have to answer ``/health``.
+        faults: the workspace's fault plan.
     """
 
     def __init__(self, state: ApiState, workspace_dir: Path, snapshot_dir: Callable[[str], Path],
-                 engine_env: Callable[[Path], dict[str, str]], health_timeout: float = HEALTH_TIMEOUT_SECONDS):
+                 engine_env: Callable[[Path], dict[str, str]], health_timeout: float = HEALTH_TIMEOUT_SECONDS,
+                 faults: FaultPlan | None = None):
         self.state = state
+        self.faults = faults
         self.root = Path(workspace_dir) / "deployments"
         self.snapshot_dir = snapshot_dir
         self.engine_env = engine_env
@@ -143,9 +148,9 @@ class Deployer:
         return process_env(self.engine_env(self.snapshot_dir(dep["build_id"])), json.loads(dep["environment"]),
                            identity)
 
-    def _wait_healthy(self, dep_id: str, replicas: list[Replica]) -> str | None:
+    def _wait_healthy(self, dep_id: str, replicas: list[Replica], timeout: float) -> str | None:
         """None once every replica is healthy, else why not."""
-        deadline = time.monotonic() + self.health_timeout
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if dep_id in self._cancelled or self._closed:
                 return "stopped while deploying"
@@ -161,17 +166,22 @@ class Deployer:
             if all(r.port is not None and _healthy(r.port) for r in replicas):
                 return None
             time.sleep(POLL_SECONDS)  # a real process is starting: short bounded polling
-        return f"replicas were not healthy within {self.health_timeout:g} s"
+        return f"replicas were not healthy within {timeout:g} s"
 
     def _deploy(self, dep_id: str) -> None:
         dep = self._set(dep_id, "deploying")
         replicas: list[Replica] = []
+        fault = self.faults.take("deploy") if self.faults is not None else None
+        timeout = self.health_timeout
         try:
             env = self._env(dep)
+            if fault is not None:  # never-healthy: replicas run but fail their health check
+                env[UNHEALTHY_ENV] = "1"
+                timeout = min(timeout, fault.seconds) if fault.seconds is not None else timeout
             for index in range(max(1, int(dep.get("replicas") or 1))):
                 replicas.append(self._spawn(dep, index, env))
                 self._starting[dep_id] = replicas
-            problem = self._wait_healthy(dep_id, replicas)
+            problem = self._wait_healthy(dep_id, replicas, timeout)
         except (OSError, KeyError, TypeError) as exc:
             problem = f"cannot start replicas: {exc}"
         with self._lock:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 from typing import Any
 
 from monitoring.local.apierrors import ApiError, invalid
@@ -41,6 +42,18 @@ def env_map(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise invalid(f"{where}: expected a JSON object whose values are strings, got {value!r}")
     return dict(value)
+
+
+def project_path(value: Any, where: str) -> str:
+    """A file path inside the project: relative, without ``..`` parts.
+
+    Raises:
+        ApiError: INVALID_ARGUMENT naming the field and the path.
+    """
+    path = PurePosixPath(str(value or ""))
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in str(value) or "\0" in str(value):
+        raise invalid(f"{where}: {value!r} must be a path inside the project (relative, without '..')")
+    return str(value)
 
 
 def job_type(job: dict) -> str:
@@ -106,6 +119,7 @@ class JobsApi:
             raise invalid("job name is required")
         if not job.get("script"):
             raise invalid("job script is required")
+        project_path(job["script"], f"job {job['name']!r} script")
         if job.get("kernel"):
             raise invalid(f"kernel {job['kernel']!r} must not be set: project {project_id} uses ML Runtimes "
                           "(set runtime_identifier instead)")

@@ -157,6 +157,46 @@ class MetricsStore:
         except self._duplicate_errors as exc:
             raise ValueError(f"prediction {uuid} already has a record for deployment {deployment_crn}") from exc
 
+    def bulk_insert(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Append many prediction records in one transaction (bulk loads: benchmarks, migrations).
+
+        Args:
+            rows: ``(deployment_crn, build_crn, model_crn, uuid, start_ms, end_ms, metrics_text)``
+                where ``metrics_text`` is a JSON object as ``encode_metrics`` writes it (stored as
+                given: only its braces are checked, so encode untrusted metrics first).
+
+        Returns:
+            The number of records written.
+
+        Raises:
+            ValueError: a row without 7 fields, an empty uuid or deployment CRN, a bad window, metrics
+                text that is not a JSON object, or a uuid that already has a record (nothing written).
+        """
+        checked = []
+        for i, row in enumerate(rows):
+            if len(row) != 7:
+                raise ValueError(f"bulk row {i}: expected 7 fields ({_COLUMNS}), got {len(row)}")
+            deployment, build, model, uuid, start, end, text = row
+            if not uuid or not isinstance(uuid, str) or not deployment:
+                raise ValueError(f"bulk row {i}: uuid and deployment CRN must be non-empty strings")
+            start, end = _check_window(start, end, f"bulk row {i} (prediction {uuid})")
+            if not (isinstance(text, str) and text.startswith("{") and text.endswith("}")):
+                raise ValueError(f"bulk row {i} (prediction {uuid}): metrics must be JSON object text")
+            checked.append((deployment, build or "", model or "", uuid, start, end, text))
+        if not checked:
+            return 0
+        try:
+            with self.db.transaction() as db:
+                if db.dialect == "postgresql":
+                    with db.conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({_COLUMNS}) FROM STDIN") as copy:
+                        for row in checked:
+                            copy.write_row(row)
+                else:
+                    db.executemany(f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", checked)
+        except self._duplicate_errors as exc:
+            raise ValueError(f"bulk insert: a prediction uuid already has a record: {exc}") from exc
+        return len(checked)
+
     def track_delayed(self, metrics: dict[str, Any], prediction_uuid: str) -> None:
         """Merge ``metrics`` into an existing prediction record (e.g. ground truth).
 

@@ -41,6 +41,8 @@ log = logging.getLogger("monitoring.local.modelserver")
 ACCESS_KEY_ENV = "CML_MONITOR_MODEL_ACCESS_KEY"
 AUTH_ENABLED_ENV = "CML_MONITOR_AUTH_ENABLED"
 API_KEY_ENV = "CML_MONITOR_MODEL_API_KEY"
+#: Set by the local workspace's fault plan (``deploy=never-healthy``): ``/health`` answers 503.
+UNHEALTHY_ENV = "CML_MONITOR_FAULT_UNHEALTHY"
 MAX_BODY_BYTES = 5 * 1024 * 1024
 #: Larger refused bodies are not drained; the connection is just closed.
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
@@ -147,6 +149,8 @@ class ReplicaHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._started = time.monotonic()
         if self.path.split("?")[0] == "/health":
+            if os.environ.get(UNHEALTHY_ENV):  # fault injected: this replica never becomes healthy
+                return self._error(503, "replica.unhealthy", "health check failed (fault injected)")
             self._reply(200, {"status": "ok"})
         else:
             self._error(404, "not_found", f"no such path {self.path.split('?')[0]!r}")

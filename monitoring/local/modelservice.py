@@ -9,7 +9,7 @@ from monitoring.local.apierrors import invalid, precondition
 from monitoring.local.apistate import ApiState, new_uuid, public
 from monitoring.local.builds import Builder
 from monitoring.local.deployments import Deployer
-from monitoring.local.jobservice import USER_FILTER, env_map
+from monitoring.local.jobservice import USER_FILTER, env_map, project_path
 from monitoring.local.paging import list_page
 from monitoring.local.runtimes import Runtimes
 
@@ -87,6 +87,7 @@ class ModelsApi:
         for key in ("file_path", "function_name"):
             if not body.get(key):
                 raise invalid(f"CreateModelBuildRequest.{key} is required")
+        project_path(body["file_path"], "CreateModelBuildRequest.file_path")
         if body.get("auto_deploy_model") or body.get("auto_deployment_config"):
             raise invalid("CreateModelBuildRequest.auto_deploy_model is not supported by the local workspace; "
                           "deploy the build with create_model_deployment once it is built")

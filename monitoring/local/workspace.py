@@ -15,6 +15,7 @@ from monitoring.local.apistate import ApiState
 from monitoring.local.builds import BUILD_TIMEOUT_SECONDS, Builder
 from monitoring.local.deployments import HEALTH_TIMEOUT_SECONDS, Deployer
 from monitoring.local.environment import engine_env
+from monitoring.local.faults import Fault, FaultPlan
 from monitoring.local.jobrunner import JobRunner
 from monitoring.local.jobservice import JobsApi
 from monitoring.local.modelservice import ModelsApi
@@ -69,6 +70,7 @@ class LocalWorkspace:
         self.health_timeout = health_timeout
         self.build_timeout = build_timeout
         self.clock = WarpClock(self.workspace_dir / "clock.json")
+        self.faults = FaultPlan(self.workspace_dir)
         self.server: ApiServer | None = None
         self.project_id = ""
         self.api_key = ""
@@ -94,12 +96,12 @@ class LocalWorkspace:
         self.runtimes = Runtimes(self.state)
         self.runtimes.register_default()
         self.runner = JobRunner(self.state, self.project_root, self.workspace_dir,
-                                lambda: self.engine_env(), user)
+                                lambda: self.engine_env(), user, faults=self.faults)
         self.builder = Builder(self.state, self.workspace_dir, self.project_root, self.engine_env,
-                               timeout=self.build_timeout)
+                               timeout=self.build_timeout, faults=self.faults)
         self.deployer = Deployer(self.state, self.workspace_dir, self.builder.snapshot_dir, self.engine_env,
-                                 health_timeout=self.health_timeout)
-        self.router = ModelRouter(self.state, self.deployer, self.busy_timeout)
+                                 health_timeout=self.health_timeout, faults=self.faults)
+        self.router = ModelRouter(self.state, self.deployer, self.busy_timeout, faults=self.faults)
         jobs = JobsApi(self.state, self.runner, user, self.runtimes)
         models = ModelsApi(self.state, self.builder, self.deployer, self.runtimes, user)
         project = next((p for p in self.state.list("project") if p["name"] == self.project_name), None)
@@ -107,7 +109,8 @@ class LocalWorkspace:
             project = jobs.create_project({}, {}, {"name": self.project_name,
                                                    "description": "Local CML workspace project"})
         self.project_id = project["id"]
-        self.server = ApiServer({**jobs.handlers(), **models.handlers()}, self.api_key, self.router, self.status)
+        self.server = ApiServer({**jobs.handlers(), **models.handlers()}, self.api_key, self.router, self.status,
+                                faults=self.faults)
         self.runner.recover()
         self.builder.recover()
         self.server.start()
@@ -175,6 +178,14 @@ class LocalWorkspace:
     def set_now(self, now_ms: int) -> None:
         """Warp the workspace clock (every engine and replica reads it) so that now is ``now_ms``."""
         self.clock.set_now(now_ms)
+
+    def inject(self, *faults: str | Fault) -> list[Fault]:
+        """Add faults to the workspace's plan (``"endpoint=503 x3"``; see ``monitoring.local.faults``).
+
+        Raises:
+            ConfigError: a fault text that is not valid, naming it.
+        """
+        return self.faults.add(*faults)
 
     def client(self):
         """A ``CMLServiceApi`` for this workspace."""

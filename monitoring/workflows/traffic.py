@@ -50,14 +50,17 @@ def simulate_traffic(ctx: Context) -> Outcome:
     now = clock.now_ms()
     model = ctx.require_model()
     live = ctx.require_live(model)
-    epoch = ctx.store.set_scenario_epoch_if_absent(model.name, now)
-    cycle = (now - epoch) // max(1, to_ms(cfg.scenario.cycle))
+    # Cycles are aligned to multiples of scenario.cycle, so a run a few seconds early or late
+    # (cron jitter) still lands in its own cycle; the epoch is the first cycle's start.
+    cycle_ms = max(1, to_ms(cfg.scenario.cycle))
+    epoch = ctx.store.set_scenario_epoch_if_absent(model.name, now - now % cycle_ms)
+    cycle = (now - epoch) // cycle_ms
     level = drift_level_at(now, epoch, to_ms(cfg.scenario.drift.start_after))
     label_key = cfg.windows.label_key
 
     posted_before = post_due_labels(ctx, now, label_key)
     scenario = TelcoScenario.from_config(cfg)
-    frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(cycle, 1), drift_level=level)
+    frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(now // cycle_ms, 1), drift_level=level)
     features = frame[list(cfg.model.features)].to_numpy(dtype=float)
     labels = frame[cfg.model.label].to_numpy()
     names = list(cfg.model.features)

@@ -10,11 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from monitoring.decisions import decide
 from monitoring.errors import DataError
+from monitoring.records import Columns
 from monitoring.store import SCHEMA_VERSION, DeploymentRow, StateStore
+from monitoring.thresholds import WindowRow
+from monitoring.windows import compute_windows
 
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
@@ -104,6 +108,35 @@ def test_windows_upsert_overwrites_and_filters(store):
     assert [w.deployment_crn for w in store.windows()] == ["b", CRN, CRN]
     with pytest.raises(DataError, match="confusion/drift not JSON"):
         store.upsert_windows([replace(window(2), confusion={"x": object()})])
+
+
+def test_window_latency_round_trips_and_is_overwritten(store):
+    rows = [replace(window(0), latency_p50_ms=110.0, latency_p95_ms=487.25),
+            replace(window(1), latency_p50_ms=np.float64(12.5), latency_p95_ms=np.float64(99.0)),  # numpy scalars
+            replace(window(2), latency_p50_ms=None, latency_p95_ms=None),
+            replace(window(3), latency_p50_ms=float("nan"), latency_p95_ms=3.0)]  # NaN is stored as unknown
+    store.upsert_windows(rows)
+    got = [(w.latency_p50_ms, w.latency_p95_ms) for w in store.windows(CRN)]
+    assert got == [(110.0, 487.25), (12.5, 99.0), (None, None), (None, 3.0)]
+    assert all(type(v) is float for pair in got for v in pair if v is not None)
+    assert store.windows(CRN)[0] == rows[0]
+    store.upsert_windows([window(0), {**window(1).to_dict(), "latency_p50_ms": 13, "latency_p95_ms": 101.5}])
+    got = [(w.latency_p50_ms, w.latency_p95_ms) for w in store.windows(CRN)][:2]
+    assert got == [(None, None), (13.0, 101.5)]  # recomputing a window replaces its latency too
+
+
+def test_computed_windows_keep_their_latency_in_the_store(store):
+    cols = Columns(uuid=np.array(["a", "b", "c", "d"], dtype=object),
+                   start_ms=np.array([T0, T0 + 1, T0 + 2, T0 + HOUR]),
+                   deployment_crn=np.array([CRN] * 4, dtype=object), prediction=np.array([1.0, 0.0, 1.0, 1.0]),
+                   label=np.array([1.0, 0.0, np.nan, 1.0]), features=np.zeros((4, 1)), feature_names=("f",),
+                   latency_ms=np.array([100.0, 300.0, 200.0, np.nan]))
+    results = compute_windows(cols, HOUR, classes=[0, 1])
+    assert store.upsert_windows(results) == 2
+    first, second = store.windows(CRN)
+    assert (first.latency_p50_ms, first.latency_p95_ms) == (200.0, 290.0)  # linear: 200 + 0.9 * 100
+    assert (second.latency_p50_ms, second.latency_p95_ms) == (None, None)
+    assert first == WindowRow.from_obj(results[0])
 
 
 # -- decisions --------------------------------------------------------------------------------------

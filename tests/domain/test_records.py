@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from monitoring.records import COUNT_NAMES, records_to_columns
+from monitoring.records import COUNT_NAMES, Columns, records_to_columns
 from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, prediction, record
 
 OTHER = DEPLOYMENT[:-4] + "beef"
@@ -52,6 +52,8 @@ def test_sample_records_become_sorted_columns():
     np.testing.assert_array_equal(cols.features[6], [2.0, 50.5, NAN, NAN])
     np.testing.assert_array_equal(cols.features[7], [NAN] * 4)
     assert cols.feature_names == tuple(FEATURES) and len(cols) == 9
+    assert cols.latency_ms.dtype == np.float64
+    np.testing.assert_array_equal(cols.latency_ms, [110.0] * 9)  # support.record ends 110 ms after the start
 
 
 def test_sample_counts_say_what_was_ignored():
@@ -85,6 +87,7 @@ def test_empty_and_aggregates_only():
     for records in ([], [aggregate(T0, T0 + 10, 0.5)]):
         cols = records_to_columns(records, FEATURES)
         assert len(cols) == 0 and cols.features.shape == (0, 4) and cols.start_ms.dtype == np.int64
+        assert cols.latency_ms.shape == (0,) and cols.latency_ms.dtype == np.float64
     assert records_to_columns([aggregate(T0, T0 + 10, 0.5)], FEATURES).counts["aggregates"] == 1
 
 
@@ -98,6 +101,59 @@ def test_training_frame_keeps_labelled_complete_rows():
     assert other.uuid.tolist() == ["u5"] and other.features.shape == (1, 4) and other.counts == cols.counts
 
 
+def with_end(rec: dict, end) -> dict:
+    """The record with another ``endTimeStampMs`` (``...`` removes the key)."""
+    out = {k: v for k, v in rec.items() if k != "endTimeStampMs"}
+    if end is not ...:
+        out["endTimeStampMs"] = end
+    return out
+
+
+def test_latency_is_end_minus_start_and_nan_when_the_end_is_unusable():
+    cases = [  # (uuid, start offset, endTimeStampMs, expected latency)
+        ("plain", 40, T0 + 40 + 123, 123.0),
+        ("zero", 10, T0 + 10, 0.0),
+        ("string", 30, str(T0 + 30 + 7), 7.0),
+        ("fraction", 20, T0 + 20 + 2.5, 2.5),
+        ("absent", 50, ..., NAN),
+        ("none", 60, None, NAN),
+        ("before-start", 70, T0 + 69, NAN),
+        ("unreadable", 80, "soon", NAN),
+        ("infinite", 90, math.inf, NAN),
+        ("nan", 0, math.nan, NAN),
+        ("list", 5, [T0 + 6], NAN),
+    ]
+    recs = [with_end(prediction(u, T0 + off, 1), end) for u, off, end, _ in cases]
+    cols = records_to_columns(recs, FEATURES)
+    expected = {u: lat for u, _, _, lat in cases}
+    assert cols.uuid.tolist() == [u for u, *_ in sorted(cases, key=lambda c: c[1])]  # sorted by start
+    np.testing.assert_array_equal(cols.latency_ms, [expected[u] for u in cols.uuid])
+    assert cols.counts == {**dict.fromkeys(COUNT_NAMES, 0), "records": len(cases)}  # a bad end drops nothing
+
+
+def test_latency_stays_aligned_through_duplicates_drops_sorting_and_take():
+    recs = [with_end(prediction("b", T0 + 200, 1), T0 + 205),
+            with_end(prediction("a", T0 + 100, 0), T0 + 111),
+            aggregate(T0, T0 + 3_600_000, 0.8),
+            with_end(prediction("x", None, 1), T0 + 1),                  # no start: dropped with its end
+            {"predictionUuid": "y", "startTimeStampMs": T0 + 1, "endTimeStampMs": T0 + 2},  # no metrics: dropped
+            with_end(prediction("c", T0 + 50, 1), None),
+            with_end(prediction("b", T0 + 200, 1, label=1), T0 + 230)]  # the later copy (and its end) wins
+    cols = records_to_columns(recs, FEATURES)
+    assert cols.uuid.tolist() == ["c", "a", "b"]
+    np.testing.assert_array_equal(cols.latency_ms, [NAN, 11.0, 30.0])
+    np.testing.assert_array_equal(cols.take(np.array([2, 0])).latency_ms, [30.0, NAN])
+    np.testing.assert_array_equal(cols.take(cols.uuid != "a").latency_ms, [NAN, 30.0])
+
+
+def test_columns_built_without_latency_have_an_all_nan_latency():
+    cols = records_to_columns(sample(), FEATURES)
+    bare = Columns(cols.uuid, cols.start_ms, cols.deployment_crn, cols.prediction, cols.label, cols.features,
+                   cols.feature_names)
+    assert bare.latency_ms.shape == (len(cols),) and np.isnan(bare.latency_ms).all()
+    assert np.isnan(bare.take(np.array([1, 2])).latency_ms).all()
+
+
 def naive(records, names):
     """The obvious per-record loop, as the reference for the fast path."""
     rows = {}
@@ -106,30 +162,42 @@ def naive(records, names):
             rows[rec["predictionUuid"]] = rec
     out = sorted(rows.values(), key=lambda r: r["startTimeStampMs"])
     m = [r["metrics"] for r in out]
+    ends = [r.get("endTimeStampMs") for r in out]
+    latency = [NAN if e is None or e < r["startTimeStampMs"] else float(e - r["startTimeStampMs"])
+               for e, r in zip(ends, out)]
     return ([r["predictionUuid"] for r in out], [x.get("prediction", NAN) for x in m],
-            [x.get("final_label", NAN) for x in m], [[x["input_features"].get(n, NAN) for n in names] for x in m])
+            [x.get("final_label", NAN) for x in m], [[x["input_features"].get(n, NAN) for n in names] for x in m],
+            latency)
 
 
 def random_records(n: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     x = np.round(rng.normal(size=(n, 4)), 3).tolist()
     starts = (T0 + rng.integers(0, 7_200_000, n)).tolist()
+    ends = (np.array(starts) + rng.integers(1, 2_000, n)).tolist()
     preds, labels = rng.integers(0, 2, n).tolist(), rng.integers(0, 2, n).tolist()
     recs = [prediction(f"{i:08x}", starts[i], preds[i], labels[i] if i % 3 else None, dict(zip(FEATURES, x[i])))
             for i in range(n)]
+    for rec, end in zip(recs, ends):
+        rec["endTimeStampMs"] = end
     recs[5:5] = [aggregate(T0, T0 + 3_600_000, 0.9), aggregate(T0 + 3_600_000, T0 + 7_200_000, 0.8)]
     return recs
 
 
 def test_fast_path_matches_a_naive_loop():
     recs = random_records(5000, 61)
-    recs += [dict(r, metrics={**r["metrics"], "final_label": 1}) for r in recs[100:130]]  # late duplicates
+    recs += [dict(r, metrics={**r["metrics"], "final_label": 1}, endTimeStampMs=r["startTimeStampMs"] + 7)
+             for r in recs[100:130]]  # late duplicates, with their own end
+    recs[200]["endTimeStampMs"] = None
+    recs[300]["endTimeStampMs"] = recs[300]["startTimeStampMs"] - 1
     cols = records_to_columns(recs, FEATURES)
-    uuids, preds, labels, feats = naive(recs, FEATURES)
+    uuids, preds, labels, feats, latency = naive(recs, FEATURES)
     assert cols.uuid.tolist() == uuids
     np.testing.assert_array_equal(cols.prediction, preds)
     np.testing.assert_array_equal(cols.label, labels)
     np.testing.assert_array_equal(cols.features, feats)
+    np.testing.assert_array_equal(cols.latency_ms, latency)
+    assert np.isnan(cols.latency_ms).sum() == 2 and (cols.latency_ms == 7).sum() >= 30
     assert cols.counts["duplicate_uuid"] == 30 and cols.counts["aggregates"] == 2
 
 

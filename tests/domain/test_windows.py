@@ -16,14 +16,15 @@ HOUR = 3_600_000
 A, B = "crn:dep/a", "crn:dep/b"
 
 
-def columns(start, pred, label, crn=None, features=None) -> Columns:
+def columns(start, pred, label, crn=None, features=None, latency=None) -> Columns:
     n = len(start)
     crn_arr = np.empty(n, dtype=object)
     crn_arr[:] = crn if crn is not None else [A] * n
     feats = np.asarray(features, dtype=float) if features is not None else np.zeros((n, 1))
     return Columns(uuid=np.array([f"u{i}" for i in range(n)], dtype=object), start_ms=np.asarray(start, np.int64),
                    deployment_crn=crn_arr, prediction=np.asarray(pred, float), label=np.asarray(label, float),
-                   features=feats, feature_names=tuple(f"f{j}" for j in range(feats.shape[1])))
+                   features=feats, feature_names=tuple(f"f{j}" for j in range(feats.shape[1])),
+                   latency_ms=None if latency is None else np.asarray(latency, float))
 
 
 def random_columns(seed: int, n: int, n_classes: int) -> Columns:
@@ -115,6 +116,47 @@ def test_results_are_plain_dicts_and_grouped_by_deployment():
     d = results[0].to_dict()
     assert d["deployment_crn"] == A and d["confusion"] == {"tp": 0, "fp": 0, "tn": 1, "fn": 0}
     assert type(d["predictions"]) is int and type(d["accuracy"]) is float
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_latency_percentiles_per_window_equal_numpy_linear_exactly(seed):
+    rng = np.random.default_rng(seed)
+    cols = random_columns(seed, 4000, 2)
+    n = len(cols)
+    latency = np.round(rng.lognormal(4, 0.8, n), int(seed % 3))  # whole ms, 0.1 ms and 0.01 ms steps
+    latency[rng.random(n) < 0.15] = np.nan  # no usable endTimeStampMs
+    latency[cols.deployment_crn == B] = np.where(cols.start_ms[cols.deployment_crn == B] < T0, np.nan,
+                                                 latency[cols.deployment_crn == B])  # B's first hour: none at all
+    cols.latency_ms = latency
+    cols.prediction[rng.random(n) < 0.05] = np.nan  # rows without a prediction are in no window
+    cols.prediction[rng.random(n) < 0.05] = 7  # a prediction outside the classes still has a latency
+    results = compute_windows(cols, HOUR, classes=[0, 1])
+    assert len(results) == 12
+    for r in results:
+        mask = ((cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms)
+                & ~np.isnan(cols.prediction) & ~np.isnan(cols.latency_ms))
+        values = cols.latency_ms[mask]
+        if r.deployment_crn == B and r.start_ms < T0:
+            assert values.size == 0 and (r.latency_p50_ms, r.latency_p95_ms) == (None, None)
+            continue
+        assert values.size > 100
+        assert r.latency_p50_ms == np.percentile(values, 50, method="linear")  # exact, not approx
+        assert r.latency_p95_ms == np.percentile(values, 95, method="linear")
+        assert type(r.latency_p50_ms) is float and type(r.latency_p95_ms) is float
+
+
+def test_latency_percentiles_interpolate_linearly_and_skip_nan():
+    start = [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4, T0 + HOUR, T0 + 2 * HOUR, T0 + 2 * HOUR + 1]
+    latency = [40, 10, np.nan, 30, 20, 7.5, np.nan, np.nan]
+    cols = columns(start, [1] * 8, [1] * 8, latency=latency)
+    four, one, none = compute_windows(cols, HOUR, classes=[0, 1])
+    assert (four.latency_p50_ms, four.latency_p95_ms) == (25.0, 38.5)  # 20 + 0.5 * 10; 30 + 0.85 * 10
+    assert (one.latency_p50_ms, one.latency_p95_ms) == (7.5, 7.5)
+    assert (none.latency_p50_ms, none.latency_p95_ms) == (None, None)
+    assert none.to_dict()["latency_p50_ms"] is None and four.to_dict()["latency_p95_ms"] == 38.5
+    no_latency = columns(start, [1] * 8, [1] * 8)  # Columns built without latency: all NaN
+    assert all(r.latency_p50_ms is None and r.latency_p95_ms is None
+               for r in compute_windows(no_latency, HOUR, classes=[0, 1]))
 
 
 def test_bad_arguments_are_data_errors():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +67,8 @@ def make_pipeline(tmp_path, monkeypatch):
         root = tmp_path / f"project{len(started)}"
         root.mkdir()
         cfg = load_config(make_project(root, overrides))
-        ws = LocalWorkspace(root / cfg.platform.local.workspace_dir, root, busy_timeout=5.0,
-                            health_timeout=60.0).start()
+        ws = LocalWorkspace(root / cfg.platform.local.workspace_dir, root, metrics_url=cfg.platform.local.metrics_url,
+                            busy_timeout=5.0, health_timeout=60.0).start()
         started.append(ws)
         env = ws.engine_env()
         for key, value in env.items():

@@ -81,3 +81,12 @@ def test_state_store_survives_reopening(make_pipeline):
     p.cycle(2)
     again = StateStore(p.cfg.state.url, base_dir=p.root)
     assert again.latest_decision(p.cfg.model.name).id == p.ctx.store.latest_decision(p.cfg.model.name).id
+
+
+def test_the_loop_runs_with_both_stores_on_postgresql(make_pipeline, new_pg_database):
+    p = make_pipeline({**DRIFT_EARLY, "platform": {"local": {"metrics_url": new_pg_database("metrics")}},
+                       "state": {"url": new_pg_database("state")}})
+    assert p.ctx.store.db.dialect == "postgresql"
+    actions = [p.cycle(c)["evaluate"].fields["decision_action"] for c in (1, 2, 3)]
+    assert actions == ["insufficient_data", "none", "redeploy"]
+    assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1", "v2"]

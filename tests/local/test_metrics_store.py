@@ -5,13 +5,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid as uuid_lib
 
 import numpy as np
 import pytest
 
 from monitoring.local.metrics_store import MetricsStore
-from tests.pg import postgres_unavailable_reason, start_postgres
 
 #: The keys of a record in CML's read_metrics output, in the order of the CHURN AMP sample.
 RECORD_KEYS = ["modelDeploymentCrn", "modelBuildCrn", "modelCrn", "startTimeStampMs", "endTimeStampMs",
@@ -20,26 +18,11 @@ WS = "crn:cdp:ml:us-west-1:acct:workspace:ws"
 DEP, BUILD, MODEL = f"{WS}/dep-1", f"{WS}/build-1", f"{WS}/model-1"
 
 
-@pytest.fixture(scope="module")
-def pg_server():
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    with start_postgres() as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'metrics.db'}"
-    import psycopg
-
-    server = request.getfixturevalue("pg_server")
-    name = f"t_{uuid_lib.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{server.rsplit('/', 1)[0]}/{name}"
+    return request.getfixturevalue("new_pg_database")("metrics")
 
 
 @pytest.fixture

@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
 
 from monitoring import plots
 from monitoring.config import WilsonPolicy
+from monitoring.records import records_to_columns
 from monitoring.report import CHART_FILES, REPORT_FILE, write_report
 from monitoring.store import StateStore
 from monitoring.thresholds import WindowRow, wilson_interval
-from tests.report.report_support import (ACCURACY, CRN_V1, DEPLOYMENTS, HOSTILE, HOUR, NOW, PNG_MAGIC, REDEPLOY_ID,
-                                         T0, config, crn_at, embedded_pngs, fill, tag_problems, window)
+from monitoring.windows import compute_windows
+from tests.domain.support import DEPLOYMENT, prediction
+from tests.domain.support import T0 as DOMAIN_T0
+from tests.report.report_support import (ACCURACY, CRN_V1, DEPLOYMENTS, FEATURES, HOSTILE, HOUR, NOW, PNG_MAGIC,
+                                         REDEPLOY_ID, T0, config, crn_at, embedded_pngs, fill, tag_problems, window)
 
 DRAWN = ("accuracy.png", "coverage.png", "versions.png", "drift.png")
 
@@ -135,27 +139,30 @@ def test_one_window_without_drift(store, tmp_path):
     assert not (tmp_path / "drift.png").exists()
 
 
-@dataclass
-class TimedWindow(WindowRow):
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-
-
-class LatencyStore(StateStore):
-    """A real store whose windows also carry latency, as a later schema may."""
-
-    def windows(self, *args, **kwargs):
-        return [TimedWindow(**asdict(w), latency_p50_ms=20 + i, latency_p95_ms=None if i == 3 else 60 + 2 * i)
-                for i, w in enumerate(super().windows(*args, **kwargs))]
-
-
-def test_latency_chart_when_windows_carry_latency(tmp_path):
-    with LatencyStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        fill(store, "m")
-        page = write_report(config("m"), store, tmp_path / "out", now_ms=NOW).read_text(encoding="utf-8")
+def test_latency_chart_when_windows_carry_latency(store, tmp_path):
+    fill(store, "m")
+    store.upsert_windows(replace(window(i), latency_p50_ms=20.0 + i, latency_p95_ms=None if i == 3 else 60.0 + 2 * i)
+                         for i in range(len(ACCURACY)))
+    assert store.windows()[2].latency_p95_ms == 64.0  # read back from the store, not injected
+    page = write_report(config("m"), store, tmp_path / "out", now_ms=NOW).read_text(encoding="utf-8")
     assert len(embedded_pngs(page)) == len(DRAWN) + 1
+    assert "<h2>Prediction latency</h2><img" in page and "No latency recorded" not in page
+    latency_png = (tmp_path / "out" / "latency.png").read_bytes()
+    assert latency_png.startswith(PNG_MAGIC) and embedded_pngs(page)[-1] == latency_png
+
+
+def test_latency_from_records_reaches_the_report(store, tmp_path):
+    """CML records -> columns -> windows -> store -> report: the latency chart is drawn."""
+    records = [prediction(f"u{i}", DOMAIN_T0 + i * 60_000, i % 2, label=i % 2) for i in range(120)]
+    for i, rec in enumerate(records):
+        rec["endTimeStampMs"] = rec["startTimeStampMs"] + 50 + (i % 40)
+    results = compute_windows(records_to_columns(records, FEATURES), HOUR, classes=[0, 1])
+    assert [(r.latency_p50_ms, r.latency_p95_ms) for r in results] == [(64.5, 86.05), (74.5, 88.0)]
+    store.record_deployment("m", DEPLOYMENT, None, None, "v1", DOMAIN_T0, "bootstrap")
+    store.upsert_windows(results)
+    page = write_report(config("m"), store, tmp_path, now_ms=DOMAIN_T0 + 3 * HOUR).read_text(encoding="utf-8")
     assert "<h2>Prediction latency</h2><img" in page
-    assert (tmp_path / "out" / "latency.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "latency.png").read_bytes().startswith(PNG_MAGIC)
 
 
 def test_names_with_mathtext_are_drawn_literally(store, tmp_path):

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m bench`` prints time, peak RSS and ratios against the seed's way."""

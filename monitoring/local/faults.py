@@ -27,6 +27,7 @@ from typing import Iterator
 
 from monitoring.durations import parse_duration
 from monitoring.errors import ConfigError
+from monitoring.local.modelserver import UNHEALTHY_ENV  # noqa: F401 - re-exported: replicas of a never-healthy deploy
 from monitoring.logs import KV
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ LOCK_FILE = ".faults.lock"
 WORKSPACE_ENV = "CML_MONITOR_WORKSPACE"
 #: Job runs get this variable naming the step at which the engine kills itself (``job.<name>=kill:<step>``).
 KILL_AT_ENV = "CML_MONITOR_FAULT_KILL_AT"
-#: Model replicas get this variable when their deployment must never become healthy.
-UNHEALTHY_ENV = "CML_MONITOR_FAULT_UNHEALTHY"
 #: Steps of ``monitoring.workflows.release`` at which a job run can be killed.
 KILL_STEPS = ("after_build", "after_deploy")
 METRICS_FUNCTIONS = ("model_metrics", "read_metrics", "track_delayed_metrics", "track_aggregate_metrics")

@@ -4,6 +4,8 @@ A run goes ENGINE_SCHEDULING -> ENGINE_STARTING -> ENGINE_RUNNING -> ENGINE_SUCC
 ENGINE_FAILED | ENGINE_TIMEDOUT | ENGINE_STOPPED. Its engine is ``python -m
 monitoring.local.engine SCRIPT ARGS...`` in the project root with stdout and stderr in
 ``W/runs/<run_id>.log``. When a run succeeds, each job whose ``parent_id`` is this job starts.
+The fault point ``job.<script stem>`` (``kill:<step>``) makes a run's engine kill itself with
+SIGKILL at that step of ``monitoring.workflows.release``.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Callable
 from monitoring.local.apierrors import ApiError, precondition
 from monitoring.local.apistate import ApiState, public, public_id
 from monitoring.local.environment import process_env
+from monitoring.local.faults import KILL_AT_ENV, FaultPlan
 from monitoring.logs import KV
 
 log = logging.getLogger(__name__)
@@ -47,11 +50,13 @@ class JobRunner:
         workspace_dir: W (run logs go to ``W/runs/``).
         engine_env: returns the CML engine variables for a run (without job/run environment).
         user: the ShortUser recorded as each run's creator.
+        faults: the workspace's fault plan.
     """
 
     def __init__(self, state: ApiState, project_root: Path, workspace_dir: Path,
-                 engine_env: Callable[[], dict[str, str]], user: dict):
+                 engine_env: Callable[[], dict[str, str]], user: dict, faults: FaultPlan | None = None):
         self.state = state
+        self.faults = faults
         self.project_root = Path(project_root)
         self.runs_dir = Path(workspace_dir) / "runs"
         self.engine_env = engine_env
@@ -128,6 +133,9 @@ class JobRunner:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "monitoring.local.engine", spec["script"], *shlex.split(run["arguments"] or "")]
         env = process_env(self.engine_env(), {"CDSW_ENGINE_ID": public_id().replace("-", "")}, spec["environment"])
+        fault = self.faults.take(f"job.{Path(spec['script']).stem}") if self.faults is not None else None
+        if fault is not None:
+            env[KILL_AT_ENV] = fault.step or ""
         with open(self.runs_dir / f"{run_id}.log", "ab") as out:
             with self._lock:
                 if run_id in self._stopping or self._closed:
@@ -148,6 +156,9 @@ class JobRunner:
                 proc.wait()
                 out.write(f"\nEngine timed out after {spec['timeout']} s (job timeout) and was killed\n".encode())
                 return "ENGINE_TIMEDOUT"
+            if code < 0:  # killed by a signal: say so where on-call reads (the run log has no verdict)
+                name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+                out.write(f"\nEngine was killed by signal {name}; the run did not finish\n".encode())
         return "ENGINE_SUCCEEDED" if code == 0 else "ENGINE_FAILED"
 
     def _start_dependents(self, job_id: str, project_id: str) -> None:

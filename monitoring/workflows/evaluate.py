@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 
 from monitoring.config import REDEPLOY_SCRIPT
+from monitoring.clock import iso_ms
 from monitoring.decisions import Decision, decide
+from monitoring.thresholds import PolicyResult
 from monitoring.durations import to_ms
 from monitoring.errors import DataError
 from monitoring.logs import KV
@@ -46,7 +48,34 @@ def trigger_redeploy_job(ctx: Context, decision: Decision) -> str:
     return field(run, "id")
 
 
+def decisive_result(decision: Decision) -> PolicyResult | None:
+    """The policy result a person should see first: a failing one that acts, else the first metric policy."""
+    metric = [r for r in decision.results if r.value is not None and r.threshold is not None]
+    failing = [r for r in metric if r.status == "fail" and r.action != "warn"]
+    performance = [r for r in metric if r.kind != "drift"]
+    return (failing or performance or metric or [None])[0]
+
+
+def verdict_fields(decision: Decision, version: str | None) -> dict:
+    """What on-call reads: deployment, window, the decisive policy's value, bound and threshold."""
+    window = (f"{iso_ms(decision.window_start_ms)}..{iso_ms(decision.window_end_ms)}"
+              if decision.window_start_ms is not None else None)
+    result = decisive_result(decision)
+    fields = dict(model=decision.model, deployment=decision.deployment_crn.rsplit("/", 1)[-1], version=version,
+                  window=window, labelled=decision.values.get("labelled"), decision=decision.id,
+                  decision_action=decision.action)
+    if result is not None:
+        fields.update(policy=result.policy, value=_round(result.value), bound=_round(result.bound),
+                      threshold=_round(result.threshold))
+    return fields
+
+
+def _round(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def evaluate_thresholds(ctx: Context) -> Outcome:
+    """Decide on the live deployment's windows; in ``api`` trigger mode, start the redeploy job on a breach."""
     now = ctx.platform.clock.now_ms()
     model, live_crn = ensure_live_recorded(ctx)
     current = ctx.store.current_deployment(model)
@@ -55,16 +84,15 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         windows=ctx.store.windows(deployment_crn=live_crn), policies=thresholds.policies,
         consecutive=thresholds.consecutive, cooldown_ms=to_ms(thresholds.cooldown),
         max_per_day=thresholds.max_redeploys_per_day,
-        redeploy_times_ms=ctx.store.redeploys_since(model, now - max(DAY_MS, to_ms(thresholds.cooldown))), now_ms=now, model=model,
-        deployment_crn=live_crn, baseline=baseline_for(ctx, model, current.version) if current else None)
-    decision_id = ctx.store.add_decision(decision)
-    decision = ctx.store.decision(decision_id)
-    fields = dict(model=model, version=current.version if current else None, decision=decision_id,
-                  decision_action=decision.action, window_start=decision.window_start_ms, **{
-                      k: (round(v, 4) if isinstance(v, float) else v) for k, v in decision.values.items()})
+        redeploy_times_ms=ctx.store.redeploys_since(model, now - max(DAY_MS, to_ms(thresholds.cooldown))),
+        now_ms=now, model=model, deployment_crn=live_crn,
+        baseline=baseline_for(ctx, model, current.version) if current else None)
+    decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:
         log.info("policy %s", KV(policy=result.policy, status=result.status, value=result.value,
                                  bound=result.bound, threshold=result.threshold, reason=result.reason))
+    fields = verdict_fields(decision, current.version if current else None)
+    fields.update({k: _round(v) for k, v in decision.values.items() if k in ("accuracy", "predictions")})
     if decision.action == "redeploy" and ctx.cfg.jobs.trigger == "api":
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
     return Outcome("breach" if decision.action in ("redeploy", "suppressed") else "ok", decision.reason,

@@ -27,7 +27,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory (default bench-output)")
     parser.add_argument("--job-size", type=int, help="records stored for (b) (default 10,000,000)")
     parser.add_argument("--replicas", type=int, default=2, help="model replicas for (c) (default 2)")
-    parser.add_argument("--concurrency", type=int, default=8, help="simulate_traffic concurrency for (c) (default 8)")
+    parser.add_argument("--concurrency", default="4,16",
+                        help="simulate_traffic concurrencies for (c), comma-separated (default 4,16; 4 is the config's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects of (b) and (c)")
     return parser.parse_args(argv)
 
@@ -41,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--only: unknown case(s) {', '.join(unknown)}; choose among a,b,c,d", file=sys.stderr)
         return 2
     out_dir = args.out.resolve()
-    opt = Options(out_dir=out_dir, replicas=args.replicas, concurrency=args.concurrency, postgres=args.pg,
+    try:
+        concurrency = tuple(int(c) for c in args.concurrency.split(",") if c.strip())
+    except ValueError:
+        print(f"--concurrency: expected comma-separated integers, got {args.concurrency!r}", file=sys.stderr)
+        return 2
+    opt = Options(out_dir=out_dir, replicas=args.replicas, concurrency=concurrency, postgres=args.pg,
                   keep=args.keep)
     if args.quick:
         for key, value in QUICK.items():
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {"cases": names, "quick": args.quick, "pg": args.pg, "window_sizes": opt.window_sizes,
                "job_size": opt.job_size, "traffic_rows": opt.traffic_rows, "replicas": opt.replicas,
                "concurrency": opt.concurrency, "wall_s": round(time.monotonic() - started, 1)}
-    write(out_dir, rows, facts, options, opt.raw, failures)
+    rows = write(out_dir, rows, facts, options, opt.raw, failures)
     print()
     print(f"machine: {machine_line(facts)}")
     print(text_table(rows))

@@ -1,8 +1,6 @@
 """The cases: each runs its steps in fresh processes and turns their results into table rows."""
 from __future__ import annotations
 
-import logging
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,19 +11,17 @@ from bench.runner import StepError, run_step
 from bench.table import Row
 from monitoring.errors import MonitoringError
 
-log = logging.getLogger("bench")
-
 
 @dataclass
 class Options:
-    """What to run and how big."""
+    """What to run and how big; ``raw`` collects every step's result for ``results.json``."""
 
     out_dir: Path
     window_sizes: tuple[int, ...] = (100_000, 1_000_000)
     job_size: int = 10_000_000
     traffic_rows: int = 1000
     replicas: int = 2
-    concurrency: int = 8
+    concurrency: tuple[int, ...] = (4, 16)
     postgres: bool = False
     keep: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
@@ -140,8 +136,7 @@ def case_job(opt: Options) -> list[Row]:
         if reason:
             _say(f"(b/postgresql) skipped: {reason}")
             return rows
-        with ExitStack() as stack:
-            url = stack.enter_context(start_postgres())
+        with start_postgres() as url:
             rows += _job_rows(opt, "postgresql", url, url)
     return rows
 
@@ -151,39 +146,43 @@ C_MIN_SPEEDUP = 20.0
 
 
 def case_traffic(opt: Options) -> list[Row]:
-    """(c) the seed's sequential calls vs simulate_traffic, against one deployment."""
+    """(c) the seed's sequential calls vs simulate_traffic at each concurrency, against one deployment."""
     n = opt.traffic_rows
-    project = workspace.make({"deployment": {"replicas": opt.replicas},
-                              "scenario": {"rows_per_cycle": n, "concurrency": opt.concurrency}})
+    project = workspace.make({"deployment": {"replicas": opt.replicas}, "scenario": {"rows_per_cycle": n}})
+    ours: dict[int, dict] = {}
     try:
         workspace.start(project)
         _say(f"(c) bootstrap v1 with {opt.replicas} replica(s)")
         opt.raw["c_bootstrap"] = run_step("bootstrap", project.params(), opt.logs)
         _say(f"(c) seed: {n} sequential call_model + track_delayed_metrics")
         seed = run_step("traffic_seed", {**project.params(), "n": n}, opt.logs)
-        _say(f"(c) ours: simulate_traffic with concurrency {opt.concurrency}")
-        ours = run_step("traffic_ours", project.params(), opt.logs)
+        for concurrency in opt.concurrency:
+            _say(f"(c) ours: simulate_traffic with concurrency {concurrency}")
+            ours[concurrency] = run_step("traffic_ours", {**project.params(), "concurrency": concurrency}, opt.logs)
     finally:
         workspace.stop(project, remove=not opt.keep)
     opt.raw["c"] = {"seed": seed, "ours": ours}
+    setup = f"{opt.replicas} replica(s)"
 
     def rate(r: dict, what: str, count: str) -> float:
         return r[count] / r[what]["seconds"]
 
     rows = []
-    setup = f"{opt.replicas} replica(s)"
     for what, count, unit in (("predict", "predictions", "predictions/s"), ("label", "labels", "labels/s")):
-        base, mine = rate(seed, what, count), rate(ours, what, count)
-        speedup = mine / base
-        rows.append(Row("c", f"seed: sequential {'call_model' if what == 'predict' else 'track_delayed_metrics'}",
-                        seed[count], seed[what]["seconds"], seed[what]["peak_mb"], rate=f"{base:,.0f} {unit}",
+        base = rate(seed, what, count)
+        call = "call_model" if what == "predict" else "track_delayed_metrics"
+        rows.append(Row("c", f"seed: sequential {call}", seed[count], seed[what]["seconds"], seed[what]["peak_mb"],
+                        rate=f"{base:,.0f} {unit}",
                         note=f"baseline, {setup}" + (f", {seed['failed']} failed" if what == "predict" else "")))
-        target = f">= {C_MIN_SPEEDUP:g}x seed" if what == "predict" else ""
-        rows.append(Row("c", f"ours: simulate_traffic, concurrency {opt.concurrency}" if what == "predict"
-                        else f"ours: post_due_labels, {opt.concurrency} threads", ours[count], ours[what]["seconds"],
-                        ours[what]["peak_mb"], rate=f"{mine:,.0f} {unit}", speedup=speedup, target=target,
-                        met=(speedup >= C_MIN_SPEEDUP) if target else None,
-                        note=setup + (f", {ours['failed']} failed" if what == "predict" else "")))
+        for concurrency, r in ours.items():
+            mine = rate(r, what, count)
+            speedup = mine / base
+            target = f">= {C_MIN_SPEEDUP:g}x seed" if what == "predict" else ""
+            variant = (f"ours: simulate_traffic, concurrency {concurrency}" if what == "predict"
+                       else f"ours: post_due_labels, {concurrency} threads")
+            rows.append(Row("c", variant, r[count], r[what]["seconds"], r[what]["peak_mb"], rate=f"{mine:,.0f} {unit}",
+                            speedup=speedup, target=target, met=(speedup >= C_MIN_SPEEDUP) if target else None,
+                            note=setup + (f", {r['failed']} failed" if what == "predict" else "")))
     return rows
 
 

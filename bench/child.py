@@ -17,6 +17,7 @@ STEPS = {
     "accuracy_run": "bench.accuracy_case:run_job",
     "traffic_seed": "bench.traffic_case:seed",
     "traffic_ours": "bench.traffic_case:ours",
+    "thirdparty_columns": "bench.thirdparty:write_columns",
 }
 RESULT_PREFIX = "BENCH-RESULT "
 

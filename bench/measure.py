@@ -51,6 +51,7 @@ class Measurement:
     rss_before_mb: float = 0.0
     peak_mb: float = 0.0
     peak_reset: bool = False
+    load_1m: float = 0.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -60,7 +61,8 @@ class Measurement:
 
     def to_dict(self) -> dict:
         return {"seconds": self.seconds, "rss_before_mb": self.rss_before_mb, "peak_mb": self.peak_mb,
-                "peak_extra_mb": self.peak_extra_mb, "peak_reset": self.peak_reset, **self.extra}
+                "peak_extra_mb": self.peak_extra_mb, "peak_reset": self.peak_reset, "load_1m": self.load_1m,
+                **self.extra}
 
 
 @contextmanager
@@ -73,6 +75,7 @@ def measured() -> Iterator[Measurement]:
     yield m
     m.seconds = time.perf_counter() - start
     m.peak_mb = peak_rss_mb()
+    m.load_1m = os.getloadavg()[0]  # other work on the machine skews the times: recorded with each step
 
 
 def _cpu_model() -> str:
@@ -107,7 +110,8 @@ def _postgres_version() -> str | None:
         pg_bin = find_pg_bin()
         if pg_bin is None:
             return None
-        out = subprocess.run([str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, timeout=10,
+                             check=False)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError, ImportError):
         return None
@@ -122,4 +126,4 @@ def machine() -> dict:
             "memory_gb": round(_memory_gb(), 1), "cpu": _cpu_model(), "kernel": platform.release(),
             "python": platform.python_version(), "numpy": numpy.__version__, "pandas": pandas.__version__,
             "sqlite": _sqlite_version(), "postgresql": _postgres_version(),
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "load_1m": os.getloadavg()[0]}

@@ -45,7 +45,7 @@ def run_step(step: str, params: dict, log_dir: Path, timeout: float = STEP_TIMEO
     log_file = log_dir / f"{step}-{len(list(log_dir.glob(f'{step}-*.log')))}.log"
     try:
         done = subprocess.run([sys.executable, "-m", "bench.child", step, json.dumps(params)], cwd=REPO, env=_env(),
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise StepError(f"step {step} did not finish within {timeout:g} s") from exc
     log_file.write_text(done.stderr)

@@ -35,8 +35,12 @@ class Row:
         peak = f"{self.peak_mb:,.0f}" + (f" (+{self.extra_mb:,.0f})" if self.extra_mb is not None else "")
         versus = []
         if self.time_ratio is not None:
-            versus.append(f"time {self.time_ratio:.3f} ({1 / self.time_ratio:.1f}x faster)"
-                          if self.case == "a" else f"time {self.time_ratio:.3f}")
+            if self.case in ("a", "d"):
+                how = (f"{1 / self.time_ratio:.1f}x faster" if self.time_ratio <= 1
+                       else f"{self.time_ratio:.1f}x slower")
+                versus.append(f"time {self.time_ratio:.3f} ({how})")
+            else:
+                versus.append(f"time {self.time_ratio:.3f}")
         if self.mem_ratio is not None:
             versus.append(f"mem {self.mem_ratio:.2f}")
         if self.speedup is not None:
@@ -66,13 +70,46 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write(out_dir: Path, rows: list[Row], machine: dict, options: dict, raw: dict, failures: list[str]) -> None:
-    """``results.json`` (everything, with each step's raw result) and ``results.md`` (the table)."""
+def merge_previous(out_dir: Path, cases: list[str], rows: list[Row], raw: dict) -> tuple[list[Row], dict, dict]:
+    """Rows and raw results of cases not run now, kept from an earlier ``results.json`` in ``out_dir``.
+
+    Returns:
+        (all rows in case order, all raw results, ``{case: date measured}``).
+    """
+    dates: dict[str, str] = {}
+    path = out_dir / "results.json"
+    kept: list[Row] = []
+    old_raw: dict = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            kept = [Row(**r) for r in old.get("rows", []) if r["case"] not in cases]
+            dates = {r.case: old.get("measured", {}).get(r.case, old["machine"]["date"]) for r in kept}
+            old_raw = {k: v for k, v in old.get("raw", {}).items() if k.split("_", 1)[0] not in cases}
+        except (ValueError, TypeError, KeyError) as exc:
+            print(f"bench: ignoring unreadable {path}: {exc}")
+    merged = sorted(kept + rows, key=lambda r: r.case)  # stable: each case keeps its own order
+    return merged, {**old_raw, **raw}, dates
+
+
+def write(out_dir: Path, rows: list[Row], machine: dict, options: dict, raw: dict, failures: list[str]) -> list[Row]:
+    """``results.json`` (everything, with each step's raw result) and ``results.md`` (the table).
+
+    Rows of cases not run this time are kept from the previous ``results.json`` (with their date).
+
+    Returns:
+        The rows written (previous and new).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    cases = list(options["cases"])
+    rows, raw, measured = merge_previous(out_dir, cases, rows, raw)
+    measured.update({c: machine["date"] for c in cases})
     (out_dir / "results.json").write_text(json.dumps(
-        {"machine": machine, "options": options, "rows": [asdict(r) for r in rows], "failures": failures,
-         "raw": raw}, indent=1, default=str))
-    md = [f"Machine: {machine_line(machine)}", "", markdown_table(rows)]
+        {"machine": machine, "options": options, "measured": measured, "rows": [asdict(r) for r in rows],
+         "failures": failures, "raw": raw}, indent=1, default=str))
+    md = [f"Machine: {machine_line(machine)}", "",
+          "Measured: " + "; ".join(f"({c}) {d}" for c, d in sorted(measured.items())), "", markdown_table(rows)]
     if failures:
         md += ["", "Failed cases:", *[f"- {f}" for f in failures]]
     (out_dir / "results.md").write_text("\n".join(md) + "\n")
+    return rows

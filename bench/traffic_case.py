@@ -45,11 +45,19 @@ def seed(params: dict) -> dict:
 
 
 def ours(params: dict) -> dict:
-    """One ``simulate_traffic`` cycle, then ``post_due_labels`` after the label delay."""
+    """One ``simulate_traffic`` cycle, then ``post_due_labels`` after the label delay.
+
+    ``params["concurrency"]`` (optional) overrides ``scenario.concurrency`` (requests and label posts).
+    """
     from monitoring.durations import to_ms
     from monitoring.workflows.traffic import post_due_labels, simulate_traffic
 
     ctx = context(params["root"])
+    if params.get("concurrency"):  # one deployment, several client concurrencies
+        cfg = ctx.cfg
+        ctx.cfg = cfg.model_copy(update={"scenario": cfg.scenario.model_copy(
+            update={"concurrency": int(params["concurrency"])})})
+        ctx.platform.metrics.concurrency = int(params["concurrency"])
     clock = ctx.platform.clock
     with measured() as predict:
         outcome = simulate_traffic(ctx)

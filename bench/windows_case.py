@@ -26,7 +26,7 @@ def records_file(out_dir: Path, n: int, start_ms: int) -> Path:
 
 def digest(windows: pd.DataFrame) -> dict:
     """A few totals to check that both sides computed the same thing."""
-    return {"windows": int(len(windows)), "predictions": int(windows["predictions"].sum()),
+    return {"windows": len(windows), "predictions": int(windows["predictions"].sum()),
             "labelled": int(windows["labelled"].sum()),
             "accuracy_sum": round(float(windows["accuracy"].fillna(0).sum()), 9),
             "f1_sum": round(float(windows["f1"].fillna(0).sum()), 9)}

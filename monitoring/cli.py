@@ -52,21 +52,22 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from monitoring import graph
-    from monitoring.config import JobSpec
 
     cfg = _config(args)
     if args.action == "amp":
         _write(yaml.safe_dump(graph.amp_metadata(cfg), sort_keys=False), args.out)
         return 0
-    ctx = _context(args)
-    specs = None
-    if getattr(args, "graph_file", None):
-        data = yaml.safe_load(Path(args.graph_file).read_text(encoding="utf-8")) or {}
-        specs = [JobSpec(**entry) for entry in data.get("graph", [])]
+    api = _context(args).platform.api
     if args.action == "export":
-        _write(yaml.safe_dump(graph.export(ctx.platform.api), sort_keys=False), args.out)
+        _write(yaml.safe_dump(graph.export(api), sort_keys=False), args.out)
         return 0
-    changes = (graph.plan if args.action == "plan" else graph.apply)(ctx.platform.api, cfg, specs)
+    source = graph.read_graph_file(args.graph_file) if args.graph_file else None
+    specs = source.jobs if source else None
+    runtime = source.runtime_identifier if source else None
+    if args.action == "plan":
+        changes = graph.plan(api, cfg, specs, runtime_identifier=runtime)
+    else:
+        changes = graph.apply(api, cfg, specs, runtime_identifier=runtime, timezone=source.timezone if source else None)
     for change in changes:
         print(change.line())
     return 0

@@ -7,6 +7,8 @@ the same code path runs against the local workspace.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 from types import ModuleType
 
 from monitoring.errors import ConfigError
@@ -44,7 +46,12 @@ def api_client(url: str | None = None, api_key: str | None = None):
             return cmlapi.default_client(url=url, cml_api_key=api_key)
         return cmlapi.default_client()
     except ValueError as exc:
-        raise ConfigError(f"cmlapi.default_client() failed: {exc}; set CDSW_API_URL and CDSW_APIV2_KEY") from None
+        env_url = re.sub(r"/api/v1/?$", "", os.environ.get("CDSW_API_URL", ""))
+        env_key = os.environ.get("CDSW_APIV2_KEY")
+        if not (url or api_key) and env_url and env_key:  # the explicit form Cloudera's examples use
+            return cmlapi.default_client(url=env_url, cml_api_key=env_key)
+        raise ConfigError(f"cmlapi.default_client() failed: {exc}; set CDSW_API_URL (the workbench URL) and "
+                          "CDSW_APIV2_KEY (User Settings > API Keys > API v2 key)") from None
 
 
 def api_exception_type() -> type[Exception]:

@@ -7,6 +7,7 @@ one detached and waits for it; ``shutdown(W)`` stops it; ``reset(W)`` also delet
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import logging
 import os
@@ -147,10 +148,26 @@ def shutdown(workspace_dir: str | Path, timeout: float = STOP_TIMEOUT_SECONDS) -
     return True
 
 
+#: What a workspace directory holds (``reset`` deletes nothing else: a mistyped W is refused, not wiped).
+WORKSPACE_ENTRIES = ("workspace.json", "workspace.db*", "metrics.db*", "clock.json", "clock.tmp", "secrets.json",
+                     "daemon.log", "faults.json", ".faults.lock", ".*.tmp", "builds", "deployments", "runs")
+
+
 def reset(workspace_dir: str | Path) -> None:
-    """Stop W's daemon and delete W (state, logs, snapshots, metrics, secrets)."""
-    shutdown(workspace_dir)
-    shutil.rmtree(workspace_dir, ignore_errors=True)
+    """Stop W's daemon and delete W (state, logs, snapshots, metrics, secrets).
+
+    Raises:
+        ConfigError: W holds files a local workspace never writes (e.g. W is the project itself).
+    """
+    workspace = Path(workspace_dir)
+    if workspace.is_dir():
+        strangers = sorted(p.name for p in workspace.iterdir()
+                           if not any(fnmatch.fnmatch(p.name, pattern) for pattern in WORKSPACE_ENTRIES))
+        if strangers:
+            raise ConfigError(f"{workspace.resolve()} does not look like a local workspace directory (it holds "
+                              f"{', '.join(strangers[:5])}); not deleting it: check platform.local.workspace_dir")
+    shutdown(workspace)
+    shutil.rmtree(workspace, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,18 @@ FORWARDED_HEADERS = ("Content-Type", "Authorization", "Accept")
 Reply = tuple[int, bytes]
 #: The reply that means: close the connection without answering (an injected ``drop``).
 DROP: Reply = (0, b"")
-#: Endpoint error codes CML uses for an injected HTTP status.
-FAULT_CODES = {429: "model.busy", 500: "model.error", 502: "model.replica_error", 503: "model.unavailable",
-               504: "model.timeout"}
+#: The endpoint's error code and message for an injected HTTP status.
+FAULT_REPLIES = {429: ("model.busy", "all replicas are busy; retry later"),
+                 500: ("model.error", "the model failed"),
+                 502: ("model.replica_error", "the model replica did not answer"),
+                 503: ("model.unavailable", "the model service is unavailable"),
+                 504: ("model.timeout", "the model did not answer in time")}
+
+
+def injected(status: int, when: str = "") -> Reply:
+    """The endpoint's refusal for an injected status (the message says it was injected)."""
+    code, text = FAULT_REPLIES.get(status, ("fault.injected", f"HTTP {status}"))
+    return error(status, code, f"{text} ({code}, fault injected{when})")
 
 
 def error(status: int, code: str, message: str) -> Reply:
@@ -93,16 +102,13 @@ class ModelRouter:
                 probe.bind(("127.0.0.1", 0))
                 closed_port = probe.getsockname()[1]
             return self._forward(closed_port, headers, body)
-        status = int(fault.status or 503)
-        return error(status, FAULT_CODES.get(status, "fault.injected"), f"HTTP {status} (fault injected)")
+        return injected(int(fault.status or 503))
 
     @staticmethod
     def _garble(fault: Fault, reply: Reply) -> Reply:
         """Injected faults that strike after the model answered (the prediction was recorded)."""
         if fault.action == "status-after":
-            status = int(fault.status or 500)
-            return error(status, FAULT_CODES.get(status, "fault.injected"), f"HTTP {status} (fault injected "
-                                                                            "after the model answered)")
+            return injected(int(fault.status or 500), " after the model answered")
         if fault.action == "drop-after":
             return DROP
         if fault.action == "delay":

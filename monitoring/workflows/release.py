@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
 from monitoring.errors import MonitoringError, RedeployError
@@ -11,6 +13,29 @@ from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)
+
+#: Rehearsal hook: the local workspace sets this on a job run whose fault plan says ``kill:<step>``.
+KILL_AT_ENV = "CML_MONITOR_FAULT_KILL_AT"
+#: Set only in local workspace engines; the hook is inert anywhere else (inside CML too).
+LOCAL_WORKSPACE_ENV = "CML_MONITOR_WORKSPACE"
+KILL_STEPS = ("after_build", "after_deploy")
+
+
+def checkpoint(step: str) -> None:
+    """Die here with SIGKILL when a local workspace's fault plan asked for it (``job.<name>=kill:<step>``).
+
+    Args:
+        step: one of ``KILL_STEPS``.
+    """
+    if os.environ.get(KILL_AT_ENV) == step and os.environ.get(LOCAL_WORKSPACE_ENV):
+        log.warning("killing this run with SIGKILL %s", KV(step=step, reason="fault injected"))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _serving(previous: DeploymentRef | None) -> str:
+    if previous is None:
+        return "no deployment served before"
+    return f"the previous deployment {previous.id} ({version_of(previous)}) keeps serving"
 
 
 def _deploy_build(ctx: Context, model: ModelRef, build_id: str, environment: dict[str, str]) -> DeploymentRef:
@@ -56,22 +81,46 @@ def release(ctx: Context, model: ModelRef, artifact_rel: str, version: str, labe
                                 comment=f"cml-monitor {version} {label}",
                                 runtime_identifier=dep_cfg.runtime_identifier or ctx.cfg.jobs.runtime_identifier)
     log.info("build started %s", KV(model=model.name, version=version, build=build_id))
-    wait_for_build(ctx.platform, model, build_id, dep_cfg.build_timeout.total_seconds(),
-                   dep_cfg.poll_interval.total_seconds())
+    try:
+        wait_for_build(ctx.platform, model, build_id, dep_cfg.build_timeout.total_seconds(),
+                       dep_cfg.poll_interval.total_seconds())
+    except RedeployError as exc:
+        raise RedeployError(f"{exc}; nothing was deployed and {_serving(previous)} (see the build's log)") from exc
+    checkpoint("after_build")
     deployment: DeploymentRef | None = None
     try:
         deployment = _deploy_build(ctx, model, build_id, {ARTIFACT_ENV: artifact_rel})
+        checkpoint("after_deploy")
         smoke_test(ctx, model, smoke_request)
         live = api.live_deployment(model)
         if live is None or live.id != deployment.id:
             raise RedeployError(f"after deploying {deployment.id}, the live deployment is "
                                 f"{live.id if live else 'none'}")
     except MonitoringError as exc:
-        restored = rollback(ctx, model, deployment, previous)
+        try:
+            if deployment is None:  # the create failed, but may have taken effect anyway (a lost answer)
+                deployment = _created_anyway(ctx, model, build_id)
+            restored = rollback(ctx, model, deployment, previous)
+        except MonitoringError as again:
+            raise RedeployError(f"deploying {version} failed ({exc}); the rollback failed too ({again}): "
+                                "check which deployment serves, then re-run redeploy") from exc
         raise RedeployError(f"deploying {version} failed ({exc}); {restored}") from exc
     ctx.store.record_deployment(model.name, live.crn, model.crn, build_id, version,
                                 ctx.platform.clock.now_ms(), label)
     return live
+
+
+def _created_anyway(ctx: Context, model: ModelRef, build_id: str) -> DeploymentRef | None:
+    """The newest deployment of ``build_id``, if creating it failed only in the answer (it must be stopped too)."""
+    try:
+        found = ctx.platform.api.deployments(model, build_id)
+    except MonitoringError as exc:
+        log.warning("could not list the new build's deployments %s", KV(build=build_id, error=str(exc)))
+        return None
+    made = max((d for d in found if d.status not in ("stopped", "failed")), key=lambda d: d.created_at, default=None)
+    if made is not None:
+        log.warning("the failed create made a deployment anyway; stopping it %s", KV(deployment=made.id))
+    return made
 
 
 def rollback(ctx: Context, model: ModelRef, failed: DeploymentRef | None, previous: DeploymentRef | None) -> str:

@@ -122,6 +122,55 @@ class RecordingClient:
         return [c for c in self.calls if c.method == method]
 
 
+# -- faults: each replaces one client method, ``fault(real, **kwargs)`` ---------------------------
+def raising(exc):
+    """A fault: the call fails without reaching the workspace."""
+    def fault(real, **kwargs):
+        raise exc
+    return fault
+
+
+def fail_first(times, exc):
+    """A fault: the first ``times`` calls fail without reaching the workspace, later ones go through."""
+    left = [times]
+
+    def fault(real, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            raise exc
+        return real(**kwargs)
+    return fault
+
+
+def after_the_call_raise(exc):
+    """A fault: the workspace does the work, then the answer is lost to ``exc``."""
+    def fault(real, **kwargs):
+        real(**kwargs)
+        raise exc
+    return fault
+
+
+def changed(how):
+    """A fault: the real response, altered by ``how(response)`` (a server quirk)."""
+    def fault(real, **kwargs):
+        result = real(**kwargs)
+        how(result)
+        return result
+    return fault
+
+
+def status_is(status):
+    return changed(lambda obj: setattr(obj, "status", status))
+
+
+def recased(attribute: str, how):
+    """Statuses of the response (or of its ``attribute`` list) in another letter case."""
+    def alter(result):
+        for item in (getattr(result, attribute) if attribute else [result]):
+            item.status = how(item.status)
+    return changed(alter)
+
+
 def api_error(status: int, message: str, code: int = 13) -> ApiException:
     """An ``ApiException`` as the real client raises it: status, reason and a runtimeError body."""
     exc = ApiException(status=status, reason="error")

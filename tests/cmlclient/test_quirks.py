@@ -9,57 +9,10 @@ from monitoring.cmlclient.api import CmlApi, field, run_status
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.config import DeploymentConfig
 from monitoring.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
-from tests.cmlclient.support import api_error, fast_policy, platform_for, wait_until
+from tests.cmlclient.support import (after_the_call_raise, api_error, changed, fail_first, fast_policy,
+                                     platform_for, raising, recased, status_is, wait_until)
 
 T0 = 1_790_000_000_000
-
-
-def raising(exc):
-    """A fault: the call fails without reaching the workspace."""
-    def fault(real, **kwargs):
-        raise exc
-    return fault
-
-
-def fail_first(times, exc):
-    """A fault: the first ``times`` calls fail without reaching the workspace, later ones go through."""
-    left = [times]
-
-    def fault(real, **kwargs):
-        if left[0] > 0:
-            left[0] -= 1
-            raise exc
-        return real(**kwargs)
-    return fault
-
-
-def after_the_call_raise(exc):
-    """A fault: the workspace does the work, then the answer is lost to ``exc``."""
-    def fault(real, **kwargs):
-        real(**kwargs)
-        raise exc
-    return fault
-
-
-def changed(how):
-    """A fault: the real response, altered by ``how(response)`` (a server quirk)."""
-    def fault(real, **kwargs):
-        result = real(**kwargs)
-        how(result)
-        return result
-    return fault
-
-
-def status_is(status):
-    return changed(lambda obj: setattr(obj, "status", status))
-
-
-def recased(attribute: str, how):
-    """Statuses of the response (or of its ``attribute`` list) in another letter case."""
-    def alter(result):
-        for item in (getattr(result, attribute) if attribute else [result]):
-            item.status = how(item.status)
-    return changed(alter)
 
 
 def built(ws, api, file_path="models/echo.py", comment="c"):
@@ -89,6 +42,15 @@ def test_a_500_after_the_deadline_is_followed_by_a_listing_and_never_a_second_cr
     assert "list_model_deployments" in methods[methods.index("create_model_deployment") + 1:]
     assert [d.id for d in api.deployments(model, build_id)] == [dep.id]
     assert dep.environment == {"A": "1"} and sleeps == [1.0]
+
+
+def test_the_same_with_the_workspace_injecting_the_500_after_creating(ws, client, api, sleeps):
+    model, build_id = built(ws, api)
+    ws.inject("api.create_model_deployment=500-after x1")  # server side: created, then HTTP 500
+    dep = api.create_deployment(model, build_id, 1, 2, 1, {})
+    assert len(client.named("create_model_deployment")) == 1 and sleeps == [1.0]
+    assert [d.id for d in api.deployments(model, build_id)] == [dep.id]
+    assert wait_for_deployment(platform_for(ws, api), model, dep, 60, 0.05).status == "deployed"
 
 
 def test_out_of_retries_the_deployment_created_anyway_is_still_found(ws, client, sleeps):
@@ -179,7 +141,8 @@ def test_live_deployment_is_the_deployed_one_and_a_redeploy_changes_its_crn(ws, 
     _, second_build = built(ws, api, comment="v2")
     second = deployed(ws, api, second_build, model, {"CML_MONITOR_MODEL_ARTIFACT": "var/models/tower/v2"})
     live = api.live_deployment(model)
-    assert live.id == second.id and live.crn != first.crn and live.environment["CML_MONITOR_MODEL_ARTIFACT"].endswith("v2")
+    assert live.id == second.id and live.crn != first.crn  # a new deployment: a new CRN to read metrics by
+    assert live.environment["CML_MONITOR_MODEL_ARTIFACT"].endswith("v2")
     wait_until(lambda: api.get_deployment(model, first_build, first.id).status == "stopped", "v1 to be replaced")
     api.stop_deployment(model, live)
     assert api.live_deployment(model) is None  # nothing has status "deployed"
@@ -237,7 +200,7 @@ def test_every_wait_ends_at_its_configured_timeout(ws, client, api, what):
 
 
 # -- one active run per job -------------------------------------------------------------------------
-@pytest.mark.parametrize("casing", [str, str.lower])
+@pytest.mark.parametrize("casing", [str, str.lower], ids=["as-served", "lower-case"])
 def test_a_second_run_of_a_busy_job_is_a_busy_error_naming_the_active_run(ws, client, api, casing):
     client.faults["list_job_runs"] = recased("job_runs", casing)
     runtime = api.resolve_runtime(None)

@@ -12,8 +12,7 @@ from monitoring.cmlclient import connect
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.config import RetryConfig, load_config
 from monitoring.errors import PlatformRequestError, TransientPlatformError
-from tests.cmlclient.support import api_error, enter_workspace
-from tests.cmlclient.test_quirks import fail_first
+from tests.cmlclient.support import api_error, enter_workspace, fail_first
 from tests.project import make_project
 
 

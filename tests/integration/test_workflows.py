@@ -54,7 +54,7 @@ QUIET_POLICIES = {"thresholds": {"consecutive": 2, "policies": [
 
 
 def test_small_noisy_windows_never_trigger_a_redeploy(make_pipeline):
-    p = make_pipeline({**QUIET_POLICIES, "scenario": {"rows_per_cycle": 20, "label_noise": 0.12,
+    p = make_pipeline({**QUIET_POLICIES, "scenario": {"rows_per_cycle": 20, "label_noise": 0.2,
                                                       "drift": {"kind": "none"}}})
     actions = []
     for cycle in range(1, 7):

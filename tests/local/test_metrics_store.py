@@ -201,3 +201,47 @@ def test_two_processes_write_and_merge_concurrently_without_losing_keys(store, s
     assert store.count() == 3 * n
     assert [r["metrics"] for r in store.read("shared")] == [{"base": i, "A": i, "B": i} for i in range(n)]
     assert [r["predictionUuid"] for r in store.read("dep-B")] == [f"B-{i}" for i in range(n)]
+
+
+def test_bulk_insert_writes_records_read_back_in_cmls_shape(store):
+    rows = [(DEP, BUILD, MODEL, f"u{i}", 1_000 + i, 1_010 + i, f'{{"prediction":{i % 2},"x":{{"a":{i}}}}}')
+            for i in range(3)]
+
+    assert store.bulk_insert(rows) == 3
+
+    records = store.read(DEP)
+    assert [list(r) for r in records] == [RECORD_KEYS] * 3
+    assert [(r["predictionUuid"], r["startTimeStampMs"], r["metrics"]) for r in records] == [
+        ("u0", 1_000, {"prediction": 0, "x": {"a": 0}}), ("u1", 1_001, {"prediction": 1, "x": {"a": 1}}),
+        ("u2", 1_002, {"prediction": 0, "x": {"a": 2}})]
+
+
+def test_bulk_insert_of_a_known_uuid_writes_nothing(store):
+    store.track_prediction(DEP, BUILD, MODEL, "u1", 1, 2, {"prediction": 1})
+
+    with pytest.raises(ValueError, match="already has a record"):
+        store.bulk_insert([(DEP, BUILD, MODEL, "u0", 1, 2, "{}"), (DEP, BUILD, MODEL, "u1", 1, 2, "{}")])
+
+    assert [r["predictionUuid"] for r in store.read(DEP)] == ["u1"]
+
+
+@pytest.mark.parametrize("row, message", [
+    ((DEP, BUILD, MODEL, "", 1, 2, "{}"), "bulk row 0: uuid and deployment CRN"),
+    ((DEP, BUILD, MODEL, "u", 5, 2, "{}"), "bulk row 0 .prediction u.: end 2 is before start 5"),
+    ((DEP, BUILD, MODEL, "u", 1, 2, "[1]"), "metrics must be JSON object text"),
+    ((DEP, BUILD, MODEL, "u", 1, 2), "expected 7 fields"),
+])
+def test_bulk_insert_refuses_bad_rows_naming_them(store, row, message):
+    with pytest.raises(ValueError, match=message):
+        store.bulk_insert([row])
+    assert store.count() == 0
+
+
+def test_aggregate_takes_the_crns_of_the_latest_prediction_by_start_time(store):
+    store.track_prediction(DEP, "build-new", "model-new", "late", 5_000, 5_001, {"prediction": 1})
+    store.track_prediction(DEP, "build-old", "model-old", "early", 1_000, 1_001, {"prediction": 0})
+
+    store.track_aggregate({"accuracy": 1.0}, 0, 10_000, DEP)
+
+    [aggregate] = [r for r in store.read(DEP) if r["predictionUuid"] == ""]
+    assert (aggregate["modelCrn"], aggregate["modelBuildCrn"]) == ("model-new", "build-new")

@@ -96,6 +96,13 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    from monitoring.local import faults
+
+    workspace = Path(args.project_root).resolve() / _config(args).platform.local.workspace_dir
+    return faults.main(["--dir", str(workspace), *args.rest])
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitoring.demo import run_demo
 
@@ -168,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("action", choices=["env", "up", "down", "reset"])
     p.set_defaults(func=cmd_local)
+    p = sub.add_parser("faults", help="local workspace fault plan: add 'endpoint=503 x3' | list | clear")
+    _common(p)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_faults)
     p = sub.add_parser("demo", help="the whole closed loop on a fresh local workspace")
     _common(p)
     p.add_argument("--cycles", type=int, default=10)

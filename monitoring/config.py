@@ -3,17 +3,35 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitoring.durations import Duration
 from monitoring.errors import ConfigError
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
 CONFIG_ENV = "CML_MONITOR_CONFIG"
+
+
+def project_path(value: str) -> str:
+    """A path from config must stay inside the project: relative, with no ``..`` part."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(f"{value!r} must be a relative path inside the project (no leading '/' and no '..')")
+    return value
+
+
+def sqlite_path_inside(url: str | None) -> str | None:
+    """SQLite URLs name a file inside the project; other databases (PostgreSQL) are addressed by URL."""
+    if url and url.startswith("sqlite:///"):
+        project_path(url[len("sqlite:///"):])
+    return url
+
+
+InsidePath = Annotated[str, AfterValidator(project_path)]
 
 
 class Strict(BaseModel):
@@ -27,7 +45,7 @@ class ModelConfig(Strict):
     features: list[str] = Field(min_length=1)
     label: str = Field(min_length=1)
     classes: list[int] = [0, 1]
-    serving_file: str = "monitoring/serving.py"
+    serving_file: InsidePath = "monitoring/serving.py"
     serving_function: str = "predict"
     api_key_env: str = "CML_MONITOR_MODEL_API_KEY"
     """Environment variable holding the model API key (sent as Bearer) when auth is enabled."""
@@ -152,7 +170,7 @@ REDEPLOY_SCRIPT = "jobs/redeploy.py"
 
 class JobSpec(Strict):
     name: str = Field(min_length=1, max_length=200)
-    script: str = Field(min_length=1)
+    script: InsidePath = Field(min_length=1)
     parent: str | None = None
     schedule: str | None = None
     arguments: str = ""
@@ -193,8 +211,8 @@ class RetryConfig(Strict):
 
 
 class LocalConfig(Strict):
-    workspace_dir: str = ".cml-local"
-    metrics_url: str | None = None
+    workspace_dir: InsidePath = ".cml-local"
+    metrics_url: Annotated[str | None, AfterValidator(sqlite_path_inside)] = None
     """Metrics store URL; default ``sqlite:///<workspace_dir>/metrics.db``."""
     busy_timeout: Duration = timedelta(seconds=30)
 
@@ -208,8 +226,8 @@ class PlatformConfig(Strict):
 
 
 class StateConfig(Strict):
-    url: str = "sqlite:///var/state.db"
-    artifacts_dir: str = "var/models"
+    url: Annotated[str, AfterValidator(sqlite_path_inside)] = "sqlite:///var/state.db"
+    artifacts_dir: InsidePath = "var/models"
 
 
 class PipelineConfig(Strict):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from monitoring.config import CONFIG_ENV, DEFAULT_CONFIG, load_config
-from monitoring.errors import (EXIT_BUSY, EXIT_CONFIG, EXIT_DATA, EXIT_INTERNAL, EXIT_PLATFORM,
+from monitoring.errors import (EXIT_BUSY, EXIT_CONFIG, ConfigError, EXIT_DATA, EXIT_INTERNAL, EXIT_PLATFORM,
                                EXIT_REDEPLOY_FAILED, MonitoringError)
 from monitoring.logs import configure_logging, verdict_line
 from monitoring.workflows.context import Context, Outcome
@@ -51,7 +51,8 @@ def run_job(job: str, workflow: Callable[[Context], Outcome], argv: Sequence[str
         outcome = workflow(build_context(args.config, args.project_root))
     except MonitoringError as exc:
         log.error("%s", exc)
-        log.info(verdict_line(job, "failed", str(exc).splitlines()[0], FAILURE_ACTIONS[exc.exit_code],
+        summary = "; ".join(exc.problems)[:500] if isinstance(exc, ConfigError) else str(exc).splitlines()[0]
+        log.info(verdict_line(job, "failed", summary, FAILURE_ACTIONS[exc.exit_code],
                               exit_code=exc.exit_code, error=type(exc).__name__))
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the verdict must be the last line, whatever happened

@@ -17,6 +17,8 @@ from monitoring.records import Columns
 MIN_DRIFT_ROWS = 30
 #: Latency quantiles reported per window, as fractions (numpy's default "linear" method).
 LATENCY_QUANTILES = (0.5, 0.95)
+#: Rows per window from which per-window sorts beat one lexsort (the Python loop is then amortised).
+_SEGMENT_SORT_ROWS = 64
 
 
 @dataclass
@@ -104,10 +106,12 @@ def _confusion(cm: np.ndarray, classes: list[int], binary: bool, positive: int) 
 
 
 def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
-                     quantiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+                     quantiles: Sequence[float], contiguous: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-group quantiles of the finite ``values``, vectorised, bit-identical to ``np.percentile``'s "linear".
 
-    One lexsort by (group, value); each quantile q then sits at virtual position ``(n - 1) * q``
+    One lexsort by (group, value); or, when ``group`` is non-decreasing, a sort of each group's
+    run (the same values in the same places: finite floats that compare equal are identical,
+    unless the run mixes 0.0 and -0.0, which takes the lexsort); each quantile q then sits at virtual position ``(n - 1) * q``
     of its group's sorted run and is interpolated with numpy's own lerp (including its
     ``t >= 0.5`` form), so the results equal ``np.percentile(group_values, 100 * q)`` exactly.
 
@@ -122,8 +126,15 @@ def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
     present = counts > 0
     if not present.any():
         return table, present
-    ordered = values[np.lexsort((values, group))]
-    first = (np.cumsum(counts) - counts)[present]
+    ends = np.cumsum(counts)
+    signs = np.signbit(values[values == 0])
+    if contiguous and values.size >= _SEGMENT_SORT_ROWS * n_groups and (signs.all() or not signs.any()):
+        ordered = values  # a copy already (masked above): sort each run in place
+        for lo, hi in zip((ends - counts)[counts > 1].tolist(), ends[counts > 1].tolist()):
+            ordered[lo:hi].sort()
+    else:
+        ordered = values[np.lexsort((values, group))]
+    first = (ends - counts)[present]
     last = counts[present] - 1
     for row, q in enumerate(quantiles):
         virtual = last * q
@@ -134,6 +145,51 @@ def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
         diff = b - a
         table[row, present] = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
     return table, present
+
+
+def _crn_codes(crns: np.ndarray, has_pred: np.ndarray, every: bool) -> tuple[np.ndarray | None, Sequence[Any]]:
+    """Sorted CRN codes of the rows with a prediction, and the CRNs; codes None when all rows share one CRN.
+
+    Reads are per deployment, so one CRN is the usual case: one comparison pass (cheap when the
+    entries are the same str object, as ``records_to_columns`` makes them) instead of hashing them all.
+    """
+    first = crns[0] if crns.size else None
+    if first.__class__ is str and bool((crns == first).all()):
+        return None, [first]
+    return pd.factorize(crns if every else crns[has_pred], sort=True)
+
+
+def _groups(start: np.ndarray, window_ms: int, crn_codes: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, int]:
+    """Group each row by (CRN, window): ``np.unique`` of the keys ``code * span + window - w0``.
+
+    Rows in time order (``records_to_columns``' order) with one CRN, the usual case, are
+    grouped without a sort: the window edges are looked up in the start times.
+
+    Returns:
+        ``(keys, group, bounds, w0, span)``: the sorted distinct keys, each row's index into
+        them, each group's run bounds (n_groups + 1) when the rows are grouped in runs (else
+        None), the first window and the number of windows from it to the last.
+    """
+    n = start.size
+    w0 = int(start.min()) // window_ms
+    span = int(start.max()) // window_ms - w0 + 1
+    if crn_codes is None and span <= n and not (start[1:] < start[:-1]).any():
+        edges = np.searchsorted(start, np.arange(w0 + 1, w0 + span, dtype=np.int64) * window_ms)
+        sizes = np.diff(edges, prepend=0, append=n)
+        keys = np.flatnonzero(sizes)
+        bounds = np.concatenate(([0], np.cumsum(sizes[keys])))
+        return keys, np.repeat(np.arange(keys.size), sizes[keys]), bounds, w0, span
+    window = start // window_ms - w0
+    composite = window if crn_codes is None else crn_codes.astype(np.int64) * span + window
+    if n > 1 and (composite[1:] < composite[:-1]).any():
+        keys, group = np.unique(composite, return_inverse=True)
+        return keys, group.reshape(-1), None, w0, span
+    change = np.empty(n, dtype=bool)
+    change[:1] = False
+    np.not_equal(composite[1:], composite[:-1], out=change[1:])
+    bounds = np.concatenate(([0], np.flatnonzero(change), [n]))
+    return composite[bounds[:-1]], np.cumsum(change, dtype=np.intp), bounds, w0, span
 
 
 def _drift(reference: ReferenceStats, names: Sequence[str], rows: np.ndarray, minimum: int) -> dict:
@@ -188,44 +244,52 @@ def compute_windows(columns: Columns, window_ms: int, classes: Sequence[int],
     has_pred = ~np.isnan(columns.prediction)
     if not has_pred.any():
         return []
-    start = columns.start_ms[has_pred]
-    crn_codes, crn_names = pd.factorize(columns.deployment_crn[has_pred], sort=True)
-    window = start // window_ms
-    w0 = int(window.min())
-    span = int(window.max()) - w0 + 1
-    keys, group = np.unique(crn_codes.astype(np.int64) * span + (window - w0), return_inverse=True)
+    every = bool(has_pred.all())
+
+    def rows(arr: np.ndarray) -> np.ndarray:
+        return arr if every else arr[has_pred]
+
+    crn_codes, crn_names = _crn_codes(columns.deployment_crn, has_pred, every)
+    keys, group, bounds, w0, span = _groups(rows(columns.start_ms), window_ms, crn_codes)
     n_groups = keys.size
 
-    y_pred = _class_index(columns.prediction[has_pred], class_arr)
-    y_true = _class_index(columns.label[has_pred], class_arr)
+    y_pred = _class_index(rows(columns.prediction), class_arr)
+    label = rows(columns.label)
+    y_true = _class_index(label, class_arr)
     known = y_pred >= 0
     labelled = known & (y_true >= 0)
-    has_label = ~np.isnan(columns.label[has_pred])
+    has_label = ~np.isnan(label)
     unknown = np.bincount(group, weights=((~known) | (has_label & (y_true < 0))).astype(np.float64), minlength=n_groups)
     predictions = np.bincount(group[known], minlength=n_groups)
     cells = (group[labelled] * n_cls + y_true[labelled]) * n_cls + y_pred[labelled]
     cm = np.bincount(cells, minlength=n_groups * n_cls * n_cls).reshape(n_groups, n_cls, n_cls)
     accuracy, precision, recall, f1 = _scores(cm, binary, positive)
     n_labelled = cm.sum(axis=(1, 2))
-    latency, has_latency = _group_quantiles(group, columns.latency_ms[has_pred], n_groups, LATENCY_QUANTILES)
+    latency, has_latency = _group_quantiles(group, rows(columns.latency_ms), n_groups, LATENCY_QUANTILES,
+                                            contiguous=bounds is not None)
 
-    features = columns.features[has_pred]
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    drift = None
+    if reference is not None:
+        features = rows(columns.features)
+        if bounds is None:  # groups interleaved: gather each group's rows
+            order = np.argsort(group, kind="stable")
+            bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+            features = features[order]
+        drift = [_drift(reference, columns.feature_names, features[bounds[g]:bounds[g + 1]], min_drift_rows)
+                 for g in range(n_groups)]
     class_list = [int(c) for c in class_arr]
     results = []
     for g in range(n_groups):
         k = int(keys[g])
         w_start = (w0 + k % span) * window_ms
         has = n_labelled[g] > 0
-        rows = features[order[bounds[g]:bounds[g + 1]]]
         results.append(WindowResult(
             deployment_crn=str(crn_names[k // span]), start_ms=int(w_start), end_ms=int(w_start + window_ms),
             predictions=int(predictions[g]), labelled=int(n_labelled[g]),
             accuracy=float(accuracy[g]) if has else None, precision=float(precision[g]) if has else None,
             recall=float(recall[g]) if has else None, f1=float(f1[g]) if has else None,
             confusion=_confusion(cm[g], class_list, binary, positive),
-            drift=_drift(reference, columns.feature_names, rows, min_drift_rows) if reference is not None else {},
+            drift=drift[g] if drift is not None else {},
             unknown_class=int(unknown[g]),
             latency_p50_ms=float(latency[0, g]) if has_latency[g] else None,
             latency_p95_ms=float(latency[1, g]) if has_latency[g] else None))

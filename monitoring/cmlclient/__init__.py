@@ -81,7 +81,7 @@ def connect(cfg: PipelineConfig, project_root: str | Path = ".", clock: Clock | 
     api_key = os.environ.get(cfg.model.api_key_env) or None
     register_secret(api_key)
     return Platform(
-        api=CmlApi(client, project_id, retry),
+        api=CmlApi(client, project_id, retry, request_timeout_s=cfg.platform.request_timeout.total_seconds()),
         metrics=MetricsClient(sdk, retry, concurrency=cfg.scenario.concurrency),
         clock=clock or clock_from_env(),
         retry=retry,

@@ -90,16 +90,21 @@ class CmlApi:
         client: ``cmlapi.default_client()`` (real or local workspace).
         project_id: the CML project (``CDSW_PROJECT_ID``).
         retry: retry policy for transient errors.
+        request_timeout_s: per-call timeout handed to the client (``_request_timeout``).
         page_size: items per page of every ``list_*`` call.
     """
 
-    def __init__(self, client: Any, project_id: str, retry: RetryPolicy, page_size: int = PAGE_SIZE):
+    def __init__(self, client: Any, project_id: str, retry: RetryPolicy, page_size: int = PAGE_SIZE,
+                 request_timeout_s: float | None = None):
         self.client = client
+        self.request_timeout_s = request_timeout_s
         self.project_id = project_id
         self.retry = retry
         self.page_size = page_size
 
     def _call(self, operation: str, method: str, before_retry: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
+        if self.request_timeout_s:
+            kwargs["_request_timeout"] = self.request_timeout_s  # a hung call must not block a job
         return self.retry.call(operation, getattr(self.client, method), before_retry=before_retry, **kwargs)
 
     def pages(self, operation: str, method: str, items_key: str, **kwargs: Any) -> Iterator[Any]:

@@ -13,6 +13,7 @@ from typing import Any, Callable, TypeVar
 
 import requests
 import tenacity
+import urllib3
 
 from monitoring.config import RetryConfig
 from monitoring.errors import PlatformError, PlatformRequestError, TransientPlatformError
@@ -56,7 +57,8 @@ def translate(exc: BaseException, operation: str) -> PlatformError:
         if status in RETRYABLE_STATUS:
             return TransientPlatformError(message)
         return PlatformRequestError(message, status=status)
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError,
+                        urllib3.exceptions.HTTPError)):
         return TransientPlatformError(f"{operation}: {type(exc).__name__}: {exc}")
     return PlatformRequestError(f"{operation}: {type(exc).__name__}: {exc}")
 

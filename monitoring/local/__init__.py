@@ -2,7 +2,7 @@
 
 Public surface (imported lazily so that engines importing one piece stay light):
 ``LocalWorkspace``, ``ensure_running``, ``shutdown``, ``reset``, ``read_info``, ``activate``,
-``shell_exports``.
+``shell_exports``, ``FaultPlan`` (fault injection, see docs/faults.md).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "LocalWorkspace": "monitoring.local.workspace",
+    "FaultPlan": "monitoring.local.faults",
     "ensure_running": "monitoring.local.daemon",
     "shutdown": "monitoring.local.daemon",
     "reset": "monitoring.local.daemon",

@@ -1,4 +1,4 @@
-"""The local workspace's HTTP server: API v2 routes, the model endpoint, and two local-only paths.
+"""The local workspace's HTTP server: API v2 routes, the model endpoint, and local-only paths.
 
 Routes: every operation of the compact spec under ``/api/v2`` (Bearer API key required),
 ``POST /model`` (the model endpoint), without authentication ``GET /api/v2/swagger.json`` (the
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
@@ -20,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from monitoring.errors import ConfigError
 from monitoring.local.apierrors import INTERNAL, NOT_FOUND, UNAUTHENTICATED, UNIMPLEMENTED, ApiError, invalid
-from monitoring.local.apispec import match, operations, spec
+from monitoring.local.apispec import match, method_name, operations, spec
 from monitoring.local.bodycheck import check_body
 from monitoring.local.faults import Fault, FaultPlan
 from monitoring.local.router import DROP, MAX_BODY_BYTES, ModelRouter, error
@@ -46,11 +45,6 @@ class _Injected(Exception):
 
 def _deadline_body(message: str, code: int = DEADLINE_EXCEEDED) -> bytes:
     return json.dumps({"error": message, "code": code, "message": message, "details": []}).encode()
-
-
-def snake(operation_id: str) -> str:
-    """``CreateModelDeployment`` -> ``create_model_deployment`` (the client's method name)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -101,6 +95,7 @@ class ApiServer(ThreadingHTTPServer):
 class RequestHandler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # kept-alive clients otherwise stall ~40 ms per request
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -200,7 +195,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise invalid(f"{op.operation_id}: the request body is not valid JSON") from None
             check_body(body, op.body)
         handler = self.server.handlers[op.operation_id]
-        fault = self.server.faults.take(f"api.{snake(op.operation_id)}") if self.server.faults else None
+        fault = self.server.faults.take(f"api.{method_name(op.operation_id)}") if self.server.faults else None
         if fault is None:
             return handler(path_params, query, body)
         return self._faulty(fault, op.operation_id, lambda: handler(path_params, query, body))

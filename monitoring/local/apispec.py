@@ -32,6 +32,11 @@ class Operation:
         return _PARAM.sub(lambda m: quote(str(values[m.group(1)]), safe=""), self.path)
 
 
+def method_name(operation_id: str) -> str:
+    """``CreateModelDeployment`` -> ``create_model_deployment``: the client's method name."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
+
+
 @functools.lru_cache(maxsize=1)
 def spec() -> dict:
     """The parsed compact spec (written by ``tools/extract_spec.py``)."""

@@ -143,9 +143,9 @@ def _check_point_name(text: str, family: str, name: str) -> None:
     if not name or not _NAME.match(name):
         raise ConfigError(f"fault {text!r}: point {family}.<name> needs a name (or *)")
     if family == "api" and name != "*":
-        from monitoring.local.apispec import operations
+        from monitoring.local.apispec import method_name, operations
 
-        known = {re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower() for op in operations()}
+        known = {method_name(op) for op in operations()}
         if name not in known:
             raise ConfigError(f"fault {text!r}: {name!r} is not an API v2 operation of the local workspace; "
                               f"one of {sorted(known)}")
@@ -214,7 +214,11 @@ class FaultPlan:
         except ValueError as exc:
             raise ConfigError(f"{self.path}: the fault plan is not valid JSON ({exc}); "
                               "run `python -m monitoring.local.faults clear`") from None
-        return [Fault(**entry) for entry in data.get("faults", [])]
+        try:
+            return [Fault(**entry) for entry in data.get("faults", [])]
+        except (TypeError, AttributeError) as exc:
+            raise ConfigError(f"{self.path}: an entry of the fault plan is not a fault ({exc}); "
+                              "run `python -m monitoring.local.faults clear`") from None
 
     def _write(self, faults: list[Fault]) -> None:
         tmp = self.path.with_name(f".{FAULTS_FILE}.{os.getpid()}.tmp")

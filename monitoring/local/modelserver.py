@@ -127,6 +127,7 @@ class ReplicaHandler(BaseHTTPRequestHandler):
     """One request: checks, calls the model function, answers JSON, logs one line."""
 
     server: ReplicaServer
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.0"  # one request per connection: a kept-alive client cannot hog the replica
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

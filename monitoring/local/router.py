@@ -53,6 +53,7 @@ class ModelRouter:
         state: the API state (models by access key).
         deployer: knows each model's live deployment and its replicas.
         busy_timeout: seconds to wait for a free replica before answering 429 ``model.busy``.
+        faults: the workspace's fault plan (fault point ``endpoint``).
     """
 
     def __init__(self, state: ApiState, deployer: Deployer, busy_timeout: float = BUSY_TIMEOUT_SECONDS,

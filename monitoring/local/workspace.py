@@ -57,6 +57,10 @@ class LocalWorkspace:
         project_name: the project created when the workspace has none by that name.
         health_timeout: seconds a deployment's replicas have to become healthy.
         build_timeout: seconds a build check may take.
+
+    Attributes:
+        faults: the workspace's ``FaultPlan`` (``W/faults.json``), shared with every engine and
+            replica; ``inject("endpoint=503 x3")`` adds to it (see ``monitoring.local.faults``).
     """
 
     def __init__(self, workspace_dir: str | Path, project_root: str | Path, metrics_url: str | None = None,

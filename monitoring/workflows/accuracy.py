@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
+from monitoring.cmlclient.api import DeploymentRef
 from monitoring.drift import ReferenceStats
 from monitoring.durations import to_ms
 from monitoring.errors import DataError
@@ -73,6 +75,9 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
                                                              span.end_ms, chunk):
         columns = records_to_columns(records, cfg.model.features, prediction_key=cfg.windows.prediction_key,
                                      label_key=cfg.windows.label_key, features_key=cfg.windows.features_key)
+        ignored = {k: v for k, v in columns.counts.items() if k not in ("records", "aggregates") and v}
+        if ignored:
+            log.warning("records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored))
         for result in compute_windows(columns, window, cfg.model.classes, reference=reference):
             if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
                 results.append(result)
@@ -95,6 +100,19 @@ def track_settled(ctx: Context, span: Span, results: list[WindowResult], now: in
     return sent
 
 
+def discovered_ms(deployment: DeploymentRef, now_ms: int) -> int:
+    """When a deployment first found by a job began serving: its ``created_at`` (not "now", or the
+    predictions it served before being noticed would never be read), and never later than now."""
+    text = str(deployment.created_at or "").replace("Z", "+00:00")
+    try:
+        created = datetime.fromisoformat(text)
+    except ValueError:
+        return now_ms
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return min(int(created.timestamp() * 1000), now_ms)
+
+
 def ensure_live_recorded(ctx: Context) -> tuple[str, str]:
     """Re-resolve the live deployment and make sure the state store knows it (CRNs change on redeploy)."""
     model = ctx.require_model()
@@ -103,7 +121,7 @@ def ensure_live_recorded(ctx: Context) -> tuple[str, str]:
     if live.crn not in known:
         log.info("live deployment not yet recorded, recording it %s", KV(deployment=live.id))
         ctx.store.record_deployment(model.name, live.crn, model.crn, live.build_id, version_of(live),
-                                    ctx.platform.clock.now_ms(), "discovered")
+                                    discovered_ms(live, ctx.platform.clock.now_ms()), "discovered")
     return model.name, live.crn
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from monitoring.data import TelcoScenario
+from monitoring.workflows.accuracy import discovered_ms
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import fit_candidate, sample_request, save_candidate
@@ -24,7 +25,7 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
         known = {d.deployment_crn for d in ctx.store.deployments(model.name)}
         if live.crn not in known:
             ctx.store.record_deployment(model.name, live.crn, model.crn, live.build_id, version_of(live),
-                                        ctx.platform.clock.now_ms(), "discovered")
+                                        discovered_ms(live, ctx.platform.clock.now_ms()), "discovered")
         return Outcome("no_action", f"{cfg.model.name} already serves {version_of(live)}", "none",
                        dict(model=model.name, deployment=live.id, version=version_of(live)))
     scenario = TelcoScenario.from_config(cfg)

@@ -40,6 +40,10 @@ def redeploy(ctx: Context) -> Outcome:
         return _no_action(f"latest decision {decision.id} is {decision.action!r}: nothing to redeploy", **fields)
     if decision.consumed_by or not ctx.store.claim_decision(decision.id, ctx.platform.run_id, now):
         again = ctx.store.decision(decision.id)
+        if again.outcome is None:
+            return _no_action(f"decision {decision.id} was claimed by run {again.consumed_by}, which has not "
+                              "finished (or was killed); nothing is done twice: the next evaluation decides "
+                              "again", **fields)
         return _no_action(f"decision {decision.id} was already acted on by run {again.consumed_by} "
                           f"(outcome {again.outcome})", **fields)
     log.info("acting on decision %s", KV(decision=decision.id, run=ctx.platform.run_id))

@@ -100,8 +100,6 @@ def test_bad_config_fails_the_job_with_exit_2_naming_the_field(project, name):
     assert digest(project) == before and not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="lead, monitoring/jobrun.py: the VERDICT summary keeps only the first line of "
-                                       "a ConfigError ('invalid configuration:'), not the problem; see docs/faults.md")
 def test_the_verdict_line_itself_names_the_culprit(project):
     config = project / "bad.yaml"
     config.write_text(ABUSES["unknown key"][0])

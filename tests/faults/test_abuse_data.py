@@ -71,8 +71,6 @@ def test_malformed_metrics_records_are_left_out_and_left_alone(rig):
     assert_invariants(rig)
 
 
-@pytest.mark.xfail(strict=True, reason="lead, monitoring/workflows/accuracy.py: records_to_columns counts what it "
-                                       "ignores but nothing logs it; see docs/faults.md")
 def test_malformed_records_are_named_in_the_log(rig):
     live = rig.live()
     store = MetricsStore(rig.ws.metrics_url)
@@ -157,8 +155,6 @@ def test_a_label_that_arrives_before_its_prediction_waits_for_it(rig):
     assert_invariants(rig)
 
 
-@pytest.mark.xfail(strict=True, reason="lead, monitoring/cli.py cmd_graph: --graph-file entries are built with "
-                                       "JobSpec(**entry), so a bad entry is an 'unexpected ValidationError' (exit 1)")
 def test_a_bad_graph_file_is_a_config_error_naming_the_entry(rig):
     bad = rig.root / "exported.yaml"
     bad.write_text("graph:\n  - name: a\n    script: jobs/simulate_traffic.py\n    colour: blue\n")

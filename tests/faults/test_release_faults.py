@@ -7,6 +7,7 @@ from monitoring.errors import EXIT_REDEPLOY_FAILED, BusyError
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.evaluate import evaluate_thresholds
 from monitoring.workflows.redeploy import redeploy
+from monitoring.workflows.traffic import post_due_labels
 from tests.faults.invariants import assert_invariants
 from tests.faults.rig import Rig, run_concurrently, wait_for
 
@@ -122,3 +123,17 @@ def test_a_job_run_and_a_manual_run_of_redeploy_at_once_act_exactly_once(rig):
         api.start_job_run(spec.id)  # CML allows one active run per job
     manual.store.close()
     assert_invariants(rig)
+
+
+def test_predictions_served_before_a_late_discovery_are_not_lost(rig):
+    """As after a redeploy killed between deploy and verify: v2 serves, the state store does not know it yet."""
+    assert redeploy(rig.ctx).status == "deployed"
+    v2 = rig.live()
+    rig.ctx.store.db.execute("DELETE FROM deployments WHERE deployment_crn = ?", (v2.crn,))
+    rig.at(1.2)
+    served = rig.traffic()  # answered by v2 before anyone records it
+    assert served.fields["version"] == "v2"
+    now = rig.at(2.05)
+    post_due_labels(rig.ctx, now, rig.cfg.windows.label_key)
+    compute_accuracy(rig.ctx)
+    assert sum(w.labelled for w in rig.ctx.store.windows(deployment_crn=v2.crn)) == 200

@@ -196,8 +196,6 @@ def test_reset_refuses_to_delete_a_directory_that_is_not_a_workspace(tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
-@pytest.mark.xfail(strict=True, reason="lead, monitoring/config.py: paths in the config are not checked to stay "
-                                       "inside the project; see docs/faults.md")
 @pytest.mark.parametrize("section, key, value", [
     ("state", "artifacts_dir", "../../elsewhere"),
     ("state", "url", "sqlite:///../../elsewhere.db"),

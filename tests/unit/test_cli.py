@@ -87,4 +87,4 @@ def test_analyze_writes_windows_csv_and_plot(tmp_path, capsys):
 def test_parser_has_every_documented_command():
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     assert commands == {"simulate-traffic", "compute-accuracy", "evaluate-thresholds", "redeploy", "bootstrap",
-                        "graph", "local", "demo", "decisions", "analyze", "report"}
+                        "graph", "local", "faults", "demo", "decisions", "analyze", "report"}

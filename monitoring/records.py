@@ -229,6 +229,11 @@ def _own_key(mapping: dict, key: str) -> str:
     return key
 
 
+def _plain_pages(*shape: int) -> np.ndarray:
+    """A zeroed float64 array on ordinary pages (experiment)."""
+    return np.frombuffer(bytearray(8 * math.prod(shape)), dtype=np.float64).reshape(shape)
+
+
 def _block_floats(dicts: list, key: str, name: str, sparse: set[str]) -> np.ndarray:
     """``_column`` for one block, without its fallbacks: plain numbers only (absent -> NaN), else raise.
 
@@ -271,8 +276,8 @@ def _fast_parts(recs: list, names: Sequence[str], prediction_key: str, label_key
         uuids as an object array.
     """
     n, k = len(recs), len(names)
-    starts, ends, prediction, label = (np.empty(n) for _ in range(4))
-    features, hashes, uuids = np.empty((n, k)), np.empty(n, dtype=np.int64), np.empty(n, dtype=object)
+    starts, ends, prediction, label = (_plain_pages(n) for _ in range(4))
+    features, hashes, uuids = _plain_pages(n, k), _plain_pages(n).view(np.int64), np.empty(n, dtype=object)
     flat = features.reshape(-1)
     crns: list = []
     sparse: set[str] = set()

@@ -17,8 +17,8 @@ from monitoring.records import Columns
 MIN_DRIFT_ROWS = 30
 #: Latency quantiles reported per window, as fractions (numpy's default "linear" method).
 LATENCY_QUANTILES = (0.5, 0.95)
-#: Rows per window from which per-window sorts beat one lexsort (the Python loop is then amortised).
-_SEGMENT_SORT_ROWS = 64
+#: Fewest rows per window spanned, on average, for the per-window pass (its Python loop then pays off).
+_RUN_MIN_ROWS = 512
 
 
 @dataclass
@@ -75,6 +75,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _class_index(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Position of each value in ``classes`` (sorted), or -1 when it is NaN or not a class."""
+    if classes.size <= 8:  # a few comparisons beat a binary search per value
+        out = np.full(values.shape, -1, dtype=np.intp)
+        for pos, cls in enumerate(classes.tolist()):
+            np.copyto(out, pos, where=values == cls)
+        return out
     pos = np.searchsorted(classes, values)
     pos = np.minimum(pos, classes.size - 1)
     hit = classes[pos] == values  # NaN never matches
@@ -105,13 +110,20 @@ def _confusion(cm: np.ndarray, classes: list[int], binary: bool, positive: int) 
     return {"labels": list(classes), "matrix": cm.astype(int).tolist()}
 
 
+def _lerp(a: np.ndarray, b: np.ndarray, last: np.ndarray, q: float) -> np.ndarray:
+    """numpy's "linear" interpolation (with its ``t >= 0.5`` form) between the sorted values at
+    ``floor((n - 1) * q)`` (``a``) and the next one (``b``); ``last`` is n - 1 per group."""
+    virtual = last * q
+    t = virtual - np.floor(virtual)
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
 def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
-                     quantiles: Sequence[float], contiguous: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     quantiles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Per-group quantiles of the finite ``values``, vectorised, bit-identical to ``np.percentile``'s "linear".
 
-    One lexsort by (group, value); or, when ``group`` is non-decreasing, a sort of each group's
-    run (the same values in the same places: finite floats that compare equal are identical,
-    unless the run mixes 0.0 and -0.0, which takes the lexsort); each quantile q then sits at virtual position ``(n - 1) * q``
+    One lexsort by (group, value); each quantile q then sits at virtual position ``(n - 1) * q``
     of its group's sorted run and is interpolated with numpy's own lerp (including its
     ``t >= 0.5`` form), so the results equal ``np.percentile(group_values, 100 * q)`` exactly.
 
@@ -126,70 +138,143 @@ def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
     present = counts > 0
     if not present.any():
         return table, present
-    ends = np.cumsum(counts)
-    signs = np.signbit(values[values == 0])
-    if contiguous and values.size >= _SEGMENT_SORT_ROWS * n_groups and (signs.all() or not signs.any()):
-        ordered = values  # a copy already (masked above): sort each run in place
-        for lo, hi in zip((ends - counts)[counts > 1].tolist(), ends[counts > 1].tolist()):
-            ordered[lo:hi].sort()
-    else:
-        ordered = values[np.lexsort((values, group))]
-    first = (ends - counts)[present]
+    ordered = values[np.lexsort((values, group))]
+    first = (np.cumsum(counts) - counts)[present]
     last = counts[present] - 1
     for row, q in enumerate(quantiles):
-        virtual = last * q
-        below = np.floor(virtual)
-        t = virtual - below
-        a = ordered[first + below.astype(np.int64)]
-        b = ordered[first + np.minimum(below.astype(np.int64) + 1, last)]
-        diff = b - a
-        table[row, present] = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+        below = np.floor(last * q).astype(np.int64)
+        table[row, present] = _lerp(ordered[first + below], ordered[first + np.minimum(below + 1, last)], last, q)
     return table, present
 
 
-def _crn_codes(crns: np.ndarray, has_pred: np.ndarray, every: bool) -> tuple[np.ndarray | None, Sequence[Any]]:
-    """Sorted CRN codes of the rows with a prediction, and the CRNs; codes None when all rows share one CRN.
-
-    Reads are per deployment, so one CRN is the usual case: one comparison pass (cheap when the
-    entries are the same str object, as ``records_to_columns`` makes them) instead of hashing them all.
-    """
-    first = crns[0] if crns.size else None
-    if first.__class__ is str and bool((crns == first).all()):
-        return None, [first]
-    return pd.factorize(crns if every else crns[has_pred], sort=True)
+def _sorted_finite(values: np.ndarray) -> np.ndarray:
+    """The finite values, sorted: the lexsort's order (equal finite floats are identical, but for
+    0.0 and -0.0, whose input order a stable sort keeps)."""
+    finite = values[np.isfinite(values)]
+    signs = np.signbit(finite[finite == 0])
+    finite.sort(kind="stable" if signs.any() and not signs.all() else None)
+    return finite
 
 
-def _groups(start: np.ndarray, window_ms: int, crn_codes: np.ndarray | None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, int]:
-    """Group each row by (CRN, window): ``np.unique`` of the keys ``code * span + window - w0``.
+@dataclass
+class _Tables:
+    """Per-group counts of one ``compute_windows`` call, for either way of grouping."""
 
-    Rows in time order (``records_to_columns``' order) with one CRN, the usual case, are
-    grouped without a sort: the window edges are looked up in the start times.
+    crns: list[str]
+    starts: list[int]
+    predictions: np.ndarray
+    unknown: np.ndarray
+    cm: np.ndarray
+    latency: np.ndarray
+    has_latency: np.ndarray
+    drift: list[dict] | None
 
-    Returns:
-        ``(keys, group, bounds, w0, span)``: the sorted distinct keys, each row's index into
-        them, each group's run bounds (n_groups + 1) when the rows are grouped in runs (else
-        None), the first window and the number of windows from it to the last.
-    """
+
+def _vectorised_tables(columns: Columns, window_ms: int, class_arr: np.ndarray, reference: ReferenceStats | None,
+                       min_drift_rows: int) -> _Tables | None:
+    """Any rows: groups by (CRN, window) with ``np.unique``, counts with ``np.bincount``."""
+    n_cls = class_arr.size
+    has_pred = ~np.isnan(columns.prediction)
+    if not has_pred.any():
+        return None
+    start = columns.start_ms[has_pred]
+    crn_codes, crn_names = pd.factorize(columns.deployment_crn[has_pred], sort=True)
+    window = start // window_ms
+    w0 = int(window.min())
+    span = int(window.max()) - w0 + 1
+    keys, group = np.unique(crn_codes.astype(np.int64) * span + (window - w0), return_inverse=True)
+    group = group.reshape(-1)
+    n_groups = keys.size
+
+    y_pred = _class_index(columns.prediction[has_pred], class_arr)
+    label = columns.label[has_pred]
+    y_true = _class_index(label, class_arr)
+    known = y_pred >= 0
+    labelled = known & (y_true >= 0)
+    unknown = np.bincount(group, weights=((~known) | (~np.isnan(label) & (y_true < 0))).astype(np.float64),
+                          minlength=n_groups)
+    cells = (group[labelled] * n_cls + y_true[labelled]) * n_cls + y_pred[labelled]
+    cm = np.bincount(cells, minlength=n_groups * n_cls * n_cls).reshape(n_groups, n_cls, n_cls)
+    latency, has_latency = _group_quantiles(group, columns.latency_ms[has_pred], n_groups, LATENCY_QUANTILES)
+    drift = None
+    if reference is not None:
+        order = np.argsort(group, kind="stable")
+        bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+        features = columns.features[has_pred][order]
+        drift = [_drift(reference, columns.feature_names, features[bounds[g]:bounds[g + 1]], min_drift_rows)
+                 for g in range(n_groups)]
+    return _Tables([str(crn_names[k // span]) for k in keys.tolist()],
+                   [(w0 + k % span) * window_ms for k in keys.tolist()],
+                   np.bincount(group[known], minlength=n_groups), unknown, cm, latency, has_latency, drift)
+
+
+def _chunks(arr: np.ndarray, step: int = 1 << 16):
+    """Slices of ``arr`` overlapping by one element (chunked checks make no large temporaries)."""
+    return (arr[lo:lo + step + 1] for lo in range(0, max(arr.size - 1, 1), step))
+
+
+def _window_runs(columns: Columns, window_ms: int) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """One CRN, rows in time order, at least ``_RUN_MIN_ROWS`` rows per window spanned: the CRN,
+    each non-empty window's start and its rows' bounds (n_windows + 1); else None."""
+    start, crns = columns.start_ms, columns.deployment_crn
     n = start.size
-    w0 = int(start.min()) // window_ms
-    span = int(start.max()) // window_ms - w0 + 1
-    if crn_codes is None and span <= n and not (start[1:] < start[:-1]).any():
-        edges = np.searchsorted(start, np.arange(w0 + 1, w0 + span, dtype=np.int64) * window_ms)
-        sizes = np.diff(edges, prepend=0, append=n)
-        keys = np.flatnonzero(sizes)
-        bounds = np.concatenate(([0], np.cumsum(sizes[keys])))
-        return keys, np.repeat(np.arange(keys.size), sizes[keys]), bounds, w0, span
-    window = start // window_ms - w0
-    composite = window if crn_codes is None else crn_codes.astype(np.int64) * span + window
-    if n > 1 and (composite[1:] < composite[:-1]).any():
-        keys, group = np.unique(composite, return_inverse=True)
-        return keys, group.reshape(-1), None, w0, span
-    change = np.empty(n, dtype=bool)
-    change[:1] = False
-    np.not_equal(composite[1:], composite[:-1], out=change[1:])
-    bounds = np.concatenate(([0], np.flatnonzero(change), [n]))
-    return composite[bounds[:-1]], np.cumsum(change, dtype=np.intp), bounds, w0, span
+    if not n or crns[0].__class__ is not str:
+        return None
+    w0, w_last = int(start[0]) // window_ms, int(start[-1]) // window_ms
+    if (w_last - w0 + 1) * _RUN_MIN_ROWS > n or any(bool((c[1:] < c[:-1]).any()) for c in _chunks(start)):
+        return None
+    if not all(bool((c == crns[0]).all()) for c in _chunks(crns)):
+        return None
+    edges = np.searchsorted(start, np.arange(w0 + 1, w_last + 1, dtype=np.int64) * window_ms)
+    bounds = np.concatenate(([0], edges, [n]))
+    windows = np.flatnonzero(bounds[1:] > bounds[:-1])
+    return crns[0], (w0 + windows) * window_ms, np.append(bounds[windows], bounds[-1])
+
+
+def _run_tables(columns: Columns, runs: tuple[str, np.ndarray, np.ndarray], class_arr: np.ndarray,
+                reference: ReferenceStats | None, min_drift_rows: int) -> _Tables | None:
+    """Rows of one CRN in time order: one pass per window over its run of rows, with no
+    temporaries as long as the columns (each fresh page of a large one costs a page fault)."""
+    crn, starts, bounds = runs
+    n_cls, n_q = class_arr.size, len(LATENCY_QUANTILES)
+    n_groups = starts.size
+    cm = np.zeros((n_groups, n_cls, n_cls), dtype=np.intp)
+    predictions, unknown, n_finite = (np.zeros(n_groups, dtype=np.intp) for _ in range(3))  # n_finite: latencies
+    low, high = np.full((n_q, n_groups), math.nan), np.full((n_q, n_groups), math.nan)
+    kept = np.ones(n_groups, dtype=bool)
+    drift = [] if reference is not None else None
+    for g, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
+        pred = columns.prediction[lo:hi]
+        rows: Any = ~np.isnan(pred)
+        if rows.all():
+            rows = slice(None)
+        elif not rows.any():
+            kept[g] = False
+            continue
+        label = columns.label[lo:hi][rows]
+        y_pred, y_true = _class_index(pred[rows], class_arr), _class_index(label, class_arr)
+        known = y_pred >= 0
+        labelled = known & (y_true >= 0)
+        predictions[g] = np.count_nonzero(known)
+        unknown[g] = np.count_nonzero(~known | (~np.isnan(label) & (y_true < 0)))
+        cm[g] = np.bincount(y_true[labelled] * n_cls + y_pred[labelled], minlength=n_cls * n_cls).reshape(n_cls, n_cls)
+        finite = _sorted_finite(columns.latency_ms[lo:hi][rows])
+        n_finite[g] = finite.size
+        for row, q in enumerate(LATENCY_QUANTILES if finite.size else ()):
+            below = math.floor((finite.size - 1) * q)  # as np.floor(last * q) in _group_quantiles
+            low[row, g], high[row, g] = finite[below], finite[min(below + 1, finite.size - 1)]
+        if drift is not None:
+            drift.append(_drift(reference, columns.feature_names, columns.features[lo:hi][rows], min_drift_rows))
+    if not kept.any():
+        return None
+    n_finite, low, high = n_finite[kept], low[:, kept], high[:, kept]
+    has_latency = n_finite > 0
+    latency = np.full((n_q, int(kept.sum())), math.nan)
+    last = n_finite[has_latency].astype(np.int64) - 1
+    for row, q in enumerate(LATENCY_QUANTILES):
+        latency[row, has_latency] = _lerp(low[row, has_latency], high[row, has_latency], last, q)
+    return _Tables([crn] * len(latency[0]), starts[kept].tolist(), predictions[kept], unknown[kept], cm[kept],
+                   latency, has_latency, drift)
 
 
 def _drift(reference: ReferenceStats, names: Sequence[str], rows: np.ndarray, minimum: int) -> dict:
@@ -241,58 +326,27 @@ def compute_windows(columns: Columns, window_ms: int, classes: Sequence[int],
         raise DataError(f"positive class {positive_class} is not one of the classes {list(classes)}")
     positive = int(np.flatnonzero(class_arr == positive_class)[0]) if binary else 0
 
-    has_pred = ~np.isnan(columns.prediction)
-    if not has_pred.any():
+    runs = _window_runs(columns, window_ms)  # the usual read: one deployment, in time order
+    tables = (_run_tables(columns, runs, class_arr, reference, min_drift_rows) if runs is not None
+              else _vectorised_tables(columns, window_ms, class_arr, reference, min_drift_rows))
+    if tables is None:
         return []
-    every = bool(has_pred.all())
-
-    def rows(arr: np.ndarray) -> np.ndarray:
-        return arr if every else arr[has_pred]
-
-    crn_codes, crn_names = _crn_codes(columns.deployment_crn, has_pred, every)
-    keys, group, bounds, w0, span = _groups(rows(columns.start_ms), window_ms, crn_codes)
-    n_groups = keys.size
-
-    y_pred = _class_index(rows(columns.prediction), class_arr)
-    label = rows(columns.label)
-    y_true = _class_index(label, class_arr)
-    known = y_pred >= 0
-    labelled = known & (y_true >= 0)
-    has_label = ~np.isnan(label)
-    unknown = np.bincount(group, weights=((~known) | (has_label & (y_true < 0))).astype(np.float64), minlength=n_groups)
-    predictions = np.bincount(group[known], minlength=n_groups)
-    cells = (group[labelled] * n_cls + y_true[labelled]) * n_cls + y_pred[labelled]
-    cm = np.bincount(cells, minlength=n_groups * n_cls * n_cls).reshape(n_groups, n_cls, n_cls)
-    accuracy, precision, recall, f1 = _scores(cm, binary, positive)
-    n_labelled = cm.sum(axis=(1, 2))
-    latency, has_latency = _group_quantiles(group, rows(columns.latency_ms), n_groups, LATENCY_QUANTILES,
-                                            contiguous=bounds is not None)
-
-    drift = None
-    if reference is not None:
-        features = rows(columns.features)
-        if bounds is None:  # groups interleaved: gather each group's rows
-            order = np.argsort(group, kind="stable")
-            bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
-            features = features[order]
-        drift = [_drift(reference, columns.feature_names, features[bounds[g]:bounds[g + 1]], min_drift_rows)
-                 for g in range(n_groups)]
+    accuracy, precision, recall, f1 = _scores(tables.cm, binary, positive)
+    n_labelled = tables.cm.sum(axis=(1, 2))
     class_list = [int(c) for c in class_arr]
     results = []
-    for g in range(n_groups):
-        k = int(keys[g])
-        w_start = (w0 + k % span) * window_ms
+    for g, (crn, w_start) in enumerate(zip(tables.crns, tables.starts)):
         has = n_labelled[g] > 0
         results.append(WindowResult(
-            deployment_crn=str(crn_names[k // span]), start_ms=int(w_start), end_ms=int(w_start + window_ms),
-            predictions=int(predictions[g]), labelled=int(n_labelled[g]),
+            deployment_crn=crn, start_ms=int(w_start), end_ms=int(w_start + window_ms),
+            predictions=int(tables.predictions[g]), labelled=int(n_labelled[g]),
             accuracy=float(accuracy[g]) if has else None, precision=float(precision[g]) if has else None,
             recall=float(recall[g]) if has else None, f1=float(f1[g]) if has else None,
-            confusion=_confusion(cm[g], class_list, binary, positive),
-            drift=drift[g] if drift is not None else {},
-            unknown_class=int(unknown[g]),
-            latency_p50_ms=float(latency[0, g]) if has_latency[g] else None,
-            latency_p95_ms=float(latency[1, g]) if has_latency[g] else None))
+            confusion=_confusion(tables.cm[g], class_list, binary, positive),
+            drift=tables.drift[g] if tables.drift is not None else {},
+            unknown_class=int(tables.unknown[g]),
+            latency_p50_ms=float(tables.latency[0, g]) if tables.has_latency[g] else None,
+            latency_p95_ms=float(tables.latency[1, g]) if tables.has_latency[g] else None))
     return results
 
 

@@ -10,6 +10,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from monitoring.record_blocks import all_finite, nondecreasing, plain_pages, well_formed_rows, without_empty
+
 UUID_KEY = "predictionUuid"
 START_KEY = "startTimeStampMs"  # capital S in "Stamp", as CML returns it
 END_KEY = "endTimeStampMs"  # when the decorated predict returned
@@ -169,22 +171,6 @@ def _select(items: list, index: Sequence[int]) -> list:
     return list(picked) if len(index) > 1 else [picked]
 
 
-def _without_empty(items: list, uuids: list) -> tuple[list, list, int]:
-    """Drop the positions where the uuid is "" (aggregates) by slicing between them (C-speed scans)."""
-    out_items, out_uuids, begin, at, skipped = [], [], 0, -1, 0
-    try:
-        while True:
-            at = uuids.index("", at + 1)
-            out_items.extend(items[begin:at])
-            out_uuids.extend(uuids[begin:at])
-            begin, skipped = at + 1, skipped + 1
-    except ValueError:
-        pass
-    if not skipped:
-        return items, uuids, 0
-    return out_items + items[begin:], out_uuids + uuids[begin:], skipped
-
-
 def _unreadable(arr: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
     """Mask of values that were present but unusable: unreadable or infinite (those become NaN)."""
     mask = np.isinf(arr) if bad is None else (bad | np.isinf(arr))
@@ -215,120 +201,6 @@ def _object_array(values: list) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
-#: Records per block of the fast path: small enough that a block's dicts stay in the CPU cache
-#: between its passes (about 30% faster than whole-list passes at 1M records).
-_BLOCK = 4096
-_FAST_ERRORS = (LookupError, TypeError, ValueError, OverflowError)
-
-
-def _own_key(mapping: dict, key: str) -> str:
-    """The mapping's own key object equal to ``key`` (json.load shares one per name: lookups hit by identity)."""
-    for own in mapping:
-        if own.__class__ is str and own == key:
-            return own
-    return key
-
-
-def _plain_pages(*shape: int) -> np.ndarray:
-    """A zeroed float64 array on ordinary pages (experiment)."""
-    return np.frombuffer(bytearray(8 * math.prod(shape)), dtype=np.float64).reshape(shape)
-
-
-def _block_floats(dicts: list, key: str, name: str, sparse: set[str]) -> np.ndarray:
-    """``_column`` for one block, without its fallbacks: plain numbers only (absent -> NaN), else raise.
-
-    Reads with ``dict``'s own methods, so a non-dict raises TypeError (and takes the general path).
-    ``sparse`` collects the names found absent, which later blocks read with ``dict.get`` at once.
-    """
-    n = len(dicts)
-    if name not in sparse:
-        try:
-            return np.fromiter(map(dict.__getitem__, dicts, repeat(key)), dtype=np.float64, count=n)
-        except KeyError:
-            sparse.add(name)
-    return np.fromiter(map(dict.get, dicts, repeat(key), repeat(math.nan)), dtype=np.float64, count=n)
-
-
-def _drop_aggregates(block: list, ids: list) -> tuple[list, list, int]:
-    """``_without_empty`` for one block (deleting in place when there are few, the usual case)."""
-    found = ids.count("")
-    if not found or found > 16:
-        return _without_empty(block, ids) if found else (block, ids, 0)
-    at = ids.index("")
-    for _ in range(found):
-        at = ids.index("", at)
-        del block[at], ids[at]
-    return block, ids, found
-
-
-def _fast_parts(recs: list, names: Sequence[str], prediction_key: str, label_key: str,
-                features_key: str) -> tuple | None:
-    """The well-formed case, in cache-sized blocks; None when anything needs the general path.
-
-    Well-formed: dicts with a str uuid and CRN and a metrics dict whose features value is an
-    exact dict holding every name; numbers only where numbers are read (an absent end,
-    prediction or label reads as NaN, as in ``_column``). Dicts are read with ``dict``'s own
-    methods (a dict subclass's ``__getitem__`` override is not consulted). When every CRN
-    equals the first, ``crn0`` is that str and ``crns`` is empty.
-
-    Returns:
-        ``(uuids, hashes, crns, crn0, starts, ends, prediction, label, features, aggregates)``, with
-        uuids as an object array.
-    """
-    n, k = len(recs), len(names)
-    starts, ends, prediction, label = (_plain_pages(n) for _ in range(4))
-    features, hashes, uuids = _plain_pages(n, k), _plain_pages(n).view(np.int64), np.empty(n, dtype=object)
-    flat = features.reshape(-1)
-    crns: list = []
-    sparse: set[str] = set()
-    crn0, same_crn, at, aggregates = None, True, 0, 0
-    try:
-        for lo in range(0, n, _BLOCK):
-            block = recs[lo:lo + _BLOCK]
-            first = block[0]
-            ids = list(map(dict.__getitem__, block, repeat(_own_key(first, UUID_KEY))))
-            block, ids, skipped = _drop_aggregates(block, ids)
-            aggregates += skipped
-            m = len(block)
-            if not m:
-                continue
-            if not set(map(type, ids)) <= {str}:
-                return None
-            hashes[at:at + m] = np.fromiter(map(hash, ids), dtype=np.int64, count=m)
-            uuids[at:at + m] = np.fromiter(ids, dtype=object, count=m)
-            block_crns = list(map(dict.__getitem__, block, repeat(_own_key(first, CRN_KEY))))
-            if crn0 is None:
-                crn0 = block_crns[0]
-                if crn0.__class__ is not str:
-                    return None
-            if not same_crn or block_crns.count(crn0) != m:  # equal to crn0 (a str) reads as crn0
-                if not set(map(type, block_crns)) <= {str}:
-                    return None
-                if same_crn:
-                    crns, same_crn = [crn0] * at, False
-                crns += block_crns
-            starts[at:at + m] = _block_floats(block, _own_key(first, START_KEY), START_KEY, sparse)
-            ends[at:at + m] = _block_floats(block, _own_key(first, END_KEY), END_KEY, sparse)
-            metrics = list(map(dict.__getitem__, block, repeat(_own_key(first, METRICS_KEY))))
-            inner = metrics[0]
-            prediction[at:at + m] = _block_floats(metrics, _own_key(inner, prediction_key), prediction_key, sparse)
-            label[at:at + m] = _block_floats(metrics, _own_key(inner, label_key), label_key, sparse)
-            feats = list(map(dict.__getitem__, metrics, repeat(_own_key(inner, features_key))))
-            if not set(map(type, feats)) <= {dict}:
-                return None
-            if k > 1:
-                getter = itemgetter(*(_own_key(feats[0], name) for name in names))
-                flat[at * k:(at + m) * k] = np.fromiter(chain.from_iterable(map(getter, feats)), dtype=np.float64,
-                                                        count=m * k)
-            elif k == 1:
-                flat[at:at + m] = np.fromiter(map(itemgetter(names[0]), feats), dtype=np.float64, count=m)
-            at += m
-    except _FAST_ERRORS:
-        return None
-    return (uuids[:at], hashes[:at], crns, crn0 if same_crn else None, starts[:at], ends[:at], prediction[:at],
-            label[:at], features[:at], aggregates)
-
-
 def records_to_columns(records: Iterable[Mapping[str, Any]], feature_names: Sequence[str],
                        prediction_key: str = "prediction", label_key: str = "final_label",
                        features_key: str = "input_features", label_map: Mapping[Any, int] | None = None) -> Columns:
@@ -344,34 +216,37 @@ def records_to_columns(records: Iterable[Mapping[str, Any]], feature_names: Sequ
 
     Returns:
         The columns, sorted by ``start_ms`` (ties keep input order); see ``Columns.counts``.
+        Well-formed records (``record_blocks.well_formed_rows``) take a blocked fast path; any
+        others the general one. Both give the same columns.
     """
     recs = records if isinstance(records, list) else list(records)
     counts = dict.fromkeys(COUNT_NAMES, 0)
     counts["records"] = len(recs)
-    fast = None if label_map else _fast_parts(recs, feature_names, prediction_key, label_key, features_key)
-    if fast is not None:
-        parts = _fast_rows(fast, counts)
-    else:
+    parts = None if label_map else well_formed_rows(recs, (UUID_KEY, START_KEY, END_KEY, CRN_KEY, METRICS_KEY),
+                                                    feature_names, prediction_key, label_key, features_key, counts)
+    if parts is None:
         parts = _general_rows(recs, counts, feature_names, prediction_key, label_key, features_key, label_map)
     uuid_arr, start_ms, latency, crns, prediction, pred_bad, label, label_bad, features, feature_bad, scratch = parts
 
     if latency.size and not (np.fmin.reduce(latency) >= 0 and np.fmax.reduce(latency) < math.inf):
         latency[~((latency >= 0) & (latency < math.inf))] = math.nan  # absent, unreadable, infinite or end < start
-    if pred_bad is not None or not math.isfinite(np.add.reduce(prediction)):  # a sum is finite iff every value is
+    if pred_bad is not None or not all_finite(prediction):
         counts["bad_prediction"] = int(_unreadable(prediction, pred_bad).sum())
         counts["missing_prediction"] = int(np.isnan(prediction).sum()) - counts["bad_prediction"]
     if label_bad is not None or not _whole_numbers(label, scratch):
         fractional = np.isfinite(label) & (label != np.round(label))
         counts["bad_label"] = int(_unreadable(label, fractional if label_bad is None else label_bad | fractional).sum())
-    if feature_bad is not None or not math.isfinite(np.add.reduce(features, axis=None)):
+    if feature_bad is not None or not all_finite(features):
         unusable = _unreadable(features, feature_bad)
         counts["missing_features"] = int((np.isnan(features) & ~unusable).any(axis=1).sum())
         counts["non_finite"] = int(unusable.any(axis=1).sum())
 
-    if len(start_ms) > 1 and (start_ms[1:] < start_ms[:-1]).any():
+    if len(start_ms) > 1 and not nondecreasing(start_ms):
         order = _time_order(start_ms)
         uuid_arr, start_ms, crns = uuid_arr[order], start_ms[order], crns[order]
-        prediction, label, features, latency = prediction[order], label[order], features[order], latency[order]
+        prediction, label, latency = (np.take(a, order, out=plain_pages(order.size)) for a in (prediction, label,
+                                                                                                 latency))
+        features = np.take(features, order, axis=0, out=plain_pages(order.size, features.shape[1]))
     return Columns(uuid=uuid_arr, start_ms=start_ms, deployment_crn=crns, prediction=prediction, label=label,
                    features=features, feature_names=tuple(feature_names), counts=counts, latency_ms=latency)
 
@@ -387,46 +262,12 @@ def _whole_numbers(values: np.ndarray, scratch: np.ndarray) -> bool:
     return not np.fmax.reduce(np.abs(scratch, out=scratch)) > 0
 
 
-def _fast_rows(parts: tuple, counts: dict[str, int]) -> tuple:
-    """Drop duplicates (last wins) and rows without a finite start from ``_fast_parts``'s output.
-
-    Buffers are reused where they fall free (each fresh page costs a page fault): the hashes
-    become ``start_ms``, the ends become the latency, the float starts become scratch space.
-    """
-    uuids, hashes, crn_list, crn0, starts, ends, prediction, label, features, counts["aggregates"] = parts
-    index = None
-    hashes.sort()
-    if (hashes[1:] == hashes[:-1]).any():  # equal strings hash equally: no equal hashes, no duplicates
-        listed = uuids.tolist()
-        last = dict(zip(listed, range(len(listed))))
-        if len(last) != len(listed):
-            counts["duplicate_uuid"] = len(listed) - len(last)
-            index = np.array(sorted(last.values()), dtype=np.intp)
-    bad_start = ~np.isfinite(starts if index is None else starts[index])
-    counts["bad_timestamp"] = int(bad_start.sum())
-    if bad_start.any():
-        index = np.flatnonzero(~bad_start) if index is None else index[~bad_start]
-    if crn0 is not None:  # one deployment (the usual case): one shared str object
-        crns = np.empty(len(uuids) if index is None else index.size, dtype=object)
-        crns.fill(crn0)
-    else:
-        crns = _object_array(crn_list)
-        crns = crns if index is None else crns[index]
-    if index is not None:
-        uuids, starts, ends, prediction, label, features = (a[index] for a in (uuids, starts, ends, prediction,
-                                                                                label, features))
-    np.subtract(ends, starts, out=ends)
-    start_ms = hashes[:starts.size]
-    np.copyto(start_ms, starts, casting="unsafe")  # as starts.astype(np.int64)
-    return uuids, start_ms, ends, crns, prediction, None, label, None, features, None, starts
-
-
 def _general_rows(recs: list, counts: dict[str, int], feature_names: Sequence[str], prediction_key: str,
                   label_key: str, features_key: str, label_map: Mapping[Any, int] | None) -> tuple:
     """Any records, with every oddity handled and counted (whole-list passes with fallbacks)."""
     recs, _ = _dicts(recs)
     uuids = _get(recs, UUID_KEY)
-    recs, uuids, counts["aggregates"] = _without_empty(recs, uuids)
+    recs, uuids, counts["aggregates"] = without_empty(recs, uuids)
     if not set(map(type, uuids)) <= {str}:
         keep = [i for i, u in enumerate(uuids) if u.__class__ is str and u]
         counts["malformed"] = len(uuids) - len(keep)

@@ -11,14 +11,16 @@ import pandas as pd
 
 from monitoring.drift import ReferenceStats
 from monitoring.errors import DataError
+from monitoring.record_blocks import nondecreasing
 from monitoring.records import Columns
 
 #: Fewest rows with finite feature values for a window's drift to be computed.
 MIN_DRIFT_ROWS = 30
 #: Latency quantiles reported per window, as fractions (numpy's default "linear" method).
 LATENCY_QUANTILES = (0.5, 0.95)
-#: Fewest rows per window spanned, on average, for the per-window pass (its Python loop then pays off).
-_RUN_MIN_ROWS = 512
+#: Fewest rows per window spanned, on average, for the per-window pass: it costs about 25 us a
+#: window, and the vectorised grouping about 0.3 us a row.
+_RUN_MIN_ROWS = 128
 
 
 @dataclass
@@ -208,11 +210,6 @@ def _vectorised_tables(columns: Columns, window_ms: int, class_arr: np.ndarray, 
                    np.bincount(group[known], minlength=n_groups), unknown, cm, latency, has_latency, drift)
 
 
-def _chunks(arr: np.ndarray, step: int = 1 << 16):
-    """Slices of ``arr`` overlapping by one element (chunked checks make no large temporaries)."""
-    return (arr[lo:lo + step + 1] for lo in range(0, max(arr.size - 1, 1), step))
-
-
 def _window_runs(columns: Columns, window_ms: int) -> tuple[str, np.ndarray, np.ndarray] | None:
     """One CRN, rows in time order, at least ``_RUN_MIN_ROWS`` rows per window spanned: the CRN,
     each non-empty window's start and its rows' bounds (n_windows + 1); else None."""
@@ -221,9 +218,10 @@ def _window_runs(columns: Columns, window_ms: int) -> tuple[str, np.ndarray, np.
     if not n or crns[0].__class__ is not str:
         return None
     w0, w_last = int(start[0]) // window_ms, int(start[-1]) // window_ms
-    if (w_last - w0 + 1) * _RUN_MIN_ROWS > n or any(bool((c[1:] < c[:-1]).any()) for c in _chunks(start)):
+    if (w_last - w0 + 1) * _RUN_MIN_ROWS > n or not nondecreasing(start):
         return None
-    if not all(bool((c == crns[0]).all()) for c in _chunks(crns)):
+    step = 1 << 16  # slices: no temporary as long as the column
+    if not all(bool((crns[lo:lo + step] == crns[0]).all()) for lo in range(0, n, step)):
         return None
     edges = np.searchsorted(start, np.arange(w0 + 1, w_last + 1, dtype=np.int64) * window_ms)
     bounds = np.concatenate(([0], edges, [n]))
@@ -269,11 +267,11 @@ def _run_tables(columns: Columns, runs: tuple[str, np.ndarray, np.ndarray], clas
         return None
     n_finite, low, high = n_finite[kept], low[:, kept], high[:, kept]
     has_latency = n_finite > 0
-    latency = np.full((n_q, int(kept.sum())), math.nan)
+    latency = np.full((n_q, n_finite.size), math.nan)
     last = n_finite[has_latency].astype(np.int64) - 1
     for row, q in enumerate(LATENCY_QUANTILES):
         latency[row, has_latency] = _lerp(low[row, has_latency], high[row, has_latency], last, q)
-    return _Tables([crn] * len(latency[0]), starts[kept].tolist(), predictions[kept], unknown[kept], cm[kept],
+    return _Tables([crn] * n_finite.size, starts[kept].tolist(), predictions[kept], unknown[kept], cm[kept],
                    latency, has_latency, drift)
 
 

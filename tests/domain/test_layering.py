@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DOMAIN = ["data", "training", "serving", "drift", "records", "windows", "analyze"]
+DOMAIN = ["data", "training", "serving", "drift", "records", "record_blocks", "windows", "analyze"]
 
 
 def test_importing_the_domain_loads_no_platform_module():

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from monitoring import record_blocks, records
 from monitoring.records import COUNT_NAMES, Columns, records_to_columns
 from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, prediction, record
 
@@ -84,8 +85,8 @@ def test_custom_keys_and_any_iterable():
 
 
 def test_empty_and_aggregates_only():
-    for records in ([], [aggregate(T0, T0 + 10, 0.5)]):
-        cols = records_to_columns(records, FEATURES)
+    for batch in ([], [aggregate(T0, T0 + 10, 0.5)]):
+        cols = records_to_columns(batch, FEATURES)
         assert len(cols) == 0 and cols.features.shape == (0, 4) and cols.start_ms.dtype == np.int64
         assert cols.latency_ms.shape == (0,) and cols.latency_ms.dtype == np.float64
     assert records_to_columns([aggregate(T0, T0 + 10, 0.5)], FEATURES).counts["aggregates"] == 1
@@ -218,3 +219,52 @@ def test_unsorted_input_is_sorted_stably_and_dict_subclasses_are_records():
     cols = records_to_columns(recs, FEATURES)
     assert cols.uuid.tolist() == ["early", "tie-first", "tie-second", "late"]
     assert cols.counts["malformed"] == 0
+
+
+def blocks_sample() -> list[dict]:
+    """Well-formed records over several blocks, with every oddity the block path handles itself."""
+    recs = random_records(300, 63)
+    recs[40]["metrics"]["prediction"] = math.inf                 # unreadable prediction
+    del recs[41]["metrics"]["prediction"]                         # missing prediction
+    recs[42]["metrics"]["final_label"] = 0.5                     # fractional label
+    recs[43]["metrics"]["final_label"] = -math.inf               # unreadable label
+    del recs[44]["endTimeStampMs"]                               # no end: no latency
+    recs[45]["endTimeStampMs"] = recs[45]["startTimeStampMs"] - 5  # end before start
+    recs[46]["startTimeStampMs"] = math.nan                      # no start: dropped
+    recs[47]["metrics"]["input_features"]["iot_signal_2"] = math.nan
+    recs[250]["modelDeploymentCrn"] = OTHER                      # a second deployment, blocks after the first
+    recs += [dict(recs[10], metrics={**recs[10]["metrics"], "final_label": 1})]  # a duplicate, blocks later
+    return recs
+
+
+def test_well_formed_records_take_the_block_path_with_the_general_paths_results(monkeypatch):
+    monkeypatch.setattr(record_blocks, "BLOCK", 16)  # many blocks, aggregates and duplicates across them
+    recs = blocks_sample()
+    keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
+    counts = dict.fromkeys(COUNT_NAMES, 0)
+    assert record_blocks.well_formed_rows(recs, keys, FEATURES, "prediction", "final_label", "input_features",
+                                          counts) is not None
+    fast = records_to_columns(recs, FEATURES)
+    monkeypatch.setattr(records, "well_formed_rows", lambda *args: None)
+    general = records_to_columns(recs, FEATURES)
+    for name in ("uuid", "start_ms", "deployment_crn", "prediction", "label", "features", "latency_ms"):
+        got, want = getattr(fast, name), getattr(general, name)
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert fast.counts == general.counts == {
+        "records": 303, "aggregates": 2, "malformed": 0, "duplicate_uuid": 1, "bad_timestamp": 1,
+        "missing_prediction": 1, "bad_prediction": 1, "bad_label": 2, "missing_features": 1, "non_finite": 0}
+    assert (fast.deployment_crn == OTHER).sum() == 1 and fast.latency_ms.dtype == np.float64
+
+
+def test_one_malformed_record_in_the_last_block_sends_all_to_the_general_path(monkeypatch):
+    monkeypatch.setattr(record_blocks, "BLOCK", 16)
+    recs = blocks_sample()
+    recs[-2]["metrics"]["input_features"] = "not a dict"
+    keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
+    assert record_blocks.well_formed_rows(recs, keys, FEATURES, "prediction", "final_label", "input_features",
+                                          dict.fromkeys(COUNT_NAMES, 0)) is None
+    cols = records_to_columns(recs, FEATURES)
+    assert cols.counts["missing_features"] == 2 and cols.counts["duplicate_uuid"] == 1
+    uuids = naive([r for r in recs if not math.isnan(r["startTimeStampMs"])], [])[0]
+    assert cols.uuid.tolist() == uuids and len(cols) == 299

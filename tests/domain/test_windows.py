@@ -1,11 +1,14 @@
 """Per-window metrics against sklearn, window alignment, multi-class macro averages, Wilson bounds."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
+from monitoring import windows
 from monitoring.drift import ReferenceStats
 from monitoring.errors import DataError
 from monitoring.records import Columns
@@ -188,3 +191,52 @@ def test_wilson_interval_edges():
         wilson_interval(5, 3, 0.95)
     with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
         wilson_interval(1, 3, 1.0)
+
+
+def one_deployment(seed: int, n: int, n_classes: int) -> Columns:
+    """Rows of one deployment in time order (the per-window pass), with every oddity of the columns."""
+    rng = np.random.default_rng(seed)
+    start = np.sort(T0 + rng.integers(-HOUR, 3 * HOUR, n))
+    pred = rng.integers(0, n_classes + 1, n).astype(float)  # class n_classes: outside the classes
+    pred[rng.random(n) < 0.05] = np.nan
+    pred[(start >= T0 + HOUR) & (start < T0 + 2 * HOUR)] = np.nan  # a window without predictions
+    label = np.where(rng.random(n) < 0.7, rng.integers(-1, n_classes, n).astype(float), np.nan)
+    latency = rng.integers(0, 60, n).astype(float)
+    odd = rng.random(n)
+    latency[odd < 0.05] = np.nan
+    latency[(odd > 0.05) & (odd < 0.06)] = np.inf
+    zeros = (start < T0) & (odd > 0.1)  # the first window: mostly zeros of both signs, which compare
+    latency[zeros] = np.where(rng.random(n) < 0.5, 0.0, -0.0)[zeros]  # equal but are other floats
+    latency[start >= T0 + 2 * HOUR] = np.nan  # a window without latencies
+    feats = rng.normal(size=(n, 2))
+    return columns(start, pred, label, features=feats, latency=latency)
+
+
+@pytest.mark.parametrize("seed, n_classes", [(21, 2), (22, 3), (23, 12)])
+def test_the_per_window_pass_equals_the_vectorised_grouping(seed, n_classes, monkeypatch):
+    cols = one_deployment(seed, 6000, n_classes)
+    reference = ReferenceStats.fit(pd.DataFrame(np.random.default_rng(seed).normal(size=(500, 2)),
+                                                columns=["f0", "f1"]), ["f0", "f1"])
+    assert windows._window_runs(cols, HOUR) is not None  # one CRN, in time order, many rows a window
+    classes = list(range(n_classes))
+    runs = [r.to_dict() for r in compute_windows(cols, HOUR, classes, reference=reference)]
+    monkeypatch.setattr(windows, "_RUN_MIN_ROWS", 10**9)
+    assert windows._window_runs(cols, HOUR) is None
+    grouped = [r.to_dict() for r in compute_windows(cols, HOUR, classes, reference=reference)]
+    assert [r["start_ms"] for r in runs] == [T0 - HOUR, T0, T0 + 2 * HOUR]  # no window without predictions
+    assert runs == grouped
+    assert [math.copysign(1, r[q]) for r in runs for q in ("latency_p50_ms", "latency_p95_ms") if r[q] is not None] == [
+        math.copysign(1, g[q]) for g in grouped for q in ("latency_p50_ms", "latency_p95_ms") if g[q] is not None]
+
+
+def test_other_rows_take_the_vectorised_grouping():
+    cols = one_deployment(24, 3000, 2)
+    assert windows._window_runs(cols, HOUR) is not None
+    assert windows._window_runs(cols, 60_000) is None  # few rows a window
+    unsorted = cols.take(np.arange(len(cols))[::-1])
+    assert windows._window_runs(unsorted, HOUR) is None
+    two = cols.take(np.arange(len(cols)))
+    two.deployment_crn[-1] = B
+    assert windows._window_runs(two, HOUR) is None
+    assert [(r.start_ms, r.predictions) for r in compute_windows(unsorted, HOUR, [0, 1])] == [
+        (r.start_ms, r.predictions) for r in compute_windows(cols, HOUR, [0, 1])]

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from monitoring.errors import BusyError, ConfigError, PlatformError, PlatformRequestError, TransientPlatformError
+from monitoring.errors import BusyError, ConfigError, PlatformError, PlatformRequestError
 from monitoring.logs import KV, register_secret
 from monitoring.cmlclient.retry import RetryPolicy
 
@@ -301,9 +301,6 @@ class CmlApi:
                           job_id=job_id, run_id=run_id)
 
 
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientPlatformError)
-
 
 __all__ = ["CmlApi", "ModelRef", "DeploymentRef", "field", "env_map", "status_of", "run_status", "BUILD_OK",
-           "BUILD_FAILED", "RUN_TERMINAL", "RUN_ACTIVE", "PAGE_SIZE", "PlatformError", "is_transient"]
+           "BUILD_FAILED", "RUN_TERMINAL", "RUN_ACTIVE", "PAGE_SIZE", "PlatformError"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from monitoring.durations import to_ms
-from monitoring.errors import DataError, MonitoringError, RedeployError
+from monitoring.errors import DataError, MonitoringError
 from monitoring.logs import KV
 from monitoring.training import load_artifact, score
 from monitoring.workflows.accuracy import ensure_live_recorded, floor_to
@@ -78,10 +78,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
                        "investigate the labels and features of recent windows; no model change was made", fields)
     version, rel = save_candidate(ctx, candidate, current.version, decision_id)
     fields["version"] = version
-    try:
-        live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout))
-    except RedeployError:
-        raise
+    live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout))
     fields["deployment"] = live.id
     return Outcome("deployed", f"deployed {version} (accuracy {challenger_acc:.3f} vs champion "
                    f"{current.version} {champion_acc:.3f} on held-out recent data)", "none", fields)

@@ -196,18 +196,6 @@ def platform_for(ws: LocalWorkspace, api: CmlApi, *, sleep: Callable[[float], No
                     model_api_key=ws.model_api_key, sleep=sleep, monotonic=monotonic)
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` (a real process is working) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def enter_workspace(monkeypatch: Any, ws: LocalWorkspace) -> dict[str, str]:
     """Make this process an engine of ``ws``: its CML variables, and the shim first on sys.path."""
     env = ws.engine_env()

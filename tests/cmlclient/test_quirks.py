@@ -10,7 +10,8 @@ from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.config import DeploymentConfig
 from monitoring.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
 from tests.cmlclient.support import (after_the_call_raise, api_error, changed, fail_first, fast_policy,
-                                     platform_for, raising, recased, status_is, wait_until)
+                                     platform_for, raising, recased, status_is)
+from tests.waiting import wait_for as wait_until
 
 T0 = 1_790_000_000_000
 

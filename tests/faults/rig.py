@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -38,6 +37,7 @@ from monitoring.workflows.evaluate import evaluate_thresholds
 from monitoring.workflows.redeploy import redeploy
 from monitoring.workflows.traffic import post_due_labels, simulate_traffic
 from tests.project import make_project
+from tests.waiting import wait_for
 
 HOUR = 3_600_000
 #: Small and fast; drift from the first cycle so that v1 breaches and redeploy has a reason to act.
@@ -78,18 +78,6 @@ def activated(env: dict[str, str]) -> Iterator[None]:
         from monitoring.local import sdk
 
         sdk.close_stores()
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    """Poll a real process's work with a short bounded loop (never the clock)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class SpyEndpoint(ModelEndpoint):
@@ -190,7 +178,7 @@ class Rig:
         def finished():
             current = api.client.get_job_run(self.ws.project_id, api_field(job, "id"), run_id)
             return current if str(current.status).upper() in RUN_TERMINAL else None
-        status = str(wait_for(finished, f"run {run_id} of {name}").status)
+        status = str(wait_for(finished, f"run {run_id} of {name}", WAIT_S).status)
         text = (self.ws.workspace_dir / "runs" / f"{run_id}.log").read_text()
         return status, verdict_fields(text), text
 
@@ -273,7 +261,7 @@ def rig_from(template: Path, dest: Path, **workspace_args: Any) -> Iterator[Rig]
             rig = Rig(dest, ws, cfg, config_path, info["t0"])
             rig.answered.extend(info["answered"])
             rig.template_decision = info["decision"]
-            wait_for(rig.live, "v1 to serve again after the workspace restarted")
+            wait_for(rig.live, "v1 to serve again after the workspace restarted", WAIT_S)
             rig.at(1.05)
             yield rig
             rig.ctx.store.close()

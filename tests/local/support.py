@@ -1,9 +1,9 @@
 """Helpers for the local workspace tests: a small project tree and bounded polling."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Callable
+
+from tests.waiting import wait_for
 
 TERMINAL = {"ENGINE_SUCCEEDED", "ENGINE_FAILED", "ENGINE_TIMEDOUT", "ENGINE_STOPPED", "ENGINE_SKIPPED"}
 
@@ -62,18 +62,6 @@ def make_tree(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``check`` (a real process is working) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def wait_run(api, project_id: str, job_id: str, run_id: str, timeout: float = 30.0):

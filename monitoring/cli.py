@@ -53,11 +53,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from monitoring import graph
 
-    cfg = _config(args)
     if args.action == "amp":
-        _write(yaml.safe_dump(graph.amp_metadata(cfg), sort_keys=False), args.out)
+        _write(yaml.safe_dump(graph.amp_metadata(_config(args)), sort_keys=False), args.out)
         return 0
-    api = _context(args).platform.api
+    ctx = _context(args)  # loads the config once
+    cfg, api = ctx.cfg, ctx.platform.api
     if args.action == "export":
         _write(yaml.safe_dump(graph.export(api), sort_keys=False), args.out)
         return 0

@@ -1,27 +1,59 @@
-# Two commands a user needs: `make demo` and `make test`. Both build their own virtualenv.
+# Two commands a user needs: `make demo` and `make test`. Both build their own virtualenv from
+# the pinned versions in constraints.txt (`make lock` refreshes it; setup.cfg keeps the ranges
+# that CML runtimes install from).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := constraints.txt
+# Every test runs in `make test`; `make check` is the inner loop (lint, contracts, fast tests).
+PYTEST_WORKERS ?= 2
+FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py tests/test_docs.py
 
-.PHONY: demo test bench install clean
+.PHONY: demo test check lint format bench install system lock clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(LOCK) --upgrade pip
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# System packages the tests need (Chromium, the PostgreSQL server): installed as root, else explained.
+system:
+	PYTHON=$(PYTHON) ./scripts/system-packages.sh
+
 demo: $(STAMP)
 	$(BIN)/cml-monitor demo --config config/pipeline.yaml --out demo-output
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: system $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope $(FAST_TESTS)
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Re-resolve the newest versions setup.cfg allows, in a throwaway virtualenv, and pin them.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet '.[test]'
+	{ echo "# Pinned by 'make lock' on $$(date -u +%F) with $$($(PYTHON) --version); 'make' installs with -c $(LOCK)."; \
+	  .venv-lock/bin/pip freeze --all --exclude cml-monitor --exclude setuptools --exclude wheel; } > $(LOCK)
+	rm -rf .venv-lock build *.egg-info
 
 clean:
 	rm -rf .cml-local var demo-output

@@ -5,6 +5,7 @@ job over 10M stored predictions, full then incremental; (c) traffic to the local
 ours vs sequential call_model; (d) Evidently and NannyML on the same records (separate venv).
 Each measured step runs in a fresh process. Writes ``OUT/results.json`` and ``OUT/results.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (about 2 minutes)")
     parser.add_argument("--only", default="a,b,c", help="comma-separated cases among a,b,c,d (default a,b,c)")
     parser.add_argument("--pg", action="store_true", help="also run (b) on a throwaway PostgreSQL server")
-    parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory (default bench-output)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench-output"), help="output directory (default bench-output)"
+    )
     parser.add_argument("--job-size", type=int, help="records stored for (b) (default 10,000,000)")
     parser.add_argument("--replicas", type=int, default=2, help="model replicas for (c) (default 2)")
-    parser.add_argument("--concurrency", default="4,16",
-                        help="simulate_traffic concurrencies for (c), comma-separated (default 4,16; 4 is the config's)")
+    parser.add_argument(
+        "--concurrency",
+        default="4,16",
+        help="simulate_traffic concurrencies for (c), comma-separated (default 4,16; 4 is the config's)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects of (b) and (c)")
     return parser.parse_args(argv)
 
@@ -47,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"--concurrency: expected comma-separated integers, got {args.concurrency!r}", file=sys.stderr)
         return 2
-    opt = Options(out_dir=out_dir, replicas=args.replicas, concurrency=concurrency, postgres=args.pg,
-                  keep=args.keep)
+    opt = Options(out_dir=out_dir, replicas=args.replicas, concurrency=concurrency, postgres=args.pg, keep=args.keep)
     if args.quick:
         for key, value in QUICK.items():
             setattr(opt, key, value)
@@ -58,9 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_line(facts)}", flush=True)
     started = time.monotonic()
     rows, failures = run_cases(names, opt)
-    options = {"cases": names, "quick": args.quick, "pg": args.pg, "window_sizes": opt.window_sizes,
-               "job_size": opt.job_size, "traffic_rows": opt.traffic_rows, "replicas": opt.replicas,
-               "concurrency": opt.concurrency, "wall_s": round(time.monotonic() - started, 1)}
+    options = {
+        "cases": names,
+        "quick": args.quick,
+        "pg": args.pg,
+        "window_sizes": opt.window_sizes,
+        "job_size": opt.job_size,
+        "traffic_rows": opt.traffic_rows,
+        "replicas": opt.replicas,
+        "concurrency": opt.concurrency,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
     rows = write(out_dir, rows, facts, options, opt.raw, failures)
     print()
     print(f"machine: {machine_line(facts)}")

@@ -4,6 +4,7 @@ Steps, each in its own process: bootstrap v1 on a local workspace; bulk-load N r
 live deployment's CRN; run the job (full: every window since the deployment); load 1% more
 records after them; run the job again (incremental: new records plus the label horizon).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ SQLITE_LOAD_CACHE_KB = 1_000_000
 
 def metrics_url(root: Path) -> str:
     """The workspace's metrics store URL, as the daemon resolves it."""
-    from monitoring.config import load_config
+    from monitoring.core.config import load_config
 
     cfg = load_config(root / "config/pipeline.yaml")
     workspace = (root / cfg.platform.local.workspace_dir).resolve()
@@ -32,7 +33,7 @@ def metrics_url(root: Path) -> str:
 
 def fill(params: dict) -> dict:
     """Bulk-load ``n`` records from ``start_ms`` over ``days`` (seeded) under the given CRNs."""
-    from monitoring.local.metrics_store import MetricsStore
+    from localcml.metrics_store import MetricsStore
 
     store = MetricsStore(metrics_url(Path(params["root"])))
     if store.db.dialect == "sqlite":  # loading speed only: the measured job uses its own connection
@@ -56,6 +57,11 @@ def run_job(params: dict) -> dict:
         outcome = compute_accuracy(ctx)
     live_crn = params["deployment_crn"]
     windows = ctx.store.windows(deployment_crn=live_crn)
-    return {**m.to_dict(), "summary": outcome.summary, "windows_computed": outcome.fields.get("windows"),
-            "aggregates_tracked": outcome.fields.get("aggregates_tracked"), "windows_stored": len(windows),
-            "predictions_in_windows": sum(w.predictions for w in windows)}
+    return {
+        **m.to_dict(),
+        "summary": outcome.summary,
+        "windows_computed": outcome.fields.get("windows"),
+        "aggregates_tracked": outcome.fields.get("aggregates_tracked"),
+        "windows_stored": len(windows),
+        "predictions_in_windows": sum(w.predictions for w in windows),
+    }

@@ -1,4 +1,5 @@
 """The cases: each runs its steps in fresh processes and turns their results into table rows."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from bench import accuracy_case, workspace
 from bench.dataset import DAY_MS
 from bench.runner import StepError, run_step
 from bench.table import Row
-from monitoring.errors import MonitoringError
+from monitoring.core.errors import MonitoringError
 
 
 @dataclass
@@ -51,15 +52,27 @@ def case_windows(opt: Options) -> list[Row]:
         results = {}
         for side in ("seed", "ours", "ours_drift"):
             _say(f"(a) {side} at N={n:,}")
-            results[side] = run_step("windows", {"side": side, "n": n, "start_ms": A_START_MS,
-                                                 "out_dir": str(opt.out_dir)}, opt.logs)
+            results[side] = run_step(
+                "windows", {"side": side, "n": n, "start_ms": A_START_MS, "out_dir": str(opt.out_dir)}, opt.logs
+            )
         opt.raw[f"a_{n}"] = results
         base = results["seed"]
         same = results["ours"]["digest"] == base["digest"]
-        rows.append(Row("a", "seed: json_normalize + pandas groupby", n, base["seconds"], base["peak_mb"],
-                        extra_mb=base["peak_extra_mb"], note="baseline"))
-        for side, label in (("ours", "ours: records_to_columns + compute_windows"),
-                            ("ours_drift", "ours + PSI/KS drift of 4 features")):
+        rows.append(
+            Row(
+                "a",
+                "seed: json_normalize + pandas groupby",
+                n,
+                base["seconds"],
+                base["peak_mb"],
+                extra_mb=base["peak_extra_mb"],
+                note="baseline",
+            )
+        )
+        for side, label in (
+            ("ours", "ours: records_to_columns + compute_windows"),
+            ("ours_drift", "ours + PSI/KS drift of 4 features"),
+        ):
             r = results[side]
             time_ratio = r["seconds"] / base["seconds"]
             mem_ratio = r["peak_extra_mb"] / max(base["peak_extra_mb"], 1e-9)
@@ -67,10 +80,26 @@ def case_windows(opt: Options) -> list[Row]:
             if side == "ours" and n >= A_TARGET_N:
                 target = "time <= 0.10, mem <= 0.25"
                 met = time_ratio <= 0.10 and mem_ratio <= 0.25
-            note = ("same windows as seed" if same else f"DIFFERENT from seed: {r['digest']} vs {base['digest']}") \
-                if side == "ours" else "information (drift is extra work)"
-            rows.append(Row("a", label, n, r["seconds"], r["peak_mb"], extra_mb=r["peak_extra_mb"],
-                            time_ratio=time_ratio, mem_ratio=mem_ratio, target=target, met=met, note=note))
+            note = (
+                ("same windows as seed" if same else f"DIFFERENT from seed: {r['digest']} vs {base['digest']}")
+                if side == "ours"
+                else "information (drift is extra work)"
+            )
+            rows.append(
+                Row(
+                    "a",
+                    label,
+                    n,
+                    r["seconds"],
+                    r["peak_mb"],
+                    extra_mb=r["peak_extra_mb"],
+                    time_ratio=time_ratio,
+                    mem_ratio=mem_ratio,
+                    target=target,
+                    met=met,
+                    note=note,
+                )
+            )
     return rows
 
 
@@ -93,18 +122,28 @@ def _job_rows(opt: Options, backend: str, metrics_url: str | None, state_url: st
         _say(f"(b/{backend}) bootstrap v1 in {project.root}")
         crns = run_step("bootstrap", project.params(), opt.logs)
         raw["bootstrap"] = crns
-        common = {**project.params(), "deployment_crn": crns["deployment_crn"], "build_crn": crns["build_crn"],
-                  "model_crn": crns["model_crn"]}
+        common = {
+            **project.params(),
+            "deployment_crn": crns["deployment_crn"],
+            "build_crn": crns["build_crn"],
+            "model_crn": crns["model_crn"],
+        }
         _say(f"(b/{backend}) loading {n:,} records over {accuracy_case.DAYS:g} days")
-        raw["fill"] = run_step("accuracy_fill", {**common, "n": n, "start_ms": accuracy_case.DATA_START_MS,
-                                                 "days": accuracy_case.DAYS, "seed": 7}, opt.logs)
+        raw["fill"] = run_step(
+            "accuracy_fill",
+            {**common, "n": n, "start_ms": accuracy_case.DATA_START_MS, "days": accuracy_case.DAYS, "seed": 7},
+            opt.logs,
+        )
         clock = project.clock()
         clock.set_now(accuracy_case.DATA_END_MS + 60_000)
         _say(f"(b/{backend}) full compute_accuracy run")
         raw["full"] = full = run_step("accuracy_run", common, opt.logs)
         new_days = accuracy_case.DAYS * accuracy_case.NEW_SHARE
-        raw["add"] = run_step("accuracy_fill", {**common, "n": n_new, "start_ms": accuracy_case.DATA_END_MS,
-                                                "days": new_days, "seed": 8}, opt.logs)
+        raw["add"] = run_step(
+            "accuracy_fill",
+            {**common, "n": n_new, "start_ms": accuracy_case.DATA_END_MS, "days": new_days, "seed": 8},
+            opt.logs,
+        )
         clock.set_now(accuracy_case.DATA_END_MS + int(new_days * DAY_MS) + 60_000)
         _say(f"(b/{backend}) incremental run after {n_new:,} new records")
         raw["incremental"] = inc = run_step("accuracy_run", common, opt.logs)
@@ -113,16 +152,38 @@ def _job_rows(opt: Options, backend: str, metrics_url: str | None, state_url: st
     fill = raw["fill"]
     ratio = inc["seconds"] / full["seconds"]
     return [
-        Row("b", f"{backend}: bulk load of the history (setup)", n, fill["seconds"], fill["peak_mb"],
-            rate=f"{n / fill['seconds']:,.0f} records/s", note="information"),
-        Row("b", f"{backend}: compute_accuracy, full first run", n, full["seconds"], full["peak_mb"],
-            rate=f"{n / full['seconds']:,.0f} records/s", target=f"peak <= {B_MAX_PEAK_MB} MB",
+        Row(
+            "b",
+            f"{backend}: bulk load of the history (setup)",
+            n,
+            fill["seconds"],
+            fill["peak_mb"],
+            rate=f"{n / fill['seconds']:,.0f} records/s",
+            note="information",
+        ),
+        Row(
+            "b",
+            f"{backend}: compute_accuracy, full first run",
+            n,
+            full["seconds"],
+            full["peak_mb"],
+            rate=f"{n / full['seconds']:,.0f} records/s",
+            target=f"peak <= {B_MAX_PEAK_MB} MB",
             met=full["peak_mb"] <= B_MAX_PEAK_MB,
-            note=f"{full['windows_computed']} windows, {full['predictions_in_windows']:,} predictions"),
-        Row("b", f"{backend}: compute_accuracy, incremental run (+1%)", n_new, inc["seconds"], inc["peak_mb"],
-            time_ratio=ratio, mem_ratio=inc["peak_mb"] / full["peak_mb"],
-            target=f"time <= {B_MAX_INCREMENTAL:.2f} of full", met=ratio <= B_MAX_INCREMENTAL,
-            note=f"{inc['windows_computed']} windows recomputed (new + label horizon)"),
+            note=f"{full['windows_computed']} windows, {full['predictions_in_windows']:,} predictions",
+        ),
+        Row(
+            "b",
+            f"{backend}: compute_accuracy, incremental run (+1%)",
+            n_new,
+            inc["seconds"],
+            inc["peak_mb"],
+            time_ratio=ratio,
+            mem_ratio=inc["peak_mb"] / full["peak_mb"],
+            target=f"time <= {B_MAX_INCREMENTAL:.2f} of full",
+            met=ratio <= B_MAX_INCREMENTAL,
+            note=f"{inc['windows_computed']} windows recomputed (new + label horizon)",
+        ),
     ]
 
 
@@ -171,18 +232,40 @@ def case_traffic(opt: Options) -> list[Row]:
     for what, count, unit in (("predict", "predictions", "predictions/s"), ("label", "labels", "labels/s")):
         base = rate(seed, what, count)
         call = "call_model" if what == "predict" else "track_delayed_metrics"
-        rows.append(Row("c", f"seed: sequential {call}", seed[count], seed[what]["seconds"], seed[what]["peak_mb"],
-                        rate=f"{base:,.0f} {unit}",
-                        note=f"baseline, {setup}" + (f", {seed['failed']} failed" if what == "predict" else "")))
+        rows.append(
+            Row(
+                "c",
+                f"seed: sequential {call}",
+                seed[count],
+                seed[what]["seconds"],
+                seed[what]["peak_mb"],
+                rate=f"{base:,.0f} {unit}",
+                note=f"baseline, {setup}" + (f", {seed['failed']} failed" if what == "predict" else ""),
+            )
+        )
         for concurrency, r in ours.items():
             mine = rate(r, what, count)
             speedup = mine / base
             target = f">= {C_MIN_SPEEDUP:g}x seed" if what == "predict" else ""
-            variant = (f"ours: simulate_traffic, concurrency {concurrency}" if what == "predict"
-                       else f"ours: post_due_labels, {concurrency} threads")
-            rows.append(Row("c", variant, r[count], r[what]["seconds"], r[what]["peak_mb"], rate=f"{mine:,.0f} {unit}",
-                            speedup=speedup, target=target, met=(speedup >= C_MIN_SPEEDUP) if target else None,
-                            note=setup + (f", {r['failed']} failed" if what == "predict" else "")))
+            variant = (
+                f"ours: simulate_traffic, concurrency {concurrency}"
+                if what == "predict"
+                else f"ours: post_due_labels, {concurrency} threads"
+            )
+            rows.append(
+                Row(
+                    "c",
+                    variant,
+                    r[count],
+                    r[what]["seconds"],
+                    r[what]["peak_mb"],
+                    rate=f"{mine:,.0f} {unit}",
+                    speedup=speedup,
+                    target=target,
+                    met=(speedup >= C_MIN_SPEEDUP) if target else None,
+                    note=setup + (f", {r['failed']} failed" if what == "predict" else ""),
+                )
+            )
     return rows
 
 

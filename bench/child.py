@@ -2,6 +2,7 @@
 
 The last stdout line is ``BENCH-RESULT {json}``; the parent parses it.
 """
+
 from __future__ import annotations
 
 import importlib

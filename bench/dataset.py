@@ -1,10 +1,11 @@
 """Deterministic CML-shaped prediction records: as ``read_metrics`` JSON, or as metrics-store rows."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -19,8 +20,10 @@ DAY_MS = 24 * HOUR_MS
 LABELLED_SHARE = 0.9
 #: Rows generated per block (bounds the generator's memory).
 BLOCK = 200_000
-_RECORD = ('{{"modelDeploymentCrn":"{dep}","modelBuildCrn":"{build}","modelCrn":"{model}",'
-           '"startTimeStampMs":{start},"endTimeStampMs":{end},"predictionUuid":"{uuid}","metrics":{metrics}}}')
+_RECORD = (
+    '{{"modelDeploymentCrn":"{dep}","modelBuildCrn":"{build}","modelCrn":"{model}",'
+    '"startTimeStampMs":{start},"endTimeStampMs":{end},"predictionUuid":"{uuid}","metrics":{metrics}}}'
+)
 _FEATURES = '{{"input_features":{{"iot_signal_1":{},"iot_signal_2":{},"iot_signal_3":{},"iot_signal_4":{}}},'
 _LABELLED = '"prediction":{},"probability":{},"model_version":"v1","final_label":{}}}'
 _UNLABELLED = '"prediction":{},"probability":{},"model_version":"v1"}}'
@@ -43,7 +46,9 @@ def _uuids(rng: np.random.Generator, n: int) -> list[str]:
         raw[16 * i + 6] = (raw[16 * i + 6] & 0x0F) | 0x40
         raw[16 * i + 8] = (raw[16 * i + 8] & 0x3F) | 0x80
     hexed = raw.hex()
-    return [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in (hexed[32 * i:32 * i + 32] for i in range(n))]
+    return [
+        f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in (hexed[32 * i : 32 * i + 32] for i in range(n))
+    ]
 
 
 def blocks(spec: Spec) -> Iterator[dict[str, list]]:
@@ -67,10 +72,15 @@ def blocks(spec: Spec) -> Iterator[dict[str, list]]:
         prediction = (probability >= 0.5).astype(np.int64)
         truth = np.where(rng.random(m) < 0.88, prediction, 1 - prediction)
         labelled = rng.random(m) < LABELLED_SHARE
-        yield {"start": start.tolist(), "end": end.tolist(), "uuid": _uuids(rng, m),
-               "f": [x[:, j].astype(str).tolist() for j in range(4)],
-               "prediction": prediction.tolist(), "probability": probability.astype(str).tolist(),
-               "label": [int(t) if ok else None for t, ok in zip(truth.tolist(), labelled.tolist())]}
+        yield {
+            "start": start.tolist(),
+            "end": end.tolist(),
+            "uuid": _uuids(rng, m),
+            "f": [x[:, j].astype(str).tolist() for j in range(4)],
+            "prediction": prediction.tolist(),
+            "probability": probability.astype(str).tolist(),
+            "label": [int(t) if ok else None for t, ok in zip(truth.tolist(), labelled.tolist())],
+        }
 
 
 def metrics_texts(block: dict[str, list]) -> list[str]:
@@ -83,12 +93,15 @@ def metrics_texts(block: dict[str, list]) -> list[str]:
     return out
 
 
-def store_rows(spec: Spec, deployment_crn: str = DEPLOYMENT_CRN, build_crn: str = BUILD_CRN,
-               model_crn: str = MODEL_CRN) -> Iterator[list[tuple]]:
+def store_rows(
+    spec: Spec, deployment_crn: str = DEPLOYMENT_CRN, build_crn: str = BUILD_CRN, model_crn: str = MODEL_CRN
+) -> Iterator[list[tuple]]:
     """Blocks of metrics-store rows ``(deployment, build, model, uuid, start, end, metrics_text)``."""
     for block in blocks(spec):
-        yield [(deployment_crn, build_crn, model_crn, u, s, e, t)
-               for u, s, e, t in zip(block["uuid"], block["start"], block["end"], metrics_texts(block))]
+        yield [
+            (deployment_crn, build_crn, model_crn, u, s, e, t)
+            for u, s, e, t in zip(block["uuid"], block["start"], block["end"], metrics_texts(block))
+        ]
 
 
 def write_json(spec: Spec, path: Path) -> Path:
@@ -111,12 +124,23 @@ def write_json(spec: Spec, path: Path) -> Path:
             parts = []
             for u, s, e, t in zip(block["uuid"], block["start"], block["end"], texts):
                 while s >= next_hour:
-                    parts.append(_RECORD.format(dep=DEPLOYMENT_CRN, build=BUILD_CRN, model=MODEL_CRN,
-                                                start=next_hour, end=next_hour + HOUR_MS, uuid="",
-                                                metrics='{"accuracy":0.88}'))
+                    parts.append(
+                        _RECORD.format(
+                            dep=DEPLOYMENT_CRN,
+                            build=BUILD_CRN,
+                            model=MODEL_CRN,
+                            start=next_hour,
+                            end=next_hour + HOUR_MS,
+                            uuid="",
+                            metrics='{"accuracy":0.88}',
+                        )
+                    )
                     next_hour += HOUR_MS
-                parts.append(_RECORD.format(dep=DEPLOYMENT_CRN, build=BUILD_CRN, model=MODEL_CRN,
-                                            start=s, end=e, uuid=u, metrics=t))
+                parts.append(
+                    _RECORD.format(
+                        dep=DEPLOYMENT_CRN, build=BUILD_CRN, model=MODEL_CRN, start=s, end=e, uuid=u, metrics=t
+                    )
+                )
             out.write(("" if first else ",") + ",".join(parts))
             first = False
         out.write("]}")

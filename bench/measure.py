@@ -1,4 +1,5 @@
 """Inside a case's process: resident memory (current and peak, resettable) and the machine's facts."""
+
 from __future__ import annotations
 
 import gc
@@ -6,10 +7,10 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterator
 
 MB = 1024 * 1024
 
@@ -60,9 +61,15 @@ class Measurement:
         return max(0.0, self.peak_mb - self.rss_before_mb)
 
     def to_dict(self) -> dict:
-        return {"seconds": self.seconds, "rss_before_mb": self.rss_before_mb, "peak_mb": self.peak_mb,
-                "peak_extra_mb": self.peak_extra_mb, "peak_reset": self.peak_reset, "load_1m": self.load_1m,
-                **self.extra}
+        return {
+            "seconds": self.seconds,
+            "rss_before_mb": self.rss_before_mb,
+            "peak_mb": self.peak_mb,
+            "peak_extra_mb": self.peak_extra_mb,
+            "peak_reset": self.peak_reset,
+            "load_1m": self.load_1m,
+            **self.extra,
+        }
 
 
 @contextmanager
@@ -110,8 +117,9 @@ def _postgres_version() -> str | None:
         pg_bin = find_pg_bin()
         if pg_bin is None:
             return None
-        out = subprocess.run([str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, timeout=10,
-                             check=False)
+        out = subprocess.run(
+            [str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError, ImportError):
         return None
@@ -122,8 +130,17 @@ def machine() -> dict:
     import numpy
     import pandas
 
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
-            "memory_gb": round(_memory_gb(), 1), "cpu": _cpu_model(), "kernel": platform.release(),
-            "python": platform.python_version(), "numpy": numpy.__version__, "pandas": pandas.__version__,
-            "sqlite": _sqlite_version(), "postgresql": _postgres_version(),
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "load_1m": os.getloadavg()[0]}
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "memory_gb": round(_memory_gb(), 1),
+        "cpu": _cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "sqlite": _sqlite_version(),
+        "postgresql": _postgres_version(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "load_1m": os.getloadavg()[0],
+    }

@@ -1,4 +1,5 @@
 """Run one step in a fresh Python process and return its result (peak RSS is then per step)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,15 @@ def run_step(step: str, params: dict, log_dir: Path, timeout: float = STEP_TIMEO
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{step}-{len(list(log_dir.glob(f'{step}-*.log')))}.log"
     try:
-        done = subprocess.run([sys.executable, "-m", "bench.child", step, json.dumps(params)], cwd=REPO, env=_env(),
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.child", step, json.dumps(params)],
+            cwd=REPO,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise StepError(f"step {step} did not finish within {timeout:g} s") from exc
     log_file.write_text(done.stderr)
@@ -53,4 +61,4 @@ def run_step(step: str, params: dict, log_dir: Path, timeout: float = STEP_TIMEO
     if done.returncode != 0 or not lines:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise StepError(f"step {step} failed (exit {done.returncode}); stderr in {log_file}:\n{tail}")
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
+    return json.loads(lines[-1][len(RESULT_PREFIX) :])

@@ -1,4 +1,5 @@
 """The result table: rows, a fixed-width text table for the terminal, Markdown and JSON files."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,7 @@ class Row:
         versus = []
         if self.time_ratio is not None:
             if self.case in ("a", "d"):
-                how = (f"{1 / self.time_ratio:.1f}x faster" if self.time_ratio <= 1
-                       else f"{self.time_ratio:.1f}x slower")
+                how = f"{1 / self.time_ratio:.1f}x faster" if self.time_ratio <= 1 else f"{self.time_ratio:.1f}x slower"
                 versus.append(f"time {self.time_ratio:.3f} ({how})")
             else:
                 versus.append(f"time {self.time_ratio:.3f}")
@@ -46,14 +46,26 @@ class Row:
         if self.speedup is not None:
             versus.append(f"{self.speedup:.1f}x")
         met = "" if self.met is None else ("yes" if self.met else "NO")
-        return [self.case, self.variant, f"{self.n:,}", f"{self.seconds:.2f}", peak, self.rate, ", ".join(versus),
-                self.target, met, self.note]
+        return [
+            self.case,
+            self.variant,
+            f"{self.n:,}",
+            f"{self.seconds:.2f}",
+            peak,
+            self.rate,
+            ", ".join(versus),
+            self.target,
+            met,
+            self.note,
+        ]
 
 
 def machine_line(machine: dict) -> str:
-    return (f"{machine['date']}; {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gb']} GB RAM; "
-            f"Linux {machine['kernel']}; Python {machine['python']}, numpy {machine['numpy']}, "
-            f"pandas {machine['pandas']}, SQLite {machine['sqlite']}, {machine['postgresql'] or 'no PostgreSQL'}")
+    return (
+        f"{machine['date']}; {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gb']} GB RAM; "
+        f"Linux {machine['kernel']}; Python {machine['python']}, numpy {machine['numpy']}, "
+        f"pandas {machine['pandas']}, SQLite {machine['sqlite']}, {machine['postgresql'] or 'no PostgreSQL'}"
+    )
 
 
 def text_table(rows: list[Row]) -> str:
@@ -104,11 +116,27 @@ def write(out_dir: Path, rows: list[Row], machine: dict, options: dict, raw: dic
     cases = list(options["cases"])
     rows, raw, measured = merge_previous(out_dir, cases, rows, raw)
     measured.update({c: machine["date"] for c in cases})
-    (out_dir / "results.json").write_text(json.dumps(
-        {"machine": machine, "options": options, "measured": measured, "rows": [asdict(r) for r in rows],
-         "failures": failures, "raw": raw}, indent=1, default=str))
-    md = [f"Machine: {machine_line(machine)}", "",
-          "Measured: " + "; ".join(f"({c}) {d}" for c, d in sorted(measured.items())), "", markdown_table(rows)]
+    (out_dir / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "options": options,
+                "measured": measured,
+                "rows": [asdict(r) for r in rows],
+                "failures": failures,
+                "raw": raw,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    md = [
+        f"Machine: {machine_line(machine)}",
+        "",
+        "Measured: " + "; ".join(f"({c}) {d}" for c, d in sorted(measured.items())),
+        "",
+        markdown_table(rows),
+    ]
     if failures:
         md += ["", "Failed cases:", *[f"- {f}" for f in failures]]
     (out_dir / "results.md").write_text("\n".join(md) + "\n")

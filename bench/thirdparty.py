@@ -5,6 +5,7 @@ pinned versions; without network or on a resolver error the case reports why and
 The libraries get ready-made columns (labelled predictions), so their time excludes turning
 records into a table, which ours includes.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ from bench.table import Row
 
 #: pandas < 3: Evidently 0.7 imports a pandas internal that pandas 3 removed.
 PACKAGES = ("evidently==0.7.23", "nannyml==0.13.1", "pandas<3")
-LIBRARIES = {"evidently": "Evidently: Report(Accuracy, Precision, Recall, F1) per hourly window",
-             "nannyml": "NannyML: PerformanceCalculator, hourly chunks (fit on day 1)"}
+LIBRARIES = {
+    "evidently": "Evidently: Report(Accuracy, Precision, Recall, F1) per hourly window",
+    "nannyml": "NannyML: PerformanceCalculator, hourly chunks (fit on day 1)",
+}
 INSTALL_TIMEOUT_S = 1800
 
 
@@ -30,16 +33,21 @@ def write_columns(params: dict) -> dict:
     """Child step: the labelled predictions of the cached records as CSV for the libraries."""
     from bench.dataset import FEATURES, load_json
     from bench.windows_case import records_file
-    from monitoring.records import records_to_columns
+    from monitoring.domain.records import records_to_columns
 
     out = Path(params["csv"])
     if not out.is_file():
-        columns = records_to_columns(load_json(records_file(Path(params["out_dir"]), params["n"],
-                                                            params["start_ms"])), FEATURES)
+        columns = records_to_columns(
+            load_json(records_file(Path(params["out_dir"]), params["n"], params["start_ms"])), FEATURES
+        )
         labelled = np.isfinite(columns.label)
-        frame = pd.DataFrame({"start_ms": columns.start_ms[labelled],
-                              "prediction": columns.prediction[labelled].astype(np.int64),
-                              "label": columns.label[labelled].astype(np.int64)})
+        frame = pd.DataFrame(
+            {
+                "start_ms": columns.start_ms[labelled],
+                "prediction": columns.prediction[labelled].astype(np.int64),
+                "label": columns.label[labelled].astype(np.int64),
+            }
+        )
         frame["probability"] = np.where(frame["prediction"] == 1, 0.75, 0.25)  # NannyML needs a score column
         frame.to_csv(out, index=False)
     return {"csv": str(out)}
@@ -51,8 +59,13 @@ def _venv(opt) -> Path:
     if not python.is_file():
         print(f"bench: (d) creating {venv} with {', '.join(PACKAGES)} (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PACKAGES], capture_output=True,
-                              text=True, timeout=INSTALL_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *PACKAGES],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+            check=False,
+        )
         if done.returncode != 0:
             raise StepError(f"pip install {' '.join(PACKAGES)} failed:\n{done.stderr[-2000:]}")
     return python
@@ -60,14 +73,19 @@ def _venv(opt) -> Path:
 
 def _run(python: Path, library: str, csv: Path) -> dict:
     try:
-        done = subprocess.run([str(python), str(REPO / "bench" / "thirdparty_worker.py"), library, str(csv)],
-                              capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            [str(python), str(REPO / "bench" / "thirdparty_worker.py"), library, str(csv)],
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise StepError(f"(d) {library} did not finish within {STEP_TIMEOUT_S} s") from exc
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if done.returncode != 0 or not lines:
         raise StepError(f"(d) {library} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
+    return json.loads(lines[-1][len(RESULT_PREFIX) :])
 
 
 def case_thirdparty(opt) -> list[Row]:
@@ -78,8 +96,11 @@ def case_thirdparty(opt) -> list[Row]:
     rows = []
     for n in opt.window_sizes:
         csv = opt.out_dir / f"columns-{n}.csv"
-        run_step("thirdparty_columns", {"n": n, "start_ms": A_START_MS, "out_dir": str(opt.out_dir),
-                                        "csv": str(csv)}, opt.logs)
+        run_step(
+            "thirdparty_columns",
+            {"n": n, "start_ms": A_START_MS, "out_dir": str(opt.out_dir), "csv": str(csv)},
+            opt.logs,
+        )
         earlier = opt.raw.get(f"a_{n}", {})
         for library, label in LIBRARIES.items():
             print(f"bench: (d) {library} at N={n:,}", flush=True)
@@ -88,12 +109,26 @@ def case_thirdparty(opt) -> list[Row]:
             note = f"{r['version']}, ready-made columns; {r['windows']} windows"
             if "ours" in earlier:
                 digest = earlier["ours"]["digest"]
-                same = (r["labelled"], round(r["accuracy_sum"], 6)) == (digest["labelled"],
-                                                                        round(digest["accuracy_sum"], 6))
-                note += (f"; {'same' if same else 'DIFFERENT'} accuracy as ours; "
-                         f"ours is {r['seconds'] / earlier['ours']['seconds']:.0f}x faster")
+                same = (r["labelled"], round(r["accuracy_sum"], 6)) == (
+                    digest["labelled"],
+                    round(digest["accuracy_sum"], 6),
+                )
+                note += (
+                    f"; {'same' if same else 'DIFFERENT'} accuracy as ours; "
+                    f"ours is {r['seconds'] / earlier['ours']['seconds']:.0f}x faster"
+                )
             base = earlier.get("seed")
-            rows.append(Row("d", label, n, r["seconds"], r["peak_mb"], extra_mb=r["peak_extra_mb"],
-                            time_ratio=r["seconds"] / base["seconds"] if base else None,
-                            mem_ratio=r["peak_extra_mb"] / base["peak_extra_mb"] if base else None, note=note))
+            rows.append(
+                Row(
+                    "d",
+                    label,
+                    n,
+                    r["seconds"],
+                    r["peak_mb"],
+                    extra_mb=r["peak_extra_mb"],
+                    time_ratio=r["seconds"] / base["seconds"] if base else None,
+                    mem_ratio=r["peak_extra_mb"] / base["peak_extra_mb"] if base else None,
+                    note=note,
+                )
+            )
     return rows

@@ -5,6 +5,7 @@
 then computes the per-window metrics and prints ``BENCH-RESULT {json}``. Only numpy, pandas and the
 library are needed here (not the project's dependencies).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def evidently_windows(frame: pd.DataFrame) -> pd.DataFrame:
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import Accuracy, F1Score, Precision, Recall
 
-    definition = DataDefinition(classification=[BinaryClassification(target="label", prediction_labels="prediction")],
-                                numerical_columns=[])
+    definition = DataDefinition(
+        classification=[BinaryClassification(target="label", prediction_labels="prediction")], numerical_columns=[]
+    )
     rows = []
     for window, part in frame.groupby("window", sort=True):
         data = Dataset.from_pandas(part[["label", "prediction"]].reset_index(drop=True), data_definition=definition)
@@ -50,13 +52,24 @@ def nannyml_windows(frame: pd.DataFrame) -> pd.DataFrame:
 
     data = frame.assign(timestamp=pd.to_datetime(frame["start_ms"], unit="ms"))
     reference = data[data["start_ms"] < data["start_ms"].min() + 24 * 3_600_000]
-    calc = nml.PerformanceCalculator(y_pred_proba="probability", y_pred="prediction", y_true="label",
-                                     timestamp_column_name="timestamp", problem_type="classification_binary",
-                                     metrics=["accuracy", "precision", "recall", "f1"], chunk_period="h")
+    calc = nml.PerformanceCalculator(
+        y_pred_proba="probability",
+        y_pred="prediction",
+        y_true="label",
+        timestamp_column_name="timestamp",
+        problem_type="classification_binary",
+        metrics=["accuracy", "precision", "recall", "f1"],
+        chunk_period="h",
+    )
     calc.fit(reference)
     result = calc.calculate(data).filter(period="analysis").to_df()
-    out = pd.DataFrame({"n": result[("chunk", "end_index")] - result[("chunk", "start_index")] + 1,
-                        "accuracy": result[("accuracy", "value")], "f1": result[("f1", "value")]})
+    out = pd.DataFrame(
+        {
+            "n": result[("chunk", "end_index")] - result[("chunk", "start_index")] + 1,
+            "accuracy": result[("accuracy", "value")],
+            "f1": result[("f1", "value")],
+        }
+    )
     out.attrs["version"] = nml.__version__
     return out
 
@@ -71,10 +84,20 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     with measured() as m:
         windows = evidently_windows(frame) if argv[0] == "evidently" else nannyml_windows(frame)
-    print(RESULT_PREFIX + json.dumps({**m.to_dict(), "version": windows.attrs.get("version"),
-                                      "windows": len(windows), "labelled": int(windows["n"].sum()),
-                                      "accuracy_sum": round(float(windows["accuracy"].sum()), 6),
-                                      "wall_s": time.perf_counter() - started}), flush=True)
+    print(
+        RESULT_PREFIX
+        + json.dumps(
+            {
+                **m.to_dict(),
+                "version": windows.attrs.get("version"),
+                "windows": len(windows),
+                "labelled": int(windows["n"].sum()),
+                "accuracy_sum": round(float(windows["accuracy"].sum()), 6),
+                "wall_s": time.perf_counter() - started,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

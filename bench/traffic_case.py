@@ -4,6 +4,7 @@ Seed: one ``cdsw.call_model`` per row, sequentially, then one ``cdsw.track_delay
 row (the lab's ``06_model_simulation.py``). Ours: the ``simulate_traffic`` workflow (threaded,
 keep-alive sessions), then its ``post_due_labels`` once the label delay has passed.
 """
+
 from __future__ import annotations
 
 from bench.measure import measured
@@ -11,7 +12,7 @@ from bench.workspace import context
 
 
 def _rows(ctx, n: int) -> tuple[list[dict], list[int]]:
-    from monitoring.data import TelcoScenario
+    from monitoring.domain.data import TelcoScenario
 
     cfg = ctx.cfg
     frame = TelcoScenario.from_config(cfg).generate(n, ctx.rng(10_000, 1), drift_level=0.0)
@@ -40,8 +41,13 @@ def seed(params: dict) -> dict:
     with measured() as label:
         for uuid, y in zip(uuids, labels):
             cdsw.track_delayed_metrics({ctx.cfg.windows.label_key: y}, uuid)
-    return {"predictions": len(uuids), "failed": failed, "labels": len(uuids),
-            "predict": predict.to_dict(), "label": label.to_dict()}
+    return {
+        "predictions": len(uuids),
+        "failed": failed,
+        "labels": len(uuids),
+        "predict": predict.to_dict(),
+        "label": label.to_dict(),
+    }
 
 
 def ours(params: dict) -> dict:
@@ -49,14 +55,15 @@ def ours(params: dict) -> dict:
 
     ``params["concurrency"]`` (optional) overrides ``scenario.concurrency`` (requests and label posts).
     """
-    from monitoring.durations import to_ms
+    from monitoring.core.durations import to_ms
     from monitoring.workflows.traffic import post_due_labels, simulate_traffic
 
     ctx = context(params["root"])
     if params.get("concurrency"):  # one deployment, several client concurrencies
         cfg = ctx.cfg
-        ctx.cfg = cfg.model_copy(update={"scenario": cfg.scenario.model_copy(
-            update={"concurrency": int(params["concurrency"])})})
+        ctx.cfg = cfg.model_copy(
+            update={"scenario": cfg.scenario.model_copy(update={"concurrency": int(params["concurrency"])})}
+        )
         ctx.platform.metrics.concurrency = int(params["concurrency"])
     clock = ctx.platform.clock
     with measured() as predict:
@@ -64,5 +71,10 @@ def ours(params: dict) -> dict:
     clock.set_now(clock.now_ms() + to_ms(ctx.cfg.scenario.label_delay) + 60_000)
     with measured() as label:
         posted = post_due_labels(ctx, clock.now_ms(), ctx.cfg.windows.label_key)
-    return {"predictions": outcome.fields["predictions"], "failed": outcome.fields["failed"], "labels": posted,
-            "predict": predict.to_dict(), "label": label.to_dict()}
+    return {
+        "predictions": outcome.fields["predictions"],
+        "failed": outcome.fields["failed"],
+        "labels": posted,
+        "predict": predict.to_dict(),
+        "label": label.to_dict(),
+    }

@@ -3,6 +3,7 @@
 Both sides get the same parsed records (``read_metrics`` returns parsed JSON), loaded before the
 clock starts; the peak is measured from there (the records themselves are reported apart).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +13,9 @@ import pandas as pd
 
 from bench.dataset import FEATURES, HOUR_MS, Spec, load_json, write_json
 from bench.measure import measured, rss_mb
-from monitoring.drift import ReferenceStats
-from monitoring.records import records_to_columns
-from monitoring.windows import compute_windows
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.records import records_to_columns
+from monitoring.domain.windows import compute_windows
 
 CLASSES = (0, 1)
 
@@ -26,10 +27,13 @@ def records_file(out_dir: Path, n: int, start_ms: int) -> Path:
 
 def digest(windows: pd.DataFrame) -> dict:
     """A few totals to check that both sides computed the same thing."""
-    return {"windows": len(windows), "predictions": int(windows["predictions"].sum()),
-            "labelled": int(windows["labelled"].sum()),
-            "accuracy_sum": round(float(windows["accuracy"].fillna(0).sum()), 9),
-            "f1_sum": round(float(windows["f1"].fillna(0).sum()), 9)}
+    return {
+        "windows": len(windows),
+        "predictions": int(windows["predictions"].sum()),
+        "labelled": int(windows["labelled"].sum()),
+        "accuracy_sum": round(float(windows["accuracy"].fillna(0).sum()), 9),
+        "f1_sum": round(float(windows["f1"].fillna(0).sum()), 9),
+    }
 
 
 def ours(records: list[dict], drift: bool = False) -> pd.DataFrame:
@@ -41,9 +45,15 @@ def ours(records: list[dict], drift: bool = False) -> pd.DataFrame:
         reference = ReferenceStats.fit(pd.DataFrame(sample, columns=list(FEATURES)), FEATURES)
     columns = records_to_columns(records, FEATURES)
     results = compute_windows(columns, HOUR_MS, CLASSES, reference=reference)
-    return pd.DataFrame({"start_ms": [r.start_ms for r in results], "predictions": [r.predictions for r in results],
-                         "labelled": [r.labelled for r in results], "accuracy": [r.accuracy for r in results],
-                         "f1": [r.f1 for r in results]})
+    return pd.DataFrame(
+        {
+            "start_ms": [r.start_ms for r in results],
+            "predictions": [r.predictions for r in results],
+            "labelled": [r.labelled for r in results],
+            "accuracy": [r.accuracy for r in results],
+            "f1": [r.f1 for r in results],
+        }
+    )
 
 
 def seed(records: list[dict]) -> pd.DataFrame:
@@ -59,17 +69,36 @@ def seed(records: list[dict]) -> pd.DataFrame:
     predictions = df.groupby("window").size()
     lab = df.dropna(subset=["metrics.final_label"])
     y, p = lab["metrics.final_label"].astype(int), lab["metrics.prediction"].astype(int)
-    counts = pd.DataFrame({"window": lab["window"], "n": 1, "correct": y == p, "tp": (y == 1) & (p == 1),
-                           "fp": (y == 0) & (p == 1), "fn": (y == 1) & (p == 0)}).groupby("window").sum()
+    counts = (
+        pd.DataFrame(
+            {
+                "window": lab["window"],
+                "n": 1,
+                "correct": y == p,
+                "tp": (y == 1) & (p == 1),
+                "fp": (y == 0) & (p == 1),
+                "fn": (y == 1) & (p == 0),
+            }
+        )
+        .groupby("window")
+        .sum()
+    )
     counts = counts.reindex(predictions.index, fill_value=0)
     precision = (counts.tp / (counts.tp + counts.fp)).fillna(0.0)
     recall = (counts.tp / (counts.tp + counts.fn)).fillna(0.0)
     f1 = (2 * counts.tp / (2 * counts.tp + counts.fp + counts.fn)).fillna(0.0)
     accuracy = (counts.correct / counts.n).where(counts.n > 0)
-    return pd.DataFrame({"start_ms": predictions.index.astype("int64") // 1_000_000,
-                         "predictions": predictions.to_numpy(), "labelled": counts.n.to_numpy(),
-                         "accuracy": accuracy.to_numpy(), "precision": precision.to_numpy(),
-                         "recall": recall.to_numpy(), "f1": f1.to_numpy()})
+    return pd.DataFrame(
+        {
+            "start_ms": predictions.index.astype("int64") // 1_000_000,
+            "predictions": predictions.to_numpy(),
+            "labelled": counts.n.to_numpy(),
+            "accuracy": accuracy.to_numpy(),
+            "precision": precision.to_numpy(),
+            "recall": recall.to_numpy(),
+            "f1": f1.to_numpy(),
+        }
+    )
 
 
 def run(params: dict) -> dict:

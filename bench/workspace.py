@@ -1,8 +1,9 @@
 """A throwaway project on a local CML workspace daemon, shared by the job and traffic cases.
 
 The parent process owns the daemon (``start``/``stop``); each measured step runs in a child that
-builds the pipeline's ``Context`` the way a job does (``connect`` reuses the running daemon).
+builds the pipeline's ``Context`` the way a job does (``build_context`` reuses the running daemon).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.clock import WarpClock
+from monitoring.core.clock import WarpClock
 
 HOUR_MS = 3_600_000
 #: Start of simulated time (a whole hour, as in the integration tests): the model is deployed here.
@@ -35,7 +36,7 @@ class Project:
 
 def make(overrides: dict[str, Any], parent: Path | None = None) -> Project:
     """Copy the project (``tests/project.make_project``) into a fresh temp dir with ``overrides``."""
-    from monitoring.config import load_config
+    from monitoring.core.config import load_config
     from tests.project import make_project
 
     root = Path(tempfile.mkdtemp(prefix="cml-monitor-bench-", dir=parent))
@@ -46,8 +47,8 @@ def make(overrides: dict[str, Any], parent: Path | None = None) -> Project:
 
 def start(project: Project) -> None:
     """Start the project's workspace daemon (a child of this process) with the clock at ``T0``."""
-    from monitoring import local
-    from monitoring.config import load_config
+    import localcml as local
+    from monitoring.core.config import load_config
 
     cfg = load_config(project.config)
     project.workspace.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,7 @@ def start(project: Project) -> None:
 
 def stop(project: Project, remove: bool = True) -> None:
     """Stop the daemon (and its replicas); remove the project directory."""
-    from monitoring import local
+    import localcml as local
 
     local.shutdown(project.workspace)
     if remove:
@@ -66,16 +67,13 @@ def stop(project: Project, remove: bool = True) -> None:
 
 def context(root: str | Path):
     """The pipeline's Context as a job builds it (in a child step): config, platform, state store."""
-    from monitoring.cmlclient import connect
-    from monitoring.config import load_config
-    from monitoring.store import StateStore
-    from monitoring.workflows.context import Context
+    from monitoring.app.wiring import build_context
+    from monitoring.core.config import load_config
 
     root = Path(root)
     cfg = load_config(root / "config/pipeline.yaml")
     clock = WarpClock(root / cfg.platform.local.workspace_dir / "clock.json")
-    platform = connect(cfg, root, clock=clock)
-    return Context(cfg, platform, StateStore(cfg.state.url, base_dir=root), root)
+    return build_context(cfg, root, clock=clock)
 
 
 def bootstrap(root: str | Path) -> dict[str, str]:
@@ -88,8 +86,12 @@ def bootstrap(root: str | Path) -> dict[str, str]:
     live = ctx.require_live(model)
     build = ctx.platform.api.get_build(model, live.build_id)
     build_crn = build.get("crn") if isinstance(build, dict) else getattr(build, "crn", "")
-    return {"summary": outcome.summary, "deployment_crn": live.crn, "model_crn": model.crn,
-            "build_crn": build_crn or ""}
+    return {
+        "summary": outcome.summary,
+        "deployment_crn": live.crn,
+        "model_crn": model.crn,
+        "build_crn": build_crn or "",
+    }
 
 
 def bootstrap_step(params: dict) -> dict:

@@ -3,9 +3,10 @@
 Head of the chain is simulate_traffic (the only scheduled job); each dependent runs only when
 its parent succeeded. Success is a normal return: never sys.exit(0) (CML may mark it failed).
 """
+
 import sys
 
-from monitoring.jobrun import run_job
+from monitoring.app.jobrun import run_job
 from monitoring.workflows.accuracy import compute_accuracy
 
 

@@ -1,4 +1,5 @@
 """AMP task: wire the job chain (parents, the head job's schedule) with `cml-monitor graph apply`."""
-from monitoring.cli import main
+
+from monitoring.app.cli import main
 
 main(["graph", "apply"])

@@ -1,4 +1,5 @@
 """AMP task: train v1 into the artifacts directory (the AMP's build_model/deploy_model tasks ship it)."""
-from monitoring.cli import main
+
+from monitoring.app.cli import main
 
 main(["bootstrap", "--train-only"])

@@ -1,4 +1,5 @@
 """AMP task: install the project (and its dependencies) into the project's Python environment."""
+
 import subprocess
 import sys
 

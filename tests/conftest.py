@@ -1,4 +1,5 @@
 """Shared fixtures: one throwaway PostgreSQL server per test session, a fresh database per test."""
+
 from __future__ import annotations
 
 import uuid

@@ -5,6 +5,7 @@ Uses the server binaries (``initdb``, ``pg_ctl``, ``postgres``) from ``PG_BIN``,
 system user (``runuser -u postgres --``), because PostgreSQL refuses to run as root. Data
 directory, unix socket and log live in a fresh temp dir, removed afterwards.
 """
+
 from __future__ import annotations
 
 import glob
@@ -14,9 +15,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 #: Seconds pg_ctl waits for start and stop.
 PG_START_TIMEOUT_S = 60
@@ -87,11 +88,33 @@ def start_postgres(tmpdir: str | os.PathLike | None = None) -> Iterator[str]:
             raise RuntimeError(f"{' '.join(cmd[:2])} failed ({done.returncode}): {done.stderr.strip()}\n{server_log}")
 
     try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-            "--locale=C", "--no-sync")
+        run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -F"
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log_file), "-w",
-            "-t", str(PG_START_TIMEOUT_S), "start")
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(log_file),
+            "-w",
+            "-t",
+            str(PG_START_TIMEOUT_S),
+            "start",
+        )
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:

@@ -1,4 +1,5 @@
 """A throwaway CML project for integration tests: the repo's jobs and library plus a small config."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,9 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: Small but realistic: enough labelled rows per window for the policies, fast on 2 cores.
 SMALL = {
     "scenario": {"rows_per_cycle": 250, "training_rows": 1500, "concurrency": 4},
-    "thresholds": {"policies": [{"kind": "min_labelled", "min": 60},
-                                {"kind": "absolute", "metric": "accuracy", "min": 0.8},
-                                {"kind": "wilson", "min": 0.75, "confidence": 0.95}]},
+    "thresholds": {
+        "policies": [
+            {"kind": "min_labelled", "min": 60},
+            {"kind": "absolute", "metric": "accuracy", "min": 0.8},
+            {"kind": "wilson", "min": 0.75, "confidence": 0.95},
+        ]
+    },
     "retraining": {"min_rows": 100},
     "deployment": {"poll_interval": "200ms", "build_timeout": "120s", "deploy_timeout": "120s"},
     "platform": {"retry": {"attempts": 3, "initial": "50ms", "maximum": "200ms", "jitter": "10ms"}},

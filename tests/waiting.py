@@ -1,8 +1,10 @@
 """Bounded polling for tests that wait on a real process (a server, a job run), never on the clock."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:

@@ -1,9 +1,10 @@
 """Extract the compact CML API v2 contract (definitions and paths the project uses) from the swagger spec.
 
 Usage: ``python tools/extract_spec.py [SWAGGER_JSON]``. Writes the same compact JSON to
-``monitoring/local/spec/api_v2.json`` (package data for the local workspace's client and server)
+``localcml/spec/api_v2.json`` (package data for the local workspace's client and server)
 and ``tests/contract/api_v2_definitions.json`` (what the contract tests read).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,28 +14,61 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT.parent / "shared" / "cml-api-v2" / "Flux2112_cai-connector__packages_core_spec_swagger.json"
-OUTPUTS = (ROOT / "monitoring" / "local" / "spec" / "api_v2.json",
-           ROOT / "tests" / "contract" / "api_v2_definitions.json")
+OUTPUTS = (ROOT / "localcml" / "spec" / "api_v2.json", ROOT / "tests" / "contract" / "api_v2_definitions.json")
 
 #: Definitions the pipeline and the local workspace use; anything they reference is added.
 DEFINITIONS = (
-    "Project", "ListProjectsResponse", "CreateProjectRequest",
-    "CreateJobRequest", "Job", "ListJobsResponse", "DeleteJobResponse",
-    "CreateJobRunRequest", "JobRun", "ListJobRunsResponse",
-    "CreateModelRequest", "Model", "ListModelsResponse",
-    "CreateModelBuildRequest", "ModelBuild", "ListModelBuildsResponse",
-    "CreateModelDeploymentRequest", "ModelDeployment", "ListModelDeploymentsResponse",
-    "Runtime", "ListRuntimesResponse", "EngineStatus", "runtimeError",
+    "Project",
+    "ListProjectsResponse",
+    "CreateProjectRequest",
+    "CreateJobRequest",
+    "Job",
+    "ListJobsResponse",
+    "DeleteJobResponse",
+    "CreateJobRunRequest",
+    "JobRun",
+    "ListJobRunsResponse",
+    "CreateModelRequest",
+    "Model",
+    "ListModelsResponse",
+    "CreateModelBuildRequest",
+    "ModelBuild",
+    "ListModelBuildsResponse",
+    "CreateModelDeploymentRequest",
+    "ModelDeployment",
+    "ListModelDeploymentsResponse",
+    "Runtime",
+    "ListRuntimesResponse",
+    "EngineStatus",
+    "runtimeError",
 )
 #: Operations (swagger operationId) behind the cmlapi methods the project calls.
 OPERATIONS = (
-    "ListProjects", "GetProject", "CreateProject",
-    "ListJobs", "CreateJob", "GetJob", "UpdateJob", "DeleteJob",
-    "CreateJobRun", "ListJobRuns", "GetJobRun", "StopJobRun",
-    "ListModels", "ListAllModels", "GetModel", "CreateModel",
-    "ListModelBuilds", "CreateModelBuild", "GetModelBuild",
-    "CreateModelDeployment", "ListModelDeployments", "GetModelDeployment",
-    "StopModelDeployment", "RestartModelDeployment", "ListRuntimes",
+    "ListProjects",
+    "GetProject",
+    "CreateProject",
+    "ListJobs",
+    "CreateJob",
+    "GetJob",
+    "UpdateJob",
+    "DeleteJob",
+    "CreateJobRun",
+    "ListJobRuns",
+    "GetJobRun",
+    "StopJobRun",
+    "ListModels",
+    "ListAllModels",
+    "GetModel",
+    "CreateModel",
+    "ListModelBuilds",
+    "CreateModelBuild",
+    "GetModelBuild",
+    "CreateModelDeployment",
+    "ListModelDeployments",
+    "GetModelDeployment",
+    "StopModelDeployment",
+    "RestartModelDeployment",
+    "ListRuntimes",
 )
 _KEEP = ("type", "format", "enum", "default", "readOnly", "$ref", "items", "additionalProperties")
 
@@ -86,8 +120,11 @@ def extract(spec: dict) -> dict:
                 params.append(keep)
             response = _compact_schema(op["responses"]["200"]["schema"])
             wanted |= _refs(response)
-            paths.setdefault(path, {})[method] = {"operationId": op["operationId"], "parameters": params,
-                                                 "response": response}
+            paths.setdefault(path, {})[method] = {
+                "operationId": op["operationId"],
+                "parameters": params,
+                "response": response,
+            }
     missing_ops = sorted(set(OPERATIONS) - seen_ops)
     if missing_ops:
         raise KeyError(f"operations not in the spec: {missing_ops}")
@@ -103,8 +140,11 @@ def extract(spec: dict) -> dict:
         todo.extend(sorted(_refs(defs[name]) - defs.keys()))
     return {
         "swagger": spec["swagger"],
-        "info": {"title": spec["info"].get("title"), "version": spec["info"].get("version"),
-                 "note": "Compact extract of the CML API v2 swagger spec made by tools/extract_spec.py"},
+        "info": {
+            "title": spec["info"].get("title"),
+            "version": spec["info"].get("version"),
+            "note": "Compact extract of the CML API v2 swagger spec made by tools/extract_spec.py",
+        },
         "securityDefinitions": spec.get("securityDefinitions", {}),
         "definitions": dict(sorted(defs.items())),
         "paths": dict(sorted(paths.items())),
@@ -124,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     for out in OUTPUTS:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        print(f"wrote {out.relative_to(ROOT)}: {len(compact['definitions'])} definitions, "
-              f"{sum(len(m) for m in compact['paths'].values())} operations")
+        print(
+            f"wrote {out.relative_to(ROOT)}: {len(compact['definitions'])} definitions, "
+            f"{sum(len(m) for m in compact['paths'].values())} operations"
+        )
     return 0
 
 

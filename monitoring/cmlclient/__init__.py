@@ -1,31 +1,34 @@
 """The platform the workflows receive: CML API v2, the metrics SDK, the model endpoint and a clock.
 
 ``connect`` builds it. Inside CML it wraps the real ``cdsw`` and ``cmlapi``; with
-``platform.kind: local`` it first starts (or reuses) the embedded local workspace and puts its
-shim on ``sys.path``, so the very same calls reach local, real parts.
+``platform.kind: local`` it first activates the embedded local workspace
+(``local_workspace.activate``), so the very same calls reach local, real parts.
 """
+
 from __future__ import annotations
 
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from monitoring.clock import Clock, clock_from_env
-from monitoring.config import PipelineConfig
-from monitoring.errors import ConfigError
-from monitoring.logs import register_secret
-from monitoring.cmlclient import cml
+from monitoring.cmlclient import cml, local_workspace
 from monitoring.cmlclient.api import CmlApi, ModelRef
 from monitoring.cmlclient.endpoint import ModelEndpoint
 from monitoring.cmlclient.metrics import MetricsClient
 from monitoring.cmlclient.retry import RetryPolicy
+from monitoring.core.clock import Clock, clock_from_env
+from monitoring.core.config import PipelineConfig
+from monitoring.core.errors import ConfigError
+from monitoring.core.logs import register_secret
 
 
 @dataclass
 class Platform:
+    """Everything a workflow may touch outside the process, built once per run by ``connect``."""
+
     api: CmlApi
     metrics: MetricsClient
     clock: Clock
@@ -35,9 +38,12 @@ class Platform:
     run_id: str = field(default_factory=lambda: os.environ.get("CDSW_ENGINE_ID") or f"manual-{uuid.uuid4().hex[:8]}")
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    endpoint_type: type[ModelEndpoint] = ModelEndpoint
+    """What ``endpoint`` builds (a rehearsal may hand in a subclass that notes each answer)."""
 
     def endpoint(self, model: ModelRef, timeout_s: float) -> ModelEndpoint:
-        return ModelEndpoint(self.endpoint_url, model.access_key, self.model_api_key, timeout_s, self.retry)
+        """A client of ``model``'s endpoint; close it when done."""
+        return self.endpoint_type(self.endpoint_url, model.access_key, self.model_api_key, timeout_s, self.retry)
 
 
 def model_endpoint_url(sdk) -> str:
@@ -51,19 +57,12 @@ def model_endpoint_url(sdk) -> str:
     return f"https://modelservice.{domain}/model"
 
 
-def activate_local(cfg: PipelineConfig, project_root: Path) -> None:
-    """Start or reuse the local workspace and make ``import cdsw, cmlapi`` resolve to it."""
-    if os.environ.get("CML_MONITOR_WORKSPACE"):
-        return  # already inside a local engine (job run) or an activated shell
-    from monitoring.local import activate, ensure_running
-
-    workspace = project_root / cfg.platform.local.workspace_dir
-    info = ensure_running(workspace, project_root, metrics_url=cfg.platform.local.metrics_url)
-    activate(info.env)
-
-
-def connect(cfg: PipelineConfig, project_root: str | Path = ".", clock: Clock | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> Platform:
+def connect(
+    cfg: PipelineConfig,
+    project_root: str | Path = ".",
+    clock: Clock | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Platform:
     """Build the platform for this process.
 
     Raises:
@@ -71,7 +70,7 @@ def connect(cfg: PipelineConfig, project_root: str | Path = ".", clock: Clock | 
     """
     project_root = Path(project_root).resolve()
     if cfg.platform.kind == "local":
-        activate_local(cfg, project_root)
+        local_workspace.activate(cfg, project_root)
     project_id = os.environ.get("CDSW_PROJECT_ID")
     if not project_id:
         raise ConfigError("CDSW_PROJECT_ID is not set: run inside a CML project, or use platform.kind: local")

@@ -6,17 +6,19 @@ goes through the retry policy, and copes with the documented quirks: paging with
 ``created_at`` (never ``[-1]``), the live deployment by status ``deployed``, and the 500 a
 slow ``create_model_deployment`` can return after creating the deployment anyway.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from monitoring.errors import BusyError, ConfigError, PlatformError, PlatformRequestError
-from monitoring.logs import KV, register_secret
 from monitoring.cmlclient.retry import RetryPolicy
+from monitoring.core.errors import BusyError, ConfigError, PlatformError, PlatformRequestError
+from monitoring.core.logs import KV, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,16 @@ class DeploymentRef:
     environment: dict[str, str]
 
     @classmethod
-    def of(cls, deployment: Any, build_id: str) -> "DeploymentRef":
+    def of(cls, deployment: Any, build_id: str) -> DeploymentRef:
         """From a ``ModelDeployment`` response (``environment`` arrives as a JSON string)."""
-        return cls(field(deployment, "id"), field(deployment, "crn"), field(deployment, "build_id") or build_id,
-                   status_of(deployment), str(field(deployment, "created_at") or ""),
-                   env_map(field(deployment, "environment")))
+        return cls(
+            field(deployment, "id"),
+            field(deployment, "crn"),
+            field(deployment, "build_id") or build_id,
+            status_of(deployment),
+            str(field(deployment, "created_at") or ""),
+            env_map(field(deployment, "environment")),
+        )
 
 
 class CmlApi:
@@ -94,8 +101,14 @@ class CmlApi:
         page_size: items per page of every ``list_*`` call.
     """
 
-    def __init__(self, client: Any, project_id: str, retry: RetryPolicy, page_size: int = PAGE_SIZE,
-                 request_timeout_s: float | None = None):
+    def __init__(
+        self,
+        client: Any,
+        project_id: str,
+        retry: RetryPolicy,
+        page_size: int = PAGE_SIZE,
+        request_timeout_s: float | None = None,
+    ):
         self.client = client
         self.request_timeout_s = request_timeout_s
         self.project_id = project_id
@@ -131,19 +144,29 @@ class CmlApi:
     # -- models ----------------------------------------------------------------------------
     def find_model(self, name: str) -> ModelRef | None:
         """The project's model named exactly ``name`` (search_filter is only a substring match)."""
-        hits = [m for m in self.pages(f"list models named {name!r}", "list_models", "models",
-                                      project_id=self.project_id, search_filter=json.dumps({"name": name}))
-                if field(m, "name") == name]
+        hits = [
+            m
+            for m in self.pages(
+                f"list models named {name!r}",
+                "list_models",
+                "models",
+                project_id=self.project_id,
+                search_filter=json.dumps({"name": name}),
+            )
+            if field(m, "name") == name
+        ]
         if not hits:
             return None
         if len(hits) > 1:
-            raise PlatformRequestError(f"{len(hits)} models are named {name!r} in project {self.project_id}; "
-                                       "rename or delete the extra ones")
+            raise PlatformRequestError(
+                f"{len(hits)} models are named {name!r} in project {self.project_id}; rename or delete the extra ones"
+            )
         return self._model_ref(hits[0])
 
     def get_model(self, model_id: str) -> ModelRef:
-        return self._model_ref(self._call(f"get model {model_id}", "get_model",
-                                          project_id=self.project_id, model_id=model_id))
+        return self._model_ref(
+            self._call(f"get model {model_id}", "get_model", project_id=self.project_id, model_id=model_id)
+        )
 
     @staticmethod
     def _model_ref(model: Any) -> ModelRef:
@@ -152,40 +175,80 @@ class CmlApi:
         return ModelRef(field(model, "id"), field(model, "name"), field(model, "crn"), key)
 
     def create_model(self, name: str, description: str, auth_enabled: bool) -> ModelRef:
-        body = {"project_id": self.project_id, "name": name, "description": description,
-                "disable_authentication": not auth_enabled}
-        model = self._call(f"create model {name!r}", "create_model", body=body, project_id=self.project_id,
-                           before_retry=lambda: self.find_model(name))
+        body = {
+            "project_id": self.project_id,
+            "name": name,
+            "description": description,
+            "disable_authentication": not auth_enabled,
+        }
+        model = self._call(
+            f"create model {name!r}",
+            "create_model",
+            body=body,
+            project_id=self.project_id,
+            before_retry=lambda: self.find_model(name),
+        )
         return model if isinstance(model, ModelRef) else self._model_ref(model)
 
     # -- builds ----------------------------------------------------------------------------
-    def create_build(self, model: ModelRef, file_path: str, function_name: str, comment: str,
-                     runtime_identifier: str | None) -> str:
-        body: dict[str, Any] = {"project_id": self.project_id, "model_id": model.id, "comment": comment,
-                                "file_path": file_path, "function_name": function_name}
+    def create_build(
+        self, model: ModelRef, file_path: str, function_name: str, comment: str, runtime_identifier: str | None
+    ) -> str:
+        body: dict[str, Any] = {
+            "project_id": self.project_id,
+            "model_id": model.id,
+            "comment": comment,
+            "file_path": file_path,
+            "function_name": function_name,
+        }
         body["runtime_identifier"] = self.resolve_runtime(runtime_identifier)
 
         def created_anyway() -> str | None:
             return next((field(b, "id") for b in self.builds(model) if field(b, "comment") == comment), None)
 
-        build = self._call(f"create build of model {model.name!r}", "create_model_build", body=body,
-                           project_id=self.project_id, model_id=model.id, before_retry=created_anyway)
+        build = self._call(
+            f"create build of model {model.name!r}",
+            "create_model_build",
+            body=body,
+            project_id=self.project_id,
+            model_id=model.id,
+            before_retry=created_anyway,
+        )
         return build if isinstance(build, str) else field(build, "id")
 
     def builds(self, model: ModelRef) -> list[Any]:
         """The model's builds, newest first by ``created_at``."""
-        items = list(self.pages(f"list builds of model {model.name!r}", "list_model_builds", "model_builds",
-                                project_id=self.project_id, model_id=model.id, sort="-created_at"))
+        items = list(
+            self.pages(
+                f"list builds of model {model.name!r}",
+                "list_model_builds",
+                "model_builds",
+                project_id=self.project_id,
+                model_id=model.id,
+                sort="-created_at",
+            )
+        )
         return sorted(items, key=lambda b: str(field(b, "created_at") or ""), reverse=True)
 
     def get_build(self, model: ModelRef, build_id: str) -> Any:
-        return self._call(f"get build {build_id} of model {model.name!r}", "get_model_build",
-                          project_id=self.project_id, model_id=model.id, build_id=build_id)
+        return self._call(
+            f"get build {build_id} of model {model.name!r}",
+            "get_model_build",
+            project_id=self.project_id,
+            model_id=model.id,
+            build_id=build_id,
+        )
 
     # -- deployments -----------------------------------------------------------------------
     def deployments(self, model: ModelRef, build_id: str) -> list[DeploymentRef]:
-        items = self.pages(f"list deployments of build {build_id}", "list_model_deployments",
-                           "model_deployments", project_id=self.project_id, model_id=model.id, build_id=build_id)
+        items = self.pages(
+            f"list deployments of build {build_id}",
+            "list_model_deployments",
+            "model_deployments",
+            project_id=self.project_id,
+            model_id=model.id,
+            build_id=build_id,
+        )
         return [DeploymentRef.of(d, build_id) for d in items]
 
     def live_deployment(self, model: ModelRef) -> DeploymentRef | None:
@@ -196,33 +259,61 @@ class CmlApi:
         return max(live, key=lambda d: d.created_at, default=None)
 
     def get_deployment(self, model: ModelRef, build_id: str, deployment_id: str) -> DeploymentRef:
-        return DeploymentRef.of(self._call(f"get deployment {deployment_id}", "get_model_deployment",
-                                           project_id=self.project_id, model_id=model.id, build_id=build_id,
-                                           deployment_id=deployment_id), build_id)
+        return DeploymentRef.of(
+            self._call(
+                f"get deployment {deployment_id}",
+                "get_model_deployment",
+                project_id=self.project_id,
+                model_id=model.id,
+                build_id=build_id,
+                deployment_id=deployment_id,
+            ),
+            build_id,
+        )
 
-    def create_deployment(self, model: ModelRef, build_id: str, cpu: float, memory: float, replicas: int,
-                          environment: dict[str, str]) -> DeploymentRef:
+    def create_deployment(
+        self, model: ModelRef, build_id: str, cpu: float, memory: float, replicas: int, environment: dict[str, str]
+    ) -> DeploymentRef:
         """Create a deployment; on a 5xx, list the build's deployments before trying again (never two).
 
         CML's API gateway can answer 500 "context deadline exceeded" to a slow create while the
         workbench still creates the deployment; a blind retry would start a second one.
         """
         before = {d.id for d in self.deployments(model, build_id)}
-        body = {"project_id": self.project_id, "model_id": model.id, "build_id": build_id, "cpu": cpu,
-                "memory": memory, "replicas": replicas, "environment": environment}
+        body = {
+            "project_id": self.project_id,
+            "model_id": model.id,
+            "build_id": build_id,
+            "cpu": cpu,
+            "memory": memory,
+            "replicas": replicas,
+            "environment": environment,
+        }
 
         def created_anyway() -> DeploymentRef | None:
             fresh = [d for d in self.deployments(model, build_id) if d.id not in before]
             return max(fresh, key=lambda d: d.created_at, default=None)
 
-        result = self._call(f"create deployment of build {build_id}", "create_model_deployment", body=body,
-                            project_id=self.project_id, model_id=model.id, build_id=build_id,
-                            before_retry=created_anyway)
+        result = self._call(
+            f"create deployment of build {build_id}",
+            "create_model_deployment",
+            body=body,
+            project_id=self.project_id,
+            model_id=model.id,
+            build_id=build_id,
+            before_retry=created_anyway,
+        )
         return result if isinstance(result, DeploymentRef) else DeploymentRef.of(result, build_id)
 
     def stop_deployment(self, model: ModelRef, deployment: DeploymentRef) -> None:
-        self._call(f"stop deployment {deployment.id}", "stop_model_deployment", project_id=self.project_id,
-                   model_id=model.id, build_id=deployment.build_id, deployment_id=deployment.id)
+        self._call(
+            f"stop deployment {deployment.id}",
+            "stop_model_deployment",
+            project_id=self.project_id,
+            model_id=model.id,
+            build_id=deployment.build_id,
+            deployment_id=deployment.id,
+        )
 
     # -- runtimes ----------------------------------------------------------------------------
     def resolve_runtime(self, configured: str | None) -> str:
@@ -238,13 +329,18 @@ class CmlApi:
             return configured
         want = {k: os.environ.get(f"ML_RUNTIME_{k.upper()}") for k in ("editor", "kernel", "edition")}
         runtimes = list(self.pages("list runtimes", "list_runtimes", "runtimes"))
-        matches = [r for r in runtimes
-                   if all(not v or field(r, k) == v for k, v in want.items())
-                   and "python" in str(field(r, "kernel") or "").lower()
-                   and (want["edition"] or field(r, "edition") == "Standard")]
+        matches = [
+            r
+            for r in runtimes
+            if all(not v or field(r, k) == v for k, v in want.items())
+            and "python" in str(field(r, "kernel") or "").lower()
+            and (want["edition"] or field(r, "edition") == "Standard")
+        ]
         if not matches:
-            raise ConfigError("no ML Runtime matches this engine; set deployment.runtime_identifier and "
-                              "jobs.runtime_identifier (see `list_runtimes`)")
+            raise ConfigError(
+                "no ML Runtime matches this engine; set deployment.runtime_identifier and "
+                "jobs.runtime_identifier (see `list_runtimes`)"
+            )
         return str(field(max(matches, key=lambda r: str(field(r, "full_version") or "")), "image_identifier"))
 
     # -- jobs ------------------------------------------------------------------------------
@@ -257,12 +353,12 @@ class CmlApi:
         def created_anyway() -> Any:
             return next((j for j in self.jobs() if field(j, "name") == name), None)
 
-        return self._call(f"create job {name!r}", "create_job", body=body, project_id=self.project_id,
-                          before_retry=created_anyway)
+        return self._call(
+            f"create job {name!r}", "create_job", body=body, project_id=self.project_id, before_retry=created_anyway
+        )
 
     def update_job(self, job_id: str, changes: dict[str, Any]) -> Any:
-        return self._call(f"update job {job_id}", "update_job", body=changes, project_id=self.project_id,
-                          job_id=job_id)
+        return self._call(f"update job {job_id}", "update_job", body=changes, project_id=self.project_id, job_id=job_id)
 
     def start_job_run(self, job_id: str, environment: dict[str, str] | None = None) -> Any:
         """Start a run of a job, with extra environment variables for that run.
@@ -275,8 +371,9 @@ class CmlApi:
         if environment:
             body["environment"] = environment
         try:
-            return self._call(f"start a run of job {job_id}", "create_job_run", body=body,
-                              project_id=self.project_id, job_id=job_id)
+            return self._call(
+                f"start a run of job {job_id}", "create_job_run", body=body, project_id=self.project_id, job_id=job_id
+            )
         except PlatformRequestError as exc:
             if exc.status in (401, 403, 404):
                 raise  # no such job or no access: not a busy job
@@ -291,16 +388,35 @@ class CmlApi:
 
     def job_runs(self, job_id: str, limit: int = 10) -> list[Any]:
         """The job's runs, newest first."""
-        page = self._call(f"list runs of job {job_id}", "list_job_runs", project_id=self.project_id,
-                          job_id=job_id, sort="-created_at", page_size=limit)
+        page = self._call(
+            f"list runs of job {job_id}",
+            "list_job_runs",
+            project_id=self.project_id,
+            job_id=job_id,
+            sort="-created_at",
+            page_size=limit,
+        )
         runs = list(field(page, "job_runs") or [])
         return sorted(runs, key=lambda r: str(field(r, "created_at") or ""), reverse=True)
 
     def get_job_run(self, job_id: str, run_id: str) -> Any:
-        return self._call(f"get run {run_id} of job {job_id}", "get_job_run", project_id=self.project_id,
-                          job_id=job_id, run_id=run_id)
+        return self._call(
+            f"get run {run_id} of job {job_id}", "get_job_run", project_id=self.project_id, job_id=job_id, run_id=run_id
+        )
 
 
-
-__all__ = ["CmlApi", "ModelRef", "DeploymentRef", "field", "env_map", "status_of", "run_status", "BUILD_OK",
-           "BUILD_FAILED", "RUN_TERMINAL", "RUN_ACTIVE", "PAGE_SIZE", "PlatformError"]
+__all__ = [
+    "CmlApi",
+    "ModelRef",
+    "DeploymentRef",
+    "field",
+    "env_map",
+    "status_of",
+    "run_status",
+    "BUILD_OK",
+    "BUILD_FAILED",
+    "RUN_TERMINAL",
+    "RUN_ACTIVE",
+    "PAGE_SIZE",
+    "PlatformError",
+]

@@ -1,9 +1,10 @@
 """The only module that imports ``cdsw`` and ``cmlapi``, lazily.
 
-Inside CML they are the platform's own modules. Locally, ``monitoring.local.activate`` puts
+Inside CML they are the platform's own modules. Locally, ``localcml.activate`` puts
 the embedded workspace's shim (importable ``cdsw`` and ``cmlapi``) on ``sys.path`` first, so
 the same code path runs against the local workspace.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,10 +12,12 @@ import os
 import re
 from types import ModuleType
 
-from monitoring.errors import ConfigError
+from monitoring.core.errors import ConfigError
 
-_HINT = ("run inside a CML project (jobs, sessions and models have it), or use the embedded local "
-         "workspace: set platform.kind: local, or `eval \"$(cml-monitor local env)\"` first")
+_HINT = (
+    "run inside a CML project (jobs, sessions and models have it), or use the embedded local "
+    'workspace: set platform.kind: local, or `eval "$(cml-monitor local env)"` first'
+)
 
 
 def _import(name: str) -> ModuleType:
@@ -50,8 +53,10 @@ def api_client(url: str | None = None, api_key: str | None = None):
         env_key = os.environ.get("CDSW_APIV2_KEY")
         if not (url or api_key) and env_url and env_key:  # the explicit form Cloudera's examples use
             return cmlapi.default_client(url=env_url, cml_api_key=env_key)
-        raise ConfigError(f"cmlapi.default_client() failed: {exc}; set CDSW_API_URL (the workbench URL) and "
-                          "CDSW_APIV2_KEY (User Settings > API Keys > API v2 key)") from None
+        raise ConfigError(
+            f"cmlapi.default_client() failed: {exc}; set CDSW_API_URL (the workbench URL) and "
+            "CDSW_APIV2_KEY (User Settings > API Keys > API v2 key)"
+        ) from None
 
 
 def api_exception_type() -> type[Exception]:

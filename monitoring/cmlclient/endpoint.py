@@ -1,4 +1,5 @@
 """A client for CML's model endpoint protocol: ``{"accessKey", "request"}`` in, prediction and uuid out."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from typing import Any
 
 import requests
 
-from monitoring.errors import DataError
 from monitoring.cmlclient.retry import RetryPolicy
+from monitoring.core.errors import DataError
 
 #: CML's model endpoint refuses requests over 5 MB; we refuse them first, with a clearer message.
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -54,8 +55,10 @@ class ModelEndpoint:
         except (TypeError, ValueError) as exc:
             raise DataError(f"model request is not JSON-serialisable: {exc}") from exc
         if len(body) > MAX_BODY_BYTES:
-            raise DataError(f"model request of {len(body)} bytes is over the model endpoint's limit of "
-                            f"{MAX_BODY_BYTES} bytes (5 MB); it was not sent: send fewer or smaller features")
+            raise DataError(
+                f"model request of {len(body)} bytes is over the model endpoint's limit of "
+                f"{MAX_BODY_BYTES} bytes (5 MB); it was not sent: send fewer or smaller features"
+            )
         return body
 
     def _post(self, body: bytes) -> requests.Response:
@@ -83,8 +86,10 @@ class ModelEndpoint:
             raise DataError(f"model endpoint {self.url} answered without success/response: {str(out)[:200]}")
         uuid = response.get("uuid")
         if not isinstance(uuid, str) or not uuid:
-            raise DataError("model endpoint answered without a prediction uuid; is the predict function "
-                            "decorated with cdsw.model_metrics?")
+            raise DataError(
+                "model endpoint answered without a prediction uuid; is the predict function "
+                "decorated with cdsw.model_metrics?"
+            )
         return response.get("prediction"), uuid
 
     def close(self) -> None:

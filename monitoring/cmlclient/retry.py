@@ -3,21 +3,23 @@
 Foreign exceptions (``cmlapi.rest.ApiException``, ``requests`` errors) become the project's own
 errors here, naming the operation and the object, chained with ``from``.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import requests
 import tenacity
 import urllib3
 
-from monitoring.config import RetryConfig
-from monitoring.errors import PlatformError, PlatformRequestError, TransientPlatformError
-from monitoring.logs import KV
+from monitoring.core.config import RetryConfig
+from monitoring.core.errors import PlatformError, PlatformRequestError, TransientPlatformError
+from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,8 +59,9 @@ def translate(exc: BaseException, operation: str) -> PlatformError:
         if status in RETRYABLE_STATUS:
             return TransientPlatformError(message)
         return PlatformRequestError(message, status=status)
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError,
-                        urllib3.exceptions.HTTPError)):
+    if isinstance(
+        exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, urllib3.exceptions.HTTPError)
+    ):
         return TransientPlatformError(f"{operation}: {type(exc).__name__}: {exc}")
     return PlatformRequestError(f"{operation}: {type(exc).__name__}: {exc}")
 
@@ -80,12 +83,19 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
     @classmethod
-    def from_config(cls, cfg: RetryConfig, sleep: Callable[[float], None] = time.sleep) -> "RetryPolicy":
-        return cls(cfg.attempts, cfg.initial.total_seconds(), cfg.maximum.total_seconds(),
-                   cfg.jitter.total_seconds(), sleep)
+    def from_config(cls, cfg: RetryConfig, sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
+        return cls(
+            cfg.attempts, cfg.initial.total_seconds(), cfg.maximum.total_seconds(), cfg.jitter.total_seconds(), sleep
+        )
 
-    def call(self, operation: str, fn: Callable[..., T], *args: Any,
-             before_retry: Callable[[], T | None] | None = None, **kwargs: Any) -> T:
+    def call(
+        self,
+        operation: str,
+        fn: Callable[..., T],
+        *args: Any,
+        before_retry: Callable[[], T | None] | None = None,
+        **kwargs: Any,
+    ) -> T:
         """Run ``fn``; retry transient failures; raise the project's error when out of tries.
 
         Args:
@@ -111,14 +121,20 @@ class RetryPolicy:
                 return fn(*args, **kwargs)
             except PlatformError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every foreign error is translated here
+            except Exception as exc:
                 raise translate(exc, operation) from exc
 
         def before_sleep(rs: tenacity.RetryCallState) -> None:
-            log.warning("transient platform error, retrying %s", KV(
-                operation=operation, attempt=rs.attempt_number, of=self.attempts,
-                wait_s=round(rs.next_action.sleep, 2) if rs.next_action else None,
-                error=str(rs.outcome.exception()) if rs.outcome else None))
+            log.warning(
+                "transient platform error, retrying %s",
+                KV(
+                    operation=operation,
+                    attempt=rs.attempt_number,
+                    of=self.attempts,
+                    wait_s=round(rs.next_action.sleep, 2) if rs.next_action else None,
+                    error=str(rs.outcome.exception()) if rs.outcome else None,
+                ),
+            )
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),

@@ -1,13 +1,15 @@
 """Bounded polling for builds, deployments and job runs: every wait has a timeout from config."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from monitoring.errors import RedeployError
-from monitoring.logs import KV
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.api import BUILD_FAILED, BUILD_OK, DeploymentRef, ModelRef, status_of
+from monitoring.core.errors import RedeployError
+from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ def poll(platform: Platform, what: str, check: Callable[[], Any | None], timeout
 
 def wait_for_build(platform: Platform, model: ModelRef, build_id: str, timeout_s: float, interval_s: float) -> None:
     """Wait for ``built``; raise RedeployError on ``build failed``/``timedout`` or timeout."""
+
     def check() -> bool | None:
         status = status_of(platform.api.get_build(model, build_id))
         if status in BUILD_OK:
@@ -42,9 +45,11 @@ def wait_for_build(platform: Platform, model: ModelRef, build_id: str, timeout_s
     poll(platform, f"build {build_id} to be built", check, timeout_s, interval_s)
 
 
-def wait_for_deployment(platform: Platform, model: ModelRef, deployment: DeploymentRef, timeout_s: float,
-                        interval_s: float) -> DeploymentRef:
+def wait_for_deployment(
+    platform: Platform, model: ModelRef, deployment: DeploymentRef, timeout_s: float, interval_s: float
+) -> DeploymentRef:
     """Wait for status ``deployed``; raise RedeployError on a failed/stopped deployment or timeout."""
+
     def check() -> DeploymentRef | None:
         current = platform.api.get_deployment(model, deployment.build_id, deployment.id)
         if current.status == "deployed":

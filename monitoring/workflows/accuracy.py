@@ -5,6 +5,7 @@ Each run reads only what it has not read yet, plus the windows still inside the 
 bounded by one chunk, not by the history. Settled windows are written back to CML with
 ``track_aggregate_metrics``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from monitoring.cmlclient.api import DeploymentRef
-from monitoring.drift import ReferenceStats
-from monitoring.durations import to_ms
-from monitoring.errors import DataError
-from monitoring.logs import KV
-from monitoring.records import records_to_columns
-from monitoring.store import DeploymentRow
-from monitoring.training import load_artifact
-from monitoring.windows import WindowResult, compute_windows
+from monitoring.core.durations import to_ms
+from monitoring.core.errors import DataError
+from monitoring.core.logs import KV
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.records import records_to_columns
+from monitoring.domain.training import load_artifact
+from monitoring.domain.windows import WindowResult, compute_windows
+from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context, Outcome, version_of
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,21 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
     reference = reference_for(ctx, span.deployment)
     results: list[WindowResult] = []
-    for lo, hi, records in ctx.platform.metrics.read_chunks(span.deployment.deployment_crn, span.start_ms,
-                                                             span.end_ms, chunk):
-        columns = records_to_columns(records, cfg.model.features, prediction_key=cfg.windows.prediction_key,
-                                     label_key=cfg.windows.label_key, features_key=cfg.windows.features_key)
+    for lo, hi, records in ctx.platform.metrics.read_chunks(
+        span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk
+    ):
+        columns = records_to_columns(
+            records,
+            cfg.model.features,
+            prediction_key=cfg.windows.prediction_key,
+            label_key=cfg.windows.label_key,
+            features_key=cfg.windows.features_key,
+        )
         ignored = {k: v for k, v in columns.counts.items() if k not in ("records", "aggregates") and v}
         if ignored:
-            log.warning("records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored))
+            log.warning(
+                "records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored)
+            )
         for result in compute_windows(columns, window, cfg.model.classes, reference=reference):
             if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
                 results.append(result)
@@ -92,9 +101,18 @@ def track_settled(ctx: Context, span: Span, results: list[WindowResult], now: in
     for r in results:
         settles_at = r.end_ms + horizon
         if settles_at <= now and (span.previous_watermark is None or settles_at > span.previous_watermark):
-            metrics = {k: v for k, v in dict(accuracy=r.accuracy, precision=r.precision, recall=r.recall,
-                                             f1=r.f1, predictions=r.predictions, labelled=r.labelled).items()
-                       if v is not None}
+            metrics = {
+                k: v
+                for k, v in dict(
+                    accuracy=r.accuracy,
+                    precision=r.precision,
+                    recall=r.recall,
+                    f1=r.f1,
+                    predictions=r.predictions,
+                    labelled=r.labelled,
+                ).items()
+                if v is not None
+            }
             ctx.platform.metrics.track_aggregate(metrics, r.start_ms, r.end_ms, span.deployment.deployment_crn)
             sent += 1
     return sent
@@ -120,8 +138,15 @@ def ensure_live_recorded(ctx: Context) -> tuple[str, str]:
     known = {d.deployment_crn for d in ctx.store.deployments(model.name)}
     if live.crn not in known:
         log.info("live deployment not yet recorded, recording it %s", KV(deployment=live.id))
-        ctx.store.record_deployment(model.name, live.crn, model.crn, live.build_id, version_of(live),
-                                    discovered_ms(live, ctx.platform.clock.now_ms()), "discovered")
+        ctx.store.record_deployment(
+            model.name,
+            live.crn,
+            model.crn,
+            live.build_id,
+            version_of(live),
+            discovered_ms(live, ctx.platform.clock.now_ms()),
+            "discovered",
+        )
     return model.name, live.crn
 
 
@@ -139,10 +164,20 @@ def compute_accuracy(ctx: Context) -> Outcome:
     labelled = [w for w in ctx.store.windows(deployment_crn=live_crn) if w.labelled > 0]
     fields = dict(model=model_name, windows=computed, aggregates_tracked=tracked)
     if not labelled:
-        return Outcome("ok", f"computed {computed} windows; the live deployment has no labelled window yet",
-                       "none", fields)
+        return Outcome(
+            "ok", f"computed {computed} windows; the live deployment has no labelled window yet", "none", fields
+        )
     last = labelled[-1]
-    fields.update(window_start=last.start_ms, accuracy=round(last.accuracy, 4) if last.accuracy is not None else None,
-                  labelled=last.labelled, predictions=last.predictions)
-    return Outcome("ok", f"computed {computed} windows; latest labelled window of the live deployment: "
-                   f"accuracy {last.accuracy:.3f} over {last.labelled}/{last.predictions} labelled", "none", fields)
+    fields.update(
+        window_start=last.start_ms,
+        accuracy=round(last.accuracy, 4) if last.accuracy is not None else None,
+        labelled=last.labelled,
+        predictions=last.predictions,
+    )
+    return Outcome(
+        "ok",
+        f"computed {computed} windows; latest labelled window of the live deployment: "
+        f"accuracy {last.accuracy:.3f} over {last.labelled}/{last.predictions} labelled",
+        "none",
+        fields,
+    )

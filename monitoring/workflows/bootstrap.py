@@ -1,9 +1,10 @@
 """bootstrap: train the first version on pre-drift data, create the model, build, deploy and verify it."""
+
 from __future__ import annotations
 
 import logging
 
-from monitoring.data import TelcoScenario
+from monitoring.domain.data import TelcoScenario
 from monitoring.workflows.accuracy import discovered_ms
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.release import release
@@ -24,10 +25,21 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
     if live is not None and not force:
         known = {d.deployment_crn for d in ctx.store.deployments(model.name)}
         if live.crn not in known:
-            ctx.store.record_deployment(model.name, live.crn, model.crn, live.build_id, version_of(live),
-                                        discovered_ms(live, ctx.platform.clock.now_ms()), "discovered")
-        return Outcome("no_action", f"{cfg.model.name} already serves {version_of(live)}", "none",
-                       dict(model=model.name, deployment=live.id, version=version_of(live)))
+            ctx.store.record_deployment(
+                model.name,
+                live.crn,
+                model.crn,
+                live.build_id,
+                version_of(live),
+                discovered_ms(live, ctx.platform.clock.now_ms()),
+                "discovered",
+            )
+        return Outcome(
+            "no_action",
+            f"{cfg.model.name} already serves {version_of(live)}",
+            "none",
+            dict(model=model.name, deployment=live.id, version=version_of(live)),
+        )
     scenario = TelcoScenario.from_config(cfg)
     frame = scenario.generate(cfg.scenario.training_rows, ctx.rng(0, 0), drift_level=0.0)
     candidate = fit_candidate(ctx, frame)
@@ -35,10 +47,17 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
     if model is None:
         model = api.create_model(cfg.model.name, cfg.model.description, cfg.model.auth_enabled)
     deployed = release(ctx, model, rel, version, "bootstrap", sample_request(ctx, candidate.holdout))
-    return Outcome("deployed", f"trained and deployed {version} (held-out accuracy "
-                   f"{candidate.holdout_metrics['accuracy']:.3f})", "none",
-                   dict(model=model.name, version=version, deployment=deployed.id,
-                        accuracy=round(candidate.holdout_metrics["accuracy"], 4)))
+    return Outcome(
+        "deployed",
+        f"trained and deployed {version} (held-out accuracy {candidate.holdout_metrics['accuracy']:.3f})",
+        "none",
+        dict(
+            model=model.name,
+            version=version,
+            deployment=deployed.id,
+            accuracy=round(candidate.holdout_metrics["accuracy"], 4),
+        ),
+    )
 
 
 def train_only(ctx: Context) -> Outcome:
@@ -46,5 +65,9 @@ def train_only(ctx: Context) -> Outcome:
     frame = TelcoScenario.from_config(ctx.cfg).generate(ctx.cfg.scenario.training_rows, ctx.rng(0, 0), drift_level=0.0)
     candidate = fit_candidate(ctx, frame)
     version, rel = save_candidate(ctx, candidate, None, "train-only")
-    return Outcome("ok", f"trained {version} into {rel} (held-out accuracy "
-                   f"{candidate.holdout_metrics['accuracy']:.3f})", "none", dict(version=version, artifact=rel))
+    return Outcome(
+        "ok",
+        f"trained {version} into {rel} (held-out accuracy {candidate.holdout_metrics['accuracy']:.3f})",
+        "none",
+        dict(version=version, artifact=rel),
+    )

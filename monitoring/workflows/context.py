@@ -1,4 +1,5 @@
 """What every workflow receives, and what it returns for the job's verdict."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.config import PipelineConfig
-from monitoring.errors import DataError, EXIT_OK
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
-from monitoring.store import StateStore
+from monitoring.core.config import PipelineConfig
+from monitoring.core.errors import EXIT_OK, DataError
+from monitoring.state.store import StateStore
 
 #: Deployment environment variable naming the artifact directory the serving function loads.
 ARTIFACT_ENV = "CML_MONITOR_MODEL_ARTIFACT"
@@ -35,15 +36,19 @@ class Context:
     def require_model(self) -> ModelRef:
         model = self.platform.api.find_model(self.cfg.model.name)
         if model is None:
-            raise DataError(f"model {self.cfg.model.name!r} does not exist in project "
-                            f"{self.platform.api.project_id}: run `cml-monitor bootstrap` first")
+            raise DataError(
+                f"model {self.cfg.model.name!r} does not exist in project "
+                f"{self.platform.api.project_id}: run `cml-monitor bootstrap` first"
+            )
         return model
 
     def require_live(self, model: ModelRef) -> DeploymentRef:
         live = self.platform.api.live_deployment(model)
         if live is None:
-            raise DataError(f"model {model.name!r} has no deployment with status 'deployed': "
-                            "deploy it (`cml-monitor bootstrap`) or restore the last good one")
+            raise DataError(
+                f"model {model.name!r} has no deployment with status 'deployed': "
+                "deploy it (`cml-monitor bootstrap`) or restore the last good one"
+            )
         return live
 
 

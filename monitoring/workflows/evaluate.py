@@ -1,17 +1,18 @@
 """evaluate_thresholds: apply the threshold policies to the live deployment's windows; persist a decision."""
+
 from __future__ import annotations
 
 import logging
 
-from monitoring.config import REDEPLOY_SCRIPT
-from monitoring.clock import iso_ms
-from monitoring.decisions import Decision, decide
-from monitoring.thresholds import PolicyResult
-from monitoring.durations import to_ms
-from monitoring.errors import DataError
-from monitoring.logs import KV
 from monitoring.cmlclient.api import field
-from monitoring.training import load_artifact
+from monitoring.core.clock import iso_ms
+from monitoring.core.config import REDEPLOY_SCRIPT
+from monitoring.core.durations import to_ms
+from monitoring.core.errors import DataError
+from monitoring.core.logs import KV
+from monitoring.domain.decisions import Decision, decide
+from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.training import load_artifact
 from monitoring.workflows.accuracy import ensure_live_recorded
 from monitoring.workflows.context import Context, Outcome
 
@@ -58,15 +59,28 @@ def decisive_result(decision: Decision) -> PolicyResult | None:
 
 def verdict_fields(decision: Decision, version: str | None) -> dict:
     """What on-call reads: deployment, window, the decisive policy's value, bound and threshold."""
-    window = (f"{iso_ms(decision.window_start_ms)}..{iso_ms(decision.window_end_ms)}"
-              if decision.window_start_ms is not None else None)
+    window = (
+        f"{iso_ms(decision.window_start_ms)}..{iso_ms(decision.window_end_ms)}"
+        if decision.window_start_ms is not None
+        else None
+    )
     result = decisive_result(decision)
-    fields = dict(model=decision.model, deployment=decision.deployment_crn.rsplit("/", 1)[-1], version=version,
-                  window=window, labelled=decision.values.get("labelled"), decision=decision.id,
-                  decision_action=decision.action)
+    fields = dict(
+        model=decision.model,
+        deployment=decision.deployment_crn.rsplit("/", 1)[-1],
+        version=version,
+        window=window,
+        labelled=decision.values.get("labelled"),
+        decision=decision.id,
+        decision_action=decision.action,
+    )
     if result is not None:
-        fields.update(policy=result.policy, value=_round(result.value), bound=_round(result.bound),
-                      threshold=_round(result.threshold))
+        fields.update(
+            policy=result.policy,
+            value=_round(result.value),
+            bound=_round(result.bound),
+            threshold=_round(result.threshold),
+        )
     return fields
 
 
@@ -81,19 +95,37 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
     current = ctx.store.current_deployment(model)
     thresholds = ctx.cfg.thresholds
     decision = decide(
-        windows=ctx.store.windows(deployment_crn=live_crn), policies=thresholds.policies,
-        consecutive=thresholds.consecutive, cooldown_ms=to_ms(thresholds.cooldown),
+        windows=ctx.store.windows(deployment_crn=live_crn),
+        policies=thresholds.policies,
+        consecutive=thresholds.consecutive,
+        cooldown_ms=to_ms(thresholds.cooldown),
         max_per_day=thresholds.max_redeploys_per_day,
         redeploy_times_ms=ctx.store.redeploys_since(model, now - max(DAY_MS, to_ms(thresholds.cooldown))),
-        now_ms=now, model=model, deployment_crn=live_crn,
-        baseline=baseline_for(ctx, model, current.version) if current else None)
+        now_ms=now,
+        model=model,
+        deployment_crn=live_crn,
+        baseline=baseline_for(ctx, model, current.version) if current else None,
+    )
     decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:
-        log.info("policy %s", KV(policy=result.policy, status=result.status, value=result.value,
-                                 bound=result.bound, threshold=result.threshold, reason=result.reason))
+        log.info(
+            "policy %s",
+            KV(
+                policy=result.policy,
+                status=result.status,
+                value=result.value,
+                bound=result.bound,
+                threshold=result.threshold,
+                reason=result.reason,
+            ),
+        )
     fields = verdict_fields(decision, current.version if current else None)
     fields.update({k: _round(v) for k, v in decision.values.items() if k in ("accuracy", "predictions")})
     if decision.action == "redeploy" and ctx.cfg.jobs.trigger == "api":
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
-    return Outcome("breach" if decision.action in ("redeploy", "suppressed") else "ok", decision.reason,
-                   ACTIONS.get(decision.action, "none"), fields)
+    return Outcome(
+        "breach" if decision.action in ("redeploy", "suppressed") else "ok",
+        decision.reason,
+        ACTIONS.get(decision.action, "none"),
+        fields,
+    )

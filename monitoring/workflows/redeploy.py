@@ -1,12 +1,13 @@
 """redeploy: act once on the latest decision: retrain, challenge the champion, release, or do nothing."""
+
 from __future__ import annotations
 
 import logging
 
-from monitoring.durations import to_ms
-from monitoring.errors import DataError, MonitoringError
-from monitoring.logs import KV
-from monitoring.training import load_artifact, score
+from monitoring.core.durations import to_ms
+from monitoring.core.errors import DataError, MonitoringError
+from monitoring.core.logs import KV
+from monitoring.domain.training import load_artifact, score
 from monitoring.workflows.accuracy import ensure_live_recorded, floor_to
 from monitoring.workflows.context import Context, Outcome
 from monitoring.workflows.release import release
@@ -41,11 +42,16 @@ def redeploy(ctx: Context) -> Outcome:
     if decision.consumed_by or not ctx.store.claim_decision(decision.id, ctx.platform.run_id, now):
         again = ctx.store.decision(decision.id)
         if again.outcome is None:
-            return _no_action(f"decision {decision.id} was claimed by run {again.consumed_by}, which has not "
-                              "finished (or was killed); nothing is done twice: the next evaluation decides "
-                              "again", **fields)
-        return _no_action(f"decision {decision.id} was already acted on by run {again.consumed_by} "
-                          f"(outcome {again.outcome})", **fields)
+            return _no_action(
+                f"decision {decision.id} was claimed by run {again.consumed_by}, which has not "
+                "finished (or was killed); nothing is done twice: the next evaluation decides "
+                "again",
+                **fields,
+            )
+        return _no_action(
+            f"decision {decision.id} was already acted on by run {again.consumed_by} (outcome {again.outcome})",
+            **fields,
+        )
     log.info("acting on decision %s", KV(decision=decision.id, run=ctx.platform.run_id))
     try:
         outcome = _retrain_and_release(ctx, decision.id, now, fields)
@@ -63,22 +69,37 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     start = floor_to(now, to_ms(cfg.windows.length)) - to_ms(cfg.retraining.lookback)
     frame = labelled_frame(ctx, start, now)
     if len(frame) < cfg.retraining.min_rows:
-        raise DataError(f"only {len(frame)} labelled predictions since the lookback start; retraining needs "
-                        f"retraining.min_rows={cfg.retraining.min_rows}")
+        raise DataError(
+            f"only {len(frame)} labelled predictions since the lookback start; retraining needs "
+            f"retraining.min_rows={cfg.retraining.min_rows}"
+        )
     candidate = fit_candidate(ctx, frame)
     champion = load_artifact(ctx.artifacts_dir / model.name / current.version)
     champion_metrics = score(champion.pipeline, candidate.holdout, list(cfg.model.features), cfg.model.label)
     challenger_acc, champion_acc = candidate.holdout_metrics["accuracy"], champion_metrics["accuracy"]
-    fields.update(rows=len(frame), champion=current.version, champion_accuracy=round(champion_acc, 4),
-                  challenger_accuracy=round(challenger_acc, 4))
+    fields.update(
+        rows=len(frame),
+        champion=current.version,
+        champion_accuracy=round(champion_acc, 4),
+        challenger_accuracy=round(challenger_acc, 4),
+    )
     log.info("challenger vs champion on held-out recent data %s", KV(**fields))
     if challenger_acc < champion_acc + cfg.retraining.min_improvement:
-        return Outcome("rejected", f"challenger {challenger_acc:.3f} is not better than champion {current.version} "
-                       f"{champion_acc:.3f} by {cfg.retraining.min_improvement}; champion kept",
-                       "investigate the labels and features of recent windows; no model change was made", fields)
+        return Outcome(
+            "rejected",
+            f"challenger {challenger_acc:.3f} is not better than champion {current.version} "
+            f"{champion_acc:.3f} by {cfg.retraining.min_improvement}; champion kept",
+            "investigate the labels and features of recent windows; no model change was made",
+            fields,
+        )
     version, rel = save_candidate(ctx, candidate, current.version, decision_id)
     fields["version"] = version
     live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout))
     fields["deployment"] = live.id
-    return Outcome("deployed", f"deployed {version} (accuracy {challenger_acc:.3f} vs champion "
-                   f"{current.version} {champion_acc:.3f} on held-out recent data)", "none", fields)
+    return Outcome(
+        "deployed",
+        f"deployed {version} (accuracy {challenger_acc:.3f} vs champion "
+        f"{current.version} {champion_acc:.3f} on held-out recent data)",
+        "none",
+        fields,
+    )

@@ -1,4 +1,5 @@
 """Ship one model version: build, wait, deploy, wait, smoke call, re-resolve; roll back on failure."""
+
 from __future__ import annotations
 
 import logging
@@ -6,10 +7,10 @@ import os
 import signal
 from typing import Any
 
-from monitoring.errors import MonitoringError, RedeployError
-from monitoring.logs import KV
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
+from monitoring.core.errors import MonitoringError, RedeployError
+from monitoring.core.logs import KV
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,13 @@ def _serving(previous: DeploymentRef | None) -> str:
 
 def _deploy_build(ctx: Context, model: ModelRef, build_id: str, environment: dict[str, str]) -> DeploymentRef:
     dep_cfg = ctx.cfg.deployment
-    deployment = ctx.platform.api.create_deployment(model, build_id, dep_cfg.cpu, dep_cfg.memory,
-                                                    dep_cfg.replicas, environment)
+    deployment = ctx.platform.api.create_deployment(
+        model, build_id, dep_cfg.cpu, dep_cfg.memory, dep_cfg.replicas, environment
+    )
     log.info("deployment created %s", KV(deployment=deployment.id, build=build_id))
-    return wait_for_deployment(ctx.platform, model, deployment, dep_cfg.deploy_timeout.total_seconds(),
-                               dep_cfg.poll_interval.total_seconds())
+    return wait_for_deployment(
+        ctx.platform, model, deployment, dep_cfg.deploy_timeout.total_seconds(), dep_cfg.poll_interval.total_seconds()
+    )
 
 
 def smoke_test(ctx: Context, model: ModelRef, request: dict[str, Any]) -> None:
@@ -59,8 +62,9 @@ def smoke_test(ctx: Context, model: ModelRef, request: dict[str, Any]) -> None:
     log.info("smoke call answered %s", KV(prediction=prediction, uuid=uuid))
 
 
-def release(ctx: Context, model: ModelRef, artifact_rel: str, version: str, label: str,
-            smoke_request: dict[str, Any]) -> DeploymentRef:
+def release(
+    ctx: Context, model: ModelRef, artifact_rel: str, version: str, label: str, smoke_request: dict[str, Any]
+) -> DeploymentRef:
     """Build and deploy ``artifact_rel``; verify it serves; on failure keep or restore the previous one.
 
     Args:
@@ -77,13 +81,18 @@ def release(ctx: Context, model: ModelRef, artifact_rel: str, version: str, labe
     api = ctx.platform.api
     dep_cfg = ctx.cfg.deployment
     previous = api.live_deployment(model)
-    build_id = api.create_build(model, ctx.cfg.model.serving_file, ctx.cfg.model.serving_function,
-                                comment=f"cml-monitor {version} {label}",
-                                runtime_identifier=dep_cfg.runtime_identifier or ctx.cfg.jobs.runtime_identifier)
+    build_id = api.create_build(
+        model,
+        ctx.cfg.model.serving_file,
+        ctx.cfg.model.serving_function,
+        comment=f"cml-monitor {version} {label}",
+        runtime_identifier=dep_cfg.runtime_identifier or ctx.cfg.jobs.runtime_identifier,
+    )
     log.info("build started %s", KV(model=model.name, version=version, build=build_id))
     try:
-        wait_for_build(ctx.platform, model, build_id, dep_cfg.build_timeout.total_seconds(),
-                       dep_cfg.poll_interval.total_seconds())
+        wait_for_build(
+            ctx.platform, model, build_id, dep_cfg.build_timeout.total_seconds(), dep_cfg.poll_interval.total_seconds()
+        )
     except RedeployError as exc:
         raise RedeployError(f"{exc}; nothing was deployed and {_serving(previous)} (see the build's log)") from exc
     checkpoint("after_build")
@@ -94,19 +103,21 @@ def release(ctx: Context, model: ModelRef, artifact_rel: str, version: str, labe
         smoke_test(ctx, model, smoke_request)
         live = api.live_deployment(model)
         if live is None or live.id != deployment.id:
-            raise RedeployError(f"after deploying {deployment.id}, the live deployment is "
-                                f"{live.id if live else 'none'}")
+            raise RedeployError(
+                f"after deploying {deployment.id}, the live deployment is {live.id if live else 'none'}"
+            )
     except MonitoringError as exc:
         try:
             if deployment is None:  # the create failed, but may have taken effect anyway (a lost answer)
                 deployment = _created_anyway(ctx, model, build_id)
             restored = rollback(ctx, model, deployment, previous)
         except MonitoringError as again:
-            raise RedeployError(f"deploying {version} failed ({exc}); the rollback failed too ({again}): "
-                                "check which deployment serves, then re-run redeploy") from exc
+            raise RedeployError(
+                f"deploying {version} failed ({exc}); the rollback failed too ({again}): "
+                "check which deployment serves, then re-run redeploy"
+            ) from exc
         raise RedeployError(f"deploying {version} failed ({exc}); {restored}") from exc
-    ctx.store.record_deployment(model.name, live.crn, model.crn, build_id, version,
-                                ctx.platform.clock.now_ms(), label)
+    ctx.store.record_deployment(model.name, live.crn, model.crn, build_id, version, ctx.platform.clock.now_ms(), label)
     return live
 
 
@@ -140,6 +151,13 @@ def rollback(ctx: Context, model: ModelRef, failed: DeploymentRef | None, previo
         return f"the previous deployment {previous.id} ({version_of(previous)}) kept serving"
     log.warning("previous deployment was replaced, restoring it %s", KV(build=previous.build_id))
     restored = _deploy_build(ctx, model, previous.build_id, previous.environment)
-    ctx.store.record_deployment(model.name, restored.crn, model.crn, previous.build_id, version_of(previous),
-                                ctx.platform.clock.now_ms(), "rollback")
+    ctx.store.record_deployment(
+        model.name,
+        restored.crn,
+        model.crn,
+        previous.build_id,
+        version_of(previous),
+        ctx.platform.clock.now_ms(),
+        "rollback",
+    )
     return f"rolled back: {version_of(previous)} serves again as deployment {restored.id}"

@@ -1,4 +1,5 @@
 """Training data and candidates: labelled traffic from the metrics store, time splits, saved versions."""
+
 from __future__ import annotations
 
 import logging
@@ -8,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from monitoring.drift import ReferenceStats
-from monitoring.records import records_to_columns
-from monitoring.training import make_metadata, save_artifact, score, train_model
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.records import records_to_columns
+from monitoring.domain.training import make_metadata, save_artifact, score, train_model
 from monitoring.workflows.context import Context
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,16 @@ def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
     cfg = ctx.cfg
     parts = []
     for dep in ctx.store.deployments(cfg.model.name):
-        for _, _, records in ctx.platform.metrics.read_chunks(dep.deployment_crn, start_ms, end_ms,
-                                                              end_ms - start_ms or 1):
-            cols = records_to_columns(records, cfg.model.features, prediction_key=cfg.windows.prediction_key,
-                                      label_key=cfg.windows.label_key, features_key=cfg.windows.features_key)
+        for _, _, records in ctx.platform.metrics.read_chunks(
+            dep.deployment_crn, start_ms, end_ms, end_ms - start_ms or 1
+        ):
+            cols = records_to_columns(
+                records,
+                cfg.model.features,
+                prediction_key=cfg.windows.prediction_key,
+                label_key=cfg.windows.label_key,
+                features_key=cfg.windows.features_key,
+            )
             parts.append(cols.training_frame(cfg.model.label))
     if not parts:
         return pd.DataFrame(columns=[*cfg.model.features, cfg.model.label, TIME_COLUMN])
@@ -60,14 +67,20 @@ def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | Non
     """Save a candidate as the next version; returns ``(version, artifact path relative to the project)``."""
     cfg = ctx.cfg
     features = list(cfg.model.features)
-    times = candidate.train[TIME_COLUMN] if TIME_COLUMN in candidate.train else None
-    window = ({"start_ms": int(times.min()), "end_ms": int(times.max())}
-              if times is not None and len(times) else None)
+    times = candidate.train.get(TIME_COLUMN)
+    window = {"start_ms": int(times.min()), "end_ms": int(times.max())} if times is not None and len(times) else None
     metadata = make_metadata(
-        features=features, label=cfg.model.label, classes=cfg.model.classes,
-        trained_at_ms=ctx.platform.clock.now_ms(), n_train=len(candidate.train), holdout=candidate.holdout_metrics,
-        reference=ReferenceStats.fit(candidate.train, features).to_dict(), training_window=window,
-        parent_version=parent_version, reason=label)
+        features=features,
+        label=cfg.model.label,
+        classes=cfg.model.classes,
+        trained_at_ms=ctx.platform.clock.now_ms(),
+        n_train=len(candidate.train),
+        holdout=candidate.holdout_metrics,
+        reference=ReferenceStats.fit(candidate.train, features).to_dict(),
+        training_window=window,
+        parent_version=parent_version,
+        reason=label,
+    )
     path = Path(save_artifact(candidate.pipeline, ctx.artifacts_dir, cfg.model.name, metadata))
     rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()
     return path.name, rel

@@ -1,4 +1,5 @@
 """simulate_traffic: post due ground truth, send a cycle of synthetic requests, queue their labels."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.data import TelcoScenario, drift_level_at
-from monitoring.durations import to_ms
-from monitoring.errors import DataError, MonitoringError, PlatformError
-from monitoring.logs import KV
-from monitoring.progress import Progress
+from monitoring.core.durations import to_ms
+from monitoring.core.errors import DataError, MonitoringError, PlatformError
+from monitoring.core.logs import KV
+from monitoring.core.progress import Progress
+from monitoring.domain.data import TelcoScenario, drift_level_at
 from monitoring.workflows.context import Context, Outcome, version_of
 
 log = logging.getLogger(__name__)
@@ -115,17 +116,32 @@ def simulate_traffic(ctx: Context) -> Outcome:
     posted_now = post_due_labels(ctx, clock.now_ms(), label_key)
     waiting = len(ctx.store.due_labels(clock.now_ms(), limit=MAX_REPORTED_WAITING))
 
-    fields = dict(model=model.name, deployment=live.id, version=version_of(live), cycle=cycle,
-                  predictions=sent, failed=len(failures), not_sent=skipped, labels_posted=posted_before + posted_now,
-                  labels_waiting=waiting,
-                  drift_level=round(float(level), 2), positives=int(np.sum(labels)))
+    fields = dict(
+        model=model.name,
+        deployment=live.id,
+        version=version_of(live),
+        cycle=cycle,
+        predictions=sent,
+        failed=len(failures),
+        not_sent=skipped,
+        labels_posted=posted_before + posted_now,
+        labels_waiting=waiting,
+        drift_level=round(float(level), 2),
+        positives=int(np.sum(labels)),
+    )
     if failures:
         log.warning("requests failed after retries %s", KV(failed=len(failures), of=len(frame), first=str(failures[0])))
     if len(failures) > allowed:
         kind = DataError if all(isinstance(f, DataError) for f in failures) else PlatformError
         stopped = f", {skipped} not sent (more than {MAX_FAILED_SHARE:.0%} failed)" if skipped else ""
-        raise kind(f"{len(failures)} of {len(frame)} requests to {model.name!r} failed after retries{stopped}; "
-                   f"{sent} answered and their labels are queued; first failure: {failures[0]}")
+        raise kind(
+            f"{len(failures)} of {len(frame)} requests to {model.name!r} failed after retries{stopped}; "
+            f"{sent} answered and their labels are queued; first failure: {failures[0]}"
+        )
     late = f"; {waiting} due labels could not be posted and wait for the next run" if waiting else ""
-    return Outcome("ok", f"sent {sent} predictions to {version_of(live)}, posted "
-                   f"{posted_before + posted_now} delayed labels{late}", "none", fields)
+    return Outcome(
+        "ok",
+        f"sent {sent} predictions to {version_of(live)}, posted {posted_before + posted_now} delayed labels{late}",
+        "none",
+        fields,
+    )

@@ -1,11 +1,12 @@
 """The ``cml`` tier: runs only inside a real CML project, never against the embedded local workspace."""
+
 from __future__ import annotations
 
 import importlib.util
 import os
 from pathlib import Path
 
-SHIM = Path(__file__).resolve().parents[2] / "monitoring" / "local" / "shim"
+SHIM = Path(__file__).resolve().parents[2] / "localcml" / "shim"
 
 
 def cml_unavailable_reason() -> str | None:
@@ -17,8 +18,10 @@ def cml_unavailable_reason() -> str | None:
     for name in ("cmlapi", "cdsw"):
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
-            return (f"{name} is not importable: inside CML install cmlapi with "
-                    "`pip install https://$CDSW_DOMAIN/api/v2/python.tar.gz`")
+            return (
+                f"{name} is not importable: inside CML install cmlapi with "
+                "`pip install https://$CDSW_DOMAIN/api/v2/python.tar.gz`"
+            )
         if SHIM in Path(spec.origin).resolve().parents:
             return f"{name} resolves to the local workspace's shim ({spec.origin}), not CML's"
     return None

@@ -6,6 +6,7 @@ Run inside a CML session of a project that has this repository's files, after
 ``cml-monitor-test-<id> <job>``, runs the chain once through job dependencies, then deletes the
 jobs, stops the deployment, deletes the model and removes its config and state files.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -16,12 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring import graph
-from monitoring.cmlclient import connect
+from monitoring.app import graph
+from monitoring.app.wiring import build_context
 from monitoring.cmlclient.api import RUN_TERMINAL, field, run_status
-from monitoring.config import load_config
-from monitoring.errors import MonitoringError
-from monitoring.store import StateStore
+from monitoring.core.config import load_config
+from monitoring.core.errors import MonitoringError
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
 from tests.cml.conftest import cml_unavailable_reason
@@ -61,8 +61,7 @@ def real():
     config_path = folder / "pipeline.yaml"
     config_path.write_text(yaml.safe_dump(throwaway_config(tag), sort_keys=False))
     cfg = load_config(config_path)
-    platform = connect(cfg, REPO)
-    ctx = Context(cfg, platform, StateStore(cfg.state.url, base_dir=REPO), REPO)
+    ctx = build_context(cfg, REPO)
     try:
         yield ctx
     finally:

@@ -1,4 +1,5 @@
 """The ``cml`` tier's gate: real CML only, never the embedded workspace or its shim (runs everywhere)."""
+
 from __future__ import annotations
 
 import configparser

@@ -1,10 +1,11 @@
 """Fixtures: a real in-process local workspace and a CmlApi over a recording client."""
+
 from __future__ import annotations
 
 import pytest
 
+from localcml.workspace import LocalWorkspace
 from monitoring.cmlclient.api import CmlApi
-from monitoring.local.workspace import LocalWorkspace
 from tests.cmlclient.support import RecordingClient, fast_policy, make_tree
 
 

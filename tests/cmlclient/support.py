@@ -5,21 +5,23 @@ positional and keyword arguments), can replace one method by a fault (which usua
 real call first), and wraps responses so that every response field the pipeline reads is
 recorded against its API v2 definition.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from localcml.client import ApiException
+from localcml.workspace import LocalWorkspace
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.retry import RetryPolicy
-from monitoring.local.client import ApiException
-from monitoring.local.workspace import LocalWorkspace
 from tests.contract import swagger_check
 
 SPEC = swagger_check.load()
@@ -30,9 +32,11 @@ FILES = {
     "models/echo.py": "def predict(args):\n    return {'echo': args}\n",
     # Scored like our serving function: the metrics decorator adds the uuid. A "gate" fifo holds
     # the single replica busy until the test writes to it.
-    "models/scored.py": ("import cdsw\n\n@cdsw.model_metrics\ndef predict(args):\n"
-                         "    if args.get('gate'):\n        with open(args['gate']) as f:\n            f.read()\n"
-                         "    return 1\n"),
+    "models/scored.py": (
+        "import cdsw\n\n@cdsw.model_metrics\ndef predict(args):\n"
+        "    if args.get('gate'):\n        with open(args['gate']) as f:\n            f.read()\n"
+        "    return 1\n"
+    ),
 }
 
 
@@ -52,8 +56,14 @@ def _snake(operation_id: str) -> str:
 OPERATIONS: dict[str, tuple[str, str | None, str | None]] = {}
 for _methods in SPEC["paths"].values():
     for _op in _methods.values():
-        _body = next((p["schema"]["$ref"].rsplit("/", 1)[-1] for p in _op.get("parameters", [])
-                      if p.get("in") == "body" and "$ref" in p.get("schema", {})), None)
+        _body = next(
+            (
+                p["schema"]["$ref"].rsplit("/", 1)[-1]
+                for p in _op.get("parameters", [])
+                if p.get("in") == "body" and "$ref" in p.get("schema", {})
+            ),
+            None,
+        )
         _resp = _op["response"]["$ref"].rsplit("/", 1)[-1] if "$ref" in _op.get("response", {}) else None
         OPERATIONS[_snake(_op["operationId"])] = (_op["operationId"], _body, _resp)
 
@@ -116,6 +126,7 @@ class RecordingClient:
             result = fault(real, *args, **kwargs) if fault else real(*args, **kwargs)
             response = OPERATIONS.get(name, (None, None, None))[2]
             return watch(result, {"$ref": f"#/definitions/{response}"}, self.reads) if response else result
+
         return call
 
     def named(self, method: str) -> list[Call]:
@@ -125,8 +136,10 @@ class RecordingClient:
 # -- faults: each replaces one client method, ``fault(real, **kwargs)`` ---------------------------
 def raising(exc):
     """A fault: the call fails without reaching the workspace."""
+
     def fault(real, **kwargs):
         raise exc
+
     return fault
 
 
@@ -139,23 +152,28 @@ def fail_first(times, exc):
             left[0] -= 1
             raise exc
         return real(**kwargs)
+
     return fault
 
 
 def after_the_call_raise(exc):
     """A fault: the workspace does the work, then the answer is lost to ``exc``."""
+
     def fault(real, **kwargs):
         real(**kwargs)
         raise exc
+
     return fault
 
 
 def changed(how):
     """A fault: the real response, altered by ``how(response)`` (a server quirk)."""
+
     def fault(real, **kwargs):
         result = real(**kwargs)
         how(result)
         return result
+
     return fault
 
 
@@ -165,9 +183,11 @@ def status_is(status):
 
 def recased(attribute: str, how):
     """Statuses of the response (or of its ``attribute`` list) in another letter case."""
+
     def alter(result):
-        for item in (getattr(result, attribute) if attribute else [result]):
+        for item in getattr(result, attribute) if attribute else [result]:
             item.status = how(item.status)
+
     return changed(alter)
 
 
@@ -189,11 +209,24 @@ def short_sleep(seconds: float) -> None:
     time.sleep(min(seconds, 0.05))
 
 
-def platform_for(ws: LocalWorkspace, api: CmlApi, *, sleep: Callable[[float], None] = short_sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> Platform:
+def platform_for(
+    ws: LocalWorkspace,
+    api: CmlApi,
+    *,
+    sleep: Callable[[float], None] = short_sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Platform:
     """A Platform over ``api`` whose waits poll with ``sleep`` and measure time with ``monotonic``."""
-    return Platform(api=api, metrics=None, clock=ws.clock, retry=api.retry, endpoint_url=ws.model_url,
-                    model_api_key=ws.model_api_key, sleep=sleep, monotonic=monotonic)
+    return Platform(
+        api=api,
+        metrics=None,
+        clock=ws.clock,
+        retry=api.retry,
+        endpoint_url=ws.model_url,
+        model_api_key=ws.model_api_key,
+        sleep=sleep,
+        monotonic=monotonic,
+    )
 
 
 def enter_workspace(monkeypatch: Any, ws: LocalWorkspace) -> dict[str, str]:

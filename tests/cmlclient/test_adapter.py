@@ -1,4 +1,5 @@
 """The adapter's client construction: engine credentials first, then the explicit form CML examples use."""
+
 from __future__ import annotations
 
 import sys
@@ -7,7 +8,7 @@ import types
 import pytest
 
 from monitoring.cmlclient import cml
-from monitoring.errors import ConfigError
+from monitoring.core.errors import ConfigError
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The model endpoint client against real replicas: 429 model.busy is retried; over 5 MB is never sent."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ import requests
 from monitoring.cmlclient.endpoint import MAX_BODY_BYTES, ModelEndpoint
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
-from monitoring.errors import DataError, TransientPlatformError
+from monitoring.core.errors import DataError, TransientPlatformError
 from tests.cmlclient.support import platform_for
 
 
@@ -34,8 +35,9 @@ def busy(ws, scored, tmp_path):
     first: dict = {}
     body = {"accessKey": scored.access_key, "request": {"gate": str(gate)}}
     headers = {"Authorization": f"Bearer {ws.model_api_key}"}
-    worker = threading.Thread(target=lambda: first.update(
-        reply=requests.post(ws.model_url, json=body, headers=headers, timeout=60)))
+    worker = threading.Thread(
+        target=lambda: first.update(reply=requests.post(ws.model_url, json=body, headers=headers, timeout=60))
+    )
     worker.start()
     writer = [os.open(gate, os.O_WRONLY)]  # returns once predict has opened the gate: the replica is busy
 
@@ -80,8 +82,11 @@ def test_a_request_over_5_mb_is_refused_before_it_is_sent(ws, scored):
     sleeps = []
     client = endpoint(ws, scored, sleeps.append)
     big = {"blob": "x" * MAX_BODY_BYTES}
-    with pytest.raises(DataError, match=r"model request of \d+ bytes is over the model endpoint's limit of "
-                                        r"5242880 bytes \(5 MB\); it was not sent"):
+    with pytest.raises(
+        DataError,
+        match=r"model request of \d+ bytes is over the model endpoint's limit of "
+        r"5242880 bytes \(5 MB\); it was not sent",
+    ):
         client.predict(big)
     assert sleeps == [] and getattr(client._local, "session", None) is None  # no connection was opened
     just_under = {"blob": "x" * (MAX_BODY_BYTES - len(client.encode({})) - 100)}

@@ -2,8 +2,9 @@
 
 CML's Runtime job wrapper runs a script without ``__file__``, adds ``-f <connection file>`` to
 its arguments, counts any ``SystemExit`` (even 0) as a failure and starts it in the project
-root. ``python -m monitoring.local.engine`` does the same.
+root. ``python -m localcml.engine`` does the same.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,13 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring import graph
-from monitoring.cmlclient import connect
+from localcml.environment import process_env
+from localcml.workspace import LocalWorkspace
+from monitoring.app import graph
+from monitoring.app.wiring import build_context
 from monitoring.cmlclient.api import RUN_TERMINAL, env_map, field, run_status
-from monitoring.config import PipelineConfig, load_config
-from monitoring.local.environment import process_env
-from monitoring.local.workspace import LocalWorkspace
-from monitoring.store import StateStore
+from monitoring.core.config import PipelineConfig, load_config
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
 from tests.cmlclient.support import enter_workspace, short_sleep
@@ -49,9 +49,15 @@ class Project:
         """Run jobs/<script>.py under the engine wrapper, as a CML job run would (in ``cwd``)."""
         env = process_env(self.ws.engine_env(), {"CDSW_ENGINE_ID": f"test{script}"})
         path = f"jobs/{script}.py" if cwd is None else str(self.root / "jobs" / f"{script}.py")
-        return subprocess.run([sys.executable, "-m", "monitoring.local.engine", path],
-                              cwd=cwd or self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "localcml.engine", path],
+            cwd=cwd or self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+        )
 
     def wait_run(self, job_id: str, run_id: str, timeout: float = 180.0):
         deadline = time.monotonic() + timeout
@@ -80,8 +86,7 @@ def project(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         enter_workspace(patch, ws)
         ws.set_now(T0 + 60_000)
-        ctx = Context(cfg, connect(cfg, root, clock=ws.clock, sleep=short_sleep),
-                      StateStore(cfg.state.url, base_dir=root), root)
+        ctx = build_context(cfg, root, clock=ws.clock, sleep=short_sleep)
         bootstrap(ctx)
         graph.apply(ctx.platform.api, cfg)
         yield Project(root, cfg, ws, ctx)
@@ -93,8 +98,11 @@ def test_job_scripts_do_not_use___file___and_never_exit_zero(script):
     source = (REPO / "jobs" / f"{script}.py").read_text()
     tree = ast.parse(source)
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "__file__"]
-    exits = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-             and n.func.attr == "exit"]
+    exits = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "exit"
+    ]
     code_checks = [n for n in ast.walk(tree) if isinstance(n, ast.If) and isinstance(n.test, ast.Name)]
     guarded = [c for c in exits if any(c in list(ast.walk(n)) for n in code_checks)]
     assert exits and guarded == exits  # sys.exit only inside `if exit_code:`: success is a normal return
@@ -128,9 +136,22 @@ def test_api_trigger_a_breach_decision_starts_the_redeploy_job_through_the_api(p
     live = api.live_deployment(api.find_model(cfg.model.name))
     now = project.ws.clock.now_ms()
     start = now - now % HOUR - HOUR
-    store.upsert_windows([{"deployment_crn": live.crn, "start_ms": start, "end_ms": start + HOUR,
-                           "predictions": 250, "labelled": 240, "accuracy": 0.55, "precision": 0.5, "recall": 0.5,
-                           "f1": 0.5, "confusion": {"tp": 60, "fp": 54, "tn": 72, "fn": 54}}])
+    store.upsert_windows(
+        [
+            {
+                "deployment_crn": live.crn,
+                "start_ms": start,
+                "end_ms": start + HOUR,
+                "predictions": 250,
+                "labelled": 240,
+                "accuracy": 0.55,
+                "precision": 0.5,
+                "recall": 0.5,
+                "f1": 0.5,
+                "confusion": {"tp": 60, "fp": 54, "tn": 72, "fn": 54},
+            }
+        ]
+    )
     evaluate = project.job_id("evaluate_thresholds")
     run = project.wait_run(evaluate, field(api.start_job_run(evaluate), "id"))
     assert run_status(run) == "ENGINE_SUCCEEDED", project.log(field(run, "id"))[-3000:]

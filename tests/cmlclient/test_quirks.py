@@ -1,4 +1,5 @@
 """CML behaviours CmlApi copes with, each on a real local workspace (faults injected at the client)."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,19 @@ import pytest
 
 from monitoring.cmlclient.api import CmlApi, field, run_status
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
-from monitoring.config import DeploymentConfig
-from monitoring.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
-from tests.cmlclient.support import (after_the_call_raise, api_error, changed, fail_first, fast_policy,
-                                     platform_for, raising, recased, status_is)
+from monitoring.core.config import DeploymentConfig
+from monitoring.core.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
+from tests.cmlclient.support import (
+    after_the_call_raise,
+    api_error,
+    changed,
+    fail_first,
+    fast_policy,
+    platform_for,
+    raising,
+    recased,
+    status_is,
+)
 from tests.waiting import wait_for as wait_until
 
 T0 = 1_790_000_000_000
@@ -34,13 +44,12 @@ def test_a_500_after_the_deadline_is_followed_by_a_listing_and_never_a_second_cr
     model, build_id = built(ws, api)
 
     # the workbench creates the deployment, but the API gateway answers 500 first
-    client.faults["create_model_deployment"] = after_the_call_raise(
-        api_error(500, "context deadline exceeded", code=2))
+    client.faults["create_model_deployment"] = after_the_call_raise(api_error(500, "context deadline exceeded", code=2))
     client.calls.clear()
     dep = api.create_deployment(model, build_id, 1, 2, 1, {"A": "1"})
     methods = [c.method for c in client.calls]
     assert methods.count("create_model_deployment") == 1
-    assert "list_model_deployments" in methods[methods.index("create_model_deployment") + 1:]
+    assert "list_model_deployments" in methods[methods.index("create_model_deployment") + 1 :]
     assert [d.id for d in api.deployments(model, build_id)] == [dep.id]
     assert dep.environment == {"A": "1"} and sleeps == [1.0]
 
@@ -75,8 +84,9 @@ def test_a_500_that_created_nothing_is_retried_once_and_creates_one(ws, client, 
 def jobs25(ws, client):
     runtime = ws.client().list_runtimes().runtimes[0].image_identifier
     for i in range(25):
-        ws.client().create_job({"name": f"job-{i:02d}", "script": "scripts/ok.py", "runtime_identifier": runtime},
-                               ws.project_id)
+        ws.client().create_job(
+            {"name": f"job-{i:02d}", "script": "scripts/ok.py", "runtime_identifier": runtime}, ws.project_id
+        )
     client.calls.clear()
 
 
@@ -188,15 +198,17 @@ def test_every_wait_ends_at_its_configured_timeout(ws, client, api, what):
     if what == "build":
         client.faults["get_model_build"] = status_is("pushing")  # builds can hang in pushing
         with pytest.raises(RedeployError, match=rf"timed out after 120s waiting for build {build_id} to be built"):
-            wait_for_build(platform, model, build_id, cfg.build_timeout.total_seconds(),
-                           cfg.poll_interval.total_seconds())
+            wait_for_build(
+                platform, model, build_id, cfg.build_timeout.total_seconds(), cfg.poll_interval.total_seconds()
+            )
         assert len(client.named("get_model_build")) == 120 // 5 + 1 and now[0] == 120
     else:
         client.faults["get_model_deployment"] = status_is("pending")
         dep = api.create_deployment(model, build_id, 1, 2, 1, {})
         with pytest.raises(RedeployError, match=rf"timed out after 90s waiting for deployment {dep.id}"):
-            wait_for_deployment(platform, model, dep, cfg.deploy_timeout.total_seconds(),
-                                cfg.poll_interval.total_seconds())
+            wait_for_deployment(
+                platform, model, dep, cfg.deploy_timeout.total_seconds(), cfg.poll_interval.total_seconds()
+            )
         assert now[0] == 90
 
 
@@ -205,8 +217,17 @@ def test_every_wait_ends_at_its_configured_timeout(ws, client, api, what):
 def test_a_second_run_of_a_busy_job_is_a_busy_error_naming_the_active_run(ws, client, api, casing):
     client.faults["list_job_runs"] = recased("job_runs", casing)
     runtime = api.resolve_runtime(None)
-    job_id = field(api.create_job({"project_id": ws.project_id, "name": "blocker", "script": "scripts/block.py",
-                                   "runtime_identifier": runtime}), "id")
+    job_id = field(
+        api.create_job(
+            {
+                "project_id": ws.project_id,
+                "name": "blocker",
+                "script": "scripts/block.py",
+                "runtime_identifier": runtime,
+            }
+        ),
+        "id",
+    )
     run_id = field(api.start_job_run(job_id), "id")
     try:
         with pytest.raises(BusyError, match=rf"job {job_id} already has an active run \({run_id}\)") as err:

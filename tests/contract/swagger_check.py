@@ -1,4 +1,5 @@
 """A small validator for Swagger 2.0 definitions: field names, types, formats and enums; unknown fields fail."""
+
 from __future__ import annotations
 
 import json

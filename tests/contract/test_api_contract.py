@@ -1,4 +1,5 @@
 """Every response the local workspace returns validates against the API v2 definitions; bodies are checked."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import time
 import pytest
 import requests
 
-from monitoring.local.client import ApiException
-from monitoring.local.workspace import LocalWorkspace
+from localcml.client import ApiException
+from localcml.workspace import LocalWorkspace
 from tests.contract import swagger_check
 
 SPEC = swagger_check.load()
@@ -62,10 +63,23 @@ def test_every_operation_response_conforms(workspace):
     call("ListProjects", search_filter='{"name": "cml"}')
     call("GetProject", pid)
     runtime = call("ListRuntimes")["runtimes"][0]["image_identifier"]
-    head = call("CreateJob", {"name": "head", "script": "scripts/ok.py", "runtime_identifier": runtime,
-                              "schedule": "0 * * * *", "environment": {"A": "1"}, "timeout": 60}, pid)
-    child = call("CreateJob", {"name": "child", "script": "scripts/ok.py", "runtime_identifier": runtime,
-                               "parent_id": head["id"]}, pid)
+    head = call(
+        "CreateJob",
+        {
+            "name": "head",
+            "script": "scripts/ok.py",
+            "runtime_identifier": runtime,
+            "schedule": "0 * * * *",
+            "environment": {"A": "1"},
+            "timeout": 60,
+        },
+        pid,
+    )
+    child = call(
+        "CreateJob",
+        {"name": "child", "script": "scripts/ok.py", "runtime_identifier": runtime, "parent_id": head["id"]},
+        pid,
+    )
     call("ListJobs", pid, sort="-created_at", page_size=1)
     call("GetJob", pid, head["id"])
     call("UpdateJob", {"arguments": "--x 1", "environment": '{"A": "2"}'}, pid, head["id"])
@@ -83,22 +97,41 @@ def test_every_operation_response_conforms(workspace):
     call("ListModels", pid)
     call("ListAllModels")
     call("GetModel", pid, model["id"])
-    build = call("CreateModelBuild", {"project_id": pid, "model_id": model["id"], "file_path": "model.py",
-                                      "function_name": "predict", "runtime_identifier": runtime, "kernel": "python3"},
-                 pid, model["id"])
+    build = call(
+        "CreateModelBuild",
+        {
+            "project_id": pid,
+            "model_id": model["id"],
+            "file_path": "model.py",
+            "function_name": "predict",
+            "runtime_identifier": runtime,
+            "kernel": "python3",
+        },
+        pid,
+        model["id"],
+    )
     _wait(lambda: ws.client().get_model_build(pid, model["id"], build["id"]).status == "built", "the build")
     call("ListModelBuilds", pid, model["id"], sort="-created_at")
     call("GetModelBuild", pid, model["id"], build["id"])
-    dep = call("CreateModelDeployment", {"cpu": 1, "memory": 2, "replicas": 1, "environment": {"E": "1"}},
-               pid, model["id"], build["id"])
-    _wait(lambda: ws.client().get_model_deployment(pid, model["id"], build["id"], dep["id"]).status == "deployed",
-          "the deployment")
+    dep = call(
+        "CreateModelDeployment",
+        {"cpu": 1, "memory": 2, "replicas": 1, "environment": {"E": "1"}},
+        pid,
+        model["id"],
+        build["id"],
+    )
+    _wait(
+        lambda: ws.client().get_model_deployment(pid, model["id"], build["id"], dep["id"]).status == "deployed",
+        "the deployment",
+    )
     call("ListModelDeployments", pid, model["id"], build["id"])
     call("GetModelDeployment", pid, model["id"], build["id"], dep["id"])
     call("StopModelDeployment", pid, model["id"], build["id"], dep["id"])
     call("RestartModelDeployment", pid, model["id"], build["id"], dep["id"])
-    _wait(lambda: ws.client().get_model_deployment(pid, model["id"], build["id"], dep["id"]).status == "deployed",
-          "the restarted deployment")
+    _wait(
+        lambda: ws.client().get_model_deployment(pid, model["id"], build["id"], dep["id"]).status == "deployed",
+        "the restarted deployment",
+    )
     every = {op["operationId"] for methods in SPEC["paths"].values() for op in methods.values()}
     assert call.seen == every
 
@@ -113,8 +146,12 @@ def test_validator_rejects_a_request_field_the_spec_lacks():
     body = {"cpu": 1, "memory": 2, "replicas": 1, "replica_count": 2, "nvidia_gpu": 0}
     problems = swagger_check.errors(SPEC, body, "CreateModelDeploymentRequest")
     assert len(problems) == 2 and "replica_count" in problems[0] and "nvidia_gpu" in problems[1]
-    assert swagger_check.errors(SPEC, {"cpu": 1, "nvidia_gpus": 0, "environment": {"A": "1"}},
-                                "CreateModelDeploymentRequest") == []
+    assert (
+        swagger_check.errors(
+            SPEC, {"cpu": 1, "nvidia_gpus": 0, "environment": {"A": "1"}}, "CreateModelDeploymentRequest"
+        )
+        == []
+    )
     assert swagger_check.errors(SPEC, {"environment": {"A": 1}}, "CreateJobRequest")  # map values are strings
     assert swagger_check.errors(SPEC, {"timeout": 60}, "Job")  # int64 in a response must be a string
     assert swagger_check.errors(SPEC, {"status": "RUNNING"}, "JobRun")  # enum
@@ -123,8 +160,9 @@ def test_validator_rejects_a_request_field_the_spec_lacks():
 def test_server_rejects_the_same_body_mistakes(workspace):
     url = f"{workspace.url}/api/v2/projects/{workspace.project_id}/jobs"
     headers = {"authorization": f"Bearer {workspace.api_key}"}
-    reply = requests.post(url, json={"name": "x", "script": "s.py", "environment_variables": {}},
-                          headers=headers, timeout=10)
+    reply = requests.post(
+        url, json={"name": "x", "script": "s.py", "environment_variables": {}}, headers=headers, timeout=10
+    )
     assert reply.status_code == 400 and "environment_variables" in reply.json()["message"]
     assert swagger_check.errors(SPEC, reply.json(), "runtimeError") == []
     assert requests.get(url, timeout=10).status_code == 401

@@ -4,6 +4,7 @@ The bodies are captured by running the pipeline's own code (bootstrap -> release
 twice, start_job_run) against a local workspace, through a client wrapper that records every
 call and every response field read.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,25 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from monitoring import graph
-from monitoring.cmlclient import connect
+from localcml.apimodels import serialize
+from localcml.workspace import LocalWorkspace
+from monitoring.app import graph
+from monitoring.app.wiring import build_context
 from monitoring.cmlclient.api import RUN_TERMINAL, field, run_status
-from monitoring.config import load_config, parse_config
-from monitoring.errors import PlatformRequestError
-from monitoring.local.apimodels import serialize
-from monitoring.local.workspace import LocalWorkspace
-from monitoring.store import StateStore
+from monitoring.core.config import load_config, parse_config
+from monitoring.core.errors import PlatformRequestError
 from monitoring.workflows.bootstrap import bootstrap
-from monitoring.workflows.context import Context
 from tests.cmlclient.support import OPERATIONS, RecordingClient, enter_workspace, short_sleep
 from tests.contract import swagger_check
 from tests.project import make_project
 
 SPEC = swagger_check.load()
 REPO = Path(__file__).resolve().parents[2]
-SENT = {"create_job": "CreateJobRequest", "update_job": "Job", "create_job_run": "CreateJobRunRequest",
-        "create_model": "CreateModelRequest", "create_model_build": "CreateModelBuildRequest",
-        "create_model_deployment": "CreateModelDeploymentRequest"}
+SENT = {
+    "create_job": "CreateJobRequest",
+    "update_job": "Job",
+    "create_job_run": "CreateJobRunRequest",
+    "create_model": "CreateModelRequest",
+    "create_model_build": "CreateModelBuildRequest",
+    "create_model_deployment": "CreateModelDeploymentRequest",
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +46,9 @@ def pipeline(tmp_path_factory):
     ws = LocalWorkspace(root / cfg.platform.local.workspace_dir, root, health_timeout=60).start()
     with pytest.MonkeyPatch.context() as patch:
         enter_workspace(patch, ws)
-        platform = connect(cfg, root, clock=ws.clock, sleep=short_sleep)
+        ctx = build_context(cfg, root, clock=ws.clock, sleep=short_sleep)
+        platform = ctx.platform
         client = platform.api.client = RecordingClient(platform.api.client)
-        ctx = Context(cfg, platform, StateStore(cfg.state.url, base_dir=root), root)
         bootstrap(ctx)
         graph.apply(platform.api, cfg)
         data = cfg.model_dump(mode="json")
@@ -102,35 +106,64 @@ def test_every_response_field_read_exists_in_its_response_definition(pipeline):
     _, client, _ = pipeline
     unknown = sorted((d, f) for d, f in client.reads if f not in SPEC["definitions"][d].get("properties", {}))
     assert unknown == []
-    assert {("Model", "access_key"), ("Model", "crn"), ("ModelBuild", "status"), ("ModelDeployment", "crn"),
-            ("ModelDeployment", "environment"), ("Job", "parent_id"), ("Job", "environment"), ("JobRun", "id"),
-            ("ListJobsResponse", "next_page_token")} <= client.reads
+    assert {
+        ("Model", "access_key"),
+        ("Model", "crn"),
+        ("ModelBuild", "status"),
+        ("ModelDeployment", "crn"),
+        ("ModelDeployment", "environment"),
+        ("Job", "parent_id"),
+        ("Job", "environment"),
+        ("JobRun", "id"),
+        ("ListJobsResponse", "next_page_token"),
+    } <= client.reads
 
 
 def field_names(path: Path) -> set[str]:
     """The names in every ``field(obj, "name")`` call of a module."""
     tree = ast.parse(path.read_text())
-    return {n.args[1].value for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-            and n.func.id == "field" and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant)}
+    return {
+        n.args[1].value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id == "field"
+        and len(n.args) >= 2
+        and isinstance(n.args[1], ast.Constant)
+    }
 
 
 def test_every_field_name_in_the_code_is_a_response_field():
     responses = {OPERATIONS[m][2] for m in OPERATIONS if OPERATIONS[m][2]}
-    nested = {ref.rsplit("/", 1)[-1] for d in responses for p in SPEC["definitions"][d].get("properties", {}).values()
-              for ref in (p.get("$ref"), p.get("items", {}).get("$ref")) if ref}
+    nested = {
+        ref.rsplit("/", 1)[-1]
+        for d in responses
+        for p in SPEC["definitions"][d].get("properties", {}).values()
+        for ref in (p.get("$ref"), p.get("items", {}).get("$ref"))
+        if ref
+    }
     known = {f for d in responses | nested for f in SPEC["definitions"][d].get("properties", {})}
-    files = [REPO / "monitoring/cmlclient/api.py", REPO / "monitoring/graph.py",
-             *sorted((REPO / "monitoring/workflows").glob("*.py"))]
+    files = [
+        REPO / "monitoring/cmlclient/api.py",
+        REPO / "monitoring/app/graph.py",
+        *sorted((REPO / "monitoring/workflows").glob("*.py")),
+    ]
     read = {f: field_names(f) for f in files}
     assert read[REPO / "monitoring/cmlclient/api.py"] >= {"id", "crn", "access_key", "status", "next_page_token"}
     assert {str(f.relative_to(REPO)): sorted(n - known) for f, n in read.items() if n - known} == {}
 
 
-@pytest.mark.parametrize("method, wrong", [
-    ("create_job", "environment_variables"), ("update_job", "job_id"), ("create_job_run", "run_environment"),
-    ("create_model", "enable_auth"), ("create_model_build", "target_file_path"),
-    ("create_model_deployment", "replica_count"),
-])
+@pytest.mark.parametrize(
+    "method, wrong",
+    [
+        ("create_job", "environment_variables"),
+        ("update_job", "job_id"),
+        ("create_job_run", "run_environment"),
+        ("create_model", "enable_auth"),
+        ("create_model_build", "target_file_path"),
+        ("create_model_deployment", "replica_count"),
+    ],
+)
 def test_a_body_gaining_a_field_the_spec_lacks_fails_validation(pipeline, method, wrong):
     _, client, _ = pipeline
     body = serialize(client.named(method)[0].body)

@@ -1,9 +1,10 @@
 """Subprocess for the cross-process claim test: open the store, say ready, wait for "go", claim once."""
+
 from __future__ import annotations
 
 import sys
 
-from monitoring.store import StateStore
+from monitoring.state.store import StateStore
 
 
 def main(url: str, decision_id: str, run_id: str) -> None:

@@ -1,14 +1,15 @@
 """Fixtures for the state store tests: a store per backend (SQLite, and PostgreSQL when available)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 
-from monitoring.store import StateStore
+from monitoring.state.store import StateStore
 
-
-BACKENDS = [pytest.param("sqlite", id="sqlite"),
-            pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)]
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture

@@ -1,22 +1,37 @@
 """Builders shared by the decision tests: hourly windows and threshold policies."""
+
 from __future__ import annotations
 
-from monitoring.config import (AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy,
-                               WilsonPolicy)
-from monitoring.thresholds import WindowRow
+from monitoring.core.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
+from monitoring.domain.thresholds import WindowRow
 
 HOUR = 3_600_000
 T0 = 1_763_884_800_000  # 2025-11-23T08:00:00Z
 CRN = "crn:cdp:ml:us-west-1:tenant:workspace:ws/model/deployment-1"
 
 
-def window(i: int, accuracy: float | None = 0.9, labelled: int = 200, predictions: int = 250,
-           drift: dict | None = None, crn: str = CRN) -> WindowRow:
+def window(
+    i: int,
+    accuracy: float | None = 0.9,
+    labelled: int = 200,
+    predictions: int = 250,
+    drift: dict | None = None,
+    crn: str = CRN,
+) -> WindowRow:
     """The i-th hourly window of a deployment."""
-    return WindowRow(crn, T0 + i * HOUR, T0 + (i + 1) * HOUR, predictions, labelled, accuracy,
-                     None if accuracy is None else accuracy - 0.05, None if accuracy is None else accuracy - 0.02,
-                     None if accuracy is None else accuracy - 0.03,
-                     {"tp": 10, "fp": 2, "tn": 30, "fn": 3}, drift or {})
+    return WindowRow(
+        crn,
+        T0 + i * HOUR,
+        T0 + (i + 1) * HOUR,
+        predictions,
+        labelled,
+        accuracy,
+        None if accuracy is None else accuracy - 0.05,
+        None if accuracy is None else accuracy - 0.02,
+        None if accuracy is None else accuracy - 0.03,
+        {"tp": 10, "fp": 2, "tn": 30, "fn": 3},
+        drift or {},
+    )
 
 
 def p_min(n: int = 100) -> MinLabelledPolicy:

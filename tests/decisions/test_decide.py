@@ -1,14 +1,14 @@
 """decide(): the decisive window, consecutive breaches, cooldown, the 24 h cap, drift warnings."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from monitoring.decisions import DAY_MS, Decision, decide, format_decisions
-from monitoring.errors import ConfigError
-
 from decisions_support import CRN, HOUR, T0, p_abs, p_drift, p_min, p_wilson, window
+
+from monitoring.core.errors import ConfigError
+from monitoring.domain.decisions import DAY_MS, Decision, decide, format_decisions
 
 POLICIES = [p_min(100), p_abs(0.8)]
 COOLDOWN = 2 * HOUR
@@ -23,10 +23,13 @@ def test_healthy_window_means_no_action():
     d = run([window(0, 0.9), window(1, 0.85)])
     assert d.action == "none" and d.id is None and d.created_ms == NOW
     assert (d.window_start_ms, d.window_end_ms) == (T0 + HOUR, T0 + 2 * HOUR)
-    assert d.values == pytest.approx({"accuracy": 0.85, "precision": 0.8, "recall": 0.83, "f1": 0.82,
-                                      "labelled": 200, "predictions": 250})
-    assert d.reason == ("window 2025-11-23T09:00:00Z..2025-11-23T10:00:00Z: accuracy 0.85 over 200 labels passes "
-                        "all policies; healthy, no action.")
+    assert d.values == pytest.approx(
+        {"accuracy": 0.85, "precision": 0.8, "recall": 0.83, "f1": 0.82, "labelled": 200, "predictions": 250}
+    )
+    assert d.reason == (
+        "window 2025-11-23T09:00:00Z..2025-11-23T10:00:00Z: accuracy 0.85 over 200 labels passes "
+        "all policies; healthy, no action."
+    )
 
 
 def test_no_windows_and_no_evaluable_window_are_insufficient_data():
@@ -108,8 +111,15 @@ def test_format_decisions_table_and_json():
     d.id, d.outcome = "d-20251125080000-abcdef", "deployed"
     table = format_decisions([d]).splitlines()
     assert table[0].split() == ["ID", "CREATED", "MODEL", "ACTION", "ACCURACY", "LABELLED", "OUTCOME", "REASON"]
-    assert table[1].split()[:7] == ["d-20251125080000-abcdef", "2025-11-25T08:00:00Z", "telco", "redeploy", "0.600",
-                                    "200", "deployed"]
+    assert table[1].split()[:7] == [
+        "d-20251125080000-abcdef",
+        "2025-11-25T08:00:00Z",
+        "telco",
+        "redeploy",
+        "0.600",
+        "200",
+        "deployed",
+    ]
     assert json.loads(format_decisions([d], "json"))[0]["id"] == d.id
     assert format_decisions([]).endswith("(no decisions recorded)")
     with pytest.raises(ConfigError, match="--format: expected one of table, json, got 'yaml'"):

@@ -1,4 +1,5 @@
 """StateStore on a real database: schema, exactly-once labels and claims, watermarks, windows, decisions."""
+
 from __future__ import annotations
 
 import os
@@ -12,19 +13,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from monitoring.decisions import decide
-from monitoring.errors import DataError
-from monitoring.records import Columns
-from monitoring.store import SCHEMA_VERSION, DeploymentRow, StateStore
-from monitoring.thresholds import WindowRow
-from monitoring.windows import compute_windows
-
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
+from monitoring.core.errors import DataError
+from monitoring.domain.decisions import decide
+from monitoring.domain.records import Columns
+from monitoring.domain.thresholds import WindowRow
+from monitoring.domain.windows import compute_windows
+from monitoring.state.store import SCHEMA_VERSION, DeploymentRow, StateStore
+
 ROOT = Path(__file__).resolve().parents[2]
-HOSTILE = ["x'; DROP TABLE decisions; --", 'quote " and \' both', "Robert'); DROP TABLE windows;--",
-           "ünï ☃ \\ %s ?"]
+HOSTILE = ["x'; DROP TABLE decisions; --", "quote \" and ' both", "Robert'); DROP TABLE windows;--", "ünï ☃ \\ %s ?"]
 
 
 def a_decision(model="telco", crn=CRN, now=T0 + 10 * HOUR, accuracy=0.6):
@@ -63,8 +62,11 @@ def test_pending_labels_are_added_once_and_posted_once(store):
     assert store.due_labels(300, 2) == [("u1", 0), ("u2", 1)]
     assert store.mark_labels_posted(["u1", "u2"], 310) == 2
     assert store.mark_labels_posted(["u2", "u3"], 320) == 1  # u2 again is a no-op
-    assert store.db.query("SELECT uuid, posted_ms FROM pending_labels WHERE posted_ms IS NOT NULL ORDER BY uuid") \
-        == [("u1", 310), ("u2", 310), ("u3", 320)]
+    assert store.db.query("SELECT uuid, posted_ms FROM pending_labels WHERE posted_ms IS NOT NULL ORDER BY uuid") == [
+        ("u1", 310),
+        ("u2", 310),
+        ("u3", 320),
+    ]
     assert store.due_labels(10_000, 10) == [("u4", 0)]
     assert store.label_counts() == {"pending": 1, "posted": 3}
 
@@ -76,8 +78,9 @@ def test_deployment_history_and_current(store):
     store.record_deployment("telco", "crn-b", "model-crn", "b2", "v2", 200, "accuracy breach")
     store.record_deployment("telco", "crn-a", "other", "bX", "vX", 300, "again")  # same crn: unchanged
     store.record_deployment("other", "crn-c", None, None, None, 999, None)
-    assert store.current_deployment("telco") == DeploymentRow("telco", "crn-b", "model-crn", "b2", "v2", 200,
-                                                              "accuracy breach")
+    assert store.current_deployment("telco") == DeploymentRow(
+        "telco", "crn-b", "model-crn", "b2", "v2", 200, "accuracy breach"
+    )
     assert [d.deployment_crn for d in store.deployments("telco")] == ["crn-a", "crn-b"]
     assert store.deployments("telco")[0].build_id == "b1"
 
@@ -111,10 +114,12 @@ def test_windows_upsert_overwrites_and_filters(store):
 
 
 def test_window_latency_round_trips_and_is_overwritten(store):
-    rows = [replace(window(0), latency_p50_ms=110.0, latency_p95_ms=487.25),
-            replace(window(1), latency_p50_ms=np.float64(12.5), latency_p95_ms=np.float64(99.0)),  # numpy scalars
-            replace(window(2), latency_p50_ms=None, latency_p95_ms=None),
-            replace(window(3), latency_p50_ms=float("nan"), latency_p95_ms=3.0)]  # NaN is stored as unknown
+    rows = [
+        replace(window(0), latency_p50_ms=110.0, latency_p95_ms=487.25),
+        replace(window(1), latency_p50_ms=np.float64(12.5), latency_p95_ms=np.float64(99.0)),  # numpy scalars
+        replace(window(2), latency_p50_ms=None, latency_p95_ms=None),
+        replace(window(3), latency_p50_ms=float("nan"), latency_p95_ms=3.0),
+    ]  # NaN is stored as unknown
     store.upsert_windows(rows)
     got = [(w.latency_p50_ms, w.latency_p95_ms) for w in store.windows(CRN)]
     assert got == [(110.0, 487.25), (12.5, 99.0), (None, None), (None, 3.0)]
@@ -126,11 +131,16 @@ def test_window_latency_round_trips_and_is_overwritten(store):
 
 
 def test_computed_windows_keep_their_latency_in_the_store(store):
-    cols = Columns(uuid=np.array(["a", "b", "c", "d"], dtype=object),
-                   start_ms=np.array([T0, T0 + 1, T0 + 2, T0 + HOUR]),
-                   deployment_crn=np.array([CRN] * 4, dtype=object), prediction=np.array([1.0, 0.0, 1.0, 1.0]),
-                   label=np.array([1.0, 0.0, np.nan, 1.0]), features=np.zeros((4, 1)), feature_names=("f",),
-                   latency_ms=np.array([100.0, 300.0, 200.0, np.nan]))
+    cols = Columns(
+        uuid=np.array(["a", "b", "c", "d"], dtype=object),
+        start_ms=np.array([T0, T0 + 1, T0 + 2, T0 + HOUR]),
+        deployment_crn=np.array([CRN] * 4, dtype=object),
+        prediction=np.array([1.0, 0.0, 1.0, 1.0]),
+        label=np.array([1.0, 0.0, np.nan, 1.0]),
+        features=np.zeros((4, 1)),
+        feature_names=("f",),
+        latency_ms=np.array([100.0, 300.0, 200.0, np.nan]),
+    )
     results = compute_windows(cols, HOUR, classes=[0, 1])
     assert store.upsert_windows(results) == 2
     first, second = store.windows(CRN)
@@ -204,9 +214,17 @@ def test_claim_decision_exactly_once_across_threads(store):
 def test_claim_decision_exactly_once_across_processes(store):
     decision_id = store.add_decision(a_decision())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("claim_worker.py")), store.db.url,
-                               decision_id, f"proc-{i}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env=env, cwd=ROOT) for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("claim_worker.py")), store.db.url, decision_id, f"proc-{i}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for i in range(6)
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready"

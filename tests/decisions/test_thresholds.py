@@ -1,16 +1,24 @@
 """Each threshold policy at its edges."""
+
 from __future__ import annotations
 
 import math
 from types import SimpleNamespace
 
 import pytest
-
-from monitoring.errors import DataError
-from monitoring.thresholds import (FAIL, INSUFFICIENT, PASS, WindowRow, evaluate_window, is_breach, is_evaluable,
-                                   wilson_interval)
-
 from decisions_support import CRN, p_abs, p_drift, p_min, p_rel, p_wilson, window
+
+from monitoring.core.errors import DataError
+from monitoring.domain.thresholds import (
+    FAIL,
+    INSUFFICIENT,
+    PASS,
+    WindowRow,
+    evaluate_window,
+    is_breach,
+    is_evaluable,
+    wilson_interval,
+)
 
 
 def one(w, policy, **kw):
@@ -136,8 +144,19 @@ def test_drift_alone_makes_a_window_evaluable_only_without_label_policies():
 
 # -- window rows ---------------------------------------------------------------------------------------
 def test_window_row_from_object_dict_and_nan():
-    obj = SimpleNamespace(deployment_crn=CRN, start_ms=1, end_ms=2, predictions=5, labelled=4, accuracy=float("nan"),
-                          precision=0.5, recall=None, f1=0.4, confusion={"tp": 1}, drift={"x": {"psi": 0.1, "ks": 0.2}})
+    obj = SimpleNamespace(
+        deployment_crn=CRN,
+        start_ms=1,
+        end_ms=2,
+        predictions=5,
+        labelled=4,
+        accuracy=float("nan"),
+        precision=0.5,
+        recall=None,
+        f1=0.4,
+        confusion={"tp": 1},
+        drift={"x": {"psi": 0.1, "ks": 0.2}},
+    )
     row = WindowRow.from_obj(obj)
     assert row.accuracy is None and row.precision == 0.5 and row.drift == {"x": {"psi": 0.1, "ks": 0.2}}
     assert WindowRow.from_obj(row.to_dict()) == row

@@ -1,4 +1,5 @@
 """Shared helpers for the domain tests: CML-shaped metric records built in code (no files)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,18 +15,27 @@ T0 = 1_795_428_000_000
 
 def record(uuid: str, start_ms: int | None, metrics: dict[str, Any], crn: str = DEPLOYMENT) -> dict[str, Any]:
     """One record exactly as ``cdsw.read_metrics()["metrics"]`` returns it."""
-    return {"modelDeploymentCrn": crn, "modelBuildCrn": BUILD, "modelCrn": MODEL,
-            "startTimeStampMs": start_ms, "endTimeStampMs": None if start_ms is None else start_ms + 110,
-            "predictionUuid": uuid, "metrics": metrics}
+    return {
+        "modelDeploymentCrn": crn,
+        "modelBuildCrn": BUILD,
+        "modelCrn": MODEL,
+        "startTimeStampMs": start_ms,
+        "endTimeStampMs": None if start_ms is None else start_ms + 110,
+        "predictionUuid": uuid,
+        "metrics": metrics,
+    }
 
 
-def prediction(uuid: str, start_ms: int | None, pred: Any, label: Any = None, features: dict | None = None,
-               crn: str = DEPLOYMENT) -> dict[str, Any]:
+def prediction(
+    uuid: str, start_ms: int | None, pred: Any, label: Any = None, features: dict | None = None, crn: str = DEPLOYMENT
+) -> dict[str, Any]:
     """A prediction record with tracked inputs and, if given, a merged delayed label."""
-    feats = features if features is not None else {"iot_signal_1": 5.5, "iot_signal_2": 52.1,
-                                                   "iot_signal_3": 103.2, "iot_signal_4": 40.0}
-    metrics: dict[str, Any] = {"input_features": feats, "prediction": pred, "probability": 0.4,
-                               "model_version": "v1"}
+    feats = (
+        features
+        if features is not None
+        else {"iot_signal_1": 5.5, "iot_signal_2": 52.1, "iot_signal_3": 103.2, "iot_signal_4": 40.0}
+    )
+    metrics: dict[str, Any] = {"input_features": feats, "prediction": pred, "probability": 0.4, "model_version": "v1"}
     if label is not None:
         metrics["final_label"] = label
     return record(uuid, start_ms, metrics, crn)

@@ -1,4 +1,5 @@
 """Offline analysis of a read_metrics dump: the CSV, the plot, and the summary of what was ignored."""
+
 from __future__ import annotations
 
 import csv
@@ -6,8 +7,8 @@ import json
 
 import pytest
 
-from monitoring.analyze import CSV_COLUMNS, analyze_dump
-from monitoring.errors import DataError
+from monitoring.app.analyze import CSV_COLUMNS, analyze_dump
+from monitoring.core.errors import DataError
 from tests.domain.support import DEPLOYMENT, T0, aggregate, prediction
 
 HOUR = 3_600_000
@@ -22,14 +23,18 @@ def dump(tmp_path, records) -> str:
 def records() -> list[dict]:
     out = [
         # 10:00-11:00: 4 labelled, 3 right
-        prediction("a1", T0 + 1_000, 1, label=1), prediction("a2", T0 + 2_000, 0, label="0"),
-        prediction("a3", T0 + 3_000, 1, label=0), prediction("a4", T0 + 4_000, [0], label=0),
+        prediction("a1", T0 + 1_000, 1, label=1),
+        prediction("a2", T0 + 2_000, 0, label="0"),
+        prediction("a3", T0 + 3_000, 1, label=0),
+        prediction("a4", T0 + 4_000, [0], label=0),
         # 11:00-12:00: 2 predictions, 1 labelled (wrong), 1 bad label
-        prediction("b1", T0 + HOUR + 5, 1, label=0), prediction("b2", T0 + HOUR + 6, 1, label="oops"),
+        prediction("b1", T0 + HOUR + 5, 1, label=0),
+        prediction("b2", T0 + HOUR + 6, 1, label="oops"),
         # 13:00-14:00: unlabelled
         prediction("c1", T0 + 3 * HOUR, 0),
-        aggregate(T0, T0 + HOUR, 0.75), aggregate(T0 + HOUR, T0 + 2 * HOUR, 0.0),
-        prediction("a1", T0 + 1_000, 1, label=1),                  # duplicate
+        aggregate(T0, T0 + HOUR, 0.75),
+        aggregate(T0 + HOUR, T0 + 2 * HOUR, 0.0),
+        prediction("a1", T0 + 1_000, 1, label=1),  # duplicate
         {**prediction("x1", T0 + 10, 1, label=1), "metrics": {"final_label": 1}},  # no prediction
     ]
     return list(reversed(out))
@@ -41,8 +46,7 @@ def test_analyze_writes_csv_with_iso_windows_and_a_png(tmp_path):
         rows = list(csv.reader(fh))
     assert rows[0] == list(CSV_COLUMNS)
     assert rows[1:] == [
-        [DEPLOYMENT, "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", "4", "4", "0.75", "0.5", "1.0",
-         str(2 / 3)],
+        [DEPLOYMENT, "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", "4", "4", "0.75", "0.5", "1.0", str(2 / 3)],
         [DEPLOYMENT, "2026-11-23T11:00:00Z", "2026-11-23T12:00:00Z", "2", "1", "0.0", "0.0", "0.0", "0.0"],
         [DEPLOYMENT, "2026-11-23T13:00:00Z", "2026-11-23T14:00:00Z", "1", "0", "", "", "", ""],
     ]
@@ -54,9 +58,11 @@ def test_analyze_writes_csv_with_iso_windows_and_a_png(tmp_path):
     assert summary.ignored["aggregates"] == 2 and summary.ignored["duplicate_uuid"] == 1
     assert summary.ignored["missing_prediction"] == 1 and summary.ignored["bad_label"] == 1
     line = summary.summary_line()
-    assert line.startswith(f"analyzed {tmp_path / 'metrics.json'}: 11 records, 7 predictions, 5 labelled, 3 windows, "
-                           "overall accuracy 0.600; ignored 2 aggregates, 1 duplicates, 1 without a usable "
-                           "prediction, 1 bad labels, 0 malformed; wrote ")
+    assert line.startswith(
+        f"analyzed {tmp_path / 'metrics.json'}: 11 records, 7 predictions, 5 labelled, 3 windows, "
+        "overall accuracy 0.600; ignored 2 aggregates, 1 duplicates, 1 without a usable "
+        "prediction, 1 bad labels, 0 malformed; wrote "
+    )
     assert "\n" not in line
 
 
@@ -67,11 +73,20 @@ def test_feature_names_are_inferred_or_taken_as_given(tmp_path):
 
 
 def test_custom_keys(tmp_path):
-    recs = [{**r, "metrics": {"predicted_result": r["metrics"]["prediction"],
-                              "ground_truth": r["metrics"].get("final_label")}}
-            for r in records() if r["predictionUuid"] and "prediction" in r["metrics"]]
-    summary = analyze_dump(dump(tmp_path, recs), HOUR, tmp_path / "out", prediction_key="predicted_result",
-                           label_key="ground_truth")
+    recs = [
+        {
+            **r,
+            "metrics": {
+                "predicted_result": r["metrics"]["prediction"],
+                "ground_truth": r["metrics"].get("final_label"),
+            },
+        }
+        for r in records()
+        if r["predictionUuid"] and "prediction" in r["metrics"]
+    ]
+    summary = analyze_dump(
+        dump(tmp_path, recs), HOUR, tmp_path / "out", prediction_key="predicted_result", label_key="ground_truth"
+    )
     assert (summary.predictions, summary.labelled, summary.accuracy) == (7, 5, 0.6)
 
 
@@ -82,11 +97,14 @@ def test_empty_dump_still_writes_both_files(tmp_path):
     assert (tmp_path / "out" / "accuracy.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[1, 2]", "expected a read_metrics dump, a JSON object"),
-    ('{"records": []}', "expected a read_metrics dump"),
-    ("{nope", "not JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "expected a read_metrics dump, a JSON object"),
+        ('{"records": []}', "expected a read_metrics dump"),
+        ("{nope", "not JSON"),
+    ],
+)
 def test_wrong_shapes_name_the_file(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -1,4 +1,5 @@
 """The synthetic telco scenario: deterministic, learnable, and drifting the way it is told to."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.config import load_config
-from monitoring.data import TelcoScenario, drift_level_at
-from monitoring.drift import ReferenceStats
-from monitoring.errors import ConfigError
-from monitoring.training import score, train_model
+from monitoring.core.config import load_config
+from monitoring.core.errors import ConfigError
+from monitoring.domain.data import TelcoScenario, drift_level_at
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.training import score, train_model
 from tests.domain.support import FEATURES
 
 LABEL = "cell_tower_failure"
@@ -108,8 +109,9 @@ def test_both_drifts_shift_features_and_labels(trained):
 
 def test_no_drift_kind_ignores_the_level(concept):
     none = TelcoScenario(drift_kind="none")
-    pd.testing.assert_frame_equal(none.generate(200, np.random.default_rng(5), 1.0),
-                                  none.generate(200, np.random.default_rng(5), 0.0))
+    pd.testing.assert_frame_equal(
+        none.generate(200, np.random.default_rng(5), 1.0), none.generate(200, np.random.default_rng(5), 0.0)
+    )
 
 
 def test_arguments_are_checked(concept):

@@ -1,4 +1,5 @@
 """Reference statistics: quantile bins, PSI, KS against a brute-force computation, JSON round trip."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.drift import MAX_SAMPLE, N_BINS, ReferenceStats, ks_statistic
-from monitoring.errors import DataError
+from monitoring.core.errors import DataError
+from monitoring.domain.drift import MAX_SAMPLE, N_BINS, ReferenceStats, ks_statistic
 
 
 def brute_force_ks(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,5 @@
 """records_to_columns on CML's read_metrics record shape, including every oddity the store can return."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,8 @@ import time
 
 import numpy as np
 
-from monitoring import record_blocks, records
-from monitoring.records import COUNT_NAMES, Columns, records_to_columns
+from monitoring.domain import record_blocks, records
+from monitoring.domain.records import COUNT_NAMES, Columns, records_to_columns
 from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, prediction, record
 
 OTHER = DEPLOYMENT[:-4] + "beef"
@@ -18,23 +19,30 @@ def sample() -> list[dict]:
     """Unsorted, with aggregates, duplicates, lists, string/bool labels, bad values and malformed rows."""
     feats = {"iot_signal_1": 2.0, "iot_signal_2": 50.5, "iot_signal_3": 101.0, "iot_signal_4": 10.0}
     return [
-        prediction("u3", T0 + 300, 1, label="1"),                      # string label
-        aggregate(T0, T0 + 3_600_000, 0.79),                           # aggregate: skipped
-        prediction("u1", T0 + 100, [0], label=True),                   # MLflow-style list, bool label
+        prediction("u3", T0 + 300, 1, label="1"),  # string label
+        aggregate(T0, T0 + 3_600_000, 0.79),  # aggregate: skipped
+        prediction("u1", T0 + 100, [0], label=True),  # MLflow-style list, bool label
         prediction("u2", T0 + 200, 1, label=1.0, features=feats),
-        prediction("u4", T0 + 400, 0),                                 # not labelled yet
-        prediction("u5", T0 + 500, 1, label=0, crn=OTHER,
-                   features={"iot_signal_1": 1.0, "iot_signal_2": None, "iot_signal_3": 100.5}),
-        prediction("u6", T0 + 600, 0, label="maybe",
-                   features={**feats, "iot_signal_3": float("inf"), "iot_signal_4": "n/a"}),
-        record("u7", T0 + 700, {"final_label": 1}),                    # label without a prediction
-        prediction("u8", T0 + 800, 1, label=0.5),                      # fractional label: bad
-        prediction("u4", T0 + 400, 0, label=1),                        # duplicate: the later copy wins
+        prediction("u4", T0 + 400, 0),  # not labelled yet
+        prediction(
+            "u5",
+            T0 + 500,
+            1,
+            label=0,
+            crn=OTHER,
+            features={"iot_signal_1": 1.0, "iot_signal_2": None, "iot_signal_3": 100.5},
+        ),
+        prediction(
+            "u6", T0 + 600, 0, label="maybe", features={**feats, "iot_signal_3": float("inf"), "iot_signal_4": "n/a"}
+        ),
+        record("u7", T0 + 700, {"final_label": 1}),  # label without a prediction
+        prediction("u8", T0 + 800, 1, label=0.5),  # fractional label: bad
+        prediction("u4", T0 + 400, 0, label=1),  # duplicate: the later copy wins
         aggregate(T0 + 3_600_000, T0 + 7_200_000, 0.67),
         "not a record",
-        {"predictionUuid": "u9", "startTimeStampMs": T0 + 900},        # no metrics dict
-        prediction("u10", None, 1, label=1),                           # no timestamp
-        prediction("u11", T0 + 50, [1, 0], label=[1]),                 # two-element prediction: bad
+        {"predictionUuid": "u9", "startTimeStampMs": T0 + 900},  # no metrics dict
+        prediction("u10", None, 1, label=1),  # no timestamp
+        prediction("u11", T0 + 50, [1, 0], label=[1]),  # two-element prediction: bad
     ]
 
 
@@ -59,15 +67,28 @@ def test_sample_records_become_sorted_columns():
 
 def test_sample_counts_say_what_was_ignored():
     counts = records_to_columns(sample(), FEATURES).counts
-    assert counts == {"records": 15, "aggregates": 2, "malformed": 2, "duplicate_uuid": 1, "bad_timestamp": 1,
-                      "missing_prediction": 1, "bad_prediction": 1, "bad_label": 2, "missing_features": 2,
-                      "non_finite": 1}
+    assert counts == {
+        "records": 15,
+        "aggregates": 2,
+        "malformed": 2,
+        "duplicate_uuid": 1,
+        "bad_timestamp": 1,
+        "missing_prediction": 1,
+        "bad_prediction": 1,
+        "bad_label": 2,
+        "missing_features": 2,
+        "non_finite": 1,
+    }
     assert tuple(counts) == COUNT_NAMES
 
 
 def test_label_map_translates_raw_labels():
-    records = [prediction("a", T0, 1, label="yes"), prediction("b", T0 + 1, 0, label="no"),
-               prediction("c", T0 + 2, 0, label="unknown"), prediction("d", T0 + 3, 0, label=1)]
+    records = [
+        prediction("a", T0, 1, label="yes"),
+        prediction("b", T0 + 1, 0, label="no"),
+        prediction("c", T0 + 2, 0, label="unknown"),
+        prediction("d", T0 + 3, 0, label=1),
+    ]
     cols = records_to_columns(records, FEATURES, label_map={"yes": 1, "no": 0})
     np.testing.assert_array_equal(cols.label, [1, 0, NAN, 1])
     assert cols.counts["bad_label"] == 1
@@ -77,8 +98,10 @@ def test_custom_keys_and_any_iterable():
     def gen():
         for i in range(3):
             yield record(f"r{i}", T0 + i, {"inputs": {"a": i}, "predicted_result": i % 2, "ground_truth": str(i % 2)})
-    cols = records_to_columns(gen(), ["a"], prediction_key="predicted_result", label_key="ground_truth",
-                              features_key="inputs")
+
+    cols = records_to_columns(
+        gen(), ["a"], prediction_key="predicted_result", label_key="ground_truth", features_key="inputs"
+    )
     np.testing.assert_array_equal(cols.features[:, 0], [0, 1, 2])
     np.testing.assert_array_equal(cols.prediction, [0, 1, 0])
     np.testing.assert_array_equal(cols.label, [0, 1, 0])
@@ -133,13 +156,15 @@ def test_latency_is_end_minus_start_and_nan_when_the_end_is_unusable():
 
 
 def test_latency_stays_aligned_through_duplicates_drops_sorting_and_take():
-    recs = [with_end(prediction("b", T0 + 200, 1), T0 + 205),
-            with_end(prediction("a", T0 + 100, 0), T0 + 111),
-            aggregate(T0, T0 + 3_600_000, 0.8),
-            with_end(prediction("x", None, 1), T0 + 1),                  # no start: dropped with its end
-            {"predictionUuid": "y", "startTimeStampMs": T0 + 1, "endTimeStampMs": T0 + 2},  # no metrics: dropped
-            with_end(prediction("c", T0 + 50, 1), None),
-            with_end(prediction("b", T0 + 200, 1, label=1), T0 + 230)]  # the later copy (and its end) wins
+    recs = [
+        with_end(prediction("b", T0 + 200, 1), T0 + 205),
+        with_end(prediction("a", T0 + 100, 0), T0 + 111),
+        aggregate(T0, T0 + 3_600_000, 0.8),
+        with_end(prediction("x", None, 1), T0 + 1),  # no start: dropped with its end
+        {"predictionUuid": "y", "startTimeStampMs": T0 + 1, "endTimeStampMs": T0 + 2},  # no metrics: dropped
+        with_end(prediction("c", T0 + 50, 1), None),
+        with_end(prediction("b", T0 + 200, 1, label=1), T0 + 230),
+    ]  # the later copy (and its end) wins
     cols = records_to_columns(recs, FEATURES)
     assert cols.uuid.tolist() == ["c", "a", "b"]
     np.testing.assert_array_equal(cols.latency_ms, [NAN, 11.0, 30.0])
@@ -149,8 +174,9 @@ def test_latency_stays_aligned_through_duplicates_drops_sorting_and_take():
 
 def test_columns_built_without_latency_have_an_all_nan_latency():
     cols = records_to_columns(sample(), FEATURES)
-    bare = Columns(cols.uuid, cols.start_ms, cols.deployment_crn, cols.prediction, cols.label, cols.features,
-                   cols.feature_names)
+    bare = Columns(
+        cols.uuid, cols.start_ms, cols.deployment_crn, cols.prediction, cols.label, cols.features, cols.feature_names
+    )
     assert bare.latency_ms.shape == (len(cols),) and np.isnan(bare.latency_ms).all()
     assert np.isnan(bare.take(np.array([1, 2])).latency_ms).all()
 
@@ -164,11 +190,16 @@ def naive(records, names):
     out = sorted(rows.values(), key=lambda r: r["startTimeStampMs"])
     m = [r["metrics"] for r in out]
     ends = [r.get("endTimeStampMs") for r in out]
-    latency = [NAN if e is None or e < r["startTimeStampMs"] else float(e - r["startTimeStampMs"])
-               for e, r in zip(ends, out)]
-    return ([r["predictionUuid"] for r in out], [x.get("prediction", NAN) for x in m],
-            [x.get("final_label", NAN) for x in m], [[x["input_features"].get(n, NAN) for n in names] for x in m],
-            latency)
+    latency = [
+        NAN if e is None or e < r["startTimeStampMs"] else float(e - r["startTimeStampMs"]) for e, r in zip(ends, out)
+    ]
+    return (
+        [r["predictionUuid"] for r in out],
+        [x.get("prediction", NAN) for x in m],
+        [x.get("final_label", NAN) for x in m],
+        [[x["input_features"].get(n, NAN) for n in names] for x in m],
+        latency,
+    )
 
 
 def random_records(n: int, seed: int) -> list[dict]:
@@ -177,8 +208,10 @@ def random_records(n: int, seed: int) -> list[dict]:
     starts = (T0 + rng.integers(0, 7_200_000, n)).tolist()
     ends = (np.array(starts) + rng.integers(1, 2_000, n)).tolist()
     preds, labels = rng.integers(0, 2, n).tolist(), rng.integers(0, 2, n).tolist()
-    recs = [prediction(f"{i:08x}", starts[i], preds[i], labels[i] if i % 3 else None, dict(zip(FEATURES, x[i])))
-            for i in range(n)]
+    recs = [
+        prediction(f"{i:08x}", starts[i], preds[i], labels[i] if i % 3 else None, dict(zip(FEATURES, x[i])))
+        for i in range(n)
+    ]
     for rec, end in zip(recs, ends):
         rec["endTimeStampMs"] = end
     recs[5:5] = [aggregate(T0, T0 + 3_600_000, 0.9), aggregate(T0 + 3_600_000, T0 + 7_200_000, 0.8)]
@@ -187,8 +220,10 @@ def random_records(n: int, seed: int) -> list[dict]:
 
 def test_fast_path_matches_a_naive_loop():
     recs = random_records(5000, 61)
-    recs += [dict(r, metrics={**r["metrics"], "final_label": 1}, endTimeStampMs=r["startTimeStampMs"] + 7)
-             for r in recs[100:130]]  # late duplicates, with their own end
+    recs += [
+        dict(r, metrics={**r["metrics"], "final_label": 1}, endTimeStampMs=r["startTimeStampMs"] + 7)
+        for r in recs[100:130]
+    ]  # late duplicates, with their own end
     recs[200]["endTimeStampMs"] = None
     recs[300]["endTimeStampMs"] = recs[300]["startTimeStampMs"] - 1
     cols = records_to_columns(recs, FEATURES)
@@ -214,8 +249,12 @@ def test_two_hundred_thousand_records_convert_quickly():
 def test_unsorted_input_is_sorted_stably_and_dict_subclasses_are_records():
     from collections import OrderedDict
 
-    recs = [prediction("late", T0 + 9, 1), prediction("tie-first", T0 + 5, 0), prediction("early", T0 + 1, 1),
-            OrderedDict(prediction("tie-second", T0 + 5, 1))]
+    recs = [
+        prediction("late", T0 + 9, 1),
+        prediction("tie-first", T0 + 5, 0),
+        prediction("early", T0 + 1, 1),
+        OrderedDict(prediction("tie-second", T0 + 5, 1)),
+    ]
     cols = records_to_columns(recs, FEATURES)
     assert cols.uuid.tolist() == ["early", "tie-first", "tie-second", "late"]
     assert cols.counts["malformed"] == 0
@@ -224,15 +263,15 @@ def test_unsorted_input_is_sorted_stably_and_dict_subclasses_are_records():
 def blocks_sample() -> list[dict]:
     """Well-formed records over several blocks, with every oddity the block path handles itself."""
     recs = random_records(300, 63)
-    recs[40]["metrics"]["prediction"] = math.inf                 # unreadable prediction
-    del recs[41]["metrics"]["prediction"]                         # missing prediction
-    recs[42]["metrics"]["final_label"] = 0.5                     # fractional label
-    recs[43]["metrics"]["final_label"] = -math.inf               # unreadable label
-    del recs[44]["endTimeStampMs"]                               # no end: no latency
+    recs[40]["metrics"]["prediction"] = math.inf  # unreadable prediction
+    del recs[41]["metrics"]["prediction"]  # missing prediction
+    recs[42]["metrics"]["final_label"] = 0.5  # fractional label
+    recs[43]["metrics"]["final_label"] = -math.inf  # unreadable label
+    del recs[44]["endTimeStampMs"]  # no end: no latency
     recs[45]["endTimeStampMs"] = recs[45]["startTimeStampMs"] - 5  # end before start
-    recs[46]["startTimeStampMs"] = math.nan                      # no start: dropped
+    recs[46]["startTimeStampMs"] = math.nan  # no start: dropped
     recs[47]["metrics"]["input_features"]["iot_signal_2"] = math.nan
-    recs[250]["modelDeploymentCrn"] = OTHER                      # a second deployment, blocks after the first
+    recs[250]["modelDeploymentCrn"] = OTHER  # a second deployment, blocks after the first
     recs += [dict(recs[10], metrics={**recs[10]["metrics"], "final_label": 1})]  # a duplicate, blocks later
     return recs
 
@@ -242,8 +281,10 @@ def test_well_formed_records_take_the_block_path_with_the_general_paths_results(
     recs = blocks_sample()
     keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
     counts = dict.fromkeys(COUNT_NAMES, 0)
-    assert record_blocks.well_formed_rows(recs, keys, FEATURES, "prediction", "final_label", "input_features",
-                                          counts) is not None
+    assert (
+        record_blocks.well_formed_rows(recs, keys, FEATURES, "prediction", "final_label", "input_features", counts)
+        is not None
+    )
     fast = records_to_columns(recs, FEATURES)
     monkeypatch.setattr(records, "well_formed_rows", lambda *args: None)
     general = records_to_columns(recs, FEATURES)
@@ -251,9 +292,22 @@ def test_well_formed_records_take_the_block_path_with_the_general_paths_results(
         got, want = getattr(fast, name), getattr(general, name)
         assert got.dtype == want.dtype and got.shape == want.shape, name
         np.testing.assert_array_equal(got, want, err_msg=name)
-    assert fast.counts == general.counts == {
-        "records": 303, "aggregates": 2, "malformed": 0, "duplicate_uuid": 1, "bad_timestamp": 1,
-        "missing_prediction": 1, "bad_prediction": 1, "bad_label": 2, "missing_features": 1, "non_finite": 0}
+    assert (
+        fast.counts
+        == general.counts
+        == {
+            "records": 303,
+            "aggregates": 2,
+            "malformed": 0,
+            "duplicate_uuid": 1,
+            "bad_timestamp": 1,
+            "missing_prediction": 1,
+            "bad_prediction": 1,
+            "bad_label": 2,
+            "missing_features": 1,
+            "non_finite": 0,
+        }
+    )
     assert (fast.deployment_crn == OTHER).sum() == 1 and fast.latency_ms.dtype == np.float64
 
 
@@ -262,8 +316,12 @@ def test_one_malformed_record_in_the_last_block_sends_all_to_the_general_path(mo
     recs = blocks_sample()
     recs[-2]["metrics"]["input_features"] = "not a dict"
     keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
-    assert record_blocks.well_formed_rows(recs, keys, FEATURES, "prediction", "final_label", "input_features",
-                                          dict.fromkeys(COUNT_NAMES, 0)) is None
+    assert (
+        record_blocks.well_formed_rows(
+            recs, keys, FEATURES, "prediction", "final_label", "input_features", dict.fromkeys(COUNT_NAMES, 0)
+        )
+        is None
+    )
     cols = records_to_columns(recs, FEATURES)
     assert cols.counts["missing_features"] == 2 and cols.counts["duplicate_uuid"] == 1
     uuids = naive([r for r in recs if not math.isnan(r["startTimeStampMs"])], [])[0]

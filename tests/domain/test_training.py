@@ -1,4 +1,5 @@
 """Training, scoring and versioned artifacts on disk."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,19 @@ import pytest
 import sklearn
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from monitoring.data import TelcoScenario
-from monitoring.drift import ReferenceStats
-from monitoring.errors import DataError
-from monitoring.training import (ModelArtifact, list_versions, load_artifact, make_metadata, next_version,
-                                 save_artifact, score, train_model)
+from monitoring.core.errors import DataError
+from monitoring.domain.data import TelcoScenario
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.training import (
+    ModelArtifact,
+    list_versions,
+    load_artifact,
+    make_metadata,
+    next_version,
+    save_artifact,
+    score,
+    train_model,
+)
 from tests.domain.support import FEATURES
 
 LABEL = "cell_tower_failure"
@@ -33,10 +42,17 @@ def model(data):
 
 
 def metadata(train, holdout, model):
-    return make_metadata(features=FEATURES, label=LABEL, classes=[0, 1], trained_at_ms=1_795_428_000_000,
-                         n_train=len(train), holdout=score(model, holdout, FEATURES, LABEL),
-                         reference=ReferenceStats.fit(train, FEATURES).to_dict(),
-                         training_window={"start_ms": 1, "end_ms": 2}, parent_version=None)
+    return make_metadata(
+        features=FEATURES,
+        label=LABEL,
+        classes=[0, 1],
+        trained_at_ms=1_795_428_000_000,
+        n_train=len(train),
+        holdout=score(model, holdout, FEATURES, LABEL),
+        reference=ReferenceStats.fit(train, FEATURES).to_dict(),
+        training_window={"start_ms": 1, "end_ms": 2},
+        parent_version=None,
+    )
 
 
 def test_training_is_fast_and_deterministic(data):
@@ -54,8 +70,12 @@ def test_score_matches_sklearn(model, data):
     pred = model.predict(holdout[FEATURES])
     y = holdout[LABEL].to_numpy()
     assert score(model, holdout, FEATURES, LABEL) == {
-        "accuracy": accuracy_score(y, pred), "precision": precision_score(y, pred, zero_division=0),
-        "recall": recall_score(y, pred, zero_division=0), "f1": f1_score(y, pred, zero_division=0), "n": 1000}
+        "accuracy": accuracy_score(y, pred),
+        "precision": precision_score(y, pred, zero_division=0),
+        "recall": recall_score(y, pred, zero_division=0),
+        "f1": f1_score(y, pred, zero_division=0),
+        "n": 1000,
+    }
 
 
 def test_training_rejects_bad_data(data):
@@ -81,8 +101,9 @@ def test_save_and_load_round_trip(tmp_path, model, data):
     assert artifact.metadata["model_name"] == NAME
     assert artifact.metadata["sklearn_version"] == sklearn.__version__
     assert artifact.metadata["holdout"] == meta["holdout"]
-    np.testing.assert_array_equal(artifact.pipeline.predict_proba(holdout[FEATURES]),
-                                  model.predict_proba(holdout[FEATURES]))
+    np.testing.assert_array_equal(
+        artifact.pipeline.predict_proba(holdout[FEATURES]), model.predict_proba(holdout[FEATURES])
+    )
     ReferenceStats.from_dict(artifact.metadata["reference"])
     assert not [p.name for p in (tmp_path / "models" / NAME).iterdir() if p.name.startswith(".tmp")]
 

@@ -1,4 +1,5 @@
 """Per-window metrics against sklearn, window alignment, multi-class macro averages, Wilson bounds."""
+
 from __future__ import annotations
 
 import math
@@ -8,11 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from monitoring import windows
-from monitoring.drift import ReferenceStats
-from monitoring.errors import DataError
-from monitoring.records import Columns
-from monitoring.windows import compute_windows, wilson_interval
+from monitoring.core.errors import DataError
+from monitoring.domain import windows
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.records import Columns
+from monitoring.domain.windows import compute_windows, wilson_interval
 from tests.domain.support import T0
 
 HOUR = 3_600_000
@@ -24,10 +25,16 @@ def columns(start, pred, label, crn=None, features=None, latency=None) -> Column
     crn_arr = np.empty(n, dtype=object)
     crn_arr[:] = crn if crn is not None else [A] * n
     feats = np.asarray(features, dtype=float) if features is not None else np.zeros((n, 1))
-    return Columns(uuid=np.array([f"u{i}" for i in range(n)], dtype=object), start_ms=np.asarray(start, np.int64),
-                   deployment_crn=crn_arr, prediction=np.asarray(pred, float), label=np.asarray(label, float),
-                   features=feats, feature_names=tuple(f"f{j}" for j in range(feats.shape[1])),
-                   latency_ms=None if latency is None else np.asarray(latency, float))
+    return Columns(
+        uuid=np.array([f"u{i}" for i in range(n)], dtype=object),
+        start_ms=np.asarray(start, np.int64),
+        deployment_crn=crn_arr,
+        prediction=np.asarray(pred, float),
+        label=np.asarray(label, float),
+        features=feats,
+        feature_names=tuple(f"f{j}" for j in range(feats.shape[1])),
+        latency_ms=None if latency is None else np.asarray(latency, float),
+    )
 
 
 def random_columns(seed: int, n: int, n_classes: int) -> Columns:
@@ -45,7 +52,7 @@ def test_binary_windows_equal_sklearn_exactly(seed):
     results = compute_windows(cols, HOUR, classes=[0, 1])
     assert len(results) == 12  # 6 hours x 2 deployments
     for r in results:
-        mask = ((cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms))
+        mask = (cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms)
         y_pred, y_true = cols.prediction[mask], cols.label[mask]
         has = ~np.isnan(y_true)
         y, p = y_true[has].astype(int), y_pred[has].astype(int)
@@ -63,25 +70,28 @@ def test_multiclass_windows_use_macro_averages_like_sklearn(seed):
     cols = random_columns(seed, 2000, 4)
     cols.prediction[cols.prediction == 3] = 2  # class 3 then appears only in some labels: macro over present classes
     for r in compute_windows(cols, HOUR, classes=[0, 1, 2, 3]):
-        mask = ((cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms))
+        mask = (cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms)
         has = mask & ~np.isnan(cols.label)
         y, p = cols.label[has].astype(int), cols.prediction[has].astype(int)
         assert r.accuracy == accuracy_score(y, p)
         assert r.precision == precision_score(y, p, average="macro", zero_division=0)
         assert r.recall == recall_score(y, p, average="macro", zero_division=0)
         assert r.f1 == f1_score(y, p, average="macro", zero_division=0)
-        assert r.confusion == {"labels": [0, 1, 2, 3],
-                               "matrix": confusion_matrix(y, p, labels=[0, 1, 2, 3]).tolist()}
+        assert r.confusion == {"labels": [0, 1, 2, 3], "matrix": confusion_matrix(y, p, labels=[0, 1, 2, 3]).tolist()}
 
 
 def test_windows_align_to_multiples_of_the_length_since_the_epoch():
     base = 1_795_428_000_000  # 2026-11-23T10:00:00Z, a whole hour
-    cols = columns([base - 1, base, base + HOUR - 1, base + HOUR, base + 3 * HOUR + 5],
-                   [1, 1, 0, 0, 1], [1, 0, 0, np.nan, 1])
+    cols = columns(
+        [base - 1, base, base + HOUR - 1, base + HOUR, base + 3 * HOUR + 5], [1, 1, 0, 0, 1], [1, 0, 0, np.nan, 1]
+    )
     results = compute_windows(cols, HOUR, classes=[0, 1])
     assert [(r.start_ms, r.end_ms, r.predictions, r.labelled) for r in results] == [
-        (base - HOUR, base, 1, 1), (base, base + HOUR, 2, 2), (base + HOUR, base + 2 * HOUR, 1, 0),
-        (base + 3 * HOUR, base + 4 * HOUR, 1, 1)]
+        (base - HOUR, base, 1, 1),
+        (base, base + HOUR, 2, 2),
+        (base + HOUR, base + 2 * HOUR, 1, 0),
+        (base + 3 * HOUR, base + 4 * HOUR, 1, 1),
+    ]
     assert results[1].accuracy == 0.5 and results[1].confusion == {"tp": 0, "fp": 1, "tn": 1, "fn": 0}
     assert (results[1].precision, results[1].recall, results[1].f1) == (0.0, 0.0, 0.0)
     unlabelled = results[2]
@@ -107,7 +117,7 @@ def test_drift_per_window_needs_enough_rows():
     same, shifted, small = compute_windows(cols, HOUR, classes=[0, 1], reference=reference, min_drift_rows=30)
     assert same.drift["f0"]["psi"] < 0.1 and shifted.drift["f0"]["psi"] > 1.0
     assert same.drift["f0"]["ks"] == reference.ks("f0", values[:n])
-    assert shifted.drift["f0"]["psi"] == reference.psi("f0", values[n:2 * n])
+    assert shifted.drift["f0"]["psi"] == reference.psi("f0", values[n : 2 * n])
     assert small.drift == {}
     assert compute_windows(cols, HOUR, classes=[0, 1])[0].drift == {}
 
@@ -128,16 +138,22 @@ def test_latency_percentiles_per_window_equal_numpy_linear_exactly(seed):
     n = len(cols)
     latency = np.round(rng.lognormal(4, 0.8, n), int(seed % 3))  # whole ms, 0.1 ms and 0.01 ms steps
     latency[rng.random(n) < 0.15] = np.nan  # no usable endTimeStampMs
-    latency[cols.deployment_crn == B] = np.where(cols.start_ms[cols.deployment_crn == B] < T0, np.nan,
-                                                 latency[cols.deployment_crn == B])  # B's first hour: none at all
+    latency[cols.deployment_crn == B] = np.where(
+        cols.start_ms[cols.deployment_crn == B] < T0, np.nan, latency[cols.deployment_crn == B]
+    )  # B's first hour: none at all
     cols.latency_ms = latency
     cols.prediction[rng.random(n) < 0.05] = np.nan  # rows without a prediction are in no window
     cols.prediction[rng.random(n) < 0.05] = 7  # a prediction outside the classes still has a latency
     results = compute_windows(cols, HOUR, classes=[0, 1])
     assert len(results) == 12
     for r in results:
-        mask = ((cols.deployment_crn == r.deployment_crn) & (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms)
-                & ~np.isnan(cols.prediction) & ~np.isnan(cols.latency_ms))
+        mask = (
+            (cols.deployment_crn == r.deployment_crn)
+            & (cols.start_ms >= r.start_ms)
+            & (cols.start_ms < r.end_ms)
+            & ~np.isnan(cols.prediction)
+            & ~np.isnan(cols.latency_ms)
+        )
         values = cols.latency_ms[mask]
         if r.deployment_crn == B and r.start_ms < T0:
             assert values.size == 0 and (r.latency_p50_ms, r.latency_p95_ms) == (None, None)
@@ -158,8 +174,9 @@ def test_latency_percentiles_interpolate_linearly_and_skip_nan():
     assert (none.latency_p50_ms, none.latency_p95_ms) == (None, None)
     assert none.to_dict()["latency_p50_ms"] is None and four.to_dict()["latency_p95_ms"] == 38.5
     no_latency = columns(start, [1] * 8, [1] * 8)  # Columns built without latency: all NaN
-    assert all(r.latency_p50_ms is None and r.latency_p95_ms is None
-               for r in compute_windows(no_latency, HOUR, classes=[0, 1]))
+    assert all(
+        r.latency_p50_ms is None and r.latency_p95_ms is None for r in compute_windows(no_latency, HOUR, classes=[0, 1])
+    )
 
 
 def test_bad_arguments_are_data_errors():
@@ -172,13 +189,16 @@ def test_bad_arguments_are_data_errors():
         compute_windows(cols, HOUR, classes=[2, 3])
 
 
-@pytest.mark.parametrize("successes, n, confidence, low, high", [
-    (0, 10, 0.95, 0.0, 0.2775327998628892),
-    (10, 10, 0.95, 0.7224672001371108, 1.0),
-    (50, 100, 0.95, 0.4038315303659956, 0.5961684696340044),
-    (81, 263, 0.95, 0.2552885198782742, 0.36620957698280004),
-    (90, 100, 0.90, 0.8396444903889078, 0.9392813329845526),
-])
+@pytest.mark.parametrize(
+    "successes, n, confidence, low, high",
+    [
+        (0, 10, 0.95, 0.0, 0.2775327998628892),
+        (10, 10, 0.95, 0.7224672001371108, 1.0),
+        (50, 100, 0.95, 0.4038315303659956, 0.5961684696340044),
+        (81, 263, 0.95, 0.2552885198782742, 0.36620957698280004),
+        (90, 100, 0.90, 0.8396444903889078, 0.9392813329845526),
+    ],
+)
 def test_wilson_interval_known_values(successes, n, confidence, low, high):
     """Expected values from scipy.stats.binomtest(...).proportion_ci(method="wilson")."""
     got = wilson_interval(successes, n, confidence)
@@ -215,8 +235,9 @@ def one_deployment(seed: int, n: int, n_classes: int) -> Columns:
 @pytest.mark.parametrize("seed, n_classes", [(21, 2), (22, 3), (23, 12)])
 def test_the_per_window_pass_equals_the_vectorised_grouping(seed, n_classes, monkeypatch):
     cols = one_deployment(seed, 6000, n_classes)
-    reference = ReferenceStats.fit(pd.DataFrame(np.random.default_rng(seed).normal(size=(500, 2)),
-                                                columns=["f0", "f1"]), ["f0", "f1"])
+    reference = ReferenceStats.fit(
+        pd.DataFrame(np.random.default_rng(seed).normal(size=(500, 2)), columns=["f0", "f1"]), ["f0", "f1"]
+    )
     assert windows._window_runs(cols, HOUR) is not None  # one CRN, in time order, many rows a window
     classes = list(range(n_classes))
     runs = [r.to_dict() for r in compute_windows(cols, HOUR, classes, reference=reference)]
@@ -226,7 +247,8 @@ def test_the_per_window_pass_equals_the_vectorised_grouping(seed, n_classes, mon
     assert [r["start_ms"] for r in runs] == [T0 - HOUR, T0, T0 + 2 * HOUR]  # no window without predictions
     assert runs == grouped
     assert [math.copysign(1, r[q]) for r in runs for q in ("latency_p50_ms", "latency_p95_ms") if r[q] is not None] == [
-        math.copysign(1, g[q]) for g in grouped for q in ("latency_p50_ms", "latency_p95_ms") if g[q] is not None]
+        math.copysign(1, g[q]) for g in grouped for q in ("latency_p50_ms", "latency_p95_ms") if g[q] is not None
+    ]
 
 
 def test_other_rows_take_the_vectorised_grouping():
@@ -239,4 +261,5 @@ def test_other_rows_take_the_vectorised_grouping():
     two.deployment_crn[-1] = B
     assert windows._window_runs(two, HOUR) is None
     assert [(r.start_ms, r.predictions) for r in compute_windows(unsorted, HOUR, [0, 1])] == [
-        (r.start_ms, r.predictions) for r in compute_windows(cols, HOUR, [0, 1])]
+        (r.start_ms, r.predictions) for r in compute_windows(cols, HOUR, [0, 1])
+    ]

@@ -1,4 +1,5 @@
 """Fixtures: a bootstrapped template project (once per session) and a fresh copy with a started workspace per test."""
+
 from __future__ import annotations
 
 import pytest

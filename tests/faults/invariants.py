@@ -1,4 +1,5 @@
 """The invariants every fault must keep: nothing lost or doubled, decisions acted on once, something serves."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,8 +26,11 @@ def assert_labels_exactly_once(rig: Rig) -> None:
     copies = Counter(r["predictionUuid"] for r in records)
     doubled = [u for u in answered if copies[u] != 1]
     assert not doubled, f"{len(doubled)} answered predictions do not have exactly one record, e.g. {doubled[:3]}"
-    wrong = [r["predictionUuid"] for r in records if r["predictionUuid"] in pending
-             and r["metrics"].get(key) != pending[r["predictionUuid"]][0]]
+    wrong = [
+        r["predictionUuid"]
+        for r in records
+        if r["predictionUuid"] in pending and r["metrics"].get(key) != pending[r["predictionUuid"]][0]
+    ]
     assert not wrong, f"{len(wrong)} records hold a label other than the one queued, e.g. {wrong[:3]}"
     stray = [r["predictionUuid"] for r in records if key in r["metrics"] and r["predictionUuid"] not in pending]
     assert not stray, f"{len(stray)} predictions without an answer got a label"

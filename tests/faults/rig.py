@@ -4,32 +4,37 @@ The template (built once per session) is a project whose v1 serves, whose first 
 labelled and evaluated, and whose latest decision is an unconsumed ``redeploy`` (drift starts at
 once, so v1 is wrong on the traffic). Each test gets a copy and a started workspace on it.
 """
+
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
 import shutil
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
-from monitoring import graph
-from monitoring.cmlclient import Platform, connect
-from monitoring.cmlclient.api import RUN_TERMINAL, field as api_field
+
+from localcml.environment import activate
+from localcml.metrics_store import MetricsStore
+from localcml.workspace import LocalWorkspace
+from monitoring.app import graph
+from monitoring.app.demo import verdict_fields
+from monitoring.app.jobrun import run_job
+from monitoring.app.wiring import build_context
+from monitoring.cmlclient import connect
+from monitoring.cmlclient.api import RUN_TERMINAL
+from monitoring.cmlclient.api import field as api_field
 from monitoring.cmlclient.endpoint import ModelEndpoint
-from monitoring.config import PipelineConfig, load_config
-from monitoring.demo import verdict_fields
-from monitoring.durations import to_ms
-from monitoring.jobrun import run_job
-from monitoring.local.environment import activate
-from monitoring.local.metrics_store import MetricsStore
-from monitoring.local.workspace import LocalWorkspace
-from monitoring.store import StateStore
+from monitoring.core.config import PipelineConfig, load_config
+from monitoring.core.durations import to_ms
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context, Outcome
@@ -42,8 +47,13 @@ from tests.waiting import wait_for
 HOUR = 3_600_000
 #: Small and fast; drift from the first cycle so that v1 breaches and redeploy has a reason to act.
 FAST = {
-    "scenario": {"rows_per_cycle": 200, "training_rows": 1000, "concurrency": 4, "request_timeout": "3s",
-                 "drift": {"start_after": "0s"}},
+    "scenario": {
+        "rows_per_cycle": 200,
+        "training_rows": 1000,
+        "concurrency": 4,
+        "request_timeout": "3s",
+        "drift": {"start_after": "0s"},
+    },
     "retraining": {"min_rows": 100, "min_improvement": 0.0, "lookback": "2h"},
     "deployment": {"poll_interval": "100ms", "build_timeout": "60s", "deploy_timeout": "60s"},
     "platform": {"retry": {"attempts": 4, "initial": "20ms", "maximum": "100ms", "jitter": "10ms"}},
@@ -52,8 +62,12 @@ WORKSPACE = ".cml-local"
 BUSY_TIMEOUT_S = 5.0
 HEALTH_TIMEOUT_S = 60.0
 WAIT_S = 90.0
-JOBS = {"simulate_traffic": simulate_traffic, "compute_accuracy": compute_accuracy,
-        "evaluate_thresholds": evaluate_thresholds, "redeploy": redeploy}
+JOBS = {
+    "simulate_traffic": simulate_traffic,
+    "compute_accuracy": compute_accuracy,
+    "evaluate_thresholds": evaluate_thresholds,
+    "redeploy": redeploy,
+}
 
 
 @contextlib.contextmanager
@@ -75,7 +89,7 @@ def activated(env: dict[str, str]) -> Iterator[None]:
         for name in [n for n in sys.modules if n.split(".")[0] in ("cdsw", "cmlapi", "cml")]:
             if name not in saved_modules:
                 del sys.modules[name]
-        from monitoring.local import sdk
+        from localcml import sdk
 
         sdk.close_stores()
 
@@ -108,11 +122,15 @@ class Rig:
     def __post_init__(self) -> None:
         self.ctx = self.context()
 
-    def context(self, run_id: str | None = None) -> Context:
-        platform = connect(self.cfg, self.root, clock=self.ws.clock)
+    def context(self, run_id: str | None = None, cfg: PipelineConfig | None = None, spy: bool = False) -> Context:
+        """A context wired as a job's; with ``spy``, its endpoint clients note each answered uuid."""
+        cfg = cfg or self.cfg
+        platform = connect(cfg, self.root, clock=self.ws.clock)
+        if spy:
+            platform.endpoint_type = type("RigEndpoint", (SpyEndpoint,), {"answered": self.answered})
         if run_id:
             platform.run_id = run_id
-        return Context(self.cfg, platform, StateStore(self.cfg.state.url, base_dir=self.root), self.root)
+        return build_context(cfg, self.root, platform=platform)
 
     # -- time and workflows ----------------------------------------------------------------
     def at(self, hours: float) -> int:
@@ -121,21 +139,13 @@ class Rig:
         self.ws.set_now(now)
         return now
 
-    def _spy(self, platform: Platform, model: Any, timeout_s: float) -> SpyEndpoint:
-        endpoint = SpyEndpoint(platform.endpoint_url, model.access_key, platform.model_api_key, timeout_s,
-                               platform.retry)
-        endpoint.answered = self.answered
-        return endpoint
-
     def traffic(self, ctx: Context | None = None) -> Outcome:
         """One traffic cycle, in process, noting which predictions got an answer."""
         ctx = ctx or self.ctx
-        platform = ctx.platform
-        platform.endpoint = lambda model, timeout_s: self._spy(platform, model, timeout_s)
-        try:
-            return simulate_traffic(ctx)
-        finally:
-            del platform.endpoint
+        spied = dataclasses.replace(
+            ctx.platform, endpoint_type=type("RigEndpoint", (SpyEndpoint,), {"answered": self.answered})
+        )
+        return simulate_traffic(dataclasses.replace(ctx, platform=spied))
 
     def job(self, name: str, workflow: Callable[[Context], Outcome] | None = None) -> tuple[int, dict[str, str]]:
         """Run a workflow the way its job does (config, logging, verdict, exit code), in process.
@@ -143,15 +153,13 @@ class Rig:
         Traffic jobs note which predictions got an answer, as ``traffic`` does.
         """
         out = io.StringIO()
-        original = Platform.endpoint
-        if name == "simulate_traffic":
-            Platform.endpoint = lambda platform, model, timeout_s: self._spy(platform, model, timeout_s)
-        try:
-            with contextlib.redirect_stdout(out):
-                code = run_job(name, workflow or JOBS[name], ["--project-root", str(self.root),
-                                                               "--config", str(self.config_path)])
-        finally:
-            Platform.endpoint = original
+        with contextlib.redirect_stdout(out):
+            code = run_job(
+                name,
+                workflow or JOBS[name],
+                ["--project-root", str(self.root), "--config", str(self.config_path)],
+                wiring=lambda cfg, root: self.context(cfg=cfg, spy=name == "simulate_traffic"),
+            )
         self.last_log = out.getvalue()
         return code, verdict_fields(self.last_log)
 
@@ -178,6 +186,7 @@ class Rig:
         def finished():
             current = api.client.get_job_run(self.ws.project_id, api_field(job, "id"), run_id)
             return current if str(current.status).upper() in RUN_TERMINAL else None
+
         status = str(wait_for(finished, f"run {run_id} of {name}", WAIT_S).status)
         text = (self.ws.workspace_dir / "runs" / f"{run_id}.log").read_text()
         return status, verdict_fields(text), text
@@ -280,6 +289,7 @@ def run_concurrently(*calls: Callable[[], Any]) -> list[Any]:
             results[i] = calls[i]()
         except Exception as exc:  # noqa: BLE001 - handed back to the test
             results[i] = exc
+
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for t in threads:
         t.start()

@@ -1,4 +1,5 @@
 """Bad configuration through a job's front door: exit code 2, a VERDICT naming the culprit, nothing touched."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring.cli import main
-from monitoring.demo import verdict_fields
-from monitoring.errors import EXIT_CONFIG
-from monitoring.store import StateStore
+from monitoring.app.cli import main
+from monitoring.app.demo import verdict_fields
+from monitoring.core.errors import EXIT_CONFIG
+from monitoring.state.store import StateStore
 from tests.project import REPO
 
 GOOD = yaml.safe_load((REPO / "config" / "pipeline.yaml").read_text())
@@ -32,6 +33,7 @@ def set_key(path: str, value):
         for key in parents:
             node = node[int(key)] if key.isdigit() else node[key]
         node[int(last) if last.isdigit() else last] = value
+
     return change
 
 
@@ -39,6 +41,7 @@ def graph(*jobs: dict):
     def change(data: dict) -> None:
         data["jobs"]["graph"] = [{"script": "jobs/simulate_traffic.py", **j} for j in jobs]
         data["jobs"]["graph"].append({"name": "redeploy", "script": "jobs/redeploy.py", "parent": jobs[0]["name"]})
+
     return change
 
 
@@ -49,17 +52,27 @@ ABUSES = {
     "unknown key": (edited(set_key("thresholds.polices", [])), ["thresholds.polices: unknown key"]),
     "wrong type": (edited(set_key("scenario.rows_per_cycle", "lots")), ["scenario.rows_per_cycle:", "integer"]),
     "wrong type in a list": (edited(set_key("model.features", "iot_signal_1")), ["model.features:", "list"]),
-    "threshold above 1": (edited(set_key("thresholds.policies.1.min", 1.5)),
-                          ["thresholds.policies[1].min:", "less than or equal to 1"]),
+    "threshold above 1": (
+        edited(set_key("thresholds.policies.1.min", 1.5)),
+        ["thresholds.policies[1].min:", "less than or equal to 1"],
+    ),
     "negative cooldown": (edited(set_key("thresholds.cooldown", "-2h")), ["thresholds.cooldown:", "duration"]),
-    "confidence out of range": (edited(set_key("thresholds.policies.2.confidence", 1.0)),
-                                ["thresholds.policies[2].confidence:", "less than 1"]),
-    "cycle in the job graph": (edited(graph({"name": "a", "parent": "b"}, {"name": "b", "parent": "a"})),
-                               ["dependency cycle: a -> b -> a"]),
-    "missing parent": (edited(graph({"name": "a", "schedule": "0 * * * *"}, {"name": "b", "parent": "ghost"})),
-                       ["job 'b': parent 'ghost' is not in the graph"]),
-    "duplicate job names": (edited(graph({"name": "a", "schedule": "0 * * * *"}, {"name": "a", "parent": "a"})),
-                            ["job 'a': duplicate name"]),
+    "confidence out of range": (
+        edited(set_key("thresholds.policies.2.confidence", 1.0)),
+        ["thresholds.policies[2].confidence:", "less than 1"],
+    ),
+    "cycle in the job graph": (
+        edited(graph({"name": "a", "parent": "b"}, {"name": "b", "parent": "a"})),
+        ["dependency cycle: a -> b -> a"],
+    ),
+    "missing parent": (
+        edited(graph({"name": "a", "schedule": "0 * * * *"}, {"name": "b", "parent": "ghost"})),
+        ["job 'b': parent 'ghost' is not in the graph"],
+    ),
+    "duplicate job names": (
+        edited(graph({"name": "a", "schedule": "0 * * * *"}, {"name": "a", "parent": "a"})),
+        ["job 'a': duplicate name"],
+    ),
     "python tag": (None, ["not valid YAML", "python/object/apply"]),
 }
 
@@ -75,8 +88,11 @@ def project(tmp_path):
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".yaml"}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix != ".yaml"
+    }
 
 
 @pytest.mark.parametrize("name", list(ABUSES))

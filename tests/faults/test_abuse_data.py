@@ -1,4 +1,5 @@
 """Bad data: malformed metrics records, garbled endpoint answers, empty windows, labels ahead of predictions."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,9 +8,9 @@ import json
 
 import pytest
 
-from monitoring.cli import main
-from monitoring.errors import EXIT_CONFIG, EXIT_DATA
-from monitoring.local.metrics_store import TABLE, MetricsStore
+from localcml.metrics_store import TABLE, MetricsStore
+from monitoring.app.cli import main
+from monitoring.core.errors import EXIT_CONFIG, EXIT_DATA
 from monitoring.workflows.redeploy import redeploy
 from tests.faults.invariants import assert_invariants
 from tests.faults.rig import HOUR, Rig
@@ -18,11 +19,11 @@ FEATURES = {"iot_signal_1": 0.5, "iot_signal_2": 0.5, "iot_signal_3": 0.5, "iot_
 #: Records another writer could leave in the store (raw JSON text: NaN is not valid JSON, yet it is out there).
 BAD_RECORDS = {
     "bad-missing-prediction": json.dumps({"input_features": FEATURES, "final_label": 1}),
-    "bad-wrong-types": json.dumps({"prediction": "yes", "final_label": "maybe",
-                                   "input_features": {"iot_signal_1": "high"}}),
+    "bad-wrong-types": json.dumps(
+        {"prediction": "yes", "final_label": "maybe", "input_features": {"iot_signal_1": "high"}}
+    ),
     "bad-nan": '{"prediction": NaN, "final_label": 1, "input_features": {"iot_signal_1": NaN}}',
-    "bad-huge": json.dumps({"prediction": 1e300, "final_label": 1e308,
-                            "input_features": {k: 1e308 for k in FEATURES}}),
+    "bad-huge": json.dumps({"prediction": 1e300, "final_label": 1e308, "input_features": {k: 1e308 for k in FEATURES}}),
     "bad-label-outside-classes": json.dumps({"prediction": 1, "final_label": 7, "input_features": FEATURES}),
     "bad-metrics-not-a-dict": "[1, 2, 3]",
     "bad-prediction-list": json.dumps({"prediction": [0, 1], "final_label": 0, "input_features": FEATURES}),
@@ -34,8 +35,11 @@ def window_of(rig: Rig, start_ms: int):
 
 
 def predictions_snapshot(rig: Rig) -> list[tuple]:
-    return sorted((r["predictionUuid"], r["modelDeploymentCrn"], r["startTimeStampMs"], json.dumps(r["metrics"]))
-                  for r in rig.records() if r["predictionUuid"])
+    return sorted(
+        (r["predictionUuid"], r["modelDeploymentCrn"], r["startTimeStampMs"], json.dumps(r["metrics"]))
+        for r in rig.records()
+        if r["predictionUuid"]
+    )
 
 
 def test_malformed_metrics_records_are_left_out_and_left_alone(rig):
@@ -43,10 +47,14 @@ def test_malformed_metrics_records_are_left_out_and_left_alone(rig):
     window_start = rig.t0 - 60_000 + HOUR  # the template's second cycle
     store = MetricsStore(rig.ws.metrics_url)
     try:
-        store.db.executemany(f"INSERT INTO {TABLE} (deployment_crn, build_crn, model_crn, prediction_uuid, start_ms, "
-                             "end_ms, metrics) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             [(live.crn, "", model.crn, uuid, window_start + 120_000 + i, window_start + 119_000 + i,
-                               text) for i, (uuid, text) in enumerate(BAD_RECORDS.items())])
+        store.db.executemany(
+            f"INSERT INTO {TABLE} (deployment_crn, build_crn, model_crn, prediction_uuid, start_ms, "
+            "end_ms, metrics) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (live.crn, "", model.crn, uuid, window_start + 120_000 + i, window_start + 119_000 + i, text)
+                for i, (uuid, text) in enumerate(BAD_RECORDS.items())
+            ],
+        )
     finally:
         store.close()
     rig.at(2.05)
@@ -56,8 +64,11 @@ def test_malformed_metrics_records_are_left_out_and_left_alone(rig):
     code, verdict = rig.job("compute_accuracy")
     assert code == 0 and verdict["status"] == "ok", rig.last_log[-3000:]
     assert predictions_snapshot(rig) == before  # computing never rewrites records
-    good = [r for r in rig.records() if r["predictionUuid"] in set(rig.answered)
-            and window_start <= r["startTimeStampMs"] < window_start + HOUR]
+    good = [
+        r
+        for r in rig.records()
+        if r["predictionUuid"] in set(rig.answered) and window_start <= r["startTimeStampMs"] < window_start + HOUR
+    ]
     right = sum(r["metrics"]["prediction"] == r["metrics"]["final_label"] for r in good)
     window = window_of(rig, window_start)
     assert window.labelled == len(good) == 200  # no malformed record is counted as labelled
@@ -75,9 +86,11 @@ def test_malformed_records_are_named_in_the_log(rig):
     live = rig.live()
     store = MetricsStore(rig.ws.metrics_url)
     try:
-        store.db.execute(f"INSERT INTO {TABLE} (deployment_crn, build_crn, model_crn, prediction_uuid, start_ms, "
-                         "end_ms, metrics) VALUES (?, '', '', 'bad-nan', ?, ?, ?)",
-                         (live.crn, rig.t0 + HOUR, rig.t0 + HOUR, BAD_RECORDS["bad-nan"]))
+        store.db.execute(
+            f"INSERT INTO {TABLE} (deployment_crn, build_crn, model_crn, prediction_uuid, start_ms, "
+            "end_ms, metrics) VALUES (?, '', '', 'bad-nan', ?, ?, ?)",
+            (live.crn, rig.t0 + HOUR, rig.t0 + HOUR, BAD_RECORDS["bad-nan"]),
+        )
     finally:
         store.close()
     rig.at(2.05)
@@ -100,10 +113,13 @@ def sdk_refuses_non_finite_or_non_json_metrics_naming_the_key(rig):
     assert predictions_snapshot(rig) == before
 
 
-@pytest.mark.parametrize("garble, message", [
-    ("no-uuid", "answered without a prediction uuid"),
-    ("not-json", "answered with a body that is not JSON"),
-])
+@pytest.mark.parametrize(
+    "garble, message",
+    [
+        ("no-uuid", "answered without a prediction uuid"),
+        ("not-json", "answered with a body that is not JSON"),
+    ],
+)
 def test_garbled_endpoint_answers_fail_the_cycle_as_a_data_error(rig, garble, message):
     rig.ws.inject(f"endpoint={garble} always")
     code, verdict = rig.job("simulate_traffic")
@@ -144,8 +160,9 @@ def test_a_label_that_arrives_before_its_prediction_waits_for_it(rig):
     store = MetricsStore(rig.ws.metrics_url)
     try:  # the prediction's record lands after its label
         now = rig.ws.clock.now_ms()
-        store.track_prediction(live.crn, "", rig.model.crn, early, now, now,
-                               {"prediction": 1, "input_features": FEATURES})
+        store.track_prediction(
+            live.crn, "", rig.model.crn, early, now, now, {"prediction": 1, "input_features": FEATURES}
+        )
     finally:
         store.close()
     rig.answered.append(early)
@@ -160,6 +177,16 @@ def test_a_bad_graph_file_is_a_config_error_naming_the_entry(rig):
     bad.write_text("graph:\n  - name: a\n    script: jobs/simulate_traffic.py\n    colour: blue\n")
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["graph", "plan", "--graph-file", str(bad), "--config", str(rig.config_path),
-                     "--project-root", str(rig.root)])
+        code = main(
+            [
+                "graph",
+                "plan",
+                "--graph-file",
+                str(bad),
+                "--config",
+                str(rig.config_path),
+                "--project-root",
+                str(rig.root),
+            ]
+        )
     assert code == EXIT_CONFIG and "graph[0].colour" in err.getvalue()

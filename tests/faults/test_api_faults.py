@@ -1,18 +1,22 @@
 """CML API v2 answers 5xx, times out, or loses the answer of a call that took effect."""
+
 from __future__ import annotations
 
 import pytest
 
-from monitoring.errors import EXIT_PLATFORM, EXIT_REDEPLOY_FAILED
+from monitoring.core.errors import EXIT_PLATFORM, EXIT_REDEPLOY_FAILED
 from tests.faults.invariants import assert_invariants
 from tests.faults.rig import wait_for
 
 
-@pytest.mark.parametrize("faults", [
-    ("api.*=503 x3", "api.get_model_deployment=timeout:200ms x2", "api.get_model_build=504 x2"),
-    ("api.create_model_deployment=500-after x1",),   # CML's gateway deadline: created, answered 500
-    ("api.create_model_build=500-after x1",),
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ("api.*=503 x3", "api.get_model_deployment=timeout:200ms x2", "api.get_model_build=504 x2"),
+        ("api.create_model_deployment=500-after x1",),  # CML's gateway deadline: created, answered 500
+        ("api.create_model_build=500-after x1",),
+    ],
+)
 def test_redeploy_rides_out_api_faults_with_one_build_and_one_deployment(rig, faults):
     before = rig.live()
     rig.ws.inject(*faults)
@@ -38,8 +42,14 @@ def test_a_lost_answer_that_is_not_retried_still_leaves_the_previous_deployment_
         assert "kept serving" in verdict["summary"] or "keeps serving" in verdict["summary"]
         orphans = [d for d in rig.deployments() if d.id != before.id]
         assert len(orphans) == 1
-        wait_for(lambda: rig.ctx.platform.api.get_deployment(rig.model, orphans[0].build_id, orphans[0].id).status
-                 in ("stopped", "failed"), "the orphan deployment to stop", timeout=20)
+        wait_for(
+            lambda: (
+                rig.ctx.platform.api.get_deployment(rig.model, orphans[0].build_id, orphans[0].id).status
+                in ("stopped", "failed")
+            ),
+            "the orphan deployment to stop",
+            timeout=20,
+        )
         assert rig.live().id == before.id
     decision = rig.ctx.store.decision(rig.template_decision)
     assert decision.outcome == ("deployed" if code == 0 else "failed")

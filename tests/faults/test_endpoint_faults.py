@@ -1,19 +1,19 @@
 """The model endpoint misbehaves during traffic: no answered prediction loses its label, none gets two."""
+
 from __future__ import annotations
 
-from monitoring.errors import EXIT_PLATFORM
+from monitoring.core.errors import EXIT_PLATFORM
 from monitoring.workflows.redeploy import redeploy
 from tests.faults.invariants import assert_invariants
 from tests.faults.rig import run_concurrently, wait_for
 
-
 #: One traffic cycle per fault, in this order, on one workspace.
 FAULTS = [
-    "endpoint=503 x6",            # 5xx before the model sees the request
-    "endpoint=429 x10",           # a burst of model.busy, shorter than the retries
-    "endpoint=500-after x5",      # the model answered and recorded, the answer is lost
-    "endpoint=drop-after x5",     # the connection breaks after the model answered
-    "endpoint=delay:1500ms x4",   # the answer comes after the caller's 1 s timeout
+    "endpoint=503 x6",  # 5xx before the model sees the request
+    "endpoint=429 x10",  # a burst of model.busy, shorter than the retries
+    "endpoint=500-after x5",  # the model answered and recorded, the answer is lost
+    "endpoint=drop-after x5",  # the connection breaks after the model answered
+    "endpoint=delay:1500ms x4",  # the answer comes after the caller's 1 s timeout
 ]
 
 
@@ -61,6 +61,7 @@ def test_connection_refused_while_the_deployment_is_replaced(rig):
     def traffic_once_v2_is_deploying():
         wait_for(lambda: [d for d in rig.deployments() if d.id != before.id], "v2's deployment to be created")
         return rig.traffic()
+
     redeployed, traffic = run_concurrently(lambda: redeploy(deployer), traffic_once_v2_is_deploying)
     assert not isinstance(traffic, Exception), traffic
     assert redeployed.status == "deployed", redeployed

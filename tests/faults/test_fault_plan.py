@@ -1,4 +1,5 @@
 """The fault plan itself: its language, its counters across processes, the admin endpoint and the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -8,46 +9,54 @@ import sys
 import pytest
 import requests
 
-from monitoring.errors import EXIT_CONFIG, ConfigError
-from monitoring.local.faults import Fault, FaultPlan, main
-from monitoring.local.workspace import LocalWorkspace
+from localcml.faults import Fault, FaultPlan, main
+from localcml.workspace import LocalWorkspace
+from monitoring.core.errors import EXIT_CONFIG, ConfigError
 from monitoring.workflows import release
 from tests.project import REPO
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("endpoint=503 x3", Fault("endpoint", "status", status=503, times=3)),
-    ("endpoint=delay:2s x2", Fault("endpoint", "delay", seconds=2.0, times=2)),
-    ("endpoint=refuse always", Fault("endpoint", "refuse", times=None)),
-    ("api.create_model_deployment=500-after-create x1", Fault("api.create_model_deployment", "status-after",
-                                                               status=500)),
-    ("api.*=503 x2 skip=4", Fault("api.*", "status", status=503, times=2, skip=4)),
-    ("api.get_model_deployment=timeout:250ms", Fault("api.get_model_deployment", "timeout", seconds=0.25)),
-    ("build=fail", Fault("build", "fail")),
-    ("deploy=never-healthy:3s", Fault("deploy", "never-healthy", seconds=3.0)),
-    ("metrics.track_delayed_metrics=locked x5", Fault("metrics.track_delayed_metrics", "locked", times=5)),
-    ("job.redeploy=kill:after_deploy", Fault("job.redeploy", "kill", step="after_deploy")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("endpoint=503 x3", Fault("endpoint", "status", status=503, times=3)),
+        ("endpoint=delay:2s x2", Fault("endpoint", "delay", seconds=2.0, times=2)),
+        ("endpoint=refuse always", Fault("endpoint", "refuse", times=None)),
+        (
+            "api.create_model_deployment=500-after-create x1",
+            Fault("api.create_model_deployment", "status-after", status=500),
+        ),
+        ("api.*=503 x2 skip=4", Fault("api.*", "status", status=503, times=2, skip=4)),
+        ("api.get_model_deployment=timeout:250ms", Fault("api.get_model_deployment", "timeout", seconds=0.25)),
+        ("build=fail", Fault("build", "fail")),
+        ("deploy=never-healthy:3s", Fault("deploy", "never-healthy", seconds=3.0)),
+        ("metrics.track_delayed_metrics=locked x5", Fault("metrics.track_delayed_metrics", "locked", times=5)),
+        ("job.redeploy=kill:after_deploy", Fault("job.redeploy", "kill", step="after_deploy")),
+    ],
+)
 def test_fault_texts_parse_and_round_trip(text, expected):
     fault = Fault.parse(text)
     assert fault == expected
     assert Fault.parse(fault.spec()) == fault
 
 
-@pytest.mark.parametrize("text, message", [
-    ("endpoint", "expected POINT=ACTION"),
-    ("router=503", "unknown point 'router'"),
-    ("endpoint=explode", "not possible at endpoint"),
-    ("build=503", "not possible at build"),
-    ("api.create_everything=500", "'create_everything' is not an API v2 operation"),
-    ("metrics.write=locked", "'write' is not one of"),
-    ("endpoint=503 x0", "'x0' is not a count"),
-    ("endpoint=delay", "delay needs a duration"),
-    ("endpoint=delay:soon", "'soon' is not a duration"),
-    ("job.redeploy=kill:whenever", "kill needs a step"),
-    ("endpoint=200", "is not an error"),
-    ("endpoint.extra=503", "takes no suffix"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("endpoint", "expected POINT=ACTION"),
+        ("router=503", "unknown point 'router'"),
+        ("endpoint=explode", "not possible at endpoint"),
+        ("build=503", "not possible at build"),
+        ("api.create_everything=500", "'create_everything' is not an API v2 operation"),
+        ("metrics.write=locked", "'write' is not one of"),
+        ("endpoint=503 x0", "'x0' is not a count"),
+        ("endpoint=delay", "delay needs a duration"),
+        ("endpoint=delay:soon", "'soon' is not a duration"),
+        ("job.redeploy=kill:whenever", "kill needs a step"),
+        ("endpoint=200", "is not an error"),
+        ("endpoint.extra=503", "takes no suffix"),
+    ],
+)
 def test_bad_fault_texts_are_refused_naming_the_culprit(text, message):
     with pytest.raises(ConfigError, match=message) as caught:
         Fault.parse(text)
@@ -68,11 +77,15 @@ def test_counters_skip_wildcards_and_exhaustion(tmp_path):
 
 def test_each_fault_fires_exactly_its_count_across_processes(tmp_path):
     FaultPlan(tmp_path).add("endpoint=503 x120")
-    code = ("import sys\nfrom monitoring.local.faults import FaultPlan\n"
-            "plan = FaultPlan(sys.argv[1])\n"
-            "print(sum(plan.take('endpoint') is not None for _ in range(50)))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    code = (
+        "import sys\nfrom localcml.faults import FaultPlan\n"
+        "plan = FaultPlan(sys.argv[1])\n"
+        "print(sum(plan.take('endpoint') is not None for _ in range(50)))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     counts = [int(p.communicate(timeout=60)[0]) for p in procs]
     assert sum(counts) == 120
     assert FaultPlan(tmp_path).fired("endpoint") == 120
@@ -101,8 +114,12 @@ def test_admin_endpoint_needs_the_api_key_and_changes_the_plan(tmp_path):
         url = f"{ws.url}/local/v1/faults"
         auth = {"authorization": f"Bearer {ws.api_key}"}
         assert requests.get(url, timeout=10).status_code == 401
-        assert requests.post(url, json={"add": ["build=fail"]}, headers={"authorization": "Bearer nope"},
-                             timeout=10).status_code == 401
+        assert (
+            requests.post(
+                url, json={"add": ["build=fail"]}, headers={"authorization": "Bearer nope"}, timeout=10
+            ).status_code
+            == 401
+        )
         bad = requests.post(url, json={"add": ["endpoint=teapot"]}, headers=auth, timeout=10)
         assert bad.status_code == 400 and "endpoint=teapot" in bad.json()["message"]
         ok = requests.post(url, json={"add": ["endpoint=503 x3", "build=fail"]}, headers=auth, timeout=10)
@@ -115,7 +132,7 @@ def test_admin_endpoint_needs_the_api_key_and_changes_the_plan(tmp_path):
 
 
 def test_the_kill_hook_names_the_same_steps_and_variable_as_the_plan():
-    from monitoring.local import faults
+    from localcml import faults
 
     assert release.KILL_STEPS == faults.KILL_STEPS and release.KILL_AT_ENV == faults.KILL_AT_ENV
     assert release.LOCAL_WORKSPACE_ENV == faults.WORKSPACE_ENV

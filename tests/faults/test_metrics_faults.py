@@ -1,11 +1,12 @@
 """The model metrics store is locked or unavailable for a while: labels wait, nothing is lost or doubled."""
+
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
 
-from monitoring.errors import EXIT_PLATFORM
+from monitoring.core.errors import EXIT_PLATFORM
 from tests.faults.invariants import assert_invariants
 
 LOCK_SECONDS = 1.5
@@ -43,14 +44,12 @@ def test_labels_wait_for_the_next_run_while_the_store_stays_locked(rig):
 def test_reading_metrics_unavailable_fails_compute_accuracy_clearly_and_changes_nothing(rig):
     rig.at(2.05)
     store = rig.ctx.store
-    before = ([(w.deployment_crn, w.start_ms, w.labelled) for w in store.windows()],
-              store.watermark(rig.live().crn))
+    before = ([(w.deployment_crn, w.start_ms, w.labelled) for w in store.windows()], store.watermark(rig.live().crn))
     rig.ws.inject("metrics.read_metrics=unavailable always")
     code, verdict = rig.job("compute_accuracy")
     assert code == EXIT_PLATFORM and verdict["status"] == "failed"
     assert "read metrics of deployment" in verdict["summary"] and "unavailable" in verdict["summary"]
-    after = ([(w.deployment_crn, w.start_ms, w.labelled) for w in store.windows()],
-             store.watermark(rig.live().crn))
+    after = ([(w.deployment_crn, w.start_ms, w.labelled) for w in store.windows()], store.watermark(rig.live().crn))
     assert after == before
     rig.ws.faults.clear()
     code, verdict = rig.job("compute_accuracy")
@@ -73,6 +72,7 @@ def test_store_really_locked_for_a_while_slows_traffic_but_loses_nothing(rig):
             conn.execute("ROLLBACK")
         finally:
             conn.close()
+
     locker = threading.Thread(target=hold_lock)
     locker.start()
     held.wait(10)

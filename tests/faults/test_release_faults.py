@@ -1,9 +1,10 @@
 """Releases that go wrong: failed builds, deployments that never get healthy, killed runs, two runs at once."""
+
 from __future__ import annotations
 
 import pytest
 
-from monitoring.errors import EXIT_REDEPLOY_FAILED, BusyError
+from monitoring.core.errors import EXIT_REDEPLOY_FAILED, BusyError
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.evaluate import evaluate_thresholds
 from monitoring.workflows.redeploy import redeploy

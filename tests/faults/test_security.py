@@ -1,4 +1,5 @@
 """Security: loopback only, callers checked, secrets never shown, SQL parameterised, safe YAML, contained paths."""
+
 from __future__ import annotations
 
 import ast
@@ -10,22 +11,39 @@ import pytest
 import requests
 import yaml
 
-from monitoring import graph
+from localcml.daemon import reset
+from localcml.metrics_store import MetricsStore
+from localcml.workspace import LocalWorkspace
+from monitoring.app import graph
 from monitoring.cmlclient.api import field
-from monitoring.config import parse_config
-from monitoring.errors import EXIT_PLATFORM, ConfigError
-from monitoring.local.daemon import reset
-from monitoring.local.metrics_store import MetricsStore
-from monitoring.local.workspace import LocalWorkspace
-from monitoring.store import StateStore
+from monitoring.core.config import parse_config
+from monitoring.core.errors import EXIT_PLATFORM, ConfigError
+from monitoring.state.store import StateStore
 from tests.faults.rig import Rig, wait_for
 from tests.project import REPO
 
 HOSTILE = ["x'); DROP TABLE objects; --", "a' OR '1'='1", 'q"; DELETE FROM decisions; --', "名前 %s ? :1 \\x00"]
 #: Interpolations into SQL text that were reviewed: each is built only from constants (never from input).
-REVIEWED_SQL = {"TABLE", "_COLUMNS", "' AND '.join(where)", "marks", "lock", "_DEPLOY_COLS", "_DECISION_COLS",
-                "where", "_WINDOW_COLS", "_WINDOW_PARAMS", "updates", "SQLITE_BUSY_TIMEOUT_MS", "_ddl(db)", "SCHEMA",
-                "_SCHEMA.format(pk=db.autoincrement_pk)", "sql", "stmt", "self._sql(sql)"}
+REVIEWED_SQL = {
+    "TABLE",
+    "_COLUMNS",
+    "' AND '.join(where)",
+    "marks",
+    "lock",
+    "_DEPLOY_COLS",
+    "_DECISION_COLS",
+    "where",
+    "_WINDOW_COLS",
+    "_WINDOW_PARAMS",
+    "updates",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "_ddl(db)",
+    "SCHEMA",
+    "_SCHEMA.format(pk=db.autoincrement_pk)",
+    "sql",
+    "stmt",
+    "self._sql(sql)",
+}
 SQL_CALLS = {"execute", "executemany", "query", "query_one", "script"}
 
 
@@ -51,7 +69,7 @@ def test_the_model_endpoint_refuses_bad_callers_and_records_nothing(rig: Rig):
     request = {name: 0.5 for name in rig.cfg.model.features}
     before = len(rig.records())
     cases = [
-        ({"request": request}, auth, 400, "request.invalid"),                      # no access key
+        ({"request": request}, auth, 400, "request.invalid"),  # no access key
         ({"accessKey": "m" + "0" * 31, "request": request}, auth, 404, "model.not_found"),
         ({"accessKey": key, "request": request}, {}, 401, "auth.unauthorized"),  # no model API key
         ({"accessKey": key, "request": request}, {"Authorization": "Bearer wrong-key-123"}, 401, "auth.unauthorized"),
@@ -90,15 +108,24 @@ def test_secrets_never_appear_in_logs_exports_amp_output_or_errors(rig: Rig, cap
     monkeypatch.setenv(rig.cfg.model.api_key_env, rig.ws.model_api_key)
     exported = yaml.safe_dump(graph.export(rig.ctx.platform.api))
     amp = yaml.safe_dump(graph.amp_metadata(rig.cfg))
-    errors = [requests.get(f"{rig.ws.url}/api/v2/projects", headers={"authorization": "Bearer wrong"},
-                           timeout=10).text,
-              requests.post(rig.ws.model_url, json={"accessKey": rig.model.access_key + "x", "request": {}},
-                            timeout=10).text]
-    files = [p for pattern in ("runs/*.log", "builds/*.log", "deployments/*/*.log")
-             for p in rig.ws.workspace_dir.glob(pattern)]
+    errors = [
+        requests.get(f"{rig.ws.url}/api/v2/projects", headers={"authorization": "Bearer wrong"}, timeout=10).text,
+        requests.post(rig.ws.model_url, json={"accessKey": rig.model.access_key + "x", "request": {}}, timeout=10).text,
+    ]
+    files = [
+        p
+        for pattern in ("runs/*.log", "builds/*.log", "deployments/*/*.log")
+        for p in rig.ws.workspace_dir.glob(pattern)
+    ]
     assert len(files) >= 4
-    texts = {"caplog": caplog.text, "job output": rig.last_log, "export": exported, "amp": amp,
-             **{f"error {i}": e for i, e in enumerate(errors)}, **{str(p): p.read_text() for p in files}}
+    texts = {
+        "caplog": caplog.text,
+        "job output": rig.last_log,
+        "export": exported,
+        "amp": amp,
+        **{f"error {i}": e for i, e in enumerate(errors)},
+        **{str(p): p.read_text() for p in files},
+    }
     leaks = [(where, s[:6]) for where, text in texts.items() for s in secrets if s in text]
     assert not leaks, leaks
 
@@ -109,9 +136,15 @@ def test_hostile_names_are_data_not_sql(rig: Rig):
     for name in HOSTILE:
         model = api.create_model(name, "hostile", True)
         assert api.find_model(name) == model and api.find_model(name + "'") is None
-        api.create_job({"project_id": api.project_id, "name": name, "script": "jobs/simulate_traffic.py",
-                        "runtime_identifier": runtime})
-    assert [field(j, "name") for j in api.jobs()][-len(HOSTILE):] == HOSTILE
+        api.create_job(
+            {
+                "project_id": api.project_id,
+                "name": name,
+                "script": "jobs/simulate_traffic.py",
+                "runtime_identifier": runtime,
+            }
+        )
+    assert [field(j, "name") for j in api.jobs()][-len(HOSTILE) :] == HOSTILE
     assert rig.live() is not None and len(rig.builds()) == 1  # the workspace's own tables are intact
     store, decisions = rig.ctx.store, len(rig.ctx.store.list_decisions(limit=1000))
     for i, name in enumerate(HOSTILE):
@@ -130,8 +163,12 @@ def test_hostile_names_are_data_not_sql(rig: Rig):
 def _sql_sites():
     for path in sorted((REPO / "monitoring").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_CALLS
-                    and node.args):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SQL_CALLS
+                and node.args
+            ):
                 yield path.relative_to(REPO), node.lineno, node.args[0]
 
 
@@ -148,8 +185,10 @@ def test_every_sql_statement_is_parameterised():
         unreviewed += [f"{path}:{line}: {p}" for p in parts if p not in REVIEWED_SQL]
         if isinstance(sql, ast.BinOp) and isinstance(sql.op, ast.Mod):
             unreviewed.append(f"{path}:{line}: %-formatting of SQL")
-    assert not unreviewed, ("SQL text built from something not reviewed; use ? parameters, or review it and add it "
-                            f"to REVIEWED_SQL: {unreviewed}")
+    assert not unreviewed, (
+        "SQL text built from something not reviewed; use ? parameters, or review it and add it "
+        f"to REVIEWED_SQL: {unreviewed}"
+    )
 
 
 def test_only_safe_yaml_loading():
@@ -157,8 +196,12 @@ def test_only_safe_yaml_loading():
     for folder in ("monitoring", "jobs", "bench", "tests"):
         for path in sorted((REPO / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "yaml" \
-                        and node.attr in ("load", "load_all", "unsafe_load", "full_load", "Loader", "UnsafeLoader"):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "yaml"
+                    and node.attr in ("load", "load_all", "unsafe_load", "full_load", "Loader", "UnsafeLoader")
+                ):
                     unsafe.append(f"{path.relative_to(REPO)}:{node.lineno}: yaml.{node.attr}")
     assert not unsafe, unsafe
 
@@ -176,15 +219,26 @@ def test_workspace_paths_from_callers_cannot_escape_the_project(tmp_path):
         model = api.create_model({"name": "m"}, ws.project_id)
         for path in ("../outside.py", "/etc/passwd.py", "models/../../outside.py"):
             with pytest.raises(Exception, match="must be a path inside the project") as caught:
-                api.create_model_build({"file_path": path, "function_name": "predict", "runtime_identifier": runtime},
-                                       ws.project_id, model.id)
+                api.create_model_build(
+                    {"file_path": path, "function_name": "predict", "runtime_identifier": runtime},
+                    ws.project_id,
+                    model.id,
+                )
             assert caught.value.status == 400
             with pytest.raises(Exception, match="must be a path inside the project"):
                 api.create_job({"name": f"job {path}", "script": path, "runtime_identifier": runtime}, ws.project_id)
-        build = api.create_model_build({"file_path": "models/link.py", "function_name": "predict",
-                                        "runtime_identifier": runtime}, ws.project_id, model.id)
-        done = wait_for(lambda: (b := api.get_model_build(ws.project_id, model.id, build.id)).status
-                        not in ("pending", "building") and b, "the build check")
+        build = api.create_model_build(
+            {"file_path": "models/link.py", "function_name": "predict", "runtime_identifier": runtime},
+            ws.project_id,
+            model.id,
+        )
+        done = wait_for(
+            lambda: (
+                (b := api.get_model_build(ws.project_id, model.id, build.id)).status not in ("pending", "building")
+                and b
+            ),
+            "the build check",
+        )
         assert done.status == "build failed"
         assert "is outside the project" in (ws.workspace_dir / "builds" / f"{build.id}.log").read_text()
 
@@ -196,12 +250,15 @@ def test_reset_refuses_to_delete_a_directory_that_is_not_a_workspace(tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("section, key, value", [
-    ("state", "artifacts_dir", "../../elsewhere"),
-    ("state", "url", "sqlite:///../../elsewhere.db"),
-    ("platform.local", "workspace_dir", "/tmp"),
-    ("model", "serving_file", "../outside.py"),
-])
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("state", "artifacts_dir", "../../elsewhere"),
+        ("state", "url", "sqlite:///../../elsewhere.db"),
+        ("platform.local", "workspace_dir", "/tmp"),
+        ("model", "serving_file", "../outside.py"),
+    ],
+)
 def test_config_paths_cannot_escape_the_project(section, key, value):
     data = yaml.safe_load((REPO / "config/pipeline.yaml").read_text())
     node = data

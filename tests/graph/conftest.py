@@ -1,9 +1,10 @@
 """Fixtures for the job graph: empty local workspaces (A, B, ...)."""
+
 from __future__ import annotations
 
 import pytest
 
-from monitoring.local.workspace import LocalWorkspace
+from localcml.workspace import LocalWorkspace
 
 
 @pytest.fixture

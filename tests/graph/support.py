@@ -1,13 +1,14 @@
 """Helpers for the job graph tests: configs with a planted secret, a recording CmlApi."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
 
+from localcml.workspace import LocalWorkspace
 from monitoring.cmlclient.api import CmlApi
-from monitoring.config import PipelineConfig, parse_config
-from monitoring.local.workspace import LocalWorkspace
+from monitoring.core.config import PipelineConfig, parse_config
 from tests.cmlclient.support import RecordingClient, fast_policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,5 @@
 """The job graph on real local workspaces: plan, apply (idempotent, only managed jobs), export, AMP."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import json
 import pytest
 import yaml
 
-from monitoring import cli, graph
+from monitoring.app import cli, graph
 from monitoring.cmlclient.api import env_map, field
-from monitoring.config import JobSpec
-from monitoring.errors import ConfigError
+from monitoring.core.config import JobSpec
+from monitoring.core.errors import ConfigError
 from tests.cmlclient.support import enter_workspace
 from tests.graph.support import REPO, SECRET, api_for, config, names, writes
 
@@ -85,8 +86,15 @@ def test_jobs_it_does_not_manage_are_never_touched(workspace):
     ws = workspace("a")
     api, cfg = api_for(ws), config()
     runtime = api.resolve_runtime(None)
-    theirs = ws.client().create_job({"name": "nightly report", "script": "report.py", "runtime_identifier": runtime,
-                                     "environment": {"OWNER": "bi-team"}}, ws.project_id)
+    theirs = ws.client().create_job(
+        {
+            "name": "nightly report",
+            "script": "report.py",
+            "runtime_identifier": runtime,
+            "environment": {"OWNER": "bi-team"},
+        },
+        ws.project_id,
+    )
     graph.apply(api, config(lambda d: d["jobs"]["graph"][0].update(cpu=3)))
     graph.apply(api, cfg)
     assert ws.client().get_job(ws.project_id, theirs.id) == theirs
@@ -97,10 +105,14 @@ def test_a_job_of_the_same_name_not_managed_by_us_is_refused_before_any_change(w
     ws = workspace("a")
     api, cfg = api_for(ws), config()
     runtime = api.resolve_runtime(None)
-    ws.client().create_job({"name": "cml-monitor compute_accuracy", "script": "mine.py",
-                            "runtime_identifier": runtime}, ws.project_id)
-    with pytest.raises(ConfigError, match=r"job 'cml-monitor compute_accuracy' exists but is not managed by "
-                                          r"cml-monitor \(no CML_MONITOR_MANAGED in its environment\)"):
+    ws.client().create_job(
+        {"name": "cml-monitor compute_accuracy", "script": "mine.py", "runtime_identifier": runtime}, ws.project_id
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"job 'cml-monitor compute_accuracy' exists but is not managed by "
+        r"cml-monitor \(no CML_MONITOR_MANAGED in its environment\)",
+    ):
         graph.apply(api, cfg)
     assert writes(api) == [] and len(api.jobs()) == 1
 
@@ -109,13 +121,18 @@ def spec(name, parent=None, schedule=None):
     return JobSpec(name=name, script=f"jobs/{name}.py", parent=parent, schedule=schedule)
 
 
-@pytest.mark.parametrize("jobs, problem", [
-    ([spec("a", "c"), spec("b", "a"), spec("c", "b")], "dependency cycle: a -> c -> b -> a"),
-    ([spec("a", schedule="0 * * * *"), spec("b", "ghost")], "job 'b': parent 'ghost' is not in the graph"),
-    ([spec("a", schedule="0 * * * *"), spec("b", "a", schedule="5 * * * *")],
-     "job 'b': a dependent job cannot have a schedule"),
-    ([spec("a"), spec("b", "a"), spec("a")], "job 'a': duplicate name"),
-])
+@pytest.mark.parametrize(
+    "jobs, problem",
+    [
+        ([spec("a", "c"), spec("b", "a"), spec("c", "b")], "dependency cycle: a -> c -> b -> a"),
+        ([spec("a", schedule="0 * * * *"), spec("b", "ghost")], "job 'b': parent 'ghost' is not in the graph"),
+        (
+            [spec("a", schedule="0 * * * *"), spec("b", "a", schedule="5 * * * *")],
+            "job 'b': a dependent job cannot have a schedule",
+        ),
+        ([spec("a"), spec("b", "a"), spec("a")], "job 'a': duplicate name"),
+    ],
+)
 def test_structural_problems_are_rejected_before_any_platform_call(workspace, jobs, problem):
     api = api_for(workspace("a"))
     for action in (graph.plan, graph.apply):
@@ -135,9 +152,15 @@ def test_round_trip_export_a_apply_to_an_empty_b_export_b_is_identical(workspace
     assert yaml.safe_dump(graph.export(b), sort_keys=False) == exported
     assert {c.action for c in graph.apply(b, config(), loaded.jobs)} == {"unchanged"}
     entry = next(e for e in graph.export(b)["graph"] if e["name"] == "cml-monitor compute_accuracy")
-    assert entry == {"name": "cml-monitor compute_accuracy", "script": "jobs/compute_accuracy.py",
-                     "parent": "cml-monitor simulate_traffic", "cpu": 1.0, "memory": 2.0, "timeout": 3600,
-                     "environment": {"LOG_FORMAT": "plain"}}
+    assert entry == {
+        "name": "cml-monitor compute_accuracy",
+        "script": "jobs/compute_accuracy.py",
+        "parent": "cml-monitor simulate_traffic",
+        "cpu": 1.0,
+        "memory": 2.0,
+        "timeout": 3600,
+        "environment": {"LOG_FORMAT": "plain"},
+    }
 
 
 def test_the_command_line_round_trip(workspace, tmp_path, monkeypatch, capsys):
@@ -189,8 +212,10 @@ def test_amp_metadata_creates_every_job_with_the_marker_and_asks_for_secrets(tmp
     data = yaml.safe_load((REPO / "config/pipeline.yaml").read_text())
     data["jobs"]["graph"][1]["environment"] = {"LOG_FORMAT": "plain", "API_KEY": SECRET}
     config_file.write_text(yaml.safe_dump(data))
-    assert cli.main(["graph", "amp", "--config", str(config_file), "--project-root", str(tmp_path),
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(["graph", "amp", "--config", str(config_file), "--project-root", str(tmp_path), "--out", str(out)])
+        == 0
+    )
     amp = yaml.safe_load(out.read_text())
     assert {"name", "description", "author", "specification_version", "prototype_version"} <= set(amp)
     assert amp["feature_dependencies"] == ["model_metrics"]

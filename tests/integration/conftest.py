@@ -1,4 +1,5 @@
 """A pipeline on an in-process local workspace: run the workflows directly, cycle by cycle."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from monitoring.cmlclient import connect
-from monitoring.config import PipelineConfig, load_config
-from monitoring.durations import to_ms
-from monitoring.local.workspace import LocalWorkspace
-from monitoring.store import StateStore
+from localcml.workspace import LocalWorkspace
+from monitoring.app.wiring import build_context
+from monitoring.core.config import PipelineConfig, load_config
+from monitoring.core.durations import to_ms
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context, Outcome
@@ -46,8 +46,11 @@ class Pipeline:
     def cycle(self, cycle: int, redeploy_too: bool = True) -> dict[str, Outcome]:
         """One pass of the chain, in-process, as CML would run it after the head job's schedule fires."""
         self.at_cycle(cycle)
-        out = {"traffic": simulate_traffic(self.ctx), "accuracy": compute_accuracy(self.ctx),
-               "evaluate": evaluate_thresholds(self.ctx)}
+        out = {
+            "traffic": simulate_traffic(self.ctx),
+            "accuracy": compute_accuracy(self.ctx),
+            "evaluate": evaluate_thresholds(self.ctx),
+        }
         if redeploy_too:
             out["redeploy"] = redeploy(self.ctx)
         return out
@@ -67,8 +70,13 @@ def make_pipeline(tmp_path, monkeypatch):
         root = tmp_path / f"project{len(started)}"
         root.mkdir()
         cfg = load_config(make_project(root, overrides))
-        ws = LocalWorkspace(root / cfg.platform.local.workspace_dir, root, metrics_url=cfg.platform.local.metrics_url,
-                            busy_timeout=5.0, health_timeout=60.0).start()
+        ws = LocalWorkspace(
+            root / cfg.platform.local.workspace_dir,
+            root,
+            metrics_url=cfg.platform.local.metrics_url,
+            busy_timeout=5.0,
+            health_timeout=60.0,
+        ).start()
         started.append(ws)
         env = ws.engine_env()
         for key, value in env.items():
@@ -76,8 +84,7 @@ def make_pipeline(tmp_path, monkeypatch):
         for entry in reversed(env["PYTHONPATH"].split(os.pathsep)):
             monkeypatch.syspath_prepend(entry)
         ws.set_now(T0)
-        platform = connect(cfg, root, clock=ws.clock, sleep=short_sleep)
-        ctx = Context(cfg, platform, StateStore(cfg.state.url, base_dir=root), root)
+        ctx = build_context(cfg, root, clock=ws.clock, sleep=short_sleep)
         pipeline = Pipeline(cfg, ws, ctx, root)
         if do_bootstrap:
             bootstrap(ctx)

@@ -1,4 +1,5 @@
 """The closed loop end to end on the local workspace, exactly as `make demo` runs it (small size)."""
+
 import json
 import subprocess
 import sys
@@ -9,9 +10,26 @@ from tests.project import make_project
 def test_demo_breach_single_redeploy_and_recovery(tmp_path):
     config = make_project(tmp_path)
     out = tmp_path / "demo-output"
-    proc = subprocess.run([sys.executable, "-m", "monitoring.cli", "demo", "--config", str(config),
-                           "--project-root", str(tmp_path), "--out", str(out), "--cycles", "9"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitoring.app.cli",
+            "demo",
+            "--config",
+            str(config),
+            "--project-root",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--cycles",
+            "9",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads((out / "summary.json").read_text())
     assert [r["cycle"] for r in rows] == list(range(1, 10))

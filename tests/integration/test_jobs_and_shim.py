@@ -1,4 +1,5 @@
 """Jobs as CML runs them (real job runs), the verdict line, secrets, and Cloudera-style scripts via the shim."""
+
 import json
 import os
 import subprocess
@@ -6,10 +7,10 @@ import sys
 import textwrap
 import time
 
-from monitoring import graph
+from monitoring.app import graph
+from monitoring.app.demo import verdict_fields
+from monitoring.app.jobrun import run_job
 from monitoring.cmlclient.api import RUN_TERMINAL, field
-from monitoring.demo import verdict_fields
-from monitoring.jobrun import run_job
 from monitoring.workflows.traffic import simulate_traffic
 from tests.project import make_project
 
@@ -73,7 +74,7 @@ def test_secrets_never_reach_job_logs_even_on_failure(make_pipeline, monkeypatch
     assert "HTTP 401" in out and "VERDICT job=simulate_traffic status=failed" in out.splitlines()[-1]
 
 
-CLOUDERA_STYLE = textwrap.dedent('''
+CLOUDERA_STYLE = textwrap.dedent("""
     import json, os, time
     import cdsw, cmlapi
 
@@ -93,22 +94,22 @@ CLOUDERA_STYLE = textwrap.dedent('''
     metrics = cdsw.read_metrics(model_deployment_crn=crn, start_timestamp_ms=0, end_timestamp_ms=now)
     mine = [r for r in metrics["metrics"] if r["predictionUuid"] == uuid][0]
     print(json.dumps({"prediction": out["response"]["prediction"], "metrics": mine["metrics"]}))
-''')
+""")
 
 
 def test_a_cloudera_style_script_runs_unchanged_through_the_shim(tmp_path):
     config = make_project(tmp_path)
     script = tmp_path / "cloudera_example.py"
     script.write_text(CLOUDERA_STYLE)
-    cli = [sys.executable, "-m", "monitoring.cli"]
+    cli = [sys.executable, "-m", "monitoring.app.cli"]
     common = ["--config", str(config), "--project-root", str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CDSW_", "CML_MONITOR_"))}
     try:
-        subprocess.run(cli + ["bootstrap", *common], cwd=tmp_path, env=env, check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            cli + ["bootstrap", *common], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300
+        )
         shell = f'eval "$({" ".join(cli)} local env {" ".join(common)})" && {sys.executable} {script}'
-        proc = subprocess.run(["bash", "-c", shell], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(["bash", "-c", shell], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     finally:
         subprocess.run(cli + ["local", "down", *common], cwd=tmp_path, env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]

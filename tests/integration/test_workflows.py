@@ -1,5 +1,6 @@
 """Workflows in-process on the local workspace: exactly-once redeploys, healthy no-ops, noisy windows."""
-from monitoring.store import StateStore
+
+from monitoring.state.store import StateStore
 
 DRIFT_EARLY = {"scenario": {"drift": {"kind": "concept", "start_after": "1h"}}}
 
@@ -49,13 +50,18 @@ def test_new_deployment_crn_is_re_resolved_for_metrics(make_pipeline):
     assert any(w.labelled >= 200 for w in v2_windows), v2_windows
 
 
-QUIET_POLICIES = {"thresholds": {"consecutive": 2, "policies": [
-    {"kind": "min_labelled", "min": 15}, {"kind": "wilson", "min": 0.8, "confidence": 0.95}]}}
+QUIET_POLICIES = {
+    "thresholds": {
+        "consecutive": 2,
+        "policies": [{"kind": "min_labelled", "min": 15}, {"kind": "wilson", "min": 0.8, "confidence": 0.95}],
+    }
+}
 
 
 def test_small_noisy_windows_never_trigger_a_redeploy(make_pipeline):
-    p = make_pipeline({**QUIET_POLICIES, "scenario": {"rows_per_cycle": 20, "label_noise": 0.2,
-                                                      "drift": {"kind": "none"}}})
+    p = make_pipeline(
+        {**QUIET_POLICIES, "scenario": {"rows_per_cycle": 20, "label_noise": 0.2, "drift": {"kind": "none"}}}
+    )
     actions = []
     for cycle in range(1, 7):
         actions.append(p.cycle(cycle)["evaluate"].fields["decision_action"])
@@ -84,8 +90,13 @@ def test_state_store_survives_reopening(make_pipeline):
 
 
 def test_the_loop_runs_with_both_stores_on_postgresql(make_pipeline, new_pg_database):
-    p = make_pipeline({**DRIFT_EARLY, "platform": {"local": {"metrics_url": new_pg_database("metrics")}},
-                       "state": {"url": new_pg_database("state")}})
+    p = make_pipeline(
+        {
+            **DRIFT_EARLY,
+            "platform": {"local": {"metrics_url": new_pg_database("metrics")}},
+            "state": {"url": new_pg_database("state")},
+        }
+    )
     assert p.ctx.store.db.dialect == "postgresql"
     actions = [p.cycle(c)["evaluate"].fields["decision_action"] for c in (1, 2, 3)]
     assert actions == ["insufficient_data", "none", "redeploy"]

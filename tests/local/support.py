@@ -1,4 +1,5 @@
 """Helpers for the local workspace tests: a small project tree and bounded polling."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ FILES = {
     "scripts/fail.py": "print('about to fail')\nraise RuntimeError('boom')\n",
     "scripts/exit0.py": "import sys\nprint('exiting with 0')\nsys.exit(0)\n",
     "scripts/block.py": "import threading\nprint('blocking', flush=True)\nthreading.Event().wait()\n",
-    "scripts/mark.py": ("import os\nwith open(os.environ['MARK_FILE'], 'a') as f:\n"
-                        "    f.write(os.environ['MARK'] + '\\n')\n"),
+    "scripts/mark.py": (
+        "import os\nwith open(os.environ['MARK_FILE'], 'a') as f:\n    f.write(os.environ['MARK'] + '\\n')\n"
+    ),
     "scripts/probe.py": """\
 import json, os, sys
 import cmlapi
@@ -27,8 +29,10 @@ print("probe done")
 """,
     "models/echo.py": "def predict(args):\n    return {'echo': args}\n",
     "models/gate.py": "def predict(args):\n    with open(args['fifo']) as f:\n        return {'released': f.read()}\n",
-    "models/hang.py": ("import os\nif os.environ.get('HANG_FIFO'):\n    open(os.environ['HANG_FIFO']).read()\n\n"
-                       "def predict(args):\n    return 1\n"),
+    "models/hang.py": (
+        "import os\nif os.environ.get('HANG_FIFO'):\n    open(os.environ['HANG_FIFO']).read()\n\n"
+        "def predict(args):\n    return 1\n"
+    ),
     "models/broken.py": "raise ImportError('a dependency is missing')\n",
     "models/metered.py": """\
 import cdsw
@@ -68,6 +72,7 @@ def wait_run(api, project_id: str, job_id: str, run_id: str, timeout: float = 30
     def done():
         run = api.get_job_run(project_id, job_id, run_id)
         return run if run.status in TERMINAL else None
+
     return wait_for(done, f"run {run_id} to finish", timeout)
 
 
@@ -79,6 +84,7 @@ def wait_build(api, project_id: str, model_id: str, build_id: str, timeout: floa
     def done():
         build = api.get_model_build(project_id, model_id, build_id)
         return build if build.status not in ("pending", "building") else None
+
     return wait_for(done, f"build {build_id}", timeout)
 
 
@@ -86,4 +92,5 @@ def wait_deployment(api, project_id: str, model_id: str, build_id: str, dep_id: 
     def done():
         dep = api.get_model_deployment(project_id, model_id, build_id, dep_id)
         return dep if dep.status not in ("pending", "deploying") else None
+
     return wait_for(done, f"deployment {dep_id}", timeout)

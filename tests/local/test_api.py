@@ -1,14 +1,15 @@
 """API v2 semantics of the local workspace over real HTTP: paging, filters, quirks, errors, client conventions."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-import monitoring.local.client as client_mod
-from monitoring.local.apimodels import MODELS
-from monitoring.local.client import ApiException, CMLServiceApi, default_client
-from monitoring.local.environment import SHIM_DIR
+import localcml.client as client_mod
+from localcml.apimodels import MODELS
+from localcml.client import ApiException, CMLServiceApi, default_client
+from localcml.environment import SHIM_DIR
 
 
 def _names(page) -> list[str]:
@@ -43,8 +44,12 @@ def test_search_filter_is_a_case_sensitive_substring(api, ws, new_job):
         new_job(name)
     found = api.list_jobs(ws.project_id, search_filter=json.dumps({"name": "DS"}))
     assert sorted(_names(found)) == ["DS", "DSE"]
-    assert _names(api.list_jobs(ws.project_id, search_filter=json.dumps({"type": "man"}))) == \
-        ["DSE", "DS", "ds-lower", "other"]
+    assert _names(api.list_jobs(ws.project_id, search_filter=json.dumps({"type": "man"}))) == [
+        "DSE",
+        "DS",
+        "ds-lower",
+        "other",
+    ]
     with pytest.raises(ApiException) as err:
         api.list_jobs(ws.project_id, search_filter=json.dumps({"colour": "x"}))
     assert err.value.status == 400 and "colour" in json.loads(err.value.body)["message"]
@@ -93,15 +98,19 @@ def test_job_types_and_schedule_with_parent_rejected(api, ws, new_job):
 
 def test_unknown_body_field_rejected_and_runtime_rules(api, ws, runtime_id):
     with pytest.raises(ApiException) as err:
-        api.create_job({"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime_id,
-                        "replica_count": 2}, ws.project_id)
+        api.create_job(
+            {"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime_id, "replica_count": 2},
+            ws.project_id,
+        )
     assert err.value.status == 400 and "replica_count" in json.loads(err.value.body)["message"]
     with pytest.raises(ApiException) as err:
         api.create_job({"name": "x", "script": "scripts/ok.py"}, ws.project_id)
     assert "runtime_identifier" in json.loads(err.value.body)["message"]
     with pytest.raises(ApiException) as err:
-        api.create_job({"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime_id,
-                        "kernel": "python3"}, ws.project_id)
+        api.create_job(
+            {"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime_id, "kernel": "python3"},
+            ws.project_id,
+        )
     assert "kernel" in json.loads(err.value.body)["message"]
 
 
@@ -130,8 +139,9 @@ def test_models_are_objects_with_to_dict_and_strict_constructors(api, ws):
     assert project == api.get_project(ws.project_id)
     with pytest.raises(TypeError, match="replica_count"):
         MODELS["CreateModelDeploymentRequest"](replica_count=1)
-    body = MODELS["CreateJobRequest"](name="typed", script="scripts/ok.py",
-                                      runtime_identifier=api.list_runtimes().runtimes[0].image_identifier)
+    body = MODELS["CreateJobRequest"](
+        name="typed", script="scripts/ok.py", runtime_identifier=api.list_runtimes().runtimes[0].image_identifier
+    )
     assert api.create_job(body, ws.project_id).name == "typed"
 
 

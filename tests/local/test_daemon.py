@@ -1,4 +1,5 @@
 """The standalone daemon (ensure_running, shutdown, reset), engine environments, activate and shell exports."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import sys
 
 import pytest
 
-from monitoring.errors import ConfigError
-from monitoring.local import daemon
-from monitoring.local.environment import SHIM_DIR, activate, shell_exports
+from localcml import daemon
+from localcml.environment import SHIM_DIR, activate, shell_exports
+from monitoring.core.errors import ConfigError
 
 
 def test_ensure_running_spawns_reuses_and_shutdown_stops(tmp_path, project_root):
@@ -45,15 +46,16 @@ def test_activate_makes_cdsw_and_cmlapi_importable_in_a_fresh_process(ws):
     """A fresh interpreter (as `cml-monitor local env` users get) imports both and reaches the workspace."""
     code = (
         "import json, sys\n"
-        "from monitoring.local.environment import activate\n"
+        "from localcml.environment import activate\n"
         "activate(json.loads(sys.argv[1]))\n"
         "import cdsw, cmlapi, os\n"
         "c = cmlapi.default_client()\n"
         "print(c.get_project(os.environ['CDSW_PROJECT_ID']).name, callable(cdsw.track_metric))\n"
     )
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SHIM_DIR.parents[2])}
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(ws.engine_env())], env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(ws.engine_env())], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cml-monitor", "True"]
 
@@ -87,6 +89,12 @@ def test_engine_env_names_the_cml_variables(ws):
 def test_set_now_warps_the_workspace_clock_and_timestamps(ws, api):
     ws.set_now(1_800_000_000_000)
     assert abs(ws.clock.now_ms() - 1_800_000_000_000) < 5_000
-    job = api.create_job({"name": "t", "script": "scripts/ok.py",
-                          "runtime_identifier": api.list_runtimes().runtimes[0].image_identifier}, ws.project_id)
+    job = api.create_job(
+        {
+            "name": "t",
+            "script": "scripts/ok.py",
+            "runtime_identifier": api.list_runtimes().runtimes[0].image_identifier,
+        },
+        ws.project_id,
+    )
     assert job.created_at.year == 2027

@@ -1,11 +1,12 @@
 """Job runs as real subprocesses: statuses, CML's kernel-wrapper semantics, one active run, chains, timeouts."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from monitoring.local.client import ApiException
+from localcml.client import ApiException
 from tests.local.support import runs_of, wait_for, wait_run
 
 
@@ -81,8 +82,9 @@ def test_timeout_kills_the_run(api, ws, new_job):
 def test_dependent_runs_after_parent_succeeds(api, ws, new_job, tmp_path):
     marks = tmp_path / "marks.txt"
     head = new_job("head", "scripts/mark.py", environment={"MARK_FILE": str(marks), "MARK": "head"})
-    child = new_job("child", "scripts/mark.py", parent_id=head.id,
-                    environment={"MARK_FILE": str(marks), "MARK": "child"})
+    child = new_job(
+        "child", "scripts/mark.py", parent_id=head.id, environment={"MARK_FILE": str(marks), "MARK": "child"}
+    )
     run = api.create_job_run({}, ws.project_id, head.id)
     assert wait_run(api, ws.project_id, head.id, run.id).status == "ENGINE_SUCCEEDED"
     child_runs = wait_for(lambda: runs_of(api, ws.project_id, child.id), "the dependent's run")
@@ -123,7 +125,7 @@ def test_run_listing_filters_by_lower_case_status(api, ws, new_job):
 
 
 def test_stop_of_workspace_stops_active_runs(tmp_path, project_root):
-    from monitoring.local.workspace import LocalWorkspace
+    from localcml.workspace import LocalWorkspace
 
     ws = LocalWorkspace(tmp_path / "w2", project_root).start()
     api = ws.client()

@@ -1,4 +1,5 @@
 """The local model metrics store keeps CML's record shape and semantics, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,11 +10,18 @@ import time
 import numpy as np
 import pytest
 
-from monitoring.local.metrics_store import MetricsStore
+from localcml.metrics_store import MetricsStore
 
 #: The keys of a record in CML's read_metrics output, in the order of the CHURN AMP sample.
-RECORD_KEYS = ["modelDeploymentCrn", "modelBuildCrn", "modelCrn", "startTimeStampMs", "endTimeStampMs",
-               "predictionUuid", "metrics"]
+RECORD_KEYS = [
+    "modelDeploymentCrn",
+    "modelBuildCrn",
+    "modelCrn",
+    "startTimeStampMs",
+    "endTimeStampMs",
+    "predictionUuid",
+    "metrics",
+]
 WS = "crn:cdp:ml:us-west-1:acct:workspace:ws"
 DEP, BUILD, MODEL = f"{WS}/dep-1", f"{WS}/build-1", f"{WS}/model-1"
 
@@ -39,9 +47,15 @@ def test_prediction_record_has_exactly_cmls_shape(store):
     [record] = store.read(DEP)
 
     assert list(record) == RECORD_KEYS
-    assert record == {"modelDeploymentCrn": DEP, "modelBuildCrn": BUILD, "modelCrn": MODEL,
-                      "startTimeStampMs": 1596185125125, "endTimeStampMs": 1596185125233,
-                      "predictionUuid": "12f34405-38fa", "metrics": metrics}
+    assert record == {
+        "modelDeploymentCrn": DEP,
+        "modelBuildCrn": BUILD,
+        "modelCrn": MODEL,
+        "startTimeStampMs": 1596185125125,
+        "endTimeStampMs": 1596185125233,
+        "predictionUuid": "12f34405-38fa",
+        "metrics": metrics,
+    }
     assert "startTimestampMs" not in record  # the request-side spelling must not leak into records
 
 
@@ -51,9 +65,17 @@ def test_aggregate_record_has_empty_uuid_and_the_deployments_model_and_build(sto
     store.track_aggregate({"accuracy": 0.91}, 1_000, 60_000, DEP)
 
     aggregates = [r for r in store.read(DEP) if r["predictionUuid"] == ""]
-    assert aggregates == [{"modelDeploymentCrn": DEP, "modelBuildCrn": BUILD, "modelCrn": MODEL,
-                           "startTimeStampMs": 1_000, "endTimeStampMs": 60_000, "predictionUuid": "",
-                           "metrics": {"accuracy": 0.91}}]
+    assert aggregates == [
+        {
+            "modelDeploymentCrn": DEP,
+            "modelBuildCrn": BUILD,
+            "modelCrn": MODEL,
+            "startTimeStampMs": 1_000,
+            "endTimeStampMs": 60_000,
+            "predictionUuid": "",
+            "metrics": {"accuracy": 0.91},
+        }
+    ]
     assert [r["predictionUuid"] for r in store.read(DEP, model_crn=MODEL)] == ["p1", ""]
 
 
@@ -126,14 +148,17 @@ def test_read_filters_by_deployment_model_and_build(store):
     assert store.count("dep-c") == 1 and store.count() == 3
 
 
-@pytest.mark.parametrize("bad, where", [
-    ({"probability": float("nan")}, "probability"),
-    ({"probability": float("inf")}, "probability"),
-    ({"input_features": {"iot_signal_1": float("-inf")}}, "iot_signal_1"),
-    ({"scores": [0.1, float("nan")]}, r"scores'\]\[1\]"),
-    ({"prediction": np.int64(1)}, "prediction.*int64"),
-    ({"when": object()}, "when.*not JSON"),
-])
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"probability": float("nan")}, "probability"),
+        ({"probability": float("inf")}, "probability"),
+        ({"input_features": {"iot_signal_1": float("-inf")}}, "iot_signal_1"),
+        ({"scores": [0.1, float("nan")]}, r"scores'\]\[1\]"),
+        ({"prediction": np.int64(1)}, "prediction.*int64"),
+        ({"when": object()}, "when.*not JSON"),
+    ],
+)
 def test_invalid_values_are_rejected_naming_the_key(store, bad, where):
     with pytest.raises(ValueError, match=where):
         store.track_prediction(DEP, BUILD, MODEL, "p1", 1, 2, bad)
@@ -166,7 +191,7 @@ def test_duplicate_uuid_and_bad_windows_are_refused(store):
 
 WRITER = textwrap.dedent("""
     import pathlib, sys, time
-    from monitoring.local.metrics_store import MetricsStore
+    from localcml.metrics_store import MetricsStore
     url, name, go = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
     store = MetricsStore(url)
     shared = [r["predictionUuid"] for r in store.read("shared")]
@@ -187,8 +212,15 @@ def test_two_processes_write_and_merge_concurrently_without_losing_keys(store, s
     for i in range(n):
         store.track_prediction("shared", "b", "m", f"s{i}", i, i, {"base": i})
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, store_url, name, str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("A", "B")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, store_url, name, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("A", "B")
+    ]
     deadline = time.monotonic() + 60
     while not all((tmp_path / f"ready-{n_}").exists() for n_ in ("A", "B")):
         assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
@@ -204,16 +236,20 @@ def test_two_processes_write_and_merge_concurrently_without_losing_keys(store, s
 
 
 def test_bulk_insert_writes_records_read_back_in_cmls_shape(store):
-    rows = [(DEP, BUILD, MODEL, f"u{i}", 1_000 + i, 1_010 + i, f'{{"prediction":{i % 2},"x":{{"a":{i}}}}}')
-            for i in range(3)]
+    rows = [
+        (DEP, BUILD, MODEL, f"u{i}", 1_000 + i, 1_010 + i, f'{{"prediction":{i % 2},"x":{{"a":{i}}}}}')
+        for i in range(3)
+    ]
 
     assert store.bulk_insert(rows) == 3
 
     records = store.read(DEP)
     assert [list(r) for r in records] == [RECORD_KEYS] * 3
     assert [(r["predictionUuid"], r["startTimeStampMs"], r["metrics"]) for r in records] == [
-        ("u0", 1_000, {"prediction": 0, "x": {"a": 0}}), ("u1", 1_001, {"prediction": 1, "x": {"a": 1}}),
-        ("u2", 1_002, {"prediction": 0, "x": {"a": 2}})]
+        ("u0", 1_000, {"prediction": 0, "x": {"a": 0}}),
+        ("u1", 1_001, {"prediction": 1, "x": {"a": 1}}),
+        ("u2", 1_002, {"prediction": 0, "x": {"a": 2}}),
+    ]
 
 
 def test_bulk_insert_of_a_known_uuid_writes_nothing(store):
@@ -225,12 +261,15 @@ def test_bulk_insert_of_a_known_uuid_writes_nothing(store):
     assert [r["predictionUuid"] for r in store.read(DEP)] == ["u1"]
 
 
-@pytest.mark.parametrize("row, message", [
-    ((DEP, BUILD, MODEL, "", 1, 2, "{}"), "bulk row 0: uuid and deployment CRN"),
-    ((DEP, BUILD, MODEL, "u", 5, 2, "{}"), "bulk row 0 .prediction u.: end 2 is before start 5"),
-    ((DEP, BUILD, MODEL, "u", 1, 2, "[1]"), "metrics must be JSON object text"),
-    ((DEP, BUILD, MODEL, "u", 1, 2), "expected 7 fields"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ((DEP, BUILD, MODEL, "", 1, 2, "{}"), "bulk row 0: uuid and deployment CRN"),
+        ((DEP, BUILD, MODEL, "u", 5, 2, "{}"), "bulk row 0 .prediction u.: end 2 is before start 5"),
+        ((DEP, BUILD, MODEL, "u", 1, 2, "[1]"), "metrics must be JSON object text"),
+        ((DEP, BUILD, MODEL, "u", 1, 2), "expected 7 fields"),
+    ],
+)
 def test_bulk_insert_refuses_bad_rows_naming_them(store, row, message):
     with pytest.raises(ValueError, match=message):
         store.bulk_insert([row])

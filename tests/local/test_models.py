@@ -1,4 +1,5 @@
 """Models, builds, deployments and the model endpoint router, with real model server processes."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from monitoring.local.client import ApiException
+from localcml.client import ApiException
 from tests.local.support import runs_of, wait_build, wait_deployment, wait_for, wait_run
 
 
@@ -20,10 +21,17 @@ def model(api, ws):
 @pytest.fixture
 def build_of(api, ws, model, runtime_id):
     def create(file_path: str, function_name: str = "predict", wait: bool = True):
-        body = {"project_id": ws.project_id, "model_id": model.id, "file_path": file_path,
-                "function_name": function_name, "runtime_identifier": runtime_id, "kernel": "python3"}
+        body = {
+            "project_id": ws.project_id,
+            "model_id": model.id,
+            "file_path": file_path,
+            "function_name": function_name,
+            "runtime_identifier": runtime_id,
+            "kernel": "python3",
+        }
         build = api.create_model_build(body, ws.project_id, model.id)
         return wait_build(api, ws.project_id, model.id, build.id) if wait else build
+
     return create
 
 
@@ -33,13 +41,13 @@ def deploy(api, ws, model):
         body = {"cpu": 1, "memory": 2, "replicas": replicas, "environment": environment or {}}
         dep = api.create_model_deployment(body, ws.project_id, model.id, build.id)
         return wait_deployment(api, ws.project_id, model.id, build.id, dep.id) if wait else dep
+
     return create
 
 
 def call(ws, access_key, request, token=None):
     headers = {"Authorization": f"Bearer {token or ws.model_api_key}"}
-    return requests.post(ws.model_url, json={"accessKey": access_key, "request": request}, headers=headers,
-                         timeout=30)
+    return requests.post(ws.model_url, json={"accessKey": access_key, "request": request}, headers=headers, timeout=30)
 
 
 def test_model_has_access_key_crn_and_auth(api, ws, model):
@@ -58,8 +66,15 @@ def test_build_snapshots_project_and_becomes_built(api, ws, model, build_of):
     assert build.status == "built" and build.built_at is not None and build.crn.endswith(build.id)
     snap = ws.workspace_dir / "builds" / build.id
     assert (snap / "models" / "echo.py").is_file() and (snap / "var" / "models" / "v1.json").is_file()
-    for left_out in (".git", ".venv", "models/__pycache__", "var/state.db", "demo-output", "cml_monitor.egg-info",
-                     ".cml-local"):
+    for left_out in (
+        ".git",
+        ".venv",
+        "models/__pycache__",
+        "var/state.db",
+        "demo-output",
+        "cml_monitor.egg-info",
+        ".cml-local",
+    ):
         assert not (snap / left_out).exists(), left_out
     latest = api.list_model_builds(ws.project_id, model.id, sort="-created_at", search_filter='{"status": "built"}')
     assert [b.id for b in latest.model_builds] == [build.id]
@@ -81,8 +96,12 @@ def test_deploy_serves_and_redeploy_replaces_only_after_healthy(api, ws, model, 
     assert reply.status_code == 200 and reply.json() == {"success": True, "response": {"echo": {"x": 1}}}
     second = deploy(build_of("models/echo.py"))
     assert second.status == "deployed" and second.crn != first.crn and second.id != first.id
-    old = wait_for(lambda: (d := api.get_model_deployment(ws.project_id, model.id, first.build_id, first.id))
-                   .status == "stopped" and d, "the previous deployment to stop")
+    old = wait_for(
+        lambda: (
+            (d := api.get_model_deployment(ws.project_id, model.id, first.build_id, first.id)).status == "stopped" and d
+        ),
+        "the previous deployment to stop",
+    )
     assert old.stopped_at is not None
     assert call(ws, model.access_key, {"x": 2}).status_code == 200
     assert api.get_model(ws.project_id, model.id).access_key == model.access_key  # stays across deployments
@@ -94,7 +113,7 @@ def test_deploy_serves_and_redeploy_replaces_only_after_healthy(api, ws, model, 
 
 
 def test_deployment_that_never_gets_healthy_fails_and_previous_keeps_serving(tmp_path, project_root, runtime_id):
-    from monitoring.local.workspace import LocalWorkspace
+    from localcml.workspace import LocalWorkspace
 
     fifo = tmp_path / "never"
     os.mkfifo(fifo)
@@ -139,8 +158,9 @@ def test_router_refuses_wrong_access_key_wrong_model_key_and_big_bodies(api, ws,
     unknown = call(ws, "m" + "0" * 31, {})
     assert unknown.status_code == 404 and unknown.json()["success"] is False
     assert call(ws, model.access_key, {}, token="wrong-model-api-key").status_code == 401
-    big = requests.post(ws.model_url, data=b"x" * (5 * 1024 * 1024 + 1),
-                        headers={"Content-Type": "application/json"}, timeout=30)
+    big = requests.post(
+        ws.model_url, data=b"x" * (5 * 1024 * 1024 + 1), headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert big.status_code == 413
     assert call(ws, model.access_key, {"ok": True}).status_code == 200
 
@@ -173,7 +193,7 @@ def test_stop_and_restart_deployment_keep_id_and_crn(api, ws, model, build_of, d
 
 
 def test_a_restarted_workspace_serves_its_deployed_models_again(tmp_path, project_root, runtime_id):
-    from monitoring.local.workspace import LocalWorkspace
+    from localcml.workspace import LocalWorkspace
 
     with LocalWorkspace(tmp_path / "w", project_root) as ws:
         api = ws.client()
@@ -204,6 +224,8 @@ def test_previous_deployment_serves_until_the_new_one_is_healthy(api, ws, model,
     finally:
         os.close(writer)  # EOF: the import finishes and the replica starts serving
     assert wait_deployment(api, ws.project_id, model.id, build.id, new.id).status == "deployed"
-    wait_for(lambda: api.get_model_deployment(ws.project_id, model.id, build.id, old.id).status == "stopped",
-             "the previous deployment to stop")
+    wait_for(
+        lambda: api.get_model_deployment(ws.project_id, model.id, build.id, old.id).status == "stopped",
+        "the previous deployment to stop",
+    )
     assert call(ws, model.access_key, {}).status_code == 200

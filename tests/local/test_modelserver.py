@@ -1,4 +1,5 @@
 """A real model replica process: CML's endpoint protocol, auth, limits, metrics, loopback, shutdown."""
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,19 @@ from pathlib import Path
 import pytest
 import requests
 
-from monitoring.clock import WarpClock
-from monitoring.local import sdk
-from monitoring.local.metrics_store import MetricsStore
+from localcml import sdk
+from localcml.metrics_store import MetricsStore
+from monitoring.core.clock import WarpClock
 
 REPO = Path(__file__).resolve().parents[2]
-SHIM = REPO / "monitoring" / "local" / "shim"
+SHIM = REPO / "localcml" / "shim"
 T0 = 1_800_000_000_000
 ACCESS_KEY, API_KEY = "mak-0123456789abcdef", "mapikey-fedcba9876543210"
-DEP, BUILD, MODEL = "crn:cdp:ml:local:a:workspace:w/dep-7", "crn:cdp:ml:local:a:workspace:w/build-7", \
-    "crn:cdp:ml:local:a:workspace:w/model-7"
+DEP, BUILD, MODEL = (
+    "crn:cdp:ml:local:a:workspace:w/dep-7",
+    "crn:cdp:ml:local:a:workspace:w/build-7",
+    "crn:cdp:ml:local:a:workspace:w/model-7",
+)
 PREDICT = textwrap.dedent("""
     import os
     import cdsw
@@ -65,20 +69,42 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CML_MONITOR_", "CDSW_"))}
     clock = WarpClock(tmp / "clock.json")
     clock.set_now(T0)
-    env.update(PYTHONPATH=f"{SHIM}{os.pathsep}{REPO}", CML_MONITOR_WORKSPACE=str(tmp),
-               CML_MONITOR_CLOCK_FILE=str(clock.path), CML_MONITOR_DEPLOYMENT_CRN=DEP,
-               CML_MONITOR_BUILD_CRN=BUILD, CML_MONITOR_MODEL_CRN=MODEL, CML_MONITOR_MODEL_ACCESS_KEY=ACCESS_KEY)
+    env.update(
+        PYTHONPATH=f"{SHIM}{os.pathsep}{REPO}",
+        CML_MONITOR_WORKSPACE=str(tmp),
+        CML_MONITOR_CLOCK_FILE=str(clock.path),
+        CML_MONITOR_DEPLOYMENT_CRN=DEP,
+        CML_MONITOR_BUILD_CRN=BUILD,
+        CML_MONITOR_MODEL_CRN=MODEL,
+        CML_MONITOR_MODEL_ACCESS_KEY=ACCESS_KEY,
+    )
     env.update(extra)
     return env
 
 
-def launch(tmp: Path, build: Path, file: str = "predict.py", function: str = "predict",
-           host: str = "127.0.0.1", **env: str) -> tuple[subprocess.Popen, Path, Path]:
-    """Start ``python -m monitoring.local.modelserver``; returns the process, its log and its ready file."""
+def launch(
+    tmp: Path, build: Path, file: str = "predict.py", function: str = "predict", host: str = "127.0.0.1", **env: str
+) -> tuple[subprocess.Popen, Path, Path]:
+    """Start ``python -m localcml.modelserver``; returns the process, its log and its ready file."""
     tag = uuid_lib.uuid4().hex[:8]
     log, ready = tmp / f"replica-{tag}.log", tmp / f"ready-{tag}.json"
-    args = [sys.executable, "-m", "monitoring.local.modelserver", "--build-dir", str(build), "--file", file,
-            "--function", function, "--host", host, "--port", "0", "--ready-file", str(ready)]
+    args = [
+        sys.executable,
+        "-m",
+        "localcml.modelserver",
+        "--build-dir",
+        str(build),
+        "--file",
+        file,
+        "--function",
+        function,
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--ready-file",
+        str(ready),
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(args, env=_env(tmp, **env), stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
     return proc, log, ready
@@ -113,8 +139,9 @@ def replica(tmp_path_factory, build):
 
 @pytest.fixture(scope="module")
 def auth_replica(tmp_path_factory, build):
-    r = start(tmp_path_factory.mktemp("auth"), build, CML_MONITOR_AUTH_ENABLED="true",
-              CML_MONITOR_MODEL_API_KEY=API_KEY)
+    r = start(
+        tmp_path_factory.mktemp("auth"), build, CML_MONITOR_AUTH_ENABLED="true", CML_MONITOR_MODEL_API_KEY=API_KEY
+    )
     yield r
     r.stop()
 
@@ -123,13 +150,15 @@ def auth_replica(tmp_path_factory, build):
 def domain(monkeypatch):
     def point_at(r: Replica) -> None:
         monkeypatch.setenv("CDSW_DOMAIN", f"127.0.0.1:{r.port}")
+
     return point_at
 
 
 def post(r: Replica, body, headers=None, path="/model") -> requests.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return requests.post(r.url + path, data=data, headers={"Content-Type": "application/json", **(headers or {})},
-                         timeout=30)
+    return requests.post(
+        r.url + path, data=data, headers={"Content-Type": "application/json", **(headers or {})}, timeout=30
+    )
 
 
 def test_predict_answers_cmls_envelope_and_writes_one_metrics_record(replica):
@@ -166,8 +195,10 @@ def test_wrong_access_key_is_refused_without_echoing_keys(replica):
     resp = post(replica, {"accessKey": "not-the-key", "request": {"x": 1}})
 
     assert resp.status_code == 403
-    assert resp.json() == {"success": False, "error": {"code": "model.access_key_invalid",
-                                                       "message": "accessKey is not this model's access key"}}
+    assert resp.json() == {
+        "success": False,
+        "error": {"code": "model.access_key_invalid", "message": "accessKey is not this model's access key"},
+    }
     assert post(replica, {"request": {"x": 1}}).status_code == 403
 
 
@@ -186,12 +217,15 @@ def test_auth_requires_the_bearer_model_api_key(auth_replica, domain):
     assert sdk.call_model(ACCESS_KEY, {"x": 1})["error"]["code"] == "auth.unauthorized"
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (b"this is not json", 400, "request.invalid"),
-    (b'{"accessKey": "k"}', 400, "request.invalid"),
-    (b'{"accessKey": "k", "request": [1, 2]}', 400, "request.invalid"),
-    (b"x" * (5 * 1024 * 1024 + 1), 413, "request.too_large"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b"this is not json", 400, "request.invalid"),
+        (b'{"accessKey": "k"}', 400, "request.invalid"),
+        (b'{"accessKey": "k", "request": [1, 2]}', 400, "request.invalid"),
+        (b"x" * (5 * 1024 * 1024 + 1), 413, "request.too_large"),
+    ],
+)
 def test_malformed_and_oversized_bodies_are_refused(replica, body, status, code):
     resp = post(replica, body)
 
@@ -240,11 +274,14 @@ def test_sigterm_stops_cleanly_and_removes_the_ready_file(tmp_path, build):
     assert not r.ready.exists() and "stopped" in r.log.read_text()
 
 
-@pytest.mark.parametrize("kw, env, message", [
-    ({"host": "0.0.0.0"}, {}, "binds loopback only"),
-    ({}, {"CML_MONITOR_MODEL_ACCESS_KEY": ""}, "CML_MONITOR_MODEL_ACCESS_KEY is not set"),
-    ({}, {"CML_MONITOR_AUTH_ENABLED": "true"}, "CML_MONITOR_MODEL_API_KEY is not set"),
-])
+@pytest.mark.parametrize(
+    "kw, env, message",
+    [
+        ({"host": "0.0.0.0"}, {}, "binds loopback only"),
+        ({}, {"CML_MONITOR_MODEL_ACCESS_KEY": ""}, "CML_MONITOR_MODEL_ACCESS_KEY is not set"),
+        ({}, {"CML_MONITOR_AUTH_ENABLED": "true"}, "CML_MONITOR_MODEL_API_KEY is not set"),
+    ],
+)
 def test_bad_arguments_or_environment_exit_2(tmp_path, build, kw, env, message):
     proc, log, ready = launch(tmp_path, build, **kw, **env)
 
@@ -264,7 +301,8 @@ def test_serves_the_build_snapshot_from_the_build_dir(tmp_path, build):
     shutil.copytree(REPO / "monitoring", snapshot / "monitoring", ignore=shutil.ignore_patterns("__pycache__"))
     (snapshot / "monitoring" / "build_probe.py").write_text(
         "import os\nimport monitoring\n\ndef probe(args):\n"
-        "    return {'cwd': os.getcwd(), 'package': os.path.dirname(monitoring.__file__)}\n")
+        "    return {'cwd': os.getcwd(), 'package': os.path.dirname(monitoring.__file__)}\n"
+    )
     r = start(tmp_path, snapshot, file="monitoring/build_probe.py", function="probe")
     try:
         out = post(r, {"accessKey": ACCESS_KEY, "request": {}}).json()["response"]

@@ -1,4 +1,5 @@
 """The local ``cdsw`` functions: CML's names, keywords, return shapes and dev mode."""
+
 from __future__ import annotations
 
 import inspect
@@ -8,17 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.clock import WarpClock
-from monitoring.errors import ConfigError
-from monitoring.local import sdk
-from monitoring.local.metrics_store import MetricsStore
+from localcml import sdk
+from localcml.metrics_store import MetricsStore
+from monitoring.core.clock import WarpClock
+from monitoring.core.errors import ConfigError
 
 SHIM = Path(sdk.__file__).parent / "shim"
 T0 = 1_800_000_000_000
 DEP, BUILD, MODEL = "crn:cdp:ml:local:acct:workspace:ws/dep-1", "crn:...:ws/build-1", "crn:...:ws/model-1"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-ENV = ("CML_MONITOR_METRICS_URL", "CML_MONITOR_WORKSPACE", "CML_MONITOR_DEPLOYMENT_CRN", "CML_MONITOR_BUILD_CRN",
-       "CML_MONITOR_MODEL_CRN", "CML_MONITOR_CLOCK_FILE", "CDSW_DOMAIN")
+ENV = (
+    "CML_MONITOR_METRICS_URL",
+    "CML_MONITOR_WORKSPACE",
+    "CML_MONITOR_DEPLOYMENT_CRN",
+    "CML_MONITOR_BUILD_CRN",
+    "CML_MONITOR_MODEL_CRN",
+    "CML_MONITOR_CLOCK_FILE",
+    "CDSW_DOMAIN",
+)
 
 
 @pytest.fixture
@@ -64,11 +72,20 @@ def test_signatures_match_cml_keyword_names():
     assert params(sdk.track_metric) == [("key", empty), ("value", empty)]
     assert params(sdk.track_delayed_metrics) == [("metrics", empty), ("prediction_uuid", empty), ("dev", False)]
     assert params(sdk.track_aggregate_metrics) == [
-        ("metrics", empty), ("start_timestamp_ms", empty), ("end_timestamp_ms", empty),
-        ("model_deployment_crn", None), ("dev", False)]
+        ("metrics", empty),
+        ("start_timestamp_ms", empty),
+        ("end_timestamp_ms", empty),
+        ("model_deployment_crn", None),
+        ("dev", False),
+    ]
     assert params(sdk.read_metrics) == [
-        ("model_deployment_crn", None), ("start_timestamp_ms", None), ("end_timestamp_ms", None),
-        ("model_crn", None), ("model_build_crn", None), ("dev", False)]
+        ("model_deployment_crn", None),
+        ("start_timestamp_ms", None),
+        ("end_timestamp_ms", None),
+        ("model_crn", None),
+        ("model_build_crn", None),
+        ("dev", False),
+    ]
     assert params(sdk.call_model) == [("model_access_key", empty), ("ipt", empty), ("api_key", None)]
 
 
@@ -123,11 +140,14 @@ def test_dev_mode_outside_a_replica_uses_a_private_store(clock):
     records = sdk.read_metrics(model_deployment_crn=sdk.dev_model_deployment_crn, dev=True)["metrics"]
     assert [r["predictionUuid"] for r in records] == [out["uuid"]]
     sdk.track_delayed_metrics({"final_label": 1}, out["uuid"], dev=True)
-    sdk.track_aggregate_metrics({"accuracy": 1.0}, T0 - 1_000, T0, model_deployment_crn=sdk.dev_model_deployment_crn,
-                                dev=True)
+    sdk.track_aggregate_metrics(
+        {"accuracy": 1.0}, T0 - 1_000, T0, model_deployment_crn=sdk.dev_model_deployment_crn, dev=True
+    )
     records = sdk.read_metrics(dev=True)["metrics"]
-    assert [r["metrics"] for r in records] == [{"accuracy": 1.0},
-                                               {"input_features": {"x": 1}, "prediction": 1, "final_label": 1}]
+    assert [r["metrics"] for r in records] == [
+        {"accuracy": 1.0},
+        {"input_features": {"x": 1}, "prediction": 1, "final_label": 1},
+    ]
     with pytest.raises(ConfigError, match="CML_MONITOR_METRICS_URL or CML_MONITOR_WORKSPACE"):
         sdk.read_metrics(model_deployment_crn=sdk.dev_model_deployment_crn)
 
@@ -136,13 +156,17 @@ def test_delayed_and_aggregate_metrics_by_keyword(replica):
     uuid = predict({"x": 3})["uuid"]
 
     sdk.track_delayed_metrics(metrics={"final_label": 0}, prediction_uuid=uuid)
-    sdk.track_aggregate_metrics(metrics={"accuracy": 0.0}, start_timestamp_ms=T0 - 3_600_000, end_timestamp_ms=T0,
-                                model_deployment_crn=DEP)
+    sdk.track_aggregate_metrics(
+        metrics={"accuracy": 0.0}, start_timestamp_ms=T0 - 3_600_000, end_timestamp_ms=T0, model_deployment_crn=DEP
+    )
 
-    records = sdk.read_metrics(model_deployment_crn=DEP, start_timestamp_ms=T0 - 3_600_000,
-                               end_timestamp_ms=T0 + 60_000)["metrics"]
+    records = sdk.read_metrics(
+        model_deployment_crn=DEP, start_timestamp_ms=T0 - 3_600_000, end_timestamp_ms=T0 + 60_000
+    )["metrics"]
     assert [(r["predictionUuid"], r["metrics"]) for r in records] == [
-        ("", {"accuracy": 0.0}), (uuid, {"input_features": {"x": 3}, "prediction": 1, "final_label": 0})]
+        ("", {"accuracy": 0.0}),
+        (uuid, {"input_features": {"x": 3}, "prediction": 1, "final_label": 0}),
+    ]
     assert records[0]["endTimeStampMs"] == T0 and records[0]["modelCrn"] == MODEL
     with pytest.raises(ValueError, match="no prediction record with uuid not-a-uuid"):
         sdk.track_delayed_metrics({"final_label": 1}, "not-a-uuid")
@@ -209,6 +233,7 @@ def test_shim_modules_expose_the_same_functions(shim_modules, replica):
 
     def plain(args):
         return args
+
     out = tracked({"v": 4})
 
     assert out["prediction"] == 8 and UUID4.match(out["uuid"])

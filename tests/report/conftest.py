@@ -1,9 +1,10 @@
 """Fixtures for the report tests: a state store on a fresh SQLite file."""
+
 from __future__ import annotations
 
 import pytest
 
-from monitoring.store import StateStore
+from monitoring.state.store import StateStore
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Builders for the report tests: a config with a hostile model name and a filled state store."""
+
 from __future__ import annotations
 
 import base64
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.config import PipelineConfig, parse_config
-from monitoring.decisions import Decision
-from monitoring.store import StateStore
-from monitoring.thresholds import PolicyResult, WindowRow
+from monitoring.core.config import PipelineConfig, parse_config
+from monitoring.domain.decisions import Decision
+from monitoring.domain.thresholds import PolicyResult, WindowRow
+from monitoring.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3_600_000
@@ -23,8 +24,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CRN_V1, CRN_V2, CRN_V1B = (f"crn:cdp:ml:us-west-1:t:w:ws/model/deployment-{i}" for i in (1, 2, 3))
 REDEPLOY_ID = "d-20251123130500-abc123"
 #: (deployment, version, deployed at, reason) in deployment order: bootstrap, a redeploy, a rollback.
-DEPLOYMENTS = ((CRN_V1, "v1", T0, "bootstrap"), (CRN_V2, "v2", T0 + 6 * HOUR, REDEPLOY_ID),
-               (CRN_V1B, "v1", T0 + 10 * HOUR, "rollback"))
+DEPLOYMENTS = (
+    (CRN_V1, "v1", T0, "bootstrap"),
+    (CRN_V2, "v2", T0 + 6 * HOUR, REDEPLOY_ID),
+    (CRN_V1B, "v1", T0 + 10 * HOUR, "rollback"),
+)
 #: accuracy per hourly window 0..12 (None: no labels yet in the last one).
 ACCURACY = (0.91, 0.9, 0.88, 0.84, 0.78, 0.72, 0.9, 0.86, 0.8, 0.7, 0.89, 0.9, None)
 
@@ -46,17 +50,46 @@ def window(i: int) -> WindowRow:
     acc = ACCURACY[i]
     labelled = 0 if acc is None else 150 + 10 * i
     drift = {f: {"psi": round(0.02 + (0.05 * i if k < 2 else 0.01 * k), 3), "ks": 0.1} for k, f in enumerate(FEATURES)}
-    return WindowRow(crn_at(i), T0 + i * HOUR, T0 + (i + 1) * HOUR, 300, labelled, acc,
-                     None if acc is None else acc - 0.03, None if acc is None else acc - 0.05,
-                     None if acc is None else acc - 0.04, {"tp": 1, "fp": 1, "tn": 1, "fn": 1}, drift)
+    return WindowRow(
+        crn_at(i),
+        T0 + i * HOUR,
+        T0 + (i + 1) * HOUR,
+        300,
+        labelled,
+        acc,
+        None if acc is None else acc - 0.03,
+        None if acc is None else acc - 0.05,
+        None if acc is None else acc - 0.04,
+        {"tp": 1, "fp": 1, "tn": 1, "fn": 1},
+        drift,
+    )
 
 
 def decision(i: int, action: str, reason: str, **extra) -> Decision:
     w = window(i)
-    return Decision(extra.pop("id", None), w.end_ms + 5 * 60_000, extra.pop("model"), w.deployment_crn, w.start_ms,
-                    w.end_ms, {"accuracy": w.accuracy, "labelled": w.labelled},
-                    [PolicyResult("absolute accuracy >= 0.8", "fail" if action == "redeploy" else "pass",
-                                  w.accuracy, None, 0.8, "accuracy vs 0.8", "absolute")], action, reason, **extra)
+    return Decision(
+        extra.pop("id", None),
+        w.end_ms + 5 * 60_000,
+        extra.pop("model"),
+        w.deployment_crn,
+        w.start_ms,
+        w.end_ms,
+        {"accuracy": w.accuracy, "labelled": w.labelled},
+        [
+            PolicyResult(
+                "absolute accuracy >= 0.8",
+                "fail" if action == "redeploy" else "pass",
+                w.accuracy,
+                None,
+                0.8,
+                "accuracy vs 0.8",
+                "absolute",
+            )
+        ],
+        action,
+        reason,
+        **extra,
+    )
 
 
 def fill(store: StateStore, model: str) -> None:
@@ -65,9 +98,18 @@ def fill(store: StateStore, model: str) -> None:
         store.record_deployment(model, crn, "crn:model-1", f"build-{version}", version, ms, reason)
     store.upsert_windows(window(i) for i in range(len(ACCURACY)))
     store.add_decision(decision(2, "none", "healthy, no action.", model=model))
-    store.add_decision(decision(5, "redeploy", "accuracy 0.72 < 0.8; redeploying <b>now</b>", model=model,
-                                id=REDEPLOY_ID, consumed_by="run-7", outcome="deployed",
-                                outcome_detail="v2 serves"))
+    store.add_decision(
+        decision(
+            5,
+            "redeploy",
+            "accuracy 0.72 < 0.8; redeploying <b>now</b>",
+            model=model,
+            id=REDEPLOY_ID,
+            consumed_by="run-7",
+            outcome="deployed",
+            outcome_detail="v2 serves",
+        )
+    )
     store.add_decision(decision(11, "none", "window passes all policies; healthy, no action.", model=model))
 
 

@@ -1,4 +1,5 @@
 """The HTML report: self-contained, escaped, with the charts drawn from the state store's data."""
+
 from __future__ import annotations
 
 import html
@@ -8,17 +9,33 @@ from datetime import datetime, timezone
 
 import pytest
 
-from monitoring import plots
-from monitoring.config import WilsonPolicy
-from monitoring.records import records_to_columns
-from monitoring.report import CHART_FILES, REPORT_FILE, write_report
-from monitoring.store import StateStore
-from monitoring.thresholds import WindowRow, wilson_interval
-from monitoring.windows import compute_windows
+from monitoring.app import plots
+from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
+from monitoring.core.config import WilsonPolicy
+from monitoring.domain.records import records_to_columns
+from monitoring.domain.thresholds import WindowRow, wilson_interval
+from monitoring.domain.windows import compute_windows
+from monitoring.state.store import StateStore
 from tests.domain.support import DEPLOYMENT, prediction
 from tests.domain.support import T0 as DOMAIN_T0
-from tests.report.report_support import (ACCURACY, CRN_V1, DEPLOYMENTS, FEATURES, HOSTILE, HOUR, NOW, PNG_MAGIC,
-                                         REDEPLOY_ID, T0, config, crn_at, embedded_pngs, fill, tag_problems, window)
+from tests.report.report_support import (
+    ACCURACY,
+    CRN_V1,
+    DEPLOYMENTS,
+    FEATURES,
+    HOSTILE,
+    HOUR,
+    NOW,
+    PNG_MAGIC,
+    REDEPLOY_ID,
+    T0,
+    config,
+    crn_at,
+    embedded_pngs,
+    fill,
+    tag_problems,
+    window,
+)
 
 DRAWN = ("accuracy.png", "coverage.png", "versions.png", "drift.png")
 
@@ -65,8 +82,14 @@ def test_header_and_tables_show_versions_and_decisions(report):
     assert cards["Latest decision"].startswith('<span class="badge a-none">none</span> 2025-11-23T20:05:00Z')
     assert "window passes all policies" in cards["Latest decision"]
     deployments = page.split("<h2>Deployments</h2>")[1].split("</section>")[0]
-    assert [r for r in re.findall(r"<td>(v\d|bootstrap|rollback|d-[\w-]+)</td>", deployments)] == \
-        ["v1", "bootstrap", "v2", REDEPLOY_ID, "v1", "rollback"]
+    assert [r for r in re.findall(r"<td>(v\d|bootstrap|rollback|d-[\w-]+)</td>", deployments)] == [
+        "v1",
+        "bootstrap",
+        "v2",
+        REDEPLOY_ID,
+        "v1",
+        "rollback",
+    ]
     decisions = page.split("<h2>Decisions (latest 50)</h2>")[1]
     assert re.findall(r'class="badge a-(\w+)"', decisions) == ["none", "redeploy", "none"]  # newest first
     row = decisions.split(REDEPLOY_ID)[1].split("</tr>")[0]
@@ -85,8 +108,9 @@ def _by_version() -> dict[str, list[WindowRow]]:
 def test_accuracy_chart_draws_thresholds_wilson_bands_and_redeploy_markers():
     lines = [plots.Line(0.8, "absolute min 0.8", "--"), plots.Line(0.75, "Wilson min 0.75", ":")]
     markers = [plots.Marker(T0 + 6 * HOUR, "v2 (redeploy)"), plots.Marker(T0 + 10 * HOUR, "v1 (rollback)")]
-    fig = plots.accuracy_chart(_by_version(), {"v1": "#1f77b4", "v2": "#ff7f0e"}, 0.9, lines, markers,
-                               (T0, T0 + 13 * HOUR))
+    fig = plots.accuracy_chart(
+        _by_version(), {"v1": "#1f77b4", "v2": "#ff7f0e"}, 0.9, lines, markers, (T0, T0 + 13 * HOUR)
+    )
     ax = fig.axes[0]
     horizontal = sorted(ln.get_ydata()[0] for ln in ax.lines if list(ln.get_xdata()) == [0, 1])
     vertical = sorted(ln.get_xdata()[0] for ln in ax.lines if list(ln.get_ydata()) == [0, 1])
@@ -98,8 +122,13 @@ def test_accuracy_chart_draws_thresholds_wilson_bands_and_redeploy_markers():
     bands = [wilson_interval(round(a * (150 + 10 * i)), 150 + 10 * i, 0.9) for i, a in enumerate(ACCURACY[:6])]
     assert first.max() == pytest.approx(max(hi for _, hi in bands))
     assert first.min() == pytest.approx(min(lo for lo, _ in bands))
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == \
-        ["version v1", "version v2", "90% Wilson interval", "absolute min 0.8", "Wilson min 0.75"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "version v1",
+        "version v2",
+        "90% Wilson interval",
+        "absolute min 0.8",
+        "Wilson min 0.75",
+    ]
 
 
 @pytest.mark.parametrize("wilson, expected", [(0.8, "80%"), (None, "95%")])
@@ -141,8 +170,10 @@ def test_one_window_without_drift(store, tmp_path):
 
 def test_latency_chart_when_windows_carry_latency(store, tmp_path):
     fill(store, "m")
-    store.upsert_windows(replace(window(i), latency_p50_ms=20.0 + i, latency_p95_ms=None if i == 3 else 60.0 + 2 * i)
-                         for i in range(len(ACCURACY)))
+    store.upsert_windows(
+        replace(window(i), latency_p50_ms=20.0 + i, latency_p95_ms=None if i == 3 else 60.0 + 2 * i)
+        for i in range(len(ACCURACY))
+    )
     assert store.windows()[2].latency_p95_ms == 64.0  # read back from the store, not injected
     page = write_report(config("m"), store, tmp_path / "out", now_ms=NOW).read_text(encoding="utf-8")
     assert len(embedded_pngs(page)) == len(DRAWN) + 1
@@ -167,8 +198,14 @@ def test_latency_from_records_reaches_the_report(store, tmp_path):
 
 def test_names_with_mathtext_are_drawn_literally(store, tmp_path):
     store.record_deployment("m", CRN_V1, None, None, r"$\bogus$", T0, "bootstrap")
-    store.upsert_windows([WindowRow(CRN_V1, T0 + i * HOUR, T0 + (i + 1) * HOUR, 100, 90, 0.9,
-                                    drift={r"$\nope{$": {"psi": 0.1, "ks": 0.2}}) for i in range(2)])
+    store.upsert_windows(
+        [
+            WindowRow(
+                CRN_V1, T0 + i * HOUR, T0 + (i + 1) * HOUR, 100, 90, 0.9, drift={r"$\nope{$": {"psi": 0.1, "ks": 0.2}}
+            )
+            for i in range(2)
+        ]
+    )
     page = write_report(config("m"), store, tmp_path, now_ms=NOW).read_text(encoding="utf-8")
     assert len(embedded_pngs(page)) == 4
     assert r"<td>$\bogus$</td>" in page

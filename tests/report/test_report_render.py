@@ -1,4 +1,5 @@
 """The report renders in headless Chromium: charts visible, title in the DOM, hostile text inert."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from monitoring.report import write_report
+from monitoring.app.report import write_report
 from tests.report.report_support import HOSTILE, NOW, config, fill
 
 TIMEOUT_S = 120
@@ -19,15 +20,27 @@ V1_BLUE = np.array([0x1F, 0x77, 0xB4]) / 255  # plots.PALETTE[0]: the first vers
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("headless Chromium is not installed: install the Debian package `chromium` "
-                    "(apt-get install -y chromium); CI installs it for this test")
+        pytest.fail(
+            "headless Chromium is not installed: install the Debian package `chromium` "
+            "(apt-get install -y chromium); CI installs it for this test"
+        )
     return found
 
 
 def _run(chromium: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-2000:]}"
     return proc

@@ -1,4 +1,5 @@
 """The cml-monitor command: every job importable and thin, decisions listing, offline analysis."""
+
 import ast
 import csv
 import importlib.util
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.cli import build_parser, main
-from monitoring.decisions import Decision
-from monitoring.store import StateStore
+from monitoring.app.cli import build_parser, main
+from monitoring.domain.decisions import Decision
+from monitoring.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,15 +23,19 @@ def test_every_job_imports_and_is_a_thin_composition_root(path):
     assert callable(module.main)
     tree = ast.parse(path.read_text())
     assert len(path.read_text().splitlines()) <= 40
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
     assert imported <= {"sys", "monitoring"}, imported
     exits = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == "sys.exit"]
     assert all(not (isinstance(a, ast.Constant) and a.value == 0) for e in exits for a in e.args)
 
 
 def test_job_arguments_tolerate_cml_extras(tmp_path, capsys):
-    from monitoring.jobrun import parse_job_args
+    from monitoring.app.jobrun import parse_job_args
 
     args = parse_job_args("x", ["-f", "/tmp/kernel-1.json", "--config", "c.yaml", "--unknown", "1"])
     assert args.config == "c.yaml"
@@ -48,10 +53,18 @@ def test_bad_config_exits_2_and_lists_every_problem(tmp_path, capsys):
 
 
 def _decision(i: int) -> Decision:
-    return Decision(id=None, created_ms=1_790_000_000_000 + i * 3_600_000, model="telco-cell-tower-failure",
-                    deployment_crn="crn:x/1", window_start_ms=1_790_000_000_000, window_end_ms=1_790_003_600_000,
-                    values={"accuracy": 0.6 + i / 10, "labelled": 500}, results=[],
-                    action="redeploy" if i == 0 else "none", reason=f"reason {i}")
+    return Decision(
+        id=None,
+        created_ms=1_790_000_000_000 + i * 3_600_000,
+        model="telco-cell-tower-failure",
+        deployment_crn="crn:x/1",
+        window_start_ms=1_790_000_000_000,
+        window_end_ms=1_790_003_600_000,
+        values={"accuracy": 0.6 + i / 10, "labelled": 500},
+        results=[],
+        action="redeploy" if i == 0 else "none",
+        reason=f"reason {i}",
+    )
 
 
 def test_decisions_lists_json(tmp_path, capsys):
@@ -68,10 +81,17 @@ def test_decisions_lists_json(tmp_path, capsys):
 def test_analyze_writes_windows_csv_and_plot(tmp_path, capsys):
     records = []
     for i in range(200):
-        records.append({"modelDeploymentCrn": "crn:d", "modelBuildCrn": "crn:b", "modelCrn": "crn:m",
-                        "startTimeStampMs": 1_790_000_000_000 + i * 60_000, "endTimeStampMs": 1_790_000_000_050 + i * 60_000,
-                        "predictionUuid": f"u{i}", "metrics": {"prediction": i % 2, "final_label": str(i % 3 % 2),
-                                                                "input_features": {"a": float(i)}}})
+        records.append(
+            {
+                "modelDeploymentCrn": "crn:d",
+                "modelBuildCrn": "crn:b",
+                "modelCrn": "crn:m",
+                "startTimeStampMs": 1_790_000_000_000 + i * 60_000,
+                "endTimeStampMs": 1_790_000_000_050 + i * 60_000,
+                "predictionUuid": f"u{i}",
+                "metrics": {"prediction": i % 2, "final_label": str(i % 3 % 2), "input_features": {"a": float(i)}},
+            }
+        )
     records.append({**records[0], "predictionUuid": "", "metrics": {"accuracy": 0.5}})
     dump = tmp_path / "dump.json"
     dump.write_text(json.dumps({"metrics": records[::-1]}))
@@ -86,5 +106,17 @@ def test_analyze_writes_windows_csv_and_plot(tmp_path, capsys):
 
 def test_parser_has_every_documented_command():
     commands = set(build_parser()._subparsers._group_actions[0].choices)
-    assert commands == {"simulate-traffic", "compute-accuracy", "evaluate-thresholds", "redeploy", "bootstrap",
-                        "graph", "local", "faults", "demo", "decisions", "analyze", "report"}
+    assert commands == {
+        "simulate-traffic",
+        "compute-accuracy",
+        "evaluate-thresholds",
+        "redeploy",
+        "bootstrap",
+        "graph",
+        "local",
+        "faults",
+        "demo",
+        "decisions",
+        "analyze",
+        "report",
+    }

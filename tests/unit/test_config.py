@@ -1,11 +1,12 @@
 """Config loading: every YAML in config/ is valid; bad files list every problem with path and field."""
+
 from pathlib import Path
 
 import pytest
 import yaml
 
-from monitoring.config import load_config, parse_config
-from monitoring.errors import EXIT_CONFIG, ConfigError
+from monitoring.core.config import load_config, parse_config
+from monitoring.core.errors import EXIT_CONFIG, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,9 @@ def test_every_problem_is_listed_with_file_and_field_path(tmp_path):
         load_config(path)
     problems = info.value.problems
     assert info.value.exit_code == EXIT_CONFIG
-    assert any(p.startswith(f"{path}: thresholds.policies[1].min:") and "less than or equal to 1" in p for p in problems)
+    assert any(
+        p.startswith(f"{path}: thresholds.policies[1].min:") and "less than or equal to 1" in p for p in problems
+    )
     assert any(p.startswith(f"{path}: scenario.rows_per_cycle:") for p in problems)
     assert any(p == f"{path}: windows.bogus: unknown key (not allowed here)" for p in problems)
     assert len(problems) == 3

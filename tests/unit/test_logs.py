@@ -1,8 +1,9 @@
 """Logs: key=value lines, secrets redacted wherever they appear, the verdict line format."""
+
 import io
 import logging
 
-from monitoring.logs import KV, REDACTOR, configure_logging, register_secret, verdict_line
+from monitoring.core.logs import KV, REDACTOR, configure_logging, register_secret, verdict_line
 
 
 def test_secrets_never_reach_the_log(monkeypatch):

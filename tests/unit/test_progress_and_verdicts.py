@@ -1,10 +1,11 @@
 """Progress for long work, and the fields the evaluate verdict shows on-call."""
+
 import io
 import logging
 
-from monitoring.decisions import Decision
-from monitoring.progress import Progress
-from monitoring.thresholds import PolicyResult
+from monitoring.core.progress import Progress
+from monitoring.domain.decisions import Decision
+from monitoring.domain.thresholds import PolicyResult
 from monitoring.workflows.evaluate import verdict_fields
 
 
@@ -23,25 +24,39 @@ def test_progress_draws_a_bar_on_a_terminal():
 
 
 def test_progress_logs_a_few_lines_without_a_terminal(caplog):
-    caplog.set_level(logging.INFO, logger="monitoring.progress")
+    caplog.set_level(logging.INFO, logger="monitoring.core.progress")
     progress = Progress("labels", total=1000, stream=io.StringIO())
     for _ in range(1000):
         progress.advance()
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["progress task=labels done=250 total=1000", "progress task=labels done=500 total=1000",
-                     "progress task=labels done=750 total=1000"]
+    assert lines == [
+        "progress task=labels done=250 total=1000",
+        "progress task=labels done=500 total=1000",
+        "progress task=labels done=750 total=1000",
+    ]
 
 
 def _decision(results):
-    return Decision(id="d-1", created_ms=0, model="m", deployment_crn="crn:cdp:ml:x:workspace:w/dep-9",
-                    window_start_ms=1_790_002_800_000, window_end_ms=1_790_006_400_000,
-                    values={"accuracy": 0.61, "labelled": 250}, results=results, action="redeploy", reason="r")
+    return Decision(
+        id="d-1",
+        created_ms=0,
+        model="m",
+        deployment_crn="crn:cdp:ml:x:workspace:w/dep-9",
+        window_start_ms=1_790_002_800_000,
+        window_end_ms=1_790_006_400_000,
+        values={"accuracy": 0.61, "labelled": 250},
+        results=results,
+        action="redeploy",
+        reason="r",
+    )
 
 
 def test_evaluate_verdict_names_window_value_bound_threshold():
-    results = [PolicyResult("min_labelled >= 100", "pass", 250, None, 100, "ok", kind="min_labelled"),
-               PolicyResult("absolute accuracy >= 0.8", "fail", 0.61, None, 0.8, "below", kind="absolute"),
-               PolicyResult("wilson", "fail", 0.61, 0.6712, 0.75, "below", kind="wilson")]
+    results = [
+        PolicyResult("min_labelled >= 100", "pass", 250, None, 100, "ok", kind="min_labelled"),
+        PolicyResult("absolute accuracy >= 0.8", "fail", 0.61, None, 0.8, "below", kind="absolute"),
+        PolicyResult("wilson", "fail", 0.61, 0.6712, 0.75, "below", kind="wilson"),
+    ]
     fields = verdict_fields(_decision(results), "v1")
     assert fields["window"] == "2026-09-21T15:00:00Z..2026-09-21T16:00:00Z"
     assert fields["deployment"] == "dep-9" and fields["labelled"] == 250
@@ -49,6 +64,8 @@ def test_evaluate_verdict_names_window_value_bound_threshold():
 
 
 def test_warn_only_failures_are_not_shown_as_the_decisive_policy():
-    results = [PolicyResult("drift psi <= 0.25", "fail", 0.4, None, 0.25, "drift", kind="drift", action="warn"),
-               PolicyResult("absolute accuracy >= 0.8", "pass", 0.9, None, 0.8, "ok", kind="absolute")]
+    results = [
+        PolicyResult("drift psi <= 0.25", "fail", 0.4, None, 0.25, "drift", kind="drift", action="warn"),
+        PolicyResult("absolute accuracy >= 0.8", "pass", 0.9, None, 0.8, "ok", kind="absolute"),
+    ]
     assert verdict_fields(_decision(results), "v1")["policy"] == "absolute accuracy >= 0.8"

@@ -1,9 +1,10 @@
 """Retries at the platform edge: which errors are retried, backoff without waiting, messages kept."""
+
 import pytest
 import requests
 
-from monitoring.errors import PlatformRequestError, TransientPlatformError
 from monitoring.cmlclient.retry import RetryPolicy, translate
+from monitoring.core.errors import PlatformRequestError, TransientPlatformError
 
 
 class ApiError(Exception):
@@ -31,8 +32,18 @@ def policy(sleeps, attempts=4):
     return RetryPolicy(attempts=attempts, initial_s=1, maximum_s=5, jitter_s=0, sleep=sleeps.append)
 
 
-@pytest.mark.parametrize("error", [ApiError(500), ApiError(502), ApiError(503), ApiError(429), ApiError(408),
-                                   requests.ConnectionError("refused"), requests.Timeout("slow")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(500),
+        ApiError(502),
+        ApiError(503),
+        ApiError(429),
+        ApiError(408),
+        requests.ConnectionError("refused"),
+        requests.Timeout("slow"),
+    ],
+)
 def test_transient_errors_are_retried_with_capped_backoff(error):
     sleeps = []
     fn = FailNTimes(3, error)

@@ -1,0 +1,1 @@
+"""Operator-facing entry points: job runner, CLI, demo, graph, report, analysis."""

@@ -1,0 +1,235 @@
+"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, analysis."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from monitoring.core.errors import EXIT_INTERNAL, MonitoringError
+
+JOBS = {
+    "simulate-traffic": ("simulate_traffic", "monitoring.workflows.traffic"),
+    "compute-accuracy": ("compute_accuracy", "monitoring.workflows.accuracy"),
+    "evaluate-thresholds": ("evaluate_thresholds", "monitoring.workflows.evaluate"),
+    "redeploy": ("redeploy", "monitoring.workflows.redeploy"),
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="pipeline YAML (default: config/pipeline.yaml)")
+    p.add_argument("--project-root", default=os.getcwd(), help="project directory (default: working dir)")
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    import importlib
+
+    from monitoring.app.jobrun import run_job
+
+    name, module = JOBS[args.command]
+    workflow = getattr(importlib.import_module(module), name)
+    return run_job(
+        name, workflow, ["--project-root", args.project_root] + (["--config", args.config] if args.config else [])
+    )
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from monitoring.app.jobrun import run_job
+    from monitoring.workflows.bootstrap import bootstrap, train_only
+
+    workflow = train_only if args.train_only else (lambda ctx: bootstrap(ctx, force=args.force))
+    return run_job(
+        "bootstrap",
+        workflow,
+        ["--project-root", args.project_root] + (["--config", args.config] if args.config else []),
+    )
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from monitoring.app import graph
+
+    if args.action == "amp":
+        _write(yaml.safe_dump(graph.amp_metadata(_config(args)), sort_keys=False), args.out)
+        return 0
+    ctx = _context(args)  # loads the config once
+    cfg, api = ctx.cfg, ctx.platform.api
+    if args.action == "export":
+        _write(yaml.safe_dump(graph.export(api), sort_keys=False), args.out)
+        return 0
+    source = graph.read_graph_file(args.graph_file) if args.graph_file else None
+    specs = source.jobs if source else None
+    runtime = source.runtime_identifier if source else None
+    if args.action == "plan":
+        changes = graph.plan(api, cfg, specs, runtime_identifier=runtime)
+    else:
+        changes = graph.apply(api, cfg, specs, runtime_identifier=runtime, timezone=source.timezone if source else None)
+    for change in changes:
+        print(change.line())
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from monitoring.cmlclient import local_workspace
+
+    cfg = _config(args)
+    if args.action == "reset":
+        print(f"removed {local_workspace.reset(cfg, args.project_root)}")
+        return 0
+    if args.action == "down":
+        local_workspace.stop(cfg, args.project_root)
+        print("local workspace stopped")
+        return 0
+    env = local_workspace.start(cfg, args.project_root)
+    if args.action == "env":
+        print(local_workspace.shell_exports(env))
+    else:
+        print(
+            f"local CML workspace at {env['CDSW_API_URL'].removesuffix('/api/v1')} "
+            f"(project {env['CDSW_PROJECT_ID']}, dir {local_workspace.workspace_dir(cfg, args.project_root)})"
+        )
+    return 0
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from monitoring.cmlclient import local_workspace
+
+    return local_workspace.faults_command(_config(args), args.project_root, args.rest)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitoring.app.demo import run_demo
+
+    return run_demo(_config(args), Path(args.project_root).resolve(), Path(args.out), cycles=args.cycles)
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    from monitoring.domain.decisions import format_decisions
+    from monitoring.state.store import StateStore
+
+    cfg = _config(args)
+    store = StateStore(cfg.state.url, base_dir=Path(args.project_root).resolve())
+    print(format_decisions(store.list_decisions(model=cfg.model.name, limit=args.limit), fmt=args.format))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from monitoring.app.analyze import analyze_dump
+    from monitoring.core.durations import parse_duration, to_ms
+
+    features = args.features.split(",") if args.features else None
+    summary = analyze_dump(
+        args.dump,
+        to_ms(parse_duration(args.window)),
+        Path(args.out),
+        args.prediction_key,
+        args.label_key,
+        args.features_key,
+        features,
+    )
+    print(summary.summary_line())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitoring.app.report import write_report
+    from monitoring.state.store import StateStore
+
+    cfg = _config(args)
+    store = StateStore(cfg.state.url, base_dir=Path(args.project_root).resolve())
+    path = write_report(cfg, store, Path(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
+def _config(args: argparse.Namespace):
+    from monitoring.app.wiring import load_project_config
+
+    return load_project_config(args.config, args.project_root)
+
+
+def _context(args: argparse.Namespace):
+    from monitoring.app.wiring import build_context
+
+    return build_context(_config(args), args.project_root)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cml-monitor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (job, _) in JOBS.items():
+        p = sub.add_parser(name, help=f"run the {job} job once, here")
+        _common(p)
+        p.set_defaults(func=cmd_job)
+    p = sub.add_parser("bootstrap", help="train v1, create the model, build, deploy and verify it")
+    _common(p)
+    p.add_argument("--force", action="store_true", help="deploy a new version even if one serves")
+    p.add_argument("--train-only", action="store_true", help="only train and save the artifact")
+    p.set_defaults(func=cmd_bootstrap)
+    p = sub.add_parser("graph", help="the CML job graph: plan | apply | export | amp")
+    _common(p)
+    p.add_argument("action", choices=["plan", "apply", "export", "amp"])
+    p.add_argument("--graph-file", help="apply/plan a graph exported from another project")
+    p.add_argument("--out", help="write export/amp output to this file")
+    p.set_defaults(func=cmd_graph)
+    p = sub.add_parser("local", help="the embedded local CML workspace: env | up | down | reset")
+    _common(p)
+    p.add_argument("action", choices=["env", "up", "down", "reset"])
+    p.set_defaults(func=cmd_local)
+    p = sub.add_parser("faults", help="local workspace fault plan: add 'endpoint=503 x3' | list | clear")
+    _common(p)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_faults)
+    p = sub.add_parser("demo", help="the whole closed loop on a fresh local workspace")
+    _common(p)
+    p.add_argument("--cycles", type=int, default=10)
+    p.add_argument("--out", default="demo-output")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("decisions", help="list recorded decisions")
+    _common(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_decisions)
+    p = sub.add_parser("analyze", help="window metrics from an exported read_metrics dump")
+    p.add_argument("dump")
+    p.add_argument("--window", default="1h")
+    p.add_argument("--out", required=True)
+    p.add_argument("--prediction-key", default="prediction")
+    p.add_argument("--label-key", default="final_label")
+    p.add_argument("--features-key", default="input_features")
+    p.add_argument("--features", help="comma-separated feature names (default: all found)")
+    p.set_defaults(func=cmd_analyze)
+    p = sub.add_parser("report", help="HTML report of windows, decisions and deployments")
+    _common(p)
+    p.add_argument("--out", default="report")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (the console script exits with it)."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except MonitoringError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a CLI prints, it does not dump a traceback on users
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The closed loop on a fresh local workspace: bootstrap, apply the graph, run cycles of the job chain.
+
+Each cycle warps the workspace clock to the next cycle start, starts the head job through the
+API (CML then runs the chain: dependents start only when their parent succeeded), waits for the
+chain, and reads each job's VERDICT line from its run log, as on-call would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from monitoring.app import graph
+from monitoring.app.wiring import build_context
+from monitoring.cmlclient import local_workspace
+from monitoring.cmlclient.api import RUN_TERMINAL, field
+from monitoring.core.clock import WarpClock, iso_ms
+from monitoring.core.config import PipelineConfig
+from monitoring.core.durations import to_ms
+from monitoring.core.errors import RedeployError
+from monitoring.core.logs import configure_logging
+from monitoring.workflows.bootstrap import bootstrap
+from monitoring.workflows.context import Context
+
+log = logging.getLogger(__name__)
+
+CHAIN_TIMEOUT_S = 600.0
+POLL_S = 0.2
+COLUMNS = ("cycle", "time", "deployed_version", "predictions", "labelled", "accuracy", "decision")
+_KV = re.compile(r'(\w+)=("[^"]*"|\S+)')
+
+
+def verdict_fields(log_text: str) -> dict[str, str]:
+    """Fields of the last VERDICT line of a job log (what on-call reads in the CML UI)."""
+    lines = [ln for ln in log_text.splitlines() if "VERDICT " in ln]
+    if not lines:
+        return {}
+    body = lines[-1].split("VERDICT ", 1)[1].split(" -- ", 1)
+    fields = {k: v.strip('"') for k, v in _KV.findall(body[0])}
+    fields["summary"] = body[1] if len(body) > 1 else ""
+    return fields
+
+
+def fresh_start(cfg: PipelineConfig, root: Path, out_dir: Path) -> None:
+    """Remove the workspace, the pipeline's state and artifacts, and old output."""
+    local_workspace.reset(cfg, root)
+    if cfg.state.url.startswith("sqlite:///"):
+        db = root / cfg.state.url[len("sqlite:///") :]
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(root / cfg.state.artifacts_dir, ignore_errors=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+
+
+def wait_chain(ctx: Context, job_ids: list[str], seen: set[str], workspace: Path) -> dict[str, dict[str, str]]:
+    """Wait for this cycle's run of each job in chain order; returns each job's verdict fields."""
+    verdicts: dict[str, dict[str, str]] = {}
+    deadline = time.monotonic() + CHAIN_TIMEOUT_S
+    for job_id in job_ids:
+        while True:
+            runs = [r for r in ctx.platform.api.job_runs(job_id, limit=5) if field(r, "id") not in seen]
+            if runs and str(field(runs[0], "status")).upper() in RUN_TERMINAL:
+                run = runs[0]
+                seen.add(field(run, "id"))
+                logfile = workspace / "runs" / f"{field(run, 'id')}.log"
+                verdicts[job_id] = verdict_fields(logfile.read_text() if logfile.exists() else "")
+                verdicts[job_id]["run_status"] = str(field(run, "status"))
+                break
+            if time.monotonic() > deadline:
+                raise RedeployError(f"the job chain did not finish within {CHAIN_TIMEOUT_S:g}s")
+            time.sleep(POLL_S)
+        if verdicts[job_id]["run_status"].upper() != "ENGINE_SUCCEEDED":
+            break  # CML starts no dependent of a failed run
+    return verdicts
+
+
+def cycle_row(ctx: Context, cycle: int, now_ms: int, verdicts: list[dict[str, str]]) -> dict[str, Any]:
+    model = ctx.cfg.model.name
+    current = ctx.store.current_deployment(model)
+    decision = ctx.store.latest_decision(model)
+    traffic = verdicts[0] if verdicts else {}
+    fresh = decision is not None and decision.created_ms >= now_ms
+    values = decision.values if fresh else {}
+    accuracy = values.get("accuracy")
+    return {
+        "cycle": cycle,
+        "time": iso_ms(now_ms),
+        "deployed_version": current.version if current else None,
+        "predictions": int(traffic.get("predictions", 0) or 0),
+        "labelled": int(values.get("labelled", 0) or 0),
+        "accuracy": round(accuracy, 4) if isinstance(accuracy, float) else None,
+        "decision": decision.action if fresh else "chain failed",
+        "decision_id": decision.id if fresh else None,
+        "jobs": {v.get("job", "?"): v.get("status", v.get("run_status")) for v in verdicts},
+    }
+
+
+def print_row(row: dict[str, Any]) -> None:
+    acc = f"{row['accuracy']:.3f}" if row["accuracy"] is not None else "-"
+    print(
+        f"{row['cycle']:>5}  {row['time']:<20}  {str(row['deployed_version']):<8} {row['predictions']:>11}  "
+        f"{row['labelled']:>8}  {acc:>8}  {row['decision']}",
+        flush=True,
+    )
+
+
+def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -> int:
+    """Run the demo; writes ``summary.json`` and ``report.html`` into ``out_dir``. Returns 0."""
+    configure_logging("demo", level="WARNING")
+    out_dir = out_dir if out_dir.is_absolute() else root / out_dir
+    fresh_start(cfg, root, out_dir)
+    workspace = local_workspace.workspace_dir(cfg, root)
+    try:
+        env = local_workspace.activate(cfg, root)
+        clock = WarpClock(env["CML_MONITOR_CLOCK_FILE"])
+        window, step = to_ms(cfg.windows.length), to_ms(cfg.scenario.cycle)
+        start = (clock.now_ms() // window) * window
+        clock.set_now(start + 60_000)
+        ctx = build_context(cfg, root, clock=clock)
+        print(f"bootstrap: {bootstrap(ctx).summary}", flush=True)
+        for change in graph.apply(ctx.platform.api, cfg):
+            print(f"graph: {change.line()}", flush=True)
+        jobs = {field(j, "name"): field(j, "id") for j in ctx.platform.api.jobs()}
+        chain = [jobs[s.name] for s in graph.ordered(cfg.jobs.graph)]
+        seen: set[str] = set()
+        print(
+            f"{'cycle':>5}  {'time':<20}  {'version':<8} {'predictions':>11}  {'labelled':>8}  {'accuracy':>8}  decision"
+        )
+        rows = []
+        for cycle in range(1, cycles + 1):
+            now = start + (cycle - 1) * step + 60_000
+            clock.set_now(now)
+            ctx.platform.api.start_job_run(chain[0])
+            verdicts = wait_chain(ctx, chain, seen, workspace)
+            rows.append(cycle_row(ctx, cycle, now, list(verdicts.values())))
+            print_row(rows[-1])
+        (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
+        from monitoring.app.report import write_report
+
+        report = write_report(cfg, ctx.store, out_dir)
+        print(f"wrote {out_dir / 'summary.json'} and {report}")
+        redeploys = [r for r in rows if r["decision"] == "redeploy"]
+        print(f"demo: {len(redeploys)} redeploy(s); now serving {rows[-1]['deployed_version'] if rows else '?'}")
+    finally:
+        local_workspace.stop(cfg, root)
+    return 0

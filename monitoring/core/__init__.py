@@ -1,0 +1,1 @@
+"""Shared kernel: configuration, errors, clock, durations, logging, database access."""

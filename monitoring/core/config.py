@@ -1,0 +1,310 @@
+"""Strict, typed pipeline configuration loaded from YAML; errors name the file and field path."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitoring.core.durations import Duration
+from monitoring.core.errors import ConfigError
+
+DEFAULT_CONFIG = "config/pipeline.yaml"
+CONFIG_ENV = "CML_MONITOR_CONFIG"
+
+
+def project_path(value: str) -> str:
+    """A path from config must stay inside the project: relative, with no ``..`` part."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(f"{value!r} must be a relative path inside the project (no leading '/' and no '..')")
+    return value
+
+
+def sqlite_path_inside(url: str | None) -> str | None:
+    """SQLite URLs name a file inside the project; other databases (PostgreSQL) are addressed by URL."""
+    if url and url.startswith("sqlite:///"):
+        project_path(url[len("sqlite:///") :])
+    return url
+
+
+InsidePath = Annotated[str, AfterValidator(project_path)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- model and data ------------------------------------------------------------------------
+class ModelConfig(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = "Telco cell-tower failure classifier, monitored by cml-monitor"
+    features: list[str] = Field(min_length=1)
+    label: str = Field(min_length=1)
+    classes: list[int] = [0, 1]
+    serving_file: InsidePath = "monitoring/serving/predict.py"
+    serving_function: str = "predict"
+    api_key_env: str = "CML_MONITOR_MODEL_API_KEY"
+    """Environment variable holding the model API key (sent as Bearer) when auth is enabled."""
+    auth_enabled: bool = True
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("feature names must be unique")
+        return v
+
+
+class DriftConfig(Strict):
+    kind: Literal["none", "covariate", "concept", "both"] = "concept"
+    start_after: Duration = timedelta(hours=4)
+    """Time after the scenario's first traffic run at which drift begins."""
+    strength: float = Field(default=1.0, ge=0, le=5)
+
+
+class ScenarioConfig(Strict):
+    seed: int = 42
+    rows_per_cycle: int = Field(default=600, ge=1, le=10_000_000)
+    training_rows: int = Field(default=4000, ge=50)
+    cycle: Duration = timedelta(hours=1)
+    """Simulated time one traffic run covers (the demo advances the local clock by this)."""
+    label_delay: Duration = timedelta(minutes=30)
+    label_noise: float = Field(default=0.03, ge=0, le=0.5)
+    drift: DriftConfig = DriftConfig()
+    concurrency: int = Field(default=4, ge=1, le=64)
+    request_timeout: Duration = timedelta(seconds=30)
+
+
+# -- metrics and thresholds ----------------------------------------------------------------
+class WindowConfig(Strict):
+    length: Duration = timedelta(hours=1)
+    label_horizon: Duration = timedelta(hours=3)
+    """How long after a window ends its labels may still arrive (windows are re-read until then)."""
+    chunk: Duration = timedelta(hours=1)
+    """Time span read from the metrics store in one call (bounds memory)."""
+    prediction_key: str = "prediction"
+    label_key: str = "final_label"
+    features_key: str = "input_features"
+
+    @model_validator(mode="after")
+    def _positive(self) -> WindowConfig:
+        if self.length.total_seconds() <= 0 or self.chunk.total_seconds() <= 0:
+            raise ValueError("length and chunk must be positive durations")
+        return self
+
+
+Metric = Literal["accuracy", "precision", "recall", "f1"]
+
+
+class AbsolutePolicy(Strict):
+    kind: Literal["absolute"]
+    metric: Metric = "accuracy"
+    min: float = Field(ge=0, le=1)
+
+
+class RelativeDropPolicy(Strict):
+    kind: Literal["relative_drop"]
+    metric: Metric = "accuracy"
+    max_drop: float = Field(gt=0, le=1)
+    """Largest allowed fall below the baseline, as a fraction of it (0.1 = 10%)."""
+    baseline: Literal["training", "first_windows"] = "training"
+    baseline_windows: int = Field(default=3, ge=1)
+
+
+class WilsonPolicy(Strict):
+    kind: Literal["wilson"]
+    metric: Literal["accuracy"] = "accuracy"
+    min: float = Field(ge=0, le=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+class MinLabelledPolicy(Strict):
+    kind: Literal["min_labelled"]
+    min: int = Field(ge=1)
+
+
+class DriftPolicy(Strict):
+    kind: Literal["drift"]
+    max_psi: float = Field(default=0.25, gt=0)
+    action: Literal["warn", "act"] = "warn"
+
+
+Policy = Annotated[
+    AbsolutePolicy | RelativeDropPolicy | WilsonPolicy | MinLabelledPolicy | DriftPolicy,
+    Field(discriminator="kind"),
+]
+
+
+class ThresholdConfig(Strict):
+    policies: list[Policy] = Field(min_length=1)
+    consecutive: int = Field(default=1, ge=1, le=100)
+    cooldown: Duration = timedelta(hours=2)
+    max_redeploys_per_day: int = Field(default=3, ge=0, le=100)
+
+
+# -- retraining and deployment -------------------------------------------------------------
+class RetrainConfig(Strict):
+    lookback: Duration = timedelta(hours=2)
+    min_rows: int = Field(default=200, ge=10)
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    min_improvement: float = Field(default=0.01, ge=0, le=1)
+
+
+class DeploymentConfig(Strict):
+    cpu: float = Field(default=1, gt=0, le=64)
+    memory: float = Field(default=2, gt=0, le=512)
+    replicas: int = Field(default=1, ge=1, le=16)
+    runtime_identifier: str | None = None
+    build_timeout: Duration = timedelta(minutes=15)
+    deploy_timeout: Duration = timedelta(minutes=15)
+    poll_interval: Duration = timedelta(seconds=5)
+
+
+# -- jobs and platform ---------------------------------------------------------------------
+REDEPLOY_SCRIPT = "jobs/redeploy.py"
+
+
+class JobSpec(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    script: InsidePath = Field(min_length=1)
+    parent: str | None = None
+    schedule: str | None = None
+    arguments: str = ""
+    cpu: float = Field(default=1, gt=0)
+    memory: float = Field(default=2, gt=0)
+    timeout: int = Field(default=3600, ge=0)
+    environment: dict[str, str] = {}
+
+
+class JobsConfig(Strict):
+    trigger: Literal["chain", "api"] = "chain"
+    timezone: str = "UTC"
+    runtime_identifier: str | None = None
+    graph: list[JobSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid_graph(self) -> JobsConfig:
+        from monitoring.core.graph_rules import graph_problems
+
+        problems = graph_problems(self.graph)
+        redeploy = [j for j in self.graph if j.script == REDEPLOY_SCRIPT]
+        if self.trigger == "api" and redeploy and redeploy[0].parent:
+            problems.append(
+                f"job {redeploy[0].name!r}: with trigger 'api' the redeploy job must have no parent "
+                "(evaluate_thresholds starts it through the API)"
+            )
+        if self.trigger == "chain" and redeploy and not redeploy[0].parent:
+            problems.append(
+                f"job {redeploy[0].name!r}: with trigger 'chain' the redeploy job needs a parent "
+                "(the evaluate_thresholds job)"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class RetryConfig(Strict):
+    attempts: int = Field(default=5, ge=1, le=20)
+    initial: Duration = timedelta(seconds=0.5)
+    maximum: Duration = timedelta(seconds=20)
+    jitter: Duration = timedelta(seconds=0.5)
+
+
+class LocalConfig(Strict):
+    workspace_dir: InsidePath = ".cml-local"
+    metrics_url: Annotated[str | None, AfterValidator(sqlite_path_inside)] = None
+    """Metrics store URL; default ``sqlite:///<workspace_dir>/metrics.db``."""
+    busy_timeout: Duration = timedelta(seconds=30)
+
+
+class PlatformConfig(Strict):
+    kind: Literal["local", "cml"] = "local"
+    project_name: str = "cml-monitor"
+    request_timeout: Duration = timedelta(seconds=30)
+    retry: RetryConfig = RetryConfig()
+    local: LocalConfig = LocalConfig()
+
+
+class StateConfig(Strict):
+    url: Annotated[str, AfterValidator(sqlite_path_inside)] = "sqlite:///var/state.db"
+    artifacts_dir: InsidePath = "var/models"
+
+
+class PipelineConfig(Strict):
+    model: ModelConfig
+    scenario: ScenarioConfig = ScenarioConfig()
+    windows: WindowConfig = WindowConfig()
+    thresholds: ThresholdConfig
+    retraining: RetrainConfig = RetrainConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
+    jobs: JobsConfig
+    platform: PlatformConfig = PlatformConfig()
+    state: StateConfig = StateConfig()
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> PipelineConfig:
+        if self.windows.label_horizon < self.scenario.label_delay:
+            raise ValueError(
+                "windows.label_horizon must be at least scenario.label_delay, "
+                "or labels arriving late would never be counted"
+            )
+        return self
+
+
+# -- loading -------------------------------------------------------------------------------
+def _loc(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("absolute", "relative_drop", "wilson", "min_labelled", "drift"):
+            continue  # the discriminator tag pydantic inserts into union paths
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def parse_config(data: object, source: str = "<config>") -> PipelineConfig:
+    """Validate an already-parsed mapping.
+
+    Raises:
+        ConfigError: listing every problem as ``source: dotted.path: message``.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (not allowed here)"
+            problems.append(f"{source}: {_loc(err['loc'])}: {msg}")
+        raise ConfigError(problems) from None
+
+
+def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
+    """Load and validate the pipeline YAML (``$CML_MONITOR_CONFIG`` or config/pipeline.yaml).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or fails validation.
+    """
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML at {where}: {problem}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,1 @@
+"""Monitoring math and data: records, windows, metrics, drift, thresholds, decisions, training."""

@@ -1,0 +1,278 @@
+"""Decisions: from a deployment's evaluated windows to one action with a sentence on-call can act on."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import takewhile
+from typing import Any
+
+from monitoring.core.clock import iso_ms
+from monitoring.core.errors import ConfigError
+from monitoring.domain.thresholds import (
+    FAIL,
+    INSUFFICIENT,
+    METRICS,
+    WARN,
+    PolicyResult,
+    WindowRow,
+    evaluate_window,
+    is_breach,
+    is_evaluable,
+)
+
+NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED = "none", "redeploy", "insufficient_data", "suppressed"
+ACTIONS = (NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED, WARN)
+DAY_MS = 24 * 3600 * 1000
+FORMATS = ("table", "json")
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values: NaN/inf become None, numpy scalars become Python numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class Decision:
+    """What evaluate_thresholds decided for one model, and what redeploy later did with it."""
+
+    id: str | None
+    created_ms: int
+    model: str
+    deployment_crn: str
+    window_start_ms: int | None
+    window_end_ms: int | None
+    values: dict
+    results: list[PolicyResult]
+    action: str
+    reason: str
+    consumed_by: str | None = None
+    outcome: str | None = None
+    outcome_detail: str | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict (``json.dumps(..., allow_nan=False)`` accepts it)."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "results"}
+        data["results"] = [r.to_dict() for r in self.results]
+        return _json_safe(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Decision:
+        """Inverse of ``to_dict``; unknown keys are ignored, missing optional ones default."""
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["results"] = [
+            r if isinstance(r, PolicyResult) else PolicyResult.from_dict(r) for r in data.get("results") or []
+        ]
+        known.setdefault("values", {})
+        for key in ("id", "window_start_ms", "window_end_ms"):
+            known.setdefault(key, None)
+        return cls(**known)
+
+
+def _span(w: WindowRow) -> str:
+    return f"{iso_ms(w.start_ms)}..{iso_ms(w.end_ms)}"
+
+
+def _values(w: WindowRow) -> dict:
+    values = {m: getattr(w, m) for m in METRICS}
+    values.update(labelled=w.labelled, predictions=w.predictions)
+    return values
+
+
+def _blockers(now_ms: int, cooldown_ms: int, max_per_day: int, times: Iterable[int]) -> list[str]:
+    """Why a redeploy must not happen now, each with what to do (empty when it may)."""
+    past = sorted(int(t) for t in times if int(t) <= now_ms)
+    out = []
+    if past and now_ms - past[-1] < cooldown_ms:
+        out.append(
+            f"the last redeploy was at {iso_ms(past[-1])}, inside the cooldown of "
+            f"{cooldown_ms / 3_600_000:g}h: give it time; if the breach persists, a run after "
+            f"{iso_ms(past[-1] + cooldown_ms)} redeploys"
+        )
+    recent = [t for t in past if now_ms - DAY_MS < t]
+    if max_per_day <= 0:
+        out.append(
+            "automatic redeploys are disabled (max_redeploys_per_day is 0): retrain and deploy by hand "
+            "if the model must be replaced"
+        )
+    elif len(recent) >= max_per_day:
+        until = recent[len(recent) - max_per_day] + DAY_MS
+        out.append(
+            f"{len(recent)} redeploys in the last 24h reached max_redeploys_per_day={max_per_day} "
+            f"(next allowed after {iso_ms(until)}): retraining is not fixing it, check the input data "
+            "and the labels before deploying by hand"
+        )
+    return out
+
+
+def decide(
+    windows: Sequence[Any],
+    policies: Sequence[Any],
+    consecutive: int,
+    cooldown_ms: int,
+    max_per_day: int,
+    redeploy_times_ms: Iterable[int],
+    now_ms: int,
+    model: str,
+    deployment_crn: str,
+    baseline: Mapping[str, float] | None = None,
+) -> Decision:
+    """Decide what to do about the live deployment.
+
+    The decisive window is the latest evaluable one (``thresholds.is_evaluable``). A breach is
+    any failing policy whose action is "act". Redeploy only when the last ``consecutive``
+    evaluable windows all breach, outside the cooldown after the last redeploy (exactly at
+    the boundary is allowed) and under the cap of redeploys in (now - 24h, now]; otherwise
+    "suppressed". A failing drift "warn" policy on an otherwise healthy window gives "warn".
+    Windows are evaluated newest first and only as far back as the decision needs.
+
+    Args:
+        windows: the live deployment's windows, ordered by start (WindowRow or compatible).
+        policies: ``ThresholdConfig.policies``.
+        consecutive: breaching evaluable windows needed in a row.
+        cooldown_ms: minimum time between redeploys.
+        max_per_day: cap on redeploys in any rolling 24 hours.
+        redeploy_times_ms: when earlier redeploys of this model happened; must reach back at least
+            max(24h, cooldown) (``StateStore.redeploys_since``).
+        now_ms: the decision time.
+        model: the model name.
+        deployment_crn: the live deployment.
+        baseline: training holdout metrics for relative_drop policies.
+    Returns:
+        a Decision (id None until stored).
+    """
+    rows = sorted((w if isinstance(w, WindowRow) else WindowRow.from_obj(w) for w in windows), key=lambda w: w.start_ms)
+    latest, usable = None, []  # usable: evaluable windows, newest first, only as many as the decision needs
+    for w in reversed(rows):
+        results = evaluate_window(w, policies, baseline, rows)
+        latest = latest or (w, results)
+        if is_evaluable(results):
+            usable.append((w, results))
+            if not is_breach(results) or len(usable) >= consecutive:
+                break
+
+    def make(action: str, reason: str, w: WindowRow | None, results: list[PolicyResult]) -> Decision:
+        return Decision(
+            None,
+            now_ms,
+            model,
+            deployment_crn,
+            w.start_ms if w else None,
+            w.end_ms if w else None,
+            _values(w) if w else {},
+            results,
+            action,
+            reason,
+        )
+
+    if latest is None:
+        return make(
+            INSUFFICIENT_DATA,
+            f"no windows computed yet for deployment {deployment_crn}; nothing to judge "
+            "(check that compute_accuracy ran and traffic is arriving).",
+            None,
+            [],
+        )
+    if not usable:
+        w, results = latest
+        short = [r for r in results if r.status == INSUFFICIENT]
+        why = (
+            next((r.reason for r in short if r.kind == "min_labelled"), None)
+            or "; ".join(dict.fromkeys(r.reason for r in short))
+            or "no policy could be evaluated"
+        )
+        return make(
+            INSUFFICIENT_DATA,
+            f"no window has enough labelled data yet (latest {_span(w)}: {why}); no action: wait for labels to arrive.",
+            w,
+            results,
+        )
+    w, results = usable[0]
+    where = f"window {_span(w)}" + ("" if w is latest[0] else " (latest evaluable)")
+    if is_breach(results):
+        failed = "; ".join(f"{r.policy}: {r.reason}" for r in results if r.status == FAIL and r.action != WARN)
+        streak = sum(1 for _ in takewhile(lambda item: is_breach(item[1]), usable))
+        if streak < consecutive:
+            return make(
+                NONE,
+                f"{where} breached ({failed}), {streak} of {consecutive} consecutive breaching windows "
+                "needed before a redeploy; no action yet, watching the next windows.",
+                w,
+                results,
+            )
+        blockers = _blockers(now_ms, cooldown_ms, max_per_day, redeploy_times_ms)
+        runs = f"{consecutive} consecutive windows" if consecutive > 1 else "1 window"
+        if blockers:
+            return make(
+                SUPPRESSED,
+                f"{where} breached ({failed}) in {runs}, but the redeploy is suppressed: {'; '.join(blockers)}.",
+                w,
+                results,
+            )
+        return make(
+            REDEPLOY,
+            f"{where} breached ({failed}) in {runs}; redeploying: retrain, gate, build and deploy.",
+            w,
+            results,
+        )
+    acc = f"accuracy {w.accuracy:.4g}" if w.accuracy is not None else "metrics"
+    warned = [r for r in results if r.status == FAIL and r.action == WARN]
+    if warned:
+        return make(
+            WARN,
+            f"{where}: {acc} over {w.labelled} labels passes, but input drift was detected "
+            f"({'; '.join(r.reason for r in warned)}); no redeploy (drift action is warn): check the "
+            "upstream data sources.",
+            w,
+            results,
+        )
+    return make(NONE, f"{where}: {acc} over {w.labelled} labels passes all policies; healthy, no action.", w, results)
+
+
+def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
+    """Render decisions for ``cml-monitor decisions``.
+
+    Args:
+        decisions: newest first, as ``StateStore.list_decisions`` returns them.
+        fmt: "table" (aligned columns, full reason last) or "json" (a list of ``to_dict()``).
+    Returns:
+        the text, without a trailing newline.
+    Raises:
+        ConfigError: an unknown format.
+    """
+    if fmt == "json":
+        return json.dumps([d.to_dict() for d in decisions], indent=2, allow_nan=False)
+    if fmt != "table":
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    head = ("ID", "CREATED", "MODEL", "ACTION", "ACCURACY", "LABELLED", "OUTCOME", "REASON")
+    rows = [head]
+    for d in decisions:
+        acc = d.values.get("accuracy")
+        outcome = d.outcome or (f"claimed by {d.consumed_by}" if d.consumed_by else "-")
+        rows.append(
+            (
+                d.id or "-",
+                iso_ms(d.created_ms),
+                d.model,
+                d.action,
+                "-" if acc is None else f"{acc:.3f}",
+                str(d.values.get("labelled", "-")),
+                outcome,
+                d.reason,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    lines = ["  ".join(c.ljust(wd) for c, wd in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    if not decisions:
+        lines.append("(no decisions recorded)")
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,5 +1,0 @@
-"""``cmlapi.models``: one class per API v2 definition, generated from the spec."""
-from monitoring.local.apimodels import MODELS as _MODELS
-
-globals().update(_MODELS)
-__all__ = sorted(_MODELS)

@@ -1,0 +1,1 @@
+"""The pipeline's own state between jobs: watermarks, windows, decisions, deployments, labels."""

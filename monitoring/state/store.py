@@ -1,0 +1,403 @@
+"""The pipeline's own state store: watermarks, windows, decisions, deployments, pending labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid as uuid_mod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from monitoring.core.db import Database, redact_url
+from monitoring.core.errors import DataError
+from monitoring.domain.decisions import Decision
+from monitoring.domain.thresholds import LATENCY, METRICS, WindowRow
+
+SCHEMA_VERSION = 1
+ID_ATTEMPTS = 20
+#: The outcome that marks a decision as an actual redeploy (counted by cooldown and the daily cap).
+DEPLOYED = "deployed"
+_PG_SCHEMA_LOCK = 7_344_215_001  # advisory lock key serialising concurrent schema creation
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS scenario (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_labels (uuid TEXT PRIMARY KEY, deployment_crn TEXT NOT NULL,
+    label INTEGER NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT);
+CREATE INDEX IF NOT EXISTS pending_labels_due ON pending_labels (posted_ms, due_ms);
+CREATE TABLE IF NOT EXISTS deployments (seq {pk}, deployment_crn TEXT NOT NULL UNIQUE, model TEXT NOT NULL,
+    model_crn TEXT, build_id TEXT, version TEXT, deployed_ms BIGINT NOT NULL, reason TEXT);
+CREATE INDEX IF NOT EXISTS deployments_model ON deployments (model, deployed_ms);
+CREATE TABLE IF NOT EXISTS watermarks (deployment_crn TEXT PRIMARY KEY, ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS windows (deployment_crn TEXT NOT NULL, start_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL,
+    predictions INTEGER NOT NULL, labelled INTEGER NOT NULL, metric_accuracy DOUBLE PRECISION,
+    metric_precision DOUBLE PRECISION, metric_recall DOUBLE PRECISION, metric_f1 DOUBLE PRECISION,
+    confusion TEXT NOT NULL, drift TEXT NOT NULL, latency_p50_ms DOUBLE PRECISION, latency_p95_ms DOUBLE PRECISION,
+    PRIMARY KEY (deployment_crn, start_ms));
+CREATE TABLE IF NOT EXISTS decisions (seq {pk}, id TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL,
+    model TEXT NOT NULL, deployment_crn TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL,
+    consumed_by TEXT, consumed_ms BIGINT, outcome TEXT, outcome_detail TEXT, finished_ms BIGINT);
+CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms)
+"""
+_WINDOW_COLS = (
+    "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
+    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms"
+)
+_WINDOW_PARAMS = ", ".join("?" * len(_WINDOW_COLS.split(", ")))
+_DEPLOY_COLS = "model, deployment_crn, model_crn, build_id, version, deployed_ms, reason"
+_DECISION_COLS = "id, body, consumed_by, outcome, outcome_detail"
+
+
+@dataclass(frozen=True)
+class DeploymentRow:
+    """One deployment of a model, as recorded by the pipeline."""
+
+    model: str
+    deployment_crn: str
+    model_crn: str | None
+    build_id: str | None
+    version: str | None
+    deployed_ms: int
+    reason: str | None
+
+
+def _deployment(row: Sequence[Any]) -> DeploymentRow:
+    return DeploymentRow(*row[:5], int(row[5]), row[6])
+
+
+def _latency(value: Any) -> float | None:
+    """A latency statistic as a plain float (numpy scalars too); None for missing or NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=False)
+
+
+class StateStore:
+    """The pipeline state shared by job runs, on SQLite (default) or PostgreSQL.
+
+    Args:
+        url: ``sqlite:///path.db`` (relative to ``base_dir``) or ``postgresql://...``.
+        base_dir: directory for relative SQLite paths.
+        suffix: returns the random part of new decision ids (6 hex digits); injectable for tests.
+    Raises:
+        ConfigError: an unsupported URL.
+        DataError: the store was written by a newer schema version.
+    """
+
+    def __init__(self, url: str, base_dir: str | Path | None = None, suffix: Callable[[], str] | None = None):
+        self.db = Database(url, base_dir)
+        self._suffix = suffix or (lambda: uuid_mod.uuid4().hex[:6])
+        try:
+            self._create_schema()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _create_schema(self) -> None:
+        with self.db.transaction() as db:
+            if db.dialect == "postgresql":
+                db.query_one("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
+            db.script(_SCHEMA.format(pk=db.autoincrement_pk))
+            db.execute(
+                "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (SCHEMA_VERSION,)
+            )
+            found = db.query_one("SELECT MAX(version) FROM schema_version")[0]
+        if found > SCHEMA_VERSION:
+            raise DataError(
+                f"state store {redact_url(self.db.url)} has schema version {found}, newer than this "
+                f"cml-monitor understands ({SCHEMA_VERSION}); upgrade cml-monitor"
+            )
+
+    def schema_version(self) -> int:
+        return int(self.db.query_one("SELECT MAX(version) FROM schema_version")[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scenario epoch ---------------------------------------------------------------------
+    def scenario_epoch(self, model: str) -> int | None:
+        row = self.db.query_one("SELECT epoch_ms FROM scenario WHERE model = ?", (model,))
+        return None if row is None else int(row[0])
+
+    def set_scenario_epoch_if_absent(self, model: str, ms: int) -> int:
+        """Store the scenario start for ``model`` unless one exists. Returns: the stored epoch."""
+        self.db.execute(
+            "INSERT INTO scenario (model, epoch_ms) VALUES (?, ?) ON CONFLICT (model) DO NOTHING", (model, int(ms))
+        )
+        return self.scenario_epoch(model)
+
+    # -- pending ground truth ---------------------------------------------------------------
+    def add_pending_labels(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Queue simulated ground truth ``(uuid, deployment_crn, label, due_ms)``; a known uuid is ignored."""
+        data = [(str(u), str(crn), int(label), int(due)) for u, crn, label, due in rows]
+        with self.db.transaction() as db:
+            db.executemany(
+                "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (uuid) DO NOTHING",
+                data,
+            )
+
+    def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
+        """Labels due at ``now_ms`` and not posted yet, oldest first. Returns: ``[(uuid, label)]``."""
+        rows = self.db.query(
+            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND due_ms <= ? "
+            "ORDER BY due_ms, uuid LIMIT ?",
+            (int(now_ms), int(limit)),
+        )
+        return [(str(u), int(lab)) for u, lab in rows]
+
+    def mark_labels_posted(self, uuids: Iterable[str], posted_ms: int) -> int:
+        """Mark labels posted; a label already posted keeps its first time. Returns: how many were newly marked."""
+        count = 0
+        with self.db.transaction() as db:
+            for u in uuids:
+                count += max(
+                    db.execute(
+                        "UPDATE pending_labels SET posted_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
+                        (int(posted_ms), str(u)),
+                    ).rowcount,
+                    0,
+                )
+        return count
+
+    def label_counts(self) -> dict[str, int]:
+        row = self.db.query_one("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
+        return {"pending": int(row[0]), "posted": int(row[1])}
+
+    # -- deployments ------------------------------------------------------------------------
+    def record_deployment(
+        self,
+        model: str,
+        deployment_crn: str,
+        model_crn: str | None,
+        build_id: str | None,
+        version: str | None,
+        deployed_ms: int,
+        reason: str | None,
+    ) -> None:
+        """Record a deployment; recording the same CRN again changes nothing."""
+        self.db.execute(
+            f"INSERT INTO deployments ({_DEPLOY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (deployment_crn) DO NOTHING",
+            (model, deployment_crn, model_crn, build_id, version, int(deployed_ms), reason),
+        )
+
+    def current_deployment(self, model: str) -> DeploymentRow | None:
+        """The most recently deployed (latest ``deployed_ms``, then latest recorded) deployment."""
+        row = self.db.query_one(
+            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY deployed_ms DESC, seq DESC LIMIT 1",
+            (model,),
+        )
+        return None if row is None else _deployment(row)
+
+    def deployments(self, model: str) -> list[DeploymentRow]:
+        rows = self.db.query(
+            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY deployed_ms, seq", (model,)
+        )
+        return [_deployment(r) for r in rows]
+
+    # -- watermarks -------------------------------------------------------------------------
+    def watermark(self, deployment_crn: str) -> int | None:
+        row = self.db.query_one("SELECT ms FROM watermarks WHERE deployment_crn = ?", (deployment_crn,))
+        return None if row is None else int(row[0])
+
+    def set_watermark(self, deployment_crn: str, ms: int) -> int:
+        """Advance the watermark; an earlier ``ms`` is ignored. Returns: the stored watermark."""
+        self.db.execute(
+            "INSERT INTO watermarks (deployment_crn, ms) VALUES (?, ?) ON CONFLICT (deployment_crn) "
+            "DO UPDATE SET ms = excluded.ms WHERE excluded.ms > watermarks.ms",
+            (deployment_crn, int(ms)),
+        )
+        return self.watermark(deployment_crn)
+
+    # -- windows ----------------------------------------------------------------------------
+    def upsert_windows(self, rows: Iterable[Any]) -> int:
+        """Insert or overwrite windows by (deployment_crn, start_ms). Returns: how many were written.
+
+        Raises:
+            DataError: a row lacks the identifying fields or holds non-JSON values.
+        """
+        data = []
+        for obj in rows:
+            w = obj if isinstance(obj, WindowRow) else WindowRow.from_obj(obj)
+            try:
+                blobs = (_dumps(w.confusion), _dumps(w.drift))
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"window {w.deployment_crn}@{w.start_ms}: confusion/drift not JSON: {exc}") from exc
+            data.append(
+                (
+                    w.deployment_crn,
+                    w.start_ms,
+                    w.end_ms,
+                    w.predictions,
+                    w.labelled,
+                    *(getattr(w, m) for m in METRICS),
+                    *blobs,
+                    *(_latency(getattr(w, k)) for k in LATENCY),
+                )
+            )
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
+        with self.db.transaction() as db:
+            db.executemany(
+                f"INSERT INTO windows ({_WINDOW_COLS}) VALUES ({_WINDOW_PARAMS}) "
+                f"ON CONFLICT (deployment_crn, start_ms) DO UPDATE SET {updates}",
+                data,
+            )
+        return len(data)
+
+    def windows(
+        self, deployment_crn: str | None = None, since_ms: int | None = None, model: str | None = None
+    ) -> list[WindowRow]:
+        """Stored windows ordered by start; filters combine.
+
+        Args:
+            deployment_crn: only this deployment's windows.
+            since_ms: only windows starting at or after this time.
+            model: only windows of deployments recorded for this model.
+        """
+        filters = [
+            (c, v)
+            for c, v in (
+                ("deployment_crn = ?", deployment_crn),
+                ("start_ms >= ?", since_ms),
+                ("deployment_crn IN (SELECT deployment_crn FROM deployments WHERE model = ?)", model),
+            )
+            if v is not None
+        ]
+        where, params = [c for c, _ in filters], [v for _, v in filters]
+        sql = f"SELECT {_WINDOW_COLS} FROM windows" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY start_ms, deployment_crn"
+        return [
+            WindowRow(
+                r[0],
+                int(r[1]),
+                int(r[2]),
+                int(r[3]),
+                int(r[4]),
+                *r[5:9],
+                confusion=json.loads(r[9]),
+                drift=json.loads(r[10]),
+                latency_p50_ms=r[11],
+                latency_p95_ms=r[12],
+            )
+            for r in self.db.query(sql, params)
+        ]
+
+    # -- decisions --------------------------------------------------------------------------
+    def _new_id(self, created_ms: int) -> str:
+        stamp = datetime.fromtimestamp(created_ms / 1000, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
+        return f"d-{stamp}-{self._suffix()}"
+
+    def add_decision(self, decision: Decision) -> str:
+        """Store a decision under a new unique id (or its own ``id`` when set). Returns: the id.
+
+        Raises:
+            DataError: the decision's preset id exists already, or no free id was found.
+        """
+        body = _dumps(decision.to_dict())
+        for _ in range(1 if decision.id else ID_ATTEMPTS):
+            new_id = decision.id or self._new_id(decision.created_ms)
+            cur = self.db.execute(
+                "INSERT INTO decisions (id, created_ms, model, deployment_crn, action, body, consumed_by, outcome, "
+                "outcome_detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    new_id,
+                    int(decision.created_ms),
+                    decision.model,
+                    decision.deployment_crn,
+                    decision.action,
+                    body,
+                    decision.consumed_by,
+                    decision.outcome,
+                    decision.outcome_detail,
+                ),
+            )
+            if cur.rowcount == 1:
+                return new_id
+        raise DataError(
+            f"decision id {decision.id!r} already exists in the state store"
+            if decision.id
+            else f"no free decision id after {ID_ATTEMPTS} attempts (is the id suffix random?)"
+        )
+
+    def _decision(self, row: tuple | None) -> Decision | None:
+        if row is None:
+            return None
+        d = Decision.from_dict(json.loads(row[1]))
+        d.id, d.consumed_by, d.outcome, d.outcome_detail = row[0], row[2], row[3], row[4]
+        return d
+
+    def decision(self, decision_id: str) -> Decision | None:
+        return self._decision(self.db.query_one(f"SELECT {_DECISION_COLS} FROM decisions WHERE id = ?", (decision_id,)))
+
+    def latest_decision(self, model: str) -> Decision | None:
+        return self._decision(
+            self.db.query_one(
+                f"SELECT {_DECISION_COLS} FROM decisions WHERE model = ? ORDER BY created_ms DESC, seq DESC LIMIT 1",
+                (model,),
+            )
+        )
+
+    def list_decisions(self, model: str | None = None, limit: int = 50) -> list[Decision]:
+        """Decisions newest first, optionally for one model."""
+        where, params = ("WHERE model = ? ", [model]) if model is not None else ("", [])
+        rows = self.db.query(
+            f"SELECT {_DECISION_COLS} FROM decisions {where}ORDER BY created_ms DESC, seq DESC LIMIT ?",
+            [*params, int(limit)],
+        )
+        return [self._decision(r) for r in rows]
+
+    def claim_decision(self, decision_id: str, run_id: str, now_ms: int) -> bool:
+        """Claim a decision for one run, atomically, across threads and processes.
+
+        Returns:
+            True for the first claimer only; False when it was already claimed.
+        Raises:
+            DataError: no decision has this id.
+        """
+        with self.db.transaction() as db:
+            cur = db.execute(
+                "UPDATE decisions SET consumed_by = ?, consumed_ms = ? WHERE id = ? AND consumed_by IS NULL",
+                (str(run_id), int(now_ms), decision_id),
+            )
+            if cur.rowcount == 1:
+                return True
+            if db.query_one("SELECT 1 FROM decisions WHERE id = ?", (decision_id,)) is None:
+                raise DataError(f"decision {decision_id!r} not found in the state store")
+            return False
+
+    def finish_decision(self, decision_id: str, outcome: str, detail: str, now_ms: int) -> None:
+        """Record what was done about a decision (e.g. outcome "deployed", "rolled_back", "no_action").
+
+        Raises:
+            DataError: no decision has this id.
+        """
+        cur = self.db.execute(
+            "UPDATE decisions SET outcome = ?, outcome_detail = ?, finished_ms = ? WHERE id = ?",
+            (outcome, detail, int(now_ms), decision_id),
+        )
+        if cur.rowcount != 1:
+            raise DataError(f"decision {decision_id!r} not found in the state store")
+
+    def redeploys_since(self, model: str, since_ms: int) -> list[int]:
+        """When redeploys (outcome "deployed") of ``model`` finished, at or after ``since_ms``, ascending."""
+        rows = self.db.query(
+            "SELECT COALESCE(finished_ms, created_ms) FROM decisions WHERE model = ? AND "
+            "outcome = ? AND COALESCE(finished_ms, created_ms) >= ? ORDER BY 1",
+            (model, DEPLOYED, int(since_ms)),
+        )
+        return [int(r[0]) for r in rows]

@@ -1,0 +1,197 @@
+"""The architecture, enforced: import-linter contracts (and that they can fail), thin jobs, the adapter."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+ADAPTER = REPO / "monitoring" / "cmlclient" / "cml.py"
+PLATFORM_ROOTS = ("cdsw", "cmlapi", "cml")
+
+
+def contracts() -> dict[str, str]:
+    """Contract id -> name, as setup.cfg declares them."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    prefix = "importlinter:contract:"
+    return {s[len(prefix) :]: parser[s]["name"] for s in parser.sections() if s.startswith(prefix)}
+
+
+CONTRACTS = contracts()
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def imported(path: Path) -> set[str]:
+    """Absolute module names ``path`` imports, statically."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module or "")
+            names |= {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_the_import_contracts_hold():
+    out = lint_imports(REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = " ".join(out.stdout.split())
+    assert all(f"{name} KEPT" in report for name in CONTRACTS.values()), out.stdout
+    assert len(CONTRACTS) >= 5
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A copy of the packages and their contracts, to plant forbidden imports in."""
+    root = tmp_path_factory.mktemp("planted")
+    for package in ("monitoring", "localcml"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "spec"))
+    shutil.copy(REPO / "setup.cfg", root / "setup.cfg")
+    return root
+
+
+@pytest.mark.parametrize(
+    "module, line, contract",
+    [
+        ("monitoring/domain/drift.py", "from monitoring.workflows import context", "layers"),
+        ("monitoring/core/clock.py", "import monitoring.state.store", "layers"),
+        ("monitoring/workflows/traffic.py", "from localcml import faults", "activation"),
+        ("monitoring/domain/windows.py", "import cdsw", "adapter"),
+        ("localcml/router.py", "from monitoring.workflows import context", "workspace"),
+        ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
+    ],
+)
+def test_a_planted_forbidden_import_breaks_its_contract(planted, module, line, contract):
+    path = planted / module
+    original = path.read_text()
+    path.write_text(original + f"\n{line}\n")
+    try:
+        out = lint_imports(planted)
+    finally:
+        path.write_text(original)
+    assert out.returncode != 0
+    report = " ".join(out.stdout.split())  # contract names wrap in the report
+    assert f"{CONTRACTS[contract]} BROKEN" in report, out.stdout
+
+
+@pytest.mark.parametrize("job", sorted(p.name for p in (REPO / "jobs").glob("*.py")))
+def test_jobs_are_thin_composition_roots(job):
+    names = imported(REPO / "jobs" / job)
+    assert not [n for n in names if n.split(".")[0] in ("pandas", "numpy", "sklearn", "requests", *PLATFORM_ROOTS)]
+    library = {n for n in names if n.startswith("monitoring.")}
+    assert library and all(n.startswith(("monitoring.app.jobrun", "monitoring.workflows.")) for n in library), library
+    assert len((REPO / "jobs" / job).read_text().splitlines()) <= 40
+
+
+def test_the_adapter_imports_cdsw_and_cmlapi_lazily_by_name():
+    tree = ast.parse(ADAPTER.read_text())
+    top_level = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top_level |= {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert not [m for m in top_level if m.split(".")[0] in PLATFORM_ROOTS], top_level
+    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert {"cdsw", "cmlapi", "cmlapi.rest"} <= literals  # the names it imports on demand
+
+
+def test_importing_the_domain_loads_no_platform_module_and_no_plotting():
+    modules = sorted(p.stem for p in (REPO / "monitoring" / "domain").glob("*.py") if p.stem != "__init__")
+    code = (
+        "import sys\n"
+        + "".join(f"import monitoring.domain.{m}\n" for m in modules)
+        + "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cdsw', 'cmlapi', 'cml', 'localcml')"
+        " or m.startswith('monitoring.cmlclient') or m == 'matplotlib.pyplot'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_outside_cml_the_adapter_says_how_to_run_locally():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDSW_", "CML_MONITOR_", "PYTHONPATH"))}
+    code = (
+        "from monitoring.cmlclient import cml\n"
+        "from monitoring.core.errors import ConfigError\n"
+        "for get in (cml.sdk, cml.api_module, cml.api_client):\n"
+        "    try:\n        get()\n    except ConfigError as exc:\n        print(exc.exit_code, exc.problems[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert [ln.split(" ", 1)[0] for ln in lines] == ["2", "2", "2"]
+    for line, name in zip(lines, ("cdsw", "cmlapi", "cmlapi")):
+        assert f"cannot import {name!r}" in line
+        assert "run inside a CML project" in line and "platform.kind: local" in line and "cml-monitor local env" in line
+
+
+def _self_calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == name
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "self"
+    ]
+
+
+def test_every_cmlapi_call_in_the_facade_passes_arguments_by_keyword():
+    tree = ast.parse((REPO / "monitoring" / "cmlclient" / "api.py").read_text())
+    calls, pages = _self_calls(tree, "_call"), _self_calls(tree, "pages")
+    assert len(calls) >= 12 and len(pages) >= 4
+    # _call(operation, method, **kwargs) and pages(operation, method, items_key, **kwargs): the cmlapi
+    # method name is the only other positional; every argument of the cmlapi call itself is a keyword
+    assert all(len(c.args) == 2 for c in calls) and all(len(c.args) == 3 for c in pages)
+    named = [c for c in calls + pages if isinstance(c.args[1], ast.Constant)]
+    passed_on = [c for c in calls if isinstance(c.args[1], ast.Name)]
+    assert [c.args[1].id for c in passed_on] == ["method"]  # pages() handing its own method to _call
+    methods = {c.args[1].value for c in named}
+    assert {
+        "create_job",
+        "update_job",
+        "create_job_run",
+        "create_model",
+        "create_model_build",
+        "create_model_deployment",
+        "list_model_deployments",
+        "get_model_build",
+    } <= methods
+    direct = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) and n.value.attr == "client"
+    ]
+    assert direct == []  # nothing calls self.client.<method>(...) around the retry policy
+
+
+def test_no_module_reaches_around_the_facade_to_the_raw_client():
+    offenders = []
+    for path in sorted((REPO / "monitoring").rglob("*.py")):
+        if path.parent.name == "cmlclient":
+            continue
+        tree = ast.parse(path.read_text())
+        if any(
+            isinstance(n, ast.Attribute)
+            and n.attr == "client"
+            and isinstance(n.value, ast.Attribute)
+            and n.value.attr == "api"
+            for n in ast.walk(tree)
+        ):
+            offenders.append(path.relative_to(REPO).as_posix())
+    assert offenders == []

@@ -10,7 +10,7 @@ LOCK   := constraints.txt
 PYTEST_WORKERS ?= 2
 FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py tests/test_docs.py
 
-.PHONY: demo test check lint format bench install system lock clean
+.PHONY: demo test check format bench install system venv-tools lock clean
 
 $(STAMP): setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,13 @@ install: $(STAMP)
 
 # System packages the tests need (Chromium, the PostgreSQL server): installed as root, else explained.
 system:
-	PYTHON=$(PYTHON) ./scripts/system-packages.sh
+	PYTHON=$(PYTHON) ./scripts/system-packages.sh all
 
-demo: $(STAMP)
+# Only what the virtualenv itself needs (python3-venv on a minimal Debian): `make demo` runs this.
+venv-tools:
+	PYTHON=$(PYTHON) ./scripts/system-packages.sh venv
+
+demo: venv-tools $(STAMP)
 	$(BIN)/cml-monitor demo --config config/pipeline.yaml --out demo-output
 
 test: system $(STAMP)

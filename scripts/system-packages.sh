@@ -4,13 +4,16 @@
 #   postgresql    a throwaway PostgreSQL server for the store tests (run as the `postgres` user)
 #   chromium      headless rendering of the report and the dashboard
 # As root it installs them with apt-get; as another user it prints the one command to run and fails.
+# Usage: system-packages.sh [all|venv]   (venv: only what `python3 -m venv` needs, for `make demo`)
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
+what=${1:-all}
 need=()
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need+=(python3-venv)
 fi
+if [ "$what" = "all" ]; then
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
@@ -19,6 +22,7 @@ if ! getent passwd postgres >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
 fi
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   need+=(chromium)
+fi
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 if __package__ in (None, ""):  # loaded by file path (a CML model build), not as monitoring.serving.predict
-    _ROOT = str(Path(__file__).resolve().parents[1])
+    _ROOT = str(Path(__file__).resolve().parents[2])  # the project root, holding the monitoring package
     if _ROOT not in sys.path:
         sys.path.insert(0, _ROOT)
 

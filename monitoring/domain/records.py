@@ -262,6 +262,23 @@ def records_to_columns(
     )
     if parts is None:
         parts = _general_rows(recs, counts, feature_names, prediction_key, label_key, features_key, label_map)
+    return finish_columns(parts, counts, feature_names)
+
+
+def finish_columns(parts: tuple, counts: dict[str, int], feature_names: Sequence[str]) -> Columns:
+    """Columns from the rows of one decoding path: unusable values blanked and counted, time order.
+
+    Args:
+        parts: ``(uuid, start_ms, latency, crn, prediction, prediction_unreadable, label,
+            label_unreadable, features, features_unreadable, scratch)`` as ``well_formed_rows``
+            returns them (the unreadable masks None when every value was read; the float
+            arrays are modified in place).
+        counts: ``Columns.counts`` so far (records, aggregates, malformed, duplicates, timestamps).
+        feature_names: the feature order of ``features``.
+
+    Returns:
+        The columns, as ``records_to_columns`` returns them.
+    """
     uuid_arr, start_ms, latency, crns, prediction, pred_bad, label, label_bad, features, feature_bad, scratch = parts
 
     if latency.size and not (np.fmin.reduce(latency) >= 0 and np.fmax.reduce(latency) < math.inf):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from itertools import chain
 from operator import attrgetter, itemgetter
@@ -30,20 +31,38 @@ from monitoring.domain.records import (
 
 #: Records scanned to infer feature names when none are given.
 FEATURE_SCAN = 1000
-_FAST_ERRORS = (LookupError, TypeError, ValueError, OverflowError)
+#: Bytes of JSON decoded at a time (about 10,000 records of CML's shape).
+PIECE_BYTES = 8 << 20
+#: Between two records of the array: the end of one object, a comma, the start of the next.
+_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
+_OPEN, _CLOSE = b'{"metrics":[', b"]}"
+_FAST_ERRORS = (AttributeError, LookupError, TypeError, ValueError, OverflowError)
 _SHAPE = 'expected a read_metrics dump, a JSON object {"metrics": [records...]}'
 
 
+def _field(i: int) -> str:
+    return f"f{i}"
+
+
 @lru_cache(maxsize=8)
-def _decoder(prediction_key: str, label_key: str, features_key: str) -> msgspec.json.Decoder:
-    """A decoder of the well-formed dump: typed fields for what is read, every other field skipped.
+def _decoder(
+    prediction_key: str, label_key: str, features_key: str, strict: bool, names: tuple[str, ...] | None
+) -> msgspec.json.Decoder:
+    """A decoder of the well-formed dump: typed fields for what is read, every other field skipped
+    (but at the top level when ``strict``: there only "metrics" is allowed). Features are a dict,
+    or with ``names`` a struct of exactly those (fields ``f0, f1...``; a missing one is an error).
 
     Structs are not tracked by the garbage collector (``gc=False``: they hold no cycles), so
     half a million of them cost no collection passes.
     """
+    features: Any = dict
+    if names is not None:
+        fields = [(_field(i), Any) for i in range(len(names))]
+        rename = {_field(i): name for i, name in enumerate(names)}
+        features = msgspec.defstruct("DumpFeatures", fields, rename=rename, gc=False)
     metrics = msgspec.defstruct(
         "DumpMetrics",
-        [("prediction", float | None, None), ("label", float | None, None), ("features", dict | None, None)],
+        [("prediction", float | None, None), ("label", float | None, None), ("features", features | None, None)],
         rename={"prediction": prediction_key, "label": label_key, "features": features_key},
         gc=False,
     )
@@ -59,11 +78,10 @@ def _decoder(prediction_key: str, label_key: str, features_key: str) -> msgspec.
         rename={"uuid": UUID_KEY, "metrics": METRICS_KEY, "start": START_KEY, "end": END_KEY, "crn": CRN_KEY},
         gc=False,
     )
-    return msgspec.json.Decoder(msgspec.defstruct("Dump", [("metrics", list[record])]))
+    return msgspec.json.Decoder(msgspec.defstruct("Dump", [("metrics", list[record])], forbid_unknown_fields=strict))
 
 
-def feature_names_of(feature_dicts: Any, scan: int = FEATURE_SCAN) -> list[str]:
-    """Sorted union of the keys of the first ``scan`` dicts among ``feature_dicts`` (others skipped)."""
+def _scan_names(feature_dicts: Any, scan: int = FEATURE_SCAN) -> tuple[list[str], int]:
     names: set[str] = set()
     seen = 0
     for feats in feature_dicts:
@@ -72,7 +90,12 @@ def feature_names_of(feature_dicts: Any, scan: int = FEATURE_SCAN) -> list[str]:
             seen += 1
             if seen >= scan:
                 break
-    return sorted(names)
+    return sorted(names), seen
+
+
+def feature_names_of(feature_dicts: Any, scan: int = FEATURE_SCAN) -> list[str]:
+    """Sorted union of the keys of the first ``scan`` dicts among ``feature_dicts`` (others skipped)."""
+    return _scan_names(feature_dicts, scan)[0]
 
 
 def _parsed(data: Any) -> list:
@@ -97,50 +120,119 @@ def _floats(items: list, name: str) -> np.ndarray:
         return np.array(list(map(attrgetter(name), items)), dtype=np.float64)
 
 
-def _fast_columns(recs: list, names: Sequence[str] | None) -> Columns:
-    """Columns of typed records, as ``records_to_columns`` gives for the same plain records.
+def _piece_rows(recs: list, getter: Any, k: int) -> tuple:
+    """One piece's records, aggregates dropped: ``(uuids, crns, start, end, prediction, label, features, aggregates)``.
+
+    ``getter`` reads the ``k`` feature values of a record's features (a dict or a struct).
 
     Raises:
-        LookupError, TypeError, ValueError, OverflowError: a record needs the general path
+        AttributeError, LookupError, TypeError, ValueError, OverflowError: a record needs the general path
             (a prediction without a features dict, a missing feature, a value that is no number).
     """
-    counts = dict.fromkeys(COUNT_NAMES, 0)
-    counts["records"] = len(recs)
-    if names is None:
-        names = feature_names_of(m.features for m in map(attrgetter("metrics"), recs))
     uuids = list(map(attrgetter("uuid"), recs))
-    recs, uuids, counts["aggregates"] = without_empty(recs, uuids)
-    last = _last_of_each(uuids)
-    if last is not None:
-        counts["duplicate_uuid"] = len(uuids) - len(last)
-        recs, uuids = _select(recs, last), _select(uuids, last)
-    starts = _floats(recs, "start")
-    bad_start = ~np.isfinite(starts)
-    counts["bad_timestamp"] = int(bad_start.sum())
-    if counts["bad_timestamp"]:
-        keep = np.flatnonzero(~bad_start).tolist()
-        recs, uuids, starts = _select(recs, keep), _select(uuids, keep), starts[~bad_start]
-    n, k = len(recs), len(names)
+    recs, uuids, aggregates = without_empty(recs, uuids)
+    n = len(recs)
     metrics = list(map(attrgetter("metrics"), recs))
     feats = list(map(attrgetter("features"), metrics))  # a None among them fails the getter: general path
     if k:
-        getter = itemgetter(*names)
         rows = map(getter, feats) if k == 1 else chain.from_iterable(map(getter, feats))
         features = np.fromiter(rows, dtype=np.float64, count=n * k).reshape(n, k)
     else:
         features = np.empty((n, 0))
-    crn_list = list(map(attrgetter("crn"), recs))
-    if None in crn_list:
-        crn_list = ["" if c is None else c for c in crn_list]
-    crns = np.empty(n, dtype=object)
-    crns[:] = crn_list
-    uuid_arr = np.empty(n, dtype=object)
-    uuid_arr[:] = uuids
-    ends = _floats(recs, "end")
-    prediction = _floats(metrics, "prediction")
-    label = _floats(metrics, "label")
-    parts = (uuid_arr, starts.astype(np.int64), ends - starts, crns, prediction, None, label, None, features, None)
-    return finish_columns((*parts, np.empty_like(starts)), counts, names)
+    crns = list(map(attrgetter("crn"), recs))
+    if None in crns:
+        crns = ["" if c is None else c for c in crns]
+    return (
+        uuids,
+        crns,
+        _floats(recs, "start"),
+        _floats(recs, "end"),
+        _floats(metrics, "prediction"),
+        _floats(metrics, "label"),
+        features,
+        aggregates,
+    )
+
+
+def _pieces(data: Any) -> Iterator[Any]:
+    """The dump cut between records about every ``PIECE_BYTES``, each piece a dump of its own.
+
+    A cut is sound only where both pieces decode: a cut inside a record or a string leaves a
+    piece unbalanced, and the strict decoder refuses any top-level key but "metrics" (so the
+    cuts lie in the records array). Pieces are views of one reused buffer (fresh memory for
+    each would cost a page fault per 4 kB), valid until the next one is made.
+    """
+    size, start, pos = len(data), 0, PIECE_BYTES
+    view = memoryview(data)
+    buffer = bytearray()
+    while pos < size - PIECE_BYTES // 4:
+        found = _BOUNDARY.search(data, pos)
+        if found is None:
+            break
+        end = found.start() + 1
+        head = b"" if start == 0 else _OPEN
+        length = len(head) + end - start + len(_CLOSE)
+        if len(buffer) < length:
+            buffer = bytearray(2 * length)
+        buffer[: len(head)] = head
+        buffer[len(head) : length - len(_CLOSE)] = view[start:end]
+        buffer[length - len(_CLOSE) : length] = _CLOSE
+        yield memoryview(buffer)[:length]
+        start, pos = found.end() - 1, found.end() + PIECE_BYTES
+    if start == 0:
+        yield data
+    else:
+        buffer = bytearray()  # the views of it are gone: the last piece gets its own memory
+        yield _OPEN + view[start:]
+
+
+def _fast_columns(data: Any, names: list[str] | None, keys: tuple[str, str, str], cut: bool) -> Columns:
+    """Columns of a well-formed dump, decoded piece by piece (each piece's records freed before the
+    next is decoded: they stay in the CPU cache and the peak memory stays low).
+
+    Raises:
+        msgspec.ValidationError, msgspec.DecodeError: the dump is not a well-formed one.
+        AttributeError, LookupError, TypeError, ValueError, OverflowError: a record needs the general path.
+    """
+    decoder = _decoder(*keys, cut, None if names is None else tuple(names))
+    as_dicts = names is None
+    parts: list[tuple] = []
+    records = 0
+    for piece in _pieces(data) if cut else (data,):
+        recs = decoder.decode(piece).metrics
+        del piece
+        records += len(recs)
+        if names is None:
+            names, seen = _scan_names(m.features for m in map(attrgetter("metrics"), recs))
+            if seen < FEATURE_SCAN and cut:
+                raise ValueError("too few records in the first piece to infer the feature names")
+            decoder = _decoder(*keys, cut, tuple(names))  # the next pieces: features as a struct
+        k = len(names)
+        getter = itemgetter(*names) if as_dicts else attrgetter(*map(_field, range(k)))
+        parts.append(_piece_rows(recs, getter if k else None, k))
+        as_dicts = False
+        del recs
+    uuids = list(chain.from_iterable(p[0] for p in parts))
+    crns = list(chain.from_iterable(p[1] for p in parts))
+    starts, ends, prediction, label, features = (np.concatenate([p[i] for p in parts]) for i in range(2, 7))
+    counts = dict.fromkeys(COUNT_NAMES, 0)
+    counts["records"], counts["aggregates"] = records, sum(p[7] for p in parts)
+    del parts
+    index = _last_of_each(uuids)
+    if index is not None:
+        counts["duplicate_uuid"] = len(uuids) - len(index)
+    keep = np.arange(len(uuids)) if index is None else np.asarray(index, dtype=np.intp)
+    good = np.isfinite(starts[keep])
+    counts["bad_timestamp"] = int(good.size - np.count_nonzero(good))
+    if index is not None or counts["bad_timestamp"]:
+        keep = keep[good]
+        listed = keep.tolist()
+        uuids, crns = _select(uuids, listed), _select(crns, listed)
+        starts, ends, prediction, label, features = (a[keep] for a in (starts, ends, prediction, label, features))
+    uuid_arr, crn_arr = np.empty(len(uuids), dtype=object), np.empty(len(crns), dtype=object)
+    uuid_arr[:], crn_arr[:] = uuids, crns
+    rows = (uuid_arr, starts.astype(np.int64), ends - starts, crn_arr, prediction, None, label, None, features, None)
+    return finish_columns((*rows, np.empty_like(starts)), counts, names)
 
 
 def decode_dump(
@@ -172,11 +264,12 @@ def decode_dump(
         DataError: not JSON, or not ``{"metrics": [...]}``.
     """
     names = list(feature_names) if feature_names is not None else None
-    try:
-        recs = _decoder(prediction_key, label_key, features_key).decode(data).metrics
-        return _fast_columns(recs, names)
-    except (msgspec.ValidationError, msgspec.DecodeError, *_FAST_ERRORS):
-        pass
+    keys = (prediction_key, label_key, features_key)
+    for cut in (True, False):  # in pieces; whole (other top-level keys); else the general path
+        try:
+            return _fast_columns(data, names, keys, cut)
+        except (msgspec.ValidationError, msgspec.DecodeError, *_FAST_ERRORS):
+            pass
     records = _parsed(data)
     if names is None:
         names = feature_names_of(

@@ -148,3 +148,42 @@ def test_a_dump_of_aggregates_only_and_an_empty_one():
 def test_wrong_shapes_are_data_errors(body, message):
     with pytest.raises(DataError, match=message):
         decode_dump(body)
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Pieces of about 2 kB, so that a test dump is cut in many places."""
+    monkeypatch.setattr(dumps, "PIECE_BYTES", 2000)
+
+
+def test_a_dump_cut_in_pieces_equals_records_to_columns(small_pieces, no_general_path):
+    recs = well_formed(200)
+    recs.append(prediction("u3", T0 + 1, 0, label=1, features=dict.fromkeys(FEATURES, 0.5)))  # duplicate, far apart
+    body = text(recs)
+    assert len(list(dumps._pieces(body))) > 20
+    got = decode_dump(body, FEATURES)
+    assert_same(got, records_to_columns(json.loads(body)["metrics"], FEATURES))
+    assert got.counts["duplicate_uuid"] == 2
+    assert_same(decode_dump(json.dumps({"metrics": recs}, indent=2).encode(), FEATURES), got)  # cuts between lines
+
+
+def test_pieces_that_do_not_decode_fall_back_to_the_whole_dump(small_pieces, no_general_path):
+    recs = well_formed(120)
+    for r in recs:
+        r["metrics"]["model_version"] = "odd},{text"  # a boundary look-alike inside a string
+    body = text(recs)
+    assert_same(decode_dump(body, FEATURES), records_to_columns(json.loads(body)["metrics"], FEATURES))
+    with_other_key = json.dumps({"metrics": recs[:60], "note": [{"a": 1}, {"b": 2}] * 200}).encode()
+    assert_same(decode_dump(with_other_key, FEATURES), records_to_columns(recs[:60], FEATURES))
+
+
+def test_feature_names_need_enough_records_in_the_first_piece(small_pieces):
+    recs = well_formed(60)
+    for r in recs[40:]:
+        if r["predictionUuid"]:
+            r["metrics"]["input_features"]["late"] = 1.0  # seen only past the first pieces
+    body = text(recs)
+    got = decode_dump(body)
+    assert got.feature_names == tuple(sorted([*FEATURES, "late"]))  # scanned as without pieces
+    assert_same(got, records_to_columns(json.loads(body)["metrics"], got.feature_names))
+    assert got.counts["missing_features"] > 30

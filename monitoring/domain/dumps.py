@@ -200,11 +200,12 @@ def _fast_columns(data: Any, names: list[str] | None, keys: tuple[str, str, str]
     records = 0
     for piece in _pieces(data) if cut else (data,):
         recs = decoder.decode(piece).metrics
+        partial = piece is not data
         del piece
         records += len(recs)
         if names is None:
             names, seen = _scan_names(m.features for m in map(attrgetter("metrics"), recs))
-            if seen < FEATURE_SCAN and cut:
+            if seen < FEATURE_SCAN and partial:
                 raise ValueError("too few records in the first piece to infer the feature names")
             decoder = _decoder(*keys, cut, tuple(names))  # the next pieces: features as a struct
         k = len(names)

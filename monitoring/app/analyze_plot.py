@@ -2,7 +2,7 @@
 
 ``python -m monitoring.app.analyze_plot`` imports matplotlib at once, then reads one JSON
 request ``{"series", "path", "title"}`` on stdin and draws it: started before a large dump
-is decoded, its imports (about a third of a second) run on another core.
+is decoded, its imports (about a third of a second) run on another core when one is free.
 """
 
 from __future__ import annotations
@@ -60,8 +60,23 @@ def draw_accuracy(series: dict[str, list[list[float]]], path: str | os.PathLike,
     fig.savefig(path)
 
 
-def start_helper() -> subprocess.Popen | None:
-    """Start the helper process (it begins importing matplotlib); None when it cannot start."""
+def _idle_core() -> bool:
+    """Whether a core is likely free: the 1-minute load is at least one below the usable cores.
+    On a busy machine the helper would only repeat the interpreter's start and imports."""
+    try:
+        return os.getloadavg()[0] <= len(os.sched_getaffinity(0)) - 1
+    except (AttributeError, OSError):  # no load average or affinity on this platform
+        return False
+
+
+def start_helper(force: bool = False) -> subprocess.Popen | None:
+    """Start the helper process (it begins importing matplotlib) when a core is free or ``force``.
+
+    Returns:
+        The process, or None when no core is free or it cannot start (the plot is then drawn here).
+    """
+    if not (force or _idle_core()):
+        return None
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "monitoring.app.analyze_plot"],

@@ -22,7 +22,7 @@ def test_series_keep_every_deployment_and_only_labelled_windows():
 
 
 def test_the_helper_process_draws_the_png(tmp_path):
-    helper = start_helper()
+    helper = start_helper(force=True)
     assert helper is not None
     draw_with(helper, SERIES, tmp_path / "a.png", "Accuracy per window: test")
     assert helper.returncode == 0
@@ -44,6 +44,6 @@ def test_without_a_helper_or_when_it_fails_the_png_is_drawn_here(tmp_path):
 
 
 def test_a_helper_given_no_request_is_ended():
-    helper = start_helper()
+    helper = start_helper(force=True)
     stop_helper(helper)
     assert helper.returncode is not None

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from monitoring.core.errors import DataError
 
@@ -29,6 +28,8 @@ def category_labels(values: Any) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(labels, missing)``: object array of str (missing entries hold ""), bool array.
     """
+    import pandas as pd  # loaded on first use: reading numeric-only windows needs none
+
     series = pd.Series(values if isinstance(values, np.ndarray) else list(values), dtype=object)
     missing = series.isna().to_numpy()
     present = series[~missing]
@@ -101,6 +102,8 @@ class CategoricalReference:
         Raises:
             DataError: no non-missing value (``what`` names the column).
         """
+        import pandas as pd
+
         labels, missing = category_labels(values)
         labels = labels[~missing]
         if labels.size == 0:
@@ -120,6 +123,8 @@ class CategoricalReference:
 
     def bucket_index(self, values: Any) -> np.ndarray:
         """Bucket of each value (index into ``buckets``), -1 for a missing value."""
+        import pandas as pd
+
         labels, missing = category_labels(values)
         k = len(self.categories)
         index = pd.Index(self.categories, dtype=object).get_indexer(labels).astype(np.intp)

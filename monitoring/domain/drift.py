@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitoring.core.errors import DataError
 from monitoring.domain.categories import CategoricalReference, js_from_counts, psi_from_counts
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Number of quantile bins for PSI (open-ended first and last bins).
 N_BINS = 10
@@ -63,6 +65,8 @@ def _numbers(column: pd.Series, name: str) -> np.ndarray:
     """A numeric feature's reference values; text in it is an error naming the feature and first row."""
     if column.dtype.kind in "biuf":
         return column.to_numpy(dtype=np.float64)
+    import pandas as pd  # loaded only to fit: comparing windows with a reference needs none
+
     numbers = pd.to_numeric(column, errors="coerce")
     bad = (numbers.isna() & column.notna()).to_numpy()
     if bad.any():

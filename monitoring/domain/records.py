@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitoring.domain.record_blocks import all_finite, nondecreasing, plain_pages, well_formed_rows, without_empty
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UUID_KEY = "predictionUuid"
 START_KEY = "startTimeStampMs"  # capital S in "Stamp", as CML returns it
@@ -98,6 +100,8 @@ class Columns:
         Returns:
             Frame with the feature columns, the int64 label and ``start_ms``, in time order.
         """
+        import pandas as pd  # only training needs it: reading records stays light
+
         ok = np.isfinite(self.label) & np.isfinite(self.features).all(axis=1)
         frame = pd.DataFrame(self.features[ok], columns=list(self.feature_names))
         frame[label_name] = self.label[ok].astype(np.int64)

@@ -21,6 +21,7 @@ class Options:
     window_sizes: tuple[int, ...] = (100_000, 1_000_000)
     job_size: int = 10_000_000
     traffic_rows: int = 1000
+    analyze_size: int = 500_000
     replicas: int = 2
     concurrency: tuple[int, ...] = (4, 16)
     postgres: bool = False
@@ -269,7 +270,14 @@ def case_traffic(opt: Options) -> list[Row]:
     return rows
 
 
-CASES = {"a": case_windows, "b": case_job, "c": case_traffic}
+def case_analyze(opt: Options) -> list[Row]:
+    """(e) ``cml-monitor analyze`` end to end vs the seed's way (bench/analyze_case.py)."""
+    from bench.analyze_case import case_analyze as run
+
+    return run(opt)
+
+
+CASES = {"a": case_windows, "b": case_job, "c": case_traffic, "e": case_analyze}
 
 
 def run_cases(names: list[str], opt: Options) -> tuple[list[Row], list[str]]:

@@ -36,7 +36,7 @@ class Row:
         peak = f"{self.peak_mb:,.0f}" + (f" (+{self.extra_mb:,.0f})" if self.extra_mb is not None else "")
         versus = []
         if self.time_ratio is not None:
-            if self.case in ("a", "d"):
+            if self.case in ("a", "d", "e"):
                 how = f"{1 / self.time_ratio:.1f}x faster" if self.time_ratio <= 1 else f"{self.time_ratio:.1f}x slower"
                 versus.append(f"time {self.time_ratio:.3f} ({how})")
             else:

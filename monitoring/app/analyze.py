@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from monitoring.app.analyze_plot import accuracy_series, draw_accuracy, draw_with, start_helper, stop_helper
 from monitoring.core.clock import iso_ms
 from monitoring.core.errors import DataError
-from monitoring.domain.records import Columns, records_to_columns
+from monitoring.domain.dumps import decode_dump
+from monitoring.domain.records import Columns
 from monitoring.domain.windows import WindowResult, compute_windows
 
 CSV_NAME = "windows.csv"
@@ -30,8 +32,6 @@ CSV_COLUMNS = (
     "recall",
     "f1",
 )
-#: Records scanned to infer feature names when none are given.
-_FEATURE_SCAN = 1000
 
 
 @dataclass
@@ -76,31 +76,21 @@ class AnalysisSummary:
         )
 
 
-def _read(path: Path) -> list:
+def _read(path: Path, names: list[str] | None, prediction_key: str, label_key: str, features_key: str) -> Columns:
+    """Decode the dump from a read-only memory map (no copy of the file in this process's heap)."""
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            data = json.load(fh)
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            view = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as exc:
         raise DataError(f"{path}: cannot read the metrics dump ({exc.strerror or exc})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("metrics"), list):
-        raise DataError(f'{path}: expected a read_metrics dump, a JSON object {{"metrics": [records...]}}')
-    return data["metrics"]
-
-
-def _feature_names(records: list, features_key: str) -> list[str]:
-    names: set[str] = set()
-    seen = 0
-    for rec in records:
-        metrics = rec.get("metrics") if isinstance(rec, dict) else None
-        feats = metrics.get(features_key) if isinstance(metrics, dict) else None
-        if isinstance(feats, dict):
-            names.update(str(k) for k in feats)
-            seen += 1
-            if seen >= _FEATURE_SCAN:
-                break
-    return sorted(names)
+    try:
+        return decode_dump(view, names, prediction_key, label_key, features_key)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    finally:
+        if size:
+            view.close()
 
 
 def _classes(columns: Columns) -> list[int]:
@@ -148,29 +138,7 @@ def plot_accuracy(results: Sequence[WindowResult], path: str | os.PathLike, titl
         path: the PNG file to write.
         title: plot title.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    crns = sorted({r.deployment_crn for r in results})
-    for crn in crns:
-        points = [(r.start_ms, r.accuracy) for r in results if r.deployment_crn == crn and r.accuracy is not None]
-        if points:
-            x = np.array([p[0] for p in points], dtype="datetime64[ms]")
-            ax.plot(x, [p[1] for p in points], marker="o", label=crn.rsplit("/", 1)[-1][:12] or "(no CRN)")
-    if not any(r.accuracy is not None for r in results):
-        ax.text(0.5, 0.5, "no labelled windows", ha="center", va="center", transform=ax.transAxes)
-    elif len(crns) > 1:
-        ax.legend(title="deployment", fontsize="small")
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("accuracy")
-    ax.set_xlabel("window start (UTC)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.autofmt_xdate()
-    fig.savefig(path)
+    draw_accuracy(accuracy_series(results), path, title)
 
 
 def analyze_dump(
@@ -200,18 +168,20 @@ def analyze_dump(
         DataError: the file is unreadable, not JSON, or not ``{"metrics": [...]}`` (names the file).
     """
     source = Path(path)
-    records = _read(source)
-    names = list(feature_names) if feature_names is not None else _feature_names(records, features_key)
-    columns = records_to_columns(
-        records, names, prediction_key=prediction_key, label_key=label_key, features_key=features_key
-    )
-    classes = _classes(columns)
-    results = compute_windows(columns, window_ms, classes) if len(classes) >= 2 else []
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / CSV_NAME, out / PNG_NAME
-    write_csv(results, csv_path)
-    plot_accuracy(results, png_path, title=f"Accuracy per window: {source.name}")
+    names = list(feature_names) if feature_names is not None else None
+    helper = start_helper()  # loads matplotlib on another core while the dump is decoded
+    try:
+        columns = _read(source, names, prediction_key, label_key, features_key)
+        classes = _classes(columns)
+        results = compute_windows(columns, window_ms, classes) if len(classes) >= 2 else []
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path, png_path = out / CSV_NAME, out / PNG_NAME
+        write_csv(results, csv_path)
+    except BaseException:
+        stop_helper(helper)
+        raise
+    draw_with(helper, accuracy_series(results), png_path, f"Accuracy per window: {source.name}")
     labelled = sum(r.labelled for r in results)
     correct = sum(_correct(r) for r in results)
     return AnalysisSummary(

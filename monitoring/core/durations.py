@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
-
-from pydantic import BeforeValidator, PlainSerializer
+from typing import Annotated, Any
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -46,4 +44,13 @@ def to_ms(value: timedelta) -> int:
     return int(round(value.total_seconds() * 1000))
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+def __getattr__(name: str) -> Any:
+    """``Duration``, the pydantic field type, is built on first use: importing pydantic takes about a
+    tenth of a second, which commands that only parse a duration (``analyze --window``) need not pay."""
+    if name != "Duration":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pydantic import BeforeValidator, PlainSerializer
+
+    duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+    globals()["Duration"] = duration
+    return duration

@@ -1,16 +1,19 @@
-"""Per-feature reference statistics fitted on training data, and PSI / KS drift against them."""
+"""Per-feature reference statistics fitted on training data (numeric and categorical), and drift against them."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitoring.core.errors import DataError
+from monitoring.domain.categories import CategoricalReference, js_from_counts, psi_from_counts
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Number of quantile bins for PSI (open-ended first and last bins).
 N_BINS = 10
@@ -18,7 +21,10 @@ N_BINS = 10
 MAX_SAMPLE = 2000
 #: Floor for bin proportions so an empty bin gives a large but finite PSI term.
 PSI_EPSILON = 1e-4
-FORMAT_VERSION = 1
+#: 2 added categorical features (``kind``); version 1 files (numeric only) still read.
+FORMAT_VERSION = 2
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+KINDS = (NUMERIC, CATEGORICAL)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,23 @@ def _finite(values: Any, what: str) -> np.ndarray:
     if arr.size == 0:
         raise DataError(f"{what}: no finite values to compare with the reference")
     return arr
+
+
+def _numbers(column: pd.Series, name: str) -> np.ndarray:
+    """A numeric feature's reference values; text in it is an error naming the feature and first row."""
+    if column.dtype.kind in "biuf":
+        return column.to_numpy(dtype=np.float64)
+    import pandas as pd  # loaded only to fit: comparing windows with a reference needs none
+
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = (numbers.isna() & column.notna()).to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"reference column {name!r}: expected numbers for a numeric feature, found {column.iloc[first]!r} "
+            f"(row {first}, {int(bad.sum())} such rows); declare the feature categorical if it is one"
+        )
+    return numbers.to_numpy(dtype=np.float64)
 
 
 def _fit_feature(values: np.ndarray) -> FeatureReference:
@@ -91,34 +114,60 @@ def ks_statistic(sorted_reference: np.ndarray, values: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class ReferenceStats:
-    """Reference statistics of every monitored feature, fitted once on the training data."""
+    """Reference statistics of every monitored feature, fitted once on the training data.
 
-    features: dict[str, FeatureReference]
+    Numeric features (``FeatureReference``) get PSI over quantile bins and KS; categorical ones
+    (``CategoricalReference``) PSI over categories and the Jensen-Shannon distance: bounded in
+    [0, 1] and, unlike a chi-square p-value, not driven to "drift" by window size alone (a
+    million rows make any trivial difference significant), so one threshold fits every window.
+    """
+
+    features: dict[str, FeatureReference | CategoricalReference]
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, features: Sequence[str]) -> ReferenceStats:
-        """Fit quantile bins, a sorted sample and moments for each feature.
+    def fit(
+        cls, frame: pd.DataFrame, features: Sequence[str], kinds: Mapping[str, str] | None = None
+    ) -> ReferenceStats:
+        """Fit each feature: quantile bins, a sorted sample and moments, or category frequencies.
 
         Args:
             frame: training data.
             features: the columns to describe.
+            kinds: ``numeric`` or ``categorical`` per feature; a feature not named is numeric.
 
         Returns:
             The fitted statistics.
 
         Raises:
-            DataError: a column is missing or has no finite values.
+            DataError: a column is missing, a numeric one holds text or has no finite values, a
+                categorical one has no values, or ``kinds`` names an unknown kind or feature.
         """
-        fitted = {}
+        kinds = dict(kinds or {})
+        unknown = sorted(set(kinds) - set(features))
+        if unknown:
+            raise DataError(f"feature kinds given for features not described: {', '.join(unknown)}")
+        fitted: dict[str, FeatureReference | CategoricalReference] = {}
         for name in features:
             if name not in frame.columns:
                 raise DataError(
                     f"reference data has no column {name!r} (columns: {', '.join(map(str, frame.columns))})"
                 )
-            fitted[name] = _fit_feature(_finite(frame[name].to_numpy(), f"reference column {name!r}"))
+            kind = kinds.get(name, NUMERIC)
+            what = f"reference column {name!r}"
+            if kind == CATEGORICAL:
+                fitted[name] = CategoricalReference.fit(frame[name].to_numpy(), what)
+            elif kind == NUMERIC:
+                fitted[name] = _fit_feature(_finite(_numbers(frame[name], name), what))
+            else:
+                raise DataError(f"feature {name!r}: unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
         return cls(fitted)
 
-    def _get(self, feature: str) -> FeatureReference:
+    @property
+    def kinds(self) -> dict[str, str]:
+        """``numeric`` or ``categorical`` per feature."""
+        return {n: CATEGORICAL if isinstance(r, CategoricalReference) else NUMERIC for n, r in self.features.items()}
+
+    def _get(self, feature: str) -> FeatureReference | CategoricalReference:
         try:
             return self.features[feature]
         except KeyError:
@@ -126,11 +175,30 @@ class ReferenceStats:
                 f"no reference statistics for feature {feature!r} (known: {', '.join(self.features)})"
             ) from None
 
-    def psi(self, feature: str, values: np.ndarray) -> float:
-        """Population stability index of ``values`` against the reference bins.
+    def _numeric(self, feature: str, measure: str) -> FeatureReference:
+        ref = self._get(feature)
+        if isinstance(ref, CategoricalReference):
+            raise DataError(f"feature {feature!r} is categorical: {measure} applies to numeric features only")
+        return ref
 
-        ``sum((a - e) * ln(a / e))`` over bins, with proportions floored at ``PSI_EPSILON``;
-        non-finite values are ignored. Rule of thumb: < 0.1 stable, > 0.25 shifted.
+    def _categorical(self, feature: str, measure: str) -> CategoricalReference:
+        ref = self._get(feature)
+        if not isinstance(ref, CategoricalReference):
+            raise DataError(f"feature {feature!r} is numeric: {measure} applies to categorical features only")
+        return ref
+
+    def _category_counts(self, ref: CategoricalReference, feature: str, values: Any) -> np.ndarray:
+        counts = ref.bucket_counts(values)
+        if counts.sum() == 0:
+            raise DataError(f"feature {feature!r}: no values to compare with the reference")
+        return counts
+
+    def psi(self, feature: str, values: Any) -> float:
+        """Population stability index of ``values`` against the reference buckets.
+
+        ``sum((a - e) * ln(a / e))`` over quantile bins (numeric) or categories plus "other" and
+        "unseen" (categorical), with proportions floored at ``PSI_EPSILON``; non-finite numeric
+        and missing categorical values are ignored. Rule of thumb: < 0.1 stable, > 0.25 shifted.
 
         Args:
             feature: feature name.
@@ -140,17 +208,17 @@ class ReferenceStats:
             The PSI (>= 0).
 
         Raises:
-            DataError: unknown feature, or no finite values.
+            DataError: unknown feature, or no usable values.
         """
         ref = self._get(feature)
+        if isinstance(ref, CategoricalReference):
+            return float(psi_from_counts(ref.expected, self._category_counts(ref, feature, values), PSI_EPSILON)[0])
         current = _finite(values, f"feature {feature!r}")
         counts = np.bincount(ref.bin_index(current), minlength=ref.expected.size)
-        actual = np.maximum(counts / current.size, PSI_EPSILON)
-        expected = np.maximum(ref.expected, PSI_EPSILON)
-        return float(np.sum((actual - expected) * np.log(actual / expected)))
+        return float(psi_from_counts(ref.expected, counts, PSI_EPSILON))
 
     def ks(self, feature: str, values: np.ndarray) -> float:
-        """Two-sample KS statistic of ``values`` against the reference sample.
+        """Two-sample KS statistic of a numeric feature's ``values`` against the reference sample.
 
         Args:
             feature: feature name.
@@ -160,17 +228,46 @@ class ReferenceStats:
             The statistic in [0, 1].
 
         Raises:
-            DataError: unknown feature, or no finite values.
+            DataError: unknown or categorical feature, or no finite values.
         """
-        ref = self._get(feature)
+        ref = self._numeric(feature, "KS")
         return ks_statistic(ref.sample, _finite(values, f"feature {feature!r}"))
+
+    def js(self, feature: str, values: Any) -> float:
+        """Jensen-Shannon distance (base 2, in [0, 1]) of a categorical feature's ``values`` from the reference.
+
+        Args:
+            feature: feature name.
+            values: current values (missing ones are ignored).
+
+        Returns:
+            The distance: 0 for the same distribution, 1 for disjoint ones.
+
+        Raises:
+            DataError: unknown or numeric feature, or no values.
+        """
+        ref = self._categorical(feature, "Jensen-Shannon distance")
+        return float(js_from_counts(ref.expected, self._category_counts(ref, feature, values))[0])
+
+    def drift(self, feature: str, values: Any) -> dict[str, float]:
+        """Every drift measure of the feature's kind: ``{"psi", "ks"}`` (numeric) or ``{"psi", "js"}`` (categorical).
+
+        Raises:
+            DataError: unknown feature, or no usable values.
+        """
+        if isinstance(self._get(feature), CategoricalReference):
+            return {"psi": self.psi(feature, values), "js": self.js(feature, values)}
+        return {"psi": self.psi(feature, values), "ks": self.ks(feature, values)}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (plain floats and lists); ``from_dict`` reads it back."""
         return {
             "format": FORMAT_VERSION,
             "features": {
-                name: {
+                name: ref.to_dict()
+                if isinstance(ref, CategoricalReference)
+                else {
+                    "kind": NUMERIC,
                     "edges": ref.edges.tolist(),
                     "expected": ref.expected.tolist(),
                     "sample": ref.sample.tolist(),
@@ -184,7 +281,7 @@ class ReferenceStats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceStats:
-        """Rebuild from ``to_dict`` output.
+        """Rebuild from ``to_dict`` output of this format or version 1 (numeric features only).
 
         Args:
             data: the mapping (e.g. from an artifact's metadata.json).
@@ -193,32 +290,49 @@ class ReferenceStats:
             The statistics.
 
         Raises:
-            DataError: naming the feature and key that is missing or malformed.
+            DataError: naming the feature and key that is missing or malformed, or a format
+                newer than this version reads.
         """
         if not isinstance(data, Mapping) or not isinstance(data.get("features"), Mapping):
             raise DataError("reference statistics: expected a mapping with a 'features' mapping")
-        fitted = {}
+        version = data.get("format", 1)
+        if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+            raise DataError(
+                f"reference statistics: format {version!r} is not one this version reads (1 to {FORMAT_VERSION}); "
+                "upgrade cml-monitor"
+            )
+        fitted: dict[str, FeatureReference | CategoricalReference] = {}
         for name, item in data["features"].items():
-            try:
-                edges = np.asarray(item["edges"], dtype=float)
-                expected = np.asarray(item["expected"], dtype=float)
-                sample = np.asarray(item["sample"], dtype=float)
-                ref = FeatureReference(
-                    edges=edges,
-                    expected=expected,
-                    sample=sample,
-                    mean=float(item["mean"]),
-                    std=float(item["std"]),
-                    n=int(item["n"]),
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"reference statistics for feature {name!r}: missing or malformed {exc}") from None
-            if (
-                edges.ndim != 1
-                or expected.size != edges.size + 1
-                or sample.size == 0
-                or not math.isclose(float(expected.sum()), 1.0, abs_tol=1e-6)
-            ):
-                raise DataError(f"reference statistics for feature {name!r}: inconsistent edges/expected/sample")
-            fitted[str(name)] = ref
+            kind = item.get("kind", NUMERIC) if isinstance(item, Mapping) else None
+            if kind == CATEGORICAL and version >= 2:
+                fitted[str(name)] = CategoricalReference.from_dict(item, str(name))
+            elif kind == NUMERIC:
+                fitted[str(name)] = _numeric_from_dict(item, str(name))
+            else:
+                raise DataError(f"reference statistics for feature {name!r}: unknown kind {kind!r}")
         return cls(fitted)
+
+
+def _numeric_from_dict(item: Mapping[str, Any], name: str) -> FeatureReference:
+    try:
+        edges = np.asarray(item["edges"], dtype=float)
+        expected = np.asarray(item["expected"], dtype=float)
+        sample = np.asarray(item["sample"], dtype=float)
+        ref = FeatureReference(
+            edges=edges,
+            expected=expected,
+            sample=sample,
+            mean=float(item["mean"]),
+            std=float(item["std"]),
+            n=int(item["n"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"reference statistics for feature {name!r}: missing or malformed {exc}") from None
+    if (
+        edges.ndim != 1
+        or expected.size != edges.size + 1
+        or sample.size == 0
+        or not math.isclose(float(expected.sum()), 1.0, abs_tol=1e-6)
+    ):
+        raise DataError(f"reference statistics for feature {name!r}: inconsistent edges/expected/sample")
+    return ref

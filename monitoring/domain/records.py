@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitoring.domain.record_blocks import all_finite, nondecreasing, plain_pages, well_formed_rows, without_empty
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UUID_KEY = "predictionUuid"
 START_KEY = "startTimeStampMs"  # capital S in "Stamp", as CML returns it
@@ -98,6 +100,8 @@ class Columns:
         Returns:
             Frame with the feature columns, the int64 label and ``start_ms``, in time order.
         """
+        import pandas as pd  # only training needs it: reading records stays light
+
         ok = np.isfinite(self.label) & np.isfinite(self.features).all(axis=1)
         frame = pd.DataFrame(self.features[ok], columns=list(self.feature_names))
         frame[label_name] = self.label[ok].astype(np.int64)
@@ -262,6 +266,23 @@ def records_to_columns(
     )
     if parts is None:
         parts = _general_rows(recs, counts, feature_names, prediction_key, label_key, features_key, label_map)
+    return finish_columns(parts, counts, feature_names)
+
+
+def finish_columns(parts: tuple, counts: dict[str, int], feature_names: Sequence[str]) -> Columns:
+    """Columns from the rows of one decoding path: unusable values blanked and counted, time order.
+
+    Args:
+        parts: ``(uuid, start_ms, latency, crn, prediction, prediction_unreadable, label,
+            label_unreadable, features, features_unreadable, scratch)`` as ``well_formed_rows``
+            returns them (the unreadable masks None when every value was read; the float
+            arrays are modified in place).
+        counts: ``Columns.counts`` so far (records, aggregates, malformed, duplicates, timestamps).
+        feature_names: the feature order of ``features``.
+
+    Returns:
+        The columns, as ``records_to_columns`` returns them.
+    """
     uuid_arr, start_ms, latency, crns, prediction, pred_bad, label, label_bad, features, feature_bad, scratch = parts
 
     if latency.size and not (np.fmin.reduce(latency) >= 0 and np.fmax.reduce(latency) < math.inf):

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from localcml.apierrors import INTERNAL, NOT_FOUND, UNAUTHENTICATED, UNIMPLEMENTED, ApiError, invalid
 from localcml.apispec import match, method_name, operations, spec
+from localcml.apistate import CALLER_RUN
 from localcml.bodycheck import check_body
 from localcml.faults import Fault, FaultPlan
 from localcml.router import DROP, MAX_BODY_BYTES, ModelRouter, error
@@ -59,6 +60,7 @@ class ApiServer(ThreadingHTTPServer):
         status: returns the ``/local/v1/status`` document.
         port: 0 for any free port.
         faults: the workspace's fault plan (None: no fault injection).
+        engine_caller: the job run holding an engine API key (accepted like ``api_key``), or None.
     """
 
     daemon_threads = True
@@ -72,12 +74,14 @@ class ApiServer(ThreadingHTTPServer):
         status: Callable[[], dict],
         port: int = 0,
         faults: FaultPlan | None = None,
+        engine_caller: Callable[[str], str | None] | None = None,
     ):
         missing = sorted(set(operations()) - set(handlers))
         if missing:
             raise ValueError(f"no handler for operations {missing}")
         self.handlers, self.api_key, self.router, self.status = handlers, api_key, router, status
         self.faults = faults
+        self.engine_caller = engine_caller
         self._thread: threading.Thread | None = None
         super().__init__(("127.0.0.1", port), RequestHandler)
 
@@ -130,6 +134,13 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         given = self.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {self.server.api_key}".encode())
+
+    def _engine_run(self) -> str | None:
+        """The job run whose engine key authorises this request, if it is one."""
+        given = self.headers.get("authorization", "")
+        if self.server.engine_caller is None or not given.startswith("Bearer "):
+            return None
+        return self.server.engine_caller(given[len("Bearer ") :])
 
     def _read_body(self, limit: int) -> bytes | None:
         """The request body, or None (after draining what is reasonable) when it exceeds ``limit``.
@@ -189,7 +200,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             known = any(match(m, path) for m in ("GET", "POST", "PATCH", "DELETE", "PUT") if m != method)
             raise ApiError(UNIMPLEMENTED if known else NOT_FOUND, "Method Not Allowed" if known else "Not Found")
         op, path_params = found
-        if not self._authorized():
+        run_id = None if self._authorized() else self._engine_run()
+        if run_id is None and not self._authorized():
             raise ApiError(
                 UNAUTHENTICATED,
                 "Unauthorized: missing or invalid API key (send the header authorization: Bearer <API v2 key>)",
@@ -209,9 +221,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             check_body(body, op.body)
         handler = self.server.handlers[op.operation_id]
         fault = self.server.faults.take(f"api.{method_name(op.operation_id)}") if self.server.faults else None
-        if fault is None:
-            return handler(path_params, query, body)
-        return self._faulty(fault, op.operation_id, lambda: handler(path_params, query, body))
+        token = CALLER_RUN.set(run_id)
+        try:
+            if fault is None:
+                return handler(path_params, query, body)
+            return self._faulty(fault, op.operation_id, lambda: handler(path_params, query, body))
+        finally:
+            CALLER_RUN.reset(token)
 
     @staticmethod
     def _faulty(fault: Fault, operation: str, call: Callable[[], dict]) -> dict:

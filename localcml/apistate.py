@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import secrets
 import string
@@ -26,6 +27,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 _ALNUM = string.ascii_lowercase + string.digits
 #: Keys starting with this are local bookkeeping, never returned by the API.
 PRIVATE = "_"
+#: The job run whose engine makes the current API call (None: the workspace's own key, a user).
+CALLER_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("localcml_caller_run", default=None)
 
 
 def public_id() -> str:

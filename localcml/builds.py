@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from localcml.apistate import ApiState
 from localcml.environment import process_env
@@ -28,6 +29,15 @@ EXCLUDED_NAMES = (".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache",
 #: Paths (relative to the project root, glob patterns) never copied.
 EXCLUDED_PATHS = ("var/state*",)
 BUILD_TIMEOUT_SECONDS = 600.0
+#: ``observe(step, run_id, publish)``: makes a step of a job run's work visible (see ``JobRunner.observe``).
+Observer = Callable[[str, "str | None", Callable[[], Any]], Any]
+
+
+def publish_now(step: str, run_id: str | None, publish: Callable[[], Any]) -> Any:
+    """The observer of a workspace without job runs: just publish."""
+    return publish()
+
+
 ACTIVE = ("pending", "building")
 _CHECK = """
 import importlib.util, os, sys
@@ -77,6 +87,7 @@ class Builder:
         engine_env: the CML engine variables for code running in a given directory.
         timeout: seconds the build check may take.
         faults: the workspace's fault plan (fault point ``build``: ``fail``).
+        observe: called to publish ``built`` (step ``after_build`` of the run that made the build).
     """
 
     def __init__(
@@ -87,9 +98,11 @@ class Builder:
         engine_env: Callable[[Path], dict[str, str]],
         timeout: float = BUILD_TIMEOUT_SECONDS,
         faults: FaultPlan | None = None,
+        observe: Observer = publish_now,
     ):
         self.state = state
         self.faults = faults
+        self.observe = observe
         self.builds_dir = Path(workspace_dir) / "builds"
         self.workspace_dir = Path(workspace_dir)
         self.project_root = Path(project_root)
@@ -145,7 +158,10 @@ class Builder:
             except OSError as exc:
                 out.write(f"build check could not start: {exc}\n".encode())
                 status = "build failed"
-        self._set(build_id, status)
+        if status == "built":
+            self.observe("after_build", build.get("_run_id"), lambda: self._set(build_id, status))
+        else:
+            self._set(build_id, status)
         log.info("model build finished %s", KV(build=build_id, status=status))
 
     def recover(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from localcml.apierrors import precondition
 from localcml.apistate import ApiState
+from localcml.builds import Observer, publish_now
 from localcml.environment import process_env
 from localcml.faults import UNHEALTHY_ENV, FaultPlan
 from localcml.jobrunner import kill_group
@@ -92,6 +93,7 @@ class Deployer:
         engine_env: the CML engine variables for code running in a given directory.
         health_timeout: seconds the replicas have to answer ``/health``.
         faults: the workspace's fault plan.
+        observe: called to publish ``deployed`` (step ``after_deploy`` of the run that made it).
     """
 
     def __init__(
@@ -102,9 +104,11 @@ class Deployer:
         engine_env: Callable[[Path], dict[str, str]],
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         faults: FaultPlan | None = None,
+        observe: Observer = publish_now,
     ):
         self.state = state
         self.faults = faults
+        self.observe = observe
         self.root = Path(workspace_dir) / "deployments"
         self.snapshot_dir = snapshot_dir
         self.engine_env = engine_env
@@ -222,7 +226,7 @@ class Deployer:
             self._starting.pop(dep_id, None)
             if problem is None and not self._closed:
                 self._pools[dep_id] = ReplicaPool(dep_id, replicas)
-                self._set(dep_id, "deployed")
+                self.observe("after_deploy", dep.get("_run_id"), lambda: self._set(dep_id, "deployed"))
         if problem is not None and self._closed:
             self._kill(replicas)  # the workspace is stopping: the status stays, the next daemon resumes it
             return

@@ -36,9 +36,8 @@ log = logging.getLogger(__name__)
 FAULTS_FILE = "faults.json"
 LOCK_FILE = ".faults.lock"
 WORKSPACE_ENV = "CML_MONITOR_WORKSPACE"
-#: Job runs get this variable naming the step at which the engine kills itself (``job.<name>=kill:<step>``).
-KILL_AT_ENV = "CML_MONITOR_FAULT_KILL_AT"
-#: Steps of ``monitoring.workflows.release`` at which a job run can be killed.
+#: Steps of a job run's work at which the workspace can SIGKILL its engine (``job.<name>=kill:<step>``):
+#: a build the run created becomes built, a deployment it created becomes deployed.
 KILL_STEPS = ("after_build", "after_deploy")
 METRICS_FUNCTIONS = ("model_metrics", "read_metrics", "track_delayed_metrics", "track_aggregate_metrics")
 #: Actions allowed at each point family.

@@ -4,8 +4,12 @@ A run goes ENGINE_SCHEDULING -> ENGINE_STARTING -> ENGINE_RUNNING -> ENGINE_SUCC
 ENGINE_FAILED | ENGINE_TIMEDOUT | ENGINE_STOPPED. Its engine is ``python -m
 localcml.engine SCRIPT ARGS...`` in the project root with stdout and stderr in
 ``W/runs/<run_id>.log``. When a run succeeds, each job whose ``parent_id`` is this job starts.
-The fault point ``job.<script stem>`` (``kill:<step>``) makes a run's engine kill itself with
-SIGKILL at that step of ``monitoring.workflows.release``.
+Each run's engine gets its own API v2 key (``CDSW_APIV2_KEY``), so the workspace knows which
+run made a build or a deployment. The fault point ``job.<script stem>`` (``kill:<step>``) is a
+rehearsal of a crash: the workspace SIGKILLs the run's engine process group at the moment it
+observes the step in that run's work (``after_build``: a build the run created becomes
+``built``; ``after_deploy``: a deployment it created becomes ``deployed``), before the run can
+see it. The run's code needs no hook for this.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -20,18 +25,20 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from localcml.apierrors import ApiError, precondition
 from localcml.apistate import ApiState, public, public_id
 from localcml.environment import process_env
-from localcml.faults import KILL_AT_ENV, FaultPlan
-from monitoring.core.logs import KV
+from localcml.faults import FaultPlan
+from monitoring.core.logs import KV, register_secret
 
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"ENGINE_SUCCEEDED", "ENGINE_FAILED", "ENGINE_TIMEDOUT", "ENGINE_STOPPED", "ENGINE_SKIPPED"})
 STOP_GRACE_SECONDS = 5.0
 _STAMP = {"ENGINE_STARTING": "starting_at", "ENGINE_RUNNING": "running_at"}
+T = TypeVar("T")
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -73,6 +80,7 @@ class JobRunner:
         self._procs: dict[str, subprocess.Popen] = {}
         self._stopping: set[str] = set()
         self._threads: dict[str, threading.Thread] = {}
+        self._keys: dict[str, str] = {}
         self._closed = False
 
     # -- starting ----------------------------------------------------------------------------
@@ -93,6 +101,9 @@ class JobRunner:
                 )
             now = self.state.now()
             job_env = json.loads(job.get("environment") or "{}")
+            fault = self.faults.take(f"job.{Path(job['script']).stem}") if self.faults is not None else None
+            key = secrets.token_hex(24)
+            register_secret(key)
             run = {
                 "id": public_id(),
                 "project_id": job["project"]["public_identifier"],
@@ -115,8 +126,12 @@ class JobRunner:
                     "timeout": int(job.get("timeout") or 0),
                     "environment": {**job_env, **(environment or {})},
                 },
+                "_api_key": key,
+                "_kill_at": fault.step if fault is not None else None,
+                "_fault": fault.spec() if fault is not None else None,
             }
             self.state.insert("run", job["id"], run)
+            self._keys[key] = run["id"]
             thread = threading.Thread(target=self._supervise, args=(run["id"],), daemon=True, name=f"run-{run['id']}")
             self._threads[run["id"]] = thread
         log.info("job run created %s", KV(job=job["name"], run=run["id"]))
@@ -142,6 +157,7 @@ class JobRunner:
             status = "ENGINE_FAILED"
         with self._lock:
             self._procs.pop(run_id, None)
+            self._keys = {k: r for k, r in self._keys.items() if r != run_id}  # the key dies with its engine
             if run_id in self._stopping:
                 status = "ENGINE_STOPPED"
             run = self._set(run_id, status)
@@ -154,10 +170,8 @@ class JobRunner:
         spec = run["_job"]
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "localcml.engine", spec["script"], *shlex.split(run["arguments"] or "")]
-        env = process_env(self.engine_env(), {"CDSW_ENGINE_ID": public_id().replace("-", "")}, spec["environment"])
-        fault = self.faults.take(f"job.{Path(spec['script']).stem}") if self.faults is not None else None
-        if fault is not None:
-            env[KILL_AT_ENV] = fault.step or ""
+        engine = {"CDSW_ENGINE_ID": public_id().replace("-", ""), "CDSW_APIV2_KEY": run["_api_key"]}
+        env = process_env(self.engine_env(), engine, spec["environment"])
         with open(self.runs_dir / f"{run_id}.log", "ab") as out:
             with self._lock:
                 if run_id in self._stopping or self._closed:
@@ -197,6 +211,44 @@ class JobRunner:
                 self.start(child)
             except ApiError as exc:
                 log.warning("dependent job not started %s", KV(job=child["name"], reason=exc.message))
+
+    # -- engines' identity and rehearsed crashes ---------------------------------------------
+    def caller(self, api_key: str) -> str | None:
+        """The run whose engine holds ``api_key`` (None: not an engine key)."""
+        return self._keys.get(api_key)
+
+    def observe(self, step: str, run_id: str | None, publish: Callable[[], T]) -> T:
+        """Publish a step of a run's work (``publish()`` makes it visible), killing the run first if planned.
+
+        A run started under the fault ``job.<name>=kill:<step>`` has its engine process group
+        SIGKILLed here, before the step becomes visible through the API: the run dies at the
+        moment the workspace observes the step, as an engine killed by the platform would.
+
+        Args:
+            step: ``after_build`` or ``after_deploy``.
+            run_id: the run that created the object (None: not made by a job run).
+            publish: makes the step visible (e.g. sets the build's status to ``built``).
+
+        Returns:
+            What ``publish`` returns.
+        """
+        with self._lock:  # the run's final status is recorded under this lock too: after publish
+            run = self.state.get("run", run_id) if run_id else None
+            if run is not None and run.get("_kill_at") == step and run["status"] not in TERMINAL:
+                self._kill_for_fault(run, step)
+            return publish()
+
+    def _kill_for_fault(self, run: dict, step: str) -> None:
+        self.state.update("run", run["id"], lambda r: r.update(_kill_at=None))
+        with open(self.runs_dir / f"{run['id']}.log", "a") as out:
+            out.write(
+                f"local workspace: killing this run with SIGKILL step={step} (fault {run['_fault']}: "
+                "a rehearsed crash of the engine)\n"
+            )
+        log.warning("job run killed %s", KV(run=run["id"], step=step, reason="fault injected"))
+        proc = self._procs.get(run["id"])
+        if proc is not None:
+            kill_group(proc)
 
     # -- stopping ----------------------------------------------------------------------------
     def stop(self, run_id: str) -> dict:

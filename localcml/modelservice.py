@@ -7,7 +7,7 @@ import secrets
 import string
 
 from localcml.apierrors import invalid, precondition
-from localcml.apistate import ApiState, new_uuid, public
+from localcml.apistate import CALLER_RUN, ApiState, new_uuid, public
 from localcml.builds import Builder
 from localcml.deployments import Deployer
 from localcml.jobservice import USER_FILTER, env_map, project_path
@@ -132,6 +132,7 @@ class ModelsApi:
             "registered_model_version_id": body.get("registered_model_version_id", ""),
             "model_root_dir": body.get("model_root_dir", ""),
             "build_script_path": body.get("build_script_path", ""),
+            "_run_id": CALLER_RUN.get(),
         }
         self.state.insert("build", model["id"], build)
         self.builder.start(build)
@@ -180,6 +181,7 @@ class ModelsApi:
             "accelerator_label_id": "0",
             "resource_group_id": body.get("resource_group_id", 0),
             "resource_profile_id": body.get("resource_profile_id", 0),
+            "_run_id": CALLER_RUN.get(),
             "_secrets": env_map(body.get("deployment_secrets"), "CreateModelDeploymentRequest.deployment_secrets"),
         }
         self.state.insert("deployment", build["id"], dep)

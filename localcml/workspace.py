@@ -118,6 +118,7 @@ class LocalWorkspace:
             self.engine_env,
             timeout=self.build_timeout,
             faults=self.faults,
+            observe=self.runner.observe,
         )
         self.deployer = Deployer(
             self.state,
@@ -126,6 +127,7 @@ class LocalWorkspace:
             self.engine_env,
             health_timeout=self.health_timeout,
             faults=self.faults,
+            observe=self.runner.observe,
         )
         self.router = ModelRouter(self.state, self.deployer, self.busy_timeout, faults=self.faults)
         jobs = JobsApi(self.state, self.runner, user, self.runtimes)
@@ -137,7 +139,12 @@ class LocalWorkspace:
             )
         self.project_id = project["id"]
         self.server = ApiServer(
-            {**jobs.handlers(), **models.handlers()}, self.api_key, self.router, self.status, faults=self.faults
+            {**jobs.handlers(), **models.handlers()},
+            self.api_key,
+            self.router,
+            self.status,
+            faults=self.faults,
+            engine_caller=self.runner.caller,
         )
         self.runner.recover()
         self.builder.recover()

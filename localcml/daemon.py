@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from localcml.environment import PACKAGE_ROOT
-from localcml.router import BUSY_TIMEOUT_SECONDS
+from localcml.models.router import BUSY_TIMEOUT_SECONDS
 from monitoring.core.errors import ConfigError, PlatformError
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from localcml.modelserver import UNHEALTHY_ENV  # noqa: F401 - re-exported: replicas of a never-healthy deploy
+from localcml.models.replica import UNHEALTHY_ENV  # noqa: F401 - re-exported: replicas of a never-healthy deploy
 from monitoring.core.durations import parse_duration
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import KV
@@ -145,7 +145,7 @@ def _check_point_name(text: str, family: str, name: str) -> None:
     if not name or not _NAME.match(name):
         raise ConfigError(f"fault {text!r}: point {family}.<name> needs a name (or *)")
     if family == "api" and name != "*":
-        from localcml.apispec import method_name, operations
+        from localcml.core.spec import method_name, operations
 
         known = {method_name(op) for op in operations()}
         if name not in known:

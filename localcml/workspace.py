@@ -10,17 +10,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from localcml.apiserver import ApiServer
-from localcml.apistate import ApiState
-from localcml.builds import BUILD_TIMEOUT_SECONDS, Builder
-from localcml.deployments import HEALTH_TIMEOUT_SECONDS, Deployer
+from localcml.core.server import ApiServer
+from localcml.core.state import ApiState
 from localcml.environment import engine_env
 from localcml.faults import Fault, FaultPlan
-from localcml.jobrunner import JobRunner
-from localcml.jobservice import JobsApi
-from localcml.modelservice import ModelsApi
-from localcml.router import BUSY_TIMEOUT_SECONDS, ModelRouter
-from localcml.runtimes import Runtimes
+from localcml.jobs.responses import JobsApi
+from localcml.jobs.runner import JobRunner
+from localcml.models.builds import BUILD_TIMEOUT_SECONDS, Builder
+from localcml.models.deployments import HEALTH_TIMEOUT_SECONDS, Deployer
+from localcml.models.responses import ModelsApi
+from localcml.models.router import BUSY_TIMEOUT_SECONDS, ModelRouter
+from localcml.runtimes.catalogue import Runtimes
 from monitoring.core.clock import WarpClock
 from monitoring.core.logs import register_secret
 
@@ -237,6 +237,6 @@ class LocalWorkspace:
 
     def client(self):
         """A ``CMLServiceApi`` for this workspace."""
-        from localcml.client import default_client
+        from localcml.client.api import default_client
 
         return default_client(url=self.url, cml_api_key=self.api_key)

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 from localcml.workspace import LocalWorkspace
 from tests.contract import swagger_check
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from localcml.apimodels import serialize
+from localcml.client.models import serialize
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.wiring import build_context

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import localcml.client as client_mod
-from localcml.apimodels import MODELS
-from localcml.client import ApiException, CMLServiceApi, default_client
+import localcml.client.api as client_mod
+from localcml.client.api import ApiException, CMLServiceApi, default_client
+from localcml.client.models import MODELS
 from localcml.environment import SHIM_DIR
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 from tests.local.support import runs_of, wait_for, wait_run
 
 

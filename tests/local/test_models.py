@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 from tests.local.support import runs_of, wait_build, wait_deployment, wait_for, wait_run
 
 

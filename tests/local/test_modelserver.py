@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from localcml import sdk
-from localcml.metrics_store import MetricsStore
+from localcml.metrics import sdk
+from localcml.metrics.store import MetricsStore
 from monitoring.core.clock import WarpClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,13 +85,13 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
 def launch(
     tmp: Path, build: Path, file: str = "predict.py", function: str = "predict", host: str = "127.0.0.1", **env: str
 ) -> tuple[subprocess.Popen, Path, Path]:
-    """Start ``python -m localcml.modelserver``; returns the process, its log and its ready file."""
+    """Start ``python -m localcml.models.replica``; returns the process, its log and its ready file."""
     tag = uuid_lib.uuid4().hex[:8]
     log, ready = tmp / f"replica-{tag}.log", tmp / f"ready-{tag}.json"
     args = [
         sys.executable,
         "-m",
-        "localcml.modelserver",
+        "localcml.models.replica",
         "--build-dir",
         str(build),
         "--file",

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from localcml import sdk
-from localcml.metrics_store import MetricsStore
+from localcml.metrics import sdk
+from localcml.metrics.store import MetricsStore
 from monitoring.core.clock import WarpClock
 from monitoring.core.errors import ConfigError
 
-SHIM = Path(sdk.__file__).parent / "shim"
+SHIM = Path(sdk.__file__).parents[1] / "shim"
 T0 = 1_800_000_000_000
 DEP, BUILD, MODEL = "crn:cdp:ml:local:acct:workspace:ws/dep-1", "crn:...:ws/build-1", "crn:...:ws/model-1"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

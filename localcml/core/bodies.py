@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from localcml.apierrors import invalid
-from localcml.apispec import definitions, ref_name
+from localcml.core.errors import invalid
+from localcml.core.spec import definitions, ref_name
 
 
 def _problems(value: Any, schema: dict, where: str) -> list[str]:

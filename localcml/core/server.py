@@ -19,12 +19,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from localcml.apierrors import INTERNAL, NOT_FOUND, UNAUTHENTICATED, UNIMPLEMENTED, ApiError, invalid
-from localcml.apispec import match, method_name, operations, spec
-from localcml.apistate import CALLER_RUN
-from localcml.bodycheck import check_body
+from localcml.core.bodies import check_body
+from localcml.core.errors import INTERNAL, NOT_FOUND, UNAUTHENTICATED, UNIMPLEMENTED, ApiError, invalid
+from localcml.core.spec import match, method_name, operations, spec
+from localcml.core.state import CALLER_RUN
 from localcml.faults import Fault, FaultPlan
-from localcml.router import DROP, MAX_BODY_BYTES, ModelRouter, error
+from localcml.models.router import DROP, MAX_BODY_BYTES, ModelRouter, error
 from monitoring.core.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """A job run's engine: runs a script the way CML's Jupyter-kernel job wrapper does.
 
-``python -m localcml.engine SCRIPT [ARG...]`` runs SCRIPT's code as ``__main__`` but
+``python -m localcml.jobs.engine SCRIPT [ARG...]`` runs SCRIPT's code as ``__main__`` but
 without ``__file__``, with an extra ``-f <kernel connection file>`` in ``sys.argv``. The run
 succeeds only if the script returns normally: ANY ``SystemExit``, even ``sys.exit(0)``, is a
 failed run (as reported for CML Runtime jobs), and so is an uncaught exception.
@@ -76,7 +76,7 @@ def run(script: str, args: list[str]) -> int:
 
 def main() -> None:
     if len(sys.argv) < 2:
-        print("usage: python -m localcml.engine SCRIPT [ARG...]", file=sys.stderr)
+        print("usage: python -m localcml.jobs.engine SCRIPT [ARG...]", file=sys.stderr)
         sys.exit(2)
     sys.exit(run(sys.argv[1], sys.argv[2:]))
 

@@ -6,10 +6,10 @@ import json
 from pathlib import PurePosixPath
 from typing import Any
 
-from localcml.apierrors import ApiError, invalid
-from localcml.apistate import ApiState, public, public_id
-from localcml.jobrunner import JobRunner
-from localcml.paging import list_page
+from localcml.core.errors import ApiError, invalid
+from localcml.core.paging import list_page
+from localcml.core.state import ApiState, public, public_id
+from localcml.jobs.runner import JobRunner
 
 USER_FILTER = ("creator.email", "creator.name", "creator.username")
 PROJECT_FILTER = (*USER_FILTER, "description", "name", "owner.email", "owner.name", "owner.username")

@@ -14,9 +14,9 @@ import socket
 import time
 from collections.abc import Mapping
 
-from localcml.apistate import ApiState
-from localcml.deployments import Deployer
+from localcml.core.state import ApiState
 from localcml.faults import Fault, FaultPlan
+from localcml.models.deployments import Deployer
 from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from localcml.apistate import ApiState
+from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
 from monitoring.core.logs import KV

@@ -1,6 +1,6 @@
 """A model replica: serves one model function over CML's endpoint protocol on loopback, one request at a time.
 
-Run as ``python -m localcml.modelserver --build-dir DIR --file REL_PATH --function NAME
+Run as ``python -m localcml.models.replica --build-dir DIR --file REL_PATH --function NAME
 [--host 127.0.0.1] [--port 0] --ready-file PATH``. Environment: ``CML_MONITOR_MODEL_ACCESS_KEY``
 (required), ``CML_MONITOR_AUTH_ENABLED`` ("true" requires ``Authorization: Bearer
 $CML_MONITOR_MODEL_API_KEY``), plus whatever the model function reads (``CML_MONITOR_*`` for metrics).
@@ -38,7 +38,7 @@ from typing import Any
 
 from monitoring.core.logs import KV, REDACTOR, configure_logging, register_secret
 
-log = logging.getLogger("localcml.modelserver")
+log = logging.getLogger("localcml.models.replica")
 
 ACCESS_KEY_ENV = "CML_MONITOR_MODEL_ACCESS_KEY"
 AUTH_ENABLED_ENV = "CML_MONITOR_AUTH_ENABLED"
@@ -209,7 +209,7 @@ def _write_ready(path: Path, port: int) -> None:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localcml.modelserver", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m localcml.models.replica", description=__doc__.split("\n")[0])
     parser.add_argument("--build-dir", required=True, type=Path, help="build snapshot directory")
     parser.add_argument("--file", required=True, help="model file relative to the build dir")
     parser.add_argument("--function", required=True, help="model function name")

@@ -2,7 +2,7 @@
 
 A run goes ENGINE_SCHEDULING -> ENGINE_STARTING -> ENGINE_RUNNING -> ENGINE_SUCCEEDED |
 ENGINE_FAILED | ENGINE_TIMEDOUT | ENGINE_STOPPED. Its engine is ``python -m
-localcml.engine SCRIPT ARGS...`` in the project root with stdout and stderr in
+localcml.jobs.engine SCRIPT ARGS...`` in the project root with stdout and stderr in
 ``W/runs/<run_id>.log``. When a run succeeds, each job whose ``parent_id`` is this job starts.
 Each run's engine gets its own API v2 key (``CDSW_APIV2_KEY``), so the workspace knows which
 run made a build or a deployment. The fault point ``job.<script stem>`` (``kill:<step>``) is a
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from localcml.apierrors import ApiError, precondition
-from localcml.apistate import ApiState, public, public_id
+from localcml.core.errors import ApiError, precondition
+from localcml.core.state import ApiState, public, public_id
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
 from monitoring.core.logs import KV, register_secret
@@ -169,7 +169,7 @@ class JobRunner:
         run = self._set(run_id, "ENGINE_STARTING")
         spec = run["_job"]
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "localcml.engine", spec["script"], *shlex.split(run["arguments"] or "")]
+        argv = [sys.executable, "-m", "localcml.jobs.engine", spec["script"], *shlex.split(run["arguments"] or "")]
         engine = {"CDSW_ENGINE_ID": public_id().replace("-", ""), "CDSW_APIV2_KEY": run["_api_key"]}
         env = process_env(self.engine_env(), engine, spec["environment"])
         with open(self.runs_dir / f"{run_id}.log", "ab") as out:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from localcml.apierrors import not_found
+from localcml.core.errors import not_found
 from monitoring.core.clock import Clock
 from monitoring.core.db import Database, sqlite_url
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEC_PATH = Path(__file__).resolve().parent / "spec" / "api_v2.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "api_v2.json"
 _PARAM = re.compile(r"\{([^}]+)\}")
 
 

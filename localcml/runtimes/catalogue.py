@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from localcml.apierrors import invalid
-from localcml.apistate import ApiState, public
-from localcml.paging import list_page
+from localcml.core.errors import invalid
+from localcml.core.paging import list_page
+from localcml.core.state import ApiState, public
 
 RUNTIME_KEYS = ("image_identifier", "editor", "kernel", "edition", "description", "full_version")
 RUNTIME_VERSION = "2025.01.1-b1"

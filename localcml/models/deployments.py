@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcml.apierrors import precondition
-from localcml.apistate import ApiState
-from localcml.builds import Observer, publish_now
+from localcml.core.errors import precondition
+from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import UNHEALTHY_ENV, FaultPlan
-from localcml.jobrunner import kill_group
+from localcml.jobs.runner import kill_group
+from localcml.models.builds import Observer, publish_now
 from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Deployer:
         argv = [
             sys.executable,
             "-m",
-            "localcml.modelserver",
+            "localcml.models.replica",
             "--build-dir",
             str(code_dir),
             "--file",

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from localcml.metrics_store import MetricsStore
+from localcml.metrics.store import MetricsStore
 from monitoring.core.clock import clock_from_env
 from monitoring.core.errors import ConfigError
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import urllib3
 
-from localcml.apimodels import deserialize, serialize
-from localcml.apispec import Operation, operations
+from localcml.client.models import deserialize, serialize
+from localcml.core.spec import Operation, operations
 
 _MISSING = "please include the keyword arguments url and cml_api_key"
 _CALL_OPTIONS = ("async_req", "_return_http_data_only", "_preload_content", "_request_timeout")

@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from localcml.apispec import definitions, ref_name
+from localcml.core.spec import definitions, ref_name
 
 _PRIMITIVES = {"str": str, "int": int, "float": float, "bool": bool}
 _LIST = re.compile(r"^list\[(.*)\]$")

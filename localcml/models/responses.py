@@ -6,13 +6,13 @@ import json
 import secrets
 import string
 
-from localcml.apierrors import invalid, precondition
-from localcml.apistate import CALLER_RUN, ApiState, new_uuid, public
-from localcml.builds import Builder
-from localcml.deployments import Deployer
-from localcml.jobservice import USER_FILTER, env_map, project_path
-from localcml.paging import list_page
-from localcml.runtimes import Runtimes
+from localcml.core.errors import invalid, precondition
+from localcml.core.paging import list_page
+from localcml.core.state import CALLER_RUN, ApiState, new_uuid, public
+from localcml.jobs.responses import USER_FILTER, env_map, project_path
+from localcml.models.builds import Builder
+from localcml.models.deployments import Deployer
+from localcml.runtimes.catalogue import Runtimes
 
 MODEL_FILTER = ("auth_enabled", *USER_FILTER, "description", "name")
 MODEL_SORT = (*MODEL_FILTER, "created_at", "updated_at")

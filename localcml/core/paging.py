@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from localcml.apierrors import invalid
+from localcml.core.errors import invalid
 
 DEFAULT_PAGE_SIZE = 10
 Getter = Callable[[dict], Any]

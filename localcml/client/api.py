@@ -121,12 +121,17 @@ class ApiClient:
         body: Any,
         request_timeout: float | tuple | None = None,
         preload_content: bool = True,
+        form: dict[str, Any] | None = None,
     ):
         url = self.configuration.host.rstrip("/") + op.url(path_values)
         fields = [(k, _query_value(v)) for k, v in query.items() if v is not None]
         headers = {"Accept": "application/json", "Content-Type": "application/json", **self.default_headers}
         payload = None
-        if op.body is not None or op.method in ("POST", "PATCH", "PUT"):
+        if op.form_params:  # multipart/form-data (file uploads)
+            payload, headers["Content-Type"] = urllib3.encode_multipart_formdata(
+                {k: v for k, v in (form or {}).items() if v is not None}
+            )
+        elif op.body is not None or op.method in ("POST", "PATCH", "PUT"):
             payload = json.dumps(serialize(body) if body is not None else {}).encode("utf-8")
         if fields:
             from urllib.parse import urlencode
@@ -138,6 +143,8 @@ class ApiClient:
             raise ApiException(http_resp=resp)
         if not preload_content:
             return resp
+        if not op.response:  # a file download: the bytes as they came
+            return resp.data
         text = resp.data.decode("utf-8")
         data = json.loads(text) if text.strip() else {}
         return deserialize(data, op.response)
@@ -149,18 +156,14 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _py_name(param: str) -> str:
     return param.replace(".", "_")
 
 
 def _make_method(op: Operation) -> Callable:
-    name = _snake(op.operation_id)
+    name = op.name
     required = (["body"] if op.body else []) + [_py_name(p) for p in op.path_params]
-    optional = [_py_name(q) for q in op.query_params]
+    optional = [_py_name(q) for q in op.query_params + op.form_params]
 
     def method(self: CMLServiceApi, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(required):
@@ -186,6 +189,7 @@ def _make_method(op: Operation) -> Callable:
                 values.get("body"),
                 kwargs.get("_request_timeout"),
                 kwargs.get("_preload_content", True),
+                {f: kwargs.get(_py_name(f)) for f in op.form_params},
             )
 
         return AsyncResult(call) if kwargs.get("async_req") else call()
@@ -211,7 +215,7 @@ class CMLServiceApi:
 
 
 for _op in operations().values():
-    setattr(CMLServiceApi, _snake(_op.operation_id), _make_method(_op))
+    setattr(CMLServiceApi, _op.name, _make_method(_op))
 
 
 def default_client(url: str | None = None, cml_api_key: str | None = None) -> CMLServiceApi:

@@ -7,6 +7,7 @@ turn models into JSON-ready data and JSON data into models, as the generated ``A
 
 from __future__ import annotations
 
+import inspect
 import pprint
 import re
 from datetime import date, datetime
@@ -48,7 +49,17 @@ class ApiModel:
     attribute_map: dict[str, str] = {}
     allowable_values: tuple[str, ...] = ()
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, *args: Any, **kwargs: Any):
+        """Fields by position in the spec's order (as the generated classes take them), or by name."""
+        names = list(self.swagger_types)
+        if len(args) > len(names):
+            raise TypeError(
+                f"{type(self).__name__}.__init__() takes {len(names)} positional arguments but {len(args)} were given"
+            )
+        for name, value in zip(names, args):
+            if name in kwargs:
+                raise TypeError(f"{type(self).__name__}.__init__() got multiple values for argument {name!r}")
+            kwargs[name] = value
         unknown = sorted(set(kwargs) - set(self.swagger_types))
         if unknown:
             raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}")
@@ -93,6 +104,8 @@ def _make_class(name: str, schema: dict) -> type[ApiModel]:
         "__doc__": f"CML API v2 model ``{name}`` (generated from the spec).",
         "__module__": "cmlapi.models",
     }
+    params = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for p in props]
+    attrs["__signature__"] = inspect.Signature(params)
     if "enum" in schema:
         attrs["allowable_values"] = tuple(schema["enum"])
         for value in schema["enum"]:

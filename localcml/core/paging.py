@@ -11,6 +11,8 @@ from typing import Any
 from localcml.core.errors import invalid
 
 DEFAULT_PAGE_SIZE = 10
+#: Filter keys on the ShortUser that created an object (projects, jobs, models, builds).
+USER_FILTER = ("creator.email", "creator.name", "creator.username")
 Getter = Callable[[dict], Any]
 
 

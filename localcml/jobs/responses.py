@@ -1,19 +1,18 @@
-"""API v2 handlers for projects, jobs and job runs (the rules CML enforces, checked locally)."""
+"""API v2 handlers of the jobs service: jobs and job runs, with the rules CML enforces."""
 
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
+from collections.abc import Callable
 from typing import Any
 
-from localcml.core.errors import ApiError, invalid
-from localcml.core.paging import list_page
+from localcml.core.bodies import env_map, project_path
+from localcml.core.errors import invalid
+from localcml.core.paging import USER_FILTER, list_page
 from localcml.core.state import ApiState, public, public_id
 from localcml.jobs.runner import JobRunner
+from localcml.jobs.schedules import check_schedule
 
-USER_FILTER = ("creator.email", "creator.name", "creator.username")
-PROJECT_FILTER = (*USER_FILTER, "description", "name", "owner.email", "owner.name", "owner.username")
-PROJECT_SORT = (*PROJECT_FILTER, "created_at", "updated_at")
 JOB_FILTER = (*USER_FILTER, "description", "kernel", "name", "paused", "script", "type")
 JOB_SORT = (*JOB_FILTER, "created_at", "updated_at")
 RUN_FILTER = (*JOB_FILTER, "status")
@@ -28,6 +27,7 @@ UPDATABLE = (
     "arguments",
     "kernel",
     "schedule",
+    "paused",
     "parent_id",
     "timeout",
     "kill_on_timeout",
@@ -55,91 +55,39 @@ UPDATABLE = (
 )
 
 
-def env_map(value: Any, where: str) -> dict[str, str]:
-    """An environment given as a map (create requests) or a JSON string (update_job), as a dict.
-
-    Raises:
-        ApiError: INVALID_ARGUMENT when it is not a JSON object of strings.
-    """
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise invalid(f"{where}: expected a JSON object of strings, got {value!r}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise invalid(f"{where}: expected a JSON object whose values are strings, got {value!r}")
-    return dict(value)
-
-
-def project_path(value: Any, where: str) -> str:
-    """A file path inside the project: relative, without ``..`` parts.
-
-    Raises:
-        ApiError: INVALID_ARGUMENT naming the field and the path.
-    """
-    path = PurePosixPath(str(value or ""))
-    if not value or path.is_absolute() or ".." in path.parts or "\\" in str(value) or "\0" in str(value):
-        raise invalid(f"{where}: {value!r} must be a path inside the project (relative, without '..')")
-    return str(value)
-
-
 def job_type(job: dict) -> str:
     """CML's Job.type: "cron" with a schedule, "dependent" with a parent, else "manual"."""
     return "cron" if job.get("schedule") else "dependent" if job.get("parent_id") else "manual"
 
 
-class JobsApi:
-    """Handlers for projects, jobs and runs: ``handler(path, query, body) -> response dict``."""
+#: Fields whose change restarts a job's schedule from now.
+SCHEDULE_FIELDS = ("schedule", "timezone", "paused")
 
-    def __init__(self, state: ApiState, runner: JobRunner, user: dict, runtimes: Any):
+
+class JobsApi:
+    """Handlers for jobs and runs: ``handler(path, query, body) -> response dict``.
+
+    Args:
+        state: the API state.
+        runner: starts and stops runs.
+        user: the local user (creator of every job).
+        runtimes: the runtime catalogue (jobs must name a registered runtime).
+        schedules_changed: called when a job's schedule changes (the scheduler looks again).
+    """
+
+    def __init__(
+        self,
+        state: ApiState,
+        runner: JobRunner,
+        user: dict,
+        runtimes: Any,
+        schedules_changed: Callable[[], None] = lambda: None,
+    ):
         self.state = state
         self.runner = runner
         self.user = user
         self.runtimes = runtimes
-
-    # -- projects ----------------------------------------------------------------------------
-    def create_project(self, path: dict, query: dict, body: dict) -> dict:
-        name = body.get("name") or ""
-        if not name:
-            raise invalid("CreateProjectRequest.name is required")
-        if any(p["name"] == name for p in self.state.list("project")):
-            raise ApiError(6, f"a project named {name!r} already exists")
-        now = self.state.now()
-        project = {
-            "id": public_id(),
-            "name": name,
-            "owner": self.user,
-            "creator": self.user,
-            "description": body.get("description", ""),
-            "visibility": body.get("visibility") or "private",
-            "default_engine_type": "ml_runtime",
-            "created_at": now,
-            "updated_at": now,
-            "creation_status": "success",
-            "permissions": {
-                "read": True,
-                "write": True,
-                "admin": True,
-                "business_user": False,
-                "operator": False,
-                "inherit": False,
-            },
-            "shared_memory_limit": body.get("shared_memory_limit", 0),
-            "environment": json.dumps(env_map(body.get("environment"), "CreateProjectRequest.environment")),
-            "ephemeral_storage_request": 0,
-            "ephemeral_storage_limit": 0,
-            "slug": f"{self.user['username']}/{name}",
-        }
-        return public(self.state.insert("project", "", project))
-
-    def list_projects(self, path: dict, query: dict, body: None) -> dict:
-        page, token = list_page(self.state.list("project"), query, filter_keys=PROJECT_FILTER, sort_keys=PROJECT_SORT)
-        return {"projects": [public(p) for p in page], "next_page_token": token}
-
-    def get_project(self, path: dict, query: dict, body: None) -> dict:
-        return public(self.state.require("project", path["project_id"]))
+        self.schedules_changed = schedules_changed
 
     # -- jobs --------------------------------------------------------------------------------
     def _check_parent(self, project_id: str, parent_id: str, job_id: str | None) -> None:
@@ -173,6 +121,8 @@ class JobsApi:
         self.runtimes.require(job.get("runtime_identifier"), "job")
         if job.get("parent_id"):
             self._check_parent(project_id, job["parent_id"], job.get("id"))
+        if job.get("schedule"):
+            check_schedule(job["schedule"], job.get("timezone") or DEFAULT_TIMEZONE)
 
     def create_job(self, path: dict, query: dict, body: dict) -> dict:
         project = self.state.require("project", path["project_id"])
@@ -239,7 +189,15 @@ class JobsApi:
         }
         self._check_rules(job, project["id"])
         job["type"] = job_type(job)
-        return public(self.state.insert("job", project["id"], job))
+        job["_schedule_since_ms"] = self.state.clock.now_ms()
+        created = public(self.state.insert("job", project["id"], job))
+        if job["schedule"]:
+            self.schedules_changed()
+        return created
+
+    def list_all_jobs(self, path: dict, query: dict, body: None) -> dict:
+        page, token = list_page(self.state.list("job"), query, filter_keys=JOB_FILTER, sort_keys=JOB_SORT)
+        return {"jobs": [public(j) for j in page], "next_page_token": token}
 
     def list_jobs(self, path: dict, query: dict, body: None) -> dict:
         self.state.require("project", path["project_id"])
@@ -263,12 +221,19 @@ class JobsApi:
         merged = {**current, **changes}
         self._check_rules(merged, path["project_id"])
 
+        rescheduled = any(k in changes and changes[k] != current.get(k) for k in SCHEDULE_FIELDS)
+
         def change(job: dict) -> None:
             job.update(changes)
             job["type"] = job_type(job)
             job["updated_at"] = self.state.now()
+            if rescheduled:
+                job["_schedule_since_ms"] = self.state.clock.now_ms()
 
-        return public(self.state.update("job", job_id, change))
+        updated = public(self.state.update("job", job_id, change))
+        if rescheduled:
+            self.schedules_changed()
+        return updated
 
     def delete_job(self, path: dict, query: dict, body: None) -> dict:
         self.state.require("job", path["job_id"], path["project_id"])
@@ -297,19 +262,3 @@ class JobsApi:
     def stop_job_run(self, path: dict, query: dict, body: Any) -> dict:
         self.state.require("run", path["run_id"], path["job_id"], "job run")
         return self.runner.stop(path["run_id"])
-
-    def handlers(self) -> dict:
-        return {
-            "CreateProject": self.create_project,
-            "ListProjects": self.list_projects,
-            "GetProject": self.get_project,
-            "CreateJob": self.create_job,
-            "ListJobs": self.list_jobs,
-            "GetJob": self.get_job,
-            "UpdateJob": self.update_job,
-            "DeleteJob": self.delete_job,
-            "CreateJobRun": self.create_job_run,
-            "ListJobRuns": self.list_job_runs,
-            "GetJobRun": self.get_job_run,
-            "StopJobRun": self.stop_job_run,
-        }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shlex
 import signal
@@ -27,10 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from localcml.core.errors import ApiError, precondition
+from localcml.core.errors import ApiError
+from localcml.core.processes import kill_group
 from localcml.core.state import ApiState, public, public_id
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
+from localcml.jobs import exceptions
+from localcml.runtimes.catalogue import engine_variables
 from monitoring.core.logs import KV, register_secret
 
 log = logging.getLogger(__name__)
@@ -41,22 +43,14 @@ _STAMP = {"ENGINE_STARTING": "starting_at", "ENGINE_RUNNING": "running_at"}
 T = TypeVar("T")
 
 
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Signal the process group started for ``proc`` (engine and anything it spawned)."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 class JobRunner:
     """Starts and supervises job runs.
 
     Args:
         state: the API state.
-        project_root: working directory of every run.
+        project_dir: the directory of a project (a run's working directory).
         workspace_dir: W (run logs go to ``W/runs/``).
-        engine_env: returns the CML engine variables for a run (without job/run environment).
+        engine_env: the CML engine variables of a project's engines (without job/run environment).
         user: the ShortUser recorded as each run's creator.
         faults: the workspace's fault plan.
     """
@@ -64,15 +58,15 @@ class JobRunner:
     def __init__(
         self,
         state: ApiState,
-        project_root: Path,
+        project_dir: Callable[[str], Path],
         workspace_dir: Path,
-        engine_env: Callable[[], dict[str, str]],
+        engine_env: Callable[[str], dict[str, str]],
         user: dict,
         faults: FaultPlan | None = None,
     ):
         self.state = state
         self.faults = faults
-        self.project_root = Path(project_root)
+        self.project_dir = project_dir
         self.runs_dir = Path(workspace_dir) / "runs"
         self.engine_env = engine_env
         self.user = user
@@ -92,13 +86,10 @@ class JobRunner:
         """
         with self._lock:
             if self._closed:
-                raise precondition("the local workspace is shutting down; no new runs start")
+                raise exceptions.shutting_down()
             active = [r for r in self.state.list("run", job["id"]) if r["status"] not in TERMINAL]
             if active:
-                raise precondition(
-                    f"job {job['id']} ({job['name']!r}) already has an active run "
-                    f"{active[0]['id']} ({active[0]['status']}); a job can have only one active run"
-                )
+                raise exceptions.active_run(job, active[0])
             now = self.state.now()
             job_env = json.loads(job.get("environment") or "{}")
             fault = self.faults.take(f"job.{Path(job['script']).stem}") if self.faults is not None else None
@@ -161,17 +152,22 @@ class JobRunner:
             if run_id in self._stopping:
                 status = "ENGINE_STOPPED"
             run = self._set(run_id, status)
-        log.info("job run finished %s", KV(job=run["_job"]["name"], run=run_id, status=status))
-        if status == "ENGINE_SUCCEEDED":
-            self._start_dependents(run["job_id"], run["project_id"])
+            log.info("job run finished %s", KV(job=run["_job"]["name"], run=run_id, status=status))
+            if status == "ENGINE_SUCCEEDED":  # under the lock: the workspace is never seen idle in between
+                self._start_dependents(run["job_id"], run["project_id"])
 
     def _execute(self, run_id: str) -> str:
         run = self._set(run_id, "ENGINE_STARTING")
         spec = run["_job"]
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "localcml.jobs.engine", spec["script"], *shlex.split(run["arguments"] or "")]
-        engine = {"CDSW_ENGINE_ID": public_id().replace("-", ""), "CDSW_APIV2_KEY": run["_api_key"]}
-        env = process_env(self.engine_env(), engine, spec["environment"])
+        engine = {
+            **engine_variables(run.get("runtime_identifier"), self.state),
+            "CDSW_ENGINE_ID": public_id().replace("-", ""),
+            "CDSW_APIV2_KEY": run["_api_key"],
+        }
+        env = process_env(self.engine_env(run["project_id"]), engine, spec["environment"])
+        cwd = self.project_dir(run["project_id"])
         with open(self.runs_dir / f"{run_id}.log", "ab") as out:
             with self._lock:
                 if run_id in self._stopping or self._closed:
@@ -179,7 +175,7 @@ class JobRunner:
                 try:
                     proc = subprocess.Popen(
                         argv,
-                        cwd=self.project_root,
+                        cwd=cwd,
                         env=env,
                         stdout=out,
                         stderr=subprocess.STDOUT,
@@ -187,7 +183,7 @@ class JobRunner:
                         start_new_session=True,
                     )
                 except OSError as exc:
-                    out.write(f"Engine error: cannot start {argv!r} in {self.project_root}: {exc}\n".encode())
+                    out.write(f"Engine error: cannot start {argv!r} in {cwd}: {exc}\n".encode())
                     return "ENGINE_FAILED"
                 self._procs[run_id] = proc
                 self._set(run_id, "ENGINE_RUNNING")
@@ -260,7 +256,7 @@ class JobRunner:
         with self._lock:
             run = self.state.get("run", run_id)
             if run is None or run["status"] in TERMINAL:
-                raise precondition(f"job run {run_id} is not active (status {run and run['status']})")
+                raise exceptions.not_active(run_id, run and run["status"])
             self._stopping.add(run_id)
             run = self.state.update("run", run_id, lambda r: r.update(status="ENGINE_STOPPING"))
             proc = self._procs.get(run_id)
@@ -270,6 +266,20 @@ class JobRunner:
             timer.daemon = True
             timer.start()
         return public(run)
+
+    def busy(self) -> bool:
+        """Whether any run is active (a dependent about to start counts: see ``_supervise``)."""
+        with self._lock:
+            return any(r["status"] not in TERMINAL for r in self.state.list("run"))
+
+    def stop_project(self, project_id: str) -> None:
+        """Stop every active run of a project (it is being deleted)."""
+        for run in self.state.list("run"):
+            if run["project_id"] == project_id and run["status"] not in TERMINAL:
+                try:
+                    self.stop(run["id"])
+                except ApiError:
+                    pass  # it finished meanwhile
 
     def stop_all(self, timeout: float = 10.0) -> None:
         """Stop every active run and wait (bounded) for their supervisors to record it."""

@@ -2,7 +2,7 @@
 
 Where the records go:
 - in a model replica (``CML_MONITOR_DEPLOYMENT_CRN`` set) and for every ``dev=False`` call: the
-  workspace store, ``CML_MONITOR_METRICS_URL`` or else ``sqlite:///$CML_MONITOR_WORKSPACE/metrics.db``;
+  workspace's metrics service, one HTTP call per operation (``localcml.metrics.transport``);
 - with ``dev=True``, and for decorated calls outside a replica (CML's "dev mode" in a session):
   a store private to this process, deleted when it exits, under ``dev_model_deployment_crn``.
 Timestamps come from ``monitoring.core.clock.clock_from_env()`` (the workspace's warp clock).
@@ -25,7 +25,9 @@ from typing import Any
 
 import requests
 
-from localcml.metrics.store import MetricsStore
+from localcml.core import hosts
+from localcml.metrics import transport
+from localcml.metrics.store import MetricsStore, encode_metrics
 from monitoring.core.clock import clock_from_env
 from monitoring.core.errors import ConfigError
 
@@ -41,8 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS_URL_ENV = "CML_MONITOR_METRICS_URL"
-WORKSPACE_ENV = "CML_MONITOR_WORKSPACE"
 DEPLOYMENT_CRN_ENV = "CML_MONITOR_DEPLOYMENT_CRN"
 BUILD_CRN_ENV = "CML_MONITOR_BUILD_CRN"
 MODEL_CRN_ENV = "CML_MONITOR_MODEL_CRN"
@@ -85,25 +85,14 @@ def _remove_dev_dir() -> None:
         shutil.rmtree(_dev_dir, ignore_errors=True)
 
 
-def _store(dev: bool = False) -> MetricsStore:
-    """The metrics store for this call, created lazily and cached per process."""
+def _dev_store() -> MetricsStore:
+    """This process's dev-mode store, created lazily (CML keeps dev metrics in the session's memory)."""
     global _dev_dir
-    if dev:
-        with _lock:
-            if _dev_dir is None:
-                _dev_dir = tempfile.mkdtemp(prefix="cml-monitor-dev-metrics-")
-                atexit.register(_remove_dev_dir)
-        return _cached(f"sqlite:///{Path(_dev_dir) / 'dev-metrics.db'}")
-    url = os.environ.get(METRICS_URL_ENV)
-    if not url:
-        workspace = os.environ.get(WORKSPACE_ENV)
-        if not workspace:
-            raise ConfigError(
-                f"no model metrics store: set {METRICS_URL_ENV} or {WORKSPACE_ENV} "
-                "(the local workspace sets both for jobs and model replicas)"
-            )
-        url = f"sqlite:///{Path(workspace) / 'metrics.db'}"
-    return _cached(url)
+    with _lock:
+        if _dev_dir is None:
+            _dev_dir = tempfile.mkdtemp(prefix="cml-monitor-dev-metrics-")
+            atexit.register(_remove_dev_dir)
+    return _cached(f"sqlite:///{Path(_dev_dir) / 'dev-metrics.db'}")
 
 
 def _now_ms() -> int:
@@ -140,16 +129,22 @@ def model_metrics(func: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
             _current.reset(token)
         end = clock.now_ms()
         deployment = os.environ.get(DEPLOYMENT_CRN_ENV)
-        store = _store(dev=not deployment)
-        store.track_prediction(
-            deployment or dev_model_deployment_crn,
-            os.environ.get(BUILD_CRN_ENV, ""),
-            os.environ.get(MODEL_CRN_ENV, ""),
-            prediction_uuid,
-            start,
-            end,
-            metrics,
-        )
+        if not deployment:  # CML's dev mode: a session keeps its own records
+            _dev_store().track_prediction(dev_model_deployment_crn, "", "", prediction_uuid, start, end, metrics)
+        else:
+            encode_metrics(metrics)  # refuse what is not JSON here, as the SDK does, before any call
+            transport.call(
+                "/track-metrics",
+                {
+                    "modelDeploymentCrn": deployment,
+                    "modelBuildCrn": os.environ.get(BUILD_CRN_ENV, ""),
+                    "modelCrn": os.environ.get(MODEL_CRN_ENV, ""),
+                    "predictionUuid": prediction_uuid,
+                    "startTimestampMs": start,
+                    "endTimestampMs": end,
+                    "metrics": metrics,
+                },
+            )
         return {"prediction": prediction, "uuid": prediction_uuid}
 
     return wrapper
@@ -181,9 +176,14 @@ def track_delayed_metrics(metrics: dict[str, Any], prediction_uuid: str, dev: bo
 
     Raises:
         ValueError: no record with that uuid, or invalid metrics.
-        ConfigError: no metrics store configured (dev=False outside the local workspace).
+        ConfigError: no workspace to send it to (dev=False outside a local engine or activated shell).
+        MetricsServiceError: the metrics service is unreachable or failed.
     """
-    _store(dev).track_delayed(metrics, prediction_uuid)
+    if dev:
+        _dev_store().track_delayed(metrics, prediction_uuid)
+        return
+    encode_metrics(metrics)
+    transport.call("/track-delayed-metrics", {"predictionUuid": prediction_uuid, "metrics": metrics})
 
 
 def track_aggregate_metrics(
@@ -208,13 +208,22 @@ def track_aggregate_metrics(
     if not crn:
         raise ValueError("track_aggregate_metrics needs model_deployment_crn= (ModelDeployment.crn)")
     own = crn == os.environ.get(DEPLOYMENT_CRN_ENV)
-    _store(dev).track_aggregate(
-        metrics,
-        start_timestamp_ms,
-        end_timestamp_ms,
-        crn,
-        model_crn=os.environ.get(MODEL_CRN_ENV) if own else None,
-        build_crn=os.environ.get(BUILD_CRN_ENV) if own else None,
+    model_crn = os.environ.get(MODEL_CRN_ENV) if own else None
+    build_crn = os.environ.get(BUILD_CRN_ENV) if own else None
+    if dev:
+        _dev_store().track_aggregate(metrics, start_timestamp_ms, end_timestamp_ms, crn, model_crn, build_crn)
+        return
+    encode_metrics(metrics)
+    transport.call(
+        "/track-aggregate-metrics",
+        {
+            "modelDeploymentCrn": crn,
+            "modelCrn": model_crn,
+            "modelBuildCrn": build_crn,
+            "startTimestampMs": start_timestamp_ms,
+            "endTimestampMs": end_timestamp_ms,
+            "metrics": metrics,
+        },
     )
 
 
@@ -247,12 +256,20 @@ def read_metrics(
             raise ValueError("read_metrics needs model_deployment_crn=, model_crn= or model_build_crn=")
     start = 0 if start_timestamp_ms is None else start_timestamp_ms
     end = _now_ms() if end_timestamp_ms is None else end_timestamp_ms
-    records = _store(dev).read(model_deployment_crn, start, end, model_crn=model_crn, build_crn=model_build_crn)
-    return {"metrics": records}
+    if dev:
+        return {"metrics": _dev_store().read(model_deployment_crn, start, end, model_crn, model_build_crn)}
+    body = {
+        "modelDeploymentCrn": model_deployment_crn,
+        "modelCrn": model_crn,
+        "modelBuildCrn": model_build_crn,
+        "startTimestampMs": int(start),
+        "endTimestampMs": int(end),
+    }
+    return {"metrics": transport.call("/read-metrics", body)["metrics"]}
 
 
 def _get_model_call_endpoint() -> str:
-    """The model endpoint URL: ``http://$CDSW_DOMAIN/model`` in the local workspace.
+    """The model endpoint URL: ``http://modelservice.$CDSW_DOMAIN/model`` in the local workspace.
 
     Raises:
         ConfigError: ``CDSW_DOMAIN`` is not set.
@@ -260,7 +277,7 @@ def _get_model_call_endpoint() -> str:
     domain = os.environ.get(DOMAIN_ENV)
     if not domain:
         raise ConfigError(f"{DOMAIN_ENV} is not set: it is the workspace host:port (set for local engines)")
-    return f"http://{domain}/model"
+    return f"http://modelservice.{domain}/model"
 
 
 def call_model(model_access_key: str, ipt: dict[str, Any], api_key: str | None = None) -> dict[str, Any]:
@@ -285,6 +302,7 @@ def call_model(model_access_key: str, ipt: dict[str, Any], api_key: str | None =
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    hosts.install()
     response = requests.post(
         _get_model_call_endpoint(),
         json={"accessKey": model_access_key, "request": ipt},

@@ -39,21 +39,6 @@ def publish_now(step: str, run_id: str | None, publish: Callable[[], Any]) -> An
 
 
 ACTIVE = ("pending", "building")
-_CHECK = """
-import importlib.util, os, sys
-path, name = sys.argv[1], sys.argv[2]
-here = os.path.realpath(os.getcwd())
-if os.path.commonpath([os.path.realpath(path), here]) != here:
-    sys.exit(f"build failed: {path!r} is outside the project")
-spec = importlib.util.spec_from_file_location("cml_model_build_check", path)
-if spec is None or spec.loader is None:
-    sys.exit(f"build failed: {path!r} is not a Python file")
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-if not callable(getattr(module, name, None)):
-    sys.exit(f"build failed: {path!r} has no function {name!r}")
-print(f"build check passed: {path}:{name} imports and is callable")
-"""
 
 
 def snapshot(project_root: Path, dest: Path, skip: tuple[Path, ...] = ()) -> None:
@@ -83,8 +68,8 @@ class Builder:
     Args:
         state: the API state.
         workspace_dir: W (snapshots in ``W/builds/<id>/``, logs in ``W/builds/<id>.log``).
-        project_root: the project whose files are built.
-        engine_env: the CML engine variables for code running in a given directory.
+        project_dir: the directory of a project (what its builds snapshot).
+        engine_env: the CML engine variables of a project's engines, for code in a given directory.
         timeout: seconds the build check may take.
         faults: the workspace's fault plan (fault point ``build``: ``fail``).
         observe: called to publish ``built`` (step ``after_build`` of the run that made the build).
@@ -94,8 +79,8 @@ class Builder:
         self,
         state: ApiState,
         workspace_dir: Path,
-        project_root: Path,
-        engine_env: Callable[[Path], dict[str, str]],
+        project_dir: Callable[[str], Path],
+        engine_env: Callable[[str | None, Path], dict[str, str]],
         timeout: float = BUILD_TIMEOUT_SECONDS,
         faults: FaultPlan | None = None,
         observe: Observer = publish_now,
@@ -105,18 +90,23 @@ class Builder:
         self.observe = observe
         self.builds_dir = Path(workspace_dir) / "builds"
         self.workspace_dir = Path(workspace_dir)
-        self.project_root = Path(project_root)
+        self.project_dir = project_dir
         self.engine_env = engine_env
         self.timeout = timeout
 
     def snapshot_dir(self, build_id: str) -> Path:
         return self.builds_dir / build_id
 
-    def start(self, build: dict) -> None:
-        """Snapshot the project now, then check the build in a background thread."""
+    def start(self, build: dict, project_id: str) -> None:
+        """Snapshot the project's files now, then check the build in a background thread."""
         self.builds_dir.mkdir(parents=True, exist_ok=True)
-        snapshot(self.project_root, self.snapshot_dir(build["id"]), skip=(self.workspace_dir,))
+        snapshot(self.project_dir(project_id), self.snapshot_dir(build["id"]), skip=(self.workspace_dir,))
         self._spawn(build["id"])
+
+    def forget(self, build_id: str) -> None:
+        """Remove a deleted build's snapshot and log."""
+        shutil.rmtree(self.snapshot_dir(build_id), ignore_errors=True)
+        (self.builds_dir / f"{build_id}.log").unlink(missing_ok=True)
 
     def _spawn(self, build_id: str) -> None:
         threading.Thread(target=self._check, args=(build_id,), daemon=True, name=f"build-{build_id}").start()
@@ -133,8 +123,10 @@ class Builder:
     def _check(self, build_id: str) -> None:
         build = self._set(build_id, "building")
         code_dir = self.snapshot_dir(build_id)
-        argv = [sys.executable, "-c", _CHECK, build["file_path"], build["function_name"]]
-        env = process_env(self.engine_env(code_dir), {"PYTHONDONTWRITEBYTECODE": "1"})  # keep the snapshot as copied
+        argv = [sys.executable, "-m", "localcml.models.runtime", "check", build["file_path"], build["function_name"]]
+        env = process_env(
+            self.engine_env(build.get("_project_id"), code_dir), {"PYTHONDONTWRITEBYTECODE": "1"}
+        )  # keep the snapshot as copied
         with open(self.builds_dir / f"{build_id}.log", "ab") as out:
             fault = self.faults.take("build") if self.faults is not None else None
             try:
@@ -163,6 +155,10 @@ class Builder:
         else:
             self._set(build_id, status)
         log.info("model build finished %s", KV(build=build_id, status=status))
+
+    def busy(self) -> bool:
+        """Whether a build is being checked."""
+        return any(b["status"] in ACTIVE for b in self.state.list("build"))
 
     def recover(self) -> None:
         """Builds a previous daemon left unfinished are checked again (or fail without a snapshot)."""

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localcml.core.errors import precondition
+from localcml.core.processes import kill_group
 from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import UNHEALTHY_ENV, FaultPlan
-from localcml.jobs.runner import kill_group
 from localcml.models.builds import Observer, publish_now
 from monitoring.core.logs import KV
 
@@ -90,7 +90,7 @@ class Deployer:
         state: the API state.
         workspace_dir: W (replica logs and ready files in ``W/deployments/<id>/``).
         snapshot_dir: the build snapshot directory of a build id.
-        engine_env: the CML engine variables for code running in a given directory.
+        engine_env: the CML engine variables of a project's engines, for code in a given directory.
         health_timeout: seconds the replicas have to answer ``/health``.
         faults: the workspace's fault plan.
         observe: called to publish ``deployed`` (step ``after_deploy`` of the run that made it).
@@ -101,7 +101,7 @@ class Deployer:
         state: ApiState,
         workspace_dir: Path,
         snapshot_dir: Callable[[str], Path],
-        engine_env: Callable[[Path], dict[str, str]],
+        engine_env: Callable[[str | None, Path], dict[str, str]],
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         faults: FaultPlan | None = None,
         observe: Observer = publish_now,
@@ -183,7 +183,9 @@ class Deployer:
             "CML_MONITOR_AUTH_ENABLED": "true" if model["auth_enabled"] else "false",
         }
         return process_env(
-            self.engine_env(self.snapshot_dir(dep["build_id"])), json.loads(dep["environment"]), identity
+            self.engine_env(dep.get("project_id"), self.snapshot_dir(dep["build_id"])),
+            json.loads(dep["environment"]),
+            identity,
         )
 
     def _wait_healthy(self, dep_id: str, replicas: list[Replica], timeout: float) -> str | None:
@@ -206,7 +208,26 @@ class Deployer:
             time.sleep(POLL_SECONDS)  # a real process is starting: short bounded polling
         return f"replicas were not healthy within {timeout:g} s"
 
+    def _wait_built(self, dep: dict) -> str | None:
+        """Wait while the deployment's build is still building; None once built, else why not."""
+        while True:
+            build = self.state.get("build", dep["build_id"])
+            if build is None:
+                return f"model build {dep['build_id']} is gone"
+            if build["status"] == "built":
+                return None
+            if build["status"] not in ("pending", "building"):
+                return f"model build {build['id']} ended with status {build['status']!r}"
+            if dep["id"] in self._cancelled or self._closed:
+                return "stopped while waiting for its build"
+            time.sleep(POLL_SECONDS)  # the build check is a real process: short bounded polling
+
     def _deploy(self, dep_id: str) -> None:
+        waiting = self._wait_built(self.state.get("deployment", dep_id))
+        if waiting is not None and self._closed:
+            return  # the workspace is stopping: the deployment stays pending, the next daemon resumes it
+        if waiting is not None:
+            return self._not_deployed(dep_id, [], waiting)
         dep = self._set(dep_id, "deploying")
         replicas: list[Replica] = []
         fault = self.faults.take("deploy") if self.faults is not None else None
@@ -231,18 +252,30 @@ class Deployer:
             self._kill(replicas)  # the workspace is stopping: the status stays, the next daemon resumes it
             return
         if problem is not None:
-            self._kill(replicas)
-            status = "stopped" if dep_id in self._cancelled else "failed"
-            self._set(dep_id, status)
-            (self.root / dep_id).mkdir(parents=True, exist_ok=True)
-            with open(self.root / dep_id / "deploy.log", "a") as out:
-                out.write(f"{self.state.now()} deployment {status}: {problem}\n")
-            log.warning("model deployment not deployed %s", KV(deployment=dep_id, status=status, reason=problem))
-            return
+            return self._not_deployed(dep_id, replicas, problem)
         log.info("model deployment deployed %s", KV(deployment=dep_id, replicas=len(replicas)))
         for other in self.state.list("deployment"):
             if other["model_id"] == dep["model_id"] and other["id"] != dep_id and other["status"] == "deployed":
                 self.stop(other["id"])  # replaced only now that the new one serves
+
+    def _not_deployed(self, dep_id: str, replicas: list[Replica], problem: str) -> None:
+        self._kill(replicas)
+        status = "stopped" if dep_id in self._cancelled else "failed"
+        self._set(dep_id, status)
+        (self.root / dep_id).mkdir(parents=True, exist_ok=True)
+        with open(self.root / dep_id / "deploy.log", "a") as out:
+            out.write(f"{self.state.now()} deployment {status}: {problem}\n")
+        log.warning("model deployment not deployed %s", KV(deployment=dep_id, status=status, reason=problem))
+
+    def stop_project(self, project_id: str) -> None:
+        """Stop every deployment of a project (it is being deleted)."""
+        for dep in self.state.list("deployment"):
+            if dep.get("project_id") == project_id and dep["status"] not in ("stopped", "failed"):
+                self.stop(dep["id"])
+
+    def busy(self) -> bool:
+        """Whether a deployment is on its way up or down."""
+        return any(d["status"] in ("pending", "deploying", "stopping") for d in self.state.list("deployment"))
 
     # -- serving and stopping ----------------------------------------------------------------
     def live_pool(self, model_id: str) -> ReplicaPool | None:

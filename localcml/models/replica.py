@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import importlib
-import importlib.util
 import ipaddress
 import json
-import keyword
 import logging
 import os
 import signal
@@ -36,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+from localcml.models.runtime import load_model
 from monitoring.core.logs import KV, REDACTOR, configure_logging, register_secret
 
 log = logging.getLogger("localcml.models.replica")
@@ -49,64 +47,6 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 #: Larger refused bodies are not drained; the connection is just closed.
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 MODEL_PATHS = ("/model", "/")
-
-
-class LoadError(Exception):
-    """The model function cannot be imported from the build."""
-
-
-def _shadow_build_packages(build_dir: Path) -> None:
-    """Forget already-imported modules that the build dir also provides, so the build's copy wins."""
-    for name in list(sys.modules):
-        top = name.split(".")[0]
-        if top == "__main__" or top in sys.builtin_module_names:
-            continue
-        if not ((build_dir / top / "__init__.py").is_file() or (build_dir / f"{top}.py").is_file()):
-            continue
-        origin = getattr(sys.modules[name], "__file__", None)
-        if origin is None or build_dir not in Path(origin).resolve().parents:
-            del sys.modules[name]
-
-
-def load_function(build_dir: Path, rel_path: str, name: str) -> Callable[..., Any]:
-    """Import ``name`` from ``rel_path`` of the build, with the build dir first on sys.path.
-
-    Args:
-        build_dir: the build snapshot (absolute); becomes the working directory.
-        rel_path: the model file relative to it, e.g. ``monitoring/serving/predict.py``.
-        name: the function's name.
-
-    Returns:
-        The callable.
-
-    Raises:
-        LoadError: the file is missing or outside the build, or has no such callable.
-    """
-    build_dir = build_dir.resolve()
-    path = (build_dir / rel_path).resolve()
-    if build_dir not in path.parents or not path.is_file() or path.suffix != ".py":
-        raise LoadError(f"model file {rel_path!r} is not a .py file inside build dir {build_dir}")
-    os.chdir(build_dir)
-    sys.path.insert(0, str(build_dir))
-    _shadow_build_packages(build_dir)
-    parts = path.relative_to(build_dir).with_suffix("").parts
-    module = None
-    if all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
-        try:
-            module = importlib.import_module(".".join(parts))
-        except ImportError:
-            module = None
-        if module is not None and Path(getattr(module, "__file__", "") or "").resolve() != path:
-            module = None  # the dotted name belongs to something else (stdlib, an installed package)
-    if module is None:
-        spec = importlib.util.spec_from_file_location("cml_model_main", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["cml_model_main"] = module
-        spec.loader.exec_module(module)
-    func = getattr(module, name, None)
-    if not callable(func):
-        raise LoadError(f"model file {rel_path!r} has no function {name!r}")
-    return func
 
 
 class ReplicaServer(HTTPServer):
@@ -250,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     register_secret(api_key)
     ready_file = args.ready_file.resolve()
     try:
-        func = load_function(args.build_dir, args.file, args.function)
+        func = load_model(args.build_dir, args.file, args.function)
     except Exception as exc:
         log.exception("cannot load %s:%s from %s: %s", args.file, args.function, args.build_dir, exc)
         return 1

@@ -6,10 +6,10 @@ import json
 import secrets
 import string
 
+from localcml.core.bodies import env_map, project_path
 from localcml.core.errors import invalid, precondition
-from localcml.core.paging import list_page
+from localcml.core.paging import USER_FILTER, list_page
 from localcml.core.state import CALLER_RUN, ApiState, new_uuid, public
-from localcml.jobs.responses import USER_FILTER, env_map, project_path
 from localcml.models.builds import Builder
 from localcml.models.deployments import Deployer
 from localcml.runtimes.catalogue import Runtimes
@@ -18,6 +18,10 @@ MODEL_FILTER = ("auth_enabled", *USER_FILTER, "description", "name")
 MODEL_SORT = (*MODEL_FILTER, "created_at", "updated_at")
 BUILD_FILTER = ("comment", *USER_FILTER, "crn", "status")
 BUILD_SORT = (*BUILD_FILTER, "built_at", "created_at", "updated_at")
+#: Build statuses a deployment may be created for (pending and building ones: it waits for them).
+DEPLOYABLE = ("pending", "building", "built")
+#: Fields of a Model that update_model changes.
+MODEL_UPDATABLE = ("name", "description", "visibility", "auth_enabled")
 UNSUPPORTED = ("auto_build_model", "auto_deploy_model", "auto_build_config", "auto_deployment_config")
 _KEY_CHARS = string.ascii_lowercase + string.digits
 
@@ -84,6 +88,42 @@ class ModelsApi:
         }
         return public(self.state.insert("model", project["id"], model))
 
+    def update_model(self, path: dict, query: dict, body: dict) -> dict:
+        model_id = path["model.id"]
+        self.state.require("model", model_id, path["project_id"])
+        changes = {k: v for k, v in body.items() if k in MODEL_UPDATABLE and v not in (None, "")}
+
+        def change(model: dict) -> None:
+            model.update(changes)
+            model["updated_at"] = self.state.now()
+
+        return public(self.state.update("model", model_id, change))
+
+    def delete_model(self, path: dict, query: dict, body: None) -> dict:
+        model = self.state.require("model", path["model_id"], path["project_id"])
+        for build in self.state.list("build", model["id"]):
+            self._drop_build(build)
+        self.state.delete("model", model["id"])
+        return {}
+
+    def _drop_build(self, build: dict) -> None:
+        for dep in self.state.list("deployment", build["id"]):
+            if dep["status"] not in ("stopped", "failed"):
+                self.deployer.stop(dep["id"])
+            self.state.delete("deployment", dep["id"])
+        self.builder.forget(build["id"])
+        self.state.delete("build", build["id"])
+
+    def delete_model_build(self, path: dict, query: dict, body: None) -> dict:
+        build = self._require_build(path)
+        live = [d["id"] for d in self.state.list("deployment", build["id"]) if d["status"] not in ("stopped", "failed")]
+        if live:
+            raise precondition(
+                f"model build {build['id']} has deployments that are not stopped: {live}; stop them first"
+            )
+        self._drop_build(build)
+        return {}
+
     def list_models(self, path: dict, query: dict, body: None) -> dict:
         self.state.require("project", path["project_id"])
         page, token = list_page(
@@ -133,9 +173,10 @@ class ModelsApi:
             "model_root_dir": body.get("model_root_dir", ""),
             "build_script_path": body.get("build_script_path", ""),
             "_run_id": CALLER_RUN.get(),
+            "_project_id": path["project_id"],
         }
         self.state.insert("build", model["id"], build)
-        self.builder.start(build)
+        self.builder.start(build, path["project_id"])
         return public(self.state.get("build", ident))
 
     def list_model_builds(self, path: dict, query: dict, body: None) -> dict:
@@ -157,7 +198,7 @@ class ModelsApi:
     def create_model_deployment(self, path: dict, query: dict, body: dict) -> dict:
         build = self._require_build(path)
         self._same_ids(body, path, "CreateModelDeploymentRequest")
-        if build["status"] != "built":
+        if build["status"] not in DEPLOYABLE:  # a build still building is waited for, as CML does
             raise precondition(f"model build {build['id']} is {build['status']!r}; only a built build can be deployed")
         replicas = int(body.get("replicas") or 1)
         if replicas < 1:
@@ -207,20 +248,3 @@ class ModelsApi:
     def restart_model_deployment(self, path: dict, query: dict, body: object) -> dict:
         self._require_deployment(path)
         return public(self.deployer.restart(path["deployment_id"]))
-
-    def handlers(self) -> dict:
-        return {
-            "CreateModel": self.create_model,
-            "ListModels": self.list_models,
-            "ListAllModels": self.list_all_models,
-            "GetModel": self.get_model,
-            "CreateModelBuild": self.create_model_build,
-            "ListModelBuilds": self.list_model_builds,
-            "GetModelBuild": self.get_model_build,
-            "CreateModelDeployment": self.create_model_deployment,
-            "ListModelDeployments": self.list_model_deployments,
-            "GetModelDeployment": self.get_model_deployment,
-            "StopModelDeployment": self.stop_model_deployment,
-            "RestartModelDeployment": self.restart_model_deployment,
-            "ListRuntimes": self.runtimes.list_runtimes,
-        }

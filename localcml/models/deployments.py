@@ -115,6 +115,8 @@ class Deployer:
         self.health_timeout = health_timeout
         self._lock = threading.RLock()
         self._pools: dict[str, ReplicaPool] = {}
+        #: model id -> its newest deployed deployment: what a model call reaches, without reading the history
+        self._live: dict[str, str] = {}
         self._starting: dict[str, list[Replica]] = {}
         self._cancelled: set[str] = set()
         self._closed = False
@@ -248,6 +250,7 @@ class Deployer:
             if problem is None and not self._closed:
                 self._pools[dep_id] = ReplicaPool(dep_id, replicas)
                 self.observe("after_deploy", dep.get("_run_id"), lambda: self._set(dep_id, "deployed"))
+                self._live[dep["model_id"]] = dep_id
         if problem is not None and self._closed:
             self._kill(replicas)  # the workspace is stopping: the status stays, the next daemon resumes it
             return
@@ -281,12 +284,18 @@ class Deployer:
     def live_pool(self, model_id: str) -> ReplicaPool | None:
         """The replicas of the model's newest deployed deployment, if it has one."""
         with self._lock:
+            known = self._live.get(model_id)
+            if known in self._pools:
+                return self._pools[known]
             live = [
                 d
                 for d in self.state.list("deployment")
                 if d["model_id"] == model_id and d["status"] == "deployed" and d["id"] in self._pools
             ]
-            return self._pools[live[-1]["id"]] if live else None
+            if not live:
+                return None
+            self._live[model_id] = live[-1]["id"]
+            return self._pools[live[-1]["id"]]
 
     def _kill(self, replicas: list[Replica]) -> None:
         for rep in replicas:

@@ -70,9 +70,17 @@ class ModelRouter:
         self.deployer = deployer
         self.busy_timeout = busy_timeout
         self.faults = faults
+        self._by_key: dict[str, str] = {}
 
     def _model(self, access_key: str) -> dict | None:
-        return next((m for m in self.state.list("model") if m["access_key"] == access_key), None)
+        """The model with this access key: one indexed read per call once seen (not a scan of every model)."""
+        known = self._by_key.get(access_key)
+        model = self.state.get("model", known) if known else None
+        if model is not None and model["access_key"] == access_key:
+            return model
+        self._by_key = {m["access_key"]: m["id"] for m in self.state.list("model")}
+        known = self._by_key.get(access_key)
+        return self.state.get("model", known) if known else None
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one ``POST /model`` (``body`` already read; the caller enforces the size limit)."""

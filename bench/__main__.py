@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.cases import Options, run_cases
 from bench.measure import machine
 from bench.table import machine_line, text_table, write
+from monitoring.core.durations import parse_duration
 
 QUICK = {"window_sizes": (20_000, 100_000), "job_size": 200_000, "traffic_rows": 200, "analyze_size": 100_000}
 
@@ -36,6 +37,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="4,16",
         help="simulate_traffic concurrencies for (c), comma-separated (default 4,16; 4 is the config's)",
     )
+    parser.add_argument(
+        "--latency",
+        default="0ms",
+        help="(c): latency the workspace adds to every model and metrics call, e.g. 50ms (default none)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects of (b) and (c)")
     return parser.parse_args(argv)
 
@@ -54,7 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"--concurrency: expected comma-separated integers, got {args.concurrency!r}", file=sys.stderr)
         return 2
-    opt = Options(out_dir=out_dir, replicas=args.replicas, concurrency=concurrency, postgres=args.pg, keep=args.keep)
+    try:
+        latency_ms = int(parse_duration(args.latency).total_seconds() * 1000)
+    except ValueError as exc:
+        print(f"--latency: {exc}", file=sys.stderr)
+        return 2
+    opt = Options(
+        out_dir=out_dir,
+        replicas=args.replicas,
+        concurrency=concurrency,
+        postgres=args.pg,
+        keep=args.keep,
+        latency_ms=latency_ms,
+    )
     if args.quick:
         for key, value in QUICK.items():
             setattr(opt, key, value)
@@ -74,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "analyze_size": opt.analyze_size,
         "replicas": opt.replicas,
         "concurrency": opt.concurrency,
+        "latency_ms": opt.latency_ms,
         "wall_s": round(time.monotonic() - started, 1),
     }
     rows = write(out_dir, rows, facts, options, opt.raw, failures)

@@ -33,7 +33,7 @@ def metrics_url(root: Path) -> str:
 
 def fill(params: dict) -> dict:
     """Bulk-load ``n`` records from ``start_ms`` over ``days`` (seeded) under the given CRNs."""
-    from localcml.metrics_store import MetricsStore
+    from localcml.metrics.store import MetricsStore
 
     store = MetricsStore(metrics_url(Path(params["root"])))
     if store.db.dialect == "sqlite":  # loading speed only: the measured job uses its own connection

@@ -24,6 +24,8 @@ class Options:
     analyze_size: int = 500_000
     replicas: int = 2
     concurrency: tuple[int, ...] = (4, 16)
+    latency_ms: int = 0
+    """(c): a standing latency (ms) the workspace adds to every model and metrics call (0: none)."""
     postgres: bool = False
     keep: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
@@ -205,6 +207,8 @@ def case_job(opt: Options) -> list[Row]:
 
 # -- (c) traffic -----------------------------------------------------------------------------------
 C_MIN_SPEEDUP = 20.0
+#: With a rehearsed round trip on every call, the targets are on both rates (issue 12, item 10).
+C_LATENCY_MIN_SPEEDUP = 10.0
 
 
 def case_traffic(opt: Options) -> list[Row]:
@@ -216,6 +220,11 @@ def case_traffic(opt: Options) -> list[Row]:
         workspace.start(project)
         _say(f"(c) bootstrap v1 with {opt.replicas} replica(s)")
         opt.raw["c_bootstrap"] = run_step("bootstrap", project.params(), opt.logs)
+        if opt.latency_ms:
+            from localcml.faults import FaultPlan
+
+            FaultPlan(project.workspace).add(f"latency.*=delay:{opt.latency_ms}ms always")
+            _say(f"(c) every model and metrics call now waits {opt.latency_ms} ms in the workspace")
         _say(f"(c) seed: {n} sequential call_model + track_delayed_metrics")
         seed = run_step("traffic_seed", {**project.params(), "n": n}, opt.logs)
         for concurrency in opt.concurrency:
@@ -224,7 +233,8 @@ def case_traffic(opt: Options) -> list[Row]:
     finally:
         workspace.stop(project, remove=not opt.keep)
     opt.raw["c"] = {"seed": seed, "ours": ours}
-    setup = f"{opt.replicas} replica(s)"
+    setup = f"{opt.replicas} replica(s)" + (f", {opt.latency_ms} ms per call" if opt.latency_ms else "")
+    least = C_LATENCY_MIN_SPEEDUP if opt.latency_ms else C_MIN_SPEEDUP
 
     def rate(r: dict, what: str, count: str) -> float:
         return r[count] / r[what]["seconds"]
@@ -247,7 +257,7 @@ def case_traffic(opt: Options) -> list[Row]:
         for concurrency, r in ours.items():
             mine = rate(r, what, count)
             speedup = mine / base
-            target = f">= {C_MIN_SPEEDUP:g}x seed" if what == "predict" else ""
+            target = f">= {least:g}x seed" if what == "predict" or opt.latency_ms else ""
             variant = (
                 f"ours: simulate_traffic, concurrency {concurrency}"
                 if what == "predict"
@@ -263,7 +273,7 @@ def case_traffic(opt: Options) -> list[Row]:
                     rate=f"{mine:,.0f} {unit}",
                     speedup=speedup,
                     target=target,
-                    met=(speedup >= C_MIN_SPEEDUP) if target else None,
+                    met=(speedup >= least) if target else None,
                     note=setup + (f", {r['failed']} failed" if what == "predict" else ""),
                 )
             )

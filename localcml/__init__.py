@@ -2,7 +2,8 @@
 
 Public surface (imported lazily so that engines importing one piece stay light):
 ``LocalWorkspace``, ``ensure_running``, ``shutdown``, ``reset``, ``read_info``, ``activate``,
-``shell_exports``, ``FaultPlan`` (fault injection, see docs/faults.md).
+``shell_exports``, ``FaultPlan`` (fault injection, see docs/faults.md), ``fast_forward`` and
+``scheduler_status`` (rehearsing schedules faster than real time).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ _EXPORTS = {
     "engine_env_of": "localcml.daemon",
     "activate": "localcml.environment",
     "shell_exports": "localcml.environment",
+    "fast_forward": "localcml.rehearsal",
+    "scheduler_status": "localcml.rehearsal",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from localcml.environment import PACKAGE_ROOT
-from localcml.router import BUSY_TIMEOUT_SECONDS
+from localcml.models.router import BUSY_TIMEOUT_SECONDS
 from monitoring.core.errors import ConfigError, PlatformError
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ def engine_env_of(info: dict) -> dict[str, str]:
         workspace_dir=info["workspace_dir"],
         code_dir=info["project_root"],
         metrics_url=info["metrics_url"],
+        project=info.get("project_env"),
+        runtime=info.get("runtime_env"),
     )
 
 
@@ -185,6 +187,8 @@ WORKSPACE_ENTRIES = (
     "builds",
     "deployments",
     "runs",
+    "projects",
+    "applications",
 )
 
 
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    workspace = LocalWorkspace(args.dir, args.project_root, args.metrics_url, args.busy_timeout).start()
+    workspace = LocalWorkspace(args.dir, args.project_root, args.metrics_url, args.busy_timeout, schedules=True).start()
     try:
         stop.wait()
     finally:

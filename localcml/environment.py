@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from localcml.core import hosts
+
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 #: Directory holding the ``localcml`` package that runs the workspace (the shim imports from it).
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,8 @@ def engine_env(
     workspace_dir: str | Path,
     code_dir: str | Path,
     metrics_url: str,
+    project: Mapping[str, str] | None = None,
+    runtime: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The CML engine variables (and the local workspace's own) for code running in ``code_dir``.
 
@@ -57,6 +61,8 @@ def engine_env(
         workspace_dir: W.
         code_dir: the project root (jobs) or a build snapshot (model replicas).
         metrics_url: the model metrics store's database URL.
+        project: the project's engine variables (``PROJECT_OWNER``, its environment, ...).
+        runtime: the runtime's ``ML_RUNTIME_*`` variables.
 
     Returns:
         name -> value; host variables such as PATH are not included (see ``process_env``).
@@ -64,6 +70,8 @@ def engine_env(
     host = url.split("://", 1)[-1].rstrip("/")
     workspace = Path(workspace_dir).resolve()
     return {
+        **(runtime or {}),
+        **(project or {}),
         "CDSW_PROJECT_ID": project_id,
         "CDSW_PROJECT": project_name,
         "CDSW_API_URL": f"{url.rstrip('/')}/api/v1",
@@ -99,6 +107,7 @@ def activate(env: Mapping[str, str]) -> None:
         sys.path.insert(0, entry)
     os.environ.update({k: str(v) for k, v in env.items()})
     importlib.invalidate_caches()
+    hosts.install()  # modelservice.<domain> and monitoring.<domain> resolve here too
 
 
 def shell_exports(env: Mapping[str, str]) -> str:

@@ -3,10 +3,16 @@
 A fault is written ``POINT=ACTION[:ARG] [xN|always] [skip=N]``, for example ``endpoint=503 x3``,
 ``endpoint=delay:2s x2``, ``api.create_model_deployment=500-after x1``, ``api.*=503 x2``,
 ``build=fail``, ``deploy=never-healthy:3s``, ``metrics.track_delayed_metrics=unavailable x5``,
-``job.redeploy=kill:after_build``. Each time a fault point is reached, the first active fault of
+``job.redeploy=kill:after_build``, ``latency.*=delay:50ms always``. Each time a fault point is reached, the first active fault of
 that point (or of its family wildcard, ``api.*``) lets ``skip`` calls pass, then fires ``xN``
 times (default once; ``always`` until cleared). The plan lives in a file so that the daemon,
 job-run engines and model replicas all observe it; every change is made under a file lock.
+
+``latency.model`` and ``latency.metrics`` (or ``latency.*``) are standing, not counted: while
+such an entry is in the plan, every model call and every metrics call a client makes (``call_model``,
+``track_delayed_metrics``, ``read_metrics``, ``track_aggregate_metrics``) waits that long in the
+workspace before it is served, to rehearse CML's round trips. A replica writing its own
+prediction's record is not delayed.
 
 Rehearse from a shell: ``python -m localcml.faults --dir .cml-local add "endpoint=503 x3"``,
 ``... list``, ``... clear``. See docs/faults.md for every point and action.
@@ -26,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from localcml.modelserver import UNHEALTHY_ENV  # noqa: F401 - re-exported: replicas of a never-healthy deploy
+from localcml.models.replica import UNHEALTHY_ENV  # noqa: F401 - re-exported: replicas of a never-healthy deploy
 from monitoring.core.durations import parse_duration
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import KV
@@ -36,9 +42,8 @@ log = logging.getLogger(__name__)
 FAULTS_FILE = "faults.json"
 LOCK_FILE = ".faults.lock"
 WORKSPACE_ENV = "CML_MONITOR_WORKSPACE"
-#: Job runs get this variable naming the step at which the engine kills itself (``job.<name>=kill:<step>``).
-KILL_AT_ENV = "CML_MONITOR_FAULT_KILL_AT"
-#: Steps of ``monitoring.workflows.release`` at which a job run can be killed.
+#: Steps of a job run's work at which the workspace can SIGKILL its engine (``job.<name>=kill:<step>``):
+#: a build the run created becomes built, a deployment it created becomes deployed.
 KILL_STEPS = ("after_build", "after_deploy")
 METRICS_FUNCTIONS = ("model_metrics", "read_metrics", "track_delayed_metrics", "track_aggregate_metrics")
 #: Actions allowed at each point family.
@@ -49,7 +54,10 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "deploy": ("never-healthy",),
     "metrics": ("locked", "unavailable"),
     "job": ("kill",),
+    "latency": ("delay",),
 }
+#: Calls a ``latency.<name>`` entry delays.
+LATENCY_POINTS = ("model", "metrics")
 _SPEC = re.compile(r"^\s*(?P<point>[A-Za-z_.*-]+)\s*=\s*(?P<action>\S+)(?P<rest>(\s+\S+)*)\s*$")
 _STATUS = re.compile(r"^(?P<code>[1-5]\d\d)(?P<after>-after(-create)?)?$")
 _NAME = re.compile(r"^[A-Za-z0-9_*-]+$")
@@ -121,7 +129,7 @@ class Fault:
         if family not in ACTIONS:
             raise ConfigError(
                 f"fault {text!r}: unknown point {point!r}; points are endpoint, build, deploy, "
-                "api.<operation>, metrics.<function>, job.<script name>"
+                "api.<operation>, metrics.<function>, job.<script name>, latency.<model|metrics>"
             )
         _check_point_name(text, family, name)
         fields = _parse_action(text, family, action_text)
@@ -135,6 +143,8 @@ class Fault:
                 skip = int(word[5:])
             else:
                 raise ConfigError(f"fault {text!r}: {word!r} is not a count (xN with N >= 1, or always) nor skip=N")
+        if family == "latency" and (times is not None or skip):
+            raise ConfigError(f"fault {text!r}: latency is standing, write it with 'always' (clear it to end it)")
         return cls(point=point, times=times, skip=skip, **fields)
 
 
@@ -146,13 +156,15 @@ def _check_point_name(text: str, family: str, name: str) -> None:
     if not name or not _NAME.match(name):
         raise ConfigError(f"fault {text!r}: point {family}.<name> needs a name (or *)")
     if family == "api" and name != "*":
-        from localcml.apispec import method_name, operations
+        from localcml.core.spec import method_name, operations
 
         known = {method_name(op) for op in operations()}
         if name not in known:
             raise ConfigError(
                 f"fault {text!r}: {name!r} is not an API v2 operation of the local workspace; one of {sorted(known)}"
             )
+    if family == "latency" and name != "*" and name not in LATENCY_POINTS:
+        raise ConfigError(f"fault {text!r}: {name!r} is not one of {list(LATENCY_POINTS)} (or *)")
     if family == "metrics" and name != "*" and name not in METRICS_FUNCTIONS:
         raise ConfigError(f"fault {text!r}: {name!r} is not one of {list(METRICS_FUNCTIONS)}")
 
@@ -203,6 +215,7 @@ class FaultPlan:
     def __init__(self, workspace_dir: str | Path):
         self.workspace_dir = Path(workspace_dir)
         self.path = self.workspace_dir / FAULTS_FILE
+        self._seen: tuple[tuple[int, int], list[Fault]] | None = None
 
     @classmethod
     def from_env(cls) -> FaultPlan | None:
@@ -269,6 +282,21 @@ class FaultPlan:
         """Every fault of the plan, exhausted ones included (they keep their ``fired`` count)."""
         return self._read()
 
+    def latency(self, point: str) -> float:
+        """Seconds of standing latency planned at ``point`` (``latency.model``...); 0.0 when none.
+
+        Cheap on every call: the plan is re-read only when its file changes.
+        """
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return 0.0
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._seen is None or self._seen[0] != stamp:
+            self._seen = (stamp, self._read())
+        found = next((f for f in self._seen[1] if f.family == "latency" and f.matches(point)), None)
+        return found.seconds or 0.0 if found is not None else 0.0
+
     def fired(self, point: str) -> int:
         """How many times faults planned at exactly ``point`` have fired."""
         return sum(f.fired for f in self._read() if f.point == point)
@@ -297,6 +325,32 @@ class FaultPlan:
                 return None
         log.warning("fault injected %s", KV(point=point, fault=fault.spec(), fired=fired.fired))
         return fired
+
+
+def admin(plan: FaultPlan):
+    """The handler of ``/local/v1/faults``: ``GET`` the plan; ``POST {"add": [...], "clear": true | "<point>"}``."""
+    from localcml.core.bodies import json_object
+    from localcml.core.errors import UNIMPLEMENTED, ApiError, invalid
+
+    def handle(method: str, raw: bytes) -> dict:
+        if method == "POST":
+            change = json_object(raw, "fault plan change")
+            if set(change) - {"add", "clear"}:
+                raise invalid('fault plan change: expected {"add": ["endpoint=503 x3", ...], "clear": true}')
+            clear, add = change.get("clear"), change.get("add") or []
+            if not isinstance(add, list) or not all(isinstance(a, str) for a in add):
+                raise invalid("fault plan change: 'add' must be a list of fault texts")
+            try:
+                if clear:
+                    plan.clear(clear if isinstance(clear, str) else None)
+                plan.add(*add)
+            except ConfigError as exc:
+                raise invalid("; ".join(exc.problems)) from None
+        elif method != "GET":
+            raise ApiError(UNIMPLEMENTED, "Method Not Allowed")
+        return {"faults": [{"spec": f.spec(), "fired": f.fired} for f in plan.faults()]}
+
+    return handle
 
 
 def take(point: str) -> Fault | None:

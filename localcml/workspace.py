@@ -1,4 +1,4 @@
-"""``LocalWorkspace``: the embedded local CML workspace (API server, runs, builds, deployments, router)."""
+"""``LocalWorkspace``: the embedded local CML workspace, composed of its services over one HTTP server."""
 
 from __future__ import annotations
 
@@ -10,17 +10,37 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from localcml.apiserver import ApiServer
-from localcml.apistate import ApiState
-from localcml.builds import BUILD_TIMEOUT_SECONDS, Builder
-from localcml.deployments import HEALTH_TIMEOUT_SECONDS, Deployer
+from localcml.applications import urls as application_urls
+from localcml.applications.backend import Applications
+from localcml.applications.proxy import forwarder
+from localcml.applications.responses import ApplicationsApi
+from localcml.core import hosts
+from localcml.core.server import ApiServer, Services
+from localcml.core.service import Routes, route_table
+from localcml.core.state import ApiState
 from localcml.environment import engine_env
 from localcml.faults import Fault, FaultPlan
-from localcml.jobrunner import JobRunner
-from localcml.jobservice import JobsApi
-from localcml.modelservice import ModelsApi
-from localcml.router import BUSY_TIMEOUT_SECONDS, ModelRouter
-from localcml.runtimes import Runtimes
+from localcml.faults import admin as faults_admin
+from localcml.jobs import urls as job_urls
+from localcml.jobs.responses import JobsApi
+from localcml.jobs.runner import JobRunner
+from localcml.jobs.scheduler import Scheduler
+from localcml.jobs.scheduler import admin as scheduler_admin
+from localcml.metrics.responses import MetricsApi
+from localcml.metrics.service import answerer
+from localcml.metrics.store import MetricsStore
+from localcml.models import urls as model_urls
+from localcml.models.builds import BUILD_TIMEOUT_SECONDS, Builder
+from localcml.models.deployments import HEALTH_TIMEOUT_SECONDS, Deployer
+from localcml.models.responses import ModelsApi
+from localcml.models.router import BUSY_TIMEOUT_SECONDS, ModelRouter
+from localcml.projects import urls as project_urls
+from localcml.projects.backend import Projects
+from localcml.projects.responses import ProjectsApi
+from localcml.runtimes import urls as runtime_urls
+from localcml.runtimes.catalogue import Runtimes, engine_variables
+from localcml.runtimes.responses import RuntimesApi
+from localcml.unsupported import urls as unsupported_urls
 from monitoring.core.clock import WarpClock
 from monitoring.core.logs import register_secret
 
@@ -48,16 +68,17 @@ def local_user() -> dict:
 
 
 class LocalWorkspace:
-    """A local CML workspace serving API v2 and the model endpoint on 127.0.0.1.
+    """A local CML workspace serving API v2, the model endpoint, metrics and applications on 127.0.0.1.
 
     Args:
         workspace_dir: W, where state, logs, snapshots and secrets live.
-        project_root: the project's files (jobs run here; builds snapshot it).
+        project_root: the files of the workspace's own project (its jobs run here; builds snapshot it).
         metrics_url: model metrics store URL (default ``sqlite:///W/metrics.db``).
         busy_timeout: seconds a model call waits for a free replica before 429 ``model.busy``.
-        project_name: the project created when the workspace has none by that name.
+        project_name: the name of the workspace's own project (created on first start).
         health_timeout: seconds a deployment's replicas have to become healthy.
         build_timeout: seconds a build check may take.
+        schedules: fire cron schedules (the daemon does; an in-process workspace of a test may not).
 
     Attributes:
         faults: the workspace's ``FaultPlan`` (``W/faults.json``), shared with every engine and
@@ -74,6 +95,7 @@ class LocalWorkspace:
         project_name: str = DEFAULT_PROJECT_NAME,
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         build_timeout: float = BUILD_TIMEOUT_SECONDS,
+        schedules: bool = False,
     ):
         self.workspace_dir = Path(workspace_dir).resolve()
         self.project_root = Path(project_root).resolve()
@@ -82,6 +104,7 @@ class LocalWorkspace:
         self.project_name = project_name
         self.health_timeout = health_timeout
         self.build_timeout = build_timeout
+        self.schedules = schedules
         self.clock = WarpClock(self.workspace_dir / "clock.json")
         self.faults = FaultPlan(self.workspace_dir)
         self.server: ApiServer | None = None
@@ -100,60 +123,89 @@ class LocalWorkspace:
         register_secret(self.api_key)
         register_secret(self.model_api_key)
 
-    def start(self) -> LocalWorkspace:
-        """Serve in a background thread on a free port; write ``workspace.json`` and ``secrets.json``."""
-        self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        self._secrets()
-        self.state = ApiState(self.workspace_dir, self.clock)
+    def _compose(self) -> Services:
+        """Build every service over the state; returns what the server answers with."""
         user = local_user()
+        self.state = ApiState(self.workspace_dir, self.clock)
+        self.projects = Projects(self.state, self.workspace_dir, self.project_root, user)
         self.runtimes = Runtimes(self.state)
-        self.runtimes.register_default()
+        self.runtimes.register_catalogue()
+        own = self.projects.ensure_own(self.project_name, "Local CML workspace project")
+        self.project_id = own["id"]
         self.runner = JobRunner(
-            self.state, self.project_root, self.workspace_dir, lambda: self.engine_env(), user, faults=self.faults
+            self.state, self.projects.directory, self.workspace_dir, self._project_env, user, faults=self.faults
         )
         self.builder = Builder(
             self.state,
             self.workspace_dir,
-            self.project_root,
-            self.engine_env,
+            self.projects.directory,
+            self._engine_env_in,
             timeout=self.build_timeout,
             faults=self.faults,
+            observe=self.runner.observe,
         )
         self.deployer = Deployer(
             self.state,
             self.workspace_dir,
             self.builder.snapshot_dir,
-            self.engine_env,
+            self._engine_env_in,
             health_timeout=self.health_timeout,
             faults=self.faults,
+            observe=self.runner.observe,
         )
+        self.apps = Applications(self.state, self.workspace_dir, self.projects.directory, self._project_env)
         self.router = ModelRouter(self.state, self.deployer, self.busy_timeout, faults=self.faults)
-        jobs = JobsApi(self.state, self.runner, user, self.runtimes)
-        models = ModelsApi(self.state, self.builder, self.deployer, self.runtimes, user)
-        project = next((p for p in self.state.list("project") if p["name"] == self.project_name), None)
-        if project is None:
-            project = jobs.create_project(
-                {}, {}, {"name": self.project_name, "description": "Local CML workspace project"}
-            )
-        self.project_id = project["id"]
-        self.server = ApiServer(
-            {**jobs.handlers(), **models.handlers()}, self.api_key, self.router, self.status, faults=self.faults
+        self.scheduler = Scheduler(self.state, self.runner, self.clock, self.idle)
+        self.metrics_store = MetricsStore(self.metrics_url)
+        services = [
+            (Routes.of("projects", project_urls), ProjectsApi(self.projects, self._drop_project)),
+            (
+                Routes.of("jobs", job_urls),
+                JobsApi(self.state, self.runner, user, self.runtimes, self.scheduler.wake),
+            ),
+            (Routes.of("models", model_urls), ModelsApi(self.state, self.builder, self.deployer, self.runtimes, user)),
+            (Routes.of("applications", application_urls), ApplicationsApi(self.state, self.apps, self.runtimes, user)),
+            (Routes.of("runtimes", runtime_urls), RuntimesApi(self.state)),
+            (Routes.of("unsupported", unsupported_urls), None),
+        ]
+        return Services(
+            handlers=route_table(services),
+            api_key=self.api_key,
+            router=self.router,
+            status=self.status,
+            faults=self.faults,
+            engine_caller=self.runner.caller,
+            metrics=answerer(MetricsApi(self.metrics_store, self.clock.now_ms)),
+            forward=forwarder(self.apps),
+            local={"faults": faults_admin(self.faults), "scheduler": scheduler_admin(self.scheduler)},
         )
+
+    def start(self) -> LocalWorkspace:
+        """Serve in a background thread on a free port; write ``workspace.json`` and ``secrets.json``."""
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        self._secrets()
+        hosts.install()  # this process reaches modelservice.<domain> too
+        self.server = ApiServer(self._compose())
         self.runner.recover()
         self.builder.recover()
         self.server.start()
         self.deployer.recover()
+        self.apps.recover()
+        if self.schedules:
+            self.scheduler.start()
         write_json(self.workspace_dir / "workspace.json", self.status())
         log.info("local workspace serving at %s (W=%s)", self.url, self.workspace_dir)
         return self
 
     def stop(self) -> None:
-        """Stop serving, stop every active run and every replica process."""
+        """Stop serving, stop every active run, replica and application process."""
         if self.server is None:
             return
+        self.scheduler.stop()
         self.server.stop()
         self.runner.stop_all()
         self.deployer.stop_all()
+        self.apps.stop_all()
         info = self.workspace_dir / "workspace.json"
         try:
             written = json.loads(info.read_text())
@@ -161,6 +213,7 @@ class LocalWorkspace:
                 info.unlink()
         except (OSError, ValueError):
             pass
+        self.metrics_store.close()
         self.state.close()
         self.server = None
 
@@ -169,6 +222,19 @@ class LocalWorkspace:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    def idle(self) -> bool:
+        """Nothing is running: no active job run, no build checking, no deployment coming up or going down."""
+        return not (self.runner.busy() or self.builder.busy() or self.deployer.busy())
+
+    def _drop_project(self, project_id: str) -> None:
+        """Stop what a project runs, and forget its jobs, models and applications (it is being deleted)."""
+        self.runner.stop_project(project_id)
+        self.deployer.stop_project(project_id)
+        self.apps.stop_project(project_id)
+        for kind in ("job", "model", "application"):
+            for obj in self.state.list(kind, project_id):
+                self.state.delete(kind, obj["id"])
 
     # -- facts -------------------------------------------------------------------------------
     @property
@@ -184,7 +250,8 @@ class LocalWorkspace:
 
     @property
     def model_url(self) -> str:
-        return f"{self.url}/model"
+        """``http://modelservice.127.0.0.1:<port>/model``, as CML names its model service."""
+        return f"http://modelservice.127.0.0.1:{self.port}/model"
 
     def status(self) -> dict:
         return {
@@ -193,32 +260,47 @@ class LocalWorkspace:
             "port": self.port,
             "project_id": self.project_id,
             "project_name": self.project_name,
+            "project_env": self.projects.environment(self.project_id),
+            "runtime_env": engine_variables(self.runtimes.default()["image_identifier"], self.state),
             "workspace_dir": str(self.workspace_dir),
             "project_root": str(self.project_root),
             "metrics_url": self.metrics_url,
             "model_url": self.model_url,
         }
 
-    def engine_env(self, code_dir: str | Path | None = None) -> dict[str, str]:
-        """The variables a CML engine of this project has (``PYTHONPATH`` = shim, then ``code_dir``).
+    def engine_env(self, code_dir: str | Path | None = None, project_id: str | None = None) -> dict[str, str]:
+        """The variables a CML engine of a project has (``PYTHONPATH`` = shim, then ``code_dir``).
 
         Args:
-            code_dir: where the engine's code lives (default: the project root).
+            code_dir: where the engine's code lives (default: the project's directory).
+            project_id: the project (default: the workspace's own).
         """
+        project_id = project_id or self.project_id
+        project = self.state.require("project", project_id)
         return engine_env(
             url=self.url,
             api_key=self.api_key,
             model_api_key=self.model_api_key,
-            project_id=self.project_id,
-            project_name=self.project_name,
+            project_id=project["id"],
+            project_name=project["name"],
             workspace_dir=self.workspace_dir,
-            code_dir=code_dir or self.project_root,
+            code_dir=code_dir or self.projects.directory(project_id),
             metrics_url=self.metrics_url,
+            project=self.projects.environment(project_id),
+            runtime=engine_variables(self.runtimes.default()["image_identifier"], self.state),
         )
+
+    def _project_env(self, project_id: str | None) -> dict[str, str]:
+        return self.engine_env(project_id=project_id)
+
+    def _engine_env_in(self, project_id: str | None, code_dir: Path) -> dict[str, str]:
+        return self.engine_env(code_dir, project_id)
 
     def set_now(self, now_ms: int) -> None:
         """Warp the workspace clock (every engine and replica reads it) so that now is ``now_ms``."""
         self.clock.set_now(now_ms)
+        if self.server is not None:
+            self.scheduler.wake()
 
     def inject(self, *faults: str | Fault) -> list[Fault]:
         """Add faults to the workspace's plan (``"endpoint=503 x3"``; see ``localcml.faults``).

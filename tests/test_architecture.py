@@ -74,7 +74,7 @@ def planted(tmp_path_factory):
         ("monitoring/core/clock.py", "import monitoring.state.store", "layers"),
         ("monitoring/workflows/traffic.py", "from localcml import faults", "activation"),
         ("monitoring/domain/windows.py", "import cdsw", "adapter"),
-        ("localcml/router.py", "from monitoring.workflows import context", "workspace"),
+        ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),
         ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Extract the compact CML API v2 contract (definitions and paths the project uses) from the swagger spec.
+"""Extract the compact CML API v2 contract (every path and operation, the definitions they use) from the swagger spec.
 
 Usage: ``python tools/extract_spec.py [SWAGGER_JSON]``. Writes the same compact JSON to
 ``localcml/spec/api_v2.json`` (package data for the local workspace's client and server)
@@ -16,60 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT.parent / "shared" / "cml-api-v2" / "Flux2112_cai-connector__packages_core_spec_swagger.json"
 OUTPUTS = (ROOT / "localcml" / "spec" / "api_v2.json", ROOT / "tests" / "contract" / "api_v2_definitions.json")
 
-#: Definitions the pipeline and the local workspace use; anything they reference is added.
-DEFINITIONS = (
-    "Project",
-    "ListProjectsResponse",
-    "CreateProjectRequest",
-    "CreateJobRequest",
-    "Job",
-    "ListJobsResponse",
-    "DeleteJobResponse",
-    "CreateJobRunRequest",
-    "JobRun",
-    "ListJobRunsResponse",
-    "CreateModelRequest",
-    "Model",
-    "ListModelsResponse",
-    "CreateModelBuildRequest",
-    "ModelBuild",
-    "ListModelBuildsResponse",
-    "CreateModelDeploymentRequest",
-    "ModelDeployment",
-    "ListModelDeploymentsResponse",
-    "Runtime",
-    "ListRuntimesResponse",
-    "EngineStatus",
-    "runtimeError",
-)
-#: Operations (swagger operationId) behind the cmlapi methods the project calls.
-OPERATIONS = (
-    "ListProjects",
-    "GetProject",
-    "CreateProject",
-    "ListJobs",
-    "CreateJob",
-    "GetJob",
-    "UpdateJob",
-    "DeleteJob",
-    "CreateJobRun",
-    "ListJobRuns",
-    "GetJobRun",
-    "StopJobRun",
-    "ListModels",
-    "ListAllModels",
-    "GetModel",
-    "CreateModel",
-    "ListModelBuilds",
-    "CreateModelBuild",
-    "GetModelBuild",
-    "CreateModelDeployment",
-    "ListModelDeployments",
-    "GetModelDeployment",
-    "StopModelDeployment",
-    "RestartModelDeployment",
-    "ListRuntimes",
-)
+METHODS = ("get", "post", "put", "patch", "delete")
 _KEEP = ("type", "format", "enum", "default", "readOnly", "$ref", "items", "additionalProperties")
 
 
@@ -97,20 +44,22 @@ def _refs(schema: dict) -> set[str]:
 
 
 def extract(spec: dict) -> dict:
-    """The compact contract: info, security, the used definitions (closed over $ref) and paths.
+    """The compact contract: info, security, every operation and the definitions it uses (closed over $ref).
+
+    Each operation keeps its id, summary, parameters (path, query, body and formData), the content
+    types it consumes when they differ from JSON, and its 200 response schema (``{}`` when the spec
+    gives none, as for file downloads).
 
     Raises:
-        KeyError: a definition or operation named above is missing from the spec.
+        KeyError: a $ref names a definition the spec lacks.
     """
     all_defs = spec["definitions"]
     paths: dict[str, dict] = {}
-    wanted = set(DEFINITIONS)
-    seen_ops: set[str] = set()
+    wanted: set[str] = {"runtimeError"}
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
-            if op.get("operationId") not in OPERATIONS:
+            if method not in METHODS:
                 continue
-            seen_ops.add(op["operationId"])
             params = []
             for prm in op.get("parameters", []):
                 keep = {k: prm[k] for k in ("name", "in", "required", "type", "format") if k in prm}
@@ -118,16 +67,17 @@ def extract(spec: dict) -> dict:
                     keep["schema"] = _compact_schema(prm["schema"])
                     wanted |= _refs(prm["schema"])
                 params.append(keep)
-            response = _compact_schema(op["responses"]["200"]["schema"])
+            response = _compact_schema(op.get("responses", {}).get("200", {}).get("schema", {}))
             wanted |= _refs(response)
-            paths.setdefault(path, {})[method] = {
+            entry = {
                 "operationId": op["operationId"],
+                "summary": _summary(op),
                 "parameters": params,
                 "response": response,
             }
-    missing_ops = sorted(set(OPERATIONS) - seen_ops)
-    if missing_ops:
-        raise KeyError(f"operations not in the spec: {missing_ops}")
+            if op.get("consumes"):
+                entry["consumes"] = op["consumes"]
+            paths.setdefault(path, {})[method] = entry
     defs: dict[str, dict] = {}
     todo = sorted(wanted)
     while todo:
@@ -149,6 +99,12 @@ def extract(spec: dict) -> dict:
         "definitions": dict(sorted(defs.items())),
         "paths": dict(sorted(paths.items())),
     }
+
+
+def _summary(op: dict) -> str:
+    """The operation's one-line summary (its first line, trimmed)."""
+    text = (op.get("summary") or op.get("description") or "").strip()
+    return text.splitlines()[0].strip() if text else ""
 
 
 def main(argv: list[str] | None = None) -> int:

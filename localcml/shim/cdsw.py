@@ -8,10 +8,10 @@ what an unreachable store raises. Without a planned fault they are exactly the S
 import functools
 import sqlite3
 
-from localcml import sdk as _sdk
 from localcml.faults import take as _take
-from localcml.sdk import *  # noqa: F403 - the module's public surface is sdk.__all__
-from localcml.sdk import __all__, _get_model_call_endpoint  # noqa: F401
+from localcml.metrics import sdk as _sdk
+from localcml.metrics.sdk import *  # noqa: F403 - the module's public surface is sdk.__all__
+from localcml.metrics.sdk import __all__, _get_model_call_endpoint  # noqa: F401
 
 
 def _check(function: str) -> None:

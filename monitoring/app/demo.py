@@ -1,8 +1,11 @@
-"""The closed loop on a fresh local workspace: bootstrap, apply the graph, run cycles of the job chain.
+"""The closed loop on a fresh local workspace, run by the workspace's scheduler as CML would run it.
 
-Each cycle warps the workspace clock to the next cycle start, starts the head job through the
-API (CML then runs the chain: dependents start only when their parent succeeded), waits for the
-chain, and reads each job's VERDICT line from its run log, as on-call would.
+The rehearsal starts ``cycles`` schedule periods in the past: bootstrap and ``graph apply`` happen
+there, then for each cycle the workspace's scheduler fast-forwards its clock to the head job's
+next cron fire and fires it (CML then runs the chain: dependents start only when their parent
+succeeded). The demo waits for the chain and reads each job's VERDICT line from its run log, as
+on-call would. It ends on real time: the records lie in the past, and code run against the
+workspace afterwards stamps and reads its own records at the time it really runs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from monitoring.app import graph
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
 from monitoring.cmlclient.api import RUN_TERMINAL, field
-from monitoring.core.clock import WarpClock, iso_ms
+from monitoring.core.clock import SystemClock, WarpClock, iso_ms
 from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
@@ -56,6 +59,19 @@ def fresh_start(cfg: PipelineConfig, root: Path, out_dir: Path) -> None:
     shutil.rmtree(root / cfg.state.artifacts_dir, ignore_errors=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
+
+
+def wait_fire(ctx: Context, head_id: str, seen: set[str]) -> int:
+    """Wait for the scheduler's next run of the head job; returns when it was created (workspace clock, ms)."""
+    deadline = time.monotonic() + CHAIN_TIMEOUT_S
+    while True:
+        runs = [r for r in ctx.platform.api.job_runs(head_id, limit=5) if field(r, "id") not in seen]
+        if runs:
+            created = field(runs[0], "created_at")
+            return int(created.timestamp() * 1000) if hasattr(created, "timestamp") else ctx.platform.clock.now_ms()
+        if time.monotonic() > deadline:
+            raise RedeployError(f"the scheduler did not fire the head job within {CHAIN_TIMEOUT_S:g}s")
+        time.sleep(POLL_S)
 
 
 def wait_chain(ctx: Context, job_ids: list[str], seen: set[str], workspace: Path) -> dict[str, dict[str, str]]:
@@ -116,11 +132,13 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -
     out_dir = out_dir if out_dir.is_absolute() else root / out_dir
     fresh_start(cfg, root, out_dir)
     workspace = local_workspace.workspace_dir(cfg, root)
+    clock: WarpClock | None = None
     try:
         env = local_workspace.activate(cfg, root)
         clock = WarpClock(env["CML_MONITOR_CLOCK_FILE"])
         window, step = to_ms(cfg.windows.length), to_ms(cfg.scenario.cycle)
-        start = (clock.now_ms() // window) * window
+        real_now = SystemClock().now_ms()
+        start = ((real_now - cycles * step) // window) * window  # the rehearsal ends before real time
         clock.set_now(start + 60_000)
         ctx = build_context(cfg, root, clock=clock)
         print(f"bootstrap: {bootstrap(ctx).summary}", flush=True)
@@ -134,9 +152,8 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -
         )
         rows = []
         for cycle in range(1, cycles + 1):
-            now = start + (cycle - 1) * step + 60_000
-            clock.set_now(now)
-            ctx.platform.api.start_job_run(chain[0])
+            local_workspace.fast_forward(cfg, root, until_ms=real_now, fires=1)  # to the head job's next fire
+            now = wait_fire(ctx, chain[0], seen)
             verdicts = wait_chain(ctx, chain, seen, workspace)
             rows.append(cycle_row(ctx, cycle, now, list(verdicts.values())))
             print_row(rows[-1])
@@ -148,5 +165,7 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -
         redeploys = [r for r in rows if r["decision"] == "redeploy"]
         print(f"demo: {len(redeploys)} redeploy(s); now serving {rows[-1]['deployed_version'] if rows else '?'}")
     finally:
+        if clock is not None:
+            clock.set_now(SystemClock().now_ms())  # back on real time for whoever uses the workspace next
         local_workspace.stop(cfg, root)
     return 0

@@ -74,6 +74,11 @@ def shell_exports(env: Mapping[str, str]) -> str:
     return _workspace().shell_exports(env)
 
 
+def fast_forward(cfg: PipelineConfig, project_root: str | Path, until_ms: int, fires: int | None = None) -> dict:
+    """Let the running workspace's scheduler skip idle time up to ``until_ms`` (or ``fires`` fires)."""
+    return _workspace().fast_forward(workspace_dir(cfg, project_root), until_ms, fires)
+
+
 def faults_command(cfg: PipelineConfig, project_root: str | Path, argv: Sequence[str]) -> int:
     """``cml-monitor faults ...``: edit the workspace's fault plan; returns the exit code."""
     from localcml import faults

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from typing import Any
 
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
@@ -14,23 +12,6 @@ from monitoring.core.logs import KV
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)
-
-#: Rehearsal hook: the local workspace sets this on a job run whose fault plan says ``kill:<step>``.
-KILL_AT_ENV = "CML_MONITOR_FAULT_KILL_AT"
-#: Set only in local workspace engines; the hook is inert anywhere else (inside CML too).
-LOCAL_WORKSPACE_ENV = "CML_MONITOR_WORKSPACE"
-KILL_STEPS = ("after_build", "after_deploy")
-
-
-def checkpoint(step: str) -> None:
-    """Die here with SIGKILL when a local workspace's fault plan asked for it (``job.<name>=kill:<step>``).
-
-    Args:
-        step: one of ``KILL_STEPS``.
-    """
-    if os.environ.get(KILL_AT_ENV) == step and os.environ.get(LOCAL_WORKSPACE_ENV):
-        log.warning("killing this run with SIGKILL %s", KV(step=step, reason="fault injected"))
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _serving(previous: DeploymentRef | None) -> str:
@@ -95,11 +76,9 @@ def release(
         )
     except RedeployError as exc:
         raise RedeployError(f"{exc}; nothing was deployed and {_serving(previous)} (see the build's log)") from exc
-    checkpoint("after_build")
     deployment: DeploymentRef | None = None
     try:
         deployment = _deploy_build(ctx, model, build_id, {ARTIFACT_ENV: artifact_rel})
-        checkpoint("after_deploy")
         smoke_test(ctx, model, smoke_request)
         live = api.live_deployment(model)
         if live is None or live.id != deployment.id:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 from localcml.workspace import LocalWorkspace
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.api import CmlApi

@@ -2,7 +2,7 @@
 
 CML's Runtime job wrapper runs a script without ``__file__``, adds ``-f <connection file>`` to
 its arguments, counts any ``SystemExit`` (even 0) as a failure and starts it in the project
-root. ``python -m localcml.engine`` does the same.
+root. ``python -m localcml.jobs.engine`` does the same.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Project:
         env = process_env(self.ws.engine_env(), {"CDSW_ENGINE_ID": f"test{script}"})
         path = f"jobs/{script}.py" if cwd is None else str(self.root / "jobs" / f"{script}.py")
         return subprocess.run(
-            [sys.executable, "-m", "localcml.engine", path],
+            [sys.executable, "-m", "localcml.jobs.engine", path],
             cwd=cwd or self.root,
             env=env,
             stdout=subprocess.PIPE,

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 from localcml.workspace import LocalWorkspace
 from tests.contract import swagger_check
 
@@ -17,7 +17,18 @@ SPEC = swagger_check.load()
 
 
 def _snake(operation_id: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", operation_id).lower()
+
+
+def implemented() -> set[str]:
+    """The operations the workspace honours (every other one answers 501: see tests/local/test_spec_walk.py)."""
+    from localcml.applications import urls as applications
+    from localcml.jobs import urls as jobs
+    from localcml.models import urls as models
+    from localcml.projects import urls as projects
+    from localcml.runtimes import urls as runtimes
+
+    return {op for urls in (projects, jobs, models, applications, runtimes) for op in urls.OPERATIONS}
 
 
 class Recorder:
@@ -51,6 +62,11 @@ def workspace(tmp_path):
     (root / "scripts" / "ok.py").write_text("print('ok')\n")
     (root / "scripts" / "block.py").write_text("import threading\nthreading.Event().wait()\n")
     (root / "model.py").write_text("def predict(args):\n    return {'n': len(args)}\n")
+    (root / "app.py").write_text(
+        "import http.server, os\n"
+        "http.server.HTTPServer(('127.0.0.1', int(os.environ['CDSW_APP_PORT'])), "
+        "http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+    )
     ws = LocalWorkspace(tmp_path / "w", root, busy_timeout=1.0).start()
     yield ws
     ws.stop()
@@ -60,8 +76,12 @@ def test_every_operation_response_conforms(workspace):
     ws, call = workspace, Recorder(workspace.client())
     pid = ws.project_id
     call("CreateProject", {"name": "second", "environment": {"K": "V"}})
-    call("ListProjects", search_filter='{"name": "cml"}')
+    second = call("ListProjects", search_filter='{"name": "sec"}')["projects"][0]
+    call("ListProjectNames")
     call("GetProject", pid)
+    call("UpdateProject", {"description": "changed", "environment": '{"K": "W"}'}, second["id"])
+    call("ListProjectCollaborators", pid)
+    call("ValidateAPIKey", {"audience": "API"})
     runtime = call("ListRuntimes")["runtimes"][0]["image_identifier"]
     head = call(
         "CreateJob",
@@ -81,6 +101,7 @@ def test_every_operation_response_conforms(workspace):
         pid,
     )
     call("ListJobs", pid, sort="-created_at", page_size=1)
+    call("ListAllJobs")
     call("GetJob", pid, head["id"])
     call("UpdateJob", {"arguments": "--x 1", "environment": '{"A": "2"}'}, pid, head["id"])
     run = call("CreateJobRun", {"environment": {"R": "1"}}, pid, head["id"])
@@ -97,6 +118,7 @@ def test_every_operation_response_conforms(workspace):
     call("ListModels", pid)
     call("ListAllModels")
     call("GetModel", pid, model["id"])
+    call("UpdateModel", {"description": "changed"}, pid, model["id"])
     build = call(
         "CreateModelBuild",
         {
@@ -132,8 +154,30 @@ def test_every_operation_response_conforms(workspace):
         lambda: ws.client().get_model_deployment(pid, model["id"], build["id"], dep["id"]).status == "deployed",
         "the restarted deployment",
     )
-    every = {op["operationId"] for methods in SPEC["paths"].values() for op in methods.values()}
-    assert call.seen == every
+    call("ListRuntimeAddons")
+    app = call(
+        "CreateApplication",
+        {"name": "dash", "subdomain": "dash", "script": "app.py", "runtime_identifier": runtime},
+        pid,
+    )
+    call("ListApplications", pid)
+    call("GetApplication", pid, app["id"])
+    call("UpdateApplication", {"description": "the dashboard"}, pid, app["id"])
+    call("RestartApplication", pid, app["id"])
+    call("StopApplication", pid, app["id"])
+    call("DeleteApplication", pid, app["id"])
+    spare = call("CreateModel", {"name": "spare"}, pid)
+    spare_build = call(
+        "CreateModelBuild",
+        {"file_path": "model.py", "function_name": "predict", "runtime_identifier": runtime},
+        pid,
+        spare["id"],
+    )
+    _wait(lambda: ws.client().get_model_build(pid, spare["id"], spare_build["id"]).status == "built", "the build")
+    call("DeleteModelBuild", pid, spare["id"], spare_build["id"])
+    call("DeleteModel", pid, spare["id"])
+    call("DeleteProject", second["id"])
+    assert call.seen == implemented()
 
 
 def test_error_bodies_are_runtime_errors(workspace):
@@ -157,14 +201,21 @@ def test_validator_rejects_a_request_field_the_spec_lacks():
     assert swagger_check.errors(SPEC, {"status": "RUNNING"}, "JobRun")  # enum
 
 
-def test_server_rejects_the_same_body_mistakes(workspace):
+def test_server_reads_bodies_as_cmls_gateway_does_lenient_on_form_strict_on_types(workspace):
+    """Unknown fields are ignored, numbers may be strings; a wrong type is refused. The contract
+    tests (not the server) are what keep our own bodies exact."""
     url = f"{workspace.url}/api/v2/projects/{workspace.project_id}/jobs"
     headers = {"authorization": f"Bearer {workspace.api_key}"}
-    reply = requests.post(
-        url, json={"name": "x", "script": "s.py", "environment_variables": {}}, headers=headers, timeout=10
-    )
-    assert reply.status_code == 400 and "environment_variables" in reply.json()["message"]
-    assert swagger_check.errors(SPEC, reply.json(), "runtimeError") == []
+    runtime = workspace.client().list_runtimes().runtimes[0].image_identifier
+    body = {"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime, "environment_variables": {}}
+    reply = requests.post(url, json={**body, "cpu": "2"}, headers=headers, timeout=10)
+    assert reply.status_code == 200 and reply.json()["cpu"] == 2.0 and "environment_variables" not in reply.json()
+    assert swagger_check.errors(SPEC, body, "CreateJobRequest") == [
+        "$.environment_variables: field not in CreateJobRequest"
+    ]
+    wrong = requests.post(url, json={**body, "name": "y", "cpu": "two"}, headers=headers, timeout=10)
+    assert wrong.status_code == 400 and "cpu: expected a number, got str 'two'" in wrong.json()["message"]
+    assert swagger_check.errors(SPEC, wrong.json(), "runtimeError") == []
     assert requests.get(url, timeout=10).status_code == 401
     spec = requests.get(f"{workspace.url}/api/v2/swagger.json", timeout=10).json()
     assert spec["definitions"] == SPEC["definitions"]  # served unauthenticated, same as the contract file

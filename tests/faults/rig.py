@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from localcml.environment import activate
-from localcml.metrics_store import MetricsStore
+from localcml.metrics.store import MetricsStore
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.demo import verdict_fields
@@ -89,7 +89,7 @@ def activated(env: dict[str, str]) -> Iterator[None]:
         for name in [n for n in sys.modules if n.split(".")[0] in ("cdsw", "cmlapi", "cml")]:
             if name not in saved_modules:
                 del sys.modules[name]
-        from localcml import sdk
+        from localcml.metrics import sdk
 
         sdk.close_stores()
 

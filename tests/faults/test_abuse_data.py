@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from localcml.metrics_store import TABLE, MetricsStore
+from localcml.metrics.store import TABLE, MetricsStore
 from monitoring.app.cli import main
 from monitoring.core.errors import EXIT_CONFIG, EXIT_DATA
 from monitoring.workflows.redeploy import redeploy

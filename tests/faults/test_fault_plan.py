@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
 
-from localcml.faults import Fault, FaultPlan, main
+from localcml.faults import KILL_STEPS, Fault, FaultPlan, main
 from localcml.workspace import LocalWorkspace
 from monitoring.core.errors import EXIT_CONFIG, ConfigError
 from monitoring.workflows import release
@@ -131,8 +132,9 @@ def test_admin_endpoint_needs_the_api_key_and_changes_the_plan(tmp_path):
         assert json.loads((ws.workspace_dir / "faults.json").read_text()) == {"faults": []}
 
 
-def test_the_kill_hook_names_the_same_steps_and_variable_as_the_plan():
-    from localcml import faults
-
-    assert release.KILL_STEPS == faults.KILL_STEPS and release.KILL_AT_ENV == faults.KILL_AT_ENV
-    assert release.LOCAL_WORKSPACE_ENV == faults.WORKSPACE_ENV
+def test_the_release_path_carries_no_rehearsal_code():
+    """Kill points are the workspace's business (it watches the run's build and deployment), not the library's."""
+    source = Path(release.__file__).read_text()
+    for word in ("SIGKILL", "os.kill", "checkpoint", "CML_MONITOR_FAULT", "CML_MONITOR_WORKSPACE", "kill"):
+        assert word not in source, word
+    assert Fault.parse("job.redeploy=kill:after_deploy").step in KILL_STEPS

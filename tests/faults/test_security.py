@@ -12,7 +12,7 @@ import requests
 import yaml
 
 from localcml.daemon import reset
-from localcml.metrics_store import MetricsStore
+from localcml.metrics.store import MetricsStore
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.cmlclient.api import field

@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta
 
 from tests.project import make_project
 
@@ -46,5 +48,13 @@ def test_demo_breach_single_redeploy_and_recovery(tmp_path):
     assert all(r["deployed_version"] == "v2" for r in rows[5:])
     # v2's first labelled window is evaluated two cycles later: accuracy is back above the threshold.
     assert decisions[-1] == "none" and rows[-1]["accuracy"] >= 0.8, rows[-1]
+    # the workspace's scheduler fired the head job ("0 * * * *"): one cycle per hour, on the hour ...
+    fires = [datetime.fromisoformat(r["time"].replace("Z", "+00:00")) for r in rows]
+    assert all(f.minute == 0 and f.second <= 2 for f in fires), [r["time"] for r in rows]
+    assert {b - a for a, b in zip(fires, fires[1:])} == {timedelta(hours=1)}
+    # ... and the workspace is left on real time, with every record in the past
+    offset = json.loads((tmp_path / ".cml-local" / "clock.json").read_text())["offset_ms"]
+    assert abs(offset) < 60_000, offset
+    assert rows[-1]["time"] < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import requests
+
 from tests.waiting import wait_for
 
 TERMINAL = {"ENGINE_SUCCEEDED", "ENGINE_FAILED", "ENGINE_TIMEDOUT", "ENGINE_STOPPED", "ENGINE_SKIPPED"}
@@ -94,3 +96,9 @@ def wait_deployment(api, project_id: str, model_id: str, build_id: str, dep_id: 
         return dep if dep.status not in ("pending", "deploying") else None
 
     return wait_for(done, f"deployment {dep_id}", timeout)
+
+
+def call(ws, access_key, request, token=None):
+    """POST one model request through the workspace's model service (with the model API key)."""
+    headers = {"Authorization": f"Bearer {token or ws.model_api_key}"}
+    return requests.post(ws.model_url, json={"accessKey": access_key, "request": request}, headers=headers, timeout=30)

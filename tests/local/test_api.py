@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
-import localcml.client as client_mod
-from localcml.apimodels import MODELS
-from localcml.client import ApiException, CMLServiceApi, default_client
+import localcml.client.api as client_mod
+from localcml.client.api import ApiException, CMLServiceApi, default_client
+from localcml.client.models import MODELS
 from localcml.environment import SHIM_DIR
 
 
@@ -96,13 +97,19 @@ def test_job_types_and_schedule_with_parent_rejected(api, ws, new_job):
     assert moved.parent_id == plain.id and moved.type == "dependent"
 
 
-def test_unknown_body_field_rejected_and_runtime_rules(api, ws, runtime_id):
-    with pytest.raises(ApiException) as err:
-        api.create_job(
-            {"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime_id, "replica_count": 2},
-            ws.project_id,
-        )
-    assert err.value.status == 400 and "replica_count" in json.loads(err.value.body)["message"]
+def test_the_gateway_ignores_unknown_fields_reads_numbers_in_strings_and_refuses_wrong_types(
+    api, ws, runtime_id, caplog
+):
+    body = {"name": "x", "script": "scripts/ok.py", "runtime_identifier": runtime_id, "replica_count": 2}
+    with caplog.at_level(logging.DEBUG, logger="localcml.core.bodies"):
+        job = api.create_job({**body, "cpu": "2", "memory": "4.5", "timeout": "60"}, ws.project_id)
+    assert (job.cpu, job.memory, job.timeout) == (2.0, 4.5, "60")  # proto3 JSON: numbers may be strings
+    assert "replica_count" not in str(api.get_job(ws.project_id, job.id).to_dict())
+    assert "CreateJob: ignoring field(s) replica_count unknown to CreateJobRequest" in caplog.text
+    for wrong, named in (({"cpu": "two"}, "cpu"), ({"paused": "yes"}, "paused"), ({"timeout": 1.5}, "timeout")):
+        with pytest.raises(ApiException) as err:
+            api.create_job({**body, "name": f"bad {named}", **wrong}, ws.project_id)
+        assert err.value.status == 400 and named in json.loads(err.value.body)["message"]
     with pytest.raises(ApiException) as err:
         api.create_job({"name": "x", "script": "scripts/ok.py"}, ws.project_id)
     assert "runtime_identifier" in json.loads(err.value.body)["message"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 from tests.local.support import runs_of, wait_for, wait_run
 
 
@@ -48,10 +49,14 @@ def test_engine_gets_f_argv_no_file_cml_env_and_own_credentials(api, ws, new_job
     assert probe["cwd"] == str(project_root)
     env = probe["env"]
     assert env["CDSW_PROJECT_ID"] == ws.project_id and env["CDSW_API_URL"] == f"{ws.url}/api/v1"
-    assert env["CDSW_DOMAIN"] == f"127.0.0.1:{ws.port}" and env["CDSW_APIV2_KEY"] == ws.api_key
+    assert env["CDSW_DOMAIN"] == f"127.0.0.1:{ws.port}"
+    assert env["CDSW_APIV2_KEY"] not in ("", ws.api_key)  # the engine's own key, not the user's
     assert env["CDSW_ENGINE_ID"] and env["CML_MONITOR_WORKSPACE"] == str(ws.workspace_dir)
     assert (env["FOO"], env["BAR"]) == ("job", "run")  # run environment adds to (and wins over) the job's
     assert probe["project_name"] == "cml-monitor"  # cmlapi.default_client() worked with the engine's credentials
+    url = f"{ws.url}/api/v2/projects/{ws.project_id}"
+    expired = requests.get(url, headers={"authorization": f"Bearer {env['CDSW_APIV2_KEY']}"}, timeout=10)
+    assert expired.status_code == 401  # the engine's key died with the engine
 
 
 def test_one_active_run_per_job(api, ws, new_job):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from localcml.metrics_store import MetricsStore
+from localcml.metrics.store import MetricsStore
 
 #: The keys of a record in CML's read_metrics output, in the order of the CHURN AMP sample.
 RECORD_KEYS = [
@@ -191,7 +191,7 @@ def test_duplicate_uuid_and_bad_windows_are_refused(store):
 
 WRITER = textwrap.dedent("""
     import pathlib, sys, time
-    from localcml.metrics_store import MetricsStore
+    from localcml.metrics.store import MetricsStore
     url, name, go = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
     store = MetricsStore(url)
     shared = [r["predictionUuid"] for r in store.read("shared")]

@@ -9,45 +9,8 @@ import threading
 import pytest
 import requests
 
-from localcml.client import ApiException
-from tests.local.support import runs_of, wait_build, wait_deployment, wait_for, wait_run
-
-
-@pytest.fixture
-def model(api, ws):
-    return api.create_model({"project_id": ws.project_id, "name": "tower", "description": "d"}, ws.project_id)
-
-
-@pytest.fixture
-def build_of(api, ws, model, runtime_id):
-    def create(file_path: str, function_name: str = "predict", wait: bool = True):
-        body = {
-            "project_id": ws.project_id,
-            "model_id": model.id,
-            "file_path": file_path,
-            "function_name": function_name,
-            "runtime_identifier": runtime_id,
-            "kernel": "python3",
-        }
-        build = api.create_model_build(body, ws.project_id, model.id)
-        return wait_build(api, ws.project_id, model.id, build.id) if wait else build
-
-    return create
-
-
-@pytest.fixture
-def deploy(api, ws, model):
-    def create(build, environment=None, replicas=1, wait=True):
-        body = {"cpu": 1, "memory": 2, "replicas": replicas, "environment": environment or {}}
-        dep = api.create_model_deployment(body, ws.project_id, model.id, build.id)
-        return wait_deployment(api, ws.project_id, model.id, build.id, dep.id) if wait else dep
-
-    return create
-
-
-def call(ws, access_key, request, token=None):
-    headers = {"Authorization": f"Bearer {token or ws.model_api_key}"}
-    return requests.post(ws.model_url, json={"accessKey": access_key, "request": request}, headers=headers, timeout=30)
+from localcml.client.api import ApiException
+from tests.local.support import call, runs_of, wait_build, wait_deployment, wait_for, wait_run
 
 
 def test_model_has_access_key_crn_and_auth(api, ws, model):

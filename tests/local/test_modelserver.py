@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from localcml import sdk
-from localcml.metrics_store import MetricsStore
+from localcml.metrics import sdk
+from localcml.metrics.server import MetricsServer
+from localcml.metrics.store import MetricsStore
 from monitoring.core.clock import WarpClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +55,7 @@ class Replica:
     log: Path
     ready: Path
     store_url: str
+    metrics: MetricsServer | None = None
 
     @property
     def url(self) -> str:
@@ -62,7 +64,10 @@ class Replica:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+        code = self.proc.wait(timeout=30)
+        if self.metrics is not None:
+            self.metrics.stop()
+        return code
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -85,13 +90,13 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
 def launch(
     tmp: Path, build: Path, file: str = "predict.py", function: str = "predict", host: str = "127.0.0.1", **env: str
 ) -> tuple[subprocess.Popen, Path, Path]:
-    """Start ``python -m localcml.modelserver``; returns the process, its log and its ready file."""
+    """Start ``python -m localcml.models.replica``; returns the process, its log and its ready file."""
     tag = uuid_lib.uuid4().hex[:8]
     log, ready = tmp / f"replica-{tag}.log", tmp / f"ready-{tag}.json"
     args = [
         sys.executable,
         "-m",
-        "localcml.modelserver",
+        "localcml.models.replica",
         "--build-dir",
         str(build),
         "--file",
@@ -111,7 +116,10 @@ def launch(
 
 
 def start(tmp: Path, build: Path, **kw: str) -> Replica:
-    proc, log, ready = launch(tmp, build, **kw)
+    """A replica whose SDK reaches a metrics service over ``tmp/metrics.db`` (the workspace's, in a workspace)."""
+    store_url = f"sqlite:///{tmp / 'metrics.db'}"
+    metrics = MetricsServer(MetricsStore(store_url), "replica-test-key", WarpClock(tmp / "clock.json")).start()
+    proc, log, ready = launch(tmp, build, CDSW_DOMAIN=metrics.domain, CDSW_APIV2_KEY="replica-test-key", **kw)
     deadline = time.monotonic() + 30
     while not ready.exists():  # a real process must start: poll, bounded
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -120,7 +128,7 @@ def start(tmp: Path, build: Path, **kw: str) -> Replica:
         time.sleep(0.02)
     info = json.loads(ready.read_text())
     assert info["pid"] == proc.pid
-    return Replica(proc, info["port"], log, ready, f"sqlite:///{tmp / 'metrics.db'}")
+    return Replica(proc, info["port"], log, ready, store_url, metrics)
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +301,7 @@ def test_missing_function_exits_1_naming_it(tmp_path, build):
     proc, log, ready = launch(tmp_path, build, function="no_such_fn")
 
     assert proc.wait(timeout=30) == 1
-    assert "has no function 'no_such_fn'" in log.read_text() and not ready.exists()
+    assert "defines no function 'no_such_fn'" in log.read_text() and not ready.exists()
 
 
 def test_serves_the_build_snapshot_from_the_build_dir(tmp_path, build):

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from localcml import sdk
-from localcml.metrics_store import MetricsStore
+from localcml.metrics import sdk
+from localcml.metrics.server import MetricsServer
+from localcml.metrics.store import MetricsStore
 from monitoring.core.clock import WarpClock
 from monitoring.core.errors import ConfigError
 
-SHIM = Path(sdk.__file__).parent / "shim"
+SHIM = Path(sdk.__file__).parents[1] / "shim"
 T0 = 1_800_000_000_000
 DEP, BUILD, MODEL = "crn:cdp:ml:local:acct:workspace:ws/dep-1", "crn:...:ws/build-1", "crn:...:ws/model-1"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -26,6 +27,7 @@ ENV = (
     "CML_MONITOR_MODEL_CRN",
     "CML_MONITOR_CLOCK_FILE",
     "CDSW_DOMAIN",
+    "CDSW_APIV2_KEY",
 )
 
 
@@ -41,7 +43,19 @@ def clock(tmp_path, monkeypatch) -> WarpClock:
 
 
 @pytest.fixture
-def workspace(clock, tmp_path, monkeypatch) -> Path:
+def service(clock, tmp_path, monkeypatch) -> MetricsServer:
+    """The workspace's metrics service over ``tmp_path/metrics.db``, where the SDK reaches it."""
+    store = MetricsStore(f"sqlite:///{tmp_path / 'metrics.db'}")
+    server = MetricsServer(store, "test-api-key", clock).start()
+    monkeypatch.setenv("CDSW_DOMAIN", server.domain)
+    monkeypatch.setenv("CDSW_APIV2_KEY", "test-api-key")
+    yield server
+    server.stop()
+    store.close()
+
+
+@pytest.fixture
+def workspace(service, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CML_MONITOR_WORKSPACE", str(tmp_path))
     return tmp_path
 
@@ -148,7 +162,7 @@ def test_dev_mode_outside_a_replica_uses_a_private_store(clock):
         {"accuracy": 1.0},
         {"input_features": {"x": 1}, "prediction": 1, "final_label": 1},
     ]
-    with pytest.raises(ConfigError, match="CML_MONITOR_METRICS_URL or CML_MONITOR_WORKSPACE"):
+    with pytest.raises(ConfigError, match="CDSW_DOMAIN is not set: the model metrics service is found from it"):
         sdk.read_metrics(model_deployment_crn=sdk.dev_model_deployment_crn)
 
 
@@ -189,20 +203,30 @@ def test_read_metrics_needs_a_crn_outside_a_replica(workspace):
         sdk.track_aggregate_metrics({"accuracy": 1.0}, 0, 1)
 
 
-def test_metrics_url_env_wins_over_workspace(workspace, tmp_path, monkeypatch):
-    other = tmp_path / "elsewhere" / "m.db"
-    monkeypatch.setenv("CML_MONITOR_METRICS_URL", f"sqlite:///{other}")
-
-    sdk.track_aggregate_metrics({"accuracy": 0.5}, 0, 1, model_deployment_crn=DEP)
-
-    assert other.exists() and not (workspace / "metrics.db").exists()
+def test_each_sdk_call_is_one_http_call_to_the_metrics_service(replica, service, monkeypatch):
+    calls = []
+    answer = service.answer
+    service.answer = lambda path, raw, latency: calls.append(path) or answer(path, raw, latency)
+    out = predict({"x": 3})
+    sdk.track_delayed_metrics({"final_label": 1}, out["uuid"])
+    sdk.track_aggregate_metrics({"accuracy": 1.0}, 0, 1, model_deployment_crn=DEP)
+    sdk.read_metrics(model_deployment_crn=DEP)
+    assert calls == ["/track-metrics", "/track-delayed-metrics", "/track-aggregate-metrics", "/read-metrics"]
+    with pytest.raises(ValueError, match="no prediction record with uuid nope"):  # the service's 404, as a ValueError
+        sdk.track_delayed_metrics({"final_label": 1}, "nope")
+    monkeypatch.setenv("CDSW_APIV2_KEY", "wrong")
+    with pytest.raises(ValueError, match="Bearer"):
+        sdk.read_metrics(model_deployment_crn=DEP)
+    monkeypatch.delenv("CDSW_DOMAIN")
+    with pytest.raises(ConfigError, match="CDSW_DOMAIN is not set"):
+        sdk.read_metrics(model_deployment_crn=DEP)
 
 
 def test_call_model_checks_input_and_builds_the_endpoint_from_cdsw_domain(clock, monkeypatch):
     with pytest.raises(ConfigError, match="CDSW_DOMAIN"):
         sdk._get_model_call_endpoint()
     monkeypatch.setenv("CDSW_DOMAIN", "127.0.0.1:8123")
-    assert sdk._get_model_call_endpoint() == "http://127.0.0.1:8123/model"
+    assert sdk._get_model_call_endpoint() == "http://modelservice.127.0.0.1:8123/model"
     with pytest.raises(TypeError, match="ipt must be a dict"):
         sdk.call_model("key", '{"x": 1}')
 

@@ -1,6 +1,6 @@
 """``cml.metrics_v1`` for the local workspace: the newer name of the cdsw metrics functions."""
 
-from localcml.sdk import (
+from localcml.metrics.sdk import (
     dev_model_deployment_crn,
     read_metrics,
     track_aggregate_metrics,

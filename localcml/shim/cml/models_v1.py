@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from localcml.sdk import call_model, model_metrics
+from localcml.metrics.sdk import call_model, model_metrics
 
 __all__ = ["cml_model", "call_model"]
 

@@ -1,5 +1,5 @@
 """``cmlapi.rest``: the HTTP error type raised by every client method."""
 
-from localcml.client import ApiException
+from localcml.client.api import ApiException
 
 __all__ = ["ApiException"]

@@ -1,0 +1,1 @@
+"""Applications: real processes serving on loopback on the port CML gives applications."""

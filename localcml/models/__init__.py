@@ -1,0 +1,1 @@
+"""Models, builds, deployments: build checks, replica processes, the model endpoint router."""

@@ -1,0 +1,170 @@
+"""Model builds: a snapshot of the project files, then a check that the model function imports.
+
+A build is ``pending`` when created, ``building`` while its check runs, then ``built`` or
+``build failed`` (``timedout`` if the check hangs). The snapshot in ``W/builds/<build_id>/`` is
+what the build's deployments serve, like the image CML builds from the project files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from localcml.core.state import ApiState
+from localcml.environment import process_env
+from localcml.faults import FaultPlan
+from monitoring.core.logs import KV
+
+log = logging.getLogger(__name__)
+
+#: Names never copied into a build snapshot, at any depth.
+EXCLUDED_NAMES = (".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "demo-output", ".cml-local")
+#: Paths (relative to the project root, glob patterns) never copied.
+EXCLUDED_PATHS = ("var/state*",)
+BUILD_TIMEOUT_SECONDS = 600.0
+#: ``observe(step, run_id, publish)``: makes a step of a job run's work visible (see ``JobRunner.observe``).
+Observer = Callable[[str, "str | None", Callable[[], Any]], Any]
+
+
+def publish_now(step: str, run_id: str | None, publish: Callable[[], Any]) -> Any:
+    """The observer of a workspace without job runs: just publish."""
+    return publish()
+
+
+ACTIVE = ("pending", "building")
+
+
+def snapshot(project_root: Path, dest: Path, skip: tuple[Path, ...] = ()) -> None:
+    """Copy the project files into ``dest``, leaving out VCS, virtualenvs, caches and ``skip`` dirs."""
+    root = Path(project_root).resolve()
+    skipped = {Path(p).resolve() for p in skip}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder).resolve()
+        out = set()
+        for name in names:
+            rel = (here / name).relative_to(root).as_posix()
+            if (
+                any(fnmatch.fnmatch(name, pat) for pat in EXCLUDED_NAMES)
+                or any(fnmatch.fnmatch(rel, pat) for pat in EXCLUDED_PATHS)
+                or (here / name).resolve() in skipped
+            ):
+                out.add(name)
+        return out
+
+    shutil.copytree(root, dest, ignore=ignore, symlinks=True)
+
+
+class Builder:
+    """Snapshots the project for a build and checks it in a subprocess.
+
+    Args:
+        state: the API state.
+        workspace_dir: W (snapshots in ``W/builds/<id>/``, logs in ``W/builds/<id>.log``).
+        project_dir: the directory of a project (what its builds snapshot).
+        engine_env: the CML engine variables of a project's engines, for code in a given directory.
+        timeout: seconds the build check may take.
+        faults: the workspace's fault plan (fault point ``build``: ``fail``).
+        observe: called to publish ``built`` (step ``after_build`` of the run that made the build).
+    """
+
+    def __init__(
+        self,
+        state: ApiState,
+        workspace_dir: Path,
+        project_dir: Callable[[str], Path],
+        engine_env: Callable[[str | None, Path], dict[str, str]],
+        timeout: float = BUILD_TIMEOUT_SECONDS,
+        faults: FaultPlan | None = None,
+        observe: Observer = publish_now,
+    ):
+        self.state = state
+        self.faults = faults
+        self.observe = observe
+        self.builds_dir = Path(workspace_dir) / "builds"
+        self.workspace_dir = Path(workspace_dir)
+        self.project_dir = project_dir
+        self.engine_env = engine_env
+        self.timeout = timeout
+
+    def snapshot_dir(self, build_id: str) -> Path:
+        return self.builds_dir / build_id
+
+    def start(self, build: dict, project_id: str) -> None:
+        """Snapshot the project's files now, then check the build in a background thread."""
+        self.builds_dir.mkdir(parents=True, exist_ok=True)
+        snapshot(self.project_dir(project_id), self.snapshot_dir(build["id"]), skip=(self.workspace_dir,))
+        self._spawn(build["id"])
+
+    def forget(self, build_id: str) -> None:
+        """Remove a deleted build's snapshot and log."""
+        shutil.rmtree(self.snapshot_dir(build_id), ignore_errors=True)
+        (self.builds_dir / f"{build_id}.log").unlink(missing_ok=True)
+
+    def _spawn(self, build_id: str) -> None:
+        threading.Thread(target=self._check, args=(build_id,), daemon=True, name=f"build-{build_id}").start()
+
+    def _set(self, build_id: str, status: str) -> dict:
+        def change(build: dict) -> None:
+            build["status"] = status
+            build["updated_at"] = self.state.now()
+            if status == "built":
+                build["built_at"] = build["updated_at"]
+
+        return self.state.update("build", build_id, change)
+
+    def _check(self, build_id: str) -> None:
+        build = self._set(build_id, "building")
+        code_dir = self.snapshot_dir(build_id)
+        argv = [sys.executable, "-m", "localcml.models.runtime", "check", build["file_path"], build["function_name"]]
+        env = process_env(
+            self.engine_env(build.get("_project_id"), code_dir), {"PYTHONDONTWRITEBYTECODE": "1"}
+        )  # keep the snapshot as copied
+        with open(self.builds_dir / f"{build_id}.log", "ab") as out:
+            fault = self.faults.take("build") if self.faults is not None else None
+            try:
+                if fault is not None:
+                    out.write(b"build failed: the build step failed (fault injected)\n")
+                    status = "build failed"
+                else:
+                    proc = subprocess.run(
+                        argv,
+                        cwd=code_dir,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        timeout=self.timeout,
+                    )
+                    status = "built" if proc.returncode == 0 else "build failed"
+            except subprocess.TimeoutExpired:
+                out.write(f"build check did not finish in {self.timeout} s\n".encode())
+                status = "timedout"
+            except OSError as exc:
+                out.write(f"build check could not start: {exc}\n".encode())
+                status = "build failed"
+        if status == "built":
+            self.observe("after_build", build.get("_run_id"), lambda: self._set(build_id, status))
+        else:
+            self._set(build_id, status)
+        log.info("model build finished %s", KV(build=build_id, status=status))
+
+    def busy(self) -> bool:
+        """Whether a build is being checked."""
+        return any(b["status"] in ACTIVE for b in self.state.list("build"))
+
+    def recover(self) -> None:
+        """Builds a previous daemon left unfinished are checked again (or fail without a snapshot)."""
+        for build in self.state.list("build"):
+            if build["status"] in ACTIVE:
+                if self.snapshot_dir(build["id"]).is_dir():
+                    self._spawn(build["id"])
+                else:
+                    self._set(build["id"], "build failed")

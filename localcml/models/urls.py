@@ -1,0 +1,44 @@
+"""Routes of the models service: API v2 operation -> handler of ``ModelsApi``."""
+
+OPERATIONS = {
+    "CreateModel": "create_model",
+    "ListModels": "list_models",
+    "ListAllModels": "list_all_models",
+    "GetModel": "get_model",
+    "UpdateModel": "update_model",
+    "DeleteModel": "delete_model",
+    "CreateModelBuild": "create_model_build",
+    "ListModelBuilds": "list_model_builds",
+    "GetModelBuild": "get_model_build",
+    "DeleteModelBuild": "delete_model_build",
+    "CreateModelDeployment": "create_model_deployment",
+    "ListModelDeployments": "list_model_deployments",
+    "GetModelDeployment": "get_model_deployment",
+    "StopModelDeployment": "stop_model_deployment",
+    "RestartModelDeployment": "restart_model_deployment",
+}
+NOT_IMPLEMENTED = {
+    "ListRegisteredModels": "the local workspace has no model registry",
+    "CreateRegisteredModel": "the local workspace has no model registry",
+    "UpdateRegisteredModel": "the local workspace has no model registry",
+    "GetRegisteredModel": "the local workspace has no model registry",
+    "DeleteRegisteredModel": "the local workspace has no model registry",
+    "UpdateRegisteredModelVersion": "the local workspace has no model registry",
+    "GetRegisteredModelVersion": "the local workspace has no model registry",
+    "DeleteRegisteredModelVersion": "the local workspace has no model registry",
+    "ListMlServingApps": "Cloudera AI Inference service apps are not emulated",
+}
+NOTES = {
+    "CreateModel": "`auto_build_model`/`auto_deploy_model` are refused: build and deploy explicitly",
+    "CreateModelBuild": (
+        "snapshot of the project's files, then a check that loads the model file the way a replica "
+        "does (same loader); statuses pending, building, built, build failed, timedout"
+    ),
+    "CreateModelDeployment": (
+        "replicas are real single-threaded model server processes; a build not yet built is waited "
+        "for (the deployment fails if the build fails); replaces the model's previous deployment "
+        "once healthy; `cpu`, `memory`, `nvidia_gpus` are recorded, not enforced"
+    ),
+    "DeleteModelBuild": "refused while a deployment of the build is not stopped",
+    "UpdateModel": "changes name, description, visibility and auth_enabled",
+}

@@ -1,0 +1,1 @@
+"""Projects: each with its own directory, engine variables, jobs, models and applications."""

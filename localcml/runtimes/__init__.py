@@ -1,0 +1,1 @@
+"""ML Runtimes: a catalogue like CML's (editors, kernels, editions) mapped to the local interpreter."""

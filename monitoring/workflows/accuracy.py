@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from monitoring.cmlclient.api import DeploymentRef
+from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from monitoring.cmlclient import Platform
-from monitoring.cmlclient.api import DeploymentRef, ModelRef
+from monitoring.cmlclient.refs import DeploymentRef, ModelRef
 from monitoring.core.config import PipelineConfig
 from monitoring.core.errors import EXIT_OK, DataError
 from monitoring.state.store import StateStore

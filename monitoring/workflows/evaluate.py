@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from monitoring.cmlclient.api import field
 from monitoring.core.clock import iso_ms
 from monitoring.core.config import REDEPLOY_SCRIPT
 from monitoring.core.durations import to_ms
@@ -42,11 +41,10 @@ def baseline_for(ctx: Context, model: str, version: str) -> dict | None:
 def trigger_redeploy_job(ctx: Context, decision: Decision) -> str:
     """``jobs.trigger: api``: start the redeploy job's run; returns its run id."""
     spec = next(j for j in ctx.cfg.jobs.graph if j.script == REDEPLOY_SCRIPT)
-    job = next((j for j in ctx.platform.api.jobs() if field(j, "name") == spec.name), None)
+    job = next((j for j in ctx.platform.api.jobs() if j.name == spec.name), None)
     if job is None:
         raise DataError(f"job {spec.name!r} does not exist: run `cml-monitor graph apply` first")
-    run = ctx.platform.api.start_job_run(field(job, "id"), environment={"CML_MONITOR_DECISION": decision.id or ""})
-    return field(run, "id")
+    return ctx.platform.api.start_job_run(job.id, environment={"CML_MONITOR_DECISION": decision.id or ""}).id
 
 
 def decisive_result(decision: Decision) -> PolicyResult | None:

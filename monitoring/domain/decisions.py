@@ -14,14 +14,13 @@ from monitoring.core.errors import ConfigError
 from monitoring.domain.thresholds import (
     FAIL,
     INSUFFICIENT,
-    METRICS,
     WARN,
     PolicyResult,
-    WindowRow,
     evaluate_window,
     is_breach,
     is_evaluable,
 )
+from monitoring.domain.window_metrics import METRICS, WindowMetrics
 
 NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED = "none", "redeploy", "insufficient_data", "suppressed"
 ACTIONS = (NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED, WARN)
@@ -79,11 +78,11 @@ class Decision:
         return cls(**known)
 
 
-def _span(w: WindowRow) -> str:
+def _span(w: WindowMetrics) -> str:
     return f"{iso_ms(w.start_ms)}..{iso_ms(w.end_ms)}"
 
 
-def _values(w: WindowRow) -> dict:
+def _values(w: WindowMetrics) -> dict:
     values = {m: getattr(w, m) for m in METRICS}
     values.update(labelled=w.labelled, predictions=w.predictions)
     return values
@@ -137,7 +136,7 @@ def decide(
     Windows are evaluated newest first and only as far back as the decision needs.
 
     Args:
-        windows: the live deployment's windows, ordered by start (WindowRow or compatible).
+        windows: the live deployment's windows, ordered by start (WindowMetrics or compatible).
         policies: ``ThresholdConfig.policies``.
         consecutive: breaching evaluable windows needed in a row.
         cooldown_ms: minimum time between redeploys.
@@ -151,7 +150,7 @@ def decide(
     Returns:
         a Decision (id None until stored).
     """
-    rows = sorted((w if isinstance(w, WindowRow) else WindowRow.from_obj(w) for w in windows), key=lambda w: w.start_ms)
+    rows = sorted(map(WindowMetrics.from_obj, windows), key=lambda w: w.start_ms)
     latest, usable = None, []  # usable: evaluable windows, newest first, only as many as the decision needs
     for w in reversed(rows):
         results = evaluate_window(w, policies, baseline, rows)
@@ -161,7 +160,7 @@ def decide(
             if not is_breach(results) or len(usable) >= consecutive:
                 break
 
-    def make(action: str, reason: str, w: WindowRow | None, results: list[PolicyResult]) -> Decision:
+    def make(action: str, reason: str, w: WindowMetrics | None, results: list[PolicyResult]) -> Decision:
         return Decision(
             None,
             now_ms,

@@ -19,7 +19,8 @@ from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.records import records_to_columns
 from monitoring.domain.training import load_artifact
-from monitoring.domain.windows import WindowResult, compute_windows
+from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.windows import compute_windows
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context, Outcome, version_of
 
@@ -65,13 +66,13 @@ def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
         return None
 
 
-def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
+def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
     """Complete windows of one span, reading ``windows.chunk`` at a time."""
     cfg = ctx.cfg
     window = to_ms(cfg.windows.length)
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
     reference = reference_for(ctx, span.deployment)
-    results: list[WindowResult] = []
+    results: list[WindowMetrics] = []
     for lo, hi, records in ctx.platform.metrics.read_chunks(
         span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk
     ):
@@ -94,25 +95,14 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
     return results
 
 
-def track_settled(ctx: Context, span: Span, results: list[WindowResult], now: int) -> int:
+def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: int) -> int:
     """Send windows that settled since the last run to CML as aggregate metrics; returns how many."""
     horizon = to_ms(ctx.cfg.windows.label_horizon)
     sent = 0
     for r in results:
         settles_at = r.end_ms + horizon
         if settles_at <= now and (span.previous_watermark is None or settles_at > span.previous_watermark):
-            metrics = {
-                k: v
-                for k, v in dict(
-                    accuracy=r.accuracy,
-                    precision=r.precision,
-                    recall=r.recall,
-                    f1=r.f1,
-                    predictions=r.predictions,
-                    labelled=r.labelled,
-                ).items()
-                if v is not None
-            }
+            metrics = {**r.scores(), "predictions": r.predictions, "labelled": r.labelled}
             ctx.platform.metrics.track_aggregate(metrics, r.start_ms, r.end_ms, span.deployment.deployment_crn)
             sent += 1
     return sent

@@ -94,7 +94,7 @@ def cycle_row(ctx: Context, cycle: int, now_ms: int, verdicts: list[dict[str, st
         "predictions": int(traffic.get("predictions", 0) or 0),
         "labelled": int(values.get("labelled", 0) or 0),
         "accuracy": round(accuracy, 4) if isinstance(accuracy, float) else None,
-        "decision": decision.action if fresh else "chain failed",
+        "decision": decision.action.value if fresh else "chain failed",
         "decision_id": decision.id if fresh else None,
         "jobs": {v.get("job", "?"): v.get("status", v.get("run_status")) for v in verdicts},
     }

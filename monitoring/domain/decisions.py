@@ -6,11 +6,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from itertools import takewhile
 from typing import Any
 
 from monitoring.core.clock import iso_ms
-from monitoring.core.errors import ConfigError
+from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.thresholds import (
     FAIL,
     INSUFFICIENT,
@@ -22,8 +23,6 @@ from monitoring.domain.thresholds import (
 )
 from monitoring.domain.window_metrics import METRICS, WindowMetrics
 
-NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED = "none", "redeploy", "insufficient_data", "suppressed"
-ACTIONS = (NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED, WARN)
 DAY_MS = 24 * 3600 * 1000
 FORMATS = ("table", "json")
 
@@ -41,6 +40,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class Action(str, Enum):
+    """What a decision asks for. Its value is what the state store keeps and the VERDICT line shows."""
+
+    NONE = "none"
+    INSUFFICIENT_DATA = "insufficient_data"
+    WARN = "warn"
+    REDEPLOY = "redeploy"
+    SUPPRESSED = "suppressed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Decision:
     """What evaluate_thresholds decided for one model, and what redeploy later did with it."""
@@ -53,15 +65,24 @@ class Decision:
     window_end_ms: int | None
     values: dict
     results: list[PolicyResult]
-    action: str
+    action: Action
     reason: str
     consumed_by: str | None = None
     outcome: str | None = None
     outcome_detail: str | None = None
 
+    def __post_init__(self) -> None:
+        try:
+            self.action = Action(self.action)
+        except ValueError:
+            raise DataError(
+                f"decision {self.id}: unknown action {self.action!r}; expected one of {', '.join(a.value for a in Action)}"
+            ) from None
+
     def to_dict(self) -> dict:
         """A JSON-safe dict (``json.dumps(..., allow_nan=False)`` accepts it)."""
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "results"}
+        data["action"] = self.action.value
         data["results"] = [r.to_dict() for r in self.results]
         return _json_safe(data)
 
@@ -160,7 +181,7 @@ def decide(
             if not is_breach(results) or len(usable) >= consecutive:
                 break
 
-    def make(action: str, reason: str, w: WindowMetrics | None, results: list[PolicyResult]) -> Decision:
+    def make(action: Action, reason: str, w: WindowMetrics | None, results: list[PolicyResult]) -> Decision:
         return Decision(
             None,
             now_ms,
@@ -176,7 +197,7 @@ def decide(
 
     if latest is None:
         return make(
-            INSUFFICIENT_DATA,
+            Action.INSUFFICIENT_DATA,
             f"no windows computed yet for deployment {deployment_crn}; nothing to judge "
             "(check that compute_accuracy ran and traffic is arriving).",
             None,
@@ -191,7 +212,7 @@ def decide(
             or "no policy could be evaluated"
         )
         return make(
-            INSUFFICIENT_DATA,
+            Action.INSUFFICIENT_DATA,
             f"no window has enough labelled data yet (latest {_span(w)}: {why}); no action: wait for labels to arrive.",
             w,
             results,
@@ -203,7 +224,7 @@ def decide(
         streak = sum(1 for _ in takewhile(lambda item: is_breach(item[1]), usable))
         if streak < consecutive:
             return make(
-                NONE,
+                Action.NONE,
                 f"{where} breached ({failed}), {streak} of {consecutive} consecutive breaching windows "
                 "needed before a redeploy; no action yet, watching the next windows.",
                 w,
@@ -213,13 +234,13 @@ def decide(
         runs = f"{consecutive} consecutive windows" if consecutive > 1 else "1 window"
         if blockers:
             return make(
-                SUPPRESSED,
+                Action.SUPPRESSED,
                 f"{where} breached ({failed}) in {runs}, but the redeploy is suppressed: {'; '.join(blockers)}.",
                 w,
                 results,
             )
         return make(
-            REDEPLOY,
+            Action.REDEPLOY,
             f"{where} breached ({failed}) in {runs}; redeploying: retrain, gate, build and deploy.",
             w,
             results,
@@ -228,14 +249,16 @@ def decide(
     warned = [r for r in results if r.status == FAIL and r.action == WARN]
     if warned:
         return make(
-            WARN,
+            Action.WARN,
             f"{where}: {acc} over {w.labelled} labels passes, but input drift was detected "
             f"({'; '.join(r.reason for r in warned)}); no redeploy (drift action is warn): check the "
             "upstream data sources.",
             w,
             results,
         )
-    return make(NONE, f"{where}: {acc} over {w.labelled} labels passes all policies; healthy, no action.", w, results)
+    return make(
+        Action.NONE, f"{where}: {acc} over {w.labelled} labels passes all policies; healthy, no action.", w, results
+    )
 
 
 def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
@@ -263,7 +286,7 @@ def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
                 d.id or "-",
                 iso_ms(d.created_ms),
                 d.model,
-                d.action,
+                d.action.value,
                 "-" if acc is None else f"{acc:.3f}",
                 str(d.values.get("labelled", "-")),
                 outcome,

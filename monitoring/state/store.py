@@ -310,7 +310,7 @@ class StateStore:
                     int(decision.created_ms),
                     decision.model,
                     decision.deployment_crn,
-                    decision.action,
+                    decision.action.value,
                     body,
                     decision.consumed_by,
                     decision.outcome,

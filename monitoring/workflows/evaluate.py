@@ -9,7 +9,7 @@ from monitoring.core.config import REDEPLOY_SCRIPT
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.decisions import Decision, decide
+from monitoring.domain.decisions import Action, Decision, decide
 from monitoring.domain.thresholds import PolicyResult
 from monitoring.domain.training import load_artifact
 from monitoring.workflows.accuracy import ensure_live_recorded
@@ -20,13 +20,13 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 
 
-#: What on-call should do for each action.
-ACTIONS = {
-    "none": "none",
-    "insufficient_data": "none; wait for labels (check the ground-truth feed if this persists)",
-    "warn": "review feature drift in `cml-monitor report`; no redeploy was triggered",
-    "redeploy": "none; the redeploy job retrains and redeploys (watch its VERDICT)",
-    "suppressed": "investigate: accuracy is below policy but a redeploy is blocked (cooldown or daily cap)",
+#: What on-call should do for each decision.
+NEXT_STEPS = {
+    Action.NONE: "none",
+    Action.INSUFFICIENT_DATA: "none; wait for labels (check the ground-truth feed if this persists)",
+    Action.WARN: "review feature drift in `cml-monitor report`; no redeploy was triggered",
+    Action.REDEPLOY: "none; the redeploy job retrains and redeploys (watch its VERDICT)",
+    Action.SUPPRESSED: "investigate: accuracy is below policy but a redeploy is blocked (cooldown or daily cap)",
 }
 
 
@@ -70,7 +70,7 @@ def verdict_fields(decision: Decision, version: str | None) -> dict:
         window=window,
         labelled=decision.values.get("labelled"),
         decision=decision.id,
-        decision_action=decision.action,
+        decision_action=decision.action.value,
     )
     if result is not None:
         fields.update(
@@ -119,11 +119,11 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         )
     fields = verdict_fields(decision, current.version if current else None)
     fields.update({k: _round(v) for k, v in decision.values.items() if k in ("accuracy", "predictions")})
-    if decision.action == "redeploy" and ctx.cfg.jobs.trigger == "api":
+    if decision.action is Action.REDEPLOY and ctx.cfg.jobs.trigger == "api":
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
     return Outcome(
-        "breach" if decision.action in ("redeploy", "suppressed") else "ok",
+        "breach" if decision.action in (Action.REDEPLOY, Action.SUPPRESSED) else "ok",
         decision.reason,
-        ACTIONS.get(decision.action, "none"),
+        NEXT_STEPS[decision.action],
         fields,
     )

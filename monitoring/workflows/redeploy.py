@@ -7,6 +7,7 @@ import logging
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError
 from monitoring.core.logs import KV
+from monitoring.domain.decisions import Action
 from monitoring.domain.training import load_artifact, score
 from monitoring.workflows.accuracy import ensure_live_recorded, floor_to
 from monitoring.workflows.context import Context, Outcome
@@ -36,9 +37,9 @@ def redeploy(ctx: Context) -> Outcome:
     decision = ctx.store.latest_decision(model_name)
     if decision is None:
         return _no_action("no decision recorded yet", model=model_name)
-    fields = dict(model=model_name, decision=decision.id, decision_action=decision.action)
-    if decision.action != "redeploy":
-        return _no_action(f"latest decision {decision.id} is {decision.action!r}: nothing to redeploy", **fields)
+    fields = dict(model=model_name, decision=decision.id, decision_action=decision.action.value)
+    if decision.action is not Action.REDEPLOY:
+        return _no_action(f"latest decision {decision.id} is {decision.action.value!r}: nothing to redeploy", **fields)
     if decision.consumed_by or not ctx.store.claim_decision(decision.id, ctx.platform.run_id, now):
         again = ctx.store.decision(decision.id)
         if again.outcome is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -168,6 +169,8 @@ def test_decision_round_trip_latest_and_list(store):
     store.add_decision(a_decision(model="other", now=T0 + 3 * HOUR))
     got = store.decision(first)
     assert got.id == first and got.action == "redeploy" and got.values["accuracy"] == 0.6
+    stored = store.db.query_one("SELECT action, body FROM decisions WHERE id = ?", (first,))
+    assert stored[0] == "redeploy" and json.loads(stored[1])["action"] == "redeploy"  # plain text, as before
     assert got.results == a_decision(now=T0 + HOUR).results
     assert store.latest_decision("telco").id == second and store.latest_decision("nobody") is None
     assert [d.model for d in store.list_decisions()] == ["other", "telco", "telco"]

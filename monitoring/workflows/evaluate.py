@@ -12,7 +12,6 @@ from monitoring.core.logs import KV
 from monitoring.domain.decisions import Action, Decision, decide
 from monitoring.domain.thresholds import PolicyResult
 from monitoring.domain.training import load_artifact
-from monitoring.workflows.accuracy import ensure_live_recorded
 from monitoring.workflows.context import Context, Outcome
 
 log = logging.getLogger(__name__)
@@ -89,20 +88,20 @@ def _round(value):
 def evaluate_thresholds(ctx: Context) -> Outcome:
     """Decide on the live deployment's windows; in ``api`` trigger mode, start the redeploy job on a breach."""
     now = ctx.platform.clock.now_ms()
-    model, live_crn = ensure_live_recorded(ctx)
-    current = ctx.store.current_deployment(model)
+    model, live = ctx.live_recorded()
+    current = ctx.store.current_deployment(model.name)
     thresholds = ctx.cfg.thresholds
     decision = decide(
-        windows=ctx.store.windows(deployment_crn=live_crn),
+        windows=ctx.store.windows(deployment_crn=live.crn),
         policies=thresholds.policies,
         consecutive=thresholds.consecutive,
         cooldown_ms=to_ms(thresholds.cooldown),
         max_per_day=thresholds.max_redeploys_per_day,
-        redeploy_times_ms=ctx.store.redeploys_since(model, now - max(DAY_MS, to_ms(thresholds.cooldown))),
+        redeploy_times_ms=ctx.store.redeploys_since(model.name, now - max(DAY_MS, to_ms(thresholds.cooldown))),
         now_ms=now,
-        model=model,
-        deployment_crn=live_crn,
-        baseline=baseline_for(ctx, model, current.version) if current else None,
+        model=model.name,
+        deployment_crn=live.crn,
+        baseline=baseline_for(ctx, model.name, current.version) if current else None,
     )
     decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:

@@ -214,6 +214,7 @@ def test_claim_decision_exactly_once_across_threads(store):
     assert store.decision(decision_id).consumed_by == winners[0]
 
 
+@pytest.mark.slow
 def test_claim_decision_exactly_once_across_processes(store):
     decision_id = store.add_decision(a_decision())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -41,25 +41,6 @@ def test_dependents_do_not_run_when_the_head_job_fails(make_pipeline):
     assert p.ctx.platform.api.job_runs(child) == []
 
 
-def test_job_chain_runs_as_cml_runs_it(make_pipeline):
-    p = make_pipeline()
-    graph.apply(p.ctx.platform.api, p.cfg)
-    ids = [j.id for j in p.ctx.platform.api.jobs()]
-    by_name = {j.name: j.id for j in p.ctx.platform.api.jobs()}
-    chain = [by_name[s.name] for s in graph.ordered(p.cfg.jobs.graph)]
-    p.at_cycle(1)
-    p.ctx.platform.api.start_job_run(chain[0])
-    for job_id in chain:
-        deadline = time.monotonic() + 120
-        while not (runs := p.ctx.platform.api.job_runs(job_id)) or not runs[0].finished:
-            assert time.monotonic() < deadline, f"job {job_id} did not run"
-            time.sleep(0.1)
-        assert runs[0].status == "ENGINE_SUCCEEDED"
-        log = (p.ws.workspace_dir / "runs" / f"{runs[0].id}.log").read_text()
-        assert ": VERDICT job=" in [ln for ln in log.splitlines() if ln.strip()][-1], log[-500:]
-    assert len(ids) == 4
-
-
 def test_secrets_never_reach_job_logs_even_on_failure(make_pipeline, monkeypatch, capsys):
     p = make_pipeline()
     planted = "planted-model-api-key-7f3a9c"

@@ -4,7 +4,8 @@ Every call uses keyword arguments (the shipped client's positional order varies 
 goes through the retry policy, and copes with the documented quirks: paging with a fixed
 ``page_size``, substring ``search_filter`` (exact match confirmed here), "latest" by
 ``created_at`` (never ``[-1]``), the live deployment by status ``deployed``, and the 500 a
-slow ``create_model_deployment`` can return after creating the deployment anyway.
+slow ``create_model_deployment`` can return after creating the deployment anyway. It answers
+with the typed records of ``monitoring.cmlclient.refs``, never with the client's own objects.
 """
 
 from __future__ import annotations

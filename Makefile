@@ -6,9 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
-# Every test runs in `make test`; `make check` is the inner loop (lint, contracts, fast tests).
+# Every test runs in `make test`; `make check` is the inner loop (lint, contracts, fast tests): the
+# tests that start no local workspace, model server, job run or browser, less those marked `slow`
+# (PostgreSQL, worker processes). It takes well under a minute on 2 cores.
 PYTEST_WORKERS ?= 2
-FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py tests/test_docs.py
+FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py tests/test_docs.py \
+	tests/report/test_report_page.py tests/faults/test_abuse_config.py tests/cmlclient/test_adapter.py tests/cml/test_tier.py
 
 .PHONY: demo test check format bench install system venv-tools lock clean
 
@@ -34,13 +37,13 @@ demo: venv-tools $(STAMP)
 test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope $(FAST_TESTS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow" $(FAST_TESTS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -85,12 +85,11 @@ def bootstrap(root: str | Path) -> dict[str, str]:
     model = ctx.require_model()
     live = ctx.require_live(model)
     build = ctx.platform.api.get_build(model, live.build_id)
-    build_crn = build.get("crn") if isinstance(build, dict) else getattr(build, "crn", "")
     return {
         "summary": outcome.summary,
         "deployment_crn": live.crn,
         "model_crn": model.crn,
-        "build_crn": build_crn or "",
+        "build_crn": build.crn,
     }
 
 

@@ -54,7 +54,7 @@ def test_the_import_contracts_hold():
     assert out.returncode == 0, out.stdout + out.stderr
     report = " ".join(out.stdout.split())
     assert all(f"{name} KEPT" in report for name in CONTRACTS.values()), out.stdout
-    assert len(CONTRACTS) >= 5
+    assert len(CONTRACTS) >= 6
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,7 @@ def planted(tmp_path_factory):
         ("monitoring/domain/windows.py", "import cdsw", "adapter"),
         ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),
         ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
+        ("monitoring/workflows/redeploy.py", "from monitoring.workflows.accuracy import spans_to_read", "workflows"),
     ],
 )
 def test_a_planted_forbidden_import_breaks_its_contract(planted, module, line, contract):
@@ -195,3 +196,18 @@ def test_no_module_reaches_around_the_facade_to_the_raw_client():
         ):
             offenders.append(path.relative_to(REPO).as_posix())
     assert offenders == []
+
+
+def test_only_the_facade_reads_vendor_objects():
+    """Outside ``monitoring.cmlclient`` nobody imports its private helpers (``_field`` reads a vendor
+    object): the facade hands out typed records (``cmlclient.refs``) instead."""
+    offenders = []
+    for path in sorted([*(REPO / "monitoring").rglob("*.py"), *(REPO / "bench").glob("*.py")]):
+        if path.parent.name == "cmlclient":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("monitoring.cmlclient"):
+                offenders += [f"{path.relative_to(REPO)}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert offenders == []
+    refs = {n.name for n in ast.parse((REPO / "monitoring/cmlclient/refs.py").read_text()).body if hasattr(n, "name")}
+    assert {"ModelRef", "BuildRef", "DeploymentRef", "JobRef", "JobRunRef", "_field"} <= refs

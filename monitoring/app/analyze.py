@@ -17,7 +17,8 @@ from monitoring.core.clock import iso_ms
 from monitoring.core.errors import DataError
 from monitoring.domain.dumps import decode_dump
 from monitoring.domain.records import Columns
-from monitoring.domain.windows import WindowResult, compute_windows
+from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.windows import compute_windows
 
 CSV_NAME = "windows.csv"
 PNG_NAME = "accuracy.png"
@@ -104,7 +105,7 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_csv(results: Sequence[WindowResult], path: str | os.PathLike) -> None:
+def write_csv(results: Sequence[WindowMetrics], path: str | os.PathLike) -> None:
     """Write window results as CSV with ISO 8601 UTC window bounds (blank metrics when unlabelled).
 
     Args:
@@ -130,7 +131,9 @@ def write_csv(results: Sequence[WindowResult], path: str | os.PathLike) -> None:
             )
 
 
-def plot_accuracy(results: Sequence[WindowResult], path: str | os.PathLike, title: str = "Accuracy per window") -> None:
+def plot_accuracy(
+    results: Sequence[WindowMetrics], path: str | os.PathLike, title: str = "Accuracy per window"
+) -> None:
     """Save a PNG of accuracy per window, one line per deployment (Agg, no display needed).
 
     Args:
@@ -198,6 +201,6 @@ def analyze_dump(
     )
 
 
-def _correct(result: WindowResult) -> int:
+def _correct(result: WindowMetrics) -> int:
     c = result.confusion
     return c["tp"] + c["tn"] if "tp" in c else sum(row[i] for i, row in enumerate(c["matrix"]))

@@ -21,7 +21,6 @@ from typing import Any
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
-from monitoring.cmlclient.api import RUN_TERMINAL, field
 from monitoring.core.clock import SystemClock, WarpClock, iso_ms
 from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
@@ -65,10 +64,9 @@ def wait_fire(ctx: Context, head_id: str, seen: set[str]) -> int:
     """Wait for the scheduler's next run of the head job; returns when it was created (workspace clock, ms)."""
     deadline = time.monotonic() + CHAIN_TIMEOUT_S
     while True:
-        runs = [r for r in ctx.platform.api.job_runs(head_id, limit=5) if field(r, "id") not in seen]
+        runs = [r for r in ctx.platform.api.job_runs(head_id, limit=5) if r.id not in seen]
         if runs:
-            created = field(runs[0], "created_at")
-            return int(created.timestamp() * 1000) if hasattr(created, "timestamp") else ctx.platform.clock.now_ms()
+            return runs[0].created_ms or ctx.platform.clock.now_ms()
         if time.monotonic() > deadline:
             raise RedeployError(f"the scheduler did not fire the head job within {CHAIN_TIMEOUT_S:g}s")
         time.sleep(POLL_S)
@@ -80,18 +78,18 @@ def wait_chain(ctx: Context, job_ids: list[str], seen: set[str], workspace: Path
     deadline = time.monotonic() + CHAIN_TIMEOUT_S
     for job_id in job_ids:
         while True:
-            runs = [r for r in ctx.platform.api.job_runs(job_id, limit=5) if field(r, "id") not in seen]
-            if runs and str(field(runs[0], "status")).upper() in RUN_TERMINAL:
+            runs = [r for r in ctx.platform.api.job_runs(job_id, limit=5) if r.id not in seen]
+            if runs and runs[0].finished:
                 run = runs[0]
-                seen.add(field(run, "id"))
-                logfile = workspace / "runs" / f"{field(run, 'id')}.log"
+                seen.add(run.id)
+                logfile = workspace / "runs" / f"{run.id}.log"
                 verdicts[job_id] = verdict_fields(logfile.read_text() if logfile.exists() else "")
-                verdicts[job_id]["run_status"] = str(field(run, "status"))
+                verdicts[job_id]["run_status"] = run.status
                 break
             if time.monotonic() > deadline:
                 raise RedeployError(f"the job chain did not finish within {CHAIN_TIMEOUT_S:g}s")
             time.sleep(POLL_S)
-        if verdicts[job_id]["run_status"].upper() != "ENGINE_SUCCEEDED":
+        if not run.succeeded:
             break  # CML starts no dependent of a failed run
     return verdicts
 
@@ -111,7 +109,7 @@ def cycle_row(ctx: Context, cycle: int, now_ms: int, verdicts: list[dict[str, st
         "predictions": int(traffic.get("predictions", 0) or 0),
         "labelled": int(values.get("labelled", 0) or 0),
         "accuracy": round(accuracy, 4) if isinstance(accuracy, float) else None,
-        "decision": decision.action if fresh else "chain failed",
+        "decision": decision.action.value if fresh else "chain failed",
         "decision_id": decision.id if fresh else None,
         "jobs": {v.get("job", "?"): v.get("status", v.get("run_status")) for v in verdicts},
     }
@@ -144,7 +142,7 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -
         print(f"bootstrap: {bootstrap(ctx).summary}", flush=True)
         for change in graph.apply(ctx.platform.api, cfg):
             print(f"graph: {change.line()}", flush=True)
-        jobs = {field(j, "name"): field(j, "id") for j in ctx.platform.api.jobs()}
+        jobs = {j.name: j.id for j in ctx.platform.api.jobs()}
         chain = [jobs[s.name] for s in graph.ordered(cfg.jobs.graph)]
         seen: set[str] = set()
         print(

@@ -12,15 +12,15 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import field as dc_field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from monitoring.cmlclient.api import CmlApi, env_map, field
+from monitoring.cmlclient.api import CmlApi
+from monitoring.cmlclient.refs import JobRef
 from monitoring.core.config import JobSpec, PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.core.graph_rules import graph_problems
@@ -49,7 +49,7 @@ class JobChange:
 
     name: str
     action: str
-    changes: dict[str, Any] = dc_field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
         """One line for people: secret-like environment values are masked."""
@@ -138,19 +138,18 @@ def desired_state(spec: JobSpec, runtime: str, kept_env: dict[str, str] | None =
     }
 
 
-def current_state(job: Any, names_by_id: dict[str, str]) -> dict[str, Any]:
-    """The same fields read from a ``Job`` response (``environment`` is a JSON string there)."""
-    parent_id = field(job, "parent_id") or ""
+def current_state(job: JobRef, names_by_id: dict[str, str]) -> dict[str, Any]:
+    """The same fields, of a job as the project has it."""
     return {
-        "script": field(job, "script") or "",
-        "arguments": field(job, "arguments") or "",
-        "cpu": float(field(job, "cpu") or 0),
-        "memory": float(field(job, "memory") or 0),
-        "timeout": int(field(job, "timeout") or 0),
-        "schedule": field(job, "schedule") or "",
-        "runtime_identifier": field(job, "runtime_identifier") or "",
-        "environment": env_map(field(job, "environment")),
-        "parent": names_by_id.get(parent_id, f"<job {parent_id}>") if parent_id else None,
+        "script": job.script,
+        "arguments": job.arguments,
+        "cpu": job.cpu,
+        "memory": job.memory,
+        "timeout": job.timeout,
+        "schedule": job.schedule,
+        "runtime_identifier": job.runtime_identifier,
+        "environment": dict(job.environment),
+        "parent": names_by_id.get(job.parent_id, f"<job {job.parent_id}>") if job.parent_id else None,
     }
 
 
@@ -190,12 +189,12 @@ def _plan(
     specs = list(specs or cfg.jobs.graph)
     _check(specs)
     jobs = api.jobs()
-    names_by_id = {field(j, "id"): field(j, "name") for j in jobs}
+    names_by_id = {j.id: j.name for j in jobs}
     wanted = {s.name for s in specs}
-    existing: dict[str, list[Any]] = {}
+    existing: dict[str, list[JobRef]] = {}
     for job in jobs:
-        if field(job, "name") in wanted:
-            existing.setdefault(field(job, "name"), []).append(job)
+        if job.name in wanted:
+            existing.setdefault(job.name, []).append(job)
     problems = [
         f"job {n!r}: {len(js)} jobs of this name exist in project {api.project_id}; delete the extra ones"
         for n, js in existing.items()
@@ -205,7 +204,7 @@ def _plan(
         f"job {n!r} exists but is not managed by cml-monitor (no {MANAGED_ENV} in its environment); "
         "rename it in the config or delete it"
         for n, js in existing.items()
-        if len(js) == 1 and env_map(field(js[0], "environment")).get(MANAGED_ENV) != "true"
+        if len(js) == 1 and js[0].environment.get(MANAGED_ENV) != "true"
     ]
     if problems:
         raise ConfigError(problems)
@@ -219,7 +218,7 @@ def _plan(
         kept = {k: v for k, v in have["environment"].items() if is_secret(k) and k not in spec.environment}
         diff = {k: v for k, v in desired_state(spec, runtime, kept).items() if have[k] != v}
         changes.append(JobChange(spec.name, "update" if diff else "unchanged", diff))
-    return changes, {n: field(js[0], "id") for n, js in existing.items()}
+    return changes, {n: js[0].id for n, js in existing.items()}
 
 
 def plan(
@@ -259,7 +258,7 @@ def apply(
     for change in changes:
         if change.action == "create":
             body = create_body(api.project_id, change.name, change.changes, ids, timezone or cfg.jobs.timezone)
-            ids[change.name] = field(api.create_job(body), "id")
+            ids[change.name] = api.create_job(body).id
         elif change.action == "update":
             api.update_job(ids[change.name], update_body(change.changes, ids))
         else:
@@ -282,12 +281,12 @@ def export(api: CmlApi) -> dict[str, Any]:
     environment without the marker and without secret-like variables.
     """
     jobs = api.jobs()
-    names_by_id = {field(j, "id"): field(j, "name") for j in jobs}
-    managed = [j for j in jobs if env_map(field(j, "environment")).get(MANAGED_ENV) == "true"]
+    names_by_id = {j.id: j.name for j in jobs}
+    managed = [j for j in jobs if j.environment.get(MANAGED_ENV) == "true"]
     entries: list[dict[str, Any]] = []
     for job in managed:
         state = current_state(job, names_by_id)
-        entry: dict[str, Any] = {"name": field(job, "name"), "script": state["script"]}
+        entry: dict[str, Any] = {"name": job.name, "script": state["script"]}
         entry.update({k: state[k] for k in ("parent", "schedule", "arguments") if state[k]})
         entry.update(cpu=state["cpu"], memory=state["memory"], timeout=state["timeout"])
         env = _public_env(entry["name"], state["environment"])
@@ -297,10 +296,10 @@ def export(api: CmlApi) -> dict[str, Any]:
     by_name = {e["name"]: e for e in entries}
     specs = [JobSpec(**{**e, "parent": e.get("parent") if e.get("parent") in by_name else None}) for e in entries]
     out: dict[str, Any] = {}
-    runtimes = sorted({field(j, "runtime_identifier") for j in managed} - {None, ""})
+    runtimes = sorted({j.runtime_identifier for j in managed} - {""})
     if len(runtimes) == 1:
         out["runtime_identifier"] = runtimes[0]
-    zones = sorted({field(j, "timezone") for j in managed if field(j, "schedule")} - {None, ""})
+    zones = sorted({j.timezone for j in managed if j.schedule} - {""})
     if len(zones) == 1:
         out["timezone"] = zones[0]
     out["graph"] = [by_name[s.name] for s in ordered(specs)]

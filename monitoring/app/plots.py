@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
-from monitoring.domain.thresholds import WindowRow, wilson_interval
+from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.windows import wilson_interval
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 WIDTH_IN, DPI = 11.0, 110
@@ -121,9 +122,9 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _runs(rows: Sequence[WindowRow], keep: Callable[[WindowRow], bool]) -> list[list[WindowRow]]:
+def _runs(rows: Sequence[WindowMetrics], keep: Callable[[WindowMetrics], bool]) -> list[list[WindowMetrics]]:
     """Split rows (one version, by start) into contiguous runs, so lines do not bridge gaps."""
-    runs: list[list[WindowRow]] = []
+    runs: list[list[WindowMetrics]] = []
     for w in rows:
         if not keep(w):
             runs.append([])
@@ -135,7 +136,7 @@ def _runs(rows: Sequence[WindowRow], keep: Callable[[WindowRow], bool]) -> list[
 
 
 def accuracy_chart(
-    windows: Mapping[str, Sequence[WindowRow]],
+    windows: Mapping[str, Sequence[WindowMetrics]],
     colours: Mapping[str, str],
     confidence: float,
     lines: Sequence[Line],
@@ -191,7 +192,7 @@ def accuracy_chart(
 
 
 def coverage_chart(
-    windows: Mapping[str, Sequence[WindowRow]],
+    windows: Mapping[str, Sequence[WindowMetrics]],
     colours: Mapping[str, str],
     markers: Sequence[Marker],
     span: tuple[int, int],
@@ -204,7 +205,7 @@ def coverage_chart(
         the figure.
     """
     fig, ax = _figure(3.0)
-    by_start: dict[int, list[tuple[str, WindowRow]]] = {}
+    by_start: dict[int, list[tuple[str, WindowMetrics]]] = {}
     for version, rows in windows.items():
         for w in rows:
             by_start.setdefault(w.start_ms, []).append((version, w))
@@ -267,7 +268,7 @@ def timeline_chart(segments: Sequence[Segment], colours: Mapping[str, str], span
     return fig
 
 
-def drift_chart(columns: Sequence[tuple[str, WindowRow]], features: Sequence[str], max_psi: float | None) -> Figure:
+def drift_chart(columns: Sequence[tuple[str, WindowMetrics]], features: Sequence[str], max_psi: float | None) -> Figure:
     """PSI heatmap: one row per feature, one column per window (white lines where the version changes).
 
     Args:

@@ -11,7 +11,7 @@ from monitoring.app import plots
 from monitoring.core.clock import SystemClock, iso_ms
 from monitoring.core.config import AbsolutePolicy, DriftPolicy, PipelineConfig, WilsonPolicy
 from monitoring.domain.decisions import Decision
-from monitoring.domain.thresholds import WindowRow
+from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.state.store import DeploymentRow, StateStore
 
 __all__ = ["write_report", "REPORT_FILE", "CHART_FILES"]
@@ -130,10 +130,10 @@ def _segments(deps: Sequence[DeploymentRow], end_ms: int) -> list[plots.Segment]
     ]
 
 
-def _charts(cfg: PipelineConfig, deps: Sequence[DeploymentRow], windows: Sequence[WindowRow]) -> list[tuple]:
+def _charts(cfg: PipelineConfig, deps: Sequence[DeploymentRow], windows: Sequence[WindowMetrics]) -> list[tuple]:
     """(file name, figure or None, title, note) for every chart section, in page order."""
     version = {d.deployment_crn: _version(d) for d in deps}
-    by_version: dict[str, list[WindowRow]] = {}
+    by_version: dict[str, list[WindowMetrics]] = {}
     for w in windows:
         by_version.setdefault(version.get(w.deployment_crn, w.deployment_crn), []).append(w)
     order = list(dict.fromkeys([_version(d) for d in deps] + list(by_version)))

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitoring.cmlclient import cml, local_workspace
-from monitoring.cmlclient.api import CmlApi, ModelRef
+from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.endpoint import ModelEndpoint
 from monitoring.cmlclient.metrics import MetricsClient
+from monitoring.cmlclient.refs import ModelRef
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.core.clock import Clock, clock_from_env
 from monitoring.core.config import PipelineConfig

@@ -4,7 +4,8 @@ Every call uses keyword arguments (the shipped client's positional order varies 
 goes through the retry policy, and copes with the documented quirks: paging with a fixed
 ``page_size``, substring ``search_filter`` (exact match confirmed here), "latest" by
 ``created_at`` (never ``[-1]``), the live deployment by status ``deployed``, and the 500 a
-slow ``create_model_deployment`` can return after creating the deployment anyway.
+slow ``create_model_deployment`` can return after creating the deployment anyway. It answers
+with the typed records of ``monitoring.cmlclient.refs``, never with the client's own objects.
 """
 
 from __future__ import annotations
@@ -13,81 +14,17 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from monitoring.cmlclient.refs import BuildRef, DeploymentRef, JobRef, JobRunRef, ModelRef, _field
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.core.errors import BusyError, ConfigError, PlatformError, PlatformRequestError
-from monitoring.core.logs import KV, register_secret
+from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 
 #: Items asked for per page; the same size goes with every page_token of one listing.
 PAGE_SIZE = 100
-BUILD_OK = {"built", "succeeded"}
-BUILD_FAILED = {"build failed", "failed", "timedout", "unknown"}
-RUN_TERMINAL = {"ENGINE_SUCCEEDED", "ENGINE_FAILED", "ENGINE_TIMEDOUT", "ENGINE_STOPPED", "ENGINE_SKIPPED"}
-RUN_ACTIVE = {"ENGINE_SCHEDULING", "ENGINE_STARTING", "ENGINE_RUNNING", "ENGINE_STOPPING"}
-
-
-def field(obj: Any, name: str, default: Any = None) -> Any:
-    """Read a response field from a model object or a dict."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def env_map(value: Any) -> dict[str, str]:
-    """``environment`` arrives as a JSON string on responses (a map on requests): normalise it."""
-    if not value:
-        return {}
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
-
-
-def status_of(obj: Any) -> str:
-    """A build or deployment status, lower case (CML's casing is not promised)."""
-    return str(field(obj, "status") or "").strip().lower()
-
-
-def run_status(obj: Any) -> str:
-    """A job run status, upper case (``ENGINE_RUNNING``), whatever casing the platform used."""
-    return str(field(obj, "status") or "").strip().upper()
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    id: str
-    name: str
-    crn: str
-    access_key: str
-
-
-@dataclass(frozen=True)
-class DeploymentRef:
-    id: str
-    crn: str
-    build_id: str
-    status: str
-    created_at: str
-    environment: dict[str, str]
-
-    @classmethod
-    def of(cls, deployment: Any, build_id: str) -> DeploymentRef:
-        """From a ``ModelDeployment`` response (``environment`` arrives as a JSON string)."""
-        return cls(
-            field(deployment, "id"),
-            field(deployment, "crn"),
-            field(deployment, "build_id") or build_id,
-            status_of(deployment),
-            str(field(deployment, "created_at") or ""),
-            env_map(field(deployment, "environment")),
-        )
 
 
 class CmlApi:
@@ -131,9 +68,9 @@ class CmlApi:
         while True:
             extra = {"page_token": token} if token else {}
             page = self._call(operation, method, page_size=self.page_size, **kwargs, **extra)
-            items = list(field(page, items_key) or [])
+            items = list(_field(page, items_key) or [])
             yield from items
-            token = field(page, "next_page_token") or ""
+            token = _field(page, "next_page_token") or ""
             if not items or not token:
                 return
             if token in seen:
@@ -146,14 +83,17 @@ class CmlApi:
         """The project's model named exactly ``name`` (search_filter is only a substring match)."""
         hits = [
             m
-            for m in self.pages(
-                f"list models named {name!r}",
-                "list_models",
-                "models",
-                project_id=self.project_id,
-                search_filter=json.dumps({"name": name}),
+            for m in map(
+                ModelRef.of,
+                self.pages(
+                    f"list models named {name!r}",
+                    "list_models",
+                    "models",
+                    project_id=self.project_id,
+                    search_filter=json.dumps({"name": name}),
+                ),
             )
-            if field(m, "name") == name
+            if m.name == name
         ]
         if not hits:
             return None
@@ -161,18 +101,12 @@ class CmlApi:
             raise PlatformRequestError(
                 f"{len(hits)} models are named {name!r} in project {self.project_id}; rename or delete the extra ones"
             )
-        return self._model_ref(hits[0])
+        return hits[0]
 
     def get_model(self, model_id: str) -> ModelRef:
-        return self._model_ref(
+        return ModelRef.of(
             self._call(f"get model {model_id}", "get_model", project_id=self.project_id, model_id=model_id)
         )
-
-    @staticmethod
-    def _model_ref(model: Any) -> ModelRef:
-        key = field(model, "access_key") or ""
-        register_secret(key)
-        return ModelRef(field(model, "id"), field(model, "name"), field(model, "crn"), key)
 
     def create_model(self, name: str, description: str, auth_enabled: bool) -> ModelRef:
         body = {
@@ -188,7 +122,7 @@ class CmlApi:
             project_id=self.project_id,
             before_retry=lambda: self.find_model(name),
         )
-        return model if isinstance(model, ModelRef) else self._model_ref(model)
+        return model if isinstance(model, ModelRef) else ModelRef.of(model)
 
     # -- builds ----------------------------------------------------------------------------
     def create_build(
@@ -204,7 +138,7 @@ class CmlApi:
         body["runtime_identifier"] = self.resolve_runtime(runtime_identifier)
 
         def created_anyway() -> str | None:
-            return next((field(b, "id") for b in self.builds(model) if field(b, "comment") == comment), None)
+            return next((b.id for b in self.builds(model) if b.comment == comment), None)
 
         build = self._call(
             f"create build of model {model.name!r}",
@@ -214,11 +148,12 @@ class CmlApi:
             model_id=model.id,
             before_retry=created_anyway,
         )
-        return build if isinstance(build, str) else field(build, "id")
+        return build if isinstance(build, str) else BuildRef.of(build).id
 
-    def builds(self, model: ModelRef) -> list[Any]:
+    def builds(self, model: ModelRef) -> list[BuildRef]:
         """The model's builds, newest first by ``created_at``."""
-        items = list(
+        items = map(
+            BuildRef.of,
             self.pages(
                 f"list builds of model {model.name!r}",
                 "list_model_builds",
@@ -226,17 +161,19 @@ class CmlApi:
                 project_id=self.project_id,
                 model_id=model.id,
                 sort="-created_at",
-            )
+            ),
         )
-        return sorted(items, key=lambda b: str(field(b, "created_at") or ""), reverse=True)
+        return sorted(items, key=lambda b: b.created_at, reverse=True)
 
-    def get_build(self, model: ModelRef, build_id: str) -> Any:
-        return self._call(
-            f"get build {build_id} of model {model.name!r}",
-            "get_model_build",
-            project_id=self.project_id,
-            model_id=model.id,
-            build_id=build_id,
+    def get_build(self, model: ModelRef, build_id: str) -> BuildRef:
+        return BuildRef.of(
+            self._call(
+                f"get build {build_id} of model {model.name!r}",
+                "get_model_build",
+                project_id=self.project_id,
+                model_id=model.id,
+                build_id=build_id,
+            )
         )
 
     # -- deployments -----------------------------------------------------------------------
@@ -255,7 +192,7 @@ class CmlApi:
         """The deployment with status ``deployed``, newest ``created_at`` first; None if nothing serves."""
         live: list[DeploymentRef] = []
         for build in self.builds(model):
-            live += [d for d in self.deployments(model, field(build, "id")) if d.status == "deployed"]
+            live += [d for d in self.deployments(model, build.id) if d.status == "deployed"]
         return max(live, key=lambda d: d.created_at, default=None)
 
     def get_deployment(self, model: ModelRef, build_id: str, deployment_id: str) -> DeploymentRef:
@@ -332,35 +269,38 @@ class CmlApi:
         matches = [
             r
             for r in runtimes
-            if all(not v or field(r, k) == v for k, v in want.items())
-            and "python" in str(field(r, "kernel") or "").lower()
-            and (want["edition"] or field(r, "edition") == "Standard")
+            if all(not v or _field(r, k) == v for k, v in want.items())
+            and "python" in str(_field(r, "kernel") or "").lower()
+            and (want["edition"] or _field(r, "edition") == "Standard")
         ]
         if not matches:
             raise ConfigError(
                 "no ML Runtime matches this engine; set deployment.runtime_identifier and "
                 "jobs.runtime_identifier (see `list_runtimes`)"
             )
-        return str(field(max(matches, key=lambda r: str(field(r, "full_version") or "")), "image_identifier"))
+        return str(_field(max(matches, key=lambda r: str(_field(r, "full_version") or "")), "image_identifier"))
 
     # -- jobs ------------------------------------------------------------------------------
-    def jobs(self) -> list[Any]:
-        return list(self.pages("list jobs", "list_jobs", "jobs", project_id=self.project_id))
+    def jobs(self) -> list[JobRef]:
+        return [JobRef.of(j) for j in self.pages("list jobs", "list_jobs", "jobs", project_id=self.project_id)]
 
-    def create_job(self, body: dict[str, Any]) -> Any:
+    def create_job(self, body: dict[str, Any]) -> JobRef:
         name = body["name"]
 
-        def created_anyway() -> Any:
-            return next((j for j in self.jobs() if field(j, "name") == name), None)
+        def created_anyway() -> JobRef | None:
+            return next((j for j in self.jobs() if j.name == name), None)
 
-        return self._call(
+        job = self._call(
             f"create job {name!r}", "create_job", body=body, project_id=self.project_id, before_retry=created_anyway
         )
+        return job if isinstance(job, JobRef) else JobRef.of(job)
 
-    def update_job(self, job_id: str, changes: dict[str, Any]) -> Any:
-        return self._call(f"update job {job_id}", "update_job", body=changes, project_id=self.project_id, job_id=job_id)
+    def update_job(self, job_id: str, changes: dict[str, Any]) -> JobRef:
+        return JobRef.of(
+            self._call(f"update job {job_id}", "update_job", body=changes, project_id=self.project_id, job_id=job_id)
+        )
 
-    def start_job_run(self, job_id: str, environment: dict[str, str] | None = None) -> Any:
+    def start_job_run(self, job_id: str, environment: dict[str, str] | None = None) -> JobRunRef:
         """Start a run of a job, with extra environment variables for that run.
 
         Raises:
@@ -371,22 +311,28 @@ class CmlApi:
         if environment:
             body["environment"] = environment
         try:
-            return self._call(
-                f"start a run of job {job_id}", "create_job_run", body=body, project_id=self.project_id, job_id=job_id
+            return JobRunRef.of(
+                self._call(
+                    f"start a run of job {job_id}",
+                    "create_job_run",
+                    body=body,
+                    project_id=self.project_id,
+                    job_id=job_id,
+                )
             )
         except PlatformRequestError as exc:
             if exc.status in (401, 403, 404):
                 raise  # no such job or no access: not a busy job
             try:
-                active = [r for r in self.job_runs(job_id, limit=self.page_size) if run_status(r) in RUN_ACTIVE]
+                active = [r for r in self.job_runs(job_id, limit=self.page_size) if r.active]
             except PlatformError as listing:  # cannot tell: the refusal itself is what the user must see
                 log.warning("could not list the job's runs %s", KV(job=job_id, error=str(listing)))
                 active = []
             if active:
-                raise BusyError(f"job {job_id} already has an active run ({field(active[0], 'id')}): {exc}") from exc
+                raise BusyError(f"job {job_id} already has an active run ({active[0].id}): {exc}") from exc
             raise
 
-    def job_runs(self, job_id: str, limit: int = 10) -> list[Any]:
+    def job_runs(self, job_id: str, limit: int = 10) -> list[JobRunRef]:
         """The job's runs, newest first."""
         page = self._call(
             f"list runs of job {job_id}",
@@ -396,27 +342,19 @@ class CmlApi:
             sort="-created_at",
             page_size=limit,
         )
-        runs = list(field(page, "job_runs") or [])
-        return sorted(runs, key=lambda r: str(field(r, "created_at") or ""), reverse=True)
+        runs = [JobRunRef.of(r) for r in _field(page, "job_runs") or []]
+        return sorted(runs, key=lambda r: r.created_at, reverse=True)
 
-    def get_job_run(self, job_id: str, run_id: str) -> Any:
-        return self._call(
-            f"get run {run_id} of job {job_id}", "get_job_run", project_id=self.project_id, job_id=job_id, run_id=run_id
+    def get_job_run(self, job_id: str, run_id: str) -> JobRunRef:
+        return JobRunRef.of(
+            self._call(
+                f"get run {run_id} of job {job_id}",
+                "get_job_run",
+                project_id=self.project_id,
+                job_id=job_id,
+                run_id=run_id,
+            )
         )
 
 
-__all__ = [
-    "CmlApi",
-    "ModelRef",
-    "DeploymentRef",
-    "field",
-    "env_map",
-    "status_of",
-    "run_status",
-    "BUILD_OK",
-    "BUILD_FAILED",
-    "RUN_TERMINAL",
-    "RUN_ACTIVE",
-    "PAGE_SIZE",
-    "PlatformError",
-]
+__all__ = ["CmlApi", "PAGE_SIZE"]

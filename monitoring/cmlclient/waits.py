@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitoring.cmlclient import Platform
-from monitoring.cmlclient.api import BUILD_FAILED, BUILD_OK, DeploymentRef, ModelRef, status_of
+from monitoring.cmlclient.refs import DeploymentRef, ModelRef
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import KV
 
@@ -34,12 +34,12 @@ def wait_for_build(platform: Platform, model: ModelRef, build_id: str, timeout_s
     """Wait for ``built``; raise RedeployError on ``build failed``/``timedout`` or timeout."""
 
     def check() -> bool | None:
-        status = status_of(platform.api.get_build(model, build_id))
-        if status in BUILD_OK:
+        build = platform.api.get_build(model, build_id)
+        if build.built:
             return True
-        if status in BUILD_FAILED or "fail" in status:
-            raise RedeployError(f"build {build_id} of model {model.name!r} ended with status {status!r}")
-        log.info("waiting for build %s", KV(build=build_id, status=status))
+        if build.failed:
+            raise RedeployError(f"build {build_id} of model {model.name!r} ended with status {build.status!r}")
+        log.info("waiting for build %s", KV(build=build_id, status=build.status))
         return None
 
     poll(platform, f"build {build_id} to be built", check, timeout_s, interval_s)

@@ -25,19 +25,6 @@ class SystemClock:
         return time.time_ns() // 1_000_000
 
 
-class FixedClock:
-    """A clock that moves only when told to: for tests."""
-
-    def __init__(self, now_ms: int):
-        self._now = int(now_ms)
-
-    def now_ms(self) -> int:
-        return self._now
-
-    def advance(self, ms: int) -> None:
-        self._now += int(ms)
-
-
 class WarpClock:
     """Wall clock plus an offset kept in a file, so a local rehearsal can skip ahead in time.
 

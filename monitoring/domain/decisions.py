@@ -6,25 +6,23 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from itertools import takewhile
 from typing import Any
 
 from monitoring.core.clock import iso_ms
-from monitoring.core.errors import ConfigError
+from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.thresholds import (
     FAIL,
     INSUFFICIENT,
-    METRICS,
     WARN,
     PolicyResult,
-    WindowRow,
     evaluate_window,
     is_breach,
     is_evaluable,
 )
+from monitoring.domain.window_metrics import METRICS, WindowMetrics
 
-NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED = "none", "redeploy", "insufficient_data", "suppressed"
-ACTIONS = (NONE, REDEPLOY, INSUFFICIENT_DATA, SUPPRESSED, WARN)
 DAY_MS = 24 * 3600 * 1000
 FORMATS = ("table", "json")
 
@@ -42,6 +40,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class Action(str, Enum):
+    """What a decision asks for. Its value is what the state store keeps and the VERDICT line shows."""
+
+    NONE = "none"
+    INSUFFICIENT_DATA = "insufficient_data"
+    WARN = "warn"
+    REDEPLOY = "redeploy"
+    SUPPRESSED = "suppressed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Decision:
     """What evaluate_thresholds decided for one model, and what redeploy later did with it."""
@@ -54,15 +65,24 @@ class Decision:
     window_end_ms: int | None
     values: dict
     results: list[PolicyResult]
-    action: str
+    action: Action
     reason: str
     consumed_by: str | None = None
     outcome: str | None = None
     outcome_detail: str | None = None
 
+    def __post_init__(self) -> None:
+        try:
+            self.action = Action(self.action)
+        except ValueError:
+            raise DataError(
+                f"decision {self.id}: unknown action {self.action!r}; expected one of {', '.join(a.value for a in Action)}"
+            ) from None
+
     def to_dict(self) -> dict:
         """A JSON-safe dict (``json.dumps(..., allow_nan=False)`` accepts it)."""
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "results"}
+        data["action"] = self.action.value
         data["results"] = [r.to_dict() for r in self.results]
         return _json_safe(data)
 
@@ -79,11 +99,11 @@ class Decision:
         return cls(**known)
 
 
-def _span(w: WindowRow) -> str:
+def _span(w: WindowMetrics) -> str:
     return f"{iso_ms(w.start_ms)}..{iso_ms(w.end_ms)}"
 
 
-def _values(w: WindowRow) -> dict:
+def _values(w: WindowMetrics) -> dict:
     values = {m: getattr(w, m) for m in METRICS}
     values.update(labelled=w.labelled, predictions=w.predictions)
     return values
@@ -137,7 +157,7 @@ def decide(
     Windows are evaluated newest first and only as far back as the decision needs.
 
     Args:
-        windows: the live deployment's windows, ordered by start (WindowRow or compatible).
+        windows: the live deployment's windows, ordered by start (WindowMetrics or compatible).
         policies: ``ThresholdConfig.policies``.
         consecutive: breaching evaluable windows needed in a row.
         cooldown_ms: minimum time between redeploys.
@@ -151,7 +171,7 @@ def decide(
     Returns:
         a Decision (id None until stored).
     """
-    rows = sorted((w if isinstance(w, WindowRow) else WindowRow.from_obj(w) for w in windows), key=lambda w: w.start_ms)
+    rows = sorted(map(WindowMetrics.from_obj, windows), key=lambda w: w.start_ms)
     latest, usable = None, []  # usable: evaluable windows, newest first, only as many as the decision needs
     for w in reversed(rows):
         results = evaluate_window(w, policies, baseline, rows)
@@ -161,7 +181,7 @@ def decide(
             if not is_breach(results) or len(usable) >= consecutive:
                 break
 
-    def make(action: str, reason: str, w: WindowRow | None, results: list[PolicyResult]) -> Decision:
+    def make(action: Action, reason: str, w: WindowMetrics | None, results: list[PolicyResult]) -> Decision:
         return Decision(
             None,
             now_ms,
@@ -177,7 +197,7 @@ def decide(
 
     if latest is None:
         return make(
-            INSUFFICIENT_DATA,
+            Action.INSUFFICIENT_DATA,
             f"no windows computed yet for deployment {deployment_crn}; nothing to judge "
             "(check that compute_accuracy ran and traffic is arriving).",
             None,
@@ -192,7 +212,7 @@ def decide(
             or "no policy could be evaluated"
         )
         return make(
-            INSUFFICIENT_DATA,
+            Action.INSUFFICIENT_DATA,
             f"no window has enough labelled data yet (latest {_span(w)}: {why}); no action: wait for labels to arrive.",
             w,
             results,
@@ -204,7 +224,7 @@ def decide(
         streak = sum(1 for _ in takewhile(lambda item: is_breach(item[1]), usable))
         if streak < consecutive:
             return make(
-                NONE,
+                Action.NONE,
                 f"{where} breached ({failed}), {streak} of {consecutive} consecutive breaching windows "
                 "needed before a redeploy; no action yet, watching the next windows.",
                 w,
@@ -214,13 +234,13 @@ def decide(
         runs = f"{consecutive} consecutive windows" if consecutive > 1 else "1 window"
         if blockers:
             return make(
-                SUPPRESSED,
+                Action.SUPPRESSED,
                 f"{where} breached ({failed}) in {runs}, but the redeploy is suppressed: {'; '.join(blockers)}.",
                 w,
                 results,
             )
         return make(
-            REDEPLOY,
+            Action.REDEPLOY,
             f"{where} breached ({failed}) in {runs}; redeploying: retrain, gate, build and deploy.",
             w,
             results,
@@ -229,14 +249,16 @@ def decide(
     warned = [r for r in results if r.status == FAIL and r.action == WARN]
     if warned:
         return make(
-            WARN,
+            Action.WARN,
             f"{where}: {acc} over {w.labelled} labels passes, but input drift was detected "
             f"({'; '.join(r.reason for r in warned)}); no redeploy (drift action is warn): check the "
             "upstream data sources.",
             w,
             results,
         )
-    return make(NONE, f"{where}: {acc} over {w.labelled} labels passes all policies; healthy, no action.", w, results)
+    return make(
+        Action.NONE, f"{where}: {acc} over {w.labelled} labels passes all policies; healthy, no action.", w, results
+    )
 
 
 def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
@@ -264,7 +286,7 @@ def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
                 d.id or "-",
                 iso_ms(d.created_ms),
                 d.model,
-                d.action,
+                d.action.value,
                 "-" if acc is None else f"{acc:.3f}",
                 str(d.values.get("labelled", "-")),
                 outcome,

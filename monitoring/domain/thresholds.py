@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from monitoring.core.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
-from monitoring.core.errors import DataError
+from monitoring.domain.window_metrics import WindowMetrics, number_or_none
 from monitoring.domain.windows import wilson_interval
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
@@ -17,67 +16,6 @@ ACT, WARN = "act", "warn"
 LABEL_KINDS = frozenset({"absolute", "relative_drop", "wilson", "min_labelled"})
 #: Float tolerance for "exactly at the threshold passes" (0.9 * 0.9 is 0.8100000000000001).
 EPSILON = 1e-9
-METRICS = ("accuracy", "precision", "recall", "f1")
-#: Per-window latency statistics (ms), optional: None when a window has no latency values.
-LATENCY = ("latency_p50_ms", "latency_p95_ms")
-
-
-def _num(value: Any) -> float | None:
-    """A plain float, or None for missing/NaN (numpy scalars accepted)."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-@dataclass
-class WindowRow:
-    """One computed window of a deployment, as stored in the state store (mirrors windows.WindowResult).
-
-    ``latency_p50_ms``/``latency_p95_ms`` are the window's prediction latency percentiles in ms
-    (None when unknown); they are reported only, no policy reads them.
-    """
-
-    deployment_crn: str
-    start_ms: int
-    end_ms: int
-    predictions: int = 0
-    labelled: int = 0
-    accuracy: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    f1: float | None = None
-    confusion: dict = field(default_factory=dict)
-    drift: dict = field(default_factory=dict)
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> WindowRow:
-        """Build from a dict or any object with the WindowResult attributes.
-
-        Raises:
-            DataError: a required field (deployment_crn, start_ms, end_ms) is missing.
-        """
-        get = obj.get if isinstance(obj, Mapping) else (lambda k, d=None: getattr(obj, k, d))
-        missing = [k for k in ("deployment_crn", "start_ms", "end_ms") if get(k) is None]
-        if missing:
-            raise DataError(f"window {obj!r}: missing required field(s) {', '.join(missing)}")
-        drift = {str(f): {k: _num(v) for k, v in dict(stats).items()} for f, stats in dict(get("drift") or {}).items()}
-        return cls(
-            deployment_crn=str(get("deployment_crn")),
-            start_ms=int(get("start_ms")),
-            end_ms=int(get("end_ms")),
-            predictions=int(get("predictions") or 0),
-            labelled=int(get("labelled") or 0),
-            **{m: _num(get(m)) for m in METRICS},
-            confusion=dict(get("confusion") or {}),
-            drift=drift,
-            **{k: _num(get(k)) for k in LATENCY},
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -127,7 +65,7 @@ def _insufficient(name: str, kind: str, reason: str, value=None, threshold=None)
     return PolicyResult(name, INSUFFICIENT, value, None, threshold, reason, kind)
 
 
-def _metric_gate(w: WindowRow, metric: str, name: str, kind: str, ctx: _Context, threshold=None):
+def _metric_gate(w: WindowMetrics, metric: str, name: str, kind: str, ctx: _Context, threshold=None):
     """The insufficient result when the metric cannot be judged on this window, else None."""
     if ctx.too_few_labels:
         return _insufficient(
@@ -140,7 +78,7 @@ def _metric_gate(w: WindowRow, metric: str, name: str, kind: str, ctx: _Context,
     return None
 
 
-def _min_labelled(w: WindowRow, p: MinLabelledPolicy, ctx: _Context) -> PolicyResult:
+def _min_labelled(w: WindowMetrics, p: MinLabelledPolicy, ctx: _Context) -> PolicyResult:
     name = f"min_labelled labelled >= {p.min}"
     if w.labelled < p.min:
         return PolicyResult(
@@ -155,7 +93,7 @@ def _min_labelled(w: WindowRow, p: MinLabelledPolicy, ctx: _Context) -> PolicyRe
     return PolicyResult(name, PASS, w.labelled, None, p.min, f"{w.labelled} labelled >= {p.min}", "min_labelled")
 
 
-def _absolute(w: WindowRow, p: AbsolutePolicy, ctx: _Context) -> PolicyResult:
+def _absolute(w: WindowMetrics, p: AbsolutePolicy, ctx: _Context) -> PolicyResult:
     name = f"absolute {p.metric} >= {p.min:g}"
     gate = _metric_gate(w, p.metric, name, "absolute", ctx, p.min)
     if gate:
@@ -170,11 +108,11 @@ def _absolute(w: WindowRow, p: AbsolutePolicy, ctx: _Context) -> PolicyResult:
 
 def _baseline_value(p: RelativeDropPolicy, ctx: _Context) -> tuple[float | None, str]:
     if p.baseline == "training":
-        value = _num((ctx.baseline or {}).get(p.metric))
+        value = number_or_none((ctx.baseline or {}).get(p.metric))
         return value, ("training holdout" if value is not None else f"no training baseline for {p.metric}")
     floor, usable = ctx.min_labelled or 1, []
     for w in ctx.first_windows:  # stop after K: the deployment's history may be long
-        w = w if isinstance(w, WindowRow) else WindowRow.from_obj(w)
+        w = WindowMetrics.from_obj(w)
         if getattr(w, p.metric) is not None and w.labelled >= floor:
             usable.append(getattr(w, p.metric))
             if len(usable) == p.baseline_windows:
@@ -184,7 +122,7 @@ def _baseline_value(p: RelativeDropPolicy, ctx: _Context) -> tuple[float | None,
     return sum(usable) / len(usable), f"mean of the first {p.baseline_windows} windows"
 
 
-def _relative_drop(w: WindowRow, p: RelativeDropPolicy, ctx: _Context) -> PolicyResult:
+def _relative_drop(w: WindowMetrics, p: RelativeDropPolicy, ctx: _Context) -> PolicyResult:
     name = f"relative_drop {p.metric} >= {1 - p.max_drop:.0%} of {p.baseline} baseline"
     gate = _metric_gate(w, p.metric, name, "relative_drop", ctx)
     if gate:
@@ -202,7 +140,7 @@ def _relative_drop(w: WindowRow, p: RelativeDropPolicy, ctx: _Context) -> Policy
     return PolicyResult(name, PASS if ok else FAIL, value, base, limit, text, "relative_drop")
 
 
-def _wilson(w: WindowRow, p: WilsonPolicy, ctx: _Context) -> PolicyResult:
+def _wilson(w: WindowMetrics, p: WilsonPolicy, ctx: _Context) -> PolicyResult:
     # Fail only when even the UPPER bound is below the minimum: we are then confident (at
     # p.confidence) that the true accuracy is below it. With few labels the interval is wide,
     # the upper bound stays high and the policy passes, so a tiny sample cannot trigger a redeploy.
@@ -223,7 +161,7 @@ def _wilson(w: WindowRow, p: WilsonPolicy, ctx: _Context) -> PolicyResult:
     return PolicyResult(name, PASS if ok else FAIL, value, high, p.min, text, "wilson", ACT, [low, high])
 
 
-def _drift(w: WindowRow, p: DriftPolicy, ctx: _Context) -> PolicyResult:
+def _drift(w: WindowMetrics, p: DriftPolicy, ctx: _Context) -> PolicyResult:
     name = f"drift psi <= {p.max_psi:g} ({p.action})"
     psis = {f: s.get("psi") for f, s in w.drift.items() if isinstance(s, Mapping) and s.get("psi") is not None}
     if not psis:
@@ -239,7 +177,7 @@ def _drift(w: WindowRow, p: DriftPolicy, ctx: _Context) -> PolicyResult:
     return PolicyResult(name, PASS, psis[worst], None, p.max_psi, text, "drift", p.action)
 
 
-EVALUATORS: dict[type, Callable[[WindowRow, Any, _Context], PolicyResult]] = {
+EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] = {
     MinLabelledPolicy: _min_labelled,
     AbsolutePolicy: _absolute,
     RelativeDropPolicy: _relative_drop,
@@ -254,7 +192,7 @@ def evaluate_window(
     """Evaluate every policy on one window.
 
     Args:
-        window: a WindowRow (or anything ``WindowRow.from_obj`` accepts).
+        window: a WindowMetrics (or anything ``WindowMetrics.from_obj`` accepts).
         policies: policy objects from ``ThresholdConfig.policies``.
         baseline: training holdout metrics (``{"accuracy": 0.9, ...}``) for relative_drop.
         first_windows: the deployment's windows ordered by start, for first_windows baselines.
@@ -264,7 +202,7 @@ def evaluate_window(
     Raises:
         TypeError: a policy of a kind with no evaluator.
     """
-    w = window if isinstance(window, WindowRow) else WindowRow.from_obj(window)
+    w = WindowMetrics.from_obj(window)
     policies = list(policies)
     mins = [p.min for p in policies if isinstance(p, MinLabelledPolicy)]
     min_labelled = max(mins) if mins else None

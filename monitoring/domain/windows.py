@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -15,6 +15,7 @@ from monitoring.core.errors import DataError
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.record_blocks import nondecreasing
 from monitoring.domain.records import Columns
+from monitoring.domain.window_metrics import WindowMetrics
 
 #: Fewest rows with finite feature values for a window's drift to be computed.
 MIN_DRIFT_ROWS = 30
@@ -23,51 +24,6 @@ LATENCY_QUANTILES = (0.5, 0.95)
 #: Fewest rows per window spanned, on average, for the per-window pass: it costs about 25 us a
 #: window, and the vectorised grouping about 0.3 us a row.
 _RUN_MIN_ROWS = 128
-
-
-@dataclass
-class WindowResult:
-    """Metrics of one deployment over one window ``[start_ms, end_ms)``.
-
-    Attributes:
-        deployment_crn: the deployment the predictions came from.
-        start_ms: window start (a multiple of the window length since the epoch).
-        end_ms: window end, exclusive.
-        predictions: predictions in the window (with a prediction that is one of the classes).
-        labelled: of those, how many have a ground-truth label that is one of the classes.
-        accuracy: share of labelled predictions that were right (None when nothing is labelled).
-        precision: for the positive class (binary) or the macro average (None when unlabelled).
-        recall: as precision.
-        f1: as precision.
-        confusion: binary ``{"tp", "fp", "tn", "fn"}``; otherwise ``{"labels", "matrix"}`` with
-            rows = true class, columns = predicted class.
-        drift: ``{feature: {"psi", "ks"}}`` against the training reference (empty when there
-            is no reference or fewer than ``min_drift_rows`` rows).
-        unknown_class: rows whose prediction or label is not one of the classes (left out).
-        latency_p50_ms: median prediction latency (``Columns.latency_ms``) of the window's rows
-            with a prediction, in ms; None when none of them has a (finite) latency.
-        latency_p95_ms: the 95th percentile, likewise. Both use numpy's default "linear"
-            method, equal to ``np.percentile(values, q)``.
-    """
-
-    deployment_crn: str
-    start_ms: int
-    end_ms: int
-    predictions: int
-    labelled: int
-    accuracy: float | None
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    confusion: dict[str, Any]
-    drift: dict[str, dict[str, float]] = field(default_factory=dict)
-    unknown_class: int = 0
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-safe dict of every field."""
-        return asdict(self)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -329,7 +285,7 @@ def compute_windows(
     reference: ReferenceStats | None = None,
     positive_class: int = 1,
     min_drift_rows: int = MIN_DRIFT_ROWS,
-) -> list[WindowResult]:
+) -> list[WindowMetrics]:
     """Metrics for every (deployment, window) that has predictions.
 
     Windows are ``[k * window_ms, (k + 1) * window_ms)`` by request start time. Metrics follow
@@ -379,7 +335,7 @@ def compute_windows(
     for g, (crn, w_start) in enumerate(zip(tables.crns, tables.starts)):
         has = n_labelled[g] > 0
         results.append(
-            WindowResult(
+            WindowMetrics(
                 deployment_crn=crn,
                 start_ms=int(w_start),
                 end_ms=int(w_start + window_ms),

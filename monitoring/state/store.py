@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 from monitoring.core.db import Database, redact_url
 from monitoring.core.errors import DataError
 from monitoring.domain.decisions import Decision
-from monitoring.domain.thresholds import LATENCY, METRICS, WindowRow
+from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, number_or_none
 
 SCHEMA_VERSION = 1
 ID_ATTEMPTS = 20
@@ -66,14 +65,6 @@ class DeploymentRow:
 
 def _deployment(row: Sequence[Any]) -> DeploymentRow:
     return DeploymentRow(*row[:5], int(row[5]), row[6])
-
-
-def _latency(value: Any) -> float | None:
-    """A latency statistic as a plain float (numpy scalars too); None for missing or NaN."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def _dumps(value: Any) -> str:
@@ -233,7 +224,7 @@ class StateStore:
         """
         data = []
         for obj in rows:
-            w = obj if isinstance(obj, WindowRow) else WindowRow.from_obj(obj)
+            w = WindowMetrics.from_obj(obj)
             try:
                 blobs = (_dumps(w.confusion), _dumps(w.drift))
             except (TypeError, ValueError) as exc:
@@ -247,7 +238,7 @@ class StateStore:
                     w.labelled,
                     *(getattr(w, m) for m in METRICS),
                     *blobs,
-                    *(_latency(getattr(w, k)) for k in LATENCY),
+                    *(number_or_none(getattr(w, k)) for k in LATENCY),
                 )
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
@@ -261,7 +252,7 @@ class StateStore:
 
     def windows(
         self, deployment_crn: str | None = None, since_ms: int | None = None, model: str | None = None
-    ) -> list[WindowRow]:
+    ) -> list[WindowMetrics]:
         """Stored windows ordered by start; filters combine.
 
         Args:
@@ -282,7 +273,7 @@ class StateStore:
         sql = f"SELECT {_WINDOW_COLS} FROM windows" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY start_ms, deployment_crn"
         return [
-            WindowRow(
+            WindowMetrics(
                 r[0],
                 int(r[1]),
                 int(r[2]),
@@ -319,7 +310,7 @@ class StateStore:
                     int(decision.created_ms),
                     decision.model,
                     decision.deployment_crn,
-                    decision.action,
+                    decision.action.value,
                     body,
                     decision.consumed_by,
                     decision.outcome,

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from monitoring.cmlclient.api import DeploymentRef
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import records_to_columns
 from monitoring.domain.training import load_artifact
-from monitoring.domain.windows import WindowResult, compute_windows
+from monitoring.domain.window_metrics import WindowMetrics, window_start
+from monitoring.domain.windows import compute_windows
 from monitoring.state.store import DeploymentRow
-from monitoring.workflows.context import Context, Outcome, version_of
+from monitoring.workflows.context import Context, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +34,6 @@ class Span:
     previous_watermark: int | None
 
 
-def floor_to(ms: int, step: int) -> int:
-    return (ms // step) * step
-
-
 def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> list[Span]:
     """For each deployment: from its watermark minus the label horizon (or its start) to now or its end."""
     window = to_ms(ctx.cfg.windows.length)
@@ -52,7 +46,7 @@ def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> l
             continue  # settled: no label for it can still arrive
         start = dep.deployed_ms if watermark is None else max(dep.deployed_ms, watermark - horizon)
         end = now if replaced is None else min(now, replaced)
-        spans.append(Span(dep, floor_to(start, window), end, watermark))
+        spans.append(Span(dep, window_start(start, window), end, watermark))
     return spans
 
 
@@ -65,23 +59,14 @@ def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
         return None
 
 
-def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
+def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
     """Complete windows of one span, reading ``windows.chunk`` at a time."""
     cfg = ctx.cfg
     window = to_ms(cfg.windows.length)
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
     reference = reference_for(ctx, span.deployment)
-    results: list[WindowResult] = []
-    for lo, hi, records in ctx.platform.metrics.read_chunks(
-        span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk
-    ):
-        columns = records_to_columns(
-            records,
-            cfg.model.features,
-            prediction_key=cfg.windows.prediction_key,
-            label_key=cfg.windows.label_key,
-            features_key=cfg.windows.features_key,
-        )
+    results: list[WindowMetrics] = []
+    for lo, hi, columns in ctx.read_columns(span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk):
         ignored = {k: v for k, v in columns.counts.items() if k not in ("records", "aggregates") and v}
         if ignored:
             log.warning(
@@ -90,79 +75,36 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowResult]:
         for result in compute_windows(columns, window, cfg.model.classes, reference=reference):
             if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
                 results.append(result)
-        log.debug("chunk read %s", KV(start=lo, end=hi, records=len(records)))
+        log.debug("chunk read %s", KV(start=lo, end=hi, records=columns.counts["records"]))
     return results
 
 
-def track_settled(ctx: Context, span: Span, results: list[WindowResult], now: int) -> int:
+def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: int) -> int:
     """Send windows that settled since the last run to CML as aggregate metrics; returns how many."""
     horizon = to_ms(ctx.cfg.windows.label_horizon)
     sent = 0
     for r in results:
         settles_at = r.end_ms + horizon
         if settles_at <= now and (span.previous_watermark is None or settles_at > span.previous_watermark):
-            metrics = {
-                k: v
-                for k, v in dict(
-                    accuracy=r.accuracy,
-                    precision=r.precision,
-                    recall=r.recall,
-                    f1=r.f1,
-                    predictions=r.predictions,
-                    labelled=r.labelled,
-                ).items()
-                if v is not None
-            }
+            metrics = {**r.scores(), "predictions": r.predictions, "labelled": r.labelled}
             ctx.platform.metrics.track_aggregate(metrics, r.start_ms, r.end_ms, span.deployment.deployment_crn)
             sent += 1
     return sent
 
 
-def discovered_ms(deployment: DeploymentRef, now_ms: int) -> int:
-    """When a deployment first found by a job began serving: its ``created_at`` (not "now", or the
-    predictions it served before being noticed would never be read), and never later than now."""
-    text = str(deployment.created_at or "").replace("Z", "+00:00")
-    try:
-        created = datetime.fromisoformat(text)
-    except ValueError:
-        return now_ms
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
-    return min(int(created.timestamp() * 1000), now_ms)
-
-
-def ensure_live_recorded(ctx: Context) -> tuple[str, str]:
-    """Re-resolve the live deployment and make sure the state store knows it (CRNs change on redeploy)."""
-    model = ctx.require_model()
-    live = ctx.require_live(model)
-    known = {d.deployment_crn for d in ctx.store.deployments(model.name)}
-    if live.crn not in known:
-        log.info("live deployment not yet recorded, recording it %s", KV(deployment=live.id))
-        ctx.store.record_deployment(
-            model.name,
-            live.crn,
-            model.crn,
-            live.build_id,
-            version_of(live),
-            discovered_ms(live, ctx.platform.clock.now_ms()),
-            "discovered",
-        )
-    return model.name, live.crn
-
-
 def compute_accuracy(ctx: Context) -> Outcome:
     """Compute and store window metrics for every deployment that still has unsettled windows."""
     now = ctx.platform.clock.now_ms()
-    model_name, live_crn = ensure_live_recorded(ctx)
+    model, live = ctx.live_recorded()
     computed, tracked = 0, 0
-    for span in spans_to_read(ctx, ctx.store.deployments(model_name), now):
+    for span in spans_to_read(ctx, ctx.store.deployments(model.name), now):
         results = windows_for_span(ctx, span, now)
         ctx.store.upsert_windows(results)
         tracked += track_settled(ctx, span, results, now)
         ctx.store.set_watermark(span.deployment.deployment_crn, now)
         computed += len(results)
-    labelled = [w for w in ctx.store.windows(deployment_crn=live_crn) if w.labelled > 0]
-    fields = dict(model=model_name, windows=computed, aggregates_tracked=tracked)
+    labelled = [w for w in ctx.store.windows(deployment_crn=live.crn) if w.labelled > 0]
+    fields = dict(model=model.name, windows=computed, aggregates_tracked=tracked)
     if not labelled:
         return Outcome(
             "ok", f"computed {computed} windows; the live deployment has no labelled window yet", "none", fields

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from monitoring.domain.data import TelcoScenario
-from monitoring.workflows.accuracy import discovered_ms
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import fit_candidate, sample_request, save_candidate
@@ -23,17 +22,7 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
     model = api.find_model(cfg.model.name)
     live = api.live_deployment(model) if model else None
     if live is not None and not force:
-        known = {d.deployment_crn for d in ctx.store.deployments(model.name)}
-        if live.crn not in known:
-            ctx.store.record_deployment(
-                model.name,
-                live.crn,
-                model.crn,
-                live.build_id,
-                version_of(live),
-                discovered_ms(live, ctx.platform.clock.now_ms()),
-                "discovered",
-            )
+        ctx.record_discovered(model, live)
         return Outcome(
             "no_action",
             f"{cfg.model.name} already serves {version_of(live)}",

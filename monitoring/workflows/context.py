@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,10 +11,14 @@ from typing import Any
 import numpy as np
 
 from monitoring.cmlclient import Platform
-from monitoring.cmlclient.api import DeploymentRef, ModelRef
+from monitoring.cmlclient.refs import DeploymentRef, ModelRef
 from monitoring.core.config import PipelineConfig
 from monitoring.core.errors import EXIT_OK, DataError
+from monitoring.core.logs import KV
+from monitoring.domain.records import Columns, records_to_columns
 from monitoring.state.store import StateStore
+
+log = logging.getLogger(__name__)
 
 #: Deployment environment variable naming the artifact directory the serving function loads.
 ARTIFACT_ENV = "CML_MONITOR_MODEL_ARTIFACT"
@@ -50,6 +56,55 @@ class Context:
                 "deploy it (`cml-monitor bootstrap`) or restore the last good one"
             )
         return live
+
+    def record_discovered(self, model: ModelRef, live: DeploymentRef) -> None:
+        """Record a serving deployment the state store does not know yet (CRNs change on redeploy,
+        and a deployment may have been made by other means).
+
+        It counts as serving since its ``created_at``, not since now (or the predictions it served
+        before a job noticed it would never be read), and never later than now.
+        """
+        if live.crn in {d.deployment_crn for d in self.store.deployments(model.name)}:
+            return
+        log.info("live deployment not yet recorded, recording it %s", KV(deployment=live.id))
+        now = self.platform.clock.now_ms()
+        since = now if live.created_ms is None else min(live.created_ms, now)
+        self.store.record_deployment(
+            model.name, live.crn, model.crn, live.build_id, version_of(live), since, "discovered"
+        )
+
+    def live_recorded(self) -> tuple[ModelRef, DeploymentRef]:
+        """The model and its live deployment, re-resolved (CRNs change on redeploy) and recorded.
+
+        Raises:
+            DataError: the model does not exist or nothing serves it.
+        """
+        model = self.require_model()
+        live = self.require_live(model)
+        self.record_discovered(model, live)
+        return model, live
+
+    def read_columns(
+        self, deployment_crn: str, start_ms: int, end_ms: int, chunk_ms: int
+    ) -> Iterator[tuple[int, int, Columns]]:
+        """A deployment's tracked predictions in ``[start_ms, end_ms)`` as columns, one chunk at a time.
+
+        Yields:
+            ``(chunk_start, chunk_end_exclusive, columns)`` of the configured features and keys.
+        """
+        windows = self.cfg.windows
+        for lo, hi, records in self.platform.metrics.read_chunks(deployment_crn, start_ms, end_ms, chunk_ms):
+            yield (
+                lo,
+                hi,
+                records_to_columns(
+                    records,
+                    self.cfg.model.features,
+                    prediction_key=windows.prediction_key,
+                    label_key=windows.label_key,
+                    features_key=windows.features_key,
+                ),
+            )
 
 
 def version_of(deployment: DeploymentRef) -> str:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from monitoring.cmlclient.api import field
 from monitoring.core.clock import iso_ms
 from monitoring.core.config import REDEPLOY_SCRIPT
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.decisions import Decision, decide
+from monitoring.domain.decisions import Action, Decision, decide
 from monitoring.domain.thresholds import PolicyResult
 from monitoring.domain.training import load_artifact
-from monitoring.workflows.accuracy import ensure_live_recorded
 from monitoring.workflows.context import Context, Outcome
 
 log = logging.getLogger(__name__)
@@ -21,13 +19,13 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 
 
-#: What on-call should do for each action.
-ACTIONS = {
-    "none": "none",
-    "insufficient_data": "none; wait for labels (check the ground-truth feed if this persists)",
-    "warn": "review feature drift in `cml-monitor report`; no redeploy was triggered",
-    "redeploy": "none; the redeploy job retrains and redeploys (watch its VERDICT)",
-    "suppressed": "investigate: accuracy is below policy but a redeploy is blocked (cooldown or daily cap)",
+#: What on-call should do for each decision.
+NEXT_STEPS = {
+    Action.NONE: "none",
+    Action.INSUFFICIENT_DATA: "none; wait for labels (check the ground-truth feed if this persists)",
+    Action.WARN: "review feature drift in `cml-monitor report`; no redeploy was triggered",
+    Action.REDEPLOY: "none; the redeploy job retrains and redeploys (watch its VERDICT)",
+    Action.SUPPRESSED: "investigate: accuracy is below policy but a redeploy is blocked (cooldown or daily cap)",
 }
 
 
@@ -42,11 +40,10 @@ def baseline_for(ctx: Context, model: str, version: str) -> dict | None:
 def trigger_redeploy_job(ctx: Context, decision: Decision) -> str:
     """``jobs.trigger: api``: start the redeploy job's run; returns its run id."""
     spec = next(j for j in ctx.cfg.jobs.graph if j.script == REDEPLOY_SCRIPT)
-    job = next((j for j in ctx.platform.api.jobs() if field(j, "name") == spec.name), None)
+    job = next((j for j in ctx.platform.api.jobs() if j.name == spec.name), None)
     if job is None:
         raise DataError(f"job {spec.name!r} does not exist: run `cml-monitor graph apply` first")
-    run = ctx.platform.api.start_job_run(field(job, "id"), environment={"CML_MONITOR_DECISION": decision.id or ""})
-    return field(run, "id")
+    return ctx.platform.api.start_job_run(job.id, environment={"CML_MONITOR_DECISION": decision.id or ""}).id
 
 
 def decisive_result(decision: Decision) -> PolicyResult | None:
@@ -72,7 +69,7 @@ def verdict_fields(decision: Decision, version: str | None) -> dict:
         window=window,
         labelled=decision.values.get("labelled"),
         decision=decision.id,
-        decision_action=decision.action,
+        decision_action=decision.action.value,
     )
     if result is not None:
         fields.update(
@@ -91,20 +88,20 @@ def _round(value):
 def evaluate_thresholds(ctx: Context) -> Outcome:
     """Decide on the live deployment's windows; in ``api`` trigger mode, start the redeploy job on a breach."""
     now = ctx.platform.clock.now_ms()
-    model, live_crn = ensure_live_recorded(ctx)
-    current = ctx.store.current_deployment(model)
+    model, live = ctx.live_recorded()
+    current = ctx.store.current_deployment(model.name)
     thresholds = ctx.cfg.thresholds
     decision = decide(
-        windows=ctx.store.windows(deployment_crn=live_crn),
+        windows=ctx.store.windows(deployment_crn=live.crn),
         policies=thresholds.policies,
         consecutive=thresholds.consecutive,
         cooldown_ms=to_ms(thresholds.cooldown),
         max_per_day=thresholds.max_redeploys_per_day,
-        redeploy_times_ms=ctx.store.redeploys_since(model, now - max(DAY_MS, to_ms(thresholds.cooldown))),
+        redeploy_times_ms=ctx.store.redeploys_since(model.name, now - max(DAY_MS, to_ms(thresholds.cooldown))),
         now_ms=now,
-        model=model,
-        deployment_crn=live_crn,
-        baseline=baseline_for(ctx, model, current.version) if current else None,
+        model=model.name,
+        deployment_crn=live.crn,
+        baseline=baseline_for(ctx, model.name, current.version) if current else None,
     )
     decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:
@@ -121,11 +118,11 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         )
     fields = verdict_fields(decision, current.version if current else None)
     fields.update({k: _round(v) for k, v in decision.values.items() if k in ("accuracy", "predictions")})
-    if decision.action == "redeploy" and ctx.cfg.jobs.trigger == "api":
+    if decision.action is Action.REDEPLOY and ctx.cfg.jobs.trigger == "api":
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
     return Outcome(
-        "breach" if decision.action in ("redeploy", "suppressed") else "ok",
+        "breach" if decision.action in (Action.REDEPLOY, Action.SUPPRESSED) else "ok",
         decision.reason,
-        ACTIONS.get(decision.action, "none"),
+        NEXT_STEPS[decision.action],
         fields,
     )

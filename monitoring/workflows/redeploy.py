@@ -7,8 +7,9 @@ import logging
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError
 from monitoring.core.logs import KV
+from monitoring.domain.decisions import Action
 from monitoring.domain.training import load_artifact, score
-from monitoring.workflows.accuracy import ensure_live_recorded, floor_to
+from monitoring.domain.window_metrics import window_start
 from monitoring.workflows.context import Context, Outcome
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import fit_candidate, labelled_frame, sample_request, save_candidate
@@ -32,13 +33,14 @@ def redeploy(ctx: Context) -> Outcome:
         RedeployError: build/deploy/verify failed; the previous deployment serves.
     """
     now = ctx.platform.clock.now_ms()
-    model_name, _ = ensure_live_recorded(ctx)
+    model, _ = ctx.live_recorded()
+    model_name = model.name
     decision = ctx.store.latest_decision(model_name)
     if decision is None:
         return _no_action("no decision recorded yet", model=model_name)
-    fields = dict(model=model_name, decision=decision.id, decision_action=decision.action)
-    if decision.action != "redeploy":
-        return _no_action(f"latest decision {decision.id} is {decision.action!r}: nothing to redeploy", **fields)
+    fields = dict(model=model_name, decision=decision.id, decision_action=decision.action.value)
+    if decision.action is not Action.REDEPLOY:
+        return _no_action(f"latest decision {decision.id} is {decision.action.value!r}: nothing to redeploy", **fields)
     if decision.consumed_by or not ctx.store.claim_decision(decision.id, ctx.platform.run_id, now):
         again = ctx.store.decision(decision.id)
         if again.outcome is None:
@@ -66,7 +68,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     cfg = ctx.cfg
     model = ctx.require_model()
     current = ctx.store.current_deployment(model.name)
-    start = floor_to(now, to_ms(cfg.windows.length)) - to_ms(cfg.retraining.lookback)
+    start = window_start(now, to_ms(cfg.windows.length)) - to_ms(cfg.retraining.lookback)
     frame = labelled_frame(ctx, start, now)
     if len(frame) < cfg.retraining.min_rows:
         raise DataError(

@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 
 from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import records_to_columns
 from monitoring.domain.training import make_metadata, save_artifact, score, train_model
 from monitoring.workflows.context import Context
 
@@ -33,17 +32,8 @@ def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
     cfg = ctx.cfg
     parts = []
     for dep in ctx.store.deployments(cfg.model.name):
-        for _, _, records in ctx.platform.metrics.read_chunks(
-            dep.deployment_crn, start_ms, end_ms, end_ms - start_ms or 1
-        ):
-            cols = records_to_columns(
-                records,
-                cfg.model.features,
-                prediction_key=cfg.windows.prediction_key,
-                label_key=cfg.windows.label_key,
-                features_key=cfg.windows.features_key,
-            )
-            parts.append(cols.training_frame(cfg.model.label))
+        for _, _, columns in ctx.read_columns(dep.deployment_crn, start_ms, end_ms, end_ms - start_ms or 1):
+            parts.append(columns.training_frame(cfg.model.label))
     if not parts:
         return pd.DataFrame(columns=[*cfg.model.features, cfg.model.label, TIME_COLUMN])
     return pd.concat(parts, ignore_index=True).sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)

@@ -19,7 +19,6 @@ import yaml
 
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
-from monitoring.cmlclient.api import RUN_TERMINAL, field, run_status
 from monitoring.core.config import load_config
 from monitoring.core.errors import MonitoringError
 from monitoring.workflows.bootstrap import bootstrap
@@ -73,15 +72,15 @@ def cleanup(ctx: Context, tag: str) -> None:
     """Delete the throwaway jobs, stop its deployments, delete the model; report what could not be."""
     api, client, left = ctx.platform.api, ctx.platform.api.client, []
     for job in api.jobs():
-        if str(field(job, "name")).startswith(f"{tag} "):
+        if job.name.startswith(f"{tag} "):
             try:
-                client.delete_job(project_id=api.project_id, job_id=field(job, "id"))
+                client.delete_job(project_id=api.project_id, job_id=job.id)
             except Exception as exc:  # noqa: BLE001 - clean up as much as possible, then report
-                left.append(f"job {field(job, 'name')}: {exc}")
+                left.append(f"job {job.name}: {exc}")
     model = api.find_model(tag)
     if model is not None:
         for build in api.builds(model):
-            for dep in api.deployments(model, field(build, "id")):
+            for dep in api.deployments(model, build.id):
                 if dep.status not in ("stopped", "failed"):
                     api.stop_deployment(model, dep)
         try:
@@ -92,7 +91,7 @@ def cleanup(ctx: Context, tag: str) -> None:
 
 
 def newest_run(ctx: Context, job_id: str, after: set[str]):
-    runs = [r for r in ctx.platform.api.job_runs(job_id) if field(r, "id") not in after]
+    runs = [r for r in ctx.platform.api.job_runs(job_id) if r.id not in after]
     return runs[0] if runs else None
 
 
@@ -105,15 +104,15 @@ def test_bootstrap_graph_and_one_pass_of_the_chain_on_real_cml(real):
     assert live is not None and live.crn and live.status == "deployed"
     assert {c.action for c in graph.apply(ctx.platform.api, ctx.cfg)} == {"create"}
     assert {c.action for c in graph.plan(ctx.platform.api, ctx.cfg)} == {"unchanged"}
-    ids = {field(j, "name"): field(j, "id") for j in ctx.platform.api.jobs()}
+    ids = {j.name: j.id for j in ctx.platform.api.jobs()}
     chain = [ids[s.name] for s in graph.ordered(ctx.cfg.jobs.graph)]
     ctx.platform.api.start_job_run(chain[0])
     deadline = time.monotonic() + CHAIN_TIMEOUT_S
     for job_id in chain:  # dependents start only when their parent succeeded
-        while (run := newest_run(ctx, job_id, set())) is None or run_status(run) not in RUN_TERMINAL:
+        while (run := newest_run(ctx, job_id, set())) is None or not run.finished:
             assert time.monotonic() < deadline, f"job {job_id} did not finish within {CHAIN_TIMEOUT_S} s"
             time.sleep(POLL_S)
-        assert run_status(run) == "ENGINE_SUCCEEDED", f"job {job_id} run {field(run, 'id')}: see Jobs > History"
+        assert run.succeeded, f"job {job_id} run {run.id}: see Jobs > History"
     decision = ctx.store.latest_decision(ctx.cfg.model.name)
     assert decision is not None, "evaluate_thresholds recorded no decision"
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from localcml.workspace import LocalWorkspace
 from monitoring.cmlclient.api import CmlApi
-from tests.cmlclient.support import RecordingClient, fast_policy, make_tree
+from tests.cmlclient.support import RecordingClient, fast_policy, started_workspace
 
 
 @pytest.fixture
 def ws(tmp_path):
-    root = make_tree(tmp_path / "project")
-    workspace = LocalWorkspace(root / ".cml-local", root, busy_timeout=0.5, health_timeout=30.0).start()
-    yield workspace
-    workspace.stop()
+    with started_workspace(tmp_path / "project") as workspace:
+        yield workspace
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ recorded against its API v2 definition.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,17 @@ def make_tree(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+@contextlib.contextmanager
+def started_workspace(root: Path) -> Iterator[LocalWorkspace]:
+    """A workspace on a fresh small project tree at ``root``, stopped on exit."""
+    make_tree(root)
+    workspace = LocalWorkspace(root / ".cml-local", root, busy_timeout=0.5, health_timeout=30.0).start()
+    try:
+        yield workspace
+    finally:
+        workspace.stop()
 
 
 def _snake(operation_id: str) -> str:

@@ -9,16 +9,25 @@ import threading
 import pytest
 import requests
 
+from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.endpoint import MAX_BODY_BYTES, ModelEndpoint
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.core.errors import DataError, TransientPlatformError
-from tests.cmlclient.support import platform_for
+from tests.cmlclient.support import fast_policy, platform_for, started_workspace
 
 
-@pytest.fixture
-def scored(ws, api):
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """One workspace for the module: its tests only call the model it serves, and leave the replica free."""
+    with started_workspace(tmp_path_factory.mktemp("endpoint") / "project") as workspace:
+        yield workspace
+
+
+@pytest.fixture(scope="module")
+def scored(ws):
     """A model serving models/scored.py with one single-threaded replica (auth on)."""
+    api = CmlApi(ws.client(), ws.project_id, fast_policy())
     model = api.create_model("scored", "test", auth_enabled=True)
     build_id = api.create_build(model, "models/scored.py", "predict", "c", None)
     platform = platform_for(ws, api)

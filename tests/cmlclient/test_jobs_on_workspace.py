@@ -21,7 +21,6 @@ from localcml.environment import process_env
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
-from monitoring.cmlclient.api import RUN_TERMINAL, env_map, field, run_status
 from monitoring.core.config import PipelineConfig, load_config
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
@@ -43,7 +42,7 @@ class Project:
 
     def job_id(self, script: str) -> str:
         name = next(s.name for s in self.cfg.jobs.graph if s.script == f"jobs/{script}.py")
-        return next(field(j, "id") for j in self.ctx.platform.api.jobs() if field(j, "name") == name)
+        return next(j.id for j in self.ctx.platform.api.jobs() if j.name == name)
 
     def engine(self, script: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         """Run jobs/<script>.py under the engine wrapper, as a CML job run would (in ``cwd``)."""
@@ -61,7 +60,7 @@ class Project:
 
     def wait_run(self, job_id: str, run_id: str, timeout: float = 180.0):
         deadline = time.monotonic() + timeout
-        while (run := self.ctx.platform.api.get_job_run(job_id, run_id)) and run_status(run) not in RUN_TERMINAL:
+        while (run := self.ctx.platform.api.get_job_run(job_id, run_id)) and not run.finished:
             assert time.monotonic() < deadline, f"run {run_id} did not finish"
             time.sleep(0.1)
         return run
@@ -131,8 +130,8 @@ def test_jobs_read_the_config_relative_to_the_project_root_they_start_in(project
 def test_api_trigger_a_breach_decision_starts_the_redeploy_job_through_the_api(project):
     api, store, cfg = project.ctx.platform.api, project.ctx.store, project.cfg
     redeploy_job = project.job_id("redeploy")
-    job = next(j for j in api.jobs() if field(j, "id") == redeploy_job)
-    assert not field(job, "parent_id") and field(job, "type") == "manual"
+    job = next(j for j in api.jobs() if j.id == redeploy_job)
+    assert not job.parent_id and job.type == "manual"
     live = api.live_deployment(api.find_model(cfg.model.name))
     now = project.ws.clock.now_ms()
     start = now - now % HOUR - HOUR
@@ -153,16 +152,16 @@ def test_api_trigger_a_breach_decision_starts_the_redeploy_job_through_the_api(p
         ]
     )
     evaluate = project.job_id("evaluate_thresholds")
-    run = project.wait_run(evaluate, field(api.start_job_run(evaluate), "id"))
-    assert run_status(run) == "ENGINE_SUCCEEDED", project.log(field(run, "id"))[-3000:]
+    run = project.wait_run(evaluate, api.start_job_run(evaluate).id)
+    assert run.status == "ENGINE_SUCCEEDED", project.log(run.id)[-3000:]
     decision = store.latest_decision(cfg.model.name)
     assert decision.action == "redeploy"
     (started,) = api.job_runs(redeploy_job)
-    verdict = project.log(field(run, "id")).strip().splitlines()[-1]
-    assert f"redeploy_run={field(started, 'id')}" in verdict and f"decision={decision.id}" in verdict
-    assert env_map(field(started, "environment")) == {"CML_MONITOR_DECISION": decision.id}
-    finished = project.wait_run(redeploy_job, field(started, "id"))
-    assert f"acting on decision decision={decision.id}" in project.log(field(finished, "id"))
+    verdict = project.log(run.id).strip().splitlines()[-1]
+    assert f"redeploy_run={started.id}" in verdict and f"decision={decision.id}" in verdict
+    assert started.environment == {"CML_MONITOR_DECISION": decision.id}
+    finished = project.wait_run(redeploy_job, started.id)
+    assert f"acting on decision decision={decision.id}" in project.log(finished.id)
     # the decision is consumed once: (nothing was served to retrain on here, so the run failed
     # with a data error and the champion keeps serving)
     assert store.decision(decision.id).consumed_by is not None

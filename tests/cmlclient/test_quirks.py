@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitoring.cmlclient.api import CmlApi, field, run_status
+from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.core.config import DeploymentConfig
 from monitoring.core.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
@@ -92,7 +92,7 @@ def jobs25(ws, client):
 
 def test_paging_sends_the_same_page_size_with_every_token_and_reads_every_page(ws, client, sleeps, jobs25):
     api = CmlApi(client, ws.project_id, fast_policy(sleeps), page_size=10)
-    assert [field(j, "name") for j in api.jobs()] == [f"job-{i:02d}" for i in range(25)]
+    assert [j.name for j in api.jobs()] == [f"job-{i:02d}" for i in range(25)]
     calls = client.named("list_jobs")
     assert [c.kwargs["page_size"] for c in calls] == [10, 10, 10]
     tokens = [c.kwargs.get("page_token") for c in calls]
@@ -142,7 +142,7 @@ def test_builds_are_newest_first_by_created_at_whatever_order_the_server_lists(w
         ids.append(built(ws, api, comment=f"b{i}")[1])
     model = api.find_model("tower")
     client.faults["list_model_builds"] = changed(lambda page: page.model_builds.reverse())  # sort ignored
-    assert [field(b, "id") for b in api.builds(model)] == ids[::-1]
+    assert [b.id for b in api.builds(model)] == ids[::-1]
 
 
 def test_live_deployment_is_the_deployed_one_and_a_redeploy_changes_its_crn(ws, api):
@@ -217,25 +217,17 @@ def test_every_wait_ends_at_its_configured_timeout(ws, client, api, what):
 def test_a_second_run_of_a_busy_job_is_a_busy_error_naming_the_active_run(ws, client, api, casing):
     client.faults["list_job_runs"] = recased("job_runs", casing)
     runtime = api.resolve_runtime(None)
-    job_id = field(
-        api.create_job(
-            {
-                "project_id": ws.project_id,
-                "name": "blocker",
-                "script": "scripts/block.py",
-                "runtime_identifier": runtime,
-            }
-        ),
-        "id",
-    )
-    run_id = field(api.start_job_run(job_id), "id")
+    job_id = api.create_job(
+        {"project_id": ws.project_id, "name": "blocker", "script": "scripts/block.py", "runtime_identifier": runtime}
+    ).id
+    run_id = api.start_job_run(job_id).id
     try:
         with pytest.raises(BusyError, match=rf"job {job_id} already has an active run \({run_id}\)") as err:
             api.start_job_run(job_id)
         assert err.value.exit_code == 6
     finally:
         ws.client().stop_job_run(ws.project_id, job_id, run_id)
-    wait_until(lambda: run_status(api.get_job_run(job_id, run_id)) == "ENGINE_STOPPED", "the run to stop")
+    wait_until(lambda: api.get_job_run(job_id, run_id).status == "ENGINE_STOPPED", "the run to stop")
 
 
 def test_a_refused_run_that_is_not_busy_stays_a_request_error(ws, api):

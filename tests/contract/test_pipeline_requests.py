@@ -18,7 +18,6 @@ from localcml.client.models import serialize
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
-from monitoring.cmlclient.api import RUN_TERMINAL, field, run_status
 from monitoring.core.config import load_config, parse_config
 from monitoring.workflows.bootstrap import bootstrap
 from tests.cmlclient.support import OPERATIONS, RecordingClient, enter_workspace, short_sleep
@@ -54,10 +53,10 @@ def pipeline(tmp_path_factory):
         data["jobs"]["graph"][1].update(cpu=2, timeout=600, environment={"LOG_FORMAT": "json"})
         data["jobs"]["graph"][0]["schedule"] = "15 * * * *"
         graph.apply(platform.api, parse_config(data))
-        redeploy = next(j for j in platform.api.jobs() if field(j, "name") == "cml-monitor redeploy")
-        run = platform.api.start_job_run(field(redeploy, "id"), environment={"CML_MONITOR_DECISION": "none"})
+        redeploy = next(j for j in platform.api.jobs() if j.name == "cml-monitor redeploy")
+        run = platform.api.start_job_run(redeploy.id, environment={"CML_MONITOR_DECISION": "none"})
         deadline = time.monotonic() + 120
-        while run_status(platform.api.get_job_run(field(redeploy, "id"), field(run, "id"))) not in RUN_TERMINAL:
+        while not platform.api.get_job_run(redeploy.id, run.id).finished:
             assert time.monotonic() < deadline, "the redeploy run did not finish"
             time.sleep(0.1)
         yield ctx, client, ws
@@ -119,14 +118,14 @@ def test_every_response_field_read_exists_in_its_response_definition(pipeline):
 
 
 def field_names(path: Path) -> set[str]:
-    """The names in every ``field(obj, "name")`` call of a module."""
+    """The names in every ``_field(obj, "name")`` and ``_text(obj, "name")`` call of a module."""
     tree = ast.parse(path.read_text())
     return {
         n.args[1].value
         for n in ast.walk(tree)
         if isinstance(n, ast.Call)
         and isinstance(n.func, ast.Name)
-        and n.func.id == "field"
+        and n.func.id in ("_field", "_text")
         and len(n.args) >= 2
         and isinstance(n.args[1], ast.Constant)
     }
@@ -143,12 +142,13 @@ def test_every_field_name_in_the_code_is_a_response_field():
     }
     known = {f for d in responses | nested for f in SPEC["definitions"][d].get("properties", {})}
     files = [
-        REPO / "monitoring/cmlclient/api.py",
+        *sorted((REPO / "monitoring/cmlclient").glob("*.py")),
         REPO / "monitoring/app/graph.py",
         *sorted((REPO / "monitoring/workflows").glob("*.py")),
     ]
     read = {f: field_names(f) for f in files}
-    assert read[REPO / "monitoring/cmlclient/api.py"] >= {"id", "crn", "access_key", "status", "next_page_token"}
+    assert read[REPO / "monitoring/cmlclient/refs.py"] >= {"id", "crn", "access_key", "status", "parent_id"}
+    assert read[REPO / "monitoring/cmlclient/api.py"] >= {"next_page_token"}
     assert {str(f.relative_to(REPO)): sorted(n - known) for f, n in read.items() if n - known} == {}
 
 

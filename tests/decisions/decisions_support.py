@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitoring.core.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
-from monitoring.domain.thresholds import WindowRow
+from monitoring.domain.window_metrics import WindowMetrics
 
 HOUR = 3_600_000
 T0 = 1_763_884_800_000  # 2025-11-23T08:00:00Z
@@ -17,9 +17,9 @@ def window(
     predictions: int = 250,
     drift: dict | None = None,
     crn: str = CRN,
-) -> WindowRow:
+) -> WindowMetrics:
     """The i-th hourly window of a deployment."""
-    return WindowRow(
+    return WindowMetrics(
         crn,
         T0 + i * HOUR,
         T0 + (i + 1) * HOUR,

@@ -7,8 +7,8 @@ import json
 import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_drift, p_min, p_wilson, window
 
-from monitoring.core.errors import ConfigError
-from monitoring.domain.decisions import DAY_MS, Decision, decide, format_decisions
+from monitoring.core.errors import ConfigError, DataError
+from monitoring.domain.decisions import DAY_MS, Action, Decision, decide, format_decisions
 
 POLICIES = [p_min(100), p_abs(0.8)]
 COOLDOWN = 2 * HOUR
@@ -102,8 +102,21 @@ def test_decision_round_trips_through_json():
     d.values["accuracy"] = float("nan")
     data = json.loads(json.dumps(d.to_dict(), allow_nan=False))
     assert data["values"]["accuracy"] is None
+    assert data["action"] == "redeploy" and type(data["action"]) is str
     back = Decision.from_dict(data)
-    assert back.results == d.results and back.action == "redeploy" and back.reason == d.reason
+    assert back.results == d.results and back.action is Action.REDEPLOY and back.reason == d.reason
+
+
+def test_actions_are_an_enum_whose_text_is_the_stored_and_printed_value():
+    assert [a.value for a in Action] == ["none", "insufficient_data", "warn", "redeploy", "suppressed"]
+    assert f"{Action.INSUFFICIENT_DATA}" == str(Action.INSUFFICIENT_DATA) == "insufficient_data"
+    assert json.dumps(Action.WARN) == '"warn"'
+    d = Decision.from_dict({**run([window(0, 0.6)]).to_dict(), "action": "suppressed"})
+    assert d.action is Action.SUPPRESSED
+    with pytest.raises(
+        DataError, match=r"decision d-1: unknown action 'retrain'; expected one of none, .*, suppressed"
+    ):
+        Decision.from_dict({**d.to_dict(), "id": "d-1", "action": "retrain"})
 
 
 def test_format_decisions_table_and_json():

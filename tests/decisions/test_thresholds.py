@@ -9,16 +9,9 @@ import pytest
 from decisions_support import CRN, p_abs, p_drift, p_min, p_rel, p_wilson, window
 
 from monitoring.core.errors import DataError
-from monitoring.domain.thresholds import (
-    FAIL,
-    INSUFFICIENT,
-    PASS,
-    WindowRow,
-    evaluate_window,
-    is_breach,
-    is_evaluable,
-    wilson_interval,
-)
+from monitoring.domain.thresholds import FAIL, INSUFFICIENT, PASS, evaluate_window, is_breach, is_evaluable
+from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.windows import wilson_interval
 
 
 def one(w, policy, **kw):
@@ -116,7 +109,7 @@ def test_wilson_upper_bound_exactly_at_minimum_passes():
 
 
 # -- drift -------------------------------------------------------------------------------------------
-def drifted(psi: float) -> WindowRow:
+def drifted(psi: float) -> WindowMetrics:
     return window(0, drift={"iot_signal_1": {"psi": 0.01, "ks": 0.02}, "iot_signal_2": {"psi": psi, "ks": 0.3}})
 
 
@@ -142,8 +135,8 @@ def test_drift_alone_makes_a_window_evaluable_only_without_label_policies():
     assert not is_evaluable(evaluate_window(no_labels, [p_abs(), p_drift()]))
 
 
-# -- window rows ---------------------------------------------------------------------------------------
-def test_window_row_from_object_dict_and_nan():
+# -- window metrics ---------------------------------------------------------------------------------------
+def test_window_metrics_from_object_dict_and_nan():
     obj = SimpleNamespace(
         deployment_crn=CRN,
         start_ms=1,
@@ -157,11 +150,12 @@ def test_window_row_from_object_dict_and_nan():
         confusion={"tp": 1},
         drift={"x": {"psi": 0.1, "ks": 0.2}},
     )
-    row = WindowRow.from_obj(obj)
+    row = WindowMetrics.from_obj(obj)
     assert row.accuracy is None and row.precision == 0.5 and row.drift == {"x": {"psi": 0.1, "ks": 0.2}}
-    assert WindowRow.from_obj(row.to_dict()) == row
+    assert row.scores() == {"precision": 0.5, "f1": 0.4}  # only the defined ones, in METRICS order
+    assert WindowMetrics.from_obj(row.to_dict()) == row and WindowMetrics.from_obj(row) is row
     with pytest.raises(DataError, match="missing required field"):
-        WindowRow.from_obj({"deployment_crn": CRN, "start_ms": 1})
+        WindowMetrics.from_obj({"deployment_crn": CRN, "start_ms": 1})
 
 
 def test_unknown_policy_type_is_a_type_error():

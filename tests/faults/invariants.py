@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from monitoring.cmlclient.api import field
 from tests.faults.rig import Rig
 
 
@@ -41,9 +40,9 @@ def assert_decisions_acted_on_once(rig: Rig) -> None:
     builds = rig.builds()
     api = rig.ctx.platform.api
     for decision in rig.ctx.store.list_decisions(rig.cfg.model.name, limit=1000):
-        own = [b for b in builds if str(field(b, "comment") or "").endswith(f" {decision.id}")]
+        own = [b for b in builds if b.comment.endswith(f" {decision.id}")]
         assert len(own) <= 1, f"decision {decision.id} made {len(own)} builds"
-        deployments = [d for b in own for d in api.deployments(rig.model, field(b, "id"))]
+        deployments = [d for b in own for d in api.deployments(rig.model, b.id)]
         assert len(deployments) <= 1, f"decision {decision.id} made {len(deployments)} deployments"
         if decision.outcome is not None:
             assert decision.consumed_by, f"decision {decision.id} has an outcome but no run claimed it"

@@ -30,9 +30,8 @@ from monitoring.app.demo import verdict_fields
 from monitoring.app.jobrun import run_job
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import connect
-from monitoring.cmlclient.api import RUN_TERMINAL
-from monitoring.cmlclient.api import field as api_field
 from monitoring.cmlclient.endpoint import ModelEndpoint
+from monitoring.cmlclient.refs import RUN_TERMINAL
 from monitoring.core.config import PipelineConfig, load_config
 from monitoring.core.durations import to_ms
 from monitoring.workflows.accuracy import compute_accuracy
@@ -179,12 +178,12 @@ class Rig:
             The run's status, its VERDICT fields and its whole log.
         """
         api = self.ctx.platform.api
-        job = next(j for j in api.jobs() if api_field(j, "name") == f"cml-monitor {name}")
-        run = api.start_job_run(api_field(job, "id"), environment=environment or {})
-        run_id = api_field(run, "id")
+        job = next(j for j in api.jobs() if j.name == f"cml-monitor {name}")
+        run = api.start_job_run(job.id, environment=environment or {})
+        run_id = run.id
 
         def finished():
-            current = api.client.get_job_run(self.ws.project_id, api_field(job, "id"), run_id)
+            current = api.client.get_job_run(self.ws.project_id, job.id, run_id)  # raw: no retry eats a fault
             return current if str(current.status).upper() in RUN_TERMINAL else None
 
         status = str(wait_for(finished, f"run {run_id} of {name}", WAIT_S).status)
@@ -217,7 +216,7 @@ class Rig:
 
     def deployments(self) -> list[Any]:
         api = self.ctx.platform.api
-        return [d for b in self.builds() for d in api.deployments(self.model, api_field(b, "id"))]
+        return [d for b in self.builds() for d in api.deployments(self.model, b.id)]
 
     def settle(self) -> int:
         """Clear the faults, let every queued label fall due and post it; returns how many were posted."""

@@ -15,7 +15,6 @@ from localcml.daemon import reset
 from localcml.metrics.store import MetricsStore
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
-from monitoring.cmlclient.api import field
 from monitoring.core.config import parse_config
 from monitoring.core.errors import EXIT_PLATFORM, ConfigError
 from monitoring.state.store import StateStore
@@ -144,7 +143,7 @@ def test_hostile_names_are_data_not_sql(rig: Rig):
                 "runtime_identifier": runtime,
             }
         )
-    assert [field(j, "name") for j in api.jobs()][-len(HOSTILE) :] == HOSTILE
+    assert [j.name for j in api.jobs()][-len(HOSTILE) :] == HOSTILE
     assert rig.live() is not None and len(rig.builds()) == 1  # the workspace's own tables are intact
     store, decisions = rig.ctx.store, len(rig.ctx.store.list_decisions(limit=1000))
     for i, name in enumerate(HOSTILE):

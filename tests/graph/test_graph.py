@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from monitoring.app import cli, graph
-from monitoring.cmlclient.api import env_map, field
 from monitoring.core.config import JobSpec
 from monitoring.core.errors import ConfigError
 from tests.cmlclient.support import enter_workspace
@@ -16,7 +15,7 @@ from tests.graph.support import REPO, SECRET, api_for, config, names, writes
 
 
 def jobs_by_name(api) -> dict:
-    return {field(j, "name"): j for j in api.jobs()}
+    return {j.name: j for j in api.jobs()}
 
 
 def test_plan_lists_every_job_and_changes_nothing(workspace):
@@ -34,12 +33,12 @@ def test_apply_creates_the_chain_parents_first_with_the_schedule_on_the_head_onl
     assert created == names(cfg)
     jobs = jobs_by_name(api)
     head, *dependents = (jobs[n] for n in names(cfg))
-    assert (field(head, "schedule"), field(head, "timezone"), field(head, "type")) == ("0 * * * *", "UTC", "cron")
+    assert (head.schedule, head.timezone, head.type) == ("0 * * * *", "UTC", "cron")
     for parent, child in zip([head, *dependents], dependents):
-        assert field(child, "parent_id") == field(parent, "id") and field(child, "type") == "dependent"
-        assert not field(child, "schedule")
-    assert all(env_map(field(j, "environment"))[graph.MANAGED_ENV] == "true" for j in jobs.values())
-    assert field(jobs["cml-monitor redeploy"], "memory") == 4.0
+        assert child.parent_id == parent.id and child.type == "dependent"
+        assert not child.schedule
+    assert all(j.environment[graph.MANAGED_ENV] == "true" for j in jobs.values())
+    assert jobs["cml-monitor redeploy"].memory == 4.0
 
 
 def test_applying_twice_creates_no_duplicates_and_reports_unchanged(workspace):
@@ -47,7 +46,7 @@ def test_applying_twice_creates_no_duplicates_and_reports_unchanged(workspace):
     graph.apply(api, cfg)
     api.client.calls.clear()
     assert {c.action for c in graph.apply(api, cfg)} == {"unchanged"}
-    assert writes(api) == [] and sorted(field(j, "name") for j in api.jobs()) == sorted(names(cfg))
+    assert writes(api) == [] and sorted(j.name for j in api.jobs()) == sorted(names(cfg))
 
 
 def test_a_changed_graph_updates_only_the_changed_fields(workspace):
@@ -72,13 +71,13 @@ def test_a_changed_graph_updates_only_the_changed_fields(workspace):
     graph.apply(api, cfg)
     bodies = {c.kwargs["job_id"]: c.body for c in api.client.named("update_job")}
     jobs = jobs_by_name(api)
-    redeploy = bodies[field(jobs["cml-monitor redeploy"], "id")]
+    redeploy = bodies[jobs["cml-monitor redeploy"].id]
     assert redeploy == {"timeout": "7200", "parent_id": ""}  # Job.timeout is an int64: a string
-    accuracy = bodies[field(jobs["cml-monitor compute_accuracy"], "id")]
+    accuracy = bodies[jobs["cml-monitor compute_accuracy"].id]
     assert isinstance(accuracy["environment"], str)  # environment is a JSON string on update
     assert json.loads(accuracy["environment"])["LOG_FORMAT"] == "json" and accuracy["cpu"] == 2.0
     assert writes(api) == ["update_job"] * 3
-    assert field(jobs["cml-monitor redeploy"], "type") == "manual"
+    assert jobs["cml-monitor redeploy"].type == "manual"
     assert {c.action for c in graph.plan(api, cfg)} == {"unchanged"}
 
 
@@ -184,7 +183,7 @@ def test_secrets_never_appear_in_export_plan_lines_or_amp_output(workspace, capl
     api = api_for(ws)
     graph.apply(api, config())
     job = jobs_by_name(api)["cml-monitor compute_accuracy"]
-    assert env_map(field(job, "environment"))["API_KEY"] == SECRET  # the job itself has it
+    assert job.environment["API_KEY"] == SECRET  # the job itself has it
     exported = yaml.safe_dump(graph.export(api))
     amp = yaml.safe_dump(graph.amp_metadata(config()))
     assert SECRET not in exported and "API_KEY" not in exported
@@ -202,7 +201,7 @@ def test_applying_an_export_keeps_secrets_already_on_the_job(workspace):
     jobs = [JobSpec(**e) for e in exported["graph"]]
     assert {c.action for c in graph.plan(api, config(), jobs)} == {"unchanged"}
     graph.apply(api, config(), [j.model_copy(update={"cpu": 2.0}) for j in jobs])
-    env = env_map(field(jobs_by_name(api)["cml-monitor compute_accuracy"], "environment"))
+    env = jobs_by_name(api)["cml-monitor compute_accuracy"].environment
     assert env["API_KEY"] == SECRET and env["LOG_FORMAT"] == "plain"
 
 

@@ -1,95 +1,22 @@
-"""A pipeline on an in-process local workspace: run the workflows directly, cycle by cycle."""
+"""Fixtures: a pipeline on a fresh in-process local workspace per call of ``make_pipeline``."""
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import contextlib
 
 import pytest
 
-from localcml.workspace import LocalWorkspace
-from monitoring.app.wiring import build_context
-from monitoring.core.config import PipelineConfig, load_config
-from monitoring.core.durations import to_ms
-from monitoring.workflows.accuracy import compute_accuracy
-from monitoring.workflows.bootstrap import bootstrap
-from monitoring.workflows.context import Context, Outcome
-from monitoring.workflows.evaluate import evaluate_thresholds
-from monitoring.workflows.redeploy import redeploy
-from monitoring.workflows.traffic import simulate_traffic
-from tests.project import make_project
-
-#: Start of simulated time: a whole hour, so cycles and windows line up.
-T0 = 1_790_000_000_000 - 1_790_000_000_000 % 3_600_000
-
-
-def short_sleep(seconds: float) -> None:
-    """Waits on real processes (builds, replicas) poll briefly; retries never wait long in tests."""
-    time.sleep(min(seconds, 0.05))
-
-
-@dataclass
-class Pipeline:
-    cfg: PipelineConfig
-    ws: LocalWorkspace
-    ctx: Context
-    root: Path
-
-    def at_cycle(self, cycle: int) -> int:
-        now = T0 + (cycle - 1) * to_ms(self.cfg.scenario.cycle) + 60_000
-        self.ws.set_now(now)
-        return now
-
-    def cycle(self, cycle: int, redeploy_too: bool = True) -> dict[str, Outcome]:
-        """One pass of the chain, in-process, as CML would run it after the head job's schedule fires."""
-        self.at_cycle(cycle)
-        out = {
-            "traffic": simulate_traffic(self.ctx),
-            "accuracy": compute_accuracy(self.ctx),
-            "evaluate": evaluate_thresholds(self.ctx),
-        }
-        if redeploy_too:
-            out["redeploy"] = redeploy(self.ctx)
-        return out
-
-    def deployments(self) -> list[Any]:
-        api = self.ctx.platform.api
-        model = api.find_model(self.cfg.model.name)
-        return [d for b in api.builds(model) for d in api.deployments(model, b["id"] if isinstance(b, dict) else b.id)]
+from tests.integration.support import Pipeline, running_pipeline
 
 
 @pytest.fixture
 def make_pipeline(tmp_path, monkeypatch):
     """``make_pipeline(overrides, bootstrap=True)`` -> Pipeline on a fresh workspace (stopped after the test)."""
-    started: list[LocalWorkspace] = []
+    with contextlib.ExitStack() as started:
+        count = iter(range(1_000))
 
-    def build(overrides: dict | None = None, do_bootstrap: bool = True) -> Pipeline:
-        root = tmp_path / f"project{len(started)}"
-        root.mkdir()
-        cfg = load_config(make_project(root, overrides))
-        ws = LocalWorkspace(
-            root / cfg.platform.local.workspace_dir,
-            root,
-            metrics_url=cfg.platform.local.metrics_url,
-            busy_timeout=5.0,
-            health_timeout=60.0,
-        ).start()
-        started.append(ws)
-        env = ws.engine_env()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        for entry in reversed(env["PYTHONPATH"].split(os.pathsep)):
-            monkeypatch.syspath_prepend(entry)
-        ws.set_now(T0)
-        ctx = build_context(cfg, root, clock=ws.clock, sleep=short_sleep)
-        pipeline = Pipeline(cfg, ws, ctx, root)
-        if do_bootstrap:
-            bootstrap(ctx)
-        return pipeline
+        def build(overrides: dict | None = None, do_bootstrap: bool = True) -> Pipeline:
+            root = tmp_path / f"project{next(count)}"
+            return started.enter_context(running_pipeline(root, monkeypatch, overrides, do_bootstrap))
 
-    yield build
-    for ws in started:
-        ws.stop()
+        yield build

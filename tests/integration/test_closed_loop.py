@@ -1,4 +1,8 @@
-"""The closed loop end to end on the local workspace, exactly as `make demo` runs it (small size)."""
+"""The closed loop end to end on the local workspace, exactly as `make demo` runs it (small size, drift sooner).
+
+The demo starts the head job through the API each cycle and CML starts each dependent when its
+parent succeeded, so this is also the test that the job chain runs as CML runs it.
+"""
 
 import json
 import subprocess
@@ -8,9 +12,14 @@ from datetime import datetime, timedelta
 
 from tests.project import make_project
 
+#: Two healthy hours, then drift: the 3rd cycle's traffic drifts, the 4th breaches and redeploys.
+DRIFT_AFTER = {"scenario": {"drift": {"start_after": "2h"}}}
+CYCLES = 7
+JOBS = ("simulate_traffic", "compute_accuracy", "evaluate_thresholds", "redeploy")
+
 
 def test_demo_breach_single_redeploy_and_recovery(tmp_path):
-    config = make_project(tmp_path)
+    config = make_project(tmp_path, DRIFT_AFTER)
     out = tmp_path / "demo-output"
     proc = subprocess.run(
         [
@@ -25,7 +34,7 @@ def test_demo_breach_single_redeploy_and_recovery(tmp_path):
             "--out",
             str(out),
             "--cycles",
-            "9",
+            str(CYCLES),
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -34,18 +43,20 @@ def test_demo_breach_single_redeploy_and_recovery(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads((out / "summary.json").read_text())
-    assert [r["cycle"] for r in rows] == list(range(1, 10))
+    assert [r["cycle"] for r in rows] == list(range(1, CYCLES + 1))
     for row in rows:
         assert set(row) >= {"cycle", "deployed_version", "predictions", "labelled", "accuracy", "decision"}
         assert row["predictions"] == 250
+        assert list(row["jobs"]) == list(JOBS) and "failed" not in row["jobs"].values(), row
     decisions = [r["decision"] for r in rows]
-    # Drift starts at cycle 5 (after 4h); its labels arrive in cycle 6, which must breach and redeploy.
-    assert all(d in ("none", "insufficient_data") for d in decisions[:5]), decisions
-    assert all(r["accuracy"] >= 0.8 for r in rows[1:5]), rows
-    assert decisions[5] == "redeploy" and rows[5]["accuracy"] < 0.75, rows[5]
+    # Drift starts at cycle 3 (after 2h); its labels arrive in cycle 4, which must breach and redeploy.
+    assert all(d in ("none", "insufficient_data") for d in decisions[:3]), decisions
+    assert all(r["accuracy"] >= 0.8 for r in rows[1:3]), rows
+    assert decisions[3] == "redeploy" and rows[3]["accuracy"] < 0.75, rows[3]
+    assert rows[3]["jobs"]["redeploy"] == "deployed"
     assert decisions.count("redeploy") == 1, decisions
-    assert rows[4]["deployed_version"] == "v1" and rows[5]["deployed_version"] == "v2"
-    assert all(r["deployed_version"] == "v2" for r in rows[5:])
+    assert rows[2]["deployed_version"] == "v1" and rows[3]["deployed_version"] == "v2"
+    assert all(r["deployed_version"] == "v2" for r in rows[3:])
     # v2's first labelled window is evaluated two cycles later: accuracy is back above the threshold.
     assert decisions[-1] == "none" and rows[-1]["accuracy"] >= 0.8, rows[-1]
     # the workspace's scheduler fired the head job ("0 * * * *"): one cycle per hour, on the hour ...
@@ -58,3 +69,9 @@ def test_demo_breach_single_redeploy_and_recovery(tmp_path):
     assert rows[-1]["time"] < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
+    # every job run of every cycle ends its log with its VERDICT line, as on-call reads it in CML
+    logs = sorted((tmp_path / ".cml-local" / "runs").glob("*.log"))
+    assert len(logs) == CYCLES * len(JOBS)
+    for log in logs:
+        last = [ln for ln in log.read_text().splitlines() if ln.strip()][-1]
+        assert ": VERDICT job=" in last, f"{log.name}: {last}"

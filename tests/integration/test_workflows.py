@@ -1,51 +1,91 @@
 """Workflows in-process on the local workspace: exactly-once redeploys, healthy no-ops, noisy windows."""
 
+from dataclasses import dataclass
+
+import pytest
+
+from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.state.store import StateStore
+from monitoring.workflows.context import Outcome
+from monitoring.workflows.redeploy import redeploy
+from tests.integration.support import Pipeline, running_pipeline
 
 DRIFT_EARLY = {"scenario": {"drift": {"kind": "concept", "start_after": "1h"}}}
 
 
-def test_redeploy_on_a_healthy_decision_changes_nothing(make_pipeline):
-    p = make_pipeline()
-    before = p.deployments()
-    p.cycle(1)
-    out = p.cycle(2)
+@dataclass
+class HealthyRun:
+    pipeline: Pipeline
+    deployments_before: list[str]
+    second_cycle: dict[str, Outcome]
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory):
+    """Two healthy cycles of the base config, run once: the tests that use it only read what they left."""
+    root = tmp_path_factory.mktemp("healthy") / "project"
+    with pytest.MonkeyPatch.context() as patch, running_pipeline(root, patch) as p:
+        before = [d.id for d in p.deployments()]
+        p.cycle(1)
+        yield HealthyRun(p, before, p.cycle(2))
+
+
+def test_redeploy_on_a_healthy_decision_changes_nothing(healthy):
+    p, out = healthy.pipeline, healthy.second_cycle
     assert out["evaluate"].fields["decision_action"] == "none"
     assert out["redeploy"].status == "no_action"
     assert "nothing to redeploy" in out["redeploy"].summary
-    assert [d.id for d in p.deployments()] == [d.id for d in before]
+    assert [d.id for d in p.deployments()] == healthy.deployments_before
     assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1"]
 
 
-def test_a_decision_is_acted_on_once_and_a_second_run_changes_nothing(make_pipeline):
-    p = make_pipeline(DRIFT_EARLY)
-    p.cycle(1)
-    p.cycle(2)  # drifted traffic; its labels arrive next cycle
-    out = p.cycle(3, redeploy_too=False)
-    decision_id = out["evaluate"].fields["decision"]
-    assert out["evaluate"].fields["decision_action"] == "redeploy"
-    from monitoring.workflows.redeploy import redeploy
+@dataclass
+class RedeployRun:
+    """A drifted run, acted on by two redeploy runs, then two more cycles, with what was seen on the way."""
 
-    first = redeploy(p.ctx)
-    second = redeploy(p.ctx)
+    pipeline: Pipeline
+    breach: dict[str, Outcome]
+    first: Outcome
+    second: Outcome
+    live_after: list[DeploymentRef]
+    versions_after: list[str]
+    fourth_cycle: dict[str, Outcome]
+
+
+@pytest.fixture(scope="module")
+def redeployed(tmp_path_factory):
+    """Run once for the module; the tests that use it only read what it saw and left."""
+    root = tmp_path_factory.mktemp("redeployed") / "project"
+    with pytest.MonkeyPatch.context() as patch, running_pipeline(root, patch, DRIFT_EARLY) as p:
+        p.cycle(1)
+        p.cycle(2)  # drifted traffic; its labels arrive next cycle
+        breach = p.cycle(3, redeploy_too=False)
+        first, second = redeploy(p.ctx), redeploy(p.ctx)
+        live = [d for d in p.deployments() if d.status == "deployed"]
+        versions = [d.version for d in p.ctx.store.deployments(p.cfg.model.name)]
+        fourth = p.cycle(4)
+        p.cycle(5)
+        yield RedeployRun(p, breach, first, second, live, versions, fourth)
+
+
+def test_a_decision_is_acted_on_once_and_a_second_run_changes_nothing(redeployed):
+    p, first, second = redeployed.pipeline, redeployed.first, redeployed.second
+    decision_id = redeployed.breach["evaluate"].fields["decision"]
+    assert redeployed.breach["evaluate"].fields["decision_action"] == "redeploy"
     assert first.status == "deployed" and first.fields["version"] == "v2"
     assert second.status == "no_action" and f"decision {decision_id} was already acted on" in second.summary
-    live = [d for d in p.deployments() if d.status == "deployed"]
+    live = redeployed.live_after
     assert len(live) == 1 and live[0].environment["CML_MONITOR_MODEL_ARTIFACT"].endswith("/v2")
-    assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1", "v2"]
+    assert redeployed.versions_after == ["v1", "v2"]
     decision = p.ctx.store.decision(decision_id)
     assert decision.outcome == "deployed" and decision.consumed_by == p.ctx.platform.run_id
 
 
-def test_new_deployment_crn_is_re_resolved_for_metrics(make_pipeline):
-    p = make_pipeline(DRIFT_EARLY)
-    for cycle in (1, 2, 3):
-        p.cycle(cycle)
-    v1, v2 = p.ctx.store.deployments(p.cfg.model.name)
-    assert v1.deployment_crn != v2.deployment_crn
-    out = p.cycle(4)
-    assert out["traffic"].fields["version"] == "v2"
-    p.cycle(5)
+def test_new_deployment_crn_is_re_resolved_for_metrics(redeployed):
+    p = redeployed.pipeline
+    v1, v2, *_ = p.ctx.store.deployments(p.cfg.model.name)
+    assert (v1.version, v2.version) == ("v1", "v2") and v1.deployment_crn != v2.deployment_crn
+    assert redeployed.fourth_cycle["traffic"].fields["version"] == "v2"
     v2_windows = p.ctx.store.windows(deployment_crn=v2.deployment_crn)
     assert any(w.labelled >= 200 for w in v2_windows), v2_windows
 
@@ -81,12 +121,12 @@ def test_a_sustained_drop_triggers_exactly_one_redeploy(make_pipeline):
     assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1", "v2"]
 
 
-def test_state_store_survives_reopening(make_pipeline):
-    p = make_pipeline()
-    p.cycle(1)
-    p.cycle(2)
-    again = StateStore(p.cfg.state.url, base_dir=p.root)
-    assert again.latest_decision(p.cfg.model.name).id == p.ctx.store.latest_decision(p.cfg.model.name).id
+def test_state_store_survives_reopening(healthy):
+    p = healthy.pipeline
+    with StateStore(p.cfg.state.url, base_dir=p.root) as again:
+        decision = again.latest_decision(p.cfg.model.name)
+    assert decision.id == p.ctx.store.latest_decision(p.cfg.model.name).id
+    assert decision.id == healthy.second_cycle["evaluate"].fields["decision"]
 
 
 def test_the_loop_runs_with_both_stores_on_postgresql(make_pipeline, new_pg_database):

@@ -11,7 +11,8 @@ import yaml
 
 from monitoring.core.config import PipelineConfig, parse_config
 from monitoring.domain.decisions import Decision
-from monitoring.domain.thresholds import PolicyResult, WindowRow
+from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +46,12 @@ def crn_at(i: int) -> str:
     return CRN_V1 if i < 6 else CRN_V2 if i < 10 else CRN_V1B
 
 
-def window(i: int) -> WindowRow:
+def window(i: int) -> WindowMetrics:
     """The i-th hourly window: drift grows on two features, the last window has no labels."""
     acc = ACCURACY[i]
     labelled = 0 if acc is None else 150 + 10 * i
     drift = {f: {"psi": round(0.02 + (0.05 * i if k < 2 else 0.01 * k), 3), "ks": 0.1} for k, f in enumerate(FEATURES)}
-    return WindowRow(
+    return WindowMetrics(
         crn_at(i),
         T0 + i * HOUR,
         T0 + (i + 1) * HOUR,

@@ -13,8 +13,8 @@ from monitoring.app import plots
 from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
 from monitoring.core.config import WilsonPolicy
 from monitoring.domain.records import records_to_columns
-from monitoring.domain.thresholds import WindowRow, wilson_interval
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.windows import compute_windows, wilson_interval
 from monitoring.state.store import StateStore
 from tests.domain.support import DEPLOYMENT, prediction
 from tests.domain.support import T0 as DOMAIN_T0
@@ -97,9 +97,9 @@ def test_header_and_tables_show_versions_and_decisions(report):
     assert "<td>run-7</td>" in row and "deployed" in row and "v2 serves" in row
 
 
-def _by_version() -> dict[str, list[WindowRow]]:
+def _by_version() -> dict[str, list[WindowMetrics]]:
     version = {crn: v for crn, v, _, _ in DEPLOYMENTS}
-    out: dict[str, list[WindowRow]] = {}
+    out: dict[str, list[WindowMetrics]] = {}
     for i in range(len(ACCURACY)):
         out.setdefault(version[crn_at(i)], []).append(window(i))
     return out
@@ -159,7 +159,7 @@ def test_empty_store_gives_a_valid_page_and_removes_old_charts(store, tmp_path):
 
 def test_one_window_without_drift(store, tmp_path):
     store.record_deployment("m", CRN_V1, None, None, None, T0, "bootstrap")
-    store.upsert_windows([WindowRow(CRN_V1, T0, T0 + HOUR, 0, 0)])  # no predictions, no labels, no drift
+    store.upsert_windows([WindowMetrics(CRN_V1, T0, T0 + HOUR, 0, 0)])  # no predictions, no labels, no drift
     path = write_report(config("m"), store, tmp_path, now_ms=NOW)
     page = path.read_text(encoding="utf-8")
     assert len(embedded_pngs(page)) == 3
@@ -200,7 +200,7 @@ def test_names_with_mathtext_are_drawn_literally(store, tmp_path):
     store.record_deployment("m", CRN_V1, None, None, r"$\bogus$", T0, "bootstrap")
     store.upsert_windows(
         [
-            WindowRow(
+            WindowMetrics(
                 CRN_V1, T0 + i * HOUR, T0 + (i + 1) * HOUR, 100, 90, 0.9, drift={r"$\nope{$": {"psi": 0.1, "ks": 0.2}}
             )
             for i in range(2)

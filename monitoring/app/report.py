@@ -181,7 +181,7 @@ def _charts(cfg: PipelineConfig, deps: Sequence[DeploymentRow], windows: Sequenc
             )
         )
     present = {f for w in windows for f in w.drift}
-    features = [f for f in cfg.model.features if f in present] + sorted(present - set(cfg.model.features))
+    features = [f for f in cfg.model.feature_names if f in present] + sorted(present - set(cfg.model.feature_names))
     if features:
         columns = [(version.get(w.deployment_crn, w.deployment_crn), w) for w in windows]
         limit = (

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
+from monitoring.core.model_spec import ModelConfig
+from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
 CONFIG_ENV = "CML_MONITOR_CONFIG"
-
-
-def project_path(value: str) -> str:
-    """A path from config must stay inside the project: relative, with no ``..`` part."""
-    path = PurePosixPath(value.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or (len(value) > 1 and value[1] == ":"):
-        raise ValueError(f"{value!r} must be a relative path inside the project (no leading '/' and no '..')")
-    return value
-
-
-def sqlite_path_inside(url: str | None) -> str | None:
-    """SQLite URLs name a file inside the project; other databases (PostgreSQL) are addressed by URL."""
-    if url and url.startswith("sqlite:///"):
-        project_path(url[len("sqlite:///") :])
-    return url
-
-
-InsidePath = Annotated[str, AfterValidator(project_path)]
 
 
 class Strict(BaseModel):
@@ -40,26 +24,6 @@ class Strict(BaseModel):
 
 
 # -- model and data ------------------------------------------------------------------------
-class ModelConfig(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = "Telco cell-tower failure classifier, monitored by cml-monitor"
-    features: list[str] = Field(min_length=1)
-    label: str = Field(min_length=1)
-    classes: list[int] = [0, 1]
-    serving_file: InsidePath = "monitoring/serving/predict.py"
-    serving_function: str = "predict"
-    api_key_env: str = "CML_MONITOR_MODEL_API_KEY"
-    """Environment variable holding the model API key (sent as Bearer) when auth is enabled."""
-    auth_enabled: bool = True
-
-    @field_validator("features")
-    @classmethod
-    def _unique_features(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("feature names must be unique")
-        return v
-
-
 class DriftConfig(Strict):
     kind: Literal["none", "covariate", "concept", "both"] = "concept"
     start_after: Duration = timedelta(hours=4)

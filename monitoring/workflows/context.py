@@ -99,7 +99,7 @@ class Context:
                 hi,
                 records_to_columns(
                     records,
-                    self.cfg.model.features,
+                    self.cfg.model.feature_names,
                     prediction_key=windows.prediction_key,
                     label_key=windows.label_key,
                     features_key=windows.features_key,

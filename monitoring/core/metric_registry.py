@@ -107,3 +107,26 @@ def task_metrics(task: Task | str, probabilities: bool = False) -> tuple[str, ..
     except ValueError:
         raise DataError(f"unknown task {task!r} (expected one of: {', '.join(t.value for t in Task)})") from None
     return tuple(m.name for m in METRICS.values() if m.task is task and (probabilities or not m.needs_probabilities))
+
+
+#: The metric a window is summed up by when no policy names one.
+DEFAULT_HEADLINE: Mapping[Task, str] = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "mae"}
+
+
+def metric_task_problem(metric: str, task: Task | str, key: str) -> str | None:
+    """The problem with using ``metric`` for a model of ``task``, naming the config ``key`` (None: none).
+
+    Args:
+        metric: a metric name of the registry.
+        task: ``model.task``.
+        key: the dotted config key (or flag) that names the metric.
+
+    Raises:
+        DataError: unknown metric or task.
+    """
+    spec = metric_spec(metric)
+    task = Task(task)
+    if spec.task is task:
+        return None
+    allowed = ", ".join(task_metrics(task, probabilities=True))
+    return f"{key}: {metric!r} is a {spec.task.value} metric, but model.task is {task.value} (use one of: {allowed})"

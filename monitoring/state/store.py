@@ -41,9 +41,20 @@ CREATE TABLE IF NOT EXISTS decisions (seq {pk}, id TEXT NOT NULL UNIQUE, created
     consumed_by TEXT, consumed_ms BIGINT, outcome TEXT, outcome_detail TEXT, finished_ms BIGINT);
 CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms)
 """
+#: Window columns added after schema version 1 (issue 10: every task's metrics and their bounds),
+#: created by ``_add_window_columns`` in stores made before them. Name -> column definition.
+_FIRST_METRICS = ("accuracy", "precision", "recall", "f1")  # schema version 1's metric columns
+_ADDED_METRICS = tuple(m for m in METRICS if m not in _FIRST_METRICS)
+ADDED_WINDOW_COLUMNS = {
+    **{f"metric_{m}": "DOUBLE PRECISION" for m in _ADDED_METRICS},
+    "bounds": "TEXT NOT NULL DEFAULT '{}'",
+}
+_ADD_WINDOW_COLUMNS = {
+    name: f"ALTER TABLE windows ADD COLUMN {name} {kind}" for name, kind in ADDED_WINDOW_COLUMNS.items()
+}
 _WINDOW_COLS = (
     "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
-    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms"
+    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms, " + ", ".join(ADDED_WINDOW_COLUMNS)
 )
 _WINDOW_PARAMS = ", ".join("?" * len(_WINDOW_COLS.split(", ")))
 _DEPLOY_COLS = "model, deployment_crn, model_crn, build_id, version, deployed_ms, reason"
@@ -69,6 +80,23 @@ def _deployment(row: Sequence[Any]) -> DeploymentRow:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=False)
+
+
+def _add_window_columns(db: Database) -> list[str]:
+    """Add the window columns a store made before them lacks, keeping every row (idempotent).
+
+    The one place where the schema grows in place; a schema-version migration can take it over.
+
+    Returns:
+        The columns added.
+    """
+    have = {d[0].lower() for d in db.execute("SELECT * FROM windows WHERE 1 = 0").description}
+    added = []
+    for name, stmt in _ADD_WINDOW_COLUMNS.items():
+        if name not in have:
+            db.execute(stmt)
+            added.append(name)
+    return added
 
 
 class StateStore:
@@ -97,6 +125,7 @@ class StateStore:
             if db.dialect == "postgresql":
                 db.query_one("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
             db.script(_SCHEMA.format(pk=db.autoincrement_pk))
+            _add_window_columns(db)
             db.execute(
                 "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (SCHEMA_VERSION,)
             )
@@ -226,9 +255,11 @@ class StateStore:
         for obj in rows:
             w = WindowMetrics.from_obj(obj)
             try:
-                blobs = (_dumps(w.confusion), _dumps(w.drift))
+                blobs = (_dumps(w.confusion), _dumps(w.drift), _dumps(w.bounds))
             except (TypeError, ValueError) as exc:
-                raise DataError(f"window {w.deployment_crn}@{w.start_ms}: confusion/drift not JSON: {exc}") from exc
+                raise DataError(
+                    f"window {w.deployment_crn}@{w.start_ms}: confusion/drift/bounds not JSON: {exc}"
+                ) from exc
             data.append(
                 (
                     w.deployment_crn,
@@ -236,9 +267,11 @@ class StateStore:
                     w.end_ms,
                     w.predictions,
                     w.labelled,
-                    *(getattr(w, m) for m in METRICS),
-                    *blobs,
+                    *(getattr(w, m) for m in _FIRST_METRICS),
+                    *blobs[:2],
                     *(number_or_none(getattr(w, k)) for k in LATENCY),
+                    *(getattr(w, m) for m in _ADDED_METRICS),
+                    blobs[2],
                 )
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
@@ -272,6 +305,7 @@ class StateStore:
         where, params = [c for c, _ in filters], [v for _, v in filters]
         sql = f"SELECT {_WINDOW_COLS} FROM windows" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY start_ms, deployment_crn"
+        extra = _ADDED_METRICS
         return [
             WindowMetrics(
                 r[0],
@@ -284,6 +318,8 @@ class StateStore:
                 drift=json.loads(r[10]),
                 latency_p50_ms=r[11],
                 latency_p95_ms=r[12],
+                bounds=json.loads(r[13 + len(extra)]),
+                **dict(zip(extra, r[13 : 13 + len(extra)])),
             )
             for r in self.db.query(sql, params)
         ]

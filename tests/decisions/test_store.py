@@ -19,7 +19,8 @@ from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 from monitoring.core.errors import DataError
 from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.windows import BoundRequest, compute_windows, wilson_interval
 from monitoring.state.store import SCHEMA_VERSION, DeploymentRow, StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +110,7 @@ def test_windows_upsert_overwrites_and_filters(store):
     assert [w.start_ms for w in store.windows(CRN, since_ms=T0 + 1)] == [T0 + HOUR]
     assert [w.deployment_crn for w in store.windows(model="telco")] == [CRN, CRN]
     assert [w.deployment_crn for w in store.windows()] == ["b", CRN, CRN]
-    with pytest.raises(DataError, match="confusion/drift not JSON"):
+    with pytest.raises(DataError, match="confusion/drift/bounds not JSON"):
         store.upsert_windows([replace(window(2), confusion={"x": object()})])
 
 
@@ -141,13 +142,57 @@ def test_computed_windows_keep_their_latency_in_the_store(store):
         feature_names=("f",),
         latency_ms=np.array([100.0, 300.0, 200.0, np.nan]),
     )
-    results = compute_windows(cols, HOUR, classes=[0, 1])
+    results = compute_windows(cols, HOUR, bounds=[BoundRequest("accuracy")])
     assert store.upsert_windows(results) == 2
     first, second = store.windows(CRN)
     assert (first.latency_p50_ms, first.latency_p95_ms) == (200.0, 290.0)  # linear: 200 + 0.9 * 100
     assert (second.latency_p50_ms, second.latency_p95_ms) == (None, None)
     assert results[0].unknown_class == 0 and first.unknown_class is None  # not kept by the store
     assert first == replace(results[0], unknown_class=None)
+    assert first.bound("accuracy", 0.95) == pytest.approx(wilson_interval(2, 2, 0.95))
+
+
+def test_every_tasks_metrics_and_bounds_round_trip(store):
+    bounds = {"mae@0.9": {"low": 41_000.5, "high": 52_250.0, "method": "t"}}
+    regression = WindowMetrics(
+        CRN, T0, T0 + HOUR, 300, 120, mae=46_000.25, rmse=61_000.0, mape=0.18, r2=0.71, bias=-1_200.5, bounds=bounds
+    )
+    auc = replace(window(1), roc_auc=0.87, log_loss=0.41)
+    store.upsert_windows([regression, auc])
+    got = store.windows(CRN)
+    assert got == [regression, auc]
+    assert got[0].accuracy is None and got[0].bound("mae", 0.9) == (41_000.5, 52_250.0)
+    assert got[0].scores() == {"mae": 46_000.25, "rmse": 61_000.0, "mape": 0.18, "r2": 0.71, "bias": -1_200.5}
+
+
+V1_WINDOWS = """CREATE TABLE windows (deployment_crn TEXT NOT NULL, start_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL,
+    predictions INTEGER NOT NULL, labelled INTEGER NOT NULL, metric_accuracy DOUBLE PRECISION,
+    metric_precision DOUBLE PRECISION, metric_recall DOUBLE PRECISION, metric_f1 DOUBLE PRECISION,
+    confusion TEXT NOT NULL, drift TEXT NOT NULL, latency_p50_ms DOUBLE PRECISION, latency_p95_ms DOUBLE PRECISION,
+    PRIMARY KEY (deployment_crn, start_ms))"""
+
+
+def test_a_store_made_before_the_new_metric_columns_is_migrated_in_place(store_url, tmp_path):
+    from monitoring.core.db import Database
+    from monitoring.state.store import ADDED_WINDOW_COLUMNS
+
+    db = Database(store_url, tmp_path)
+    db.execute(V1_WINDOWS)
+    db.execute(
+        "INSERT INTO windows VALUES (?, ?, ?, 250, 200, 0.9, 0.85, 0.88, 0.86, ?, ?, 110.0, 480.0)",
+        (CRN, T0, T0 + HOUR, '{"tp": 10, "fp": 2, "tn": 30, "fn": 3}', '{"f": {"psi": 0.1, "ks": 0.2}}'),
+    )
+    db.close()
+    for _ in range(2):  # idempotent: the second open adds nothing
+        with StateStore(store_url, tmp_path) as migrated:
+            [old] = migrated.windows(CRN)
+            assert (old.accuracy, old.f1, old.latency_p95_ms, old.mae, old.bounds) == (0.9, 0.86, 480.0, None, {})
+            assert old.drift == {"f": {"psi": 0.1, "ks": 0.2}}
+    with StateStore(store_url, tmp_path) as migrated:
+        cols = {d[0] for d in migrated.db.execute("SELECT * FROM windows WHERE 1 = 0").description}
+        assert set(ADDED_WINDOW_COLUMNS) <= cols
+        migrated.upsert_windows([replace(old, roc_auc=0.8)])
+        assert migrated.windows(CRN)[0].roc_auc == 0.8
 
 
 # -- decisions --------------------------------------------------------------------------------------

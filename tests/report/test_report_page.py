@@ -187,7 +187,7 @@ def test_latency_from_records_reaches_the_report(store, tmp_path):
     records = [prediction(f"u{i}", DOMAIN_T0 + i * 60_000, i % 2, label=i % 2) for i in range(120)]
     for i, rec in enumerate(records):
         rec["endTimeStampMs"] = rec["startTimeStampMs"] + 50 + (i % 40)
-    results = compute_windows(records_to_columns(records, FEATURES), HOUR, classes=[0, 1])
+    results = compute_windows(records_to_columns(records, FEATURES), HOUR)
     assert [(r.latency_p50_ms, r.latency_p95_ms) for r in results] == [(64.5, 86.05), (74.5, 88.0)]
     store.record_deployment("m", DEPLOYMENT, None, None, "v1", DOMAIN_T0, "bootstrap")
     store.upsert_windows(results)

@@ -110,3 +110,12 @@ def test_the_smoke_call_answer_must_fit_the_task():
     assert prediction_problem(412_000.5, housing) is None and prediction_problem(3, housing) is None
     for bad in ("412000", float("nan"), float("inf"), True, None, [1.0]):
         assert prediction_problem(bad, housing) == "expected a finite number (a regression model)", bad
+
+
+def test_the_demo_summary_shows_the_headline_metric_as_people_read_it():
+    from monitoring.app.demo import shown
+
+    assert shown("accuracy", 0.91234) == "0.912"  # the telco demo's column, unchanged
+    assert shown("r2", 0.5) == "0.5" and shown("f1", 1.0) == "1.000"  # r2 is unbounded below: 4 digits
+    assert shown("mae", 61_250.5) == "61,250.5" and shown("mape", 0.1834) == "0.1834"
+    assert shown("mae", None) == "-"

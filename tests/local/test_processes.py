@@ -13,6 +13,7 @@ from localcml.core.dirlock import DirectoryLock, WorkspaceBusy
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import EXIT_FILE_ENV, EXIT_UNKNOWN, Adopted, describe_exit, marker, read_exit, spawn
 from localcml.environment import process_env
+from localcml.models.supervisor import RestartPolicy
 from tests.waiting import wait_for
 
 
@@ -87,3 +88,8 @@ def test_one_workspace_per_directory(tmp_path):
     assert not DirectoryLock.held(tmp_path)
     DirectoryLock(tmp_path).acquire().release()
 
+
+def test_restart_policy_backs_off_as_the_kubelet_does():
+    policy = RestartPolicy()
+    assert [policy.delay(n) for n in range(1, 9)] == [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]
+    assert RestartPolicy(backoff_s=0).delay(5) == 0.0

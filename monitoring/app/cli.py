@@ -121,8 +121,12 @@ def cmd_faults(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitoring.app.demo import run_demo
+    from monitoring.app.job_fields import config_for_jobs
+    from monitoring.app.wiring import config_path
 
-    return run_demo(_config(args), Path(args.project_root).resolve(), Path(args.out), cycles=args.cycles)
+    root = Path(args.project_root).resolve()
+    config = config_for_jobs(config_path(args.config, root), root)  # the jobs read what the demo read
+    return run_demo(_config(args), root, Path(args.out), cycles=args.cycles, config=config)
 
 
 def cmd_decisions(args: argparse.Namespace) -> int:

@@ -82,9 +82,6 @@ def fmt_value(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-_fmt = fmt_value
-
-
 def _insufficient(name: str, kind: str, reason: str, value=None, threshold=None) -> PolicyResult:
     return PolicyResult(name, INSUFFICIENT, value, None, threshold, reason, kind)
 
@@ -144,7 +141,7 @@ def _absolute(w: WindowMetrics, p: AbsolutePolicy, ctx: _Context) -> PolicyResul
         return gate
     value = w.value(p.metric)
     ok = _within(p.metric, value, p.limit)
-    text = f"{p.metric} {_fmt(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)}"
+    text = f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)}"
     return PolicyResult(name, PASS if ok else FAIL, value, None, p.limit, text, "absolute", metric=p.metric)
 
 
@@ -183,8 +180,8 @@ def _relative(w: WindowMetrics, p: RelativeDropPolicy | RelativeRisePolicy, ctx:
         limit = base * (1 + change)
     ok = _within(p.metric, value, limit)
     text = (
-        f"{p.metric} {_fmt(value)} {_compare(p.metric, ok)} {_fmt(limit)} "
-        f"({change:.0%} {'below' if drop else 'above'} the {source} baseline {_fmt(base)})"
+        f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(limit)} "
+        f"({change:.0%} {'below' if drop else 'above'} the {source} baseline {fmt_value(base)})"
     )
     return PolicyResult(name, PASS if ok else FAIL, value, base, limit, text, kind, metric=p.metric)
 
@@ -204,8 +201,8 @@ def _wilson(w: WindowMetrics, p: WilsonPolicy, ctx: _Context) -> PolicyResult:
     low, high = wilson_interval(successes, w.labelled, p.confidence)
     ok = high >= p.min - EPSILON
     text = (
-        f"{p.metric} {_fmt(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
-        f"[{_fmt(low)}, {_fmt(high)}]: upper bound {'>=' if ok else '<'} {fmt_value(p.min)}"
+        f"{p.metric} {fmt_value(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
+        f"[{fmt_value(low)}, {fmt_value(high)}]: upper bound {'>=' if ok else '<'} {fmt_value(p.min)}"
     )
     return PolicyResult(name, PASS if ok else FAIL, value, high, p.min, text, "wilson", ACT, [low, high], p.metric)
 
@@ -236,8 +233,8 @@ def _bound(w: WindowMetrics, p: BoundPolicy, ctx: _Context) -> PolicyResult:
     compared = float(breach_bound(p.metric, low, high))
     ok = _within(p.metric, compared, p.limit)
     text = (
-        f"{p.metric} {_fmt(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
-        f"[{_fmt(low)}, {_fmt(high)}]: {side} bound {_compare(p.metric, ok)} {fmt_value(p.limit)}"
+        f"{p.metric} {fmt_value(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
+        f"[{fmt_value(low)}, {fmt_value(high)}]: {side} bound {_compare(p.metric, ok)} {fmt_value(p.limit)}"
     )
     return PolicyResult(name, PASS if ok else FAIL, value, compared, p.limit, text, "bound", ACT, [low, high], p.metric)
 
@@ -265,9 +262,9 @@ def _drift(w: WindowMetrics, p: DriftPolicy, ctx: _Context) -> PolicyResult:
             f"{m.upper() if m != 'js' else 'JS distance'} above {fmt_value(limits[m])} for {', '.join(fs)}"
             for m, fs in failing.items()
         ]
-        text = f"{'; '.join(parts)} (worst {worst} {_fmt(psis[worst])})"
+        text = f"{'; '.join(parts)} (worst {worst} {fmt_value(psis[worst])})"
         return PolicyResult(name, FAIL, psis[worst], None, p.max_psi, text, "drift", p.action)
-    text = f"max PSI {_fmt(psis[worst])} ({worst}) <= {fmt_value(p.max_psi)}"
+    text = f"max PSI {fmt_value(psis[worst])} ({worst}) <= {fmt_value(p.max_psi)}"
     return PolicyResult(name, PASS, psis[worst], None, p.max_psi, text, "drift", p.action)
 
 

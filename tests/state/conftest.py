@@ -1,0 +1,18 @@
+"""Fixtures for the state-store tests: a store URL per backend (SQLite, and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    """A URL of an empty state store: a fresh SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("new_pg_database")("state")

@@ -117,8 +117,7 @@ def write_backup(db: Database, out: Path) -> Path:
             if db.dialect == "sqlite":
                 dst = sqlite3.connect(part, isolation_level=None)
                 try:
-                    with db.translated():
-                        db.conn.backup(dst)
+                    db.conn.backup(dst)
                     dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
                 finally:
                     dst.close()
@@ -133,7 +132,8 @@ def write_backup(db: Database, out: Path) -> Path:
                 raise StoreError(f"the backup {out} failed its integrity check: {'; '.join(problems[:3])}")
             os.replace(part, out)
         finally:
-            part.unlink(missing_ok=True)
+            for leftover in ("", "-journal", "-wal", "-shm"):
+                part.with_name(part.name + leftover).unlink(missing_ok=True)
     return out
 
 

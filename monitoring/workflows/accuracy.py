@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from monitoring.core.clock import iso_ms
-from monitoring.core.durations import format_duration, to_ms
+from monitoring.core.durations import to_ms
 from monitoring.core.errors import BusyError, DataError
 from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
@@ -174,6 +173,15 @@ def keep_fuller(ctx: Context, span: Span, results: list[WindowMetrics]) -> tuple
     return final, kept
 
 
+def roughly(ms: int) -> str:
+    """A span as a person says it: ``4h 18m``, ``18m 3s``, ``12s``."""
+    seconds = ms // 1000
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds % 60}s" if minutes else f"{seconds}s"
+
+
 def clock_moved_back(ctx: Context, deployments: list[DeploymentRow], now: int) -> int:
     """How far ``now`` lies before the latest watermark (an earlier run's time); 0 when it does not."""
     marks = [ctx.store.watermark(d.deployment_crn) for d in deployments]
@@ -211,7 +219,7 @@ def compute_accuracy(ctx: Context) -> Outcome:
     if back:
         fields["clock_moved_back_s"] = back // 1000
         note = (
-            f"the clock moved back {format_duration(timedelta(milliseconds=back))} (now {iso_ms(now)}, an earlier "
+            f"the clock moved back {roughly(back)} (now {iso_ms(now)}, an earlier "
             f"run's {iso_ms(now + back)}): settled windows kept, none rewritten with less data; "
         )
         action = "check the engine's clock (NTP) or the workspace clock; nothing to do if it was set back on purpose"

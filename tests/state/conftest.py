@@ -1,8 +1,11 @@
-"""Fixtures for the state-store tests: a store URL per backend (SQLite, and PostgreSQL)."""
+"""Fixtures for the state-store tests: a store URL per backend (SQLite, and PostgreSQL), and the fault
+matrix's bootstrapped project (``template``, once per worker) with a started workspace per test (``rig``)."""
 
 from __future__ import annotations
 
 import pytest
+
+from tests.faults.conftest import rig, template  # noqa: F401 - shared fixtures, one template build per worker
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

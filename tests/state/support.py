@@ -75,3 +75,33 @@ def verdict(output: str) -> str:
     lines = [ln for ln in output.splitlines() if "VERDICT " in ln]
     assert lines, f"no VERDICT line in:\n{output[-3000:]}"
     return lines[-1]
+
+
+@contextlib.contextmanager
+def small_file_system(where: Path, size: str = "1m") -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted at ``where`` for the block (root only; skips with the reason otherwise)."""
+    import pytest
+
+    where.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(path: Path, leave_bytes: int) -> Path:
+    """Fill the file system of ``path`` with one file until about ``leave_bytes`` are free; returns the filler."""
+    import shutil
+
+    filler = path / "filler"
+    free = shutil.disk_usage(path).free
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave_bytes))
+    return filler

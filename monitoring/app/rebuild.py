@@ -25,7 +25,7 @@ from monitoring.cmlclient import Platform
 from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
-from monitoring.core.errors import EXIT_OK, StoreError
+from monitoring.core.errors import EXIT_OK, ConfigChangedError, StoreError
 from monitoring.domain.records import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.backup import default_backup_path, move_aside, stamp, store_tables, write_backup
 from monitoring.state.health import StoreOpening, store_database
@@ -112,8 +112,8 @@ def rebuild(cfg: PipelineConfig, root: Path, platform: Platform) -> int:
     try:
         opening = StoreOpening(cfg, root)
         refuse_if_busy(cfg, root, opening)
-    except StoreError:
-        pass  # damaged or missing: what a rebuild is for
+    except (StoreError, ConfigChangedError):
+        pass  # damaged, missing or moved: what a rebuild is for
     now = platform.clock.now_ms()
     aside = _set_aside(cfg, root, int(time.time() * 1000))
     remove_marker(root, cfg.model.name)

@@ -15,7 +15,7 @@ from monitoring.core.clock import iso_ms
 from monitoring.core.config import PipelineConfig
 from monitoring.core.db import Database, redact_url, sqlite_url
 from monitoring.core.durations import format_duration, to_ms
-from monitoring.core.errors import EXIT_OK, EXIT_STORE, BusyError, MonitoringError, StoreError
+from monitoring.core.errors import EXIT_OK, EXIT_STORE, BusyError, ConfigChangedError, MonitoringError, StoreError
 from monitoring.state.aggregates import SENDING, SENT, AggregateLedger
 from monitoring.state.backup import copy_rows, default_backup_path, file_problems, move_aside, stamp, write_backup
 from monitoring.state.health import (
@@ -192,7 +192,7 @@ def restore(cfg: PipelineConfig, root: Path, file: str, platform: Platform) -> i
     project_id = platform.api.project_id
     try:
         opening: StoreOpening | None = StoreOpening(cfg, root)
-    except StoreError:  # damaged or missing: exactly what a restore is for
+    except (StoreError, ConfigChangedError):  # damaged, missing, or moved: what a restore is for
         opening = None
     if opening is not None:
         refuse_if_busy(cfg, root, opening)

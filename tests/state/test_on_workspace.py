@@ -318,3 +318,16 @@ def test_rebuild_migrates_history_to_a_new_window_length(rig):
     assert code == EXIT_OK, rig.last_log[-2000:]
     half = HOUR // 2
     assert windows_of(rig) and all(w[1] % half == 0 and w[2] - w[1] == half for w in windows_of(rig))
+
+
+def test_a_store_moves_to_a_new_url_by_backup_and_restore(rig):
+    """The way the refusal of a changed `state.url` points to: back up under the old URL, restore under the new."""
+    rig.ctx.store.close()
+    assert state_cli(rig, "backup", "--out", str(rig.root / "move.db"))[0] == EXIT_OK
+    rig.reconfigure(state={"url": "sqlite:///var/moved.db"})
+    assert rig.job("evaluate_thresholds")[0] == EXIT_CONFIG
+    code, out = state_cli(rig, "restore", str(rig.root / "move.db"))
+    assert code == EXIT_OK and "no store was replaced" in out, out
+    rig.at(2.05)
+    assert rig.job("evaluate_thresholds")[0] == EXIT_OK, rig.last_log[-2000:]
+    assert state_cli(rig, "check")[0] == EXIT_OK

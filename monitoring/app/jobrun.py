@@ -78,6 +78,7 @@ def run_job(
                 exc.action or FAILURE_ACTIONS[exc.exit_code],
                 exit_code=exc.exit_code,
                 error=type(exc).__name__,
+                **exc.verdict_fields,
             )
         )
         return exc.exit_code

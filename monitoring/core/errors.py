@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_CONFIG = 2
@@ -23,6 +25,11 @@ class MonitoringError(Exception):
 
     exit_code = EXIT_INTERNAL
     action: str | None = None
+
+    @property
+    def verdict_fields(self) -> dict[str, Any]:
+        """Extra fields for the failed job's VERDICT line, added where the error passes (``webhook=sent``)."""
+        return self.__dict__.setdefault("_verdict_fields", {})
 
 
 class ConfigError(MonitoringError):

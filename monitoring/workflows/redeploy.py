@@ -10,6 +10,7 @@ from monitoring.core.logs import KV
 from monitoring.domain.decisions import Action
 from monitoring.domain.training import load_artifact, score
 from monitoring.domain.window_metrics import window_start
+from monitoring.workflows.alerts import announce_outcome
 from monitoring.workflows.context import Context, Outcome
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import fit_candidate, labelled_frame, sample_request, save_candidate
@@ -56,7 +57,7 @@ def redeploy(ctx: Context) -> Outcome:
         )
     log.info("acting on decision %s", KV(decision=decision.id, run=ctx.platform.run_id))
     try:
-        outcome = _retrain_and_release(ctx, decision.id, now, fields)
+        outcome = announce_outcome(ctx, fields, lambda: _retrain_and_release(ctx, decision.id, now, fields))
     except MonitoringError as exc:
         ctx.store.finish_decision(decision.id, "failed", str(exc), ctx.platform.clock.now_ms())
         raise

@@ -16,12 +16,20 @@ import numpy as np
 import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
-from monitoring.core.errors import DataError
+from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.window_metrics import METRICS, WindowMetrics
 from monitoring.domain.windows import BoundRequest, compute_windows, wilson_interval
-from monitoring.state.store import SCHEMA_VERSION, DeploymentRow, StateStore
+from monitoring.state.migrations import TASK_METRIC_COLUMNS
+from monitoring.state.store import (
+    _FIRST_METRICS,
+    _SCHEMA,
+    ADDED_WINDOW_COLUMNS,
+    SCHEMA_VERSION,
+    DeploymentRow,
+    StateStore,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ["x'; DROP TABLE decisions; --", "quote \" and ' both", "Robert'); DROP TABLE windows;--", "ünï ☃ \\ %s ?"]
@@ -37,13 +45,14 @@ def test_schema_creation_is_idempotent_and_keeps_data(store_url):
         first.set_watermark(CRN, 5)
     with StateStore(store_url) as second, StateStore(store_url) as third:
         assert second.schema_version() == third.schema_version() == SCHEMA_VERSION
-        assert second.db.query("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+        versions = second.db.query("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
         assert third.watermark(CRN) == 5
 
 
 def test_newer_schema_is_refused(store):
     store.db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
-    with pytest.raises(DataError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
         StateStore(store.db.url)
 
 
@@ -165,34 +174,52 @@ def test_every_tasks_metrics_and_bounds_round_trip(store):
     assert got[0].scores() == {"mae": 46_000.25, "rmse": 61_000.0, "mape": 0.18, "r2": 0.71, "bias": -1_200.5}
 
 
-V1_WINDOWS = """CREATE TABLE windows (deployment_crn TEXT NOT NULL, start_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL,
-    predictions INTEGER NOT NULL, labelled INTEGER NOT NULL, metric_accuracy DOUBLE PRECISION,
-    metric_precision DOUBLE PRECISION, metric_recall DOUBLE PRECISION, metric_f1 DOUBLE PRECISION,
-    confusion TEXT NOT NULL, drift TEXT NOT NULL, latency_p50_ms DOUBLE PRECISION, latency_p95_ms DOUBLE PRECISION,
-    PRIMARY KEY (deployment_crn, start_ms))"""
-
-
-def test_a_store_made_before_the_new_metric_columns_is_migrated_in_place(store_url, tmp_path):
+def _version_2_store(url: str, monkeypatch, interim_columns: bool = False) -> None:
+    """A store as the release before the task metrics wrote it (schema version 2), with one window;
+    ``interim_columns``: with the columns the interim ``ALTER TABLE`` of the branch added already."""
     from monitoring.core.db import Database
-    from monitoring.state.store import ADDED_WINDOW_COLUMNS
+    from monitoring.state import migrations
 
-    db = Database(store_url, tmp_path)
-    db.execute(V1_WINDOWS)
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        patch.setattr(migrations, "LATEST", 2)
+        db = Database(url)
+        migrations.migrate(db, _SCHEMA.format(pk=db.autoincrement_pk))
+    if interim_columns:
+        migrations.add_column(db, "windows", "metric_mae", "DOUBLE PRECISION")
     db.execute(
-        "INSERT INTO windows VALUES (?, ?, ?, 250, 200, 0.9, 0.85, 0.88, 0.86, ?, ?, 110.0, 480.0)",
+        "INSERT INTO windows (deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, "
+        "metric_precision, metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms) "
+        "VALUES (?, ?, ?, 250, 200, 0.9, 0.85, 0.88, 0.86, ?, ?, 110.0, 480.0)",
         (CRN, T0, T0 + HOUR, '{"tp": 10, "fp": 2, "tn": 30, "fn": 3}', '{"f": {"psi": 0.1, "ks": 0.2}}'),
     )
+    if interim_columns:
+        db.execute("UPDATE windows SET metric_mae = 12.5")
     db.close()
-    for _ in range(2):  # idempotent: the second open adds nothing
-        with StateStore(store_url, tmp_path) as migrated:
+
+
+@pytest.mark.parametrize("interim", [False, True], ids=["version-2", "interim-columns"])
+def test_a_store_made_before_the_task_metric_columns_is_migrated_in_place(store_url, monkeypatch, interim):
+    from monitoring.state.migrations import table_columns
+
+    _version_2_store(store_url, monkeypatch, interim)
+    for _ in range(2):  # the second open finds version 3 and changes nothing
+        with StateStore(store_url) as migrated:
+            assert migrated.schema_version() == 3
             [old] = migrated.windows(CRN)
-            assert (old.accuracy, old.f1, old.latency_p95_ms, old.mae, old.bounds) == (0.9, 0.86, 480.0, None, {})
-            assert old.drift == {"f": {"psi": 0.1, "ks": 0.2}}
-    with StateStore(store_url, tmp_path) as migrated:
-        cols = {d[0] for d in migrated.db.execute("SELECT * FROM windows WHERE 1 = 0").description}
-        assert set(ADDED_WINDOW_COLUMNS) <= cols
-        migrated.upsert_windows([replace(old, roc_auc=0.8)])
-        assert migrated.windows(CRN)[0].roc_auc == 0.8
+            assert (old.accuracy, old.f1, old.latency_p95_ms, old.bounds) == (0.9, 0.86, 480.0, {})
+            assert old.mae == (12.5 if interim else None) and old.drift == {"f": {"psi": 0.1, "ks": 0.2}}
+    with StateStore(store_url) as migrated:
+        assert set(ADDED_WINDOW_COLUMNS) <= set(table_columns(migrated.db, "windows"))
+        migrated.upsert_windows([replace(old, roc_auc=0.8, bounds={"accuracy@0.95": {"low": 0.8, "high": 0.95}})])
+        [again] = migrated.windows(CRN)
+        assert again.roc_auc == 0.8 and again.bound("accuracy", 0.95) == (0.8, 0.95) and again.accuracy == 0.9
+
+
+def test_the_store_has_a_column_for_every_metric():
+    """A metric added to the registry needs its column: a new migration, or windows would lose it."""
+    assert (*_FIRST_METRICS, *TASK_METRIC_COLUMNS) == METRICS
+    assert (*(f"metric_{m}" for m in TASK_METRIC_COLUMNS), "bounds") == ADDED_WINDOW_COLUMNS
 
 
 # -- decisions --------------------------------------------------------------------------------------

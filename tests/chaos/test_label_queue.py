@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -21,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
-from monitoring.core.errors import EXIT_LOCKED, EXIT_OK
+from monitoring.core.errors import EXIT_LOCKED, EXIT_NO_SPACE, EXIT_OK
 from tests.chaos.processes import sigkill_group
 from tests.faults.rig import Rig
-from tests.state.support import lock_held, verdict
+from tests.state.support import fill, lock_held, small_file_system, verdict
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -43,10 +44,10 @@ def _count(path: Path, sql: str, args: tuple = ()) -> int:
 class Watch:
     """What a test can see of a traffic run from outside: rows in the workspace's metrics store and the state store."""
 
-    def __init__(self, rig: Rig):
+    def __init__(self, rig: Rig, state: Path | None = None):
         self.rig = rig
         self.metrics = rig.ws.workspace_dir / "metrics.db"
-        self.state = rig.root / "var" / "state.db"
+        self.state = state or rig.root / "var" / "state.db"
 
     def records(self) -> int:
         sql = "SELECT COUNT(*) FROM model_metrics WHERE prediction_uuid <> '' AND deployment_crn = ?"
@@ -166,7 +167,7 @@ def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig):
         ("its labels were written as intents", lambda rec, q: lambda: watch.intents() > 0),
         ("30 predictions were recorded", lambda rec, q: lambda: watch.records() >= rec + 30),
         ("a batch of labels was queued", lambda rec, q: lambda: 0 < watch.intents() <= ROWS - 200),
-        ("all but a few predictions were recorded", lambda rec, q: lambda: watch.records() >= rec + ROWS - 20),
+        ("most predictions were recorded", lambda rec, q: lambda: watch.records() >= rec + ROWS - 150),
     ]
     for hour, (what, moment) in enumerate(moments, start=2):
         rig.at(hour + 0.05)
@@ -189,7 +190,7 @@ def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig):
     assert int(field(checked[0], "landed")) >= len(landed) > 0
     assert int(field(checked[0], "landed")) + int(field(checked[0], "to_post_again")) == len(in_doubt)
     # the killed runs' predictions are labelled too: their intents were resolved by the runs after them
-    assert assert_labelled_exactly_once(rig, since) >= 2 * ROWS  # the last killed run sent nearly all of its rows
+    assert assert_labelled_exactly_once(rig, since) >= 2 * ROWS  # the last killed run sent most of its rows
 
 
 def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig):
@@ -240,3 +241,47 @@ def test_intents_of_a_live_run_are_left_alone_and_a_dead_runs_are_resolved_once(
     assert code == EXIT_OK, out[-3000:]
     assert field(verdict(out), "labels_recovered") == "0"  # neither request was ever sent
     assert queue.intents() == []
+
+
+def test_a_full_disk_after_labels_were_posted_makes_no_post_twice(rig):
+    """The issue's "600 labels reach their records but are not marked posted, and the next run posts
+    them again": the store's file system fills while labels are posted; the next run finds them on
+    their records and posts none again."""
+    rig.reconfigure(scenario={"rows_per_cycle": ROWS})
+    rig.ws.faults.add(*LATENCY)
+    rig.at(2.05)
+    rig.ctx.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rig.ctx.store.close()
+    with small_file_system(rig.root / "small", "8m") as fs:
+        shutil.copy(rig.root / "var" / "state.db", fs / "state.db")
+        rig.reconfigure(state={"url": "sqlite:///small/state.db"})
+        watch = Watch(rig, fs / "state.db")
+        code, out = run_to_end(rig)  # its labels fall due by the next hour
+        assert code == EXIT_OK, out[-3000:]
+        with contextlib.closing(sqlite3.connect(fs / "state.db")) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # from here every write grows the log
+        rig.at(3.05)
+        labelled = watch.labelled()
+        with traffic(rig) as proc:
+            wait_for(
+                lambda: proc.poll() is not None or (watch.posting() > 0 and watch.labelled() >= labelled + 50),
+                "labels being posted",
+                RUN_TIMEOUT_S,
+            )
+            filler = fill(fs, 4 * 1024)
+            out = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
+        assert proc.returncode == EXIT_NO_SPACE and field(verdict(out), "exit_code") == "8", out[-3000:]
+        filler.unlink()
+        in_doubt = watch.posting()
+        assert in_doubt > 0
+        rig.at(4.05)
+        code, out = run_to_end(rig)
+        assert code == EXIT_OK, out[-3000:]
+        checked = [ln for ln in out.splitlines() if "posts cut short were checked" in ln]
+        assert checked and (field(checked[0], "in_doubt"), field(checked[0], "to_post_again")) == (str(in_doubt), "0")
+        assert field(checked[0], "landed") == str(in_doubt)  # every one had landed: none was posted again
+        rig.ctx = rig.context()
+        try:
+            assert assert_labelled_exactly_once(rig, rig.t0 + int(2.05 * 3_600_000)) >= 2 * ROWS
+        finally:
+            rig.ctx.store.close()

@@ -20,6 +20,8 @@ from typing import Any
 from monitoring.core.db import Database
 from monitoring.state.leases import Leases, holder_is_dead
 
+#: The schema version that added intents and posting marks (``state check`` reads older stores too).
+LABEL_INTENTS_VERSION = 3
 #: Prefix of the lease a traffic run holds while its intents may still get answers.
 RUN_LEASE_PREFIX = "labels:"
 
@@ -123,6 +125,12 @@ class LabelQueue:
                 tx.executemany(
                     "DELETE FROM label_intents WHERE run_id = ? AND slot = ?", [(run_id, r[0]) for r in rows]
                 )
+
+    def add(self, rows: Sequence[tuple[str, str, Any, int, int | None]]) -> None:
+        """Queue labels found otherwise (``state rebuild``): ``(uuid, deployment_crn, label, due_ms,
+        answered_ms)``, in one transaction; a uuid queued already keeps its row."""
+        with self.db.transaction() as tx:
+            self._queue(tx, rows)
 
     @staticmethod
     def _queue(tx: Database, rows: Iterable[tuple[str, str, Any, int, int | None]]) -> None:

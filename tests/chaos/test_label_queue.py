@@ -11,6 +11,7 @@ label its row was drawn with (the simulation seed, drawn again), queued once and
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import sqlite3
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.app.cli import main as cli
 from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
 from monitoring.core.errors import EXIT_LOCKED, EXIT_NO_SPACE, EXIT_OK
 from tests.chaos.processes import sigkill_group
@@ -213,6 +215,12 @@ def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig
     line = verdict(out)
     assert field(line, "exit_code") == "9" and int(field(line, "label_intents_kept")) > 0, line
     assert watch.intents() > 0
+    said = io.StringIO()
+    rig.ctx.store.close()  # the check reads the file itself: no connection of this process may hold its locks
+    with contextlib.redirect_stdout(said):
+        assert cli(["state", "check", "--project-root", str(rig.root), "--config", str(rig.config_path)]) == EXIT_OK
+    rig.ctx = rig.context()
+    assert f"{watch.intents()} intents not resolved yet (runs: 1), 0 posts in doubt" in said.getvalue()
     sent_locked = watch.records() - before  # cut short: requests not started when it failed were never sent
 
     rig.at(3.05)

@@ -15,6 +15,7 @@ from monitoring.core.errors import DataError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
+from monitoring.state.label_queue import LabelQueue
 from monitoring.state.leases import Leases
 from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
 
@@ -111,6 +112,7 @@ class StateStore:
             raise
         self.leases = Leases(self.db)
         self.aggregates = AggregateLedger(self.db)
+        self.label_queue = LabelQueue(self.db, self.leases)
 
     def schema_version(self) -> int:
         return int(self.db.query_one("SELECT MAX(version) FROM schema_version")[0])
@@ -148,9 +150,12 @@ class StateStore:
             )
 
     def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
-        """Labels due at ``now_ms`` and not posted yet, oldest first. Returns: ``[(uuid, label)]``."""
+        """Labels due at ``now_ms``, not posted and not in doubt (``label_queue.in_doubt``), oldest first.
+
+        Returns: ``[(uuid, label)]``.
+        """
         rows = self.db.query(
-            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND due_ms <= ? "
+            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND posting_ms IS NULL AND due_ms <= ? "
             "ORDER BY due_ms, uuid LIMIT ?",
             (int(now_ms), int(limit)),
         )

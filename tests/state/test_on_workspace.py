@@ -237,10 +237,12 @@ def test_config_edited_after_history_is_refused_by_every_job(rig, section, chang
 
 # -- cml-monitor state -----------------------------------------------------------------------------------
 def test_state_check_backup_and_restore(rig):
+    rig.ctx.store.close()  # the check reads the file itself, as its own process does in production
     code, out = state_cli(rig, "check")
     assert code == EXIT_OK and "healthy" in out and "1 deployments" in out, out
     code, out = state_cli(rig, "backup", "--out", str(rig.root / "b1.db"))
     assert code == EXIT_OK and "integrity ok" in out, out
+    fresh(rig)
     before = len(rig.ctx.store.list_decisions(limit=1000))
     rig.at(2.05)
     assert rig.job("evaluate_thresholds")[0] == EXIT_OK

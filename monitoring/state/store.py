@@ -14,6 +14,7 @@ from monitoring.core.db import Database, redact_url
 from monitoring.core.errors import DataError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, number_or_none
+from monitoring.state.readonly import ReadOnlyDatabase
 
 SCHEMA_VERSION = 1
 ID_ATTEMPTS = 20
@@ -78,16 +79,26 @@ class StateStore:
         url: ``sqlite:///path.db`` (relative to ``base_dir``) or ``postgresql://...``.
         base_dir: directory for relative SQLite paths.
         suffix: returns the random part of new decision ids (6 hex digits); injectable for tests.
+        read_only: open it for reading only (``readonly.ReadOnlyDatabase``): nothing is created,
+            and any write fails.
     Raises:
         ConfigError: an unsupported URL.
-        DataError: the store was written by a newer schema version.
+        DataError: the store was written by a newer schema version; read-only: it does not exist
+            or has no schema yet.
     """
 
-    def __init__(self, url: str, base_dir: str | Path | None = None, suffix: Callable[[], str] | None = None):
-        self.db = Database(url, base_dir)
+    def __init__(
+        self,
+        url: str,
+        base_dir: str | Path | None = None,
+        suffix: Callable[[], str] | None = None,
+        *,
+        read_only: bool = False,
+    ):
+        self.db = ReadOnlyDatabase(url, base_dir) if read_only else Database(url, base_dir)
         self._suffix = suffix or (lambda: uuid_mod.uuid4().hex[:6])
         try:
-            self._create_schema()
+            self._check_schema() if read_only else self._create_schema()
         except BaseException:
             self.db.close()
             raise
@@ -101,6 +112,18 @@ class StateStore:
                 "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (SCHEMA_VERSION,)
             )
             found = db.query_one("SELECT MAX(version) FROM schema_version")[0]
+        if found > SCHEMA_VERSION:
+            raise DataError(
+                f"state store {redact_url(self.db.url)} has schema version {found}, newer than this "
+                f"cml-monitor understands ({SCHEMA_VERSION}); upgrade cml-monitor"
+            )
+
+    def _check_schema(self) -> None:
+        if not self.db.table_exists("schema_version"):
+            raise DataError(
+                f"state store {redact_url(self.db.url)} has no pipeline tables yet: the jobs have not run against it"
+            )
+        found = self.schema_version()
         if found > SCHEMA_VERSION:
             raise DataError(
                 f"state store {redact_url(self.db.url)} has schema version {found}, newer than this "
@@ -251,7 +274,11 @@ class StateStore:
         return len(data)
 
     def windows(
-        self, deployment_crn: str | None = None, since_ms: int | None = None, model: str | None = None
+        self,
+        deployment_crn: str | None = None,
+        since_ms: int | None = None,
+        model: str | None = None,
+        until_ms: int | None = None,
     ) -> list[WindowMetrics]:
         """Stored windows ordered by start; filters combine.
 
@@ -259,12 +286,14 @@ class StateStore:
             deployment_crn: only this deployment's windows.
             since_ms: only windows starting at or after this time.
             model: only windows of deployments recorded for this model.
+            until_ms: only windows starting before this time.
         """
         filters = [
             (c, v)
             for c, v in (
                 ("deployment_crn = ?", deployment_crn),
                 ("start_ms >= ?", since_ms),
+                ("start_ms < ?", until_ms),
                 ("deployment_crn IN (SELECT deployment_crn FROM deployments WHERE model = ?)", model),
             )
             if v is not None

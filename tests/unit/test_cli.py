@@ -119,4 +119,5 @@ def test_parser_has_every_documented_command():
         "decisions",
         "analyze",
         "report",
+        "dashboard",
     }

@@ -214,6 +214,8 @@ def downsample(points: Sequence[WindowPoint], since_ms: int, until_ms: int, most
     last = np.zeros(n, dtype=np.int64)
     np.maximum.at(last, group, np.arange(len(points)))
     count = np.bincount(group, minlength=n)
+    single = count == 1
+    mean[single] = value[first[single]]  # one window: its own value, exactly
     return [
         Bucket(
             points[first[b]].start_ms,

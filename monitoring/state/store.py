@@ -98,7 +98,10 @@ class StateStore:
         self.db = ReadOnlyDatabase(url, base_dir) if read_only else Database(url, base_dir)
         self._suffix = suffix or (lambda: uuid_mod.uuid4().hex[:6])
         try:
-            self._check_schema() if read_only else self._create_schema()
+            if read_only:
+                self._check_schema()
+            else:
+                self._create_schema()
         except BaseException:
             self.db.close()
             raise
@@ -274,11 +277,7 @@ class StateStore:
         return len(data)
 
     def windows(
-        self,
-        deployment_crn: str | None = None,
-        since_ms: int | None = None,
-        model: str | None = None,
-        until_ms: int | None = None,
+        self, deployment_crn: str | None = None, since_ms: int | None = None, model: str | None = None
     ) -> list[WindowMetrics]:
         """Stored windows ordered by start; filters combine.
 
@@ -286,14 +285,12 @@ class StateStore:
             deployment_crn: only this deployment's windows.
             since_ms: only windows starting at or after this time.
             model: only windows of deployments recorded for this model.
-            until_ms: only windows starting before this time.
         """
         filters = [
             (c, v)
             for c, v in (
                 ("deployment_crn = ?", deployment_crn),
                 ("start_ms >= ?", since_ms),
-                ("start_ms < ?", until_ms),
                 ("deployment_crn IN (SELECT deployment_crn FROM deployments WHERE model = ?)", model),
             )
             if v is not None

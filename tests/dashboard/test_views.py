@@ -13,6 +13,7 @@ from monitoring.core.errors import ConfigError
 from monitoring.domain.thresholds import PolicyResult
 from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.domain.windows import wilson_interval
+from monitoring.state.history import WindowRow
 from tests.dashboard.support import store_config
 
 HOUR = 3_600_000
@@ -46,13 +47,29 @@ def test_bounds_are_the_wilson_interval_of_proportions_and_absent_for_others(tmp
     cfg = store_config(tmp_path / "s.db", edit=policies({"kind": "wilson", "min": 0.7, "confidence": 0.9}))
     info = metric_info(cfg)
     w = WindowMetrics("crn-1", 0, HOUR, 200, 120, 0.75, 0.7, 0.6, None)
-    (p,) = window_points([w], info.name, info.confidence, {"crn-1": "v3"})
-    assert (p.low, p.high) == pytest.approx(wilson_interval(90, 120, 0.9))
+    (p,) = window_points([WindowRow.of(w, "accuracy")], info.name, info.confidence, {"crn-1": "v3"})
+    assert (p.low, p.high) == pytest.approx(wilson_interval(90, 120, 0.9), abs=1e-12)
     assert (p.version, p.coverage) == ("v3", 0.6)
-    (f1,) = window_points([w], "f1", 0.9, {})
+    (f1,) = window_points([WindowRow.of(w, "f1")], "f1", 0.9, {})
     assert (f1.value, f1.low, f1.high) == (None, None, None)
-    (empty,) = window_points([WindowMetrics("crn-1", HOUR, 2 * HOUR)], "accuracy", 0.9, {})
+    (empty,) = window_points([WindowRow.of(WindowMetrics("crn-1", HOUR, 2 * HOUR), "accuracy")], "accuracy", 0.9, {})
     assert (empty.value, empty.low, empty.coverage) == (None, None, None)
+    rng = np.random.default_rng(5)
+    many = [
+        WindowRow("c", i, i + 1, 300, int(n), float(v), {}, {})
+        for i, (n, v) in enumerate(zip(rng.integers(0, 300, 500), rng.uniform(0, 1, 500)))
+    ]
+    for point, row in zip(window_points(many, "accuracy", 0.95, {}), many):  # the vectorised form is Wilson's
+        want = (None, None) if row.labelled == 0 else wilson_interval(round(row.value * row.labelled), row.labelled)
+        assert (point.low, point.high) == pytest.approx(want, abs=1e-12)
+
+
+def test_bounds_a_window_stores_are_shown_instead_of_computed():
+    row = WindowRow("c", 0, HOUR, 100, 80, 3.2, {}, {"mae@0.95": {"low": 2.9, "high": 3.6, "method": "t"}})
+    (p,) = window_points([row], "mae", 0.95, {})
+    assert (p.value, p.low, p.high) == (3.2, 2.9, 3.6)
+    (q,) = window_points([row], "mae", 0.9, {})  # none stored at 90%, and MAE is no proportion
+    assert (q.low, q.high) == (None, None)
 
 
 def _points(n: int, rng: np.random.Generator):
@@ -68,7 +85,8 @@ def _points(n: int, rng: np.random.Generator):
         )
         for i in range(n)
     ]
-    return window_points(windows, "accuracy", 0.95, {"crn-a": "v1", "crn-b": "v2"})
+    rows = [WindowRow.of(w, "accuracy") for w in windows]
+    return window_points(rows, "accuracy", 0.95, {"crn-a": "v1", "crn-b": "v2"})
 
 
 def test_few_windows_are_drawn_one_by_one_and_many_in_at_most_max_points_buckets():

@@ -12,9 +12,11 @@ from monitoring.app.dashboard.views import Bucket, DriftGrid, MetricInfo
 from monitoring.core.clock import iso_ms
 from monitoring.domain.metrics import metric_spec
 
-WIDTH, LEFT, RIGHT = 1000, 64, 16
+WIDTH, LEFT, RIGHT = 1000, 110, 16
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 TICKS = 6
+#: Characters of a feature name shown left of the heatmap (the cell tooltips hold the whole name).
+FEATURE_LABEL = 16
 
 
 @dataclass(frozen=True)
@@ -178,11 +180,8 @@ def drift_heatmap(grid: DriftGrid, axis: Axis, limit: float) -> Markup:
     body = []
     for i, (feature, kind) in enumerate(zip(grid.features, grid.kinds)):
         y = top + i * row_h
-        body.append(
-            f'<text class="feature" x="{LEFT - 6}" y="{y + 15}" text-anchor="end">{escape(feature)}</text>'
-            if len(feature) < 12
-            else f'<text class="feature" x="{LEFT - 6}" y="{y + 15}" text-anchor="end">{escape(feature[:10])}…</text>'
-        )
+        label = feature if len(feature) <= FEATURE_LABEL else feature[: FEATURE_LABEL - 1] + "…"
+        body.append(f'<text class="feature" x="{LEFT - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
         for (start, end), value in zip(grid.columns, grid.cells[i]):
             x0, x1 = axis.x(start), axis.x(end)
             shown = "no data" if value is None else f"PSI {value:.3g}"

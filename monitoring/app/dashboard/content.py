@@ -123,8 +123,8 @@ class Content:
         span = history.window_span(self.store, model)
         if span is not None:
             since = span[1] - STATUS_WINDOWS * to_ms(self.cfg.windows.length)
-            windows = self.store.windows(model=model, since_ms=since)
-            points = window_points(windows, info.name, info.confidence, self.versions(model))
+            rows = history.window_rows(self.store, model, info.name, since_ms=since)
+            points = window_points(rows, info.name, info.confidence, self.versions(model))
             latest = next((p for p in reversed(points) if p.value is not None), points[-1] if points else None)
         return {
             "model": model,
@@ -140,8 +140,8 @@ class Content:
     def windows(self, model: str, rng: TimeRange) -> tuple[MetricInfo, list[WindowPoint]]:
         """The metric and the windows that start in the range, oldest first."""
         info = self.metric(self.store.latest_decision(model))
-        windows = self.store.windows(model=model, since_ms=rng.since_ms, until_ms=rng.until_ms)
-        return info, window_points(windows, info.name, info.confidence, self.versions(model))
+        rows = history.window_rows(self.store, model, info.name, rng.since_ms, rng.until_ms)
+        return info, window_points(rows, info.name, info.confidence, self.versions(model))
 
     def decisions(
         self, model: str, rng: TimeRange, limit: int = DECISIONS_PER_PAGE, offset: int = 0

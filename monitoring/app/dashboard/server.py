@@ -8,6 +8,7 @@ sheet is served from ``/static``, pages carry no script, and the Content-Securit
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -93,6 +94,12 @@ class Dashboard:
         return min(limits) if limits else DEFAULT_PSI_LIMIT
 
 
+@functools.lru_cache(maxsize=8192)
+def _iso(ms: int | None) -> str:
+    """ISO time of a page's many timestamps (the same ones recur: windows, decisions, ticks)."""
+    return "-" if ms is None else iso_ms(int(ms))
+
+
 def _range(dash: Dashboard, content: Content, model: str) -> TimeRange:
     return parse_range(request.args, dash.clock.now_ms(), history.window_span(content.store, model))
 
@@ -138,7 +145,7 @@ def create_app(cfg: PipelineConfig, project_root: str | os.PathLike, clock: Cloc
     """
     app = Flask(__name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates"))
     dash = Dashboard(cfg, Path(project_root).resolve(), clock or clock_from_env())
-    app.jinja_env.globals.update(iso=lambda ms: "-" if ms is None else iso_ms(int(ms)), presets=PRESETS)
+    app.jinja_env.globals.update(iso=_iso, presets=PRESETS)
     app.jinja_env.filters["num"] = lambda v, digits=4: "-" if v is None else f"{v:.{digits}g}"
     app.jinja_env.filters["pct"] = lambda v: "-" if v is None else f"{v:.0%}"
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from monitoring.core.config import PipelineConfig
 from monitoring.domain.metrics import METRICS, WILSON, Direction, metric_spec, task_metrics
-from monitoring.domain.window_metrics import WindowMetrics
-from monitoring.domain.windows import wilson_interval
+from monitoring.state.history import WindowRow
 
 DEFAULT_CONFIDENCE = 0.95
 #: Most columns of the drift heatmap (more windows are grouped, each cell the bucket's worst PSI).
@@ -87,7 +87,7 @@ def metric_info(cfg: PipelineConfig, latest_results: Iterable[Any] = ()) -> Metr
     return MetricInfo(name, spec.direction.value, spec.description, float(confidence or DEFAULT_CONFIDENCE), thresholds)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WindowPoint:
     """One stored window as the dashboard shows it."""
 
@@ -107,45 +107,67 @@ class WindowPoint:
         return asdict(self)
 
 
-def _bound(w: WindowMetrics, metric: str, value: float | None, confidence: float) -> tuple[float | None, float | None]:
-    stored = getattr(w, "bound", None)
-    if callable(stored):  # windows that keep their bounds (issue 10)
-        found = stored(metric, confidence)
-        if found is not None:
-            return found
-    if value is None or w.labelled <= 0 or metric_spec(metric).bound != WILSON:
+def wilson_bounds(values: np.ndarray, labelled: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson intervals of many proportions at once, as ``windows.wilson_interval`` computes one
+    (successes = the value times the labelled count, rounded); NaN where there is no value or label."""
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    n = labelled.astype(np.float64)
+    ok = ~np.isnan(values) & (n > 0)
+    safe_n = np.where(ok, n, 1.0)
+    p = np.clip(np.round(np.where(ok, values, 0.0) * safe_n), 0, safe_n) / safe_n
+    z2n = z * z / safe_n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * np.sqrt(p * (1 - p) / safe_n + z2n / (4 * safe_n)) / (1 + z2n)
+    low, high = np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+    return np.where(ok, low, math.nan), np.where(ok, high, math.nan)
+
+
+def _stored(row: WindowRow, key: str) -> tuple[float | None, float | None]:
+    item = row.bounds.get(key) if row.bounds else None
+    if not isinstance(item, Mapping):
         return None, None
-    successes = min(w.labelled, max(0, round(value * w.labelled)))
-    return wilson_interval(successes, w.labelled, confidence)
+    low, high = item.get("low"), item.get("high")
+    return (None, None) if low is None or high is None else (float(low), float(high))
 
 
 def window_points(
-    windows: Sequence[WindowMetrics], metric: str, confidence: float, versions: Mapping[str, str | None]
+    rows: Sequence[WindowRow], metric: str, confidence: float, versions: Mapping[str, str | None]
 ) -> list[WindowPoint]:
-    """The windows with the metric's value and bounds, coverage and the version that served them."""
+    """The windows with the metric's value and bounds, coverage and the version that served them.
+
+    Bounds: the window's stored ones at ``confidence`` when kept, else (for a proportion) Wilson's.
+    """
+    values = _nan(r.value for r in rows)
+    labelled = np.array([r.labelled for r in rows], dtype=np.int64)
+    if metric_spec(metric).bound == WILSON:
+        lows, highs = wilson_bounds(values, labelled, confidence)
+    else:
+        lows = highs = np.full(len(rows), math.nan)
+    key = f"{metric}@{confidence:g}"
     out = []
-    for w in windows:
-        value = getattr(w, metric, None)
-        low, high = _bound(w, metric, value, confidence)
+    for i, r in enumerate(rows):
+        low, high = _stored(r, key)
+        if low is None:
+            low, high = _num(lows[i]), _num(highs[i])
         out.append(
             WindowPoint(
-                w.deployment_crn,
-                versions.get(w.deployment_crn),
-                w.start_ms,
-                w.end_ms,
-                w.predictions,
-                w.labelled,
-                (w.labelled / w.predictions) if w.predictions else None,
-                value,
+                r.deployment_crn,
+                versions.get(r.deployment_crn),
+                r.start_ms,
+                r.end_ms,
+                r.predictions,
+                r.labelled,
+                (r.labelled / r.predictions) if r.predictions else None,
+                r.value,
                 low,
                 high,
-                w.drift,
+                r.drift,
             )
         )
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Bucket:
     """Consecutive windows drawn as one point (one window when there are few)."""
 
@@ -258,10 +280,16 @@ def drift_grid(points: Sequence[WindowPoint], cfg: PipelineConfig, since_ms: int
         return DriftGrid(features, kinds, [], [[] for _ in features])
     group = _groups(points, since_ms, until_ms, HEATMAP_COLUMNS)
     n = int(group.max()) + 1
+    psi = np.full((len(features), len(points)), -np.inf)
+    for j, p in enumerate(points):
+        for i, f in enumerate(features):
+            stats = p.drift.get(f)
+            value = stats.get("psi") if stats else None
+            if value is not None:
+                psi[i, j] = value
     cells = np.full((len(features), n), -np.inf)
-    for i, f in enumerate(features):
-        psi = _nan((p.drift.get(f) or {}).get("psi") for p in points)
-        np.fmax.at(cells[i], group, np.where(np.isnan(psi), -np.inf, psi))
+    for i in range(len(features)):
+        np.fmax.at(cells[i], group, psi[i])
     first = np.full(n, len(points))
     np.minimum.at(first, group, np.arange(len(points)))
     last = np.zeros(n, dtype=np.int64)

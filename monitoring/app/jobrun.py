@@ -14,8 +14,11 @@ from monitoring.core.errors import (
     EXIT_CONFIG,
     EXIT_DATA,
     EXIT_INTERNAL,
+    EXIT_LOCKED,
+    EXIT_NO_SPACE,
     EXIT_PLATFORM,
     EXIT_REDEPLOY_FAILED,
+    EXIT_STORE,
     ConfigError,
     MonitoringError,
 )
@@ -30,8 +33,15 @@ FAILURE_ACTIONS = {
     EXIT_DATA: "check the data named above (metrics records, labels, artifacts); the model was not changed",
     EXIT_REDEPLOY_FAILED: "the previous deployment serves; read the error above, fix it, then re-run redeploy",
     EXIT_BUSY: "another run holds this work; wait for it to finish, then re-run if still needed",
+    EXIT_STORE: "the state store is damaged, foreign or missing; nothing was changed: run `cml-monitor state check`",
+    EXIT_NO_SPACE: "free space on the file system named above, then re-run; the failed write was rolled back",
+    EXIT_LOCKED: "another process held the store's lock too long; let it finish or stop it, then re-run",
     EXIT_INTERNAL: "unexpected error (a bug): keep this log and report it; the next scheduled run retries",
 }
+
+
+#: Exit codes of a store that cannot take a write: the run is not recorded in it.
+STORE_FAILURES = frozenset({EXIT_STORE, EXIT_NO_SPACE, EXIT_LOCKED})
 
 
 def parse_job_args(job: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -54,8 +64,8 @@ def run_job(
 ) -> int:
     """Run ``workflow`` as job ``job``; log a final VERDICT line; return the exit code (0 = success).
 
-    The run is also recorded in the state store (``state.job_runs``) when the store was reached,
-    for the dashboard's "last run of each job".
+    The run is also recorded in the state store (``state.job_runs``) when the store was reached
+    and can take a write, for the dashboard's "last run of each job".
 
     Args:
         wiring: builds the run's context from config and project root (tests inject a platform).
@@ -71,21 +81,18 @@ def run_job(
         log.error("%s", exc)
         summary = "; ".join(exc.problems)[:500] if isinstance(exc, ConfigError) else str(exc).splitlines()[0]
         fields = {"exit_code": exc.exit_code, "error": type(exc).__name__, **exc.verdict_fields}
-        outcome = Outcome("failed", summary, FAILURE_ACTIONS[exc.exit_code], fields, exc.exit_code)
-        log.info(verdict_line(job, outcome.status, outcome.summary, outcome.action, **fields))
+        outcome = Outcome("failed", summary, exc.action or FAILURE_ACTIONS[exc.exit_code], fields, exc.exit_code)
     except Exception as exc:
         log.exception("unexpected error")
         fields = {"exit_code": EXIT_INTERNAL}
         outcome = Outcome(
             "failed", f"{type(exc).__name__}: {exc}", FAILURE_ACTIONS[EXIT_INTERNAL], fields, EXIT_INTERNAL
         )
-        log.info(verdict_line(job, outcome.status, outcome.summary, outcome.action, **fields))
-    else:
-        logging.getLogger(f"monitoring.jobs.{job}").info(
-            verdict_line(job, outcome.status, outcome.summary, outcome.action, **outcome.fields)
-        )
-    if ctx is not None:
-        _record(ctx, job, outcome)
+    if ctx is not None and outcome.exit_code not in STORE_FAILURES:
+        _record(ctx, job, outcome)  # before the VERDICT, which stays the log's last line
+    logging.getLogger(f"monitoring.jobs.{job}").info(
+        verdict_line(job, outcome.status, outcome.summary, outcome.action, **outcome.fields)
+    )
     return outcome.exit_code
 
 

@@ -1,7 +1,7 @@
 """Job runs as the pipeline records them: each run's status, exit code and VERDICT fields, for the dashboard.
 
-The table is created here, idempotently, on the first record (``JOB_RUNS_DDL``): the one place
-to fold into the state store's schema migrations once they land. Readers never create it.
+The ``job_runs`` table is schema version 3 (``migrations._job_runs``). A store opened read-only
+that predates it reads as one without runs.
 """
 
 from __future__ import annotations
@@ -11,16 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitoring.core.db import Database
 from monitoring.state.store import StateStore
 
-#: The job_runs table (``{pk}``: the dialect's auto-increment key); ``IF NOT EXISTS`` throughout.
-JOB_RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS job_runs (seq {pk}, job TEXT NOT NULL, run_id TEXT NOT NULL, model TEXT NOT NULL,
-    status TEXT NOT NULL, exit_code INTEGER NOT NULL, summary TEXT NOT NULL, action TEXT NOT NULL,
-    fields TEXT NOT NULL, finished_ms BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS job_runs_model_job ON job_runs (model, job, seq)
-"""
 _COLS = "job, run_id, model, status, exit_code, summary, action, fields, finished_ms"
 
 
@@ -51,40 +43,32 @@ class JobRunRow:
     finished_ms: int = 0
 
 
-def _table_exists(db: Database) -> bool:
-    if db.dialect == "sqlite":
-        return db.query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'job_runs'") is not None
-    return db.query_one("SELECT to_regclass('job_runs')")[0] is not None
-
-
 def _plain(value: Any) -> Any:
     """A JSON value: numbers, text, booleans and None stay; anything else becomes its text."""
     return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
 
 
 def record_job_run(store: StateStore, run: JobRunRow) -> None:
-    """Append one finished run (creating the table on first use).
+    """Append one finished run.
 
     Raises:
-        sqlite3.Error / psycopg.Error: the store refused the write.
+        MonitoringError, sqlite3.Error, psycopg.Error: the store refused the write.
     """
     fields = json.dumps({str(k): _plain(v) for k, v in run.fields.items()}, sort_keys=True, default=str)
-    with store.db.transaction() as db:
-        db.script(JOB_RUNS_DDL.format(pk=db.autoincrement_pk))
-        db.execute(
-            f"INSERT INTO job_runs ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.job,
-                run.run_id,
-                run.model,
-                run.status,
-                int(run.exit_code),
-                run.summary,
-                run.action,
-                fields,
-                int(run.finished_ms),
-            ),
-        )
+    store.db.execute(
+        f"INSERT INTO job_runs ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            run.job,
+            run.run_id,
+            run.model,
+            run.status,
+            int(run.exit_code),
+            run.summary,
+            run.action,
+            fields,
+            int(run.finished_ms),
+        ),
+    )
 
 
 def _row(r: Sequence[Any]) -> JobRunRow:
@@ -93,7 +77,7 @@ def _row(r: Sequence[Any]) -> JobRunRow:
 
 def latest_job_runs(store: StateStore, model: str) -> list[JobRunRow]:
     """The last recorded run of each job of ``model``, by job name (none when nothing was recorded)."""
-    if not _table_exists(store.db):
+    if not store.db.table_exists("job_runs"):
         return []
     rows = store.db.query(
         f"SELECT {_COLS} FROM job_runs WHERE seq IN (SELECT MAX(seq) FROM job_runs WHERE model = ? GROUP BY job) "
@@ -105,7 +89,7 @@ def latest_job_runs(store: StateStore, model: str) -> list[JobRunRow]:
 
 def job_runs(store: StateStore, model: str, since_ms: int, until_ms: int, limit: int = 200) -> list[JobRunRow]:
     """Runs of ``model``'s jobs that finished in ``[since_ms, until_ms)``, newest first, at most ``limit``."""
-    if not _table_exists(store.db):
+    if not store.db.table_exists("job_runs"):
         return []
     rows = store.db.query(
         f"SELECT {_COLS} FROM job_runs WHERE model = ? AND finished_ms >= ? AND finished_ms < ? "

@@ -10,18 +10,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.db import Database, redact_url
-from monitoring.core.errors import DataError
+from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database
+from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, number_or_none
+from monitoring.state.aggregates import AggregateLedger
+from monitoring.state.leases import Leases
+from monitoring.state.migrations import LATEST, migrate
 from monitoring.state.readonly import ReadOnlyDatabase
 
-SCHEMA_VERSION = 1
+#: The schema version this release writes (``migrations.LATEST``).
+SCHEMA_VERSION = LATEST
 ID_ATTEMPTS = 20
 #: The outcome that marks a decision as an actual redeploy (counted by cooldown and the daily cap).
 DEPLOYED = "deployed"
-_PG_SCHEMA_LOCK = 7_344_215_001  # advisory lock key serialising concurrent schema creation
 
+#: Schema version 1, the baseline: frozen. Change the schema with a migration (migrations.py).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS scenario (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL);
@@ -75,16 +79,21 @@ def _dumps(value: Any) -> str:
 class StateStore:
     """The pipeline state shared by job runs, on SQLite (default) or PostgreSQL.
 
+    Jobs open it through ``health.StoreOpening`` (checked); this constructor only creates and
+    migrates the schema.
+
     Args:
         url: ``sqlite:///path.db`` (relative to ``base_dir``) or ``postgresql://...``.
         base_dir: directory for relative SQLite paths.
         suffix: returns the random part of new decision ids (6 hex digits); injectable for tests.
-        read_only: open it for reading only (``readonly.ReadOnlyDatabase``): nothing is created,
-            and any write fails.
+        busy_timeout_ms: how long a statement waits for another process's lock (``state.busy_timeout``).
+        read_only: open it for reading only (``readonly.ReadOnlyDatabase``): nothing is created or
+            migrated, and any write fails.
     Raises:
         ConfigError: an unsupported URL.
-        DataError: the store was written by a newer schema version; read-only: it does not exist
-            or has no schema yet.
+        StoreError: the store was written by a newer schema version, or is damaged.
+        NoSpaceError, LockedError: creating or migrating the schema failed.
+        DataError: read-only: the store does not exist or has no schema yet.
     """
 
     def __init__(
@@ -92,45 +101,35 @@ class StateStore:
         url: str,
         base_dir: str | Path | None = None,
         suffix: Callable[[], str] | None = None,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
         *,
         read_only: bool = False,
     ):
-        self.db = ReadOnlyDatabase(url, base_dir) if read_only else Database(url, base_dir)
+        if read_only:
+            self.db: Database = ReadOnlyDatabase(url, base_dir, busy_timeout_ms=busy_timeout_ms)
+        else:
+            self.db = Database(url, base_dir, what="state store", busy_timeout_ms=busy_timeout_ms)
         self._suffix = suffix or (lambda: uuid_mod.uuid4().hex[:6])
         try:
             if read_only:
                 self._check_schema()
             else:
-                self._create_schema()
+                migrate(self.db, _SCHEMA.format(pk=self.db.autoincrement_pk))
         except BaseException:
             self.db.close()
             raise
-
-    def _create_schema(self) -> None:
-        with self.db.transaction() as db:
-            if db.dialect == "postgresql":
-                db.query_one("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
-            db.script(_SCHEMA.format(pk=db.autoincrement_pk))
-            db.execute(
-                "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (SCHEMA_VERSION,)
-            )
-            found = db.query_one("SELECT MAX(version) FROM schema_version")[0]
-        if found > SCHEMA_VERSION:
-            raise DataError(
-                f"state store {redact_url(self.db.url)} has schema version {found}, newer than this "
-                f"cml-monitor understands ({SCHEMA_VERSION}); upgrade cml-monitor"
-            )
+        self.leases = Leases(self.db)
+        self.aggregates = AggregateLedger(self.db)
 
     def _check_schema(self) -> None:
         if not self.db.table_exists("schema_version"):
-            raise DataError(
-                f"state store {redact_url(self.db.url)} has no pipeline tables yet: the jobs have not run against it"
-            )
+            raise DataError(f"state store {self.db.where} has no pipeline tables yet: the jobs have not run against it")
         found = self.schema_version()
         if found > SCHEMA_VERSION:
-            raise DataError(
-                f"state store {redact_url(self.db.url)} has schema version {found}, newer than this "
-                f"cml-monitor understands ({SCHEMA_VERSION}); upgrade cml-monitor"
+            raise StoreError(
+                f"state store {self.db.where} has schema version {found}, newer than this cml-monitor "
+                f"understands ({SCHEMA_VERSION})",
+                f"upgrade cml-monitor to a release that knows schema version {found}; nothing was changed",
             )
 
     def schema_version(self) -> int:
@@ -214,17 +213,16 @@ class StateStore:
         )
 
     def current_deployment(self, model: str) -> DeploymentRow | None:
-        """The most recently deployed (latest ``deployed_ms``, then latest recorded) deployment."""
+        """The most recently recorded deployment (by sequence: a clock that moved back cannot reorder them)."""
         row = self.db.query_one(
-            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY deployed_ms DESC, seq DESC LIMIT 1",
+            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY seq DESC LIMIT 1",
             (model,),
         )
         return None if row is None else _deployment(row)
 
     def deployments(self, model: str) -> list[DeploymentRow]:
-        rows = self.db.query(
-            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY deployed_ms, seq", (model,)
-        )
+        """A model's deployments in the order they were recorded (each replaced the one before)."""
+        rows = self.db.query(f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY seq", (model,))
         return [_deployment(r) for r in rows]
 
     # -- watermarks -------------------------------------------------------------------------
@@ -362,18 +360,19 @@ class StateStore:
         return self._decision(self.db.query_one(f"SELECT {_DECISION_COLS} FROM decisions WHERE id = ?", (decision_id,)))
 
     def latest_decision(self, model: str) -> Decision | None:
+        """The decision stored last (by sequence, never by time: the clock may have moved back)."""
         return self._decision(
             self.db.query_one(
-                f"SELECT {_DECISION_COLS} FROM decisions WHERE model = ? ORDER BY created_ms DESC, seq DESC LIMIT 1",
+                f"SELECT {_DECISION_COLS} FROM decisions WHERE model = ? ORDER BY seq DESC LIMIT 1",
                 (model,),
             )
         )
 
     def list_decisions(self, model: str | None = None, limit: int = 50) -> list[Decision]:
-        """Decisions newest first, optionally for one model."""
+        """Decisions newest (last stored) first, optionally for one model."""
         where, params = ("WHERE model = ? ", [model]) if model is not None else ("", [])
         rows = self.db.query(
-            f"SELECT {_DECISION_COLS} FROM decisions {where}ORDER BY created_ms DESC, seq DESC LIMIT ?",
+            f"SELECT {_DECISION_COLS} FROM decisions {where}ORDER BY seq DESC LIMIT ?",
             [*params, int(limit)],
         )
         return [self._decision(r) for r in rows]

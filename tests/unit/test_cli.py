@@ -118,6 +118,7 @@ def test_parser_has_every_documented_command():
         "demo",
         "decisions",
         "analyze",
+        "state",
         "report",
         "dashboard",
     }

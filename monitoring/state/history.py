@@ -119,8 +119,8 @@ def window_rows(
     if metric not in METRICS:
         raise KeyError(f"unknown metric {metric!r}")
     have = _columns(store)
-    value = f"metric_{metric}" if f"metric_{metric}" in have else "NULL"  # a registry name: never user text
-    bounds = "bounds" if "bounds" in have else "NULL"
+    metric_column = f"metric_{metric}" if f"metric_{metric}" in have else "NULL"  # a registry name, never input
+    bounds_column = "bounds" if "bounds" in have else "NULL"
     where = ["deployment_crn IN (SELECT deployment_crn FROM deployments WHERE model = ?)"]
     params: list[Any] = [model]
     for clause, bound in (("start_ms >= ?", since_ms), ("start_ms < ?", until_ms)):
@@ -128,7 +128,8 @@ def window_rows(
             where.append(clause)
             params.append(int(bound))
     rows = store.db.query(
-        f"SELECT deployment_crn, start_ms, end_ms, predictions, labelled, {value}, drift, {bounds} FROM windows "
+        f"SELECT deployment_crn, start_ms, end_ms, predictions, labelled, {metric_column}, drift, {bounds_column} "
+        "FROM windows "
         f"WHERE {' AND '.join(where)} ORDER BY start_ms, deployment_crn",
         params,
     )

@@ -16,9 +16,9 @@ def _rows(ctx, n: int) -> tuple[list[dict], list[int]]:
 
     cfg = ctx.cfg
     frame = TelcoScenario.from_config(cfg).generate(n, ctx.rng(10_000, 1), drift_level=0.0)
-    names = list(cfg.model.features)
+    names = list(cfg.model.feature_names)
     requests_ = [{k: float(v) for k, v in zip(names, values)} for values in frame[names].to_numpy(dtype=float)]
-    return requests_, [int(y) for y in frame[cfg.model.label].to_numpy()]
+    return requests_, [int(y) for y in frame[cfg.model.label.name].to_numpy()]
 
 
 def seed(params: dict) -> dict:

@@ -70,7 +70,7 @@ def seeded_labels(ctx: Context, records: Iterable[Prediction], epoch_ms: int | N
     cycle_ms = max(1, to_ms(cfg.scenario.cycle))
     delay, start_after = to_ms(cfg.scenario.label_delay), to_ms(cfg.scenario.drift.start_after)
     scenario = TelcoScenario.from_config(cfg)
-    names = list(cfg.model.features)
+    names = list(cfg.model.feature_names)
     todo = sorted(records, key=lambda r: r.end_ms)
     if not todo:
         return SeededLabels()
@@ -81,7 +81,7 @@ def seeded_labels(ctx: Context, records: Iterable[Prediction], epoch_ms: int | N
         if (cycle, level) not in frames:
             frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(cycle, 1), drift_level=level)
             feats = frame[names].to_numpy(dtype=float)
-            labels = frame[cfg.model.label].to_numpy()
+            labels = frame[cfg.model.label.name].to_numpy()
             frames[(cycle, level)] = {
                 tuple(float(v) for v in row): (i, int(lab)) for i, (row, lab) in enumerate(zip(feats, labels))
             }

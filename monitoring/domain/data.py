@@ -94,8 +94,8 @@ class TelcoScenario:
         """
         drift = cfg.scenario.drift
         return cls(
-            features=tuple(cfg.model.features),
-            label=cfg.model.label,
+            features=tuple(cfg.model.feature_names),
+            label=cfg.model.label.name,
             label_noise=cfg.scenario.label_noise,
             drift_kind=drift.kind,
             drift_strength=drift.strength,

@@ -71,6 +71,17 @@ def _identity_leases_ledger(db: Database) -> None:
     )
 
 
+#: Metrics of schema version 3's window columns (``metric_<name>``), beyond version 1's accuracy,
+#: precision, recall and F1: a classifier's from its probabilities, and a regressor's (issue 10).
+TASK_METRIC_COLUMNS = ("roc_auc", "log_loss", "mae", "rmse", "mape", "r2", "bias")
+
+
+def _task_metrics(db: Database) -> None:
+    for metric in TASK_METRIC_COLUMNS:
+        add_column(db, "windows", f"metric_{metric}", "DOUBLE PRECISION")
+    add_column(db, "windows", "bounds", "TEXT NOT NULL DEFAULT '{}'")
+
+
 def _job_runs(db: Database) -> None:
     db.script(
         f"""
@@ -89,7 +100,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "store identity and settings, window-results leases, the aggregates ledger, decisions by sequence",
         _identity_leases_ledger,
     ),
-    Migration(3, "job runs and their VERDICT, for the dashboard", _job_runs),
+    Migration(3, "window columns for every task's metrics and their confidence bounds", _task_metrics),
+    Migration(4, "job runs and their VERDICT, for the dashboard", _job_runs),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 

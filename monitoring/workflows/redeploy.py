@@ -78,7 +78,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
         )
     candidate = fit_candidate(ctx, frame)
     champion = load_artifact(ctx.artifacts_dir / model.name / current.version)
-    champion_metrics = score(champion.pipeline, candidate.holdout, list(cfg.model.features), cfg.model.label)
+    champion_metrics = score(champion.pipeline, candidate.holdout, list(cfg.model.feature_names), cfg.model.label.name)
     challenger_acc, champion_acc = candidate.holdout_metrics["accuracy"], champion_metrics["accuracy"]
     fields.update(
         rows=len(frame),

@@ -33,9 +33,9 @@ def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
     parts = []
     for dep in ctx.store.deployments(cfg.model.name):
         for _, _, columns in ctx.read_columns(dep.deployment_crn, start_ms, end_ms, end_ms - start_ms or 1):
-            parts.append(columns.training_frame(cfg.model.label))
+            parts.append(columns.training_frame(cfg.model.label.name))
     if not parts:
-        return pd.DataFrame(columns=[*cfg.model.features, cfg.model.label, TIME_COLUMN])
+        return pd.DataFrame(columns=[*cfg.model.feature_names, cfg.model.label.name, TIME_COLUMN])
     return pd.concat(parts, ignore_index=True).sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
 
 
@@ -48,20 +48,20 @@ def split_by_time(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.Data
 def fit_candidate(ctx: Context, frame: pd.DataFrame) -> Candidate:
     cfg = ctx.cfg
     train, holdout = split_by_time(frame, cfg.retraining.holdout_fraction)
-    pipeline = train_model(train, list(cfg.model.features), cfg.model.label, seed=cfg.scenario.seed)
-    metrics = score(pipeline, holdout, list(cfg.model.features), cfg.model.label)
+    pipeline = train_model(train, list(cfg.model.feature_names), cfg.model.label.name, seed=cfg.scenario.seed)
+    metrics = score(pipeline, holdout, list(cfg.model.feature_names), cfg.model.label.name)
     return Candidate(pipeline, train, holdout, metrics)
 
 
 def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | None, label: str) -> tuple[str, str]:
     """Save a candidate as the next version; returns ``(version, artifact path relative to the project)``."""
     cfg = ctx.cfg
-    features = list(cfg.model.features)
+    features = list(cfg.model.feature_names)
     times = candidate.train.get(TIME_COLUMN)
     window = {"start_ms": int(times.min()), "end_ms": int(times.max())} if times is not None and len(times) else None
     metadata = make_metadata(
         features=features,
-        label=cfg.model.label,
+        label=cfg.model.label.name,
         classes=cfg.model.classes,
         trained_at_ms=ctx.platform.clock.now_ms(),
         n_train=len(candidate.train),
@@ -79,4 +79,4 @@ def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | Non
 def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, float]:
     """A real feature row to use for the smoke call."""
     row = frame.iloc[0]
-    return {name: float(row[name]) for name in ctx.cfg.model.features}
+    return {name: float(row[name]) for name in ctx.cfg.model.feature_names}

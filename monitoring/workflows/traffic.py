@@ -70,9 +70,9 @@ def simulate_traffic(ctx: Context) -> Outcome:
     posted_before = post_due_labels(ctx, now, label_key)
     scenario = TelcoScenario.from_config(cfg)
     frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(now // cycle_ms, 1), drift_level=level)
-    features = frame[list(cfg.model.features)].to_numpy(dtype=float)
-    labels = frame[cfg.model.label].to_numpy()
-    names = list(cfg.model.features)
+    features = frame[list(cfg.model.feature_names)].to_numpy(dtype=float)
+    labels = frame[cfg.model.label.name].to_numpy()
+    names = list(cfg.model.feature_names)
     endpoint = ctx.platform.endpoint(model, cfg.scenario.request_timeout.total_seconds())
     delay_ms = to_ms(cfg.scenario.label_delay)
 

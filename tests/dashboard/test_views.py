@@ -123,7 +123,7 @@ def test_the_drift_grid_keeps_configured_features_first_and_each_cell_is_the_wor
     start, end = grid.columns[5]
     inside = [p.drift["f1"]["psi"] for p in points if start <= p.start_ms < end]
     assert grid.cells[0][5] == max(inside)
-    assert drift_grid([], cfg, 0, HOUR).features == list(cfg.model.features)
+    assert drift_grid([], cfg, 0, HOUR).features == cfg.model.feature_names
 
 
 def test_ranges_presets_explicit_times_and_errors():

@@ -126,8 +126,8 @@ def test_arguments_are_checked(concept):
 def test_from_config_reads_model_and_scenario():
     cfg = load_config(REPO / "config" / "pipeline.yaml")
     scenario = TelcoScenario.from_config(cfg)
-    assert scenario.features == tuple(cfg.model.features)
-    assert scenario.label == cfg.model.label
+    assert scenario.features == tuple(cfg.model.feature_names)
+    assert scenario.label == cfg.model.label.name
     assert scenario.label_noise == cfg.scenario.label_noise
     assert (scenario.drift_kind, scenario.drift_strength) == (cfg.scenario.drift.kind, cfg.scenario.drift.strength)
 

@@ -55,7 +55,7 @@ def assert_serving(rig: Rig) -> None:
     assert live is not None, "no deployment serves"
     endpoint = rig.ctx.platform.endpoint(rig.model, 10)
     try:
-        prediction, uuid = endpoint.predict({name: 0.5 for name in rig.cfg.model.features})
+        prediction, uuid = endpoint.predict({name: 0.5 for name in rig.cfg.model.feature_names})
     finally:
         endpoint.close()
     assert prediction in rig.cfg.model.classes and uuid

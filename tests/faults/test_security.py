@@ -83,7 +83,7 @@ def test_the_workspace_and_its_replicas_listen_on_loopback_only(rig: Rig):
 def test_the_model_endpoint_refuses_bad_callers_and_records_nothing(rig: Rig):
     url, key = rig.ws.model_url, rig.model.access_key
     auth = {"Authorization": f"Bearer {rig.ws.model_api_key}"}
-    request = {name: 0.5 for name in rig.cfg.model.features}
+    request = {name: 0.5 for name in rig.cfg.model.feature_names}
     before = len(rig.records())
     cases = [
         ({"request": request}, auth, 400, "request.invalid"),  # no access key

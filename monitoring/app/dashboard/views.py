@@ -21,6 +21,7 @@ import numpy as np
 
 from monitoring.core.config import PipelineConfig
 from monitoring.domain.metrics import METRICS, WILSON, Direction, metric_spec, task_metrics
+from monitoring.domain.window_metrics import bound_key
 from monitoring.state.history import WindowRow
 
 DEFAULT_CONFIDENCE = 0.95
@@ -143,7 +144,7 @@ def window_points(
         lows, highs = wilson_bounds(values, labelled, confidence)
     else:
         lows = highs = np.full(len(rows), math.nan)
-    key = f"{metric}@{confidence:g}"
+    key = bound_key(metric, confidence)
     out = []
     for i, r in enumerate(rows):
         low, high = _stored(r, key)

@@ -6,6 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
 
 from monitoring.core.logs import REDACTOR
 from monitoring.state.store import StateStore
@@ -133,3 +134,52 @@ def test_before_the_pipeline_ran_the_dashboard_says_so_and_creates_nothing(tmp_p
     assert dash.get("/api/v1/status").get_json()["error"].startswith("no state store at ")
     assert dash.get("/healthz").status_code == 200
     assert not (tmp_path / "var").exists()
+
+
+def test_a_regressors_dashboard_is_about_its_error_its_stored_bounds_and_ceilings(tmp_path):
+    from monitoring.core.config import parse_config
+    from monitoring.domain.window_metrics import WindowMetrics, bound_key
+    from tests.report.report_support import CRN_V1, CRN_V2, ROOT
+
+    data = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text(encoding="utf-8"))
+    data["model"].update(
+        name="prices", task="regression", features=["sqft", {"name": "zipcode", "kind": "categorical"}], label="price"
+    )
+    data["thresholds"]["policies"] = [
+        {"kind": "absolute", "metric": "mae", "max": 60_000},
+        {"kind": "bound", "metric": "mae", "max": 55_000, "confidence": 0.9},
+        {"kind": "drift", "max_psi": 0.2},
+    ]
+    data["state"] = {"url": "sqlite:///state.db"}
+    cfg = parse_config(data, "regression config")
+    mae = (40_000.0, 70_000.0, 38_000.0)
+    with StateStore("sqlite:///state.db", base_dir=tmp_path) as store:
+        store.record_deployment("prices", CRN_V1, None, None, "v1", T0, "bootstrap")
+        store.record_deployment("prices", CRN_V2, None, None, "v2", T0 + 2 * HOUR, "d-1")
+        store.upsert_windows(
+            WindowMetrics(
+                CRN_V1 if i < 2 else CRN_V2,
+                T0 + i * HOUR,
+                T0 + (i + 1) * HOUR,
+                100,
+                80,
+                mae=m,
+                drift={"sqft": {"psi": 0.1 * i}, "zipcode": {"psi": 0.3, "js": 0.1}},
+                bounds={bound_key("mae", 0.9): {"low": 0.8 * m, "high": 1.2 * m, "method": "t"}},
+            )
+            for i, m in enumerate(mae)
+        )
+    dash = client(cfg, tmp_path)
+    windows = dash.get("/api/v1/windows?range=all").get_json()
+    schema_check(windows, "windows")
+    assert windows["metric"]["name"] == "mae" and windows["metric"]["direction"] == "lower"
+    assert windows["metric"]["confidence"] == 0.9
+    assert windows["metric"]["thresholds"] == [
+        {"policy": "absolute", "value": 60_000},
+        {"policy": "bound", "value": 55_000},
+    ]
+    assert [(w["value"], w["low"], w["high"]) for w in windows["windows"]] == [(m, 0.8 * m, 1.2 * m) for m in mae]
+    page = dash.get("/model?range=all").get_data(as_text=True)
+    assert "mae per window <small>(lower is better; band: 90% bounds)" in page
+    assert '<svg class="chart drift"' in page and "zipcode (categorical)" in page
+    assert '<td data-field="value">38,000</td>' in page and "absolute 60,000</text>" in page

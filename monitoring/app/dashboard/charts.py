@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from monitoring.app.dashboard.views import Bucket, DriftGrid, MetricInfo
+from monitoring.app.dashboard.views import Bucket, DriftGrid, MetricInfo, number
 from monitoring.core.clock import iso_ms
 from monitoring.domain.metrics import metric_spec
 
@@ -93,7 +93,7 @@ def metric_chart(buckets: Sequence[Bucket], info: MetricInfo, axis: Axis, redepl
     for i in range(5):
         v = lo + (hi - lo) * i / 4
         body.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_n(y(v))}" y2="{_n(y(v))}"/>')
-        body.append(f'<text class="tick" x="{LEFT - 6}" y="{_n(y(v) + 4)}" text-anchor="end">{v:.3g}</text>')
+        body.append(f'<text class="tick" x="{LEFT - 6}" y="{_n(y(v) + 4)}" text-anchor="end">{number(v, 3)}</text>')
     band = [b for b in buckets if b.low is not None and b.high is not None]
     if band:
         mids = [(axis.x((b.start_ms + b.end_ms) / 2), b) for b in band]
@@ -115,7 +115,7 @@ def metric_chart(buckets: Sequence[Bucket], info: MetricInfo, axis: Axis, redepl
         body.append(f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_n(ty)}" y2="{_n(ty)}"/>')
         body.append(
             f'<text class="threshold-label" x="{WIDTH - RIGHT - 4}" y="{_n(ty - 4)}" text-anchor="end">'
-            f"{escape(t['policy'])} {t['value']:.4g}</text>"
+            f"{escape(t['policy'])} {number(t['value'])}</text>"
         )
     for ms in redeploys:
         x = axis.x(ms)
@@ -184,7 +184,7 @@ def drift_heatmap(grid: DriftGrid, axis: Axis, limit: float) -> Markup:
         body.append(f'<text class="feature" x="{LEFT - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
         for (start, end), value in zip(grid.columns, grid.cells[i]):
             x0, x1 = axis.x(start), axis.x(end)
-            shown = "no data" if value is None else f"PSI {value:.3g}"
+            shown = "no data" if value is None else f"PSI {number(value, 3)}"
             body.append(
                 f'<rect class="cell" x="{_n(x0)}" y="{y}" width="{_n(max(x1 - x0, 1.0))}" height="{row_h - 2}"'
                 f' fill="{_heat(value, limit)}"><title>{escape(feature)} ({escape(kind)}) '

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 from monitoring.app.dashboard.charts import Axis, coverage_chart, drift_heatmap, metric_chart, versions_strip
 from monitoring.app.dashboard.content import DECISIONS_PER_PAGE, Content
 from monitoring.app.dashboard.timerange import PRESETS, TimeRange, parse_range
-from monitoring.app.dashboard.views import DEFAULT_CONFIDENCE, downsample, drift_grid
+from monitoring.app.dashboard.views import DEFAULT_CONFIDENCE, downsample, drift_grid, number
 from monitoring.core.clock import Clock, clock_from_env, iso_ms
 from monitoring.core.config import DriftPolicy, PipelineConfig
 from monitoring.core.errors import ConfigError, DataError
@@ -146,7 +146,7 @@ def create_app(cfg: PipelineConfig, project_root: str | os.PathLike, clock: Cloc
     app = Flask(__name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates"))
     dash = Dashboard(cfg, Path(project_root).resolve(), clock or clock_from_env())
     app.jinja_env.globals.update(iso=_iso, presets=PRESETS)
-    app.jinja_env.filters["num"] = lambda v, digits=4: "-" if v is None else f"{v:.{digits}g}"
+    app.jinja_env.filters["num"] = number
     app.jinja_env.filters["pct"] = lambda v: "-" if v is None else f"{v:.0%}"
 
     @app.after_request

@@ -45,6 +45,16 @@ class MetricInfo:
         return asdict(self)
 
 
+def number(value: float | None, digits: int = 4) -> str:
+    """A number for people: 4 significant digits, whole numbers from 10,000 on (an MAE of 38,000
+    reads better than 3.8e+04), ``-`` for none."""
+    if value is None:
+        return "-"
+    if abs(value) >= 10**digits:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
 def headline_metric(cfg: PipelineConfig) -> str:
     """The metric the policies judge (the first policy naming one), else the task's first metric."""
     for policy in cfg.thresholds.policies:

@@ -21,7 +21,7 @@ from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
 from monitoring.domain.window_metrics import METRICS, WindowMetrics
 from monitoring.domain.windows import BoundRequest, compute_windows, wilson_interval
-from monitoring.state.migrations import TASK_METRIC_COLUMNS
+from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS
 from monitoring.state.store import (
     _FIRST_METRICS,
     _SCHEMA,
@@ -203,9 +203,9 @@ def test_a_store_made_before_the_task_metric_columns_is_migrated_in_place(store_
     from monitoring.state.migrations import table_columns
 
     _version_2_store(store_url, monkeypatch, interim)
-    for _ in range(2):  # the second open finds version 3 and changes nothing
+    for _ in range(2):  # the first open migrates to the latest version, the second changes nothing
         with StateStore(store_url) as migrated:
-            assert migrated.schema_version() == 3
+            assert migrated.schema_version() == LATEST
             [old] = migrated.windows(CRN)
             assert (old.accuracy, old.f1, old.latency_p95_ms, old.bounds) == (0.9, 0.86, 480.0, {})
             assert old.mae == (12.5 if interim else None) and old.drift == {"f": {"psi": 0.1, "ks": 0.2}}

@@ -30,6 +30,7 @@ from monitoring.domain.records import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.backup import default_backup_path, move_aside, stamp, store_tables, write_backup
 from monitoring.state.health import StoreOpening, store_database
 from monitoring.state.marker import remove_marker
+from monitoring.state.migrations import STORE_TABLES
 from monitoring.state.store import StateStore
 from monitoring.workflows.accuracy import spans_to_read, windows_for_span
 from monitoring.workflows.context import Context, version_of
@@ -101,7 +102,8 @@ def _set_aside(cfg: PipelineConfig, root: Path, now_ms: int) -> str | None:
             kept = write_backup(current.db, default_backup_path(current.db, root, now_ms))
         with db.transaction() as tx:
             for table in store_tables(tx):
-                tx.execute(f"DROP TABLE {table}")
+                if table in STORE_TABLES:  # another application's tables in the same schema stay
+                    tx.execute(f"DROP TABLE {table}")
         return str(kept)
     finally:
         db.close()
@@ -165,7 +167,8 @@ def _fill(ctx: Context, now: int) -> None:
     epoch = store.set_scenario_epoch_if_absent(model.name, min(firsts) - min(firsts) % cycle_ms) if firsts else None
     records = [p for d in served for p in (*scans[d.id].unlabelled, *_labelled(scans[d.id]))]
     labels = seeded_labels(ctx, records, epoch)
-    store.add_pending_labels(labels.rows)
+    delay = to_ms(cfg.scenario.label_delay)  # the answer time lets a post cut short be checked on its record
+    store.label_queue.add([(u, crn, label, due, due - delay) for u, crn, label, due in labels.rows])
     say(
         "rebuilt",
         f"{len(served)} deployments, {computed} windows (watermarks at now), {sent} aggregates already in CML, "

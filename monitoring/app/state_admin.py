@@ -27,6 +27,7 @@ from monitoring.state.health import (
     store_database,
 )
 from monitoring.state.identity import history_counts, models_in_history, read_identity, settings, write_identity
+from monitoring.state.label_queue import LABEL_INTENTS_VERSION, LabelQueue
 from monitoring.state.leases import Leases
 from monitoring.state.marker import HistoryMarker, marker_path, write_marker
 from monitoring.state.migrations import LATEST, stored_version
@@ -106,6 +107,14 @@ def _describe(cfg: PipelineConfig, root: Path, db: Database) -> None:
             say(
                 "leases", ", ".join(f"{r.name} held by {r.holder} until {iso_ms(r.expires_ms)}" for r in held) or "none"
             )
+            if version >= LABEL_INTENTS_VERSION:
+                queue = LabelQueue(db, Leases(db))
+                intents, in_doubt = queue.intents(), queue.in_doubt(1_000_000)
+                say(
+                    "labels",
+                    f"{len(intents)} intents not resolved yet (runs: {len({i.run_id for i in intents})}), "
+                    f"{len(in_doubt)} posts in doubt; the next traffic run resolves both",
+                )
         counts = history_counts(db)
         waiting = db.query_one("SELECT COUNT(*) FROM pending_labels WHERE posted_ms IS NULL")[0]
         say(

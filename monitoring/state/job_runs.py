@@ -1,6 +1,6 @@
 """Job runs as the pipeline records them: each run's status, exit code and VERDICT fields, for the dashboard.
 
-The ``job_runs`` table is schema version 4 (``migrations._job_runs``). A store opened read-only
+The ``job_runs`` table is schema version 5 (``migrations._job_runs``). A store opened read-only
 that predates it reads as one without runs.
 """
 

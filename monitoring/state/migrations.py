@@ -82,6 +82,18 @@ def _task_metrics(db: Database) -> None:
     add_column(db, "windows", "bounds", "TEXT NOT NULL DEFAULT '{}'")
 
 
+def _label_intents(db: Database) -> None:
+    db.script(
+        """
+        CREATE TABLE IF NOT EXISTS label_intents (run_id TEXT NOT NULL, slot INTEGER NOT NULL,
+            deployment_crn TEXT NOT NULL, request TEXT NOT NULL, label TEXT NOT NULL, delay_ms BIGINT,
+            due_ms BIGINT, created_ms BIGINT NOT NULL, PRIMARY KEY (run_id, slot))
+        """
+    )
+    add_column(db, "pending_labels", "answered_ms", "BIGINT")
+    add_column(db, "pending_labels", "posting_ms", "BIGINT")
+
+
 def _job_runs(db: Database) -> None:
     db.script(
         f"""
@@ -101,9 +113,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         _identity_leases_ledger,
     ),
     Migration(3, "window columns for every task's metrics and their confidence bounds", _task_metrics),
-    Migration(4, "job runs and their VERDICT, for the dashboard", _job_runs),
+    Migration(4, "label intents (written before a request), answer and post times of queued labels", _label_intents),
+    Migration(5, "job runs and their VERDICT, for the dashboard", _job_runs),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
+#: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).
+STORE_TABLES = (
+    "aggregates_sent",
+    "decisions",
+    "deployments",
+    "job_runs",
+    "label_intents",
+    "leases",
+    "pending_labels",
+    "scenario",
+    "schema_version",
+    "store_identity",
+    "store_settings",
+    "watermarks",
+    "windows",
+)
 
 
 def stored_version(db: Database) -> int | None:

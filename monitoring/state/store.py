@@ -15,6 +15,7 @@ from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
+from monitoring.state.label_queue import LabelQueue
 from monitoring.state.leases import Leases
 from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
 from monitoring.state.readonly import ReadOnlyDatabase
@@ -123,6 +124,7 @@ class StateStore:
             raise
         self.leases = Leases(self.db)
         self.aggregates = AggregateLedger(self.db)
+        self.label_queue = LabelQueue(self.db, self.leases)
 
     def _check_schema(self) -> None:
         if not self.db.table_exists("schema_version"):
@@ -171,9 +173,12 @@ class StateStore:
             )
 
     def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
-        """Labels due at ``now_ms`` and not posted yet, oldest first. Returns: ``[(uuid, label)]``."""
+        """Labels due at ``now_ms``, not posted and not in doubt (``label_queue.in_doubt``), oldest first.
+
+        Returns: ``[(uuid, label)]``.
+        """
         rows = self.db.query(
-            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND due_ms <= ? "
+            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND posting_ms IS NULL AND due_ms <= ? "
             "ORDER BY due_ms, uuid LIMIT ?",
             (int(now_ms), int(limit)),
         )

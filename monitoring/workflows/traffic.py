@@ -6,7 +6,6 @@ import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
@@ -16,11 +15,10 @@ from monitoring.core.logs import KV
 from monitoring.core.progress import Progress
 from monitoring.domain.data import TelcoScenario, drift_level_at
 from monitoring.workflows.context import Context, Outcome, version_of
+from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 
 log = logging.getLogger(__name__)
 
-#: Labels are queued in the state store in batches of this size as responses arrive.
-QUEUE_BATCH = 200
 #: More than this share of failed requests fails the run (after per-request retries).
 MAX_FAILED_SHARE = 0.05
 #: Due labels still waiting after a run are counted up to this many for the verdict.
@@ -28,12 +26,16 @@ MAX_REPORTED_WAITING = 100_000
 
 
 def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> int:
-    """Post every label whose delay has passed; mark each posted exactly once. Returns the count."""
-    posted_total = 0
+    """Post every label whose delay has passed; mark each posted exactly once. Returns the count.
+
+    Labels whose post started in a run that died are checked against their records first.
+    """
+    posted_total = confirm_in_doubt(ctx, now_ms)  # a post cut short is checked before it is repeated
     while True:
         due = ctx.store.due_labels(now_ms, limit=5000)
         if not due:
             return posted_total
+        ctx.store.label_queue.mark_posting([u for u, _ in due], now_ms)
         posted = ctx.platform.metrics.post_ground_truth([(u, {label_key: int(y)}) for u, y in due])
         ctx.store.mark_labels_posted(posted, now_ms)
         posted_total += len(posted)
@@ -67,6 +69,7 @@ def simulate_traffic(ctx: Context) -> Outcome:
     level = drift_level_at(now, epoch, to_ms(cfg.scenario.drift.start_after))
     label_key = cfg.windows.label_key
 
+    recovered = recover_intents(ctx)
     posted_before = post_due_labels(ctx, now, label_key)
     scenario = TelcoScenario.from_config(cfg)
     frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(now // cycle_ms, 1), drift_level=level)
@@ -83,19 +86,22 @@ def simulate_traffic(ctx: Context) -> Outcome:
     def score(i: int) -> tuple[int, str | None, MonitoringError | None]:
         if gave_up.is_set():  # the cycle has failed already: stop hammering a failing endpoint
             return i, None, None
-        request: dict[str, Any] = {n: float(v) for n, v in zip(names, features[i])}
         try:
-            _, uuid = endpoint.predict(request)
+            _, uuid = endpoint.predict(requests[i])
             return i, uuid, None
         except MonitoringError as exc:
             if next(failed) > allowed:
                 gave_up.set()
             return i, None, exc
 
-    sent, failures, batch, skipped = 0, [], [], 0
+    sent, failures, skipped = 0, [], 0
     progress = Progress("predictions", total=len(frame))
-    try:
-        with ThreadPoolExecutor(max_workers=cfg.scenario.concurrency) as pool:
+    requests = [{n: float(v) for n, v in zip(names, row)} for row in features]
+    try:  # each label is durable (an intent) before its request leaves, queued as its answer arrives
+        with (
+            RunLabels(ctx, live.crn, requests, [int(y) for y in labels], delay_ms) as queue,
+            ThreadPoolExecutor(max_workers=cfg.scenario.concurrency) as pool,
+        ):
             for i, uuid, error in pool.map(score, range(len(frame))):
                 progress.advance()
                 if uuid is None:
@@ -105,16 +111,12 @@ def simulate_traffic(ctx: Context) -> Outcome:
                         failures.append(error)
                     continue
                 sent += 1
-                batch.append((uuid, live.crn, int(labels[i]), clock.now_ms() + delay_ms))
-                if len(batch) >= QUEUE_BATCH:
-                    ctx.store.add_pending_labels(batch)
-                    batch = []
-    finally:  # answered predictions keep their labels whatever stops the cycle
-        ctx.store.add_pending_labels(batch)
+                queue.answered(i, uuid, clock.now_ms())
+    finally:
         endpoint.close()
     progress.done()
     posted_now = post_due_labels(ctx, clock.now_ms(), label_key)
-    waiting = len(ctx.store.due_labels(clock.now_ms(), limit=MAX_REPORTED_WAITING))
+    waiting = ctx.store.label_queue.waiting(clock.now_ms(), limit=MAX_REPORTED_WAITING)
 
     fields = dict(
         model=model.name,
@@ -125,6 +127,7 @@ def simulate_traffic(ctx: Context) -> Outcome:
         failed=len(failures),
         not_sent=skipped,
         labels_posted=posted_before + posted_now,
+        labels_recovered=recovered,
         labels_waiting=waiting,
         drift_level=round(float(level), 2),
         positives=int(np.sum(labels)),

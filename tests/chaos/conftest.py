@@ -6,6 +6,7 @@ import pytest
 
 from tests.chaos.daemon import Daemon
 from tests.chaos.processes import assert_no_processes
+from tests.faults.conftest import rig, template  # noqa: F401 - the bootstrapped project of the fault matrix
 from tests.local.support import make_tree
 
 

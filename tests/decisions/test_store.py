@@ -203,7 +203,7 @@ def test_a_store_made_before_the_task_metric_columns_is_migrated_in_place(store_
     from monitoring.state.migrations import table_columns
 
     _version_2_store(store_url, monkeypatch, interim)
-    for _ in range(2):  # the first open migrates to the latest version, the second changes nothing
+    for _ in range(2):  # the second open finds the latest version and changes nothing
         with StateStore(store_url) as migrated:
             assert migrated.schema_version() == LATEST
             [old] = migrated.windows(CRN)

@@ -10,7 +10,8 @@ import pytest
 from monitoring.core.db import Database
 from monitoring.core.errors import LockedError, StoreError
 from monitoring.state import migrations
-from monitoring.state.migrations import LATEST, add_column, table_columns
+from monitoring.state.backup import store_tables
+from monitoring.state.migrations import LATEST, STORE_TABLES, add_column, table_columns
 from monitoring.state.store import _SCHEMA, StateStore
 from tests.state.support import HERE, lock_held
 
@@ -142,3 +143,9 @@ def test_a_store_from_a_newer_release_is_refused_untouched(store_url):
     with pytest.raises(StoreError, match=f"schema version {LATEST + 5}, newer than") as err:
         StateStore(store_url)
     assert err.value.exit_code == 7 and "upgrade cml-monitor" in err.value.action
+
+
+def test_store_tables_names_every_table_of_a_fresh_store(store_url):
+    """A rebuild drops exactly these (on a shared PostgreSQL schema, no other application's table)."""
+    with StateStore(store_url) as store:
+        assert tuple(store_tables(store.db)) == STORE_TABLES

@@ -1,0 +1,228 @@
+"""The crash-safe label queue: a label is written as an intent before its request is sent, and posted idempotently.
+
+A traffic run writes one intent per request (its body, its label, when the label falls due)
+in one transaction before the first request leaves. Each answer moves its intent into
+``pending_labels`` under the prediction's uuid (a batch per transaction), so a label is durable
+before the answer is accepted and no answered prediction can lose it. Intents left behind by a
+run that died (SIGKILL, a store locked past its busy timeout) are resolved by the next run
+against the metrics store (``workflows/labels.py``), or discarded if the request never
+reached the model. Posting is marked before it starts (``posting_ms``): a label marked so but
+not posted may or may not have landed, and is checked against its record before it is repeated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitoring.core.db import Database
+from monitoring.state.leases import Leases, holder_is_dead
+
+#: The schema version that added intents and posting marks (``state check`` reads older stores too).
+LABEL_INTENTS_VERSION = 3
+#: Prefix of the lease a traffic run holds while its intents may still get answers.
+RUN_LEASE_PREFIX = "labels:"
+
+
+def run_lease(run_id: str) -> str:
+    """The name of the lease that says run ``run_id`` is alive."""
+    return f"{RUN_LEASE_PREFIX}{run_id}"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A request about to be sent (or sent by a run that died): what its answer's label will be."""
+
+    run_id: str
+    slot: int
+    deployment_crn: str
+    request: dict[str, Any]
+    label: Any
+    delay_ms: int | None
+    due_ms: int | None
+    created_ms: int
+
+    def due_after(self, answered_ms: int) -> int:
+        """When the label falls due for an answer at ``answered_ms``."""
+        return int(self.due_ms) if self.due_ms is not None else int(answered_ms) + int(self.delay_ms or 0)
+
+
+@dataclass(frozen=True)
+class InDoubt:
+    """A label whose post started but was never marked done: it may or may not be on its record."""
+
+    uuid: str
+    deployment_crn: str
+    label: Any
+    answered_ms: int | None
+    due_ms: int
+
+
+class LabelQueue:
+    """The ``label_intents`` table and the posting marks of ``pending_labels`` of one state store."""
+
+    def __init__(self, db: Database, leases: Leases):
+        self.db = db
+        self.leases = leases
+
+    # -- intents -------------------------------------------------------------------------------
+    def intend(
+        self,
+        run_id: str,
+        deployment_crn: str,
+        rows: Iterable[tuple[int, dict[str, Any], Any, int | None, int | None]],
+        now_ms: int,
+    ) -> int:
+        """Record, in one transaction, the requests a run is about to send.
+
+        Args:
+            run_id: the run (a lease holder name: ``holder_name``).
+            deployment_crn: the deployment the requests go to.
+            rows: ``(slot, request body, label, delay_ms, due_ms)``: the label falls due
+                ``delay_ms`` after the answer, or at ``due_ms`` when that is given.
+            now_ms: the platform time before the first request (the metrics store's time).
+
+        Returns:
+            How many intents were written.
+        """
+        data = [
+            (
+                run_id,
+                int(slot),
+                deployment_crn,
+                json.dumps(request, sort_keys=True),
+                json.dumps(label),
+                None if delay is None else int(delay),
+                None if due is None else int(due),
+                int(now_ms),
+            )
+            for slot, request, label, delay, due in rows
+        ]
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO label_intents (run_id, slot, deployment_crn, request, label, delay_ms, due_ms, created_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, slot) DO NOTHING",
+                data,
+            )
+        return len(data)
+
+    def answered(self, run_id: str, rows: Sequence[tuple[int, str, str, Any, int, int]], *, last: bool = False) -> None:
+        """Queue the labels of answered requests and drop their intents, in one transaction.
+
+        Args:
+            run_id: the run that sent the requests.
+            rows: ``(slot, uuid, deployment_crn, label, due_ms, answered_ms)``; a uuid queued
+                already (another run resolved it first) keeps its first row.
+            last: the run saw every request end: drop all its other intents too (no answer came).
+        """
+        with self.db.transaction() as tx:
+            self._queue(tx, [(u, crn, label, due, at) for _, u, crn, label, due, at in rows])
+            if last:
+                tx.execute("DELETE FROM label_intents WHERE run_id = ?", (run_id,))
+            else:
+                tx.executemany(
+                    "DELETE FROM label_intents WHERE run_id = ? AND slot = ?", [(run_id, r[0]) for r in rows]
+                )
+
+    def add(self, rows: Sequence[tuple[str, str, Any, int, int | None]]) -> None:
+        """Queue labels found otherwise (``state rebuild``): ``(uuid, deployment_crn, label, due_ms,
+        answered_ms)``, in one transaction; a uuid queued already keeps its row."""
+        with self.db.transaction() as tx:
+            self._queue(tx, rows)
+
+    @staticmethod
+    def _queue(tx: Database, rows: Iterable[tuple[str, str, Any, int, int | None]]) -> None:
+        tx.executemany(
+            "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms, answered_ms) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (uuid) DO NOTHING",
+            [(str(u), str(crn), label, int(due), None if at is None else int(at)) for u, crn, label, due, at in rows],
+        )
+
+    def intents(self, run_id: str | None = None) -> list[Intent]:
+        """Intents not resolved yet (of one run, or all), by run and slot."""
+        where, args = (" WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        rows = self.db.query(
+            "SELECT run_id, slot, deployment_crn, request, label, delay_ms, due_ms, created_ms FROM label_intents"
+            f"{where} ORDER BY run_id, slot",
+            args,
+        )
+        return [
+            Intent(
+                r[0],
+                int(r[1]),
+                r[2],
+                json.loads(r[3]),
+                json.loads(r[4]),
+                None if r[5] is None else int(r[5]),
+                None if r[6] is None else int(r[6]),
+                int(r[7]),
+            )
+            for r in rows
+        ]
+
+    def orphaned_runs(self) -> list[str]:
+        """Runs with intents that can no longer get answers: their lease expired or was never
+        taken, or their process died on this host."""
+        runs = [str(r[0]) for r in self.db.query("SELECT DISTINCT run_id FROM label_intents ORDER BY run_id")]
+        return [r for r in runs if not self.leases.held_by(run_lease(r), r) or holder_is_dead(r)]
+
+    def resolve(self, run_id: str, found: Sequence[tuple[Intent, str, int]]) -> None:
+        """Queue the labels of a dead run's requests found in the metrics store; drop its other
+        intents (never answered) and its lease, in one transaction.
+
+        Args:
+            found: ``(intent, uuid of its prediction record, answered_ms)``.
+        """
+        rows = [(uuid, i.deployment_crn, i.label, i.due_after(at), at) for i, uuid, at in found]
+        with self.db.transaction() as tx:
+            self._queue(tx, rows)
+            tx.execute("DELETE FROM label_intents WHERE run_id = ?", (run_id,))
+            tx.execute("DELETE FROM leases WHERE name = ?", (run_lease(run_id),))
+
+    def queued(self, uuids: Iterable[str]) -> set[str]:
+        """Which of ``uuids`` have a label in the queue (posted or not)."""
+        wanted = list(dict.fromkeys(str(u) for u in uuids))
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                str(r[0]) for r in self.db.query(f"SELECT uuid FROM pending_labels WHERE uuid IN ({marks})", chunk)
+            )
+        return found
+
+    # -- posting ---------------------------------------------------------------------------------
+    def mark_posting(self, uuids: Iterable[str], now_ms: int) -> None:
+        """Say that a post of these labels starts now (one transaction, before the first call)."""
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "UPDATE pending_labels SET posting_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
+                [(int(now_ms), str(u)) for u in uuids],
+            )
+
+    def in_doubt(self, limit: int) -> list[InDoubt]:
+        """Labels whose post started and was never marked done, by deployment and answer time."""
+        rows = self.db.query(
+            "SELECT uuid, deployment_crn, label, answered_ms, due_ms FROM pending_labels "
+            "WHERE posting_ms IS NOT NULL AND posted_ms IS NULL ORDER BY deployment_crn, answered_ms, uuid LIMIT ?",
+            (int(limit),),
+        )
+        return [InDoubt(str(r[0]), str(r[1]), r[2], None if r[3] is None else int(r[3]), int(r[4])) for r in rows]
+
+    def waiting(self, now_ms: int, limit: int) -> int:
+        """How many labels are due at ``now_ms`` and not posted (in doubt or not), counted up to ``limit``."""
+        row = self.db.query_one(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM pending_labels WHERE posted_ms IS NULL AND due_ms <= ? LIMIT ?) AS due",
+            (int(now_ms), int(limit)),
+        )
+        return int(row[0])
+
+    def clear_posting(self, uuids: Iterable[str]) -> None:
+        """Forget that a post started (it was checked: the label is not on its record)."""
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "UPDATE pending_labels SET posting_ms = NULL WHERE uuid = ? AND posted_ms IS NULL",
+                [(str(u),) for u in uuids],
+            )

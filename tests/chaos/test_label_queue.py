@@ -1,0 +1,295 @@
+"""The label queue under real SIGKILLs and a real lock: every answered prediction labelled exactly once.
+
+``simulate_traffic`` runs as a real process against a real local workspace, slowed by the
+workspace's standing latency so that the moments below last long enough to be hit; the test
+SIGKILLs it at moments read from the stores (intents written, predictions recorded, a label
+batch queued, labels being posted), or holds the state store's lock past its busy timeout. The
+invariant is read from the metrics store: each prediction record of these runs carries the
+label its row was drawn with (the simulation seed, drawn again), queued once and posted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from monitoring.app.cli import main as cli
+from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
+from monitoring.core.errors import EXIT_LOCKED, EXIT_NO_SPACE, EXIT_OK
+from tests.chaos.processes import sigkill_group
+from tests.faults.rig import Rig
+from tests.state.support import fill, lock_held, small_file_system, verdict
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+ROWS = 500  # above the queue's batch (200): a kill can fall between two batches
+LATENCY = ("latency.model=delay:10ms always", "latency.metrics=delay:10ms always")
+RUN_TIMEOUT_S = 240
+
+
+def _count(path: Path, sql: str, args: tuple = ()) -> int:
+    uri = f"file:{path}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+        return int(db.execute(sql, args).fetchone()[0])
+
+
+class Watch:
+    """What a test can see of a traffic run from outside: rows in the workspace's metrics store and the state store."""
+
+    def __init__(self, rig: Rig, state: Path | None = None):
+        self.rig = rig
+        self.metrics = rig.ws.workspace_dir / "metrics.db"
+        self.state = state or rig.root / "var" / "state.db"
+
+    def records(self) -> int:
+        sql = "SELECT COUNT(*) FROM model_metrics WHERE prediction_uuid <> '' AND deployment_crn = ?"
+        return _count(self.metrics, sql, (self.rig.live().crn,))
+
+    def labelled(self) -> int:
+        sql = "SELECT COUNT(*) FROM model_metrics WHERE prediction_uuid <> '' AND metrics LIKE ?"
+        return _count(self.metrics, sql, (f'%"{self.rig.cfg.windows.label_key}"%',))
+
+    def intents(self) -> int:
+        return _count(self.state, "SELECT COUNT(*) FROM label_intents")
+
+    def queued(self) -> int:
+        return _count(self.state, "SELECT COUNT(*) FROM pending_labels")
+
+    def posting(self) -> int:
+        return _count(
+            self.state, "SELECT COUNT(*) FROM pending_labels WHERE posting_ms IS NOT NULL AND posted_ms IS NULL"
+        )
+
+
+@contextlib.contextmanager
+def traffic(rig: Rig) -> Iterator[subprocess.Popen]:
+    """``jobs/simulate_traffic.py`` as a real process (its own process group), as a CML engine starts it."""
+    proc = subprocess.Popen(
+        [sys.executable, "jobs/simulate_traffic.py", "--project-root", str(rig.root), "-f", "x"],
+        cwd=rig.root,
+        env={**os.environ, **rig.ws.engine_env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            sigkill_group(proc.pid, "a traffic run left behind")
+        proc.communicate(timeout=RUN_TIMEOUT_S)
+
+
+def kill_when(rig: Rig, moment: Callable[[], bool], what: str) -> None:
+    """Start a traffic run and SIGKILL it as soon as ``moment()`` holds (it must not end first)."""
+    with traffic(rig) as proc:
+        wait_for(lambda: proc.poll() is not None or moment(), what, RUN_TIMEOUT_S)
+        assert proc.poll() is None, f"the run ended before {what}:\n{proc.communicate()[0][-3000:]}"
+        sigkill_group(proc.pid, what)
+
+
+def run_to_end(rig: Rig) -> tuple[int, str]:
+    with traffic(rig) as proc:
+        out = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
+    return proc.returncode, out
+
+
+def field(line: str, name: str) -> str:
+    return dict(p.split("=", 1) for p in line.split() if "=" in p).get(name, "")
+
+
+def assert_labelled_exactly_once(rig: Rig, since_ms: int) -> int:
+    """Every prediction record since ``since_ms`` holds its row's label, queued once and posted; no intent is left.
+
+    Returns:
+        How many records were checked.
+    """
+    rig.settle()
+    store, cfg = rig.ctx.store, rig.cfg
+    assert store.label_queue.intents() == [], "intents were left unresolved"
+    crn, key = rig.live().crn, cfg.windows.label_key
+    mine = [
+        r
+        for r in rig.records()
+        if r["predictionUuid"] and r["modelDeploymentCrn"] == crn and r["startTimeStampMs"] >= since_ms
+    ]
+    assert mine, "no prediction was recorded"
+    queue = {
+        u: (int(label), posted)
+        for u, label, posted in store.db.query("SELECT uuid, label, posted_ms FROM pending_labels")
+    }
+    unlabelled = [r["predictionUuid"] for r in mine if key not in r["metrics"]]
+    assert not unlabelled, f"{len(unlabelled)} of {len(mine)} predictions have no label, e.g. {unlabelled[:3]}"
+    unqueued = [r["predictionUuid"] for r in mine if r["predictionUuid"] not in queue]
+    assert not unqueued, f"{len(unqueued)} labelled predictions have no queued label"
+    assert all(queue[r["predictionUuid"]][1] is not None for r in mine), (
+        "a label is on its record but not marked posted"
+    )
+    names = list(cfg.model.features)
+    drawn = seeded_labels(
+        rig.ctx,
+        [
+            Prediction(
+                crn,
+                r["predictionUuid"],
+                r["startTimeStampMs"],
+                r["endTimeStampMs"],
+                feature_key(r["metrics"], cfg.windows.features_key, names),
+                False,
+            )
+            for r in mine
+        ],
+        store.scenario_epoch(cfg.model.name),
+    )
+    assert (drawn.unmatched, drawn.retried) == (0, 0), "a record is not a row of the scenario, or a row was sent twice"
+    truth = {u: label for u, _, label, _ in drawn.rows}
+    wrong = [r["predictionUuid"] for r in mine if r["metrics"][key] != truth[r["predictionUuid"]]]
+    assert not wrong, f"{len(wrong)} predictions hold another row's label, e.g. {wrong[:3]}"
+    assert all(queue[r["predictionUuid"]][0] == truth[r["predictionUuid"]] for r in mine)
+    return len(mine)
+
+
+def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig):
+    rig.reconfigure(scenario={"rows_per_cycle": ROWS})
+    rig.ws.faults.add(*LATENCY)
+    watch = Watch(rig)
+    since = rig.at(2.0)
+    moments: list[tuple[str, Callable[[int, int], Callable[[], bool]]]] = [
+        ("its labels were written as intents", lambda rec, q: lambda: watch.intents() > 0),
+        ("30 predictions were recorded", lambda rec, q: lambda: watch.records() >= rec + 30),
+        ("a batch of labels was queued", lambda rec, q: lambda: 0 < watch.intents() <= ROWS - 200),
+        ("most predictions were recorded", lambda rec, q: lambda: watch.records() >= rec + ROWS - 150),
+    ]
+    for hour, (what, moment) in enumerate(moments, start=2):
+        rig.at(hour + 0.05)
+        kill_when(rig, moment(watch.records(), watch.queued()), what)
+    # the next run posts the last hour's labels (due by now): killed while they are being posted
+    rig.at(len(moments) + 2.05)
+    labelled = watch.labelled()
+    kill_when(rig, lambda: watch.posting() > 0 and watch.labelled() >= labelled + 50, "labels were being posted")
+    in_doubt = {r.uuid for r in rig.ctx.store.label_queue.in_doubt(10_000)}
+    assert in_doubt, "the kill fell outside the posting"
+    key = rig.cfg.windows.label_key
+    landed = {r["predictionUuid"] for r in rig.records() if key in r["metrics"]} & in_doubt
+
+    rig.at(len(moments) + 3.05)
+    code, out = run_to_end(rig)
+    assert code == EXIT_OK, out[-3000:]
+    checked = [ln for ln in out.splitlines() if "posts cut short were checked" in ln]
+    assert checked and int(field(checked[0], "in_doubt")) == len(in_doubt), out[-3000:]
+    # each label on its record when the run died (or landing just after) is marked posted, never posted again
+    assert int(field(checked[0], "landed")) >= len(landed) > 0
+    assert int(field(checked[0], "landed")) + int(field(checked[0], "to_post_again")) == len(in_doubt)
+    # the killed runs' predictions are labelled too: their intents were resolved by the runs after them
+    assert assert_labelled_exactly_once(rig, since) >= 2 * ROWS  # the last killed run sent most of its rows
+
+
+def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig):
+    rig.reconfigure(scenario={"rows_per_cycle": ROWS}, state={"busy_timeout": "1s"})
+    rig.ws.faults.add(*LATENCY)
+    watch = Watch(rig)
+    since = rig.at(2.05)
+    url = f"sqlite:///{watch.state}"
+    before = watch.records()
+    with lock_held(url):  # locked before it starts: nothing is sent
+        code, out = run_to_end(rig)
+    assert code == EXIT_LOCKED and field(verdict(out), "exit_code") == "9", out[-3000:]
+    assert watch.records() == before and watch.intents() == 0
+
+    with traffic(rig) as proc:  # locked while it sends: answers arrive, their labels cannot be queued
+        wait_for(lambda: proc.poll() is not None or watch.records() >= before + 20, "20 predictions", RUN_TIMEOUT_S)
+        with lock_held(url):
+            out = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
+    assert proc.returncode == EXIT_LOCKED, out[-3000:]
+    line = verdict(out)
+    assert field(line, "exit_code") == "9" and int(field(line, "label_intents_kept")) > 0, line
+    assert watch.intents() > 0
+    said = io.StringIO()
+    rig.ctx.store.close()  # the check reads the file itself: no connection of this process may hold its locks
+    with contextlib.redirect_stdout(said):
+        assert cli(["state", "check", "--project-root", str(rig.root), "--config", str(rig.config_path)]) == EXIT_OK
+    rig.ctx = rig.context()
+    assert f"{watch.intents()} intents not resolved yet (runs: 1), 0 posts in doubt" in said.getvalue()
+    sent_locked = watch.records() - before  # cut short: requests not started when it failed were never sent
+
+    rig.at(3.05)
+    code, out = run_to_end(rig)
+    assert code == EXIT_OK, out[-3000:]
+    assert int(field(verdict(out), "labels_recovered")) > 0
+    assert assert_labelled_exactly_once(rig, since) == sent_locked + ROWS
+
+
+def test_intents_of_a_live_run_are_left_alone_and_a_dead_runs_are_resolved_once(rig):
+    """Resolution is by the run's lease: a run that is alive keeps its intents; one never sent is dropped."""
+    queue = rig.ctx.store.label_queue
+    crn = rig.live().crn
+    now = rig.at(2.05)
+    request = {name: 0.5 for name in rig.cfg.model.features}
+    live = rig.ctx.store.leases.hold("labels:alive@elsewhere:1:abc", "alive@elsewhere:1:abc", wait_s=0)
+    try:
+        queue.intend("alive@elsewhere:1:abc", crn, [(0, request, 1, 60_000, None)], now)
+        queue.intend("dead@elsewhere:2:abc", crn, [(0, request, 0, 60_000, None)], now)
+        assert queue.orphaned_runs() == ["dead@elsewhere:2:abc"]
+    finally:
+        live.release()
+    assert sorted(queue.orphaned_runs()) == ["alive@elsewhere:1:abc", "dead@elsewhere:2:abc"]
+    rig.ws.faults.clear()
+    code, out = run_to_end(rig)
+    assert code == EXIT_OK, out[-3000:]
+    assert field(verdict(out), "labels_recovered") == "0"  # neither request was ever sent
+    assert queue.intents() == []
+
+
+def test_a_full_disk_after_labels_were_posted_makes_no_post_twice(rig):
+    """The issue's "600 labels reach their records but are not marked posted, and the next run posts
+    them again": the store's file system fills while labels are posted; the next run finds them on
+    their records and posts none again."""
+    rig.reconfigure(scenario={"rows_per_cycle": ROWS})
+    rig.ws.faults.add(*LATENCY)
+    rig.at(2.05)
+    rig.ctx.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rig.ctx.store.close()
+    with small_file_system(rig.root / "small", "8m") as fs:
+        shutil.copy(rig.root / "var" / "state.db", fs / "state.db")
+        rig.reconfigure(state={"url": "sqlite:///small/state.db"})
+        watch = Watch(rig, fs / "state.db")
+        code, out = run_to_end(rig)  # its labels fall due by the next hour
+        assert code == EXIT_OK, out[-3000:]
+        with contextlib.closing(sqlite3.connect(fs / "state.db")) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # from here every write grows the log
+        rig.at(3.05)
+        labelled = watch.labelled()
+        with traffic(rig) as proc:
+            wait_for(
+                lambda: proc.poll() is not None or (watch.posting() > 0 and watch.labelled() >= labelled + 50),
+                "labels being posted",
+                RUN_TIMEOUT_S,
+            )
+            filler = fill(fs, 4 * 1024)
+            out = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
+        assert proc.returncode == EXIT_NO_SPACE and field(verdict(out), "exit_code") == "8", out[-3000:]
+        filler.unlink()
+        in_doubt = watch.posting()
+        assert in_doubt > 0
+        rig.at(4.05)
+        code, out = run_to_end(rig)
+        assert code == EXIT_OK, out[-3000:]
+        checked = [ln for ln in out.splitlines() if "posts cut short were checked" in ln]
+        assert checked and (field(checked[0], "in_doubt"), field(checked[0], "to_post_again")) == (str(in_doubt), "0")
+        assert field(checked[0], "landed") == str(in_doubt)  # every one had landed: none was posted again
+        rig.ctx = rig.context()
+        try:
+            assert assert_labelled_exactly_once(rig, rig.t0 + int(2.05 * 3_600_000)) >= 2 * ROWS
+        finally:
+            rig.ctx.store.close()

@@ -11,7 +11,8 @@ LOCK   := constraints.txt
 # (PostgreSQL, worker processes). It takes well under a minute on 2 cores.
 PYTEST_WORKERS ?= 2
 FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py tests/test_docs.py \
-	tests/report/test_report_page.py tests/faults/test_abuse_config.py tests/cmlclient/test_adapter.py tests/cml/test_tier.py
+	tests/report/test_report_page.py tests/faults/test_abuse_config.py tests/cmlclient/test_adapter.py tests/cml/test_tier.py \
+	tests/dashboard/test_views.py tests/dashboard/test_pages.py tests/dashboard/test_job_runs.py tests/dashboard/test_readonly.py
 
 .PHONY: demo test check format bench install system venv-tools lock clean
 

@@ -3,7 +3,8 @@
 Cases: (a) window metrics from N records, ours vs json_normalize + pandas; (b) the compute_accuracy
 job over 10M stored predictions, full then incremental; (c) traffic to the local model endpoint,
 ours vs sequential call_model; (d) Evidently and NannyML on the same records (separate venv);
-(e) ``cml-monitor analyze`` of a 500k-record dump end to end, ours vs the seed's way.
+(e) ``cml-monitor analyze`` of a 500k-record dump end to end, ours vs the seed's way; (f) the
+dashboard's pages with 10,000 windows and 1,000 decisions in the state store.
 Each measured step runs in a fresh process. Writes ``OUT/results.json`` and ``OUT/results.md``.
 """
 
@@ -25,7 +26,9 @@ QUICK = {"window_sizes": (20_000, 100_000), "job_size": 200_000, "traffic_rows":
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (about 2 minutes)")
-    parser.add_argument("--only", default="a,b,c,e", help="comma-separated cases among a,b,c,d,e (default a,b,c,e)")
+    parser.add_argument(
+        "--only", default="a,b,c,e,f", help="comma-separated cases among a,b,c,d,e,f (default a,b,c,e,f)"
+    )
     parser.add_argument("--pg", action="store_true", help="also run (b) on a throwaway PostgreSQL server")
     parser.add_argument(
         "--out", type=Path, default=Path("bench-output"), help="output directory (default bench-output)"
@@ -50,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     """Returns 0 when every case ran (targets missed are results, not errors), 1 if a case failed."""
     args = parse(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ("a", "b", "c", "d", "e")]
+    unknown = [n for n in names if n not in ("a", "b", "c", "d", "e", "f")]
     if unknown:
-        print(f"--only: unknown case(s) {', '.join(unknown)}; choose among a,b,c,d,e", file=sys.stderr)
+        print(f"--only: unknown case(s) {', '.join(unknown)}; choose among a,b,c,d,e,f", file=sys.stderr)
         return 2
     out_dir = args.out.resolve()
     try:

@@ -287,7 +287,41 @@ def case_analyze(opt: Options) -> list[Row]:
     return run(opt)
 
 
-CASES = {"a": case_windows, "b": case_job, "c": case_traffic, "e": case_analyze}
+# -- (f) the dashboard ------------------------------------------------------------------------------
+def case_dashboard(opt: Options) -> list[Row]:
+    """(f) each dashboard page over HTTP, 10,000 windows and 1,000 decisions in the store."""
+    import tempfile
+
+    from bench.dashboard_case import DECISIONS, F_MAX_SECONDS, PAGES, WINDOWS
+
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as root:
+        _say(f"(f) filling a state store with {WINDOWS:,} windows and {DECISIONS:,} decisions")
+        fill = run_step("dashboard_fill", {"root": root}, opt.logs)
+        _say("(f) timing the dashboard's pages")
+        pages = run_step("dashboard_serve", {"root": root, "now_ms": fill["now_ms"]}, opt.logs)
+    opt.raw["f"] = {"fill": fill, "pages": pages}
+    rows = []
+    for name, _ in PAGES:
+        r = pages[name]
+        is_page = not name.startswith("JSON")
+        rows.append(
+            Row(
+                "f",
+                f"dashboard: {name}",
+                WINDOWS,
+                r["median_s"],
+                0.0,
+                rate=f"cpu {r['median_cpu_s']:.2f} s, first {r['first_s']:.2f} s, max {r['max_s']:.2f} s, "
+                f"{r['bytes'] / 1024:,.0f} KiB, load {r['load_1m']:.1f}",
+                target=f"median <= {F_MAX_SECONDS:g} s" if is_page else "",
+                met=r["median_s"] <= F_MAX_SECONDS if is_page else None,
+                note="information" if not is_page else "",
+            )
+        )
+    return rows
+
+
+CASES = {"a": case_windows, "b": case_job, "c": case_traffic, "e": case_analyze, "f": case_dashboard}
 
 
 def run_cases(names: list[str], opt: Options) -> tuple[list[Row], list[str]]:

@@ -19,6 +19,8 @@ STEPS = {
     "traffic_seed": "bench.traffic_case:seed",
     "traffic_ours": "bench.traffic_case:ours",
     "thirdparty_columns": "bench.thirdparty:write_columns",
+    "dashboard_fill": "bench.dashboard_case:fill",
+    "dashboard_serve": "bench.dashboard_case:serve",
 }
 RESULT_PREFIX = "BENCH-RESULT "
 

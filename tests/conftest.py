@@ -17,7 +17,7 @@ TESTS = Path(__file__).resolve().parent
 #: Folders whose modules run longest (job runs, model replicas, the closed loop), queued first: with
 #: ``--dist loadscope --no-loadscope-reorder`` (``make test``) the workers then finish together,
 #: instead of one starting the longest module last.
-LONGEST_FIRST = ("integration", "faults", "cmlclient", "contract", "local", "graph")
+LONGEST_FIRST = ("integration", "dashboard", "faults", "cmlclient", "contract", "local", "graph")
 
 
 def _queue_position(item: pytest.Item) -> int:

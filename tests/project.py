@@ -34,13 +34,13 @@ def merge(base: dict, extra: dict) -> dict:
 
 
 def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Path:
-    """Copy jobs/, monitoring/ and config/ into ``root``; write config/pipeline.yaml with overrides.
+    """Copy jobs/, apps/, monitoring/ and config/ into ``root``; write config/pipeline.yaml with overrides.
 
     Returns:
         The config path.
     """
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("jobs", "monitoring", "config"):
+    for name in ("jobs", "apps", "monitoring", "config"):
         shutil.copytree(REPO / name, root / name, ignore=ignore, dirs_exist_ok=True)
     data = yaml.safe_load((REPO / "config/pipeline.yaml").read_text())
     data = merge(merge(data, SMALL), overrides or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from monitoring.app.application import app_name, app_subdomain
 from monitoring.app.graph import ordered
 from monitoring.app.job_fields import MANAGED_ENV, is_secret, public_environment, secret_names
 from monitoring.core.config import CONFIG_ENV, PipelineConfig
@@ -13,11 +14,32 @@ from monitoring.core.config import CONFIG_ENV, PipelineConfig
 AMP_DATE = "2026-11-23"
 
 
+def _dashboard_task(cfg: PipelineConfig, config: str | None) -> list[dict[str, Any]]:
+    """The dashboard application, started before ``graph apply`` runs (which then finds it managed)."""
+    if not cfg.dashboard.enabled:
+        return []
+    return [
+        {
+            "type": "start_application",
+            "name": app_name(cfg),
+            "subdomain": app_subdomain(cfg),
+            "script": cfg.dashboard.script,
+            "short_summary": "Start the live monitoring dashboard",
+            "cpu": cfg.dashboard.cpu,
+            "memory": cfg.dashboard.memory,
+            "kernel": "python3",
+            "bypass_authentication": False,
+            "environment_variables": {MANAGED_ENV: "true", **({CONFIG_ENV: config} if config else {})},
+        }
+    ]
+
+
 def amp_metadata(cfg: PipelineConfig, config: str | None = None) -> dict[str, Any]:
     """An AMP ``.project-metadata.yaml`` that imports the pipeline as a prototype.
 
     AMP ``create_job`` tasks cannot set parents or schedules, so the jobs are created with the
-    managed marker and a last task runs ``cml-monitor graph apply`` to wire the chain.
+    managed marker and a last task runs ``cml-monitor graph apply`` to wire the chain. The
+    dashboard application (``dashboard.enabled``) is started just before, with the same marker.
     Secret-like job variables (and the webhook URL's) become AMP environment variables the
     user fills in at import.
 
@@ -95,6 +117,7 @@ def amp_metadata(cfg: PipelineConfig, config: str | None = None) -> dict[str, An
             "memory": cfg.deployment.memory,
             "environment_variables": {"CML_MONITOR_MODEL_ARTIFACT": artifact},
         },
+        *_dashboard_task(cfg, config),
         {
             "type": "run_session",
             "name": "Wire the job chain",

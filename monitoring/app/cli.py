@@ -1,4 +1,4 @@
-"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, state, analysis."""
+"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, state, analysis, dashboard."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from monitoring.app import graph
+    from monitoring.app import application, graph
     from monitoring.app.job_fields import config_for_jobs, secret_names
     from monitoring.app.wiring import config_path
 
@@ -81,9 +81,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     config = None if source and not args.config else config_for_jobs(config_path(args.config, root), root)
     if args.action == "plan":
         changes = graph.plan(api, cfg, specs, runtime_identifier=runtime, config=config)
+        if cfg.dashboard.enabled:
+            changes.append(application.plan_application(api, cfg, runtime_identifier=runtime, config=config))
     else:
         timezone = source.timezone if source else None
         changes = graph.apply(api, cfg, specs, runtime_identifier=runtime, timezone=timezone, config=config)
+        if cfg.dashboard.enabled:
+            changes.append(application.apply_application(api, cfg, runtime_identifier=runtime, config=config))
     if config:
         print(f"every job reads {config} (CML_MONITOR_CONFIG in its environment, relative to the project root)")
     for change in changes:
@@ -201,6 +205,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from monitoring.app.dashboard.server import app_port, create_app, serve
+    from monitoring.core.logs import configure_logging
+
+    configure_logging("dashboard")
+    root = Path(args.project_root).resolve()
+    port = args.port if args.port is not None else app_port()
+    serve(
+        create_app(_config(args), root), port, ready=lambda p: print(f"dashboard at http://127.0.0.1:{p}/", flush=True)
+    )
+    return 0
+
+
 def _config(args: argparse.Namespace):
     from monitoring.app.wiring import load_project_config
 
@@ -279,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", default="report")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("dashboard", help="serve the live dashboard (read-only) on 127.0.0.1, as a CML Application")
+    _common(p)
+    p.add_argument(
+        "--port", type=int, default=None, help="default: $CDSW_APP_PORT, else $CDSW_READONLY_PORT, else 8090"
+    )
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.app import graph
+from monitoring.app.application import apply_application
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
 from monitoring.core.clock import SystemClock, WarpClock, iso_ms
@@ -160,6 +161,8 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, c
         print(f"bootstrap: {bootstrap(ctx).summary}", flush=True)
         for change in graph.apply(ctx.platform.api, cfg, config=config):
             print(f"graph: {change.line()}", flush=True)
+        if cfg.dashboard.enabled:
+            print(f"graph: {apply_application(ctx.platform.api, cfg, config=config).line()}", flush=True)
         jobs = {j.name: j.id for j in ctx.platform.api.jobs()}
         chain = [jobs[s.name] for s in graph.ordered(cfg.jobs.graph)]
         seen: set[str] = set()

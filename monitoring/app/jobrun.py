@@ -22,7 +22,8 @@ from monitoring.core.errors import (
     ConfigError,
     MonitoringError,
 )
-from monitoring.core.logs import configure_logging, verdict_line
+from monitoring.core.logs import REDACTOR, configure_logging, verdict_line
+from monitoring.state.job_runs import JobRunRow, record_job_run
 from monitoring.workflows.context import Context, Outcome
 
 #: What on-call should do when a job fails, by exit code (README "Exit codes" has the same table).
@@ -37,6 +38,10 @@ FAILURE_ACTIONS = {
     EXIT_LOCKED: "another process held the store's lock too long; let it finish or stop it, then re-run",
     EXIT_INTERNAL: "unexpected error (a bug): keep this log and report it; the next scheduled run retries",
 }
+
+
+#: Exit codes of a store that cannot take a write: the run is not recorded in it.
+STORE_FAILURES = frozenset({EXIT_STORE, EXIT_NO_SPACE, EXIT_LOCKED})
 
 
 def parse_job_args(job: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,38 +64,53 @@ def run_job(
 ) -> int:
     """Run ``workflow`` as job ``job``; log a final VERDICT line; return the exit code (0 = success).
 
+    The run is also recorded in the state store (``state.job_runs``) when the store was reached
+    and can take a write, for the dashboard's "last run of each job".
+
     Args:
         wiring: builds the run's context from config and project root (tests inject a platform).
     """
     args = parse_job_args(job, argv)
     log = configure_logging(job)
+    ctx: Context | None = None
     try:
         root = Path(args.project_root).resolve()
-        outcome = workflow(wiring(load_project_config(args.config, root), root))
+        ctx = wiring(load_project_config(args.config, root), root)
+        outcome = workflow(ctx)
     except MonitoringError as exc:
         log.error("%s", exc)
         summary = "; ".join(exc.problems)[:500] if isinstance(exc, ConfigError) else str(exc).splitlines()[0]
-        log.info(
-            verdict_line(
-                job,
-                "failed",
-                summary,
-                exc.action or FAILURE_ACTIONS[exc.exit_code],
-                exit_code=exc.exit_code,
-                error=type(exc).__name__,
-                **exc.verdict_fields,
-            )
-        )
-        return exc.exit_code
+        fields = {"exit_code": exc.exit_code, "error": type(exc).__name__, **exc.verdict_fields}
+        outcome = Outcome("failed", summary, exc.action or FAILURE_ACTIONS[exc.exit_code], fields, exc.exit_code)
     except Exception as exc:
         log.exception("unexpected error")
-        log.info(
-            verdict_line(
-                job, "failed", f"{type(exc).__name__}: {exc}", FAILURE_ACTIONS[EXIT_INTERNAL], exit_code=EXIT_INTERNAL
-            )
+        fields = {"exit_code": EXIT_INTERNAL}
+        outcome = Outcome(
+            "failed", f"{type(exc).__name__}: {exc}", FAILURE_ACTIONS[EXIT_INTERNAL], fields, EXIT_INTERNAL
         )
-        return EXIT_INTERNAL
+    if ctx is not None and outcome.exit_code not in STORE_FAILURES:
+        _record(ctx, job, outcome)  # before the VERDICT, which stays the log's last line
     logging.getLogger(f"monitoring.jobs.{job}").info(
         verdict_line(job, outcome.status, outcome.summary, outcome.action, **outcome.fields)
     )
     return outcome.exit_code
+
+
+def _record(ctx: Context, job: str, outcome: Outcome) -> None:
+    """Record the run in the state store; a store that refuses only costs a warning (the VERDICT stands)."""
+    fields = {k: v for k, v in outcome.fields.items() if k != "exit_code"}
+    run = JobRunRow(
+        job,
+        ctx.platform.run_id,
+        ctx.cfg.model.name,
+        outcome.status,
+        outcome.exit_code,
+        REDACTOR(outcome.summary),
+        REDACTOR(outcome.action),
+        {k: REDACTOR(str(v)) if isinstance(v, str) else v for k, v in fields.items()},
+        ctx.platform.clock.now_ms(),
+    )
+    try:
+        record_job_run(ctx.store, run)
+    except Exception as exc:  # noqa: BLE001 - recording is for the dashboard; the job's outcome must not change
+        logging.getLogger(__name__).warning("could not record the job run in the state store: %s", exc)

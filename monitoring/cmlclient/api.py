@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from monitoring.cmlclient.refs import BuildRef, DeploymentRef, JobRef, JobRunRef, ModelRef, _field
+from monitoring.cmlclient.refs import ApplicationRef, BuildRef, DeploymentRef, JobRef, JobRunRef, ModelRef, _field
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.core.errors import BusyError, ConfigError, PlatformError, PlatformRequestError
 from monitoring.core.logs import KV
@@ -355,6 +355,55 @@ class CmlApi:
                 run_id=run_id,
             )
         )
+
+    # -- applications ------------------------------------------------------------------------
+    def applications(self) -> list[ApplicationRef]:
+        return [
+            ApplicationRef.of(a)
+            for a in self.pages("list applications", "list_applications", "applications", project_id=self.project_id)
+        ]
+
+    def create_application(self, body: dict[str, Any]) -> ApplicationRef:
+        """Create (and start) an application; before a retry, look for one created anyway (by subdomain)."""
+        subdomain = body["subdomain"]
+
+        def created_anyway() -> ApplicationRef | None:
+            return next((a for a in self.applications() if a.subdomain == subdomain), None)
+
+        app = self._call(
+            f"create application {body['name']!r}",
+            "create_application",
+            body=body,
+            project_id=self.project_id,
+            before_retry=created_anyway,
+        )
+        return app if isinstance(app, ApplicationRef) else ApplicationRef.of(app)
+
+    def update_application(self, application_id: str, changes: dict[str, Any]) -> ApplicationRef:
+        """Change an application's fields; CML applies them at its next restart.
+
+        The update body is an ``Application``, whose ``environment`` is a JSON string (a map on create).
+        """
+        if isinstance(changes.get("environment"), dict):
+            changes = {**changes, "environment": json.dumps(changes["environment"], sort_keys=True)}
+        app = self._call(
+            f"update application {application_id}",
+            "update_application",
+            body=changes,
+            project_id=self.project_id,
+            application_id=application_id,
+        )
+        return ApplicationRef.of(app)
+
+    def restart_application(self, application_id: str) -> ApplicationRef:
+        """Restart an application (what makes an update take effect)."""
+        app = self._call(
+            f"restart application {application_id}",
+            "restart_application",
+            project_id=self.project_id,
+            application_id=application_id,
+        )
+        return ApplicationRef.of(app)
 
 
 __all__ = ["CmlApi", "PAGE_SIZE"]

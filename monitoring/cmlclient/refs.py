@@ -1,4 +1,4 @@
-"""Typed records of what CML API v2 answers: models, builds, deployments, jobs and job runs.
+"""Typed records of what CML API v2 answers: models, builds, deployments, jobs, job runs and applications.
 
 Each record is built from the vendor object (a ``cmlapi`` model object, or a dict) by its ``of``
 constructor, with the field names of the API v2 spec; nothing outside ``monitoring.cmlclient``
@@ -245,3 +245,38 @@ __all__ = [
     "RUN_ACTIVE",
     "RUN_SUCCEEDED",
 ]
+
+
+@dataclass(frozen=True)
+class ApplicationRef:
+    """An ``Application``; ``status`` in upper case (``APPLICATION_RUNNING``)."""
+
+    id: str
+    name: str
+    subdomain: str
+    script: str
+    cpu: float
+    memory: float
+    status: str
+    runtime_identifier: str
+    bypass_authentication: bool
+    environment: dict[str, str]
+
+    @classmethod
+    def of(cls, app: Any) -> ApplicationRef:
+        return cls(
+            id=_text(app, "id"),
+            name=_text(app, "name"),
+            subdomain=_text(app, "subdomain"),
+            script=_text(app, "script"),
+            cpu=float(_field(app, "cpu") or 0),
+            memory=float(_field(app, "memory") or 0),
+            status=_text(app, "status").upper(),
+            runtime_identifier=_text(app, "runtime_identifier"),
+            bypass_authentication=bool(_field(app, "bypass_authentication")),
+            environment=_env_map(_field(app, "environment")),
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.status == "APPLICATION_RUNNING"

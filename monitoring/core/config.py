@@ -396,6 +396,21 @@ class StateConfig(Strict):
         return v
 
 
+class DashboardConfig(Strict):
+    """The live dashboard: a CML Application that ``graph apply`` creates or updates with the jobs."""
+
+    enabled: bool = True
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    """The application's name (default ``<model name> dashboard``)."""
+    subdomain: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    """The application's host name part, ``https://<subdomain>.<CML domain>/`` (default: from the model name)."""
+    script: InsidePath = "apps/dashboard.py"
+    cpu: float = Field(default=1, gt=0, le=16)
+    memory: float = Field(default=2, gt=0, le=64)
+    max_points: int = Field(default=600, ge=50, le=5000)
+    """Most points a chart draws; more windows are grouped into equal-time buckets."""
+
+
 class PipelineConfig(Strict):
     model: ModelConfig
     scenario: ScenarioConfig = ScenarioConfig()
@@ -407,6 +422,7 @@ class PipelineConfig(Strict):
     alerts: AlertsConfig = AlertsConfig()
     platform: PlatformConfig = PlatformConfig()
     state: StateConfig = StateConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineConfig:

@@ -94,6 +94,17 @@ def _label_intents(db: Database) -> None:
     add_column(db, "pending_labels", "posting_ms", "BIGINT")
 
 
+def _job_runs(db: Database) -> None:
+    db.script(
+        f"""
+        CREATE TABLE IF NOT EXISTS job_runs (seq {db.autoincrement_pk}, job TEXT NOT NULL, run_id TEXT NOT NULL,
+            model TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER NOT NULL, summary TEXT NOT NULL,
+            action TEXT NOT NULL, fields TEXT NOT NULL, finished_ms BIGINT NOT NULL);
+        CREATE INDEX IF NOT EXISTS job_runs_model_job ON job_runs (model, job, seq)
+        """
+    )
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -103,6 +114,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "window columns for every task's metrics and their confidence bounds", _task_metrics),
     Migration(4, "label intents (written before a request), answer and post times of queued labels", _label_intents),
+    Migration(5, "job runs and their VERDICT, for the dashboard", _job_runs),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 #: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).
@@ -110,6 +122,7 @@ STORE_TABLES = (
     "aggregates_sent",
     "decisions",
     "deployments",
+    "job_runs",
     "label_intents",
     "leases",
     "pending_labels",

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database
-from monitoring.core.errors import DataError
+from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
 from monitoring.state.label_queue import LabelQueue
 from monitoring.state.leases import Leases
 from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
+from monitoring.state.readonly import ReadOnlyDatabase
 
 #: The schema version this release writes (``migrations.LATEST``).
 SCHEMA_VERSION = LATEST
@@ -90,10 +91,13 @@ class StateStore:
         base_dir: directory for relative SQLite paths.
         suffix: returns the random part of new decision ids (6 hex digits); injectable for tests.
         busy_timeout_ms: how long a statement waits for another process's lock (``state.busy_timeout``).
+        read_only: open it for reading only (``readonly.ReadOnlyDatabase``): nothing is created or
+            migrated, and any write fails.
     Raises:
         ConfigError: an unsupported URL.
         StoreError: the store was written by a newer schema version, or is damaged.
         NoSpaceError, LockedError: creating or migrating the schema failed.
+        DataError: read-only: the store does not exist or has no schema yet.
     """
 
     def __init__(
@@ -102,17 +106,36 @@ class StateStore:
         base_dir: str | Path | None = None,
         suffix: Callable[[], str] | None = None,
         busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        *,
+        read_only: bool = False,
     ):
-        self.db = Database(url, base_dir, what="state store", busy_timeout_ms=busy_timeout_ms)
+        if read_only:
+            self.db: Database = ReadOnlyDatabase(url, base_dir, busy_timeout_ms=busy_timeout_ms)
+        else:
+            self.db = Database(url, base_dir, what="state store", busy_timeout_ms=busy_timeout_ms)
         self._suffix = suffix or (lambda: uuid_mod.uuid4().hex[:6])
         try:
-            migrate(self.db, _SCHEMA.format(pk=self.db.autoincrement_pk))
+            if read_only:
+                self._check_schema()
+            else:
+                migrate(self.db, _SCHEMA.format(pk=self.db.autoincrement_pk))
         except BaseException:
             self.db.close()
             raise
         self.leases = Leases(self.db)
         self.aggregates = AggregateLedger(self.db)
         self.label_queue = LabelQueue(self.db, self.leases)
+
+    def _check_schema(self) -> None:
+        if not self.db.table_exists("schema_version"):
+            raise DataError(f"state store {self.db.where} has no pipeline tables yet: the jobs have not run against it")
+        found = self.schema_version()
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"state store {self.db.where} has schema version {found}, newer than this cml-monitor "
+                f"understands ({SCHEMA_VERSION})",
+                f"upgrade cml-monitor to a release that knows schema version {found}; nothing was changed",
+            )
 
     def schema_version(self) -> int:
         return int(self.db.query_one("SELECT MAX(version) FROM schema_version")[0])

@@ -75,15 +75,20 @@ def test_apply_with_a_config_makes_every_job_read_it_and_plan_shows_it(workspace
     assert graph_cli("plan", root, "--config", str(prod)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("every job reads config/prod.yaml (CML_MONITOR_CONFIG in its environment")
-    assert out[1:] == [f"create    {n}  (config='config/prod.yaml')" for n in names(parse_config(base()))]
+    assert out[1:-1] == [f"create    {n}  (config='config/prod.yaml')" for n in names(parse_config(base()))]
+    app = f"{parse_config(base()).model.name} dashboard"
+    assert out[-1].startswith(f"create    application {app}  (subdomain=")  # the dashboard comes with the jobs
     assert graph_cli("apply", root, "--config", str(prod)) == 0
     api = api_for(ws)
     assert {j.environment[CONFIG_ENV] for j in api.jobs()} == {"config/prod.yaml"}
+    (dashboard,) = api.applications()
+    assert dashboard.environment[CONFIG_ENV] == "config/prod.yaml" and not dashboard.bypass_authentication
     capsys.readouterr()
     monkeypatch.chdir(root)  # a relative --config is relative to the working directory
     assert graph_cli("plan", root, "--config", "config/pipeline.yaml") == 0
     out = capsys.readouterr().out.splitlines()[1:]
-    assert out == [f"update    {n}  (config='config/pipeline.yaml')" for n in names(parse_config(base()))]
+    assert out[:-1] == [f"update    {n}  (config='config/pipeline.yaml')" for n in names(parse_config(base()))]
+    assert out[-1].startswith(f"update    application {app}  (environment=")
     assert graph_cli("apply", root) == 0  # no --config: the project default, named explicitly
     assert {j.environment[CONFIG_ENV] for j in api.jobs()} == {"config/pipeline.yaml"}
     outside = write_config(root.parent, "elsewhere.yaml", base())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from matplotlib.image import imread
 
 from monitoring.app.report import write_report
+from tests.chromium import command, find_chromium
 from tests.report.report_support import HOSTILE, NOW, config, fill
 
 TIMEOUT_S = 120
@@ -18,29 +18,11 @@ V1_BLUE = np.array([0x1F, 0x77, 0xB4]) / 255  # plots.PALETTE[0]: the first vers
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "headless Chromium is not installed: install the Debian package `chromium` "
-            "(apt-get install -y chromium); CI installs it for this test"
-        )
-    return found
+    return find_chromium()
 
 
 def _run(chromium: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        *args,
-    ]
+    cmd = command(chromium, tmp_path / "chromium-profile", *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-2000:]}"
     return proc

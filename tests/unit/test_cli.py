@@ -120,4 +120,5 @@ def test_parser_has_every_documented_command():
         "analyze",
         "state",
         "report",
+        "dashboard",
     }

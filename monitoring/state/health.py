@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from monitoring.core.clock import iso_ms
 from monitoring.core.config import PipelineConfig
-from monitoring.core.db import SQLITE_HEADER, Database, redact_url
+from monitoring.core.db import Database, redact_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import ConfigChangedError, NoSpaceError, StoreError
 from monitoring.core.logs import KV
@@ -85,11 +86,21 @@ def integrity_problems(db: Database, full: bool = False) -> list[str]:
 
 
 def sqlite_header_problem(path: Path) -> str | None:
-    """Why a non-empty file cannot be a SQLite database (its first 16 bytes), or None."""
-    with open(path, "rb") as f:
-        head = f.read(len(SQLITE_HEADER))
-    if head != SQLITE_HEADER:
-        return "garbage in its header (the file does not start as a SQLite database)"
+    """Why a non-empty file cannot be a SQLite database (its header), or None.
+
+    Read through SQLite, never through a file handle of our own: closing any other handle on the
+    file drops the POSIX locks this process's SQLite connections hold on it, which lets another
+    process checkpoint and truncate the WAL under them (SQLite's documented locking caveat).
+    """
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            return "garbage in its header (the file does not start as a SQLite database)"
+        return None  # other damage: quick_check names it
+    finally:
+        conn.close()
     return None
 
 

@@ -10,12 +10,15 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from monitoring.core.data_config import TASK_METRICS, DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
 from monitoring.core.model_spec import ModelConfig
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
+#: Discriminator tags of the data sources (pydantic puts them into error paths; ``_loc`` drops them).
+SOURCE_KINDS = ("csv", "parquet", "sql", "synthetic", "metrics_store")
 CONFIG_ENV = "CML_MONITOR_CONFIG"
 
 
@@ -117,6 +120,10 @@ class RetrainConfig(Strict):
     min_rows: int = Field(default=200, ge=10)
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
     min_improvement: float = Field(default=0.01, ge=0, le=1)
+    """How much better the challenger must be on ``metric``: an absolute gain for a quality metric
+    (accuracy 0.80 -> 0.81 is 0.01), a fraction of the champion's value for an error metric."""
+    metric: Literal[TASK_METRICS["classification"] + TASK_METRICS["regression"]] | None = None
+    """The champion/challenger metric (default: accuracy for a classifier, MAE for a regressor)."""
 
 
 class DeploymentConfig(Strict):
@@ -209,9 +216,14 @@ class PipelineConfig(Strict):
     jobs: JobsConfig
     platform: PlatformConfig = PlatformConfig()
     state: StateConfig = StateConfig()
+    data: DataConfig = DataConfig()
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineConfig:
+        label = self.model.label
+        problems = data_problems(self.data, self.model.task, self.model.classes, label.mapping, self.retraining.metric)
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.windows.label_horizon < self.scenario.label_delay:
             raise ValueError(
                 "windows.label_horizon must be at least scenario.label_delay, "
@@ -226,7 +238,7 @@ def _loc(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("absolute", "relative_drop", "wilson", "min_labelled", "drift"):
+        elif item in ("absolute", "relative_drop", "wilson", "min_labelled", "drift", *SOURCE_KINDS):
             continue  # the discriminator tag pydantic inserts into union paths
         else:
             parts.append(("." if parts else "") + str(item))

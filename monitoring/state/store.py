@@ -25,7 +25,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS scenario (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_labels (uuid TEXT PRIMARY KEY, deployment_crn TEXT NOT NULL,
-    label INTEGER NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT);
+    label TEXT NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT);
 CREATE INDEX IF NOT EXISTS pending_labels_due ON pending_labels (posted_ms, due_ms);
 CREATE TABLE IF NOT EXISTS deployments (seq {pk}, deployment_crn TEXT NOT NULL UNIQUE, model TEXT NOT NULL,
     model_crn TEXT, build_id TEXT, version TEXT, deployed_ms BIGINT NOT NULL, reason TEXT);
@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS windows (deployment_crn TEXT NOT NULL, start_ms BIGIN
 CREATE TABLE IF NOT EXISTS decisions (seq {pk}, id TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL,
     model TEXT NOT NULL, deployment_crn TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL,
     consumed_by TEXT, consumed_ms BIGINT, outcome TEXT, outcome_detail TEXT, finished_ms BIGINT);
-CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms)
+CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms);
+CREATE TABLE IF NOT EXISTS replay (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL, position BIGINT NOT NULL,
+    total BIGINT NOT NULL, digest TEXT NOT NULL, updated_ms BIGINT)
 """
 _WINDOW_COLS = (
     "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
@@ -61,6 +63,45 @@ class DeploymentRow:
     version: str | None
     deployed_ms: int
     reason: str | None
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """How far a data set replay has come: rows ``[0, position)`` of its plan were sent."""
+
+    model: str
+    epoch_ms: int
+    position: int
+    total: int
+    digest: str
+
+
+# -- changes to stores written before models had a spec (issue 10) ----------------------------
+# Labels were integers; they are now any JSON value ("Yes", 350000.0). New stores create the
+# column as TEXT; SQLite's INTEGER affinity keeps text as text, so only PostgreSQL is altered.
+def _widen_label_column(db: Database) -> None:
+    if db.dialect != "postgresql":
+        return
+    row = db.query_one(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'pending_labels' AND column_name = 'label'"
+    )
+    if row is not None and row[0] != "text":
+        db.execute("ALTER TABLE pending_labels ALTER COLUMN label TYPE TEXT USING label::text")
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"label {value!r} is not a string or a number")
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise DataError(f"label {value!r} is not a finite number") from None
+
+
+def _label_value(stored: Any) -> Any:
+    """A stored label: JSON text, or a number an earlier (integer) column held."""
+    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 def _deployment(row: Sequence[Any]) -> DeploymentRow:
@@ -97,6 +138,7 @@ class StateStore:
             if db.dialect == "postgresql":
                 db.query_one("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
             db.script(_SCHEMA.format(pk=db.autoincrement_pk))
+            _widen_label_column(db)
             db.execute(
                 "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (SCHEMA_VERSION,)
             )
@@ -133,23 +175,33 @@ class StateStore:
 
     # -- pending ground truth ---------------------------------------------------------------
     def add_pending_labels(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Queue simulated ground truth ``(uuid, deployment_crn, label, due_ms)``; a known uuid is ignored."""
-        data = [(str(u), str(crn), int(label), int(due)) for u, crn, label, due in rows]
-        with self.db.transaction() as db:
-            db.executemany(
-                "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (uuid) DO NOTHING",
-                data,
-            )
+        """Queue ground truth ``(uuid, deployment_crn, label, due_ms)``; a known uuid is ignored.
 
-    def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
+        The label is posted as given: a string or a number (a raw value the model spec maps).
+
+        Raises:
+            DataError: a label that is neither a string nor a finite number.
+        """
+        with self.db.transaction() as db:
+            self._queue_labels(db, rows)
+
+    @staticmethod
+    def _queue_labels(db: Database, rows: Iterable[Sequence[Any]]) -> None:
+        data = [(str(u), str(crn), _label_text(label), int(due)) for u, crn, label, due in rows]
+        db.executemany(
+            "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (uuid) DO NOTHING",
+            data,
+        )
+
+    def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, Any]]:
         """Labels due at ``now_ms`` and not posted yet, oldest first. Returns: ``[(uuid, label)]``."""
         rows = self.db.query(
             "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND due_ms <= ? "
             "ORDER BY due_ms, uuid LIMIT ?",
             (int(now_ms), int(limit)),
         )
-        return [(str(u), int(lab)) for u, lab in rows]
+        return [(str(u), _label_value(lab)) for u, lab in rows]
 
     def mark_labels_posted(self, uuids: Iterable[str], posted_ms: int) -> int:
         """Mark labels posted; a label already posted keeps its first time. Returns: how many were newly marked."""
@@ -168,6 +220,36 @@ class StateStore:
     def label_counts(self) -> dict[str, int]:
         row = self.db.query_one("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
         return {"pending": int(row[0]), "posted": int(row[1])}
+
+    # -- data set replay --------------------------------------------------------------------
+    def replay_progress(self, model: str) -> ReplayProgress | None:
+        row = self.db.query_one("SELECT model, epoch_ms, position, total, digest FROM replay WHERE model = ?", (model,))
+        return None if row is None else ReplayProgress(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
+
+    def start_replay(self, model: str, epoch_ms: int, total: int, digest: str, now_ms: int) -> ReplayProgress:
+        """Record a replay's start unless one is recorded. Returns: the stored progress (maybe an earlier one)."""
+        self.db.execute(
+            "INSERT INTO replay (model, epoch_ms, position, total, digest, updated_ms) VALUES (?, ?, 0, ?, ?, ?) "
+            "ON CONFLICT (model) DO NOTHING",
+            (model, int(epoch_ms), int(total), digest, int(now_ms)),
+        )
+        return self.replay_progress(model)
+
+    def advance_replay(self, model: str, position: int, labels: Iterable[Sequence[Any]], now_ms: int) -> None:
+        """Queue the labels of rows just sent and move the replay past them, in one transaction.
+
+        Args:
+            model: the model whose replay this is.
+            position: rows ``[0, position)`` of the plan have been sent (an earlier position is ignored).
+            labels: their ground truth, as ``add_pending_labels`` takes it.
+            now_ms: when.
+        """
+        with self.db.transaction() as db:
+            self._queue_labels(db, labels)
+            db.execute(
+                "UPDATE replay SET position = ?, updated_ms = ? WHERE model = ? AND position < ?",
+                (int(position), int(now_ms), model, int(position)),
+            )
 
     # -- deployments ------------------------------------------------------------------------
     def record_deployment(

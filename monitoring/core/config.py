@@ -57,6 +57,10 @@ class WindowConfig(Strict):
     prediction_key: str = "prediction"
     label_key: str = "final_label"
     features_key: str = "input_features"
+    probability_key: str = "probability"
+    """Metric holding a binary classifier's probability of its positive class."""
+    probabilities_key: str = "probabilities"
+    """Metric holding ``{class: probability}`` of every class (multi-class)."""
 
     @model_validator(mode="after")
     def _positive(self) -> WindowConfig:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
+
+from monitoring.domain.record_values import Reading, probability_matrix
 
 #: Records per block: small enough that a block's dicts stay in the CPU cache between its
 #: passes (about 30% faster than passes over the whole list at 1M records).
@@ -15,6 +19,7 @@ BLOCK = 4096
 #: Slice length of the chunked checks (their temporaries stay small).
 _STEP = 1 << 16
 _ERRORS = (LookupError, TypeError, ValueError, OverflowError)
+_TEXT = {str, type(None)}
 
 
 def plain_pages(*shape: int) -> np.ndarray:
@@ -99,14 +104,91 @@ def _floats(dicts: list, key: str, name: str, sparse: set[str]) -> np.ndarray:
     return np.fromiter(map(dict.get, dicts, repeat(key), repeat(math.nan)), dtype=np.float64, count=n)
 
 
-def _read(
-    recs: list, keys: Sequence[str], names: Sequence[str], prediction_key: str, label_key: str, features_key: str
-) -> tuple | None:
+@dataclass
+class RawRows:
+    """The rows of one decoding path, before ``records.finish_columns`` reads their values as the spec says.
+
+    Attributes:
+        uuid: prediction uuids (object array of str).
+        start_ms: start times (int64).
+        latency: end - start (float64; modified in place by ``finish_columns``).
+        crn: deployment CRNs (object array of str).
+        prediction: float64 (plain numbers, NaN when absent) or a list of the raw values.
+        label: as ``prediction``.
+        features: numeric features (n, k) float64.
+        features_bad: cells of ``features`` that were present but unreadable (None: none).
+        categories: categorical feature name -> object array of str (None when missing).
+        categories_bad: categorical feature name -> its unreadable values (names with none left out).
+        proba: probabilities: (n,) of the positive class, (n, c), or None when not read.
+        scratch: a float64 buffer as long as the rows, free for reuse (None: none).
+    """
+
+    uuid: np.ndarray
+    start_ms: np.ndarray
+    latency: np.ndarray
+    crn: np.ndarray
+    prediction: Any
+    label: Any
+    features: np.ndarray
+    features_bad: np.ndarray | None = None
+    categories: dict[str, np.ndarray] = field(default_factory=dict)
+    categories_bad: dict[str, np.ndarray] = field(default_factory=dict)
+    proba: np.ndarray | None = None
+    scratch: np.ndarray | None = None
+
+    def select(self, index: np.ndarray) -> RawRows:
+        """The rows at ``index`` (an integer index into every column)."""
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        listed = index.tolist()
+        return RawRows(
+            self.uuid[index],
+            self.start_ms[index],
+            self.latency[index],
+            self.crn[index],
+            pick(self.prediction) if isinstance(self.prediction, np.ndarray) else [self.prediction[i] for i in listed],
+            pick(self.label) if isinstance(self.label, np.ndarray) else [self.label[i] for i in listed],
+            self.features[index],
+            pick(self.features_bad),
+            {k: v[index] for k, v in self.categories.items()},
+            {k: v[index] for k, v in self.categories_bad.items()},
+            pick(self.proba),
+        )
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Where a record keeps each value: its own keys (CML's) and the metric keys the config names."""
+
+    prediction: str = "prediction"
+    label: str = "final_label"
+    features: str = "input_features"
+    probability: str = "probability"
+    probabilities: str = "probabilities"
+
+
+def _block_proba(metrics: list, keys: Keys, reading: Reading, sparse: set[str]) -> np.ndarray | None:
+    """One block's probabilities: P(positive) of a binary model, the matrix of a multi-class one."""
+    inner = metrics[0]
+    classes = reading.classes
+    if classes is not None and len(classes) > 2:
+        return probability_matrix(list(map(dict.get, metrics, repeat(keys.probabilities))), reading)
+    if keys.probability in inner or keys.probabilities not in inner or classes is None:
+        return _floats(metrics, _own_key(inner, keys.probability), keys.probability, sparse)
+    matrix = probability_matrix(list(map(dict.get, metrics, repeat(keys.probabilities))), reading)
+    return matrix[:, reading.positive_index()]
+
+
+def _read(recs: list, own: Sequence[str], keys: Keys, reading: Reading) -> tuple | None:
     """Every block's values into preallocated arrays; None as soon as a record is not well-formed."""
-    uuid_key, start_key, end_key, crn_key, metrics_key = keys
+    uuid_key, start_key, end_key, crn_key, metrics_key = own
+    names, cat_names = reading.numeric, reading.categorical
     n, k = len(recs), len(names)
     starts, ends, prediction, label = (plain_pages(n) for _ in range(4))
+    proba = plain_pages(n) if reading.is_classifier and (reading.classes is None or len(reading.classes) <= 2) else None
+    if reading.is_classifier and reading.classes is not None and len(reading.classes) > 2:
+        proba = plain_pages(n, len(reading.classes))
     features, hashes, uuids = plain_pages(n, k), plain_pages(n).view(np.int64), np.empty(n, dtype=object)
+    categories = {name: np.empty(n, dtype=object) for name in cat_names}
     flat = features.reshape(-1)
     crns: list = []
     sparse: set[str] = set()
@@ -139,9 +221,11 @@ def _read(
         ends[at : at + m] = _floats(block, _own_key(first, end_key), end_key, sparse)
         metrics = list(map(dict.__getitem__, block, repeat(_own_key(first, metrics_key))))
         inner = metrics[0]
-        prediction[at : at + m] = _floats(metrics, _own_key(inner, prediction_key), prediction_key, sparse)
-        label[at : at + m] = _floats(metrics, _own_key(inner, label_key), label_key, sparse)
-        feats = list(map(dict.__getitem__, metrics, repeat(_own_key(inner, features_key))))
+        prediction[at : at + m] = _floats(metrics, _own_key(inner, keys.prediction), keys.prediction, sparse)
+        label[at : at + m] = _floats(metrics, _own_key(inner, keys.label), keys.label, sparse)
+        if proba is not None:
+            proba[at : at + m] = _block_proba(metrics, keys, reading, sparse)
+        feats = list(map(dict.__getitem__, metrics, repeat(_own_key(inner, keys.features))))
         if not set(map(type, feats)) <= {dict}:
             return None
         if k > 1:
@@ -151,6 +235,11 @@ def _read(
             )
         elif k == 1:
             flat[at : at + m] = np.fromiter(map(itemgetter(names[0]), feats), dtype=np.float64, count=m)
+        for name in cat_names:
+            values = list(map(itemgetter(_own_key(feats[0], name)), feats))
+            if not set(map(type, values)) <= _TEXT:
+                return None
+            categories[name][at : at + m] = values
         at += m
     return (
         uuids[:at],
@@ -162,49 +251,45 @@ def _read(
         prediction[:at],
         label[:at],
         features[:at],
+        {name: c[:at] for name, c in categories.items()},
+        None if proba is None else proba[:at],
         aggregates,
     )
 
 
 def well_formed_rows(
-    recs: list,
-    keys: Sequence[str],
-    names: Sequence[str],
-    prediction_key: str,
-    label_key: str,
-    features_key: str,
-    counts: dict[str, int],
-) -> tuple | None:
-    """The rows of well-formed records, as ``records._general_rows`` reads any records; else None.
+    recs: list, own: Sequence[str], keys: Keys, reading: Reading, counts: dict[str, int]
+) -> RawRows | None:
+    """The rows of well-formed records, as ``record_general.general_rows`` reads any records; else None.
 
     Well-formed: dicts with a str uuid and CRN and a metrics dict whose features value is an
     exact dict holding every name; plain numbers where numbers are read (an absent end,
-    prediction or label reads as NaN). Dicts are read with ``dict``'s own methods (a dict
-    subclass's ``__getitem__`` override is not consulted). Duplicates (the last copy wins) and
-    rows without a finite start are dropped and counted, and aggregates counted, in ``counts``.
-    Buffers are reused where they fall free (each fresh page costs a page fault): the hashes
-    become ``start_ms``, the ends the latency, and the float starts the scratch buffer.
+    prediction, label or probability reads as NaN) and text or null in categorical features.
+    Dicts are read with ``dict``'s own methods (a dict subclass's ``__getitem__`` override is
+    not consulted). Duplicates (the last copy wins) and rows without a finite start are
+    dropped and counted, and aggregates counted, in ``counts``. Buffers are reused where they
+    fall free (each fresh page costs a page fault): the hashes become ``start_ms``, the ends
+    the latency, and the float starts the scratch buffer.
 
     Args:
         recs: the records.
-        keys: the uuid, start, end, CRN and metrics keys of a record.
-        names: the feature names.
-        prediction_key: metric holding the prediction.
-        label_key: metric holding the label.
-        features_key: metric holding the features dict.
+        own: the uuid, start, end, CRN and metrics keys of a record.
+        keys: the metric keys.
+        reading: what to read (features by kind, the classes).
         counts: ``Columns.counts`` to update.
 
     Returns:
-        ``(uuid, start_ms, latency, crn, prediction, None, label, None, features, None, scratch)``
-        (the Nones: no unreadable values), or None when the records need the general path.
+        The rows (every value read; prediction and label as float64), or None when the
+        records need the general path.
     """
     try:
-        parts = _read(recs, keys, names, prediction_key, label_key, features_key)
+        parts = _read(recs, own, keys, reading)
     except _ERRORS:
         return None
     if parts is None:
         return None
-    uuids, hashes, crn_list, crn0, starts, ends, prediction, label, features, counts["aggregates"] = parts
+    uuids, hashes, crn_list, crn0, starts, ends, prediction, label, features, categories, proba, aggregates = parts
+    counts["aggregates"] = aggregates
     index = None
     hashes.sort()
     if _has_repeats(hashes):  # equal strings hash equally: no equal hashes, no duplicates
@@ -228,7 +313,11 @@ def well_formed_rows(
         uuids, starts, ends, prediction, label, features = (
             a[index] for a in (uuids, starts, ends, prediction, label, features)
         )
+        categories = {name: c[index] for name, c in categories.items()}
+        proba = None if proba is None else proba[index]
     np.subtract(ends, starts, out=ends)
     start_ms = hashes[: starts.size]
     np.copyto(start_ms, starts, casting="unsafe")  # as starts.astype(np.int64)
-    return uuids, start_ms, ends, crns, prediction, None, label, None, features, None, starts
+    return RawRows(
+        uuids, start_ms, ends, crns, prediction, label, features, None, categories, {}, proba, scratch=starts
+    )

@@ -90,7 +90,7 @@ class Context:
         """A deployment's tracked predictions in ``[start_ms, end_ms)`` as columns, one chunk at a time.
 
         Yields:
-            ``(chunk_start, chunk_end_exclusive, columns)`` of the configured features and keys.
+            ``(chunk_start, chunk_end_exclusive, columns)`` read as the model spec says, with the configured keys.
         """
         windows = self.cfg.windows
         for lo, hi, records in self.platform.metrics.read_chunks(deployment_crn, start_ms, end_ms, chunk_ms):
@@ -99,10 +99,12 @@ class Context:
                 hi,
                 records_to_columns(
                     records,
-                    self.cfg.model.feature_names,
+                    self.cfg.model,
                     prediction_key=windows.prediction_key,
                     label_key=windows.label_key,
                     features_key=windows.features_key,
+                    probability_key=windows.probability_key,
+                    probabilities_key=windows.probabilities_key,
                 ),
             )
 

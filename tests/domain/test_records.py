@@ -8,8 +8,9 @@ import time
 import numpy as np
 
 from monitoring.domain import record_blocks, records
+from monitoring.domain.record_values import Reading
 from monitoring.domain.records import COUNT_NAMES, Columns, records_to_columns
-from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, prediction, record
+from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, model_spec, prediction, record
 
 OTHER = DEPLOYMENT[:-4] + "beef"
 NAN = math.nan
@@ -89,7 +90,8 @@ def test_label_map_translates_raw_labels():
         prediction("c", T0 + 2, 0, label="unknown"),
         prediction("d", T0 + 3, 0, label=1),
     ]
-    cols = records_to_columns(records, FEATURES, label_map={"yes": 1, "no": 0})
+    spec = model_spec(label={"name": "y", "mapping": {"yes": 1, "no": 0}})
+    cols = records_to_columns(records, spec)
     np.testing.assert_array_equal(cols.label, [1, 0, NAN, 1])
     assert cols.counts["bad_label"] == 1
 
@@ -118,7 +120,7 @@ def test_empty_and_aggregates_only():
 def test_training_frame_keeps_labelled_complete_rows():
     frame = records_to_columns(sample(), FEATURES).training_frame("cell_tower_failure")
     assert frame.columns.tolist() == [*FEATURES, "cell_tower_failure", "start_ms"]
-    assert frame["start_ms"].tolist() == [T0 + 50, T0 + 100, T0 + 200, T0 + 300, T0 + 400]
+    assert frame["start_ms"].tolist() == [T0 + 100, T0 + 200, T0 + 300, T0 + 400]  # u11: unreadable prediction
     assert frame["cell_tower_failure"].dtype == np.int64
     cols = records_to_columns(sample(), FEATURES)
     other = cols.take(cols.deployment_crn == OTHER)
@@ -281,10 +283,7 @@ def test_well_formed_records_take_the_block_path_with_the_general_paths_results(
     recs = blocks_sample()
     keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
     counts = dict.fromkeys(COUNT_NAMES, 0)
-    assert (
-        record_blocks.well_formed_rows(recs, keys, FEATURES, "prediction", "final_label", "input_features", counts)
-        is not None
-    )
+    assert record_blocks.well_formed_rows(recs, keys, record_blocks.Keys(), Reading.of(FEATURES), counts) is not None
     fast = records_to_columns(recs, FEATURES)
     monkeypatch.setattr(records, "well_formed_rows", lambda *args: None)
     general = records_to_columns(recs, FEATURES)
@@ -318,7 +317,7 @@ def test_one_malformed_record_in_the_last_block_sends_all_to_the_general_path(mo
     keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
     assert (
         record_blocks.well_formed_rows(
-            recs, keys, FEATURES, "prediction", "final_label", "input_features", dict.fromkeys(COUNT_NAMES, 0)
+            recs, keys, record_blocks.Keys(), Reading.of(FEATURES), dict.fromkeys(COUNT_NAMES, 0)
         )
         is None
     )

@@ -179,7 +179,8 @@ def fit(frame: pd.DataFrame, spec: ModelConfig, seed: int, project_root: str | P
 
     Args:
         frame: checked training rows (``sources.schema.conform``): the feature columns typed by
-            kind and the label column holding class values (classifier) or floats (regressor).
+            kind and the label column holding class values (classifier) or floats (regressor);
+            a trainer is given exactly these columns (never times or logged predictions).
         spec: the model spec.
         seed: random seed for the built-in default.
         project_root: where the trainer's module is imported from.
@@ -207,7 +208,7 @@ def fit(frame: pd.DataFrame, spec: ModelConfig, seed: int, project_root: str | P
         trainer = load_trainer(spec.trainer, project_root)
         try:
             with threadpool_limits(THREADS):
-                estimator = trainer(frame.drop(columns=["start_ms"], errors="ignore"), spec)
+                estimator = trainer(frame[[*spec.feature_names, label]].reset_index(drop=True), spec)
         except Exception as exc:  # user code: report it as theirs, with its type
             raise ConfigError(f"model.trainer {who!r} failed: {type(exc).__name__}: {exc}") from exc
     caps = check_estimator(estimator, spec, x, f"model.trainer {who!r}" if spec.trainer else "the built-in trainer")

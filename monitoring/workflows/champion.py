@@ -14,13 +14,10 @@ from monitoring.domain.artifacts import METADATA_FILE
 from monitoring.domain.training import Predictions, load_artifact, predict_frame, score, score_predictions
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context
-from monitoring.workflows.retrain import Candidate
+from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, LOGGED_PREDICTION, Candidate
 
 log = logging.getLogger(__name__)
 
-#: Columns the metrics store's rows carry beside the features and label: what the serving model logged.
-LOGGED_PREDICTION = "prediction"
-LOGGED_DEPLOYMENT = "deployment_crn"
 #: Fewest held-out rows a champion without an artifact must have logged predictions for.
 MIN_LOGGED_ROWS = 10
 

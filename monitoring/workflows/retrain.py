@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitoring.core.data_config import MetricsStoreSource, SyntheticSource
@@ -14,6 +15,7 @@ from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.data import TelcoScenario
 from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.records import Columns
 from monitoring.domain.requests import requests_of
 from monitoring.domain.sources import TIME_COLUMN, load_dataset
 from monitoring.domain.sources.schema import conform
@@ -21,6 +23,10 @@ from monitoring.domain.training import Fitted, fit, headline_metric, make_metada
 from monitoring.workflows.context import Context
 
 log = logging.getLogger(__name__)
+
+#: Columns the metrics store's rows carry beside the features and label: what the serving model logged.
+LOGGED_PREDICTION = "prediction"
+LOGGED_DEPLOYMENT = "deployment_crn"
 
 
 @dataclass
@@ -55,15 +61,40 @@ def initial_frame(ctx: Context) -> pd.DataFrame:
 
 def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
     """Inputs tracked at prediction time joined with their delayed ground truth, for every deployment
-    of the model in ``[start_ms, end_ms)``: one row per labelled prediction, in time order."""
-    cfg = ctx.cfg
+    of the model in ``[start_ms, end_ms)``: one row per labelled prediction, in time order.
+
+    Beside the spec's columns each row keeps what the serving model logged: its ``prediction``
+    (a class value or a number) and ``deployment_crn``, so a champion can be judged by its own logs.
+    """
+    spec = ctx.cfg.model
     parts = []
-    for dep in ctx.store.deployments(cfg.model.name):
+    for dep in ctx.store.deployments(spec.name):
         for _, _, columns in ctx.read_columns(dep.deployment_crn, start_ms, end_ms, end_ms - start_ms or 1):
-            parts.append(columns.training_frame(cfg.model.label.name))
+            parts.append(_with_logged_predictions(columns, columns.training_frame(spec)))
     if not parts:
-        return pd.DataFrame(columns=[*cfg.model.feature_names, cfg.model.label.name, TIME_COLUMN])
+        return pd.DataFrame(columns=[*spec.feature_names, spec.label.name, TIME_COLUMN])
     return pd.concat(parts, ignore_index=True).sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def _with_logged_predictions(columns: Columns, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (``columns.training_frame``) with the logged prediction and deployment of each row.
+
+    ``training_frame`` keeps the labelled rows with a prediction and readable features; when its
+    rows are not exactly those, the logs are left out (a foreign champion then cannot be judged).
+    """
+    kept = np.isfinite(columns.label) & ~np.isnan(columns.prediction)
+    if columns.unreadable is not None:
+        kept &= ~columns.unreadable
+    if int(kept.sum()) != len(frame) or not np.array_equal(columns.start_ms[kept], frame[TIME_COLUMN].to_numpy()):
+        log.warning("training rows do not line up with their records: logged predictions left out")
+        return frame
+    predictions = columns.label_values(columns.prediction[kept])
+    return frame.assign(
+        **{
+            LOGGED_PREDICTION: pd.Series(predictions, dtype=predictions.dtype),
+            LOGGED_DEPLOYMENT: pd.Series(columns.deployment_crn[kept], dtype=object),
+        }
+    )
 
 
 def recent_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:

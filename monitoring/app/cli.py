@@ -1,4 +1,4 @@
-"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, analysis."""
+"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, state, analysis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.core.errors import EXIT_INTERNAL, MonitoringError
+from monitoring.core.errors import EXIT_INTERNAL, ConfigError, MonitoringError
 
 JOBS = {
     "simulate-traffic": ("simulate_traffic", "monitoring.workflows.traffic"),
@@ -131,38 +131,71 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_decisions(args: argparse.Namespace) -> int:
     from monitoring.domain.decisions import format_decisions
-    from monitoring.state.store import StateStore
+    from monitoring.state.health import open_existing
 
     cfg = _config(args)
-    store = StateStore(cfg.state.url, base_dir=Path(args.project_root).resolve())
+    store = open_existing(cfg, Path(args.project_root).resolve())
     print(format_decisions(store.list_decisions(model=cfg.model.name, limit=args.limit), fmt=args.format))
     return 0
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    from monitoring.app import state_admin
+
+    cfg, root = _config(args), Path(args.project_root).resolve()
+    if args.action == "backup":
+        return state_admin.backup(cfg, root, args.out)
+    if args.action == "restore" and not args.file:
+        raise ConfigError("cml-monitor state restore: name the backup FILE to restore")
+    from monitoring.cmlclient import connect
+
+    platform = connect(cfg, root)
+    if args.action == "check":
+        return state_admin.check(cfg, root, platform)
+    if args.action == "restore":
+        return state_admin.restore(cfg, root, args.file, platform)
+    from monitoring.app.rebuild import rebuild
+
+    return rebuild(cfg, root, platform)
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from monitoring.app.analyze import analyze_dump
+    from monitoring.app.analyze import DumpSpec, analyze_dump
     from monitoring.core.durations import parse_duration, to_ms
 
-    features = args.features.split(",") if args.features else None
-    summary = analyze_dump(
-        args.dump,
-        to_ms(parse_duration(args.window)),
-        Path(args.out),
-        args.prediction_key,
-        args.label_key,
-        args.features_key,
-        features,
-    )
+    if args.config:
+        if args.features or args.categorical or args.classes or args.task != "classification":
+            raise ConfigError(
+                "--config gives the model spec: leave out --task, --features, --categorical and --classes"
+            )
+        from monitoring.core.config import load_config
+
+        cfg = load_config(args.config)
+        spec = DumpSpec.from_config(cfg)
+        window = parse_duration(args.window) if args.window else cfg.windows.length
+    else:
+        keys = (args.prediction_key, args.label_key, args.features_key, args.probability_key, args.probabilities_key)
+        classes = [int(c) if c.lstrip("-").isdigit() else c for c in _names(args.classes) or []] or None
+        spec = DumpSpec.from_flags(
+            args.task, _names(args.features), _names(args.categorical) or (), classes, keys, args.metric
+        )
+        window = parse_duration(args.window or "1h")
+    reference = to_ms(parse_duration(args.reference)) if args.reference else None
+    summary = analyze_dump(args.dump, to_ms(window), Path(args.out), spec=spec, reference_ms=reference)
     print(summary.summary_line())
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from monitoring.app.report import write_report
-    from monitoring.state.store import StateStore
+    from monitoring.state.health import open_existing
 
     cfg = _config(args)
-    store = StateStore(cfg.state.url, base_dir=Path(args.project_root).resolve())
+    store = open_existing(cfg, Path(args.project_root).resolve())
     path = write_report(cfg, store, Path(args.out))
     print(f"wrote {path}")
     return 0
@@ -219,14 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_decisions)
+    p = sub.add_parser("state", help="the pipeline's state store: check | backup [--out F] | restore FILE | rebuild")
+    _common(p)
+    p.add_argument("action", choices=["check", "backup", "restore", "rebuild"])
+    p.add_argument("file", nargs="?", help="restore: the backup file")
+    p.add_argument("--out", help="backup: write here (default: backups/ beside the store)")
+    p.set_defaults(func=cmd_state)
     p = sub.add_parser("analyze", help="window metrics from an exported read_metrics dump")
     p.add_argument("dump")
-    p.add_argument("--window", default="1h")
+    p.add_argument("--window", default=None, help="window length (default: the config's windows.length, else 1h)")
     p.add_argument("--out", required=True)
+    p.add_argument("--config", default=None, help="read the dump as this pipeline YAML's model spec says")
+    p.add_argument("--task", choices=["classification", "regression"], default="classification")
+    p.add_argument("--features", help="comma-separated feature names (default: all found)")
+    p.add_argument("--categorical", help="comma-separated features read as categories (the rest are numbers)")
+    p.add_argument("--classes", help="comma-separated classes, in order (default: those found in the dump)")
+    p.add_argument("--metric", help="the metric to plot (default: accuracy, or mae for regression)")
+    p.add_argument("--reference", help="measure drift against the dump's first span, e.g. 1d (default: no drift)")
     p.add_argument("--prediction-key", default="prediction")
     p.add_argument("--label-key", default="final_label")
     p.add_argument("--features-key", default="input_features")
-    p.add_argument("--features", help="comma-separated feature names (default: all found)")
+    p.add_argument("--probability-key", default="probability")
+    p.add_argument("--probabilities-key", default="probabilities")
     p.set_defaults(func=cmd_analyze)
     p = sub.add_parser("report", help="HTML report of windows, decisions and deployments")
     _common(p)
@@ -243,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except MonitoringError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.action:
+            print(f"what to do: {exc.action}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - a CLI prints, it does not dump a traceback on users
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitoring.core.data_config import DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
 from monitoring.core.graph_rules import REDEPLOY_SCRIPT, graph_problems
@@ -28,6 +29,8 @@ from monitoring.core.model_spec import ModelConfig
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
+#: Discriminator tags of the data sources (pydantic puts them into error paths; ``_loc`` drops them).
+SOURCE_KINDS = ("csv", "parquet", "sql", "synthetic", "metrics_store")
 #: A problem that starts with the dotted key it is about (``thresholds.policies[1].metric: ...``).
 _KEYED = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
 CONFIG_ENV = "CML_MONITOR_CONFIG"
@@ -249,6 +252,10 @@ class RetrainConfig(Strict):
     min_rows: int = Field(default=200, ge=10)
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
     min_improvement: float = Field(default=0.01, ge=0, le=1)
+    """How much better the challenger must be on ``metric``: an absolute gain for a quality metric
+    (accuracy 0.80 -> 0.81 is 0.01), a fraction of the champion's value for an error metric."""
+    metric: MetricName | None = None
+    """The champion/challenger metric (default: accuracy for a classifier, MAE for a regressor)."""
 
 
 class DeploymentConfig(Strict):
@@ -423,9 +430,14 @@ class PipelineConfig(Strict):
     platform: PlatformConfig = PlatformConfig()
     state: StateConfig = StateConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    data: DataConfig = DataConfig()
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineConfig:
+        label = self.model.label
+        problems = data_problems(self.data, self.model.task, self.model.classes, label.mapping, self.retraining.metric)
+        if problems:
+            raise ValueError("\n".join(problems))  # each names its key: parse_config lists them one by one
         if self.windows.label_horizon < self.scenario.label_delay:
             raise ValueError(
                 "windows.label_horizon must be at least scenario.label_delay, "
@@ -448,7 +460,7 @@ def _loc(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in POLICY_KINDS:
+        elif item in (*POLICY_KINDS, *SOURCE_KINDS):
             continue  # the discriminator tag pydantic inserts into union paths
         else:
             parts.append(("." if parts else "") + str(item))

@@ -1,4 +1,4 @@
-"""Durations written the way operators write them: ``90s``, ``30m``, ``1h``, ``2d`` (or seconds)."""
+"""Durations written the way operators write them: ``90s``, ``30m``, ``1h``, ``2d``, ``2w`` (or seconds)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse ``"30m"``, ``"1h"``, ``45`` (seconds) or a timedelta.
+    """Parse ``"30m"``, ``"1h"``, ``"2w"``, ``45`` (seconds) or a timedelta.
 
     Raises:
         ValueError: for anything else, with the accepted forms in the message.

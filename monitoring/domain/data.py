@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 DRIFT_KINDS = ("none", "covariate", "concept", "both")
 N_SIGNALS = 4
+#: The scenario's own feature and label names: a model spec with other names is not about this data.
+SIGNALS = ("iot_signal_1", "iot_signal_2", "iot_signal_3", "iot_signal_4")
+LABEL = "cell_tower_failure"
 
 #: Steepness of the logistic link from score to failure probability (sets the Bayes error).
 _STEEPNESS = 4.0
@@ -58,8 +61,8 @@ class TelcoScenario:
         drift_strength: multiplies ``drift_level``; concept drift saturates at 1.
     """
 
-    features: tuple[str, ...] = ("iot_signal_1", "iot_signal_2", "iot_signal_3", "iot_signal_4")
-    label: str = "cell_tower_failure"
+    features: tuple[str, ...] = SIGNALS
+    label: str = LABEL
     label_noise: float = 0.03
     drift_kind: str = "concept"
     drift_strength: float = 1.0
@@ -80,18 +83,34 @@ class TelcoScenario:
             raise ConfigError(problems)
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig) -> TelcoScenario:
+    def from_config(cls, cfg: PipelineConfig, key: str = "data.training") -> TelcoScenario:
         """Build the scenario from the ``model`` and ``scenario`` sections.
 
         Args:
             cfg: the validated pipeline configuration.
+            key: the config key that chose the synthetic data (``data.training`` or ``data.replay``).
 
         Returns:
             The scenario.
 
         Raises:
-            ConfigError: ``model.features`` does not name exactly four features.
+            ConfigError: the model spec is not the scenario's (its four numeric signals and its
+                0/1 label): the data would silently stand in for the user's own.
         """
+        spec = cfg.model
+        kinds_ok = all(kind == "numeric" for kind in spec.kinds.values())
+        if (
+            tuple(spec.feature_names) != SIGNALS
+            or spec.label.name != LABEL
+            or spec.task != "classification"
+            or (not kinds_ok or [str(c) for c in spec.classes] != ["0", "1"])
+        ):
+            raise ConfigError(
+                f"{key}: the built-in synthetic scenario is telco cell-tower data (numeric features "
+                f"{', '.join(SIGNALS)}; label {LABEL} with classes 0, 1), but model.features are "
+                f"{', '.join(spec.feature_names)} and model.label is {spec.label.name!r}: it would stand in for "
+                f"your data under your column names. Configure {key} with your own data (see docs/own-model.md)"
+            )
         drift = cfg.scenario.drift
         return cls(
             features=tuple(cfg.model.feature_names),

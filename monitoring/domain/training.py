@@ -1,319 +1,156 @@
-"""Training, scoring and versioned model artifacts (``<dir>/<model>/v<N>/model.joblib`` + metadata)."""
+"""Training and scoring any model the spec describes: predictions as class values or numbers, the task's metrics."""
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import re
-import shutil
-import tempfile
-from collections.abc import Sequence
+import math
+from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from monitoring.core.errors import DataError
+from monitoring.core.model_spec import ModelConfig
+from monitoring.domain.artifacts import ModelArtifact, load_artifact, make_metadata, save_artifact
+from monitoring.domain.estimators import THREADS, Capabilities, Fitted, check_estimator, fit
+from monitoring.domain.metric_tables import classification_table, encode_classes, regression_table
+from monitoring.domain.metrics import task_metrics
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
-#: Keys ``load_artifact`` insists on; ``make_metadata`` also writes ``training_window`` (optional).
-REQUIRED_METADATA = (
-    "model_name",
-    "version",
-    "trained_at_ms",
-    "features",
-    "label",
-    "classes",
-    "n_train",
-    "holdout",
-    "reference",
-    "parent_version",
-    "sklearn_version",
-)
-_VERSION = re.compile(r"^v([1-9][0-9]*)$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-#: Errors joblib/pickle raise on a truncated or foreign file.
-_LOAD_ERRORS = (
-    OSError,
-    EOFError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    ImportError,
-    pickle.UnpicklingError,
-)
+__all__ = [
+    "Fitted",
+    "ModelArtifact",
+    "Predictions",
+    "fit",
+    "headline_metric",
+    "load_artifact",
+    "make_metadata",
+    "predict_frame",
+    "save_artifact",
+    "score",
+    "score_predictions",
+]
+
+#: The champion/challenger metric when ``retraining.metric`` names none.
+HEADLINE = {"classification": "accuracy", "regression": "mae"}
 
 
-def _xy(frame: pd.DataFrame, features: Sequence[str], label: str) -> tuple[np.ndarray, np.ndarray]:
-    missing = [c for c in [*features, label] if c not in frame.columns]
-    if missing:
-        raise DataError(f"data has no column(s) {', '.join(missing)} (columns: {', '.join(map(str, frame.columns))})")
-    x = frame[list(features)].to_numpy(dtype=float)
-    y = frame[label].to_numpy(dtype=float)
-    bad = ~np.isfinite(x).all(axis=1) | ~np.isfinite(y)
-    if bad.any():
-        raise DataError(
-            f"{int(bad.sum())} of {len(frame)} rows have a missing or non-finite feature or label "
-            f"(first at row {int(np.flatnonzero(bad)[0])}); filter them before training or scoring"
-        )
-    if (y != np.round(y)).any():
-        raise DataError(f"label column {label!r} has non-integer values")
-    return x, y.astype(np.int64)
-
-
-def train_model(frame: pd.DataFrame, features: Sequence[str], label: str, seed: int) -> Pipeline:
-    """Fit scaler -> degree-2 interactions -> logistic regression (about 0.05 s on 5k rows).
-
-    Args:
-        frame: labelled rows.
-        features: feature columns, in the order the model will see them.
-        label: integer label column.
-        seed: random seed (kept for reproducibility of solvers that use it).
-
-    Returns:
-        The fitted pipeline; ``feature_names_in_`` holds ``features``.
-
-    Raises:
-        DataError: missing columns, non-finite values, or fewer than two classes.
-    """
-    x, y = _xy(frame, features, label)
-    if np.unique(y).size < 2:
-        raise DataError(f"training data has {len(y)} rows but only one class in {label!r}; need at least two")
-    pipeline = Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("interactions", PolynomialFeatures(degree=2, include_bias=False)),
-            ("classifier", LogisticRegression(C=1.0, max_iter=5000, random_state=seed)),
-        ]
-    )
-    pipeline.fit(pd.DataFrame(x, columns=list(features)), y)
-    return pipeline
-
-
-def score(pipeline: Pipeline, frame: pd.DataFrame, features: Sequence[str], label: str) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of a pipeline on labelled rows.
-
-    Binary models (classes {0, 1}) report class 1 as positive; others report macro averages.
-    Undefined ratios are 0 (sklearn ``zero_division=0``).
-
-    Args:
-        pipeline: a fitted pipeline.
-        frame: labelled rows.
-        features: feature columns.
-        label: label column.
-
-    Returns:
-        ``{"accuracy", "precision", "recall", "f1", "n"}``.
-
-    Raises:
-        DataError: missing columns, non-finite values, or no rows.
-    """
-    x, y = _xy(frame, features, label)
-    if len(y) == 0:
-        raise DataError("cannot score a model on zero rows")
-    pred = pipeline.predict(pd.DataFrame(x, columns=list(features)))
-    binary = set(pipeline.classes_.tolist()) == {0, 1}
-    p, r, f, _ = precision_recall_fscore_support(
-        y, pred, average="binary" if binary else "macro", pos_label=1, zero_division=0
-    )
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "precision": float(p),
-        "recall": float(r),
-        "f1": float(f),
-        "n": int(len(y)),
-    }
+def headline_metric(spec: ModelConfig, configured: str | None = None) -> str:
+    """The metric a model is judged on: ``configured``, else the task's headline (accuracy or MAE)."""
+    return configured or HEADLINE[spec.task]
 
 
 @dataclass(frozen=True)
-class ModelArtifact:
-    """A loaded model version: the pipeline, its metadata and where it was read from."""
+class Predictions:
+    """A model's predictions for many rows.
 
-    pipeline: Pipeline
-    metadata: dict[str, Any]
-    path: str = ""
+    Attributes:
+        values: class values as in ``spec.classes`` (object array) or float64 numbers.
+        proba: probabilities (n, n_classes) in ``spec.classes`` order, or None.
+    """
 
-    @property
-    def version(self) -> str:
-        return str(self.metadata["version"])
-
-    @property
-    def features(self) -> list[str]:
-        return list(self.metadata["features"])
+    values: np.ndarray
+    proba: np.ndarray | None = None
 
 
-def make_metadata(
+def predict_frame(
+    estimator: Any,
+    frame: pd.DataFrame,
+    spec: ModelConfig,
+    capabilities: Capabilities,
     *,
-    features: Sequence[str],
-    label: str,
-    classes: Sequence[int],
-    trained_at_ms: int,
-    n_train: int,
-    holdout: dict[str, Any],
-    reference: dict[str, Any],
-    training_window: dict[str, Any] | None = None,
-    parent_version: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Metadata for ``save_artifact`` (it adds model_name, version and sklearn_version).
+    argmax: bool = False,
+    limit_threads: bool = True,
+) -> Predictions:
+    """Predict many rows at once.
 
     Args:
-        features: feature names in model order.
-        label: label column.
-        classes: class labels.
-        trained_at_ms: training time (epoch ms, from the injected clock).
-        n_train: rows used for fitting.
-        holdout: ``score()`` result on held-out rows.
-        reference: ``ReferenceStats.to_dict()`` of the training rows.
-        training_window: e.g. ``{"start_ms", "end_ms"}`` of the labelled data used.
-        parent_version: the version this one was retrained from.
-        extra: further JSON-safe fields.
+        estimator: a checked estimator.
+        frame: rows with the spec's feature columns, typed by kind.
+        spec: the model spec.
+        capabilities: from ``check_estimator``.
+        argmax: the estimator's ``predict`` is known to pick the most probable class (the
+            built-in model): take it from the probabilities instead of predicting twice.
+        limit_threads: run on ``THREADS`` threads (a caller that limited them already, such as
+            a model replica, saves the few milliseconds this costs per call).
 
     Returns:
-        The metadata dict.
+        The predictions, with probabilities when the estimator has ``predict_proba``.
     """
-    return {
-        "features": list(features),
-        "label": label,
-        "classes": [int(c) for c in classes],
-        "trained_at_ms": int(trained_at_ms),
-        "n_train": int(n_train),
-        "holdout": dict(holdout),
-        "reference": reference,
-        "training_window": training_window,
-        "parent_version": parent_version,
-        **extra,
-    }
+    x = frame[spec.feature_names]
+    with threadpool_limits(THREADS) if limit_threads else nullcontext():
+        proba = estimator.predict_proba(x) if capabilities.has_proba else None
+        if argmax and proba is not None:
+            raw = np.asarray(capabilities.proba_classes, dtype=object)[np.argmax(proba, axis=1)]
+        else:
+            raw = np.asarray(estimator.predict(x))
+    if not spec.is_classifier:
+        return Predictions(raw.astype(np.float64))
+    by_text = {str(c): c for c in spec.classes}
+    values = np.array([by_text[str(v.item() if isinstance(v, np.generic) else v)] for v in raw], dtype=object)
+    if proba is None:
+        return Predictions(values)
+    order = [capabilities.proba_classes.index(c) for c in spec.classes]
+    return Predictions(values, np.asarray(proba, dtype=np.float64)[:, order])
 
 
-def _check_name(model_name: str) -> None:
-    if not _NAME.match(model_name or ""):
-        raise DataError(f"model name {model_name!r} cannot be a directory name: use letters, digits, '.', '_', '-'")
+def _plain(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
-def list_versions(artifacts_dir: str | os.PathLike, model_name: str) -> list[str]:
-    """Saved versions of a model, oldest first, in numeric order (v2 before v10).
-
-    Args:
-        artifacts_dir: the artifacts root (``state.artifacts_dir``).
-        model_name: the model's directory name.
-
-    Returns:
-        Version names such as ``["v1", "v2", "v10"]``; empty when none exist.
-    """
-    _check_name(model_name)
-    root = Path(artifacts_dir) / model_name
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p.name) for p in root.iterdir() if p.is_dir() and (m := _VERSION.match(p.name))]
-    return [name for _, name in sorted(found)]
-
-
-def next_version(artifacts_dir: str | os.PathLike, model_name: str) -> str:
-    """The version name after the highest existing one.
+def score_predictions(y_true: Any, predictions: Predictions, spec: ModelConfig) -> dict[str, float | None]:
+    """The task's metrics of predictions against labels (``monitoring/domain/metrics.py``).
 
     Args:
-        artifacts_dir: the artifacts root.
-        model_name: the model's directory name.
+        y_true: class values (classifier) or numbers (regressor).
+        predictions: the model's predictions for the same rows.
+        spec: the model spec.
 
     Returns:
-        ``v<highest + 1>``, or ``v1`` for a new model.
-    """
-    versions = list_versions(artifacts_dir, model_name)
-    return f"v{int(versions[-1][1:]) + 1}" if versions else "v1"
-
-
-def save_artifact(
-    pipeline: Pipeline, artifacts_dir: str | os.PathLike, model_name: str, metadata: dict[str, Any]
-) -> str:
-    """Write a new version atomically: files go to a temporary directory that is then renamed.
-
-    Args:
-        pipeline: the fitted pipeline.
-        artifacts_dir: the artifacts root.
-        model_name: the model's directory name.
-        metadata: JSON-safe metadata (see ``make_metadata``); model_name, version and
-            sklearn_version are filled in.
-
-    Returns:
-        The version directory ``<artifacts_dir>/<model_name>/<version>`` (relative when
-        ``artifacts_dir`` is), in POSIX form: what ``CML_MONITOR_MODEL_ARTIFACT`` expects.
+        ``{metric: value or None when undefined, ..., "n": rows}``; the probability metrics only
+        when probabilities are given.
 
     Raises:
-        DataError: the model name is not a safe directory name or metadata is not JSON-safe.
+        DataError: no rows, or arrays of different lengths.
     """
-    _check_name(model_name)
-    root = Path(artifacts_dir) / model_name
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; builds and other engines must read it
-        joblib.dump(pipeline, tmp / MODEL_FILE)
-        for _ in range(100):  # another writer may take the same version between listing and renaming
-            version = next_version(artifacts_dir, model_name)
-            meta = {**metadata, "model_name": model_name, "version": version, "sklearn_version": sklearn.__version__}
-            try:
-                text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise DataError(f"artifact metadata for {model_name} is not JSON-safe: {exc}") from None
-            (tmp / METADATA_FILE).write_text(text, encoding="utf-8")
-            try:
-                os.rename(tmp, root / version)
-            except OSError:
-                if (root / version).exists():
-                    continue
-                raise
-            return (Path(artifacts_dir) / model_name / version).as_posix()
-        raise DataError(f"could not claim a new version under {root} after 100 attempts")
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    n = len(predictions.values)
+    if n == 0:
+        raise DataError("cannot score a model on zero rows")
+    if spec.is_classifier:
+        classes = spec.classes
+        positive = classes.index(spec.positive_class) if len(classes) == 2 else None
+        table = classification_table(
+            encode_classes(np.asarray(list(y_true), dtype=object), classes),
+            encode_classes(predictions.values, classes),
+            len(classes),
+            positive,
+            predictions.proba,
+        )
+    else:
+        table = regression_table(np.asarray(y_true, dtype=np.float64), predictions.values)
+    names = task_metrics(spec.task, probabilities=predictions.proba is not None)
+    row = table.row(0)
+    return {**{m: _plain(row[m]) if row.get(m) is not None else None for m in names}, "n": n}
 
 
-def load_artifact(path: str | os.PathLike) -> ModelArtifact:
-    """Read a version directory written by ``save_artifact``.
+def score(estimator: Any, frame: pd.DataFrame, spec: ModelConfig, capabilities: Capabilities | None = None) -> dict:
+    """The task's metrics of an estimator on labelled rows.
 
     Args:
-        path: the version directory.
+        estimator: a fitted estimator.
+        frame: checked rows with the feature columns and the label column.
+        spec: the model spec.
+        capabilities: from ``check_estimator`` (checked here when not given).
 
     Returns:
-        The artifact.
+        As ``score_predictions``.
 
     Raises:
-        DataError: naming the path, when a file is missing, unreadable, corrupt, or the
-            metadata lacks a required key.
+        DataError: no rows.
+        ConfigError: the estimator does not meet the spec.
     """
-    path = Path(path)
-    meta_path, model_path = path / METADATA_FILE, path / MODEL_FILE
-    try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"model artifact {path}: no {METADATA_FILE} (is this a version directory?)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"model artifact {meta_path}: unreadable metadata ({exc})") from None
-    if not isinstance(metadata, dict):
-        raise DataError(f"model artifact {meta_path}: expected a JSON object")
-    missing = [k for k in REQUIRED_METADATA if k not in metadata]
-    if missing:
-        raise DataError(f"model artifact {meta_path}: metadata lacks {', '.join(missing)}")
-    if not model_path.is_file():
-        raise DataError(f"model artifact {path}: no {MODEL_FILE}")
-    try:
-        pipeline = joblib.load(model_path)
-    except _LOAD_ERRORS as exc:
-        raise DataError(f"model artifact {model_path}: cannot load the model ({type(exc).__name__}: {exc})") from None
-    if not (hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")):
-        raise DataError(f"model artifact {model_path}: expected a fitted classifier, got {type(pipeline).__name__}")
-    return ModelArtifact(pipeline=pipeline, metadata=metadata, path=path.as_posix())
+    if len(frame) == 0:
+        raise DataError("cannot score a model on zero rows")
+    caps = capabilities or check_estimator(estimator, spec, frame, type(estimator).__name__)
+    return score_predictions(frame[spec.label.name].tolist(), predict_frame(estimator, frame, spec, caps), spec)

@@ -17,36 +17,71 @@ if __package__ in (None, ""):  # loaded by file path (a CML model build), not as
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from monitoring.core.errors import ConfigError
-from monitoring.domain.training import ModelArtifact, load_artifact
+from monitoring.domain.artifacts import ModelArtifact, load_artifact
+from monitoring.domain.estimators import BUILTIN, THREADS
+from monitoring.domain.training import Predictions, predict_frame
+from monitoring.serving.tracking import track_prediction
 
 #: Environment variable naming the artifact version directory, relative to the working directory.
 ARTIFACT_ENV = "CML_MONITOR_MODEL_ARTIFACT"
-POSITIVE_CLASS = 1
 
 
 class Prediction(NamedTuple):
-    """One prediction: the class, P(positive class) and the validated inputs.
+    """One prediction: the class (or number), its probabilities and the validated inputs.
 
     A NamedTuple, not a dataclass: CML may exec this file without registering it in sys.modules.
     """
 
-    prediction: int
-    probability: float
-    features: dict[str, float]
+    prediction: Any
+    probability: float | None
+    probabilities: dict[str, float] | None
+    features: dict[str, Any]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(value: Any) -> float | None:
+    """A numeric feature's value, None when missing; raises ValueError for anything but a finite number."""
+    if value is None:
+        return None
+    try:
+        number = math.nan if isinstance(value, bool) or not isinstance(value, numbers.Real) else float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number (or null when missing)")
+    return number
+
+
+def _category(value: Any) -> str | None:
+    """A categorical feature's value as text, None when missing; whole numbers are accepted as their text."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise ValueError("must be a string (or null when missing)")
 
 
 class Predictor:
-    """Validates requests and predicts with one loaded artifact; knows nothing about cdsw."""
+    """Validates requests against the artifact's model spec and predicts; knows nothing about cdsw."""
 
     def __init__(self, artifact: ModelArtifact):
         self.artifact = artifact
-        fitted = getattr(artifact.pipeline, "feature_names_in_", None)
-        self.features: list[str] = [str(f) for f in fitted] if fitted is not None else artifact.features
+        self.spec = artifact.spec
+        self.features: list[str] = self.spec.feature_names
+        self.kinds = self.spec.kinds
         self.version: str = artifact.version
-        self.classes: list[int] = [int(c) for c in artifact.pipeline.classes_]
-        self._positive = self.classes.index(POSITIVE_CLASS) if POSITIVE_CLASS in self.classes else None
+        self.classes: list = self.spec.classes
+        self._argmax = artifact.metadata.get("trainer") == BUILTIN  # its predict is the most probable class
+        self.threads_limited = False
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Predictor:
@@ -88,19 +123,21 @@ class Predictor:
         return cls.load(path)
 
     def _expected(self) -> str:
-        return f"expected a flat JSON object with numeric {', '.join(self.features)}"
+        parts = [f"{name} ({self.kinds[name]})" for name in self.features]
+        return f"expected a flat JSON object with {', '.join(parts)}"
 
-    def validate(self, args: Any) -> dict[str, float]:
-        """Check a request and return its feature values as floats, in model order.
+    def validate(self, args: Any) -> dict[str, Any]:
+        """Check a request and return its feature values in model order.
 
         Args:
             args: the request body CML passes to the model function.
 
         Returns:
-            ``{feature: float}`` for every model feature (extra keys are ignored).
+            ``{feature: float | str | None}`` for every model feature (extra keys are ignored):
+            numbers for numeric features, strings for categorical ones, None when null.
 
         Raises:
-            ValueError: not a dict, or a feature missing or not a finite number (names the feature).
+            ValueError: not a dict, or a feature missing or of the wrong kind (names the feature).
         """
         if not isinstance(args, Mapping):
             raise ValueError(f"request must be a JSON object, got {type(args).__name__}; {self._expected()}")
@@ -108,32 +145,41 @@ class Predictor:
         for name in self.features:
             if name not in args:
                 raise ValueError(f"feature {name!r} is missing from the request; {self._expected()}")
-            value = args[name]
+            read = _number if self.kinds[name] == "numeric" else _category
             try:
-                number = math.nan if isinstance(value, bool) or not isinstance(value, numbers.Real) else float(value)
-            except OverflowError:  # an int too large for a float
-                number = math.nan
-            if not math.isfinite(number):
-                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-                raise ValueError(f"feature {name!r} must be a finite number, got {shown}")
-            values[name] = number
+                values[name] = read(args[name])
+            except ValueError as exc:
+                raise ValueError(f"feature {name!r} {exc}, got {_shown(args[name])}") from None
         return values
 
-    def predict_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Predict many rows at once (for evaluation; no validation beyond sklearn's).
+    def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """Validated rows as the frame the estimator takes (float64 numeric, object categorical)."""
+        data = {}
+        for name in self.features:
+            column = [row[name] for row in rows]
+            if self.kinds[name] == "numeric":
+                data[name] = np.array([math.nan if v is None else v for v in column], dtype=np.float64)
+            else:
+                data[name] = np.array(column, dtype=object)
+        return pd.DataFrame(data, columns=self.features)
+
+    def predict_frame(self, frame: pd.DataFrame) -> Predictions:
+        """Predict many rows at once (for evaluation; no validation beyond the estimator's).
 
         Args:
-            frame: rows with every model feature as a column.
+            frame: rows with every model feature as a column, typed by kind.
 
         Returns:
-            (int64 predictions, float64 P(class 1) or P(predicted class) if 1 is not a class).
+            Class values (or numbers) and, when the estimator has them, probabilities in class order.
         """
-        x = frame[self.features].astype(float)
-        proba = self.artifact.pipeline.predict_proba(x)
-        winner = np.argmax(proba, axis=1)
-        predictions = np.asarray(self.classes, dtype=np.int64)[winner]
-        column = proba[:, self._positive] if self._positive is not None else proba[np.arange(len(x)), winner]
-        return predictions, column.astype(np.float64)
+        return predict_frame(
+            self.artifact.estimator,
+            frame,
+            self.spec,
+            self.artifact.capabilities,
+            argmax=self._argmax,
+            limit_threads=not self.threads_limited,
+        )
 
     def predict_one(self, args: Any) -> Prediction:
         """Validate one request and predict it.
@@ -142,14 +188,22 @@ class Predictor:
             args: the request body.
 
         Returns:
-            The prediction, P(class 1) and the validated feature values.
+            The prediction (a class value or a number), P(positive class) for a binary classifier,
+            every class's probability for a multi-class one, and the validated feature values.
 
         Raises:
             ValueError: see ``validate``.
         """
         values = self.validate(args)
-        predictions, probability = self.predict_frame(pd.DataFrame([values], columns=self.features))
-        return Prediction(int(predictions[0]), float(probability[0]), values)
+        result = self.predict_frame(self.frame([values]))
+        value = result.values[0]
+        prediction = value if self.spec.is_classifier else float(value)
+        if result.proba is None:
+            return Prediction(prediction, None, None, values)
+        row = [float(p) for p in result.proba[0]]
+        if len(self.classes) == 2:
+            return Prediction(prediction, row[self.classes.index(self.spec.positive_class)], None, values)
+        return Prediction(prediction, None, {str(c): p for c, p in zip(self.classes, row)}, values)
 
 
 _cached: Callable[[Any], Any] | None = None
@@ -161,13 +215,19 @@ def _build() -> Callable[[Any], Any]:
 
     cdsw = cml.sdk()
     predictor = Predictor.from_env()
+    threadpool_limits(THREADS)  # a replica serves one request at a time: no thread pool to wait on
+    predictor.threads_limited = True
 
-    def tracked(args: Any) -> int:
+    def tracked(args: Any) -> Any:
         result = predictor.predict_one(args)
-        cdsw.track_metric("input_features", result.features)
-        cdsw.track_metric("prediction", result.prediction)
-        cdsw.track_metric("probability", result.probability)
-        cdsw.track_metric("model_version", predictor.version)
+        track_prediction(
+            result.features,
+            result.prediction,
+            predictor.version,
+            probability=result.probability,
+            probabilities=result.probabilities,
+            sdk=cdsw,
+        )
         return result.prediction
 
     decorated = cdsw.model_metrics(tracked)
@@ -183,13 +243,13 @@ def predict(args: dict) -> Any:
     """The CML model function: ``file_path=monitoring/serving/predict.py``, ``function_name=predict``.
 
     Args:
-        args: flat JSON object of feature values.
+        args: flat JSON object of feature values (numbers, strings by the spec's kinds; null when missing).
 
     Returns:
-        What ``cdsw.model_metrics`` makes of the integer prediction: ``{"prediction", "uuid"}``.
+        What ``cdsw.model_metrics`` makes of the prediction: ``{"prediction", "uuid"}``.
 
     Raises:
-        ValueError: the request is not a flat object of finite numbers (names the feature).
+        ValueError: the request does not match the model spec (names the feature).
         ConfigError: ``CML_MONITOR_MODEL_ARTIFACT`` is unset, or cdsw is unavailable.
         DataError: the artifact is missing or corrupt.
     """

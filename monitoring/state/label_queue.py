@@ -18,11 +18,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring.core.db import Database
+from monitoring.core.errors import DataError
 from monitoring.state.leases import Leases, holder_is_dead
 
 #: The schema version that added intents and posting marks (``state check`` reads older stores too).
-LABEL_INTENTS_VERSION = 3
-#: Prefix of the lease a traffic run holds while its intents may still get answers.
+LABEL_INTENTS_VERSION = 4
+
+
+# Labels were integers; they are any JSON value now ("Yes", 350000.0), stored as JSON text
+# (schema version 6 makes the column text).
+def label_text(value: Any) -> str:
+    """A label as stored: JSON text (a string or a finite number).
+
+    Raises:
+        DataError: a label that is neither.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"label {value!r} is not a string or a number")
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise DataError(f"label {value!r} is not a finite number") from None
+
+
+def label_value(stored: Any) -> Any:
+    """A stored label: JSON text (a bare number where the column was still an integer one)."""
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
 RUN_LEASE_PREFIX = "labels:"
 
 
@@ -137,7 +160,10 @@ class LabelQueue:
         tx.executemany(
             "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms, answered_ms) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (uuid) DO NOTHING",
-            [(str(u), str(crn), label, int(due), None if at is None else int(at)) for u, crn, label, due, at in rows],
+            [
+                (str(u), str(crn), label_text(label), int(due), None if at is None else int(at))
+                for u, crn, label, due, at in rows
+            ],
         )
 
     def intents(self, run_id: str | None = None) -> list[Intent]:
@@ -209,7 +235,10 @@ class LabelQueue:
             "WHERE posting_ms IS NOT NULL AND posted_ms IS NULL ORDER BY deployment_crn, answered_ms, uuid LIMIT ?",
             (int(limit),),
         )
-        return [InDoubt(str(r[0]), str(r[1]), r[2], None if r[3] is None else int(r[3]), int(r[4])) for r in rows]
+        return [
+            InDoubt(str(r[0]), str(r[1]), label_value(r[2]), None if r[3] is None else int(r[3]), int(r[4]))
+            for r in rows
+        ]
 
     def waiting(self, now_ms: int, limit: int) -> int:
         """How many labels are due at ``now_ms`` and not posted (in doubt or not), counted up to ``limit``."""

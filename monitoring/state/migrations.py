@@ -105,6 +105,41 @@ def _job_runs(db: Database) -> None:
     )
 
 
+def _replay_and_any_label(db: Database) -> None:
+    """Data set replays (issue 10): a watermark per model; ground truth of any type (labels were integers).
+
+    Labels are stored as JSON text (``"Yes"``, ``350000.0``, ``1``): PostgreSQL's integer column is
+    altered to text; SQLite cannot alter a column's type, so its table is copied into a new one.
+    """
+    db.script(
+        """
+        CREATE TABLE IF NOT EXISTS replay (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL,
+            position BIGINT NOT NULL, total BIGINT NOT NULL, digest TEXT NOT NULL, updated_ms BIGINT)
+        """
+    )
+    if db.dialect == "postgresql":
+        row = db.query_one(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'pending_labels' AND column_name = 'label'"
+        )
+        if row is not None and row[0] != "text":
+            db.execute("ALTER TABLE pending_labels ALTER COLUMN label TYPE TEXT USING label::text")
+        return
+    types = {str(r[1]): str(r[2]).upper() for r in db.query("SELECT * FROM pragma_table_info('pending_labels')")}
+    if types.get("label", "TEXT") != "TEXT":
+        db.script(
+            """
+            CREATE TABLE pending_labels_text (uuid TEXT PRIMARY KEY, deployment_crn TEXT NOT NULL,
+                label TEXT NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT, answered_ms BIGINT, posting_ms BIGINT);
+            INSERT INTO pending_labels_text SELECT uuid, deployment_crn, CAST(label AS TEXT), due_ms, posted_ms,
+                answered_ms, posting_ms FROM pending_labels;
+            DROP TABLE pending_labels;
+            ALTER TABLE pending_labels_text RENAME TO pending_labels;
+            CREATE INDEX IF NOT EXISTS pending_labels_due ON pending_labels (posted_ms, due_ms)
+            """
+        )
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -115,6 +150,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "window columns for every task's metrics and their confidence bounds", _task_metrics),
     Migration(4, "label intents (written before a request), answer and post times of queued labels", _label_intents),
     Migration(5, "job runs and their VERDICT, for the dashboard", _job_runs),
+    Migration(6, "data set replay watermarks; pending labels of any JSON type", _replay_and_any_label),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 #: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).
@@ -126,6 +162,7 @@ STORE_TABLES = (
     "label_intents",
     "leases",
     "pending_labels",
+    "replay",
     "scenario",
     "schema_version",
     "store_identity",

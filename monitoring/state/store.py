@@ -15,7 +15,7 @@ from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
-from monitoring.state.label_queue import LabelQueue
+from monitoring.state.label_queue import LabelQueue, label_text, label_value
 from monitoring.state.leases import Leases
 from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
 from monitoring.state.readonly import ReadOnlyDatabase
@@ -70,6 +70,17 @@ class DeploymentRow:
     version: str | None
     deployed_ms: int
     reason: str | None
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """How far a data set replay has come: rows ``[0, position)`` of its plan were sent."""
+
+    model: str
+    epoch_ms: int
+    position: int
+    total: int
+    digest: str
 
 
 def _deployment(row: Sequence[Any]) -> DeploymentRow:
@@ -163,16 +174,26 @@ class StateStore:
 
     # -- pending ground truth ---------------------------------------------------------------
     def add_pending_labels(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Queue simulated ground truth ``(uuid, deployment_crn, label, due_ms)``; a known uuid is ignored."""
-        data = [(str(u), str(crn), int(label), int(due)) for u, crn, label, due in rows]
-        with self.db.transaction() as db:
-            db.executemany(
-                "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (uuid) DO NOTHING",
-                data,
-            )
+        """Queue ground truth ``(uuid, deployment_crn, label, due_ms)``; a known uuid is ignored.
 
-    def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, int]]:
+        The label is posted as given: a string or a number (a raw value the model spec maps).
+
+        Raises:
+            DataError: a label that is neither a string nor a finite number.
+        """
+        with self.db.transaction() as db:
+            self._queue_labels(db, rows)
+
+    @staticmethod
+    def _queue_labels(db: Database, rows: Iterable[Sequence[Any]]) -> None:
+        data = [(str(u), str(crn), label_text(label), int(due)) for u, crn, label, due in rows]
+        db.executemany(
+            "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (uuid) DO NOTHING",
+            data,
+        )
+
+    def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, Any]]:
         """Labels due at ``now_ms``, not posted and not in doubt (``label_queue.in_doubt``), oldest first.
 
         Returns: ``[(uuid, label)]``.
@@ -182,7 +203,7 @@ class StateStore:
             "ORDER BY due_ms, uuid LIMIT ?",
             (int(now_ms), int(limit)),
         )
-        return [(str(u), int(lab)) for u, lab in rows]
+        return [(str(u), label_value(lab)) for u, lab in rows]
 
     def mark_labels_posted(self, uuids: Iterable[str], posted_ms: int) -> int:
         """Mark labels posted; a label already posted keeps its first time. Returns: how many were newly marked."""
@@ -201,6 +222,31 @@ class StateStore:
     def label_counts(self) -> dict[str, int]:
         row = self.db.query_one("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
         return {"pending": int(row[0]), "posted": int(row[1])}
+
+    # -- data set replay --------------------------------------------------------------------
+    def replay_progress(self, model: str) -> ReplayProgress | None:
+        row = self.db.query_one("SELECT model, epoch_ms, position, total, digest FROM replay WHERE model = ?", (model,))
+        return None if row is None else ReplayProgress(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
+
+    def start_replay(self, model: str, epoch_ms: int, total: int, digest: str, now_ms: int) -> ReplayProgress:
+        """Record a replay's start unless one is recorded. Returns: the stored progress (maybe an earlier one)."""
+        self.db.execute(
+            "INSERT INTO replay (model, epoch_ms, position, total, digest, updated_ms) VALUES (?, ?, 0, ?, ?, ?) "
+            "ON CONFLICT (model) DO NOTHING",
+            (model, int(epoch_ms), int(total), digest, int(now_ms)),
+        )
+        return self.replay_progress(model)
+
+    def move_replay(self, model: str, position: int, now_ms: int) -> None:
+        """Set the replay's position: rows ``[0, position)`` of the plan are sent (or claimed by a run now sending).
+
+        A run claims its rows before it sends them (a run killed mid-way never sends them twice)
+        and, when it ends, moves the position back to the first row it did not send.
+        """
+        with self.db.transaction() as db:
+            db.execute(
+                "UPDATE replay SET position = ?, updated_ms = ? WHERE model = ?", (int(position), int(now_ms), model)
+            )
 
     # -- deployments ------------------------------------------------------------------------
     def record_deployment(

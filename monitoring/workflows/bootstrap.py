@@ -1,13 +1,19 @@
-"""bootstrap: train the first version on pre-drift data, create the model, build, deploy and verify it."""
+"""bootstrap: train the first version on the initial training data, create the model, build, deploy and verify it."""
 
 from __future__ import annotations
 
 import logging
 
-from monitoring.domain.data import TelcoScenario
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.release import release
-from monitoring.workflows.retrain import fit_candidate, sample_request, save_candidate
+from monitoring.workflows.retrain import (
+    Candidate,
+    fit_candidate,
+    headline,
+    initial_frame,
+    sample_request,
+    save_candidate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,34 +35,37 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
             "none",
             dict(model=model.name, deployment=live.id, version=version_of(live)),
         )
-    scenario = TelcoScenario.from_config(cfg)
-    frame = scenario.generate(cfg.scenario.training_rows, ctx.rng(0, 0), drift_level=0.0)
-    candidate = fit_candidate(ctx, frame)
+    candidate = fit_candidate(ctx, initial_frame(ctx))
     version, rel = save_candidate(ctx, candidate, version_of(live) if live else None, "bootstrap")
     if model is None:
         model = api.create_model(cfg.model.name, cfg.model.description, cfg.model.auth_enabled)
     deployed = release(ctx, model, rel, version, "bootstrap", sample_request(ctx, candidate.holdout))
+    metric, value = _headline(ctx, candidate)
     return Outcome(
         "deployed",
-        f"trained and deployed {version} (held-out accuracy {candidate.holdout_metrics['accuracy']:.3f})",
+        f"trained and deployed {version} (held-out {metric} {_shown(value)})",
         "none",
-        dict(
-            model=model.name,
-            version=version,
-            deployment=deployed.id,
-            accuracy=round(candidate.holdout_metrics["accuracy"], 4),
-        ),
+        {"model": model.name, "version": version, "deployment": deployed.id, metric: value},
     )
 
 
 def train_only(ctx: Context) -> Outcome:
     """Train and save the next version without deploying it (AMP setup deploys it with its own tasks)."""
-    frame = TelcoScenario.from_config(ctx.cfg).generate(ctx.cfg.scenario.training_rows, ctx.rng(0, 0), drift_level=0.0)
-    candidate = fit_candidate(ctx, frame)
+    candidate = fit_candidate(ctx, initial_frame(ctx))
     version, rel = save_candidate(ctx, candidate, None, "train-only")
+    metric, value = _headline(ctx, candidate)
     return Outcome(
         "ok",
-        f"trained {version} into {rel} (held-out accuracy {candidate.holdout_metrics['accuracy']:.3f})",
+        f"trained {version} into {rel} (held-out {metric} {_shown(value)})",
         "none",
-        dict(version=version, artifact=rel),
+        {"version": version, "artifact": rel, metric: value},
     )
+
+
+def _headline(ctx: Context, candidate: Candidate) -> tuple[str, float | None]:
+    metric, value = headline(ctx, candidate.holdout_metrics)
+    return metric, None if value is None else round(value, 4)
+
+
+def _shown(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4g}"

@@ -7,13 +7,21 @@ import logging
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError
 from monitoring.core.logs import KV
+from monitoring.domain.challenge import judge
 from monitoring.domain.decisions import Action
-from monitoring.domain.training import load_artifact, score
 from monitoring.domain.window_metrics import window_start
 from monitoring.workflows.alerts import announce_outcome
+from monitoring.workflows.champion import champion_scores
 from monitoring.workflows.context import Context, Outcome
 from monitoring.workflows.release import release
-from monitoring.workflows.retrain import fit_candidate, labelled_frame, sample_request, save_candidate
+from monitoring.workflows.retrain import (
+    fit_candidate,
+    headline,
+    initial_frame,
+    recent_frame,
+    sample_request,
+    save_candidate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,28 +78,32 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     model = ctx.require_model()
     current = ctx.store.current_deployment(model.name)
     start = window_start(now, to_ms(cfg.windows.length)) - to_ms(cfg.retraining.lookback)
-    frame = labelled_frame(ctx, start, now)
+    frame = recent_frame(ctx, start, now)
     if len(frame) < cfg.retraining.min_rows:
         raise DataError(
-            f"only {len(frame)} labelled predictions since the lookback start; retraining needs "
+            f"only {len(frame)} labelled rows since the lookback start; retraining needs "
             f"retraining.min_rows={cfg.retraining.min_rows}"
         )
-    candidate = fit_candidate(ctx, frame)
-    champion = load_artifact(ctx.artifacts_dir / model.name / current.version)
-    champion_metrics = score(champion.pipeline, candidate.holdout, list(cfg.model.feature_names), cfg.model.label.name)
-    challenger_acc, champion_acc = candidate.holdout_metrics["accuracy"], champion_metrics["accuracy"]
+    extra = initial_frame(ctx) if cfg.data.retraining.include_training else None
+    candidate = fit_candidate(ctx, frame, extra)
+    metric, _ = headline(ctx, candidate.holdout_metrics)
+    scores = champion_scores(ctx, current, candidate)
+    verdict = judge(metric, scores.champion.get(metric), scores.challenger.get(metric), cfg.retraining.min_improvement)
     fields.update(
         rows=len(frame),
+        training_rows=len(candidate.train),
+        held_out=scores.rows,
+        metric=metric,
         champion=current.version,
-        champion_accuracy=round(champion_acc, 4),
-        challenger_accuracy=round(challenger_acc, 4),
+        champion_judged_by=scores.how,
+        champion_value=_rounded(verdict.champion),
+        challenger_value=_rounded(verdict.challenger),
     )
     log.info("challenger vs champion on held-out recent data %s", KV(**fields))
-    if challenger_acc < champion_acc + cfg.retraining.min_improvement:
+    if not verdict.better:
         return Outcome(
             "rejected",
-            f"challenger {challenger_acc:.3f} is not better than champion {current.version} "
-            f"{champion_acc:.3f} by {cfg.retraining.min_improvement}; champion kept",
+            f"challenger not better than champion {current.version}: {verdict.reason}; champion kept",
             "investigate the labels and features of recent windows; no model change was made",
             fields,
         )
@@ -101,8 +113,11 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     fields["deployment"] = live.id
     return Outcome(
         "deployed",
-        f"deployed {version} (accuracy {challenger_acc:.3f} vs champion "
-        f"{current.version} {champion_acc:.3f} on held-out recent data)",
+        f"deployed {version} ({verdict.reason}, champion {current.version}, on {scores.rows} held-out recent rows)",
         "none",
         fields,
     )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

@@ -1,4 +1,4 @@
-"""Training data and candidates: labelled traffic from the metrics store, time splits, saved versions."""
+"""Training data and candidates: the configured sources, time splits, the spec's trainer, saved versions."""
 
 from __future__ import annotations
 
@@ -7,36 +7,110 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from monitoring.core.data_config import MetricsStoreSource, SyntheticSource
+from monitoring.core.errors import DataError
+from monitoring.core.logs import KV
+from monitoring.domain.data import TelcoScenario
 from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.training import make_metadata, save_artifact, score, train_model
+from monitoring.domain.records import Columns
+from monitoring.domain.requests import requests_of
+from monitoring.domain.sources import TIME_COLUMN, load_dataset
+from monitoring.domain.sources.schema import conform
+from monitoring.domain.training import Fitted, fit, headline_metric, make_metadata, save_artifact, score
 from monitoring.workflows.context import Context
 
 log = logging.getLogger(__name__)
 
-TIME_COLUMN = "start_ms"
+#: Columns the metrics store's rows carry beside the features and label: what the serving model logged.
+LOGGED_PREDICTION = "prediction"
+LOGGED_DEPLOYMENT = "deployment_crn"
 
 
 @dataclass
 class Candidate:
-    pipeline: Any
+    """A trained model and the rows it was trained and held out on."""
+
+    fitted: Fitted
     train: pd.DataFrame
     holdout: pd.DataFrame
-    holdout_metrics: dict[str, float]
+    holdout_metrics: dict[str, Any]
+
+    @property
+    def estimator(self) -> Any:
+        return self.fitted.estimator
+
+
+def initial_frame(ctx: Context) -> pd.DataFrame:
+    """The initial training data (``data.training``): the synthetic scenario or a data set, checked.
+
+    Raises:
+        ConfigError: the synthetic scenario for a spec that is not its own; an SQL URL variable unset.
+        DataError: the data cannot be read or does not match the spec.
+    """
+    cfg = ctx.cfg
+    source = cfg.data.training
+    if isinstance(source, SyntheticSource):
+        scenario = TelcoScenario.from_config(cfg, "data.training")
+        frame = scenario.generate(source.rows or cfg.scenario.training_rows, ctx.rng(0, 0), drift_level=0.0)
+        return conform(frame, cfg.model, "data.training (synthetic)")
+    return load_dataset(source, cfg.model, ctx.project_root, "data.training")
 
 
 def labelled_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
     """Inputs tracked at prediction time joined with their delayed ground truth, for every deployment
-    of the model in ``[start_ms, end_ms)``: one row per labelled prediction with finite features."""
-    cfg = ctx.cfg
+    of the model in ``[start_ms, end_ms)``: one row per labelled prediction, in time order.
+
+    Beside the spec's columns each row keeps what the serving model logged: its ``prediction``
+    (a class value or a number) and ``deployment_crn``, so a champion can be judged by its own logs.
+    """
+    spec = ctx.cfg.model
     parts = []
-    for dep in ctx.store.deployments(cfg.model.name):
+    for dep in ctx.store.deployments(spec.name):
         for _, _, columns in ctx.read_columns(dep.deployment_crn, start_ms, end_ms, end_ms - start_ms or 1):
-            parts.append(columns.training_frame(cfg.model.label.name))
+            parts.append(_with_logged_predictions(columns, columns.training_frame(spec)))
     if not parts:
-        return pd.DataFrame(columns=[*cfg.model.feature_names, cfg.model.label.name, TIME_COLUMN])
+        return pd.DataFrame(columns=[*spec.feature_names, spec.label.name, TIME_COLUMN])
     return pd.concat(parts, ignore_index=True).sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def _with_logged_predictions(columns: Columns, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (``columns.training_frame``) with the logged prediction and deployment of each row.
+
+    ``training_frame`` keeps the labelled rows with a prediction and readable features; when its
+    rows are not exactly those, the logs are left out (a foreign champion then cannot be judged).
+    """
+    kept = np.isfinite(columns.label) & ~np.isnan(columns.prediction)
+    if columns.unreadable is not None:
+        kept &= ~columns.unreadable
+    if int(kept.sum()) != len(frame) or not np.array_equal(columns.start_ms[kept], frame[TIME_COLUMN].to_numpy()):
+        log.warning("training rows do not line up with their records: logged predictions left out")
+        return frame
+    predictions = columns.label_values(columns.prediction[kept])
+    return frame.assign(
+        **{
+            LOGGED_PREDICTION: pd.Series(predictions, dtype=predictions.dtype),
+            LOGGED_DEPLOYMENT: pd.Series(columns.deployment_crn[kept], dtype=object),
+        }
+    )
+
+
+def recent_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """Recent labelled rows for retraining (``data.retraining.source``) in ``[start_ms, end_ms)``.
+
+    A data set without a ``time_column`` is read whole (it has no times to limit).
+
+    Raises:
+        ConfigError: an SQL URL variable unset.
+        DataError: the data cannot be read or does not match the spec.
+    """
+    source = ctx.cfg.data.retraining.source
+    if isinstance(source, MetricsStoreSource):
+        return labelled_frame(ctx, start_ms, end_ms)
+    window = (start_ms, end_ms) if source.time_column else None
+    return load_dataset(source, ctx.cfg.model, ctx.project_root, "data.retraining.source", window_ms=window)
 
 
 def split_by_time(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -45,38 +119,63 @@ def split_by_time(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.Data
     return frame.iloc[:cut], frame.iloc[cut:]
 
 
-def fit_candidate(ctx: Context, frame: pd.DataFrame) -> Candidate:
+def fit_candidate(ctx: Context, frame: pd.DataFrame, extra_training: pd.DataFrame | None = None) -> Candidate:
+    """Train on the older rows of ``frame`` (plus ``extra_training``), score on its newest ones.
+
+    Raises:
+        ConfigError: the trainer cannot be loaded, fails or returns something unusable.
+        DataError: too few rows, one class only, or no held-out rows.
+    """
     cfg = ctx.cfg
     train, holdout = split_by_time(frame, cfg.retraining.holdout_fraction)
-    pipeline = train_model(train, list(cfg.model.feature_names), cfg.model.label.name, seed=cfg.scenario.seed)
-    metrics = score(pipeline, holdout, list(cfg.model.feature_names), cfg.model.label.name)
-    return Candidate(pipeline, train, holdout, metrics)
+    if holdout.empty or train.empty:
+        raise DataError(f"{len(frame)} labelled rows cannot be split into training and held-out rows")
+    if extra_training is not None and len(extra_training):
+        train = pd.concat([extra_training, train], ignore_index=True)
+    fitted = fit(train, cfg.model, seed=cfg.scenario.seed, project_root=ctx.project_root)
+    metrics = score(fitted.estimator, holdout, cfg.model, fitted.capabilities)
+    log.info(
+        "trained a candidate %s",
+        KV(trainer=fitted.trainer, rows=len(train), holdout=len(holdout), **_rounded(metrics)),
+    )
+    return Candidate(fitted, train, holdout, metrics)
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
 def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | None, label: str) -> tuple[str, str]:
     """Save a candidate as the next version; returns ``(version, artifact path relative to the project)``."""
     cfg = ctx.cfg
-    features = list(cfg.model.feature_names)
+    spec = cfg.model
     times = candidate.train.get(TIME_COLUMN)
-    window = {"start_ms": int(times.min()), "end_ms": int(times.max())} if times is not None and len(times) else None
+    window = None
+    if times is not None and len(times) and times.notna().all():
+        window = {"start_ms": int(times.min()), "end_ms": int(times.max())}
     metadata = make_metadata(
-        features=features,
-        label=cfg.model.label.name,
-        classes=cfg.model.classes,
+        spec=spec,
         trained_at_ms=ctx.platform.clock.now_ms(),
         n_train=len(candidate.train),
         holdout=candidate.holdout_metrics,
-        reference=ReferenceStats.fit(candidate.train, features).to_dict(),
+        reference=ReferenceStats.fit(candidate.train, spec.feature_names, kinds=spec.kinds).to_dict(),
+        trainer=candidate.fitted.trainer,
+        metric=headline_metric(spec, cfg.retraining.metric),
         training_window=window,
         parent_version=parent_version,
         reason=label,
     )
-    path = Path(save_artifact(candidate.pipeline, ctx.artifacts_dir, cfg.model.name, metadata))
+    path = Path(save_artifact(candidate.estimator, ctx.artifacts_dir, spec.name, metadata))
     rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()
     return path.name, rel
 
 
-def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, float]:
+def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, Any]:
     """A real feature row to use for the smoke call."""
-    row = frame.iloc[0]
-    return {name: float(row[name]) for name in ctx.cfg.model.feature_names}
+    return requests_of(frame.iloc[:1], ctx.cfg.model)[0]
+
+
+def headline(ctx: Context, metrics: dict[str, Any]) -> tuple[str, float | None]:
+    """The metric a model is judged on and its value in ``metrics``."""
+    name = headline_metric(ctx.cfg.model, ctx.cfg.retraining.metric)
+    return name, metrics.get(name)

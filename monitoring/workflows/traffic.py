@@ -1,19 +1,25 @@
-"""simulate_traffic: post due ground truth, send a cycle of synthetic requests, queue their labels."""
+"""simulate_traffic: post due ground truth, send a cycle of requests (synthetic or a replayed data set), queue labels."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
-
+from monitoring.cmlclient.refs import DeploymentRef, ModelRef
+from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.core.progress import Progress
 from monitoring.domain.data import TelcoScenario, drift_level_at
+from monitoring.domain.replay import build_plan
+from monitoring.domain.requests import requests_of
+from monitoring.domain.sources import read_table, select_rows
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 
@@ -36,7 +42,7 @@ def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> int:
         if not due:
             return posted_total
         ctx.store.label_queue.mark_posting([u for u, _ in due], now_ms)
-        posted = ctx.platform.metrics.post_ground_truth([(u, {label_key: int(y)}) for u, y in due])
+        posted = ctx.platform.metrics.post_ground_truth([(u, {label_key: y}) for u, y in due])
         ctx.store.mark_labels_posted(posted, now_ms)
         posted_total += len(posted)
         if len(posted) < len(due):
@@ -44,42 +50,103 @@ def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> int:
             return posted_total
 
 
-def simulate_traffic(ctx: Context) -> Outcome:
-    """One traffic cycle against the live deployment.
+@dataclass
+class Batch:
+    """One run's requests and their labels.
 
-    Returns:
-        Outcome with predictions sent, labels posted and the drift level.
-
-    Every request that got an answer has its label queued (exactly once, by uuid) before this
-    returns or raises; a request without an answer gets none (its prediction may still be recorded).
-
-    Raises:
-        PlatformError: more than 5% of requests failed after retries.
-        DataError: as PlatformError, when every failure was a malformed answer (no JSON, no uuid).
+    Attributes:
+        requests: request bodies, in sending order.
+        labels: each request's ground truth (JSON values).
+        delay_ms: a label falls due this long after its answer, unless ``due_ms`` gives each one's time.
+        due_ms: when each request's label falls due (a replay's label times).
+        sent: ``(rows done) -> None``: the run ended; the first ``rows done`` requests got an answer
+            or failed for good (a replay moves its position there).
+        fields: what the verdict line reports besides the counts.
+        summary: how the verdict's summary names what was sent.
     """
-    cfg, clock = ctx.cfg, ctx.platform.clock
-    now = clock.now_ms()
-    model = ctx.require_model()
-    live = ctx.require_live(model)
+
+    requests: list[dict[str, Any]]
+    labels: Sequence[Any]
+    delay_ms: int | None = None
+    due_ms: list[int] | None = None
+    sent: Callable[[int], None] = lambda done: None
+    fields: dict[str, Any] = field(default_factory=dict)
+    summary: str = "predictions"
+
+
+def _synthetic(ctx: Context, model: ModelRef, now: int) -> Batch:
+    """A cycle of the telco scenario, drifted from ``scenario.drift.start_after`` on."""
+    cfg = ctx.cfg
     # Cycles are aligned to multiples of scenario.cycle, so a run a few seconds early or late
     # (cron jitter) still lands in its own cycle; the epoch is the first cycle's start.
     cycle_ms = max(1, to_ms(cfg.scenario.cycle))
     epoch = ctx.store.set_scenario_epoch_if_absent(model.name, now - now % cycle_ms)
-    cycle = (now - epoch) // cycle_ms
     level = drift_level_at(now, epoch, to_ms(cfg.scenario.drift.start_after))
-    label_key = cfg.windows.label_key
-
-    recovered = recover_intents(ctx)
-    posted_before = post_due_labels(ctx, now, label_key)
-    scenario = TelcoScenario.from_config(cfg)
+    scenario = TelcoScenario.from_config(cfg, "data.replay")
     frame = scenario.generate(cfg.scenario.rows_per_cycle, ctx.rng(now // cycle_ms, 1), drift_level=level)
-    features = frame[list(cfg.model.feature_names)].to_numpy(dtype=float)
-    labels = frame[cfg.model.label.name].to_numpy()
-    names = list(cfg.model.feature_names)
-    endpoint = ctx.platform.endpoint(model, cfg.scenario.request_timeout.total_seconds())
-    delay_ms = to_ms(cfg.scenario.label_delay)
+    labels = frame[cfg.model.label.name].tolist()
+    return Batch(
+        requests_of(frame, cfg.model),
+        labels,
+        delay_ms=to_ms(cfg.scenario.label_delay),
+        fields=dict(cycle=(now - epoch) // cycle_ms, drift_level=round(float(level), 2), positives=int(sum(labels))),
+    )
 
-    allowed = int(MAX_FAILED_SHARE * len(frame))
+
+def _replay(ctx: Context, model: ModelRef, now: int) -> Batch:
+    """The rows of ``data.replay`` whose event time has come and that no earlier run sent.
+
+    Raises:
+        DataError: the data set does not match the spec, or changed since the replay started.
+    """
+    cfg = ctx.cfg
+    replay = cfg.data.replay
+    table, _ = select_rows(read_table(replay.source, ctx.project_root, "data.replay.source"), replay.source)
+    plan = build_plan(table, replay, cfg.model)
+    cycle_ms = max(1, to_ms(cfg.scenario.cycle))
+    # The replay's start is one cycle before the first run's cycle: that run sends the first cycle of data.
+    epoch = now - now % cycle_ms - cycle_ms
+    progress = ctx.store.start_replay(model.name, epoch, len(plan), plan.digest, now)
+    if progress.digest != plan.digest:
+        raise DataError(
+            f"data.replay.source: the data set changed since the replay of {model.name} started "
+            f"({progress.total} rows then, {len(plan)} now, {progress.position} sent): nothing was sent; "
+            "restore the data, or start the rehearsal afresh (a new state store)"
+        )
+    first, end = progress.position, max(progress.position, plan.due(progress.epoch_ms, now))
+    rows = plan.rows.iloc[first:end]
+    label_due = plan.pipeline_time(progress.epoch_ms, plan.label_ms[first:end]).tolist()
+    data_now = plan.data_time(progress.epoch_ms, now)
+    ctx.store.move_replay(model.name, end, now)  # claimed: a run killed mid-way never sends a row twice
+    return Batch(
+        requests_of(rows, cfg.model),
+        plan.labels(cfg.model)[first:end],
+        due_ms=[int(t) for t in label_due],
+        sent=lambda done: ctx.store.move_replay(model.name, first + done, ctx.platform.clock.now_ms()),
+        fields=dict(replay_from=first, replay_to=end, replay_rows=len(plan), data_time=iso_ms(data_now)),
+        summary=f"rows of the replayed data set (rows {first}..{end} of {len(plan)}, data time {iso_ms(data_now)})",
+    )
+
+
+@dataclass
+class Sent:
+    answered: int = 0
+    failures: list[MonitoringError] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _send(ctx: Context, model: ModelRef, live: DeploymentRef, batch: Batch) -> Sent:
+    """Send the batch concurrently; queue each answered request's label (exactly once, by uuid).
+
+    Every label is an intent before any request leaves (``RunLabels``); a request without an
+    answer gets none (its prediction may still be recorded). Once more than ``MAX_FAILED_SHARE``
+    failed, the requests not yet started are not sent: they are the batch's last ones (a pool
+    takes its tasks in order), so ``Batch.sent`` always learns a prefix.
+    """
+    cfg, clock = ctx.cfg, ctx.platform.clock
+    endpoint = ctx.platform.endpoint(model, cfg.scenario.request_timeout.total_seconds())
+    total = len(batch.requests)
+    allowed = int(MAX_FAILED_SHARE * total)
     gave_up = threading.Event()
     failed = itertools.count(1)
 
@@ -87,64 +154,98 @@ def simulate_traffic(ctx: Context) -> Outcome:
         if gave_up.is_set():  # the cycle has failed already: stop hammering a failing endpoint
             return i, None, None
         try:
-            _, uuid = endpoint.predict(requests[i])
+            _, uuid = endpoint.predict(batch.requests[i])
             return i, uuid, None
         except MonitoringError as exc:
             if next(failed) > allowed:
                 gave_up.set()
             return i, None, exc
 
-    sent, failures, skipped = 0, [], 0
-    progress = Progress("predictions", total=len(frame))
-    requests = [{n: float(v) for n, v in zip(names, row)} for row in features]
+    sent, done = Sent(), 0
+    progress = Progress("predictions", total=total)
     try:  # each label is durable (an intent) before its request leaves, queued as its answer arrives
         with (
-            RunLabels(ctx, live.crn, requests, [int(y) for y in labels], delay_ms) as queue,
+            RunLabels(ctx, live.crn, batch.requests, batch.labels, batch.delay_ms, batch.due_ms) as queue,
             ThreadPoolExecutor(max_workers=cfg.scenario.concurrency) as pool,
         ):
-            for i, uuid, error in pool.map(score, range(len(frame))):
+            for i, uuid, error in pool.map(score, range(total)):
                 progress.advance()
-                if uuid is None:
-                    if error is None:
-                        skipped += 1
-                    else:
-                        failures.append(error)
+                if uuid is None and error is None:
+                    sent.skipped += 1
                     continue
-                sent += 1
+                done = i + 1
+                if uuid is None:
+                    sent.failures.append(error)
+                    continue
+                sent.answered += 1
                 queue.answered(i, uuid, clock.now_ms())
+    except BaseException:
+        try:  # rows not sent go back to the replay, whatever stopped the cycle
+            batch.sent(done)
+        except MonitoringError as exc:
+            log.warning("the replay keeps the rows this run claimed %s", KV(rows_done=done, error=str(exc)))
+        raise
+    else:
+        batch.sent(done)
     finally:
         endpoint.close()
     progress.done()
+    return sent
+
+
+def simulate_traffic(ctx: Context) -> Outcome:
+    """One traffic cycle against the live deployment: synthetic, or the next rows of ``data.replay``.
+
+    Returns:
+        Outcome with predictions sent, labels posted and the drift level (or replay position).
+
+    Raises:
+        PlatformError: more than 5% of requests failed after retries.
+        DataError: as PlatformError, when every failure was a malformed answer (no JSON, no uuid);
+            a replayed data set that does not match the spec or changed since the replay started.
+        ConfigError: the synthetic scenario for a model spec that is not its own.
+    """
+    cfg, clock = ctx.cfg, ctx.platform.clock
+    now = clock.now_ms()
+    model = ctx.require_model()
+    live = ctx.require_live(model)
+    label_key = cfg.windows.label_key
+    recovered = recover_intents(ctx)
+    posted_before = post_due_labels(ctx, now, label_key)
+    batch = _synthetic(ctx, model, now) if cfg.data.replay is None else _replay(ctx, model, now)
+    sent = _send(ctx, model, live, batch)
     posted_now = post_due_labels(ctx, clock.now_ms(), label_key)
     waiting = ctx.store.label_queue.waiting(clock.now_ms(), limit=MAX_REPORTED_WAITING)
 
+    total, failures, skipped = len(batch.requests), sent.failures, sent.skipped
+    cycle = {"cycle": batch.fields.pop("cycle")} if "cycle" in batch.fields else {}
     fields = dict(
         model=model.name,
         deployment=live.id,
         version=version_of(live),
-        cycle=cycle,
-        predictions=sent,
+        **cycle,
+        predictions=sent.answered,
         failed=len(failures),
         not_sent=skipped,
         labels_posted=posted_before + posted_now,
         labels_recovered=recovered,
         labels_waiting=waiting,
-        drift_level=round(float(level), 2),
-        positives=int(np.sum(labels)),
+        **batch.fields,
     )
     if failures:
-        log.warning("requests failed after retries %s", KV(failed=len(failures), of=len(frame), first=str(failures[0])))
-    if len(failures) > allowed:
+        log.warning("requests failed after retries %s", KV(failed=len(failures), of=total, first=str(failures[0])))
+    if len(failures) > int(MAX_FAILED_SHARE * total):
         kind = DataError if all(isinstance(f, DataError) for f in failures) else PlatformError
         stopped = f", {skipped} not sent (more than {MAX_FAILED_SHARE:.0%} failed)" if skipped else ""
         raise kind(
-            f"{len(failures)} of {len(frame)} requests to {model.name!r} failed after retries{stopped}; "
-            f"{sent} answered and their labels are queued; first failure: {failures[0]}"
+            f"{len(failures)} of {total} requests to {model.name!r} failed after retries{stopped}; "
+            f"{sent.answered} answered and their labels are queued; first failure: {failures[0]}"
         )
     late = f"; {waiting} due labels could not be posted and wait for the next run" if waiting else ""
     return Outcome(
         "ok",
-        f"sent {sent} predictions to {version_of(live)}, posted {posted_before + posted_now} delayed labels{late}",
+        f"sent {sent.answered} {batch.summary} to {version_of(live)}, "
+        f"posted {posted_before + posted_now} delayed labels{late}",
         "none",
         fields,
     )

@@ -200,7 +200,7 @@ def _version_2_store(url: str, monkeypatch, interim_columns: bool = False) -> No
 
 @pytest.mark.parametrize("interim", [False, True], ids=["version-2", "interim-columns"])
 def test_a_store_made_before_the_task_metric_columns_is_migrated_in_place(store_url, monkeypatch, interim):
-    from monitoring.state.migrations import table_columns
+    from monitoring.state.migrations import LATEST, table_columns
 
     _version_2_store(store_url, monkeypatch, interim)
     for _ in range(2):  # the second open finds the latest version and changes nothing

@@ -12,15 +12,20 @@ from monitoring.core.config import load_config
 from monitoring.core.errors import ConfigError
 from monitoring.domain.data import TelcoScenario, drift_level_at
 from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.training import score, train_model
+from monitoring.domain.training import fit, score
 from tests.domain.support import FEATURES
 
 LABEL = "cell_tower_failure"
 REPO = Path(__file__).resolve().parents[2]
+SPEC = load_config(REPO / "config" / "pipeline.yaml").model
+
+
+def train_model(frame: pd.DataFrame, seed: int):
+    return fit(frame, SPEC, seed).estimator
 
 
 def accuracy(model, frame: pd.DataFrame) -> float:
-    return score(model, frame, FEATURES, LABEL)["accuracy"]
+    return score(model, frame, SPEC)["accuracy"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def concept() -> TelcoScenario:
 def trained(concept):
     rng = np.random.default_rng(42)
     train = concept.generate(4000, rng)
-    return train_model(train, FEATURES, LABEL, seed=42), train
+    return train_model(train, seed=42), train
 
 
 def test_same_generator_state_gives_identical_rows(concept):
@@ -76,7 +81,7 @@ def test_concept_drift_hurts_the_old_model_and_retraining_recovers(trained, conc
     drifted = concept.generate(3000, rng, drift_level=1.0)
     assert 0.55 <= accuracy(model, drifted) <= 0.70
     fresh = concept.generate(300, rng, drift_level=1.0)
-    retrained = train_model(fresh, FEATURES, LABEL, seed=1)
+    retrained = train_model(fresh, seed=1)
     assert accuracy(retrained, drifted) > 0.85
 
 

@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from monitoring.core.config import load_config
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.data import TelcoScenario
-from monitoring.domain.training import make_metadata, save_artifact, train_model
+from monitoring.domain.training import fit, make_metadata, save_artifact
 from monitoring.serving import predict as serving
 from monitoring.serving.predict import ARTIFACT_ENV, Predictor
+from monitoring.serving.tracking import track_prediction
+from tests.domain import mixed
 from tests.domain.support import FEATURES
 
 LABEL = "cell_tower_failure"
 GOOD = {"iot_signal_1": 5.5, "iot_signal_2": 52, "iot_signal_3": 103.2, "iot_signal_4": 40.0}
+TELCO = load_config(Path(__file__).resolve().parents[2] / "config" / "pipeline.yaml").model
+
+
+def saved(root: Path, spec, frame, name: str) -> Path:
+    """Train the built-in model for ``spec`` on ``frame`` and save it as ``var/models/<name>/v1``."""
+    fitted = fit(frame, spec, seed=31)
+    meta = make_metadata(spec=spec, trained_at_ms=0, n_train=len(frame), holdout={}, reference={}, trainer="builtin")
+    return Path(save_artifact(fitted.estimator, root / "var" / "models", name, meta))
 
 
 @pytest.fixture(scope="module")
 def artifact_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    frame = TelcoScenario().generate(2000, np.random.default_rng(31))
-    model = train_model(frame, FEATURES, LABEL, seed=31)
-    meta = make_metadata(
-        features=FEATURES, label=LABEL, classes=[0, 1], trained_at_ms=0, n_train=2000, holdout={}, reference={}
-    )
-    save_artifact(model, root / "var" / "models", "telco", meta)
+    saved(root, TELCO, TelcoScenario().generate(2000, np.random.default_rng(31)), "telco")
     return root
 
 
@@ -50,11 +58,11 @@ def test_predict_one_returns_class_probability_and_inputs(predictor):
 
 def test_predict_frame_agrees_with_predict_one(predictor):
     frame = TelcoScenario().generate(50, np.random.default_rng(32))
-    preds, probs = predictor.predict_frame(frame)
+    batch = predictor.predict_frame(frame)
     for i in (0, 17, 49):
         one = predictor.predict_one(frame.loc[i, FEATURES].to_dict())
-        assert one.prediction == preds[i]
-        assert one.probability == pytest.approx(probs[i], rel=1e-9, abs=1e-12)  # one row vs a batch: BLAS order
+        assert one.prediction == batch.values[i]
+        assert one.probability == pytest.approx(batch.proba[i, 1], rel=1e-9, abs=1e-12)  # one row vs a batch
 
 
 @pytest.mark.parametrize(
@@ -62,13 +70,17 @@ def test_predict_frame_agrees_with_predict_one(predictor):
     [
         (
             {k: v for k, v in GOOD.items() if k != "iot_signal_3"},
-            "feature 'iot_signal_3' is missing from the request; expected a flat JSON object with numeric iot_signal_1",
+            "feature 'iot_signal_3' is missing from the request; expected a flat JSON object with "
+            r"iot_signal_1 \(numeric\)",
         ),
-        ({**GOOD, "iot_signal_2": "52"}, "feature 'iot_signal_2' must be a finite number, got '52'"),
-        ({**GOOD, "iot_signal_4": float("nan")}, "feature 'iot_signal_4' must be a finite number, got nan"),
-        ({**GOOD, "iot_signal_1": True}, "feature 'iot_signal_1' must be a finite number, got True"),
-        ({**GOOD, "iot_signal_1": 10**400}, "feature 'iot_signal_1' must be a finite number, got 1000"),
-        ({**GOOD, "iot_signal_1": [5.5]}, r"feature 'iot_signal_1' must be a finite number, got \[5.5\]"),
+        (
+            {**GOOD, "iot_signal_2": "52"},
+            "feature 'iot_signal_2' must be a finite number .or null when missing., got '52'",
+        ),
+        ({**GOOD, "iot_signal_4": float("nan")}, "feature 'iot_signal_4' must be a finite number .*, got nan"),
+        ({**GOOD, "iot_signal_1": True}, "feature 'iot_signal_1' must be a finite number .*, got True"),
+        ({**GOOD, "iot_signal_1": 10**400}, "feature 'iot_signal_1' must be a finite number .*, got 1000"),
+        ({**GOOD, "iot_signal_1": [5.5]}, r"feature 'iot_signal_1' must be a finite number .*, got \[5.5\]"),
         (
             {"dataframe_split": {"columns": FEATURES, "data": [[1, 2, 3, 4]]}},
             "feature 'iot_signal_1' is missing from the request; expected a flat JSON object",
@@ -176,3 +188,101 @@ def test_model_file_loads_by_path_like_a_cml_build(artifact_dir, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "v1 True"
+
+
+# -- any spec: categorical features, string and multi-class labels, regression ------------------
+@pytest.fixture(scope="module")
+def specs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("specs")
+    rng = np.random.default_rng(33)
+    for name, spec in (
+        ("binary", mixed.spec(positive="No")),
+        ("multi", mixed.spec(classes=["low", "mid", "high"])),
+        ("price", mixed.spec("regression")),
+    ):
+        saved(root, spec, mixed.frame(800, rng, spec), name)
+    return root
+
+
+ROW = {"tenure": 12, "charges": 80.5, "contract": "month", "internet": "fiber"}
+
+
+def test_categorical_request_predicts_a_class_value_and_the_positive_class_probability(specs_dir):
+    predictor = Predictor.load(specs_dir / "var/models/binary/v1")
+    result = predictor.predict_one({**ROW, "contract": "never-seen", "charges": None})
+    assert result.prediction in ("No", "Yes") and result.probabilities is None
+    expected = predictor.predict_frame(predictor.frame([result.features])).proba[0, 0]  # "No" is positive
+    assert result.probability == pytest.approx(expected)
+    assert result.features == {"tenure": 12.0, "charges": None, "contract": "never-seen", "internet": "fiber"}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"contract": 3.5}, "feature 'contract' must be a string .or null when missing., got 3.5"),
+        ({"contract": ["month"]}, "feature 'contract' must be a string"),
+        ({"tenure": "twelve"}, "feature 'tenure' must be a finite number .or null when missing., got 'twelve'"),
+    ],
+)
+def test_request_values_must_match_their_kind(specs_dir, change, message):
+    predictor = Predictor.load(specs_dir / "var/models/binary/v1")
+    with pytest.raises(ValueError, match=message):
+        predictor.predict_one({**ROW, **change})
+    assert predictor.predict_one({**ROW, "contract": 2}).features["contract"] == "2"  # whole numbers as text
+
+
+def test_multiclass_tracks_every_class_probability(specs_dir):
+    result = Predictor.load(specs_dir / "var/models/multi/v1").predict_one(ROW)
+    assert result.prediction in ("low", "mid", "high") and result.probability is None
+    assert list(result.probabilities) == ["low", "mid", "high"]
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert max(result.probabilities, key=result.probabilities.get) == result.prediction
+
+
+def test_regressor_predicts_a_number_and_no_probability(specs_dir):
+    result = Predictor.load(specs_dir / "var/models/price/v1").predict_one(ROW)
+    assert type(result.prediction) is float and result.probability is None and result.probabilities is None
+
+
+@pytest.mark.parametrize("name", ["binary", "multi", "price"])
+def test_served_model_tracks_exactly_the_contract(specs_dir, monkeypatch, name):
+    fake = FakeCdsw()
+    monkeypatch.setitem(sys.modules, "cdsw", fake)
+    monkeypatch.setattr(serving, "_cached", None)
+    monkeypatch.chdir(specs_dir)
+    monkeypatch.setenv(ARTIFACT_ENV, f"var/models/{name}/v1")
+    out = serving.predict(dict(ROW))
+    metrics = fake.records[0]["metrics"]
+    assert out["prediction"] == metrics["prediction"]
+    expected_keys = {"input_features", "prediction", "model_version"} | {
+        "binary": {"probability"},
+        "multi": {"probabilities"},
+        "price": set(),
+    }[name]
+    assert set(metrics) == expected_keys and metrics["model_version"] == "v1"
+    assert metrics["input_features"] == {"tenure": 12.0, "charges": 80.5, "contract": "month", "internet": "fiber"}
+    json.dumps(metrics, allow_nan=False)  # what the metrics store receives is plain JSON
+
+
+def test_tracking_helper_for_a_users_own_predict_file():
+    fake = FakeCdsw()
+
+    @fake.model_metrics
+    def predict(args):
+        track_prediction(
+            {"tenure": np.float64(3.0), "contract": "month", "charges": float("nan")},
+            np.str_("Yes"),
+            "git-4f2a",
+            probability=np.float32(0.75),
+            sdk=fake,
+        )
+        return "Yes"
+
+    assert predict({})["prediction"] == "Yes"
+    assert fake.records[0]["metrics"] == {
+        "input_features": {"tenure": 3.0, "contract": "month", "charges": None},
+        "prediction": "Yes",
+        "model_version": "git-4f2a",
+        "probability": 0.75,
+    }
+    assert type(fake.records[0]["metrics"]["prediction"]) is str

@@ -1,159 +1,256 @@
-"""Training, scoring and versioned artifacts on disk."""
+"""Training any model the spec describes: built-in defaults per task, trainer entry points, checks, scores."""
 
 from __future__ import annotations
 
-import json
+import sys
+import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
-import sklearn
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
-
-from monitoring.core.errors import DataError
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.training import (
-    ModelArtifact,
-    list_versions,
-    load_artifact,
-    make_metadata,
-    next_version,
-    save_artifact,
-    score,
-    train_model,
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
 )
-from tests.domain.support import FEATURES
+from sklearn.svm import LinearSVC
 
-LABEL = "cell_tower_failure"
-NAME = "telco-cell-tower-failure"
+from monitoring.core.errors import ConfigError, DataError
+from monitoring.domain.estimators import check_estimator, load_trainer
+from monitoring.domain.training import Predictions, fit, headline_metric, predict_frame, score, score_predictions
+from tests.domain import mixed
+
+BINARY = mixed.spec()
+MULTI = mixed.spec(classes=["low", "mid", "high"])
+REGRESSION = mixed.spec("regression")
 
 
 @pytest.fixture(scope="module")
-def data():
-    scenario = TelcoScenario()
-    rng = np.random.default_rng(21)
-    return scenario.generate(5000, rng), scenario.generate(1000, rng)
+def binary_data():
+    rng = np.random.default_rng(5)
+    return mixed.frame(1500, rng, BINARY), mixed.frame(600, rng, BINARY)
 
 
-@pytest.fixture(scope="module")
-def model(data):
-    return train_model(data[0], FEATURES, LABEL, seed=21)
-
-
-def metadata(train, holdout, model):
-    return make_metadata(
-        features=FEATURES,
-        label=LABEL,
-        classes=[0, 1],
-        trained_at_ms=1_795_428_000_000,
-        n_train=len(train),
-        holdout=score(model, holdout, FEATURES, LABEL),
-        reference=ReferenceStats.fit(train, FEATURES).to_dict(),
-        training_window={"start_ms": 1, "end_ms": 2},
-        parent_version=None,
+def test_builtin_classifier_learns_numeric_and_categorical_features(binary_data):
+    train, holdout = binary_data
+    fitted = fit(train, BINARY, seed=1)
+    assert fitted.trainer == "builtin" and fitted.capabilities.has_proba
+    assert set(fitted.capabilities.proba_classes) == {"No", "Yes"}
+    metrics = score(fitted.estimator, holdout, BINARY, fitted.capabilities)
+    majority = holdout["target"].value_counts(normalize=True).max()
+    assert metrics["accuracy"] > majority + 0.2 and metrics["n"] == 600
+    again = fit(train, BINARY, seed=1)  # deterministic for a seed
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(predict_frame(again.estimator, holdout, BINARY, again.capabilities).proba),
+        pd.DataFrame(predict_frame(fitted.estimator, holdout, BINARY, fitted.capabilities).proba),
     )
 
 
-def test_training_is_deterministic(data):  # how fast it is is the benchmarks' question, never a test's
-    first = train_model(data[0], FEATURES, LABEL, seed=3)
-    second = train_model(data[0], FEATURES, LABEL, seed=3)
-    probe = data[1][FEATURES]
-    np.testing.assert_array_equal(first.predict_proba(probe), second.predict_proba(probe))
-    assert list(first.feature_names_in_) == FEATURES
+def test_builtin_model_takes_unknown_categories_and_missing_values(binary_data):
+    train, holdout = binary_data
+    fitted = fit(train, BINARY, seed=1)
+    odd = holdout.iloc[:3].copy()
+    odd["contract"] = ["never-seen", None, "month"]
+    odd["charges"] = [np.nan, 50.0, np.nan]
+    predictions = predict_frame(fitted.estimator, odd, BINARY, fitted.capabilities)
+    assert set(predictions.values) <= {"No", "Yes"} and predictions.proba.shape == (3, 2)
+    np.testing.assert_allclose(predictions.proba.sum(axis=1), 1.0)
 
 
-def test_score_matches_sklearn(model, data):
-    holdout = data[1]
-    pred = model.predict(holdout[FEATURES])
-    y = holdout[LABEL].to_numpy()
-    assert score(model, holdout, FEATURES, LABEL) == {
+def test_binary_scores_match_sklearn_with_the_positive_class(binary_data):
+    train, holdout = binary_data
+    spec = mixed.spec(positive="No")  # precision etc. about "No", not the last class
+    fitted = fit(train, spec, seed=2)
+    got = score(fitted.estimator, holdout, spec, fitted.capabilities)
+    y, pred = holdout["target"].to_numpy(), fitted.estimator.predict(holdout[spec.feature_names])
+    proba = fitted.estimator.predict_proba(holdout[spec.feature_names])
+    no = list(fitted.estimator.classes_).index("No")
+    expected = {
         "accuracy": accuracy_score(y, pred),
-        "precision": precision_score(y, pred, zero_division=0),
-        "recall": recall_score(y, pred, zero_division=0),
-        "f1": f1_score(y, pred, zero_division=0),
-        "n": 1000,
+        "precision": precision_score(y, pred, pos_label="No"),
+        "recall": recall_score(y, pred, pos_label="No"),
+        "f1": f1_score(y, pred, pos_label="No"),
+        "roc_auc": roc_auc_score(y == "No", proba[:, no]),
+        "log_loss": log_loss(y, proba, labels=fitted.estimator.classes_),
     }
+    assert got.keys() == {*expected, "n"}
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
 
 
-def test_training_rejects_bad_data(data):
-    train = data[0].copy()
-    with pytest.raises(DataError, match="data has no column.s. cell_tower_failure"):
-        train_model(train.drop(columns=[LABEL]), FEATURES, LABEL, seed=0)
-    train.loc[7, "iot_signal_2"] = np.nan
-    with pytest.raises(DataError, match="1 of 5000 rows have a missing or non-finite feature or label .first at row 7"):
-        train_model(train, FEATURES, LABEL, seed=0)
-    one_class = data[0].assign(**{LABEL: 0})
-    with pytest.raises(DataError, match="only one class"):
-        train_model(one_class, FEATURES, LABEL, seed=0)
+def test_multiclass_scores_are_macro_and_match_sklearn():
+    rng = np.random.default_rng(6)
+    train, holdout = mixed.frame(1500, rng, MULTI), mixed.frame(500, rng, MULTI)
+    fitted = fit(train, MULTI, seed=3)
+    predictions = predict_frame(fitted.estimator, holdout, MULTI, fitted.capabilities)
+    got = score_predictions(holdout["target"].tolist(), predictions, MULTI)
+    y = holdout["target"].to_numpy()
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, predictions.values.astype(str)))
+    assert got["f1"] == pytest.approx(f1_score(y, predictions.values.astype(str), average="macro"))
+    sk_order = list(fitted.estimator.classes_)  # sklearn sorts; the spec order is low, mid, high
+    proba_sk = predictions.proba[:, [MULTI.classes.index(c) for c in sk_order]]
+    assert got["log_loss"] == pytest.approx(log_loss(y, proba_sk, labels=sk_order))
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, proba_sk, multi_class="ovr", labels=sk_order))
 
 
-def test_save_and_load_round_trip(tmp_path, model, data):
-    train, holdout = data
-    meta = metadata(train, holdout, model)
-    rel = save_artifact(model, tmp_path / "models", NAME, meta)
-    assert rel == f"{(tmp_path / 'models').as_posix()}/{NAME}/v1"
-    artifact = load_artifact(rel)
-    assert isinstance(artifact, ModelArtifact)
-    assert artifact.version == "v1" and artifact.features == FEATURES
-    assert artifact.metadata["model_name"] == NAME
-    assert artifact.metadata["sklearn_version"] == sklearn.__version__
-    assert artifact.metadata["holdout"] == meta["holdout"]
-    np.testing.assert_array_equal(
-        artifact.pipeline.predict_proba(holdout[FEATURES]), model.predict_proba(holdout[FEATURES])
+def test_regression_default_and_scores_match_sklearn():
+    rng = np.random.default_rng(7)
+    train, holdout = mixed.frame(1500, rng, REGRESSION), mixed.frame(500, rng, REGRESSION)
+    fitted = fit(train, REGRESSION, seed=4)
+    assert fitted.trainer == "builtin" and not fitted.capabilities.has_proba
+    got = score(fitted.estimator, holdout, REGRESSION, fitted.capabilities)
+    y, pred = holdout["target"].to_numpy(), fitted.estimator.predict(holdout[REGRESSION.feature_names])
+    assert got["mae"] == pytest.approx(mean_absolute_error(y, pred))
+    assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, pred)))
+    assert got["mape"] == pytest.approx(mean_absolute_percentage_error(y, pred))
+    assert got["r2"] == pytest.approx(r2_score(y, pred)) and got["r2"] > 0.8
+    assert got["bias"] == pytest.approx(np.mean(pred - y))
+    assert headline_metric(REGRESSION) == "mae" and headline_metric(BINARY) == "accuracy"
+    assert headline_metric(REGRESSION, "rmse") == "rmse"
+
+
+def test_integer_classes_stay_integers():
+    spec = mixed.spec(classes=[0, 1])
+    rng = np.random.default_rng(8)
+    fitted = fit(mixed.frame(800, rng, spec), spec, seed=0)
+    values = predict_frame(fitted.estimator, mixed.frame(20, rng, spec), spec, fitted.capabilities).values
+    assert {type(v) for v in values} == {int} and set(values) <= {0, 1}
+
+
+def test_training_rejects_too_little_data(binary_data):
+    train, _ = binary_data
+    with pytest.raises(DataError, match="only one class in 'target'"):
+        fit(train.assign(target="No"), BINARY, seed=0)
+    with pytest.raises(DataError, match="training data has 1 rows"):
+        fit(train.iloc[:1], BINARY, seed=0)
+
+
+# -- a user's trainer entry point -------------------------------------------------------------
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project directory with a trainer package; sys.path and imported modules restored afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    pkg = tmp_path / "usercode"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name.startswith("usercode"):
+            del sys.modules[name]
+
+
+def write_trainer(project, body: str, module: str = "trainers") -> str:
+    (project / "usercode" / f"{module}.py").write_text(textwrap.dedent(body))
+    return f"usercode.{module}:train"
+
+
+def test_trainer_entry_point_is_called_with_the_frame_and_the_spec(project, binary_data):
+    entry = write_trainer(
+        project,
+        """
+        from sklearn.compose import make_column_transformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import OneHotEncoder
+        SEEN = []
+
+        def train(frame, spec):
+            SEEN.append((list(frame.columns), spec.task, spec.categorical_features))
+            prep = make_column_transformer(
+                (SimpleImputer(), spec.numeric_features),
+                (OneHotEncoder(handle_unknown="ignore"), spec.categorical_features),
+            )
+            model = make_pipeline(prep, LogisticRegression(max_iter=1000))
+            return model.fit(frame[spec.feature_names], frame[spec.label.name])
+        """,
     )
-    ReferenceStats.from_dict(artifact.metadata["reference"])
-    assert not [p.name for p in (tmp_path / "models" / NAME).iterdir() if p.name.startswith(".tmp")]
+    spec = mixed.spec().model_copy(update={"trainer": entry})
+    train, holdout = binary_data
+    fitted = fit(train.assign(start_ms=1), spec, seed=0, project_root=project)
+    assert fitted.trainer == entry and fitted.capabilities.has_proba
+    seen = sys.modules["usercode.trainers"].SEEN
+    assert seen == [
+        (["tenure", "charges", "contract", "internet", "target"], "classification", ["contract", "internet"])
+    ]
+    assert score(fitted.estimator, holdout, spec)["accuracy"] > 0.7
 
 
-def test_relative_artifacts_dir_gives_a_relative_path(tmp_path, monkeypatch, model, data):
-    monkeypatch.chdir(tmp_path)
-    rel = save_artifact(model, "var/models", NAME, metadata(*data, model))
-    assert rel == f"var/models/{NAME}/v1"
-    assert load_artifact(rel).version == "v1"
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("def train(frame, spec):\n    return 42\n", r"returned a int, which has no predict method"),
+        (
+            "from sklearn.linear_model import LogisticRegression\n"
+            "def train(frame, spec):\n    return LogisticRegression()\n",
+            r"LogisticRegression.predict failed on training rows \(NotFittedError",
+        ),
+        ("def train(frame, spec):\n    raise RuntimeError('no GPU here')\n", r"failed: RuntimeError: no GPU here"),
+        (
+            "from sklearn.dummy import DummyClassifier\nimport numpy as np\n"
+            "def train(frame, spec):\n    return DummyClassifier(strategy='constant', constant='maybe')"
+            ".fit(frame[['tenure']], np.where(frame.index % 2, 'maybe', 'No'))\n",
+            r"DummyClassifier predicts \['maybe'\], which are not in model.label.classes \['No', 'Yes'\]",
+        ),
+    ],
+    ids=["no-predict", "not-fitted", "raises", "foreign-classes"],
+)
+def test_trainer_contract_violations_are_config_errors(project, binary_data, body, message):
+    spec = mixed.spec().model_copy(update={"trainer": write_trainer(project, body)})
+    with pytest.raises(ConfigError, match=message) as info:
+        fit(binary_data[0], spec, seed=0, project_root=project)
+    assert "model.trainer 'usercode.trainers:train'" in str(info.value)
 
 
-def test_versions_are_numeric_not_lexicographic(tmp_path, model, data):
-    root = tmp_path / "models"
-    assert list_versions(root, NAME) == [] and next_version(root, NAME) == "v1"
-    for n in (1, 2, 9, 10):
-        (root / NAME / f"v{n}").mkdir(parents=True)
-    (root / NAME / "v01").mkdir()
-    (root / NAME / "latest").mkdir()
-    (root / NAME / "v3.txt").write_text("not a version")
-    assert list_versions(root, NAME) == ["v1", "v2", "v9", "v10"]
-    assert next_version(root, NAME) == "v11"
-    assert save_artifact(model, root, NAME, metadata(*data, model)).endswith("/v11")
+def test_trainer_that_cannot_be_loaded_names_model_trainer(project):
+    with pytest.raises(ConfigError, match=r"model.trainer: cannot import 'usercode.nothere' \(ModuleNotFoundError"):
+        load_trainer("usercode.nothere:train", project)
+    write_trainer(project, "def other(frame, spec):\n    pass\n")
+    with pytest.raises(ConfigError, match="model.trainer: module 'usercode.trainers' has no function 'train'"):
+        load_trainer("usercode.trainers:train", project)
 
 
-def test_corrupt_model_file_is_a_data_error_naming_the_path(tmp_path, model, data):
-    path = save_artifact(model, tmp_path, NAME, metadata(*data, model))
-    model_file = tmp_path / NAME / "v1" / "model.joblib"
-    model_file.write_bytes(model_file.read_bytes()[:200])
-    with pytest.raises(DataError, match=f"model artifact {model_file}: cannot load the model"):
-        load_artifact(path)
-    model_file.write_bytes(b"this is not a pickle")
-    with pytest.raises(DataError, match=f"model artifact {model_file}: cannot load the model"):
-        load_artifact(path)
+def test_classifier_without_predict_proba_is_allowed_and_tracks_no_probability(binary_data):
+    train, holdout = binary_data
+    x = train[["tenure"]]
+    svc = LinearSVC().fit(x, train["target"])
+    spec = mixed.spec().model_copy(update={"features": [BINARY.features[0]]})
+    caps = check_estimator(svc, spec, train, "test")
+    assert not caps.has_proba
+    got = score(svc, holdout, spec, caps)
+    assert "roc_auc" not in got and "log_loss" not in got and 0 <= got["accuracy"] <= 1
 
 
-def test_missing_or_incomplete_metadata_is_a_data_error(tmp_path, model, data):
-    with pytest.raises(DataError, match=f"model artifact {tmp_path / 'nope'}: no metadata.json"):
-        load_artifact(tmp_path / "nope")
-    path = save_artifact(model, tmp_path, NAME, metadata(*data, model))
-    meta_file = tmp_path / NAME / "v1" / "metadata.json"
-    meta = json.loads(meta_file.read_text())
-    del meta["features"], meta["classes"]
-    meta_file.write_text(json.dumps(meta))
-    with pytest.raises(DataError, match=f"model artifact {meta_file}: metadata lacks features, classes"):
-        load_artifact(path)
-    meta_file.write_text("{not json")
-    with pytest.raises(DataError, match=f"model artifact {meta_file}: unreadable metadata"):
-        load_artifact(path)
+def test_classes_of_a_probabilistic_classifier_must_be_the_spec_classes(binary_data):
+    train, _ = binary_data
+    dummy = DummyClassifier(strategy="most_frequent").fit(train[BINARY.feature_names], train["target"] == "Yes")
+    with pytest.raises(ConfigError, match="predicts"):  # True/False are not "No"/"Yes"
+        check_estimator(dummy, BINARY, train, "test")
 
 
-def test_unsafe_model_name_and_non_json_metadata_are_rejected(tmp_path, model, data):
-    with pytest.raises(DataError, match="model name '../x' cannot be a directory name"):
-        save_artifact(model, tmp_path, "../x", {})
-    with pytest.raises(DataError, match="is not JSON-safe"):
-        save_artifact(model, tmp_path, NAME, {**metadata(*data, model), "bad": float("nan")})
-    assert list_versions(tmp_path, NAME) == []
+def test_regressor_must_predict_numbers(binary_data):
+    train, _ = binary_data
+    labels = DummyClassifier(strategy="most_frequent").fit(train[["tenure"]], train["target"])
+    with pytest.raises(ConfigError, match="a regressor must predict finite numbers"):
+        check_estimator(labels, REGRESSION, train, "test")
+    check_estimator(
+        LinearRegression().fit(train[["tenure"]], train["tenure"]),
+        REGRESSION.model_copy(update={"features": [REGRESSION.features[0]]}),
+        train,
+        "test",
+    )
+
+
+def test_scoring_needs_rows():
+    with pytest.raises(DataError, match="zero rows"):
+        score_predictions([], Predictions(np.empty(0)), REGRESSION)

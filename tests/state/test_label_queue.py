@@ -26,7 +26,12 @@ def test_answers_move_intents_into_the_queue_and_the_last_batch_drops_what_got_n
         queue.answered("run-1", [(1, "u1", CRN, 0, 99_999, 9), (3, "u3", CRN, 1, 61_300, 1300)], last=True)
         assert queue.intents() == []  # slots 2 and 4 got no answer
         rows = store.db.query("SELECT uuid, label, due_ms, answered_ms FROM pending_labels ORDER BY uuid")
-        assert [tuple(r) for r in rows] == [("u0", 0, 61_100, 1100), ("u1", 1, 61_200, 1200), ("u3", 1, 61_300, 1300)]
+        # labels are stored as JSON text (any JSON value: "Yes", 350000.0, 1)
+        assert [tuple(r) for r in rows] == [
+            ("u0", "0", 61_100, 1100),
+            ("u1", "1", 61_200, 1200),
+            ("u3", "1", 61_300, 1300),
+        ]
 
 
 def _ended_pid() -> int:

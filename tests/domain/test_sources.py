@@ -1,0 +1,226 @@
+"""Data sources: CSV and Parquet files, SQL (SQLite and PostgreSQL), row selection, and the one schema check."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.core.config import load_config, parse_config
+from monitoring.core.data_config import FileSource, SqlSource
+from monitoring.core.errors import ConfigError, DataError
+from monitoring.core.model_spec import ModelConfig
+from monitoring.domain.data import TelcoScenario
+from monitoring.domain.sources import load_dataset, read_table, select_rows
+from monitoring.domain.sources.schema import conform
+from tests.domain import mixed
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = ModelConfig(
+    name="churn",
+    features=[
+        {"name": "tenure", "kind": "numeric"},
+        {"name": "TotalCharges", "kind": "numeric"},
+        {"name": "Contract", "kind": "categorical"},
+        {"name": "SeniorCitizen", "kind": "categorical"},
+    ],
+    label={"name": "Churn", "classes": ["No", "Yes"], "mapping": {"no": "No", "yes": "Yes", "0": "No", "1": "Yes"}},
+)
+CSV = """customerID,tenure,TotalCharges,Contract,SeniorCitizen,Churn,signup
+a,1,29.85,Month-to-month,0,No,2026-01-03
+b,34,1889.5,One year,0,yes,2026-01-01
+c,2, ,Month-to-month,1,Yes,2026-01-02T12:00:00Z
+d,45,1840.75,One year,0,1,2026-01-05
+e,0,,Two year,1,No,2026-01-04
+"""
+
+
+def csv_source(**extra) -> FileSource:
+    return FileSource(kind="csv", path="data/*.csv", **extra)
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "part1.csv").write_text(CSV)
+    return tmp_path
+
+
+def test_csv_rows_are_typed_by_kind_and_labels_mapped(project):
+    frame = load_dataset(csv_source(), SPEC, project, "data.training")
+    assert list(frame.columns) == ["tenure", "TotalCharges", "Contract", "SeniorCitizen", "Churn"]
+    assert frame["tenure"].dtype == np.float64 and frame["Contract"].dtype == object
+    assert frame["TotalCharges"].isna().tolist() == [False, False, True, False, True]  # blanks are missing
+    assert frame["SeniorCitizen"].tolist() == ["0", "0", "1", "0", "1"]
+    assert frame["Churn"].tolist() == ["No", "Yes", "Yes", "Yes", "No"]
+
+
+def test_glob_reads_every_file_in_name_order_and_selects_by_time(project):
+    (project / "data" / "part2.csv").write_text(
+        CSV.replace("a,1,", "f,7,").splitlines()[0] + "\nf,7,10,Two year,0,No,2026-01-09\n"
+    )
+    source = csv_source(time_column="signup", since="2026-01-02", until="2026-01-06")
+    frame = load_dataset(source, SPEC, project, "data.training")
+    day = 86_400_000
+    jan1 = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    assert frame["start_ms"].tolist() == [jan1 + day + day // 2, jan1 + 2 * day, jan1 + 3 * day, jan1 + 4 * day]
+    assert frame["tenure"].tolist() == [2.0, 1.0, 0.0, 45.0]  # in time order; part2's row is after `until`
+    window = (jan1 + 2 * day, jan1 + 4 * day)
+    assert load_dataset(source, SPEC, project, "x", window_ms=window)["tenure"].tolist() == [1.0, 0.0]
+
+
+def test_shuffle_and_row_slices_split_one_file_into_disjoint_parts(project):
+    first = select_rows(
+        read_table(csv_source(shuffle_seed=3, rows="0:3"), project, "a"), csv_source(shuffle_seed=3, rows="0:3")
+    )[0]
+    rest = select_rows(read_table(csv_source(), project, "b"), csv_source(shuffle_seed=3, rows="3:"))[0]
+    ids = first.frame["customerID"].tolist() + rest.frame["customerID"].tolist()
+    assert sorted(ids) == ["a", "b", "c", "d", "e"] and len(first.frame) == 3
+    assert ids != ["a", "b", "c", "d", "e"]  # shuffled (seeded: the same every time)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace(",Contract,", ",Plan,"), r"has no column 'Contract' \(categorical feature\)"),
+        (
+            lambda t: t.replace("b,34,1889.5", "b,34,lots"),
+            r"column 'TotalCharges' \(numeric feature\) holds 'lots' at row 2 \(line 3\) of data/part1.csv",
+        ),
+        (
+            lambda t: t.replace("d,45,1840.75,One year,0,1", "d,45,1840.75,One year,0,maybe"),
+            r"column 'Churn' \(class label\) holds 'maybe' at row 4 \(line 5\) of data/part1.csv: expected one of "
+            r"model.label.classes \['No', 'Yes'\] or a key of model.label.mapping",
+        ),
+    ],
+    ids=["missing-feature", "text-in-numeric", "label-outside-mapping"],
+)
+def test_schema_check_names_source_column_and_first_bad_row(project, edit, message):
+    path = project / "data" / "part1.csv"
+    path.write_text(edit(CSV))
+    with pytest.raises(DataError, match=message) as info:
+        load_dataset(csv_source(), SPEC, project, "data.training")
+    assert str(info.value).startswith("data.training (csv data/*.csv): ")
+
+
+def test_bad_time_and_missing_files_are_named(project):
+    (project / "data" / "part1.csv").write_text(CSV.replace("2026-01-05", "last tuesday"))
+    with pytest.raises(DataError, match=r"column 'signup' \(time_column\) holds 'last tuesday' at row 4"):
+        load_dataset(csv_source(time_column="signup"), SPEC, project, "data.training")
+    with pytest.raises(DataError, match=r"no file matches 'other/\*.csv'"):
+        load_dataset(FileSource(kind="csv", path="other/*.csv"), SPEC, project, "data.training")
+
+
+def test_parquet_keeps_its_types(project):
+    rng = np.random.default_rng(1)
+    spec = mixed.spec(classes=[0, 1])
+    frame = mixed.frame(50, rng, spec)
+    frame.to_parquet(project / "data" / "rows.parquet")
+    got = load_dataset(FileSource(kind="parquet", path="data/rows.parquet"), spec, project, "data.training")
+    assert got["target"].dtype == np.int64
+    pd.testing.assert_series_equal(got["tenure"], frame["tenure"])
+    assert got["internet"].tolist() == [v if isinstance(v, str) else None for v in frame["internet"]]
+
+
+def _write_sqlite(path: Path, frame: pd.DataFrame) -> None:
+    with sqlite3.connect(path) as conn:
+        frame.to_sql("customers", conn, index=False)
+
+
+def test_sql_on_sqlite_inside_the_project(project):
+    frame = pd.read_csv(project / "data" / "part1.csv", dtype=str, keep_default_na=False)
+    frame["tenure"] = frame["tenure"].astype(int)
+    _write_sqlite(project / "data" / "crm.db", frame)
+    source = SqlSource(
+        kind="sql", url="sqlite:///data/crm.db", query="SELECT * FROM customers WHERE tenure > :t".replace(":t", "0")
+    )
+    got = load_dataset(source, SPEC, project, "data.training")
+    assert got["tenure"].tolist() == [1.0, 34.0, 2.0, 45.0]
+    bad = SqlSource(kind="sql", url="sqlite:///data/crm.db", query="SELECT * FROM nowhere")
+    with pytest.raises(DataError, match=r"data.training \(sql url\): the query on sqlite:///.*crm.db failed"):
+        load_dataset(bad, SPEC, project, "data.training")
+
+
+def test_sql_url_from_an_environment_variable(project):
+    source = SqlSource(kind="sql", url_env="CHURN_DB_URL", query="SELECT 1")
+    with pytest.raises(ConfigError, match="CHURN_DB_URL is not set"):
+        load_dataset(source, SPEC, project, "data.training", env={})
+
+
+def test_config_keeps_secrets_out_and_paths_inside():
+    base = load_config(REPO / "config" / "pipeline.yaml").model_dump(mode="json")
+    problems = []
+    for data in (
+        {"training": {"kind": "sql", "url": "postgresql://u:secret@db/x", "query": "SELECT 1"}},
+        {"training": {"kind": "csv", "path": "../elsewhere.csv"}},
+        {"training": {"kind": "csv", "path": "a.csv", "since": "2026-01-01"}},
+        {"training": {"kind": "csv", "path": "a.csv", "rows": "10:5"}},
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_config({**base, "data": data})
+        problems.append(str(info.value))
+    assert "url holds a password" in problems[0] and "u:secret@" not in problems[0]
+    assert "data.training.path: '../elsewhere.csv' must be a relative path inside the project" in problems[1]
+    assert "since/until select rows by time: set time_column too" in problems[2]
+    assert "'10:5': the end must be after the start" in problems[3]
+
+
+def test_synthetic_data_refuses_a_spec_that_is_not_its_own():
+    """The silent case of issue 10: the user's 4 feature names on telco data must fail, naming it."""
+    base = load_config(REPO / "config" / "pipeline.yaml").model_dump(mode="json")
+    base["model"]["features"] = ["tenure", "MonthlyCharges", "TotalCharges", "SeniorCitizen"]
+    cfg = parse_config(base)
+    with pytest.raises(ConfigError, match=r"data.training: the built-in synthetic scenario is telco cell-tower data"):
+        TelcoScenario.from_config(cfg)
+    assert TelcoScenario.from_config(load_config(REPO / "config" / "pipeline.yaml")).features[0] == "iot_signal_1"
+
+
+def test_conform_drops_unlabelled_rows_and_keeps_regression_targets_numeric():
+    spec = mixed.spec("regression")
+    frame = pd.DataFrame(
+        {
+            "tenure": [1, 2, 3],
+            "charges": ["1.5", "", "2"],
+            "contract": ["a", None, 3.0],
+            "internet": ["x"] * 3,
+            "target": [10.0, None, "12.5"],
+        }
+    )
+    got = conform(frame, spec, "test")
+    assert got["target"].tolist() == [10.0, 12.5] and got["contract"].tolist() == ["a", "3"]
+    with pytest.raises(DataError, match=r"test: column 'target' \(numeric target\) holds 'high' at row 2"):
+        conform(frame.assign(target=[1, "high", 2]), spec, "test")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_sql_on_postgresql(project, new_pg_database):
+    import psycopg
+
+    url = new_pg_database("source")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE customers (tenure INTEGER, total_charges DOUBLE PRECISION, contract TEXT, senior INTEGER, "
+            "churn TEXT, signup TIMESTAMPTZ)"
+        )
+        conn.execute(
+            "INSERT INTO customers VALUES (1, 29.85, 'Month-to-month', 0, 'No', '2026-01-03T00:00:00Z'), "
+            "(34, NULL, 'One year', 1, 'Yes', '2026-01-01T00:00:00Z'), (5, 12, 'One year', 0, 'No', '2026-02-01')"
+        )
+    query = (
+        'SELECT tenure, total_charges AS "TotalCharges", contract AS "Contract", senior AS "SeniorCitizen", '
+        'churn AS "Churn", signup FROM customers'
+    )
+    source = SqlSource(kind="sql", url_env="CHURN_DB_URL", query=query, time_column="signup", until="2026-01-31")
+    got = load_dataset(source, SPEC, project, "data.retraining.source", env={"CHURN_DB_URL": url})
+    assert got["tenure"].tolist() == [34.0, 1.0]  # time order, February left out
+    assert np.isnan(got["TotalCharges"][0]) and got["SeniorCitizen"].tolist() == ["1", "0"]
+    assert got["Churn"].tolist() == ["Yes", "No"]
+    assert got["start_ms"].tolist() == [1_767_225_600_000, 1_767_398_400_000]
+    wrong = url.rsplit("/", 1)[0] + "/no_such_db"
+    with pytest.raises(DataError, match=r"the query on postgresql\+psycopg://postgres@127.0.0.1:\d+/no_such_db failed"):
+        load_dataset(source, SPEC, project, "data.retraining.source", env={"CHURN_DB_URL": wrong})

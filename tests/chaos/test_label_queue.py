@@ -136,7 +136,7 @@ def assert_labelled_exactly_once(rig: Rig, since_ms: int) -> int:
     assert all(queue[r["predictionUuid"]][1] is not None for r in mine), (
         "a label is on its record but not marked posted"
     )
-    names = list(cfg.model.features)
+    names = list(cfg.model.feature_names)
     drawn = seeded_labels(
         rig.ctx,
         [
@@ -235,7 +235,7 @@ def test_intents_of_a_live_run_are_left_alone_and_a_dead_runs_are_resolved_once(
     queue = rig.ctx.store.label_queue
     crn = rig.live().crn
     now = rig.at(2.05)
-    request = {name: 0.5 for name in rig.cfg.model.features}
+    request = {name: 0.5 for name in rig.cfg.model.feature_names}
     live = rig.ctx.store.leases.hold("labels:alive@elsewhere:1:abc", "alive@elsewhere:1:abc", wait_s=0)
     try:
         queue.intend("alive@elsewhere:1:abc", crn, [(0, request, 1, 60_000, None)], now)

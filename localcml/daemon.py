@@ -2,7 +2,9 @@
 
 ``python -m localcml.daemon --dir W --project-root R`` serves until SIGTERM/SIGINT.
 ``ensure_running(W, R)`` reuses a live daemon (found through ``W/workspace.json``) or spawns
-one detached and waits for it; ``shutdown(W)`` stops it; ``reset(W)`` also deletes W.
+one detached and waits for it; ``shutdown(W)`` stops it, and whatever a crashed daemon left
+running; ``reset(W)`` also deletes W. A daemon started while another one serves W exits with
+``EXIT_BUSY`` (the directory lock), and ``ensure_running`` then uses the one that serves.
 """
 
 from __future__ import annotations
@@ -20,17 +22,26 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
+from localcml.core.dirlock import LOCK_FILE, DirectoryLock, WorkspaceBusy
+from localcml.core.process_table import ProcessTable
+from localcml.core.processes import marker, signal_group
 from localcml.environment import PACKAGE_ROOT
+from localcml.jobs.runner import stopped_without_daemon
 from localcml.models.router import BUSY_TIMEOUT_SECONDS
+from localcml.models.supervisor import RestartPolicy
 from monitoring.core.errors import ConfigError, PlatformError
+from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
+#: The daemon's exit status when another live daemon serves its directory (EX_TEMPFAIL).
+EXIT_BUSY = 75
 #: Daemons this process spawned, by pid: kept so they can be reaped (no zombies, no ResourceWarning).
 _SPAWNED: dict[int, subprocess.Popen] = {}
 
@@ -98,8 +109,16 @@ def ensure_running(
     project_root: str | Path,
     metrics_url: str | None = None,
     timeout: float = START_TIMEOUT_SECONDS,
+    daemon_args: Sequence[str] = (),
 ) -> WorkspaceInfo:
     """The running daemon of W, started (detached) if none is live.
+
+    Args:
+        workspace_dir: W.
+        project_root: the project the workspace serves.
+        metrics_url: the metrics store URL (default ``sqlite:///W/metrics.db``).
+        timeout: seconds the daemon has to come up.
+        daemon_args: more arguments of a daemon started here (``--replica-backoff 0``).
 
     Returns:
         A dict (keys also readable as attributes): ``url, pid, port, project_id, project_name,
@@ -112,35 +131,11 @@ def ensure_running(
     workspace = Path(workspace_dir).resolve()
     root = Path(project_root).resolve()
     info = read_info(workspace)
-    if info is None:
+    deadline = time.monotonic() + timeout
+    while info is None:
         workspace.mkdir(parents=True, exist_ok=True)
-        log_path = workspace / "daemon.log"
-        argv = [sys.executable, "-m", "localcml.daemon", "--dir", str(workspace), "--project-root", str(root)]
-        if metrics_url:
-            argv += ["--metrics-url", metrics_url]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                cwd=root,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        _SPAWNED[proc.pid] = proc
-        deadline = time.monotonic() + timeout
-        while info is None or info.get("pid") != proc.pid:
-            if proc.poll() is not None:
-                raise PlatformError(f"the local workspace daemon exited with code {proc.returncode}; see {log_path}")
-            if time.monotonic() > deadline:
-                raise PlatformError(f"the local workspace daemon did not start within {timeout:g} s; see {log_path}")
-            time.sleep(POLL_SECONDS)  # a real process is starting: short bounded polling
-            info = read_info(workspace)
+        proc = _spawn_daemon(workspace, root, metrics_url, daemon_args)
+        info = _wait_up(workspace, proc, deadline, timeout)
     if Path(info["project_root"]) != root:
         raise ConfigError(
             f"{workspace}: the running local workspace serves project root {info['project_root']}, "
@@ -149,12 +144,67 @@ def ensure_running(
     return WorkspaceInfo(info, env=engine_env_of(info))
 
 
+def _spawn_daemon(workspace: Path, root: Path, metrics_url: str | None, daemon_args: Sequence[str]) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "localcml.daemon", "--dir", str(workspace), "--project-root", str(root)]
+    if metrics_url:
+        argv += ["--metrics-url", metrics_url]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
+        **marker(workspace, "daemon"),
+    }
+    with open(workspace / "daemon.log", "ab") as out:
+        proc = subprocess.Popen(
+            [*argv, *daemon_args],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _SPAWNED[proc.pid] = proc
+    return proc
+
+
+def _wait_up(workspace: Path, proc: subprocess.Popen, deadline: float, timeout: float) -> dict | None:
+    """The info of the daemon serving W once it answers; None when ``proc`` lost the race and none serves."""
+    log_path = workspace / "daemon.log"
+    while True:
+        info = read_info(workspace)
+        if info is not None and info.get("pid") == proc.pid:
+            return info
+        code = proc.poll()
+        if code == EXIT_BUSY:
+            _SPAWNED.pop(proc.pid, None)  # it lost the race to another daemon of W, and has exited
+        if info is not None and code == EXIT_BUSY:
+            return info
+        if code is not None and code != EXIT_BUSY:
+            raise PlatformError(f"the local workspace daemon exited with code {code}; see {log_path}")
+        if code == EXIT_BUSY and not DirectoryLock.held(workspace):
+            return None  # the daemon that held W has gone without serving: start one again
+        if time.monotonic() > deadline:
+            raise PlatformError(f"the local workspace daemon did not start within {timeout:g} s; see {log_path}")
+        time.sleep(POLL_SECONDS)  # a real process is starting: short bounded polling
+
+
 def shutdown(workspace_dir: str | Path, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
-    """Stop W's daemon (SIGTERM, then SIGKILL after ``timeout``). True if one was running."""
+    """Stop W's daemon (SIGTERM, then SIGKILL after ``timeout``) and what a crashed one left running.
+
+    A daemon killed without its stop leaves its job engines, replicas and applications running.
+    They are stopped here too (SIGTERM to each process group, SIGKILL after ``timeout``); a job
+    run stopped so is recorded as stopped by the next daemon, with a line in its log.
+
+    Returns:
+        True if a daemon or anything it left was running.
+    """
     info = read_info(workspace_dir)
-    if info is None:
-        return False
-    pid = int(info["pid"])
+    if info is not None:
+        _stop_daemon(int(info["pid"]), timeout)
+    return _sweep(Path(workspace_dir), timeout) or info is not None
+
+
+def _stop_daemon(pid: int, timeout: float) -> None:
     os.kill(pid, signal.SIGTERM)
     child = _SPAWNED.pop(pid, None)
     if child is not None:  # our own child: wait for it (a zombie would look alive)
@@ -163,18 +213,44 @@ def shutdown(workspace_dir: str | Path, timeout: float = STOP_TIMEOUT_SECONDS) -
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-        return True
+        return
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)  # another process's daemon: poll until it has gone
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+def _left_behind(workspace: Path) -> list:
+    """The processes of W but a daemon (one starting now is not left behind)."""
+    return [p for p in ProcessTable.scan(workspace).processes if p.role != "daemon"]
+
+
+def _sweep(workspace: Path, timeout: float) -> bool:
+    """Stop every process of W that no daemon watches (none serves W now); True if there were any."""
+    if not workspace.is_dir() or DirectoryLock.held(workspace):
+        return False  # a daemon serves W (again): its processes are its own
+    left = _left_behind(workspace)
+    if not left:
+        return False
+    for role in dict.fromkeys(p.role for p in left if p.role.startswith("run:")):
+        stopped_without_daemon(workspace, role[len("run:") :], "stopped by `local down` while no daemon ran")
+    groups = sorted({p.pgid for p in left})
+    for pgid in groups:
+        signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _left_behind(workspace) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)  # real processes are stopping: short bounded polling
+    for pgid in {p.pgid for p in _left_behind(workspace)}:
+        signal_group(pgid)
+    log.info("processes of a crashed workspace stopped %s", KV(workspace=workspace, groups=len(groups)))
     return True
 
 
 #: What a workspace directory holds (``reset`` deletes nothing else: a mistyped W is refused, not wiped).
 WORKSPACE_ENTRIES = (
     "workspace.json",
+    LOCK_FILE,
     "workspace.db*",
     "metrics.db*",
     "clock.json",
@@ -220,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-root", required=True, type=Path, help="the project's files")
     parser.add_argument("--metrics-url", default=None, help="metrics store URL (default sqlite:///W/metrics.db)")
     parser.add_argument("--busy-timeout", type=float, default=BUSY_TIMEOUT_SECONDS)
+    parser.add_argument(
+        "--replica-backoff",
+        type=float,
+        default=RestartPolicy.backoff_s,
+        help="seconds before the second restart in a row of a dead model replica (doubling, up to 5 min)",
+    )
     args = parser.parse_args(argv)
     from localcml.workspace import LocalWorkspace
     from monitoring.core.logs import configure_logging
@@ -228,7 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    workspace = LocalWorkspace(args.dir, args.project_root, args.metrics_url, args.busy_timeout, schedules=True).start()
+    policy = RestartPolicy(backoff_s=args.replica_backoff)
+    workspace = LocalWorkspace(
+        args.dir, args.project_root, args.metrics_url, args.busy_timeout, schedules=True, restart_policy=policy
+    )
+    try:
+        workspace.start()
+    except WorkspaceBusy as exc:
+        log.error("not starting: %s", exc)
+        return EXIT_BUSY
     try:
         stop.wait()
     finally:

@@ -15,6 +15,8 @@ from localcml.applications.backend import Applications
 from localcml.applications.proxy import forwarder
 from localcml.applications.responses import ApplicationsApi
 from localcml.core import hosts
+from localcml.core.dirlock import DirectoryLock
+from localcml.core.process_table import ProcessTable
 from localcml.core.server import ApiServer, Services
 from localcml.core.service import Routes, route_table
 from localcml.core.state import ApiState
@@ -34,6 +36,7 @@ from localcml.models.builds import BUILD_TIMEOUT_SECONDS, Builder
 from localcml.models.deployments import HEALTH_TIMEOUT_SECONDS, Deployer
 from localcml.models.responses import ModelsApi
 from localcml.models.router import BUSY_TIMEOUT_SECONDS, ModelRouter
+from localcml.models.supervisor import RestartPolicy
 from localcml.projects import urls as project_urls
 from localcml.projects.backend import Projects
 from localcml.projects.responses import ProjectsApi
@@ -42,7 +45,7 @@ from localcml.runtimes.catalogue import Runtimes, engine_variables
 from localcml.runtimes.responses import RuntimesApi
 from localcml.unsupported import urls as unsupported_urls
 from monitoring.core.clock import WarpClock
-from monitoring.core.logs import register_secret
+from monitoring.core.logs import KV, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class LocalWorkspace:
         health_timeout: seconds a deployment's replicas have to become healthy.
         build_timeout: seconds a build check may take.
         schedules: fire cron schedules (the daemon does; an in-process workspace of a test may not).
+        restart_policy: how dead model replicas are restarted (default: Kubernetes' backoff).
 
     Attributes:
         faults: the workspace's ``FaultPlan`` (``W/faults.json``), shared with every engine and
@@ -96,6 +100,7 @@ class LocalWorkspace:
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         build_timeout: float = BUILD_TIMEOUT_SECONDS,
         schedules: bool = False,
+        restart_policy: RestartPolicy | None = None,
     ):
         self.workspace_dir = Path(workspace_dir).resolve()
         self.project_root = Path(project_root).resolve()
@@ -105,6 +110,8 @@ class LocalWorkspace:
         self.health_timeout = health_timeout
         self.build_timeout = build_timeout
         self.schedules = schedules
+        self.restart_policy = restart_policy
+        self.lock = DirectoryLock(self.workspace_dir)
         self.clock = WarpClock(self.workspace_dir / "clock.json")
         self.faults = FaultPlan(self.workspace_dir)
         self.server: ApiServer | None = None
@@ -152,6 +159,7 @@ class LocalWorkspace:
             health_timeout=self.health_timeout,
             faults=self.faults,
             observe=self.runner.observe,
+            restart_policy=self.restart_policy,
         )
         self.apps = Applications(self.state, self.workspace_dir, self.projects.directory, self._project_env)
         self.router = ModelRouter(self.state, self.deployer, self.busy_timeout, faults=self.faults)
@@ -181,29 +189,63 @@ class LocalWorkspace:
         )
 
     def start(self) -> LocalWorkspace:
-        """Serve in a background thread on a free port; write ``workspace.json`` and ``secrets.json``."""
+        """Serve in a background thread; write ``workspace.json`` and ``secrets.json``.
+
+        What a previous workspace of W left running (it died, or was killed) is taken over
+        first: engines, replicas and applications still running are adopted, the rest of its
+        processes killed (see "When the workspace restarts" in docs/local-workspace.md). The
+        server takes the previous one's port when it is free, so that adopted engines and
+        replicas, which know that port, still reach it.
+
+        Raises:
+            WorkspaceBusy: another live workspace serves W.
+        """
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        self._secrets()
-        hosts.install()  # this process reaches modelservice.<domain> too
-        self.server = ApiServer(self._compose())
-        self.runner.recover()
-        self.builder.recover()
+        self.lock.acquire()
+        try:
+            self._secrets()
+            hosts.install()  # this process reaches modelservice.<domain> too
+            self.server = self._bind(self._compose())
+            table = ProcessTable.scan(self.workspace_dir)
+            self.runner.recover(table)
+            self.builder.recover(table)
+            self.deployer.recover(table)
+            self.apps.recover(table)
+            table.kill_unclaimed()
+        except BaseException:
+            self.lock.release()
+            raise
         self.server.start()
-        self.deployer.recover()
-        self.apps.recover()
         if self.schedules:
             self.scheduler.start()
         write_json(self.workspace_dir / "workspace.json", self.status())
         log.info("local workspace serving at %s (W=%s)", self.url, self.workspace_dir)
         return self
 
+    def _bind(self, services: Services) -> ApiServer:
+        """The server, on the port of the previous workspace of W if it left one that is free."""
+        try:
+            previous = int(json.loads((self.workspace_dir / "workspace.json").read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            previous = 0
+        if previous:
+            try:
+                return ApiServer(services, previous)
+            except OSError as exc:
+                log.warning(
+                    "previous port taken %s",
+                    KV(port=previous, error=exc, effect="engines and replicas left running cannot reach the API"),
+                )
+        return ApiServer(services)
+
     def stop(self) -> None:
-        """Stop serving, stop every active run, replica and application process."""
+        """Stop serving, stop every active run, build check, replica and application process."""
         if self.server is None:
             return
         self.scheduler.stop()
         self.server.stop()
         self.runner.stop_all()
+        self.builder.stop_all()
         self.deployer.stop_all()
         self.apps.stop_all()
         info = self.workspace_dir / "workspace.json"
@@ -216,6 +258,7 @@ class LocalWorkspace:
         self.metrics_store.close()
         self.state.close()
         self.server = None
+        self.lock.release()
 
     def __enter__(self) -> LocalWorkspace:
         return self.start()

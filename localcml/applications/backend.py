@@ -7,6 +7,8 @@ job (``python -m localcml.jobs.engine``), with free loopback ports in those vari
 workspace answers ``http://<subdomain>.<CDSW_DOMAIN>/...`` by forwarding to the port the
 application listens on. Statuses: APPLICATION_STARTING until a port answers, APPLICATION_RUNNING,
 APPLICATION_STOPPING -> APPLICATION_STOPPED, APPLICATION_FAILED when the script exits by itself.
+An application outlives a crash of the workspace daemon; the restarted daemon adopts it (same
+process, same ports) and watches it again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcml.core.processes import stop_group
+from localcml.core.process_table import ProcessTable
+from localcml.core.processes import EXIT_FILE_ENV, Adopted, marker, spawn, stop_group
 from localcml.core.state import ApiState, public_id
 from localcml.environment import process_env
 from monitoring.core.logs import KV
@@ -55,7 +58,7 @@ def _listening(port: int) -> bool:
 class Running:
     """One application's engine process and its ports."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen | Adopted
     ports: dict[str, int]
     stopping: bool = False
 
@@ -80,7 +83,8 @@ class Applications:
         start_timeout: float = START_TIMEOUT_SECONDS,
     ):
         self.state = state
-        self.logs = Path(workspace_dir) / "applications"
+        self.workspace_dir = Path(workspace_dir)
+        self.logs = self.workspace_dir / "applications"
         self.project_dir = project_dir
         self.engine_env = engine_env
         self.start_timeout = start_timeout
@@ -109,27 +113,28 @@ class Applications:
                 return app
             ports = {name: free_port() for name in PORT_VARIABLES}
             engine = {"CDSW_ENGINE_ID": public_id().replace("-", ""), **{k: str(v) for k, v in ports.items()}}
-            env = process_env(self.engine_env(app["_project_id"]), json.loads(app["environment"] or "{}"), engine)
+            own = {**marker(self.workspace_dir, f"app:{app_id}"), EXIT_FILE_ENV: str(self._exit_file(app_id))}
+            env = process_env(self.engine_env(app["_project_id"]), json.loads(app["environment"] or "{}"), engine, own)
             self.logs.mkdir(parents=True, exist_ok=True)
-            with open(self.logs / f"{app_id}.log", "ab") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "localcml.jobs.engine", app["script"]],
-                    cwd=self.project_dir(app["_project_id"]),
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            self._exit_file(app_id).unlink(missing_ok=True)
+            proc = spawn(
+                [sys.executable, "-m", "localcml.jobs.engine", app["script"]],
+                cwd=self.project_dir(app["_project_id"]),
+                env=env,
+                log_path=self.logs / f"{app_id}.log",
+            )
             self._running[app_id] = Running(proc, ports)
+            self.state.update("application", app_id, lambda a: a.update(_pid=proc.pid, _ports=ports))
             app = self._set(app_id, "APPLICATION_STARTING")
         threading.Thread(target=self._watch, args=(app_id, proc), daemon=True, name=f"app-{app_id}").start()
         log.info("application started %s", KV(application=app_id, subdomain=app["subdomain"], pid=proc.pid))
         return app
 
-    def _watch(self, app_id: str, proc: subprocess.Popen) -> None:
+    def _exit_file(self, app_id: str) -> Path:
+        return self.logs / f"{app_id}.exit"
+
+    def _watch(self, app_id: str, proc: subprocess.Popen | Adopted, announced: bool = False) -> None:
         deadline = time.monotonic() + self.start_timeout
-        announced = False
         while proc.poll() is None:
             if not announced and self.port(app_id) is not None:
                 self._set(app_id, "APPLICATION_RUNNING")
@@ -189,10 +194,27 @@ class Applications:
         for item in running:
             stop_group(item.proc, STOP_GRACE_SECONDS)
 
-    def recover(self) -> None:
-        """Applications a previous daemon left running start again."""
+    def recover(self, table: ProcessTable) -> None:
+        """Take over the applications a previous daemon left: adopt those still running, start the others."""
         for app in self.state.list("application"):
-            if app["status"] in ("APPLICATION_STARTING", "APPLICATION_RUNNING"):
-                self.start(app["id"])
-            elif app["status"] == "APPLICATION_STOPPING":
+            role = f"app:{app['id']}"
+            if app["status"] == "APPLICATION_STOPPING":
+                table.kill(role)
                 self._set(app["id"], "APPLICATION_STOPPED")
+            elif app["status"] in ("APPLICATION_STARTING", "APPLICATION_RUNNING"):
+                found = table.claim(role)
+                try:
+                    engine = Adopted(found.pid, self._exit_file(app["id"])) if found and app.get("_ports") else None
+                except ProcessLookupError:
+                    engine = None
+                if engine is None:
+                    table.kill(role)
+                    self.start(app["id"])
+                    continue
+                with self._lock:
+                    self._running[app["id"]] = Running(engine, app["_ports"])
+                log.info("application adopted %s", KV(application=app["id"], pid=engine.pid))
+                running = app["status"] == "APPLICATION_RUNNING"
+                threading.Thread(
+                    target=self._watch, args=(app["id"], engine, running), daemon=True, name=f"app-{app['id']}"
+                ).start()

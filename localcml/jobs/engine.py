@@ -3,7 +3,10 @@
 ``python -m localcml.jobs.engine SCRIPT [ARG...]`` runs SCRIPT's code as ``__main__`` but
 without ``__file__``, with an extra ``-f <kernel connection file>`` in ``sys.argv``. The run
 succeeds only if the script returns normally: ANY ``SystemExit``, even ``sys.exit(0)``, is a
-failed run (as reported for CML Runtime jobs), and so is an uncaught exception.
+failed run (as reported for CML Runtime jobs), and so is an uncaught exception. When
+``CML_MONITOR_EXIT_FILE`` names a file, the engine writes ``{"code": N}`` there as it ends (the
+variable is removed before the script runs), so that a restarted workspace daemon, which is not
+the engine's parent, learns how the run ended.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import traceback
 import types
 import uuid
 from pathlib import Path
+
+from localcml.core.processes import EXIT_FILE_ENV, write_exit
 
 EXIT_FAILED = 1
 
@@ -78,7 +83,11 @@ def main() -> None:
     if len(sys.argv) < 2:
         print("usage: python -m localcml.jobs.engine SCRIPT [ARG...]", file=sys.stderr)
         sys.exit(2)
-    sys.exit(run(sys.argv[1], sys.argv[2:]))
+    exit_file = os.environ.pop(EXIT_FILE_ENV, None)
+    code = run(sys.argv[1], sys.argv[2:])
+    if exit_file:
+        write_exit(exit_file, {"code": code})
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ rehearsal of a crash: the workspace SIGKILLs the run's engine process group at t
 observes the step in that run's work (``after_build``: a build the run created becomes
 ``built``; ``after_deploy``: a deployment it created becomes ``deployed``), before the run can
 see it. The run's code needs no hook for this.
+
+Engines outlive the daemon, as CML engines outlive a restart of CML's API server. A restarted
+daemon (``recover``) adopts the engine of each run still active: it follows it to its end and
+records its real exit status (the engine writes it to ``W/runs/<run_id>.exit``) and a line in
+its log, so a job never has two engines at once. A run whose engine ended while no daemon
+watched is recorded from that exit file; one whose engine never started is started now.
 """
 
 from __future__ import annotations
@@ -22,12 +28,24 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from localcml.core.errors import ApiError
-from localcml.core.processes import kill_group
+from localcml.core.process_table import ProcessTable
+from localcml.core.processes import (
+    EXIT_FILE_ENV,
+    EXIT_UNKNOWN,
+    Adopted,
+    describe_exit,
+    kill_group,
+    marker,
+    read_exit,
+    spawn,
+    write_exit,
+)
 from localcml.core.state import ApiState, public, public_id
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
@@ -67,11 +85,12 @@ class JobRunner:
         self.state = state
         self.faults = faults
         self.project_dir = project_dir
-        self.runs_dir = Path(workspace_dir) / "runs"
+        self.workspace_dir = Path(workspace_dir)
+        self.runs_dir = self.workspace_dir / "runs"
         self.engine_env = engine_env
         self.user = user
         self._lock = threading.RLock()
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._procs: dict[str, subprocess.Popen | Adopted] = {}
         self._stopping: set[str] = set()
         self._threads: dict[str, threading.Thread] = {}
         self._keys: dict[str, str] = {}
@@ -123,11 +142,16 @@ class JobRunner:
             }
             self.state.insert("run", job["id"], run)
             self._keys[key] = run["id"]
-            thread = threading.Thread(target=self._supervise, args=(run["id"],), daemon=True, name=f"run-{run['id']}")
-            self._threads[run["id"]] = thread
+            thread = self._follow(run["id"], self._execute)
         log.info("job run created %s", KV(job=job["name"], run=run["id"]))
         thread.start()
         return public(run)
+
+    def _follow(self, run_id: str, work: Callable[[str], str]) -> threading.Thread:
+        """A supervisor thread (not started) that records the status ``work(run_id)`` returns."""
+        thread = threading.Thread(target=self._supervise, args=(run_id, work), daemon=True, name=f"run-{run_id}")
+        self._threads[run_id] = thread
+        return thread
 
     def _set(self, run_id: str, status: str) -> dict:
         def change(run: dict) -> None:
@@ -140,9 +164,9 @@ class JobRunner:
         return self.state.update("run", run_id, change)
 
     # -- supervising ---------------------------------------------------------------------------
-    def _supervise(self, run_id: str) -> None:
+    def _supervise(self, run_id: str, work: Callable[[str], str]) -> None:
         try:
-            status = self._execute(run_id)
+            status = work(run_id)
         except Exception:
             log.exception("job run %s: supervisor failed", run_id)
             status = "ENGINE_FAILED"
@@ -151,10 +175,22 @@ class JobRunner:
             self._keys = {k: r for k, r in self._keys.items() if r != run_id}  # the key dies with its engine
             if run_id in self._stopping:
                 status = "ENGINE_STOPPED"
-            run = self._set(run_id, status)
-            log.info("job run finished %s", KV(job=run["_job"]["name"], run=run_id, status=status))
-            if status == "ENGINE_SUCCEEDED":  # under the lock: the workspace is never seen idle in between
-                self._start_dependents(run["job_id"], run["project_id"])
+            self._finish(run_id, status)
+
+    def _finish(self, run_id: str, status: str) -> None:
+        """Record a run's final status (under the lock) and start its dependents if it succeeded."""
+        run = self._set(run_id, status)
+        log.info("job run finished %s", KV(job=run["_job"]["name"], run=run_id, status=status))
+        if status == "ENGINE_SUCCEEDED":  # under the lock: the workspace is never seen idle in between
+            self._start_dependents(run["job_id"], run["project_id"])
+
+    def exit_file(self, run_id: str) -> Path:
+        """Where a run's engine writes its exit record."""
+        return self.runs_dir / f"{run_id}.exit"
+
+    def note(self, run_id: str, text: str) -> None:
+        """Append a line of the workspace's own to a run's log (where on-call reads what happened)."""
+        note_run(self.workspace_dir, run_id, text)
 
     def _execute(self, run_id: str) -> str:
         run = self._set(run_id, "ENGINE_STARTING")
@@ -166,37 +202,44 @@ class JobRunner:
             "CDSW_ENGINE_ID": public_id().replace("-", ""),
             "CDSW_APIV2_KEY": run["_api_key"],
         }
-        env = process_env(self.engine_env(run["project_id"]), engine, spec["environment"])
+        own = {**marker(self.workspace_dir, f"run:{run_id}"), EXIT_FILE_ENV: str(self.exit_file(run_id))}
+        env = process_env(self.engine_env(run["project_id"]), engine, spec["environment"], own)
         cwd = self.project_dir(run["project_id"])
-        with open(self.runs_dir / f"{run_id}.log", "ab") as out:
-            with self._lock:
-                if run_id in self._stopping or self._closed:
-                    return "ENGINE_STOPPED"
-                try:
-                    proc = subprocess.Popen(
-                        argv,
-                        cwd=cwd,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                except OSError as exc:
-                    out.write(f"Engine error: cannot start {argv!r} in {cwd}: {exc}\n".encode())
-                    return "ENGINE_FAILED"
-                self._procs[run_id] = proc
-                self._set(run_id, "ENGINE_RUNNING")
+        with self._lock:
+            if run_id in self._stopping or self._closed:
+                return "ENGINE_STOPPED"
             try:
-                code = proc.wait(timeout=spec["timeout"] or None)
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-                proc.wait()
-                out.write(f"\nEngine timed out after {spec['timeout']} s (job timeout) and was killed\n".encode())
-                return "ENGINE_TIMEDOUT"
-            if code < 0:  # killed by a signal: say so where on-call reads (the run log has no verdict)
-                name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-                out.write(f"\nEngine was killed by signal {name}; the run did not finish\n".encode())
+                proc = spawn(argv, cwd=cwd, env=env, log_path=self.runs_dir / f"{run_id}.log")
+            except OSError as exc:
+                self.note(run_id, f"Engine error: cannot start {argv!r} in {cwd}: {exc}")
+                return "ENGINE_FAILED"
+            self._procs[run_id] = proc
+            deadline = time.monotonic() + spec["timeout"] if spec["timeout"] else None
+
+            def running(r: dict) -> None:
+                r.update(status="ENGINE_RUNNING", running_at=self.state.now(), _pid=proc.pid, _deadline=deadline)
+
+            self.state.update("run", run_id, running)
+        return self._await(run_id, proc, deadline)
+
+    def _await(self, run_id: str, proc: subprocess.Popen | Adopted, deadline: float | None) -> str:
+        """Wait for a run's engine to end (killing it at the job's timeout); returns the run's status.
+
+        ``deadline`` is on ``time.monotonic()``, which counts from boot on Linux, so it holds
+        for an engine adopted by a restarted daemon too.
+        """
+        try:
+            code = proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            proc.wait()
+            timeout = self.state.get("run", run_id)["_job"]["timeout"]
+            self.note(run_id, f"Engine timed out after {timeout} s (job timeout) and was killed")
+            return "ENGINE_TIMEDOUT"
+        if code == EXIT_UNKNOWN:  # the run log has no verdict: say what happened
+            self.note(run_id, f"Engine ended with {describe_exit(code)}; the run did not finish")
+        elif code < 0:
+            self.note(run_id, f"Engine was killed by {describe_exit(code)}; the run did not finish")
         return "ENGINE_SUCCEEDED" if code == 0 else "ENGINE_FAILED"
 
     def _start_dependents(self, job_id: str, project_id: str) -> None:
@@ -293,8 +336,87 @@ class JobRunner:
         for thread in threads:
             thread.join(timeout)
 
-    def recover(self) -> None:
-        """Runs left active by a previous daemon that died are recorded as stopped."""
+    def recover(self, table: ProcessTable) -> None:
+        """Take over the runs a previous daemon left active (it died or was killed).
+
+        An engine still running is adopted: followed to its end, its real exit status and a
+        line in its log recorded. An engine that ended meanwhile is recorded from its exit file
+        (failed, with the reason in its log, when it left none). A run whose engine never
+        started starts now. A run being stopped is stopped. Nothing else of a previous daemon's
+        runs keeps running (``table``'s unclaimed processes are killed by the workspace).
+        """
         for run in self.state.list("run"):
-            if run["status"] not in TERMINAL:
+            if run["status"] in TERMINAL:
+                continue
+            role = f"run:{run['id']}"
+            if run["status"] == "ENGINE_STOPPING":
+                table.kill(role)
+                self.note(run["id"], "local workspace: the daemon restarted while this run was being stopped")
                 self._set(run["id"], "ENGINE_STOPPED")
+                continue
+            engine = table.claim(role)
+            if engine is not None:
+                self._adopt(run, engine.pid)
+            else:
+                self._settle(run)
+
+    def _adopt(self, run: dict, pid: int) -> None:
+        try:
+            engine = Adopted(pid, self.exit_file(run["id"]))
+        except ProcessLookupError:  # it ended between the scan and now
+            return self._settle(run)
+        with self._lock:
+            self._procs[run["id"]] = engine
+            self._keys[run["_api_key"]] = run["id"]
+            register_secret(run["_api_key"])
+            if run["status"] != "ENGINE_RUNNING":
+                self.state.update("run", run["id"], lambda r: r.update(status="ENGINE_RUNNING", _pid=pid))
+            thread = self._follow(run["id"], lambda run_id: self._await(run_id, engine, run.get("_deadline")))
+        self.note(
+            run["id"],
+            f"local workspace: the workspace daemon restarted; this run's engine (pid {pid}) kept running "
+            "and is followed to its end",
+        )
+        log.info("job run adopted %s", KV(run=run["id"], pid=pid))
+        thread.start()
+
+    def _settle(self, run: dict) -> None:
+        """A run whose engine is not running: record how it ended, or start it if it never started."""
+        run_id = run["id"]
+        record = read_exit(self.exit_file(run_id))
+        log_file = self.runs_dir / f"{run_id}.log"
+        started = run["status"] == "ENGINE_RUNNING" or (log_file.is_file() and log_file.stat().st_size > 0)
+        with self._lock:
+            if record is not None and "stopped" in record:
+                self._finish(run_id, "ENGINE_STOPPED")
+            elif record is not None and isinstance(record.get("code"), int):
+                code = record["code"]
+                self.note(run_id, f"local workspace: the engine ended with exit code {code} while no daemon watched it")
+                self._finish(run_id, "ENGINE_SUCCEEDED" if code == 0 else "ENGINE_FAILED")
+            elif started:
+                self.note(
+                    run_id,
+                    f"local workspace: the engine ended with {describe_exit(EXIT_UNKNOWN)} while no daemon "
+                    "watched it; the run is marked failed",
+                )
+                self._finish(run_id, "ENGINE_FAILED")
+            else:
+                self.note(run_id, "local workspace: the daemon restarted before this run's engine started; starting it")
+                self._keys[run["_api_key"]] = run_id
+                register_secret(run["_api_key"])
+                thread = self._follow(run_id, self._execute)
+                thread.start()
+
+
+def note_run(workspace_dir: str | Path, run_id: str, text: str) -> None:
+    """Append a line of the workspace's own to the log of run ``run_id`` in W."""
+    runs = Path(workspace_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    with open(runs / f"{run_id}.log", "a") as out:
+        out.write(f"\n{text}\n")
+
+
+def stopped_without_daemon(workspace_dir: str | Path, run_id: str, why: str) -> None:
+    """Record that a run's engine was stopped while no daemon ran (``local down`` after a crash)."""
+    note_run(workspace_dir, run_id, f"local workspace: {why}")
+    write_exit(Path(workspace_dir) / "runs" / f"{run_id}.exit", {"stopped": why})

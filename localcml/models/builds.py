@@ -2,13 +2,17 @@
 
 A build is ``pending`` when created, ``building`` while its check runs, then ``built`` or
 ``build failed`` (``timedout`` if the check hangs). The snapshot in ``W/builds/<build_id>/`` is
-what the build's deployments serve, like the image CML builds from the project files.
+what the build's deployments serve, like the image CML builds from the project files; it is
+copied to a hidden directory first and renamed into place, so a daemon killed while copying
+leaves no half snapshot. A restarted daemon kills a build check the previous one left running
+and checks the build again.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from localcml.core.process_table import ProcessTable
+from localcml.core.processes import kill_group, marker, spawn
 from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
@@ -93,6 +99,9 @@ class Builder:
         self.project_dir = project_dir
         self.engine_env = engine_env
         self.timeout = timeout
+        self._lock = threading.Lock()
+        self._checks: dict[str, subprocess.Popen] = {}
+        self._closed = False
 
     def snapshot_dir(self, build_id: str) -> Path:
         return self.builds_dir / build_id
@@ -100,7 +109,10 @@ class Builder:
     def start(self, build: dict, project_id: str) -> None:
         """Snapshot the project's files now, then check the build in a background thread."""
         self.builds_dir.mkdir(parents=True, exist_ok=True)
-        snapshot(self.project_dir(project_id), self.snapshot_dir(build["id"]), skip=(self.workspace_dir,))
+        partial = self.builds_dir / f".{build['id']}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        snapshot(self.project_dir(project_id), partial, skip=(self.workspace_dir,))
+        os.replace(partial, self.snapshot_dir(build["id"]))
         self._spawn(build["id"])
 
     def forget(self, build_id: str) -> None:
@@ -125,46 +137,72 @@ class Builder:
         code_dir = self.snapshot_dir(build_id)
         argv = [sys.executable, "-m", "localcml.models.runtime", "check", build["file_path"], build["function_name"]]
         env = process_env(
-            self.engine_env(build.get("_project_id"), code_dir), {"PYTHONDONTWRITEBYTECODE": "1"}
-        )  # keep the snapshot as copied
-        with open(self.builds_dir / f"{build_id}.log", "ab") as out:
-            fault = self.faults.take("build") if self.faults is not None else None
+            self.engine_env(build.get("_project_id"), code_dir),
+            {"PYTHONDONTWRITEBYTECODE": "1"},  # keep the snapshot as copied
+            marker(self.workspace_dir, f"build:{build_id}"),
+        )
+        log_path = self.builds_dir / f"{build_id}.log"
+        fault = self.faults.take("build") if self.faults is not None else None
+        if fault is not None:
+            status = self._note(build_id, "build failed: the build step failed (fault injected)", "build failed")
+        else:
             try:
-                if fault is not None:
-                    out.write(b"build failed: the build step failed (fault injected)\n")
-                    status = "build failed"
-                else:
-                    proc = subprocess.run(
-                        argv,
-                        cwd=code_dir,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        timeout=self.timeout,
-                    )
-                    status = "built" if proc.returncode == 0 else "build failed"
-            except subprocess.TimeoutExpired:
-                out.write(f"build check did not finish in {self.timeout} s\n".encode())
-                status = "timedout"
+                with self._lock:
+                    if self._closed:
+                        return  # the workspace is stopping: the next daemon checks this build
+                    proc = self._checks[build_id] = spawn(argv, cwd=code_dir, env=env, log_path=log_path)
             except OSError as exc:
-                out.write(f"build check could not start: {exc}\n".encode())
-                status = "build failed"
+                status = self._note(build_id, f"build check could not start: {exc}", "build failed")
+            else:
+                try:
+                    status = "built" if proc.wait(timeout=self.timeout) == 0 else "build failed"
+                except subprocess.TimeoutExpired:
+                    kill_group(proc)
+                    proc.wait()
+                    status = self._note(build_id, f"build check did not finish in {self.timeout} s", "timedout")
+                with self._lock:
+                    self._checks.pop(build_id, None)
+                    if self._closed:
+                        return  # killed by the workspace's stop, not by its code: checked again next time
         if status == "built":
             self.observe("after_build", build.get("_run_id"), lambda: self._set(build_id, status))
         else:
             self._set(build_id, status)
         log.info("model build finished %s", KV(build=build_id, status=status))
 
+    def _note(self, build_id: str, text: str, status: str) -> str:
+        """Append a line to the build's log; returns ``status``."""
+        with open(self.builds_dir / f"{build_id}.log", "a") as out:
+            out.write(text + "\n")
+        return status
+
     def busy(self) -> bool:
         """Whether a build is being checked."""
         return any(b["status"] in ACTIVE for b in self.state.list("build"))
 
-    def recover(self) -> None:
-        """Builds a previous daemon left unfinished are checked again (or fail without a snapshot)."""
+    def stop_all(self) -> None:
+        """Kill every build check (statuses stay: a restarted daemon checks those builds again)."""
+        with self._lock:
+            self._closed = True
+            checks = list(self._checks.values())
+        for proc in checks:
+            kill_group(proc)
+            proc.wait()
+
+    def recover(self, table: ProcessTable) -> None:
+        """Builds a previous daemon left unfinished are checked again (or fail without a snapshot).
+
+        A check the previous daemon left running is killed first: its result had no one to read it.
+        """
+        for partial in self.builds_dir.glob(".*.partial"):  # a copy the previous daemon did not finish
+            shutil.rmtree(partial, ignore_errors=True)
         for build in self.state.list("build"):
             if build["status"] in ACTIVE:
+                if table.kill(f"build:{build['id']}"):
+                    self._note(build["id"], "the workspace daemon restarted during this check; checking again", "")
                 if self.snapshot_dir(build["id"]).is_dir():
                     self._spawn(build["id"])
                 else:
+                    self.builds_dir.mkdir(parents=True, exist_ok=True)
+                    self._note(build["id"], "build failed: the workspace stopped before the snapshot was taken", "")
                     self._set(build["id"], "build failed")

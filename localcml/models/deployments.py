@@ -15,18 +15,19 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from localcml.core.errors import precondition
-from localcml.core.processes import kill_group
+from localcml.core.process_table import ProcessTable
+from localcml.core.processes import kill_group, marker, spawn
 from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import UNHEALTHY_ENV, FaultPlan
 from localcml.models.builds import Observer, publish_now
+from localcml.models.pool import Replica, ReplicaPool, healthy
+from localcml.models.recovery import ACTIVE, recover_deployments, replica_role
+from localcml.models.supervisor import RestartPolicy, Supervisor
 from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
@@ -34,53 +35,6 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.05
 STOP_GRACE_SECONDS = 5.0
-
-
-@dataclass
-class Replica:
-    """One model server process of a deployment."""
-
-    index: int
-    proc: subprocess.Popen
-    ready_file: Path
-    port: int | None = None
-    busy: bool = False
-
-
-@dataclass
-class ReplicaPool:
-    """The replicas of one live deployment; each serves one request at a time."""
-
-    deployment_id: str
-    replicas: list[Replica]
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def acquire(self, timeout: float) -> Replica | None:
-        """A free replica (marked busy), waiting up to ``timeout`` seconds; None if none frees up."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for replica in self.replicas:
-                    if not replica.busy:
-                        replica.busy = True
-                        return replica
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.cond.wait(remaining)
-
-    def release(self, replica: Replica) -> None:
-        with self.cond:
-            replica.busy = False
-            self.cond.notify()
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class Deployer:
@@ -94,6 +48,7 @@ class Deployer:
         health_timeout: seconds the replicas have to answer ``/health``.
         faults: the workspace's fault plan.
         observe: called to publish ``deployed`` (step ``after_deploy`` of the run that made it).
+        restart_policy: how dead replicas are restarted (backoff, crash loop).
     """
 
     def __init__(
@@ -105,8 +60,10 @@ class Deployer:
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         faults: FaultPlan | None = None,
         observe: Observer = publish_now,
+        restart_policy: RestartPolicy | None = None,
     ):
         self.state = state
+        self.workspace_dir = Path(workspace_dir)
         self.faults = faults
         self.observe = observe
         self.root = Path(workspace_dir) / "deployments"
@@ -120,6 +77,7 @@ class Deployer:
         self._starting: dict[str, list[Replica]] = {}
         self._cancelled: set[str] = set()
         self._closed = False
+        self.supervisor = Supervisor(restart_policy or RestartPolicy(), self)
 
     def _set(self, dep_id: str, status: str) -> dict:
         def change(dep: dict) -> None:
@@ -162,16 +120,8 @@ class Deployer:
             "--ready-file",
             str(ready),
         ]
-        with open(folder / f"replica-{index}.log", "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                cwd=code_dir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        env = {**env, **marker(self.workspace_dir, replica_role(dep["id"], index))}
+        proc = spawn(argv, cwd=code_dir, env=env, log_path=folder / f"replica-{index}.log")
         return Replica(index, proc, ready)
 
     def _env(self, dep: dict) -> dict[str, str]:
@@ -190,11 +140,11 @@ class Deployer:
             identity,
         )
 
-    def _wait_healthy(self, dep_id: str, replicas: list[Replica], timeout: float) -> str | None:
+    def _wait_healthy(self, replicas: list[Replica], timeout: float, cancelled: Callable[[], bool]) -> str | None:
         """None once every replica is healthy, else why not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if dep_id in self._cancelled or self._closed:
+            if cancelled() or self._closed:
                 return "stopped while deploying"
             for rep in replicas:
                 code = rep.proc.poll()
@@ -205,7 +155,7 @@ class Deployer:
                         rep.port = int(json.loads(rep.ready_file.read_text())["port"])
                     except (ValueError, KeyError):
                         continue  # being written
-            if all(r.port is not None and _healthy(r.port) for r in replicas):
+            if all(r.port is not None and healthy(r.port) for r in replicas):
                 return None
             time.sleep(POLL_SECONDS)  # a real process is starting: short bounded polling
         return f"replicas were not healthy within {timeout:g} s"
@@ -242,32 +192,59 @@ class Deployer:
             for index in range(max(1, int(dep.get("replicas") or 1))):
                 replicas.append(self._spawn(dep, index, env))
                 self._starting[dep_id] = replicas
-            problem = self._wait_healthy(dep_id, replicas, timeout)
+            problem = self._wait_healthy(replicas, timeout, lambda: dep_id in self._cancelled)
         except (OSError, KeyError, TypeError) as exc:
             problem = f"cannot start replicas: {exc}"
+        newer = None
         with self._lock:
             self._starting.pop(dep_id, None)
             if problem is None and not self._closed:
-                self._pools[dep_id] = ReplicaPool(dep_id, replicas)
-                self.observe("after_deploy", dep.get("_run_id"), lambda: self._set(dep_id, "deployed"))
-                self._live[dep["model_id"]] = dep_id
+                newer = self._newer_deployed(dep_id)
+                if newer is None:
+                    pool = self._pools[dep_id] = ReplicaPool(dep_id, replicas)
+                    self.observe("after_deploy", dep.get("_run_id"), lambda: self._set(dep_id, "deployed"))
+                    self._live[dep["model_id"]] = dep_id
+                    self.supervisor.watch(dep_id, pool)
         if problem is not None and self._closed:
             self._kill(replicas)  # the workspace is stopping: the status stays, the next daemon resumes it
             return
+        if newer is not None:
+            problem = f"superseded by deployment {newer}, requested later and already serving"
+            self._cancelled.add(dep_id)  # not a failure: the newest requested deployment of a model wins
         if problem is not None:
             return self._not_deployed(dep_id, replicas, problem)
         log.info("model deployment deployed %s", KV(deployment=dep_id, replicas=len(replicas)))
-        for other in self.state.list("deployment"):
-            if other["model_id"] == dep["model_id"] and other["id"] != dep_id and other["status"] == "deployed":
-                self.stop(other["id"])  # replaced only now that the new one serves
+        for other in self._older(dep_id):
+            self.note(other["id"], f"replaced by deployment {dep_id}, which now serves")
+            self.stop(other["id"])  # replaced only now that the new one serves
+
+    def _of_model(self, dep_id: str) -> tuple[int, list[dict]]:
+        """(this deployment's creation order, every deployment of its model in creation order)."""
+        deps = self.state.list("deployment")
+        mine = next(d for d in deps if d["id"] == dep_id)
+        return mine["_seq"], [d for d in deps if d["model_id"] == mine["model_id"]]
+
+    def _newer_deployed(self, dep_id: str) -> str | None:
+        """A deployment of the same model requested after this one and already deployed, if any."""
+        seq, deps = self._of_model(dep_id)
+        return next((d["id"] for d in deps if d["_seq"] > seq and d["status"] == "deployed"), None)
+
+    def _older(self, dep_id: str) -> list[dict]:
+        """The deployments of the same model requested before this one that still serve or come up."""
+        seq, deps = self._of_model(dep_id)
+        return [d for d in deps if d["_seq"] < seq and d["status"] in ACTIVE]
+
+    def note(self, dep_id: str, text: str) -> None:
+        """Append a timestamped line to the deployment's ``deploy.log``."""
+        (self.root / dep_id).mkdir(parents=True, exist_ok=True)
+        with open(self.root / dep_id / "deploy.log", "a") as out:
+            out.write(f"{self.state.now()} {text}\n")
 
     def _not_deployed(self, dep_id: str, replicas: list[Replica], problem: str) -> None:
         self._kill(replicas)
         status = "stopped" if dep_id in self._cancelled else "failed"
         self._set(dep_id, status)
-        (self.root / dep_id).mkdir(parents=True, exist_ok=True)
-        with open(self.root / dep_id / "deploy.log", "a") as out:
-            out.write(f"{self.state.now()} deployment {status}: {problem}\n")
+        self.note(dep_id, f"deployment {status}: {problem}")
         log.warning("model deployment not deployed %s", KV(deployment=dep_id, status=status, reason=problem))
 
     def stop_project(self, project_id: str) -> None:
@@ -277,8 +254,43 @@ class Deployer:
                 self.stop(dep["id"])
 
     def busy(self) -> bool:
-        """Whether a deployment is on its way up or down."""
-        return any(d["status"] in ("pending", "deploying", "stopping") for d in self.state.list("deployment"))
+        """Whether a deployment is on its way up or down, or a replica is being restarted."""
+        if any(d["status"] in ("pending", "deploying", "stopping") for d in self.state.list("deployment")):
+            return True
+        with self._lock:
+            return any(pool.restarting() for pool in self._pools.values())
+
+    # -- supervision (``Supervisor`` calls these) ---------------------------------------------
+    def respawn(self, dep_id: str, pool: ReplicaPool, replica: Replica) -> str | None:
+        """Start a dead replica's process again and wait until it is healthy; None, else why not."""
+        try:
+            dep = self.state.require("deployment", dep_id)
+            env = self._env(dep)
+            with self._lock:  # registered before it can be seen: a stop meanwhile kills it too
+                if pool.stopped.is_set():
+                    return "stopped"
+                fresh = self._spawn(dep, replica.index, env)
+                replica.proc, replica.port = fresh.proc, None
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            return f"replica {replica.index} cannot start: {exc}"
+        problem = self._wait_healthy([fresh], self.health_timeout, pool.stopped.is_set)
+        if problem is not None:
+            self._kill([fresh])
+            return problem
+        pool.up(replica, fresh.port)
+        return None
+
+    def crash_loop(self, dep_id: str, reason: str) -> None:
+        """A replica cannot be kept running: the deployment fails, its replicas stop."""
+        with self._lock:
+            pool = self._pools.pop(dep_id, None)
+            if pool is None:
+                return  # stopped meanwhile
+            pool.stopped.set()
+        self._kill(pool.replicas)  # before the status says so: "failed" means nothing of it runs
+        self._set(dep_id, "failed")
+        self.note(dep_id, f"deployment failed: {reason}")
+        log.warning("model deployment failed %s", KV(deployment=dep_id, reason=reason))
 
     # -- serving and stopping ----------------------------------------------------------------
     def live_pool(self, model_id: str) -> ReplicaPool | None:
@@ -298,16 +310,24 @@ class Deployer:
             return self._pools[live[-1]["id"]]
 
     def _kill(self, replicas: list[Replica]) -> None:
-        for rep in replicas:
-            if rep.proc.poll() is None:
-                kill_group(rep.proc, 15)
+        procs = [r.proc for r in replicas if r.proc is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                kill_group(proc, 15)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for rep in replicas:
+        for proc in procs:
             try:
-                rep.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                kill_group(rep.proc)
-                rep.proc.wait()
+                kill_group(proc)
+                proc.wait()
+
+    def _take_pool(self, dep_id: str) -> ReplicaPool | None:
+        """Remove a deployment's pool from service (under the lock); its supervisors end."""
+        pool = self._pools.pop(dep_id, None)
+        if pool is not None:
+            pool.stopped.set()
+        return pool
 
     def stop(self, dep_id: str) -> dict:
         """Stop a deployment: no new requests reach it, its replicas end, status ``stopped``."""
@@ -316,7 +336,7 @@ class Deployer:
             if dep["status"] in ("pending", "deploying"):
                 self._cancelled.add(dep_id)
                 return self._set(dep_id, "stopping")
-            pool = self._pools.pop(dep_id, None)
+            pool = self._take_pool(dep_id)
             if dep["status"] == "stopped" and pool is None:
                 return dep
             self._set(dep_id, "stopping")
@@ -330,7 +350,7 @@ class Deployer:
             dep = self.state.get("deployment", dep_id)
             if dep["status"] in ("pending", "deploying", "stopping"):
                 raise precondition(f"model deployment {dep_id} is {dep['status']}; restart it once that finishes")
-            pool = self._pools.pop(dep_id, None)
+            pool = self._take_pool(dep_id)
             self._set(dep_id, "pending")
         if pool is not None:
             self._kill(pool.replicas)
@@ -341,15 +361,22 @@ class Deployer:
         """End every replica process (statuses stay: a restarted daemon resumes deployed models)."""
         with self._lock:
             self._closed = True
-            pools = list(self._pools.values())
-            self._pools.clear()
+            pools = [self._take_pool(dep_id) for dep_id in list(self._pools)]
             starting = [r for reps in self._starting.values() for r in reps]
-        self._kill([r for p in pools for r in p.replicas] + starting)
+        self._kill([r for p in pools if p is not None for r in p.replicas] + starting)
 
-    def recover(self) -> None:
-        """Resume what a previous daemon left: deployed or deploying models start again."""
-        for dep in self.state.list("deployment"):
-            if dep["status"] in ("deployed", "deploying", "pending"):
-                self.start(dep["id"])
-            elif dep["status"] == "stopping":
-                self._set(dep["id"], "stopped")
+    # -- after a restart of the daemon --------------------------------------------------------
+    def recover(self, table: ProcessTable) -> None:
+        """Take over what a previous daemon left (see ``localcml.models.recovery``)."""
+        recover_deployments(self, table)
+
+    def serve(self, dep: dict, replicas: list[Replica]) -> None:
+        """Put a deployed deployment's replicas (some perhaps dead) into service, supervised."""
+        with self._lock:
+            pool = self._pools[dep["id"]] = ReplicaPool(dep["id"], replicas)
+            self._live[dep["model_id"]] = dep["id"]
+        self.supervisor.watch(dep["id"], pool)
+
+    def set_status(self, dep_id: str, status: str) -> dict:
+        """Record a deployment's status (and when it changed)."""
+        return self._set(dep_id, status)

@@ -1,7 +1,9 @@
 """The model endpoint: ``POST /model`` routed by access key to a free replica of the live deployment.
 
 Each replica serves one request at a time. A request waits up to ``busy_timeout`` seconds for a
-free replica, then gets CML's HTTP 429 ``model.busy``. Bodies over 5 MB get 413. The fault point
+free replica, then gets CML's HTTP 429 ``model.busy``; so does a request while every replica of
+the live deployment is dead and being restarted (CML documents no other answer for a model with
+no available replica). Bodies over 5 MB get 413. The fault point
 ``endpoint`` (see ``localcml.faults``) can refuse, delay, drop or garble an answer.
 """
 
@@ -101,12 +103,17 @@ class ModelRouter:
             return self._refuse(fault, headers, body)
         replica = pool.acquire(self.busy_timeout)
         if replica is None:
-            log.warning("model busy %s", KV(model=model["name"], waited_s=self.busy_timeout))
+            restarting = pool.restarting()
+            log.warning("model busy %s", KV(model=model["name"], waited_s=self.busy_timeout, restarting=restarting))
+            if restarting:
+                why = f"{restarting} of its {len(pool.replicas)} replicas are being restarted, the others were busy"
+            else:
+                why = "all replicas stayed busy"
             return error(
                 429,
                 "model.busy",
-                f"all replicas of model {model['name']!r} stayed busy for "
-                f"{self.busy_timeout:g} s; retry later or add replicas",
+                f"{why}: no replica of model {model['name']!r} was free for {self.busy_timeout:g} s; "
+                "retry later or add replicas",
             )
         try:
             reply = self._forward(replica.port, headers, body)

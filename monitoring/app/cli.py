@@ -59,22 +59,33 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from monitoring.app import graph
+    from monitoring.app.job_fields import config_for_jobs, secret_names
+    from monitoring.app.wiring import config_path
 
+    root = Path(args.project_root)
     if args.action == "amp":
-        _write(yaml.safe_dump(graph.amp_metadata(_config(args)), sort_keys=False), args.out)
+        from monitoring.app.amp import amp_metadata
+
+        config = config_for_jobs(config_path(args.config, root), root)
+        _write(yaml.safe_dump(amp_metadata(_config(args), config), sort_keys=False), args.out)
         return 0
     ctx = _context(args)  # loads the config once
     cfg, api = ctx.cfg, ctx.platform.api
     if args.action == "export":
-        _write(yaml.safe_dump(graph.export(api), sort_keys=False), args.out)
+        _write(yaml.safe_dump(graph.export(api, secret_names(cfg)), sort_keys=False), args.out)
         return 0
     source = graph.read_graph_file(args.graph_file) if args.graph_file else None
     specs = source.jobs if source else None
     runtime = source.runtime_identifier if source else None
+    # A graph file names each job's config itself; otherwise every job reads the config used here.
+    config = None if source and not args.config else config_for_jobs(config_path(args.config, root), root)
     if args.action == "plan":
-        changes = graph.plan(api, cfg, specs, runtime_identifier=runtime)
+        changes = graph.plan(api, cfg, specs, runtime_identifier=runtime, config=config)
     else:
-        changes = graph.apply(api, cfg, specs, runtime_identifier=runtime, timezone=source.timezone if source else None)
+        timezone = source.timezone if source else None
+        changes = graph.apply(api, cfg, specs, runtime_identifier=runtime, timezone=timezone, config=config)
+    if config:
+        print(f"every job reads {config} (CML_MONITOR_CONFIG in its environment, relative to the project root)")
     for change in changes:
         print(change.line())
     return 0
@@ -110,8 +121,12 @@ def cmd_faults(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitoring.app.demo import run_demo
+    from monitoring.app.job_fields import config_for_jobs
+    from monitoring.app.wiring import config_path
 
-    return run_demo(_config(args), Path(args.project_root).resolve(), Path(args.out), cycles=args.cycles)
+    root = Path(args.project_root).resolve()
+    config = config_for_jobs(config_path(args.config, root), root)  # the jobs read what the demo read
+    return run_demo(_config(args), root, Path(args.out), cycles=args.cycles, config=config)
 
 
 def cmd_decisions(args: argparse.Namespace) -> int:
@@ -180,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("graph", help="the CML job graph: plan | apply | export | amp")
     _common(p)
     p.add_argument("action", choices=["plan", "apply", "export", "amp"])
-    p.add_argument("--graph-file", help="apply/plan a graph exported from another project")
+    p.add_argument(
+        "--graph-file",
+        help="apply/plan a graph exported from another project (its jobs keep their config unless --config)",
+    )
     p.add_argument("--out", help="write export/amp output to this file")
     p.set_defaults(func=cmd_graph)
     p = sub.add_parser("local", help="the embedded local CML workspace: env | up | down | reset")

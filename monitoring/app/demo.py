@@ -124,8 +124,12 @@ def print_row(row: dict[str, Any]) -> None:
     )
 
 
-def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -> int:
-    """Run the demo; writes ``summary.json`` and ``report.html`` into ``out_dir``. Returns 0."""
+def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, config: str | None = None) -> int:
+    """Run the demo; writes ``summary.json`` and ``report.html`` into ``out_dir``. Returns 0.
+
+    Args:
+        config: the config file the jobs read, relative to ``root`` (``graph apply --config``).
+    """
     configure_logging("demo", level="WARNING")
     out_dir = out_dir if out_dir.is_absolute() else root / out_dir
     fresh_start(cfg, root, out_dir)
@@ -140,7 +144,7 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10) -
         clock.set_now(start + 60_000)
         ctx = build_context(cfg, root, clock=clock)
         print(f"bootstrap: {bootstrap(ctx).summary}", flush=True)
-        for change in graph.apply(ctx.platform.api, cfg):
+        for change in graph.apply(ctx.platform.api, cfg, config=config):
             print(f"graph: {change.line()}", flush=True)
         jobs = {j.name: j.id for j in ctx.platform.api.jobs()}
         chain = [jobs[s.name] for s in graph.ordered(cfg.jobs.graph)]

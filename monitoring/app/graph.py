@@ -1,17 +1,16 @@
-"""The job graph as code: plan, apply (idempotent by name), export, and AMP metadata for cloning.
+"""The job graph as code: plan, apply (idempotent by name) and export, for cloning into other projects.
 
 Only jobs carrying the ``CML_MONITOR_MANAGED`` environment marker are ever changed; a job of
 the same name without it is refused. Every structural problem of the graph is reported before
-any platform call. Secret-like environment variables never leave the workspace: export and
-AMP output leave their values out.
+any platform call. Secret-like environment variables never leave the workspace: export leaves
+their values out. The fields apply manages, the config file and alert emails included, are in
+``monitoring.app.job_fields``; AMP metadata is in ``monitoring.app.amp``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,47 +18,56 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from monitoring.app.job_fields import (
+    ALERT_EVENTS,
+    MANAGED_ENV,
+    create_body,
+    current_state,
+    desired_state,
+    environment_of,
+    is_secret,
+    public_environment,
+    secret_names,
+    update_body,
+)
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.refs import JobRef
 from monitoring.core.config import JobSpec, PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.core.graph_rules import graph_problems
 from monitoring.core.logs import KV
+from monitoring.core.paths import project_path
 
 log = logging.getLogger(__name__)
-
-#: Environment marker on every job this tool manages; jobs without it are never touched.
-MANAGED_ENV = "CML_MONITOR_MANAGED"
-#: Variable names treated as secrets: never exported, never written into AMP metadata.
-SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential)")
-#: Date written into AMP metadata (quoted "YYYY-MM-DD", as the AMP spec asks).
-AMP_DATE = "2026-11-23"
-
-
-def is_secret(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
 
 
 @dataclass(frozen=True)
 class JobChange:
     """What apply does to one job: ``create``, ``update`` (the fields that differ) or ``unchanged``.
 
-    ``changes`` maps job fields to their desired values; ``parent`` is the parent job's name.
+    ``changes`` maps job fields to their desired values (all of them for ``create``); ``config``
+    is the job's config file, ``alert_emails`` who is emailed on failure or timeout, ``parent``
+    the parent job's name.
     """
 
     name: str
     action: str
     changes: dict[str, Any] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
 
     def line(self) -> str:
         """One line for people: secret-like environment values are masked."""
-        if self.action != "update":
+        if self.action == "unchanged":
             return f"{self.action:9} {self.name}"
-        shown = {
-            k: ({n: "***" if is_secret(n) else v for n, v in v.items()} if k == "environment" else v)
-            for k, v in self.changes.items()
-        }
-        return f"{self.action:9} {self.name}  ({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+        if self.action == "create":
+            shown = {k: self.changes[k] for k in ("config", "alert_emails") if self.changes.get(k)}
+        else:
+            shown = {
+                k: ({n: "***" if is_secret(n, self.secrets) else x for n, x in v.items()} if k == "environment" else v)
+                for k, v in self.changes.items()
+            }
+        details = f"  ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""
+        return f"{self.action:9} {self.name}{details}"
 
 
 @dataclass(frozen=True)
@@ -116,78 +124,34 @@ def ordered(specs: Sequence[JobSpec]) -> list[JobSpec]:
     return done
 
 
-def _check(specs: Sequence[JobSpec]) -> None:
-    problems = graph_problems(specs)
+def _check(cfg: PipelineConfig, specs: Sequence[JobSpec]) -> None:
+    problems = graph_problems(specs, standalone=cfg.jobs.standalone_scripts())
     if problems:
         raise ConfigError([f"job graph: {p}" for p in problems])
 
 
-# -- the state apply manages, on both sides --------------------------------------------------
-def desired_state(spec: JobSpec, runtime: str, kept_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The fields apply manages for ``spec`` (``kept_env``: secrets already on the job, kept)."""
-    return {
-        "script": spec.script,
-        "arguments": spec.arguments,
-        "cpu": float(spec.cpu),
-        "memory": float(spec.memory),
-        "timeout": int(spec.timeout),
-        "schedule": spec.schedule or "",
-        "runtime_identifier": runtime,
-        "environment": {**(kept_env or {}), **spec.environment, MANAGED_ENV: "true"},
-        "parent": spec.parent,
-    }
-
-
-def current_state(job: JobRef, names_by_id: dict[str, str]) -> dict[str, Any]:
-    """The same fields, of a job as the project has it."""
-    return {
-        "script": job.script,
-        "arguments": job.arguments,
-        "cpu": job.cpu,
-        "memory": job.memory,
-        "timeout": job.timeout,
-        "schedule": job.schedule,
-        "runtime_identifier": job.runtime_identifier,
-        "environment": dict(job.environment),
-        "parent": names_by_id.get(job.parent_id, f"<job {job.parent_id}>") if job.parent_id else None,
-    }
-
-
-def create_body(project_id: str, name: str, state: dict[str, Any], ids: dict[str, str], timezone: str) -> dict:
-    """A ``CreateJobRequest``: ``environment`` as a map; schedule (with timezone) or parent, never both."""
-    body = {
-        "project_id": project_id,
-        "name": name,
-        **{k: v for k, v in state.items() if k not in ("parent", "schedule")},
-    }
-    if state["schedule"]:
-        body.update(schedule=state["schedule"], timezone=timezone)
-    if state["parent"]:
-        body["parent_id"] = ids[state["parent"]]
-    return body
-
-
-def update_body(changes: dict[str, Any], ids: dict[str, str]) -> dict:
-    """A ``Job`` patch holding only the changed fields, in the types of the ``Job`` message."""
-    body: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key == "parent":
-            body["parent_id"] = ids[value] if value else ""
-        elif key == "environment":
-            body["environment"] = json.dumps(value)  # a JSON string on update (CML quirk)
-        elif key == "timeout":
-            body["timeout"] = str(value)  # Job.timeout is an int64: a string in the Job message
-        else:
-            body[key] = value
-    return body
-
-
 # -- plan and apply ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    changes: list[JobChange]
+    desired: dict[str, dict[str, Any]]
+    ids: dict[str, str]
+
+
 def _plan(
-    api: CmlApi, cfg: PipelineConfig, specs: Sequence[JobSpec] | None, runtime_identifier: str | None
-) -> tuple[list[JobChange], dict[str, str]]:
+    api: CmlApi,
+    cfg: PipelineConfig,
+    specs: Sequence[JobSpec] | None,
+    runtime_identifier: str | None,
+    config: str | None,
+) -> _Plan:
     specs = list(specs or cfg.jobs.graph)
-    _check(specs)
+    _check(cfg, specs)
+    if config is not None:
+        try:
+            project_path(config)
+        except ValueError as exc:
+            raise ConfigError(f"config for the jobs: {exc}") from None
     jobs = api.jobs()
     names_by_id = {j.id: j.name for j in jobs}
     wanted = {s.name for s in specs}
@@ -209,32 +173,45 @@ def _plan(
     if problems:
         raise ConfigError(problems)
     runtime = runtime_identifier or api.resolve_runtime(cfg.jobs.runtime_identifier)
-    changes = []
+    secrets = secret_names(cfg)
+    changes, desired = [], {}
     for spec in ordered(specs):
+        emails = cfg.jobs.recipients(spec)
         if spec.name not in existing:
-            changes.append(JobChange(spec.name, "create", desired_state(spec, runtime)))
+            desired[spec.name] = desired_state(spec, runtime, config=config, alert_emails=emails)
+            changes.append(JobChange(spec.name, "create", desired[spec.name], secrets))
             continue
         have = current_state(existing[spec.name][0], names_by_id)
-        kept = {k: v for k, v in have["environment"].items() if is_secret(k) and k not in spec.environment}
-        diff = {k: v for k, v in desired_state(spec, runtime, kept).items() if have[k] != v}
-        changes.append(JobChange(spec.name, "update" if diff else "unchanged", diff))
-    return changes, {n: js[0].id for n, js in existing.items()}
+        kept = {k: v for k, v in have["environment"].items() if is_secret(k, secrets) and k not in spec.environment}
+        desired[spec.name] = desired_state(spec, runtime, kept, config=config, alert_emails=emails)
+        diff = {k: v for k, v in desired[spec.name].items() if have[k] != v}
+        changes.append(JobChange(spec.name, "update" if diff else "unchanged", diff, secrets))
+    return _Plan(changes, desired, {n: js[0].id for n, js in existing.items()})
 
 
 def plan(
-    api: CmlApi, cfg: PipelineConfig, specs: Sequence[JobSpec] | None = None, *, runtime_identifier: str | None = None
+    api: CmlApi,
+    cfg: PipelineConfig,
+    specs: Sequence[JobSpec] | None = None,
+    *,
+    runtime_identifier: str | None = None,
+    config: str | None = None,
 ) -> list[JobChange]:
     """What ``apply`` would do, per job, parents first; changes nothing.
 
     Args:
         specs: the jobs (default ``cfg.jobs.graph``), e.g. from ``read_graph_file``.
         runtime_identifier: the jobs' runtime (default ``jobs.runtime_identifier``, else resolved).
+        config: the config file every job reads (``config_for_jobs``: relative to the project
+            root); default the one each job's ``environment`` names, else none (the jobs read
+            ``config/pipeline.yaml``).
 
     Raises:
-        ConfigError: cycles, missing parents, schedules on dependents, duplicate names; a job of
-            the same name that is not managed by this tool, or several jobs of one name.
+        ConfigError: cycles, missing parents, schedules on dependents, several heads, unknown
+            scripts, duplicate names; a job of the same name that is not managed by this tool,
+            or several jobs of one name; a config path outside the project.
     """
-    return _plan(api, cfg, specs, runtime_identifier)[0]
+    return _plan(api, cfg, specs, runtime_identifier, config).changes
 
 
 def apply(
@@ -244,41 +221,42 @@ def apply(
     *,
     runtime_identifier: str | None = None,
     timezone: str | None = None,
+    config: str | None = None,
 ) -> list[JobChange]:
     """Make the project's managed jobs match the graph, parents first. Idempotent.
 
     Args:
         timezone: of the scheduled head job (default ``jobs.timezone``).
+        config: as for ``plan``.
 
     Raises:
         ConfigError: as ``plan``, before any job is created or changed.
         PlatformError: CML refused a create or update (the jobs before it were applied).
     """
-    changes, ids = _plan(api, cfg, specs, runtime_identifier)
-    for change in changes:
+    planned = _plan(api, cfg, specs, runtime_identifier, config)
+    ids = planned.ids
+    for change in planned.changes:
         if change.action == "create":
             body = create_body(api.project_id, change.name, change.changes, ids, timezone or cfg.jobs.timezone)
             ids[change.name] = api.create_job(body).id
         elif change.action == "update":
-            api.update_job(ids[change.name], update_body(change.changes, ids))
+            api.update_job(ids[change.name], update_body(change.changes, planned.desired[change.name], ids))
         else:
             continue
         log.info("job %s", KV(action=change.action, name=change.name))
-    return changes
+    return planned.changes
 
 
 # -- export and AMP ----------------------------------------------------------------------------
-def _public_env(job_name: str, env: dict[str, str]) -> dict[str, str]:
-    for name in sorted(n for n in env if is_secret(n)):
-        log.warning("secret-like variable left out %s", KV(job=job_name, variable=name))
-    return {k: v for k, v in sorted(env.items()) if k != MANAGED_ENV and not is_secret(k)}
-
-
-def export(api: CmlApi) -> dict[str, Any]:
+def export(api: CmlApi, secrets: Collection[str] = ()) -> dict[str, Any]:
     """The project's managed jobs as a graph file: ``runtime_identifier``, ``timezone`` and ``graph``.
 
-    Each entry has name, script, parent, schedule, arguments, cpu, memory, timeout and the
-    environment without the marker and without secret-like variables.
+    Each entry has name, script, parent, schedule, arguments, cpu, memory, timeout, the
+    environment (with the config file the job reads) without the marker and without
+    secret-like variables, and the alert emails (addresses are not secrets: they are exported).
+
+    Args:
+        secrets: variable names to leave out whatever they are called (``secret_names``).
     """
     jobs = api.jobs()
     names_by_id = {j.id: j.name for j in jobs}
@@ -289,9 +267,12 @@ def export(api: CmlApi) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": job.name, "script": state["script"]}
         entry.update({k: state[k] for k in ("parent", "schedule", "arguments") if state[k]})
         entry.update(cpu=state["cpu"], memory=state["memory"], timeout=state["timeout"])
-        env = _public_env(entry["name"], state["environment"])
+        env = public_environment(entry["name"], environment_of(state), secrets)
         if env:
             entry["environment"] = env
+        emails = [e for e, events in job.recipients.items() if set(events) & set(ALERT_EVENTS)]
+        if emails:
+            entry["alert_emails"] = emails
         entries.append(entry)
     by_name = {e["name"]: e for e in entries}
     specs = [JobSpec(**{**e, "parent": e.get("parent") if e.get("parent") in by_name else None}) for e in entries]
@@ -304,119 +285,3 @@ def export(api: CmlApi) -> dict[str, Any]:
         out["timezone"] = zones[0]
     out["graph"] = [by_name[s.name] for s in ordered(specs)]
     return out
-
-
-def amp_metadata(cfg: PipelineConfig) -> dict[str, Any]:
-    """An AMP ``.project-metadata.yaml`` that imports the pipeline as a prototype.
-
-    AMP ``create_job`` tasks cannot set parents or schedules, so the jobs are created with the
-    managed marker and a last task runs ``cml-monitor graph apply`` to wire the chain.
-    Secret-like job variables become AMP environment variables the user fills in at import.
-    """
-    secrets: dict[str, str] = {}
-    tasks: list[dict[str, Any]] = [
-        {
-            "type": "run_session",
-            "name": "Install cml-monitor",
-            "script": "scripts/install.py",
-            "short_summary": "pip install the project",
-            "cpu": 1,
-            "memory": 2,
-            "kernel": "python3",
-        }
-    ]
-    for spec in ordered(cfg.jobs.graph):
-        secrets.update({n: spec.name for n in spec.environment if is_secret(n)})
-        label = re.sub(r"[^a-z0-9_]", "_", spec.script.rsplit("/", 1)[-1].removesuffix(".py"))
-        tasks.append(
-            {
-                "type": "create_job",
-                "name": spec.name,
-                "entity_label": label,
-                "script": spec.script,
-                "arguments": spec.arguments or "None",
-                "cpu": spec.cpu,
-                "memory": spec.memory,
-                "kernel": "python3",
-                "environment": {**_public_env(spec.name, spec.environment), MANAGED_ENV: "true"},
-                "short_summary": f"Create job {spec.name}",
-            }
-        )
-    artifact = f"{cfg.state.artifacts_dir}/{cfg.model.name}/v1"
-    tasks += [
-        {
-            "type": "run_session",
-            "name": "Train v1",
-            "script": "scripts/amp_train.py",
-            "cpu": 2,
-            "memory": 4,
-            "kernel": "python3",
-            "short_summary": f"Train v1 into {artifact}",
-        },
-        {
-            "type": "create_model",
-            "name": cfg.model.name,
-            "entity_label": "model",
-            "description": cfg.model.description,
-            "access_key_environment_variable": "CML_MONITOR_MODEL_ACCESS_KEY",
-            "default_resources": {"cpu": cfg.deployment.cpu, "memory": cfg.deployment.memory},
-            "default_replication_policy": {"type": "fixed", "num_replicas": cfg.deployment.replicas},
-        },
-        {
-            "type": "build_model",
-            "name": f"Build {cfg.model.name}",
-            "entity_label": "model",
-            "comment": "cml-monitor v1 amp",
-            "target_file_path": cfg.model.serving_file,
-            "target_function_name": cfg.model.serving_function,
-            "kernel": "python3",
-            "environment_variables": {"CML_MONITOR_MODEL_ARTIFACT": artifact},
-        },
-        {
-            "type": "deploy_model",
-            "name": cfg.model.name,
-            "entity_label": "model",
-            "cpu": cfg.deployment.cpu,
-            "memory": cfg.deployment.memory,
-            "environment_variables": {"CML_MONITOR_MODEL_ARTIFACT": artifact},
-        },
-        {
-            "type": "run_session",
-            "name": "Wire the job chain",
-            "script": "scripts/amp_graph.py",
-            "cpu": 1,
-            "memory": 2,
-            "kernel": "python3",
-            "short_summary": "Set parents and the head job's schedule",
-        },
-    ]
-    variables = {
-        cfg.model.api_key_env: {
-            "default": "",
-            "description": "Model API key (Bearer) used to call the model endpoint",
-            "required": False,
-        }
-    }
-    variables.update(
-        {
-            name: {
-                "default": "",
-                "required": True,
-                "description": f"Secret used by job {job!r}; enter it here, it is never written to files",
-            }
-            for name, job in sorted(secrets.items())
-        }
-    )
-    return {
-        "name": f"cml-monitor: {cfg.model.name}",
-        "description": "Continuous model monitoring: traffic, "
-        "accuracy per window, threshold policies, retrain and redeploy with rollback.",
-        "author": "cml-monitor",
-        "specification_version": "1.0",
-        "prototype_version": "1.0",
-        "date": AMP_DATE,
-        "feature_dependencies": ["model_metrics"],
-        "environment_variables": variables,
-        "runtimes": [{"editor": "PBJ Workbench", "kernel": "Python 3.10", "edition": "Standard"}],
-        "tasks": tasks,
-    }

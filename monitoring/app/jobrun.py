@@ -72,6 +72,7 @@ def run_job(
                 FAILURE_ACTIONS[exc.exit_code],
                 exit_code=exc.exit_code,
                 error=type(exc).__name__,
+                **exc.verdict_fields,
             )
         )
         return exc.exit_code

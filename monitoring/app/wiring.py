@@ -20,8 +20,14 @@ from monitoring.workflows.context import Context
 
 
 def config_path(config: str | os.PathLike | None, project_root: str | os.PathLike) -> Path:
-    """The config file a job uses: ``--config``, else ``$CML_MONITOR_CONFIG``, else the project default."""
-    return Path(config or os.environ.get(CONFIG_ENV) or Path(project_root) / DEFAULT_CONFIG)
+    """The config file a job uses: ``--config``, else ``$CML_MONITOR_CONFIG``, else the project default.
+
+    A relative ``$CML_MONITOR_CONFIG`` is relative to the project root (``graph apply`` sets it so
+    in each job's environment); a relative ``--config`` to the working directory.
+    """
+    if config:
+        return Path(config)
+    return Path(project_root) / (os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 def load_project_config(config: str | os.PathLike | None, project_root: str | os.PathLike) -> PipelineConfig:

@@ -9,7 +9,7 @@ as numbers, and ``environment`` (a JSON string on responses, a map on requests) 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -47,6 +47,25 @@ def _env_map(value: Any) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+
+
+#: ``JobRecipient`` flags, by the event name used for them here.
+RECIPIENT_FLAGS = {
+    "failure": "notify_on_failure",
+    "timeout": "notify_on_timeout",
+    "success": "notify_on_success",
+    "stop": "notify_on_stop",
+}
+
+
+def _recipients(value: Any) -> dict[str, tuple[str, ...]]:
+    """``Job.recipients`` as email -> the events it is notified of (proto3 JSON leaves false flags out)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for item in value or []:
+        email = _text(item, "email")
+        if email:
+            out[email] = tuple(event for event, flag in RECIPIENT_FLAGS.items() if _field(item, flag))
+    return out
 
 
 def _timestamp_ms(text: str) -> int | None:
@@ -153,6 +172,8 @@ class JobRef:
     parent_id: str
     runtime_identifier: str
     environment: dict[str, str]
+    recipients: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Email -> the events CML notifies it of (``failure``, ``timeout``, ``success``, ``stop``)."""
 
     @classmethod
     def of(cls, job: Any) -> JobRef:
@@ -170,6 +191,7 @@ class JobRef:
             parent_id=_text(job, "parent_id"),
             runtime_identifier=_text(job, "runtime_identifier"),
             environment=_env_map(_field(job, "environment")),
+            recipients=_recipients(_field(job, "recipients")),
         )
 
 

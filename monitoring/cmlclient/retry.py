@@ -74,6 +74,8 @@ class RetryPolicy:
         attempts: total tries, the first included.
         initial_s / maximum_s / jitter_s: backoff shape in seconds.
         sleep: injectable so tests never wait.
+        budget_s: when set, no retry starts once this much time has passed since the first try
+            (or would have passed after the wait before it): for calls that must not hold up a job.
     """
 
     attempts: int = 5
@@ -81,6 +83,7 @@ class RetryPolicy:
     maximum_s: float = 20.0
     jitter_s: float = 0.5
     sleep: Callable[[float], None] = time.sleep
+    budget_s: float | None = None
 
     @classmethod
     def from_config(cls, cfg: RetryConfig, sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
@@ -136,8 +139,11 @@ class RetryPolicy:
                 ),
             )
 
+        stop = tenacity.stop_after_attempt(self.attempts)
+        if self.budget_s is not None:
+            stop = stop | tenacity.stop_before_delay(self.budget_s)
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
+            stop=stop,
             wait=tenacity.wait_exponential(multiplier=self.initial_s, max=self.maximum_s)
             + tenacity.wait_random(0, self.jitter_s),
             retry=tenacity.retry_if_exception_type(TransientPlatformError),

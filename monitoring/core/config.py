@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitoring.core.data_config import TASK_METRICS, DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
+from monitoring.core.graph_rules import REDEPLOY_SCRIPT, graph_problems
 from monitoring.core.model_spec import ModelConfig
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
@@ -140,8 +142,25 @@ class DeploymentConfig(Strict):
     poll_interval: Duration = timedelta(seconds=5)
 
 
-# -- jobs and platform ---------------------------------------------------------------------
-REDEPLOY_SCRIPT = "jobs/redeploy.py"
+# -- jobs, alerts and platform -------------------------------------------------------------
+EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+$")
+#: Decisions and redeploy outcomes the webhook can announce.
+WebhookEvent = Literal["breach", "suppressed", "deployed", "rejected", "failed"]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def email_list(value: list[str] | None) -> list[str] | None:
+    """Recipients as given (duplicates dropped); each must look like ``name@domain``."""
+    if value is None:
+        return None
+    bad = [v for v in value if not EMAIL.match(v)]
+    if bad:
+        raise ValueError(f"not an email address: {', '.join(map(repr, bad))} (one address per list item)")
+    return list(dict.fromkeys(value))
+
+
+Emails = Annotated[list[str], AfterValidator(email_list)]
 
 
 class JobSpec(Strict):
@@ -154,19 +173,29 @@ class JobSpec(Strict):
     memory: float = Field(default=2, gt=0)
     timeout: int = Field(default=3600, ge=0)
     environment: dict[str, str] = {}
+    alert_emails: Emails | None = None
+    """Emailed by CML when this job fails or times out; unset: ``jobs.alert_emails``; ``[]``: nobody."""
 
 
 class JobsConfig(Strict):
     trigger: Literal["chain", "api"] = "chain"
     timezone: str = "UTC"
     runtime_identifier: str | None = None
+    alert_emails: Emails = []
+    """Emailed by CML when any job fails or times out (a job's own ``alert_emails`` replaces this)."""
     graph: list[JobSpec] = Field(min_length=1)
+
+    def standalone_scripts(self) -> tuple[str, ...]:
+        """Scripts that may have neither parent nor schedule: redeploy, when evaluate starts it (``api``)."""
+        return (REDEPLOY_SCRIPT,) if self.trigger == "api" else ()
+
+    def recipients(self, job: JobSpec) -> list[str]:
+        """Who CML emails when ``job`` fails or times out."""
+        return self.alert_emails if job.alert_emails is None else job.alert_emails
 
     @model_validator(mode="after")
     def _valid_graph(self) -> JobsConfig:
-        from monitoring.core.graph_rules import graph_problems
-
-        problems = graph_problems(self.graph)
+        problems = graph_problems(self.graph, standalone=self.standalone_scripts())
         redeploy = [j for j in self.graph if j.script == REDEPLOY_SCRIPT]
         if self.trigger == "api" and redeploy and redeploy[0].parent:
             problems.append(
@@ -181,6 +210,34 @@ class JobsConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+class WebhookConfig(Strict):
+    url_env: str | None = None
+    """Environment variable holding the webhook URL (a secret); unset: no webhook."""
+    events: list[WebhookEvent] = list(WEBHOOK_EVENTS)
+    timeout: Duration = timedelta(seconds=5)
+    """Timeout of one post."""
+    budget: Duration = timedelta(seconds=15)
+    """Time all tries of one message may take together; then the job goes on without it."""
+    attempts: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("url_env")
+    @classmethod
+    def _variable_name(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_VAR_NAME.match(v):
+            raise ValueError(f"{v!r} is not an environment variable name (the URL itself never goes in config)")
+        return v
+
+    @model_validator(mode="after")
+    def _positive(self) -> WebhookConfig:
+        if self.timeout.total_seconds() <= 0 or self.budget.total_seconds() <= 0:
+            raise ValueError("timeout and budget must be positive durations")
+        return self
+
+
+class AlertsConfig(Strict):
+    webhook: WebhookConfig = WebhookConfig()
 
 
 class RetryConfig(Strict):
@@ -218,6 +275,7 @@ class PipelineConfig(Strict):
     retraining: RetrainConfig = RetrainConfig()
     deployment: DeploymentConfig = DeploymentConfig()
     jobs: JobsConfig
+    alerts: AlertsConfig = AlertsConfig()
     platform: PlatformConfig = PlatformConfig()
     state: StateConfig = StateConfig()
     data: DataConfig = DataConfig()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_CONFIG = 2
@@ -15,6 +17,11 @@ class MonitoringError(Exception):
     """Base of every error this project raises on purpose."""
 
     exit_code = EXIT_INTERNAL
+
+    @property
+    def verdict_fields(self) -> dict[str, Any]:
+        """Extra fields for the failed job's VERDICT line, added where the error passes (``webhook=sent``)."""
+        return self.__dict__.setdefault("_verdict_fields", {})
 
 
 class ConfigError(MonitoringError):

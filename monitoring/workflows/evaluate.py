@@ -12,6 +12,7 @@ from monitoring.core.logs import KV
 from monitoring.domain.decisions import Action, Decision, decide
 from monitoring.domain.thresholds import PolicyResult
 from monitoring.domain.training import load_artifact
+from monitoring.workflows.alerts import announce_decision
 from monitoring.workflows.context import Context, Outcome
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
     fields.update({k: _round(v) for k, v in decision.values.items() if k in ("accuracy", "predictions")})
     if decision.action is Action.REDEPLOY and ctx.cfg.jobs.trigger == "api":
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
+    fields.update(announce_decision(ctx, decision, fields, NEXT_STEPS[decision.action]))
     return Outcome(
         "breach" if decision.action in (Action.REDEPLOY, Action.SUPPRESSED) else "ok",
         decision.reason,

@@ -10,6 +10,7 @@ from monitoring.core.logs import KV
 from monitoring.domain.challenge import judge
 from monitoring.domain.decisions import Action
 from monitoring.domain.window_metrics import window_start
+from monitoring.workflows.alerts import announce_outcome
 from monitoring.workflows.champion import champion_scores
 from monitoring.workflows.context import Context, Outcome
 from monitoring.workflows.release import release
@@ -64,7 +65,7 @@ def redeploy(ctx: Context) -> Outcome:
         )
     log.info("acting on decision %s", KV(decision=decision.id, run=ctx.platform.run_id))
     try:
-        outcome = _retrain_and_release(ctx, decision.id, now, fields)
+        outcome = announce_outcome(ctx, fields, lambda: _retrain_and_release(ctx, decision.id, now, fields))
     except MonitoringError as exc:
         ctx.store.finish_decision(decision.id, "failed", str(exc), ctx.platform.clock.now_ms())
         raise

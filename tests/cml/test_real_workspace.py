@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.cml, pytest.mark.skipif(REASON is not None, reason=REA
 REPO = Path(__file__).resolve().parents[2]
 CHAIN_TIMEOUT_S = 45 * 60
 POLL_S = 10
+#: The head job needs a schedule (graph rules); the test starts the chain itself, so a yearly one.
+RARELY = "0 0 1 1 *"
 
 
 def throwaway_config(tag: str) -> dict:
@@ -46,7 +48,8 @@ def throwaway_config(tag: str) -> dict:
     for job in data["jobs"]["graph"]:
         job["name"] = names[job["name"]]
         job["parent"] = names.get(job.get("parent"))
-        job.pop("schedule", None)
+        if job.get("schedule"):
+            job["schedule"] = RARELY
         job["arguments"] = f"--config {config_rel}"
         job["timeout"] = 1800
     return data

@@ -50,7 +50,9 @@ def pipeline(tmp_path_factory):
         bootstrap(ctx)
         graph.apply(platform.api, cfg)
         data = cfg.model_dump(mode="json")
-        data["jobs"]["graph"][1].update(cpu=2, timeout=600, environment={"LOG_FORMAT": "json"})
+        data["jobs"]["graph"][1].update(
+            cpu=2, timeout=600, environment={"LOG_FORMAT": "json"}, alert_emails=["oncall@example.com"]
+        )
         data["jobs"]["graph"][0]["schedule"] = "15 * * * *"
         graph.apply(platform.api, parse_config(data))
         redeploy = next(j for j in platform.api.jobs() if j.name == "cml-monitor redeploy")

@@ -15,6 +15,7 @@ from localcml.daemon import reset
 from localcml.metrics.store import MetricsStore
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
+from monitoring.app.amp import amp_metadata
 from monitoring.core.config import parse_config
 from monitoring.core.errors import EXIT_PLATFORM, ConfigError
 from monitoring.state.store import StateStore
@@ -106,7 +107,7 @@ def test_secrets_never_appear_in_logs_exports_amp_output_or_errors(rig: Rig, cap
     rig.ws.faults.clear()
     monkeypatch.setenv(rig.cfg.model.api_key_env, rig.ws.model_api_key)
     exported = yaml.safe_dump(graph.export(rig.ctx.platform.api))
-    amp = yaml.safe_dump(graph.amp_metadata(rig.cfg))
+    amp = yaml.safe_dump(amp_metadata(rig.cfg))
     errors = [
         requests.get(f"{rig.ws.url}/api/v2/projects", headers={"authorization": "Bearer wrong"}, timeout=10).text,
         requests.post(rig.ws.model_url, json={"accessKey": rig.model.access_key + "x", "request": {}}, timeout=10).text,

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from monitoring.app import cli, graph
+from monitoring.app.amp import amp_metadata
 from monitoring.core.config import JobSpec
 from monitoring.core.errors import ConfigError
 from tests.cmlclient.support import enter_workspace
@@ -185,7 +186,7 @@ def test_secrets_never_appear_in_export_plan_lines_or_amp_output(workspace, capl
     job = jobs_by_name(api)["cml-monitor compute_accuracy"]
     assert job.environment["API_KEY"] == SECRET  # the job itself has it
     exported = yaml.safe_dump(graph.export(api))
-    amp = yaml.safe_dump(graph.amp_metadata(config()))
+    amp = yaml.safe_dump(amp_metadata(config()))
     assert SECRET not in exported and "API_KEY" not in exported
     assert SECRET not in amp
     assert "variable=API_KEY" in caplog.text and SECRET not in caplog.text
@@ -221,7 +222,12 @@ def test_amp_metadata_creates_every_job_with_the_marker_and_asks_for_secrets(tmp
     jobs = [t for t in amp["tasks"] if t["type"] == "create_job"]
     assert [t["name"] for t in jobs] == [j["name"] for j in data["jobs"]["graph"]]
     assert all(t["environment"][graph.MANAGED_ENV] == "true" for t in jobs)
-    assert jobs[1]["environment"] == {"LOG_FORMAT": "plain", graph.MANAGED_ENV: "true"}
+    assert jobs[1]["environment"] == {
+        "LOG_FORMAT": "plain",
+        "CML_MONITOR_CONFIG": "pipeline.yaml",
+        graph.MANAGED_ENV: "true",
+    }
+    assert amp["environment_variables"]["CML_MONITOR_CONFIG"]["default"] == "pipeline.yaml"
     assert amp["environment_variables"]["API_KEY"]["required"] is True
     assert amp["environment_variables"]["API_KEY"]["default"] == "" and SECRET not in out.read_text()
     assert [t["type"] for t in amp["tasks"]][-1] == "run_session"  # wires parents and the schedule last

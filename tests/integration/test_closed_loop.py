@@ -10,37 +10,33 @@ import sys
 import time
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.project import make_project
 
 #: Two healthy hours, then drift: the 3rd cycle's traffic drifts, the 4th breaches and redeploys.
 DRIFT_AFTER = {"scenario": {"drift": {"start_after": "2h"}}}
 CYCLES = 7
 JOBS = ("simulate_traffic", "compute_accuracy", "evaluate_thresholds", "redeploy")
+DEMO_TIMEOUT_S = 600
 
 
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)  # a minute alone; a loaded 2-core machine can take several
 def test_demo_breach_single_redeploy_and_recovery(tmp_path):
     config = make_project(tmp_path, DRIFT_AFTER)
     out = tmp_path / "demo-output"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitoring.app.cli",
-            "demo",
-            "--config",
-            str(config),
-            "--project-root",
-            str(tmp_path),
-            "--out",
-            str(out),
-            "--cycles",
-            str(CYCLES),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    cli = [sys.executable, "-m", "monitoring.app.cli"]
+    common = ["--config", str(config), "--project-root", str(tmp_path)]
+    try:
+        proc = subprocess.run(
+            [*cli, "demo", *common, "--out", str(out), "--cycles", str(CYCLES)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT_S,
+        )
+    finally:  # a demo stopped half-way (a timeout) leaves its workspace daemon running
+        subprocess.run([*cli, "local", "down", *common], cwd=tmp_path, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads((out / "summary.json").read_text())
     assert [r["cycle"] for r in rows] == list(range(1, CYCLES + 1))

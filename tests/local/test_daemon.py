@@ -98,3 +98,28 @@ def test_set_now_warps_the_workspace_clock_and_timestamps(ws, api):
         ws.project_id,
     )
     assert job.created_at.year == 2027
+
+
+def test_concurrent_starts_share_one_daemon(tmp_path, project_root):
+    """Five processes starting the workspace at once (five job chains, say) get the same daemon, not five."""
+    import threading
+
+    workspace = tmp_path / "w"
+    barrier = threading.Barrier(5)
+    infos: list = []
+
+    def start() -> None:
+        barrier.wait()
+        infos.append(daemon.ensure_running(workspace, project_root))
+
+    threads = [threading.Thread(target=start) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert len(infos) == 5 and len({info.pid for info in infos}) == 1
+        log = (workspace / "daemon.log").read_text()
+        assert log.count("local workspace serving at") == 1
+    finally:
+        daemon.shutdown(workspace)

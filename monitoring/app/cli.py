@@ -14,6 +14,7 @@ from monitoring.core.errors import EXIT_INTERNAL, MonitoringError
 
 JOBS = {
     "simulate-traffic": ("simulate_traffic", "monitoring.workflows.traffic"),
+    "ground-truth": ("ground_truth", "monitoring.workflows.ground_truth"),
     "compute-accuracy": ("compute_accuracy", "monitoring.workflows.accuracy"),
     "evaluate-thresholds": ("evaluate_thresholds", "monitoring.workflows.evaluate"),
     "redeploy": ("redeploy", "monitoring.workflows.redeploy"),

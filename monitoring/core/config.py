@@ -14,7 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from monitoring.core.data_config import TASK_METRICS, DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import REDEPLOY_SCRIPT, graph_problems
+from monitoring.core.graph_rules import GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT, graph_problems
+from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.model_spec import ModelConfig
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
@@ -279,6 +280,7 @@ class PipelineConfig(Strict):
     platform: PlatformConfig = PlatformConfig()
     state: StateConfig = StateConfig()
     data: DataConfig = DataConfig()
+    ground_truth: GroundTruthConfig | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineConfig:
@@ -286,6 +288,11 @@ class PipelineConfig(Strict):
         problems = data_problems(self.data, self.model.task, self.model.classes, label.mapping, self.retraining.metric)
         if problems:
             raise ValueError("; ".join(problems))
+        if self.ground_truth is None and any(j.script == GROUND_TRUTH_SCRIPT for j in self.jobs.graph):
+            raise ValueError(
+                f"jobs.graph runs {GROUND_TRUTH_SCRIPT} but the config has no ground_truth: section "
+                "(where labels come from and how they join predictions)"
+            )
         if self.windows.label_horizon < self.scenario.label_delay:
             raise ValueError(
                 "windows.label_horizon must be at least scenario.label_delay, "

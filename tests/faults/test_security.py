@@ -43,6 +43,8 @@ REVIEWED_SQL = {
     "sql",
     "stmt",
     "self._sql(sql)",
+    "_ENTRY_COLS",
+    "LEDGER_SCHEMA",
 }
 SQL_CALLS = {"execute", "executemany", "query", "query_one", "script"}
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from monitoring.state.ground_truth_ledger import GroundTruthLedger
 from monitoring.workflows.ground_truth import ground_truth
+from tests.chaos.processes import kill_when
 from tests.integration.ground_truth_support import DAY, GROUND_TRUTH, HOUR, labelled, posted_by, predict_for, write_crm
 from tests.integration.support import T0
+from tests.project import merge
 
 
 def _iso(ms: int) -> str:
@@ -174,3 +179,47 @@ def test_sql_source_on_postgresql_resumes_from_its_watermark(make_pipeline, new_
             conn.cursor().executemany("INSERT INTO churn_outcomes VALUES (%s, %s, %s)", rows)
 
     _sql_run(pipeline, insert)
+
+
+def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline):
+    """A real SIGKILL of the job process while it posts; the next run settles its intents by reading back."""
+    pipeline = make_pipeline(merge(GROUND_TRUTH, {"ground_truth": {"chunk_rows": 10}}))
+    ws, ctx = pipeline.ws, pipeline.ctx
+    ws.set_now(T0 + HOUR)
+    uuids = predict_for(pipeline, [f"C-{i}" for i in range(60)])
+    rows = [{"customer_id": c, "failed": "yes" if i % 2 else "no", "closed_at": _iso(T0)} for i, c in enumerate(uuids)]
+    write_crm(pipeline.root, "day1.csv", rows)
+    ws.set_now(T0 + 2 * HOUR)
+    ws.inject("latency.metrics=delay:150ms always")  # posts take a while: the kill lands in the middle
+    env = {**os.environ, "CDSW_ENGINE_ID": "killed-run"}
+    job = subprocess.Popen(
+        [sys.executable, "jobs/ground_truth.py", "--project-root", str(pipeline.root)],
+        cwd=pipeline.root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        kill_when(lambda: len(labelled(pipeline, T0, T0 + DAY)) >= 5, lambda _: job.pid, "some labels posted")
+    finally:
+        job.wait(timeout=30)
+    ws.faults.clear()
+    before = posted_by(labelled(pipeline, T0, T0 + DAY))
+    ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
+    assert set(before.values()) == {"killed-run"} and 5 <= len(before) < 60, "the kill did not land mid-post"
+    assert ledger.counts()["intent"] > 0
+
+    out = ground_truth(ctx)
+    after = posted_by(labelled(pipeline, T0, T0 + DAY))
+    assert set(after) == set(uuids.values())  # every label is in: none lost
+    assert {u: after[u] for u in before} == before  # none posted before the kill was posted again
+    mine = [u for u, run in after.items() if run == ctx.platform.run_id]
+    assert len(mine) == out.fields["posted"] + out.fields["reposted"]  # each posted once by this run
+    assert len(mine) == 60 - len(before)  # and nothing else: every other label is the killed run's
+    assert ledger.counts() == {"intent": 0, "done": 60}
+    final = labelled(pipeline, T0, T0 + DAY)
+    assert {u: m["final_label"] for u, m in final.items()} == {
+        uuids[r["customer_id"]]: int(r["failed"] == "yes") for r in rows
+    }
+    assert ground_truth(ctx).fields["posted"] == 0

@@ -112,6 +112,7 @@ def test_parser_has_every_documented_command():
         "compute-accuracy",
         "evaluate-thresholds",
         "redeploy",
+        "check-deployment",
         "bootstrap",
         "graph",
         "local",

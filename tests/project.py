@@ -24,6 +24,8 @@ SMALL = {
     "deployment": {"poll_interval": "200ms", "build_timeout": "120s", "deploy_timeout": "120s"},
     "platform": {"retry": {"attempts": 3, "initial": "50ms", "maximum": "200ms", "jitter": "10ms"}},
 }
+#: What an example's own config changes in tests: quick builds, deployments and retries.
+FAST = {key: SMALL[key] for key in ("deployment", "platform")}
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -33,17 +35,23 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Path:
+def make_project(root: Path, overrides: dict[str, Any] | None = None, example: str | None = None) -> Path:
     """Copy jobs/, monitoring/ and config/ into ``root``; write config/pipeline.yaml with overrides.
+
+    With ``example`` (``churn``): copy ``examples/<example>/`` too and start from its own
+    ``pipeline.yaml``, changing only what makes builds and retries quick (``FAST``).
 
     Returns:
         The config path.
     """
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("jobs", "monitoring", "config"):
+    for name in ("jobs", "monitoring", "config", *([f"examples/{example}"] if example else [])):
         shutil.copytree(REPO / name, root / name, ignore=ignore, dirs_exist_ok=True)
-    data = yaml.safe_load((REPO / "config/pipeline.yaml").read_text())
-    data = merge(merge(data, SMALL), overrides or {})
+    if example:
+        data = merge(yaml.safe_load((REPO / "examples" / example / "pipeline.yaml").read_text()), FAST)
+    else:
+        data = merge(yaml.safe_load((REPO / "config/pipeline.yaml").read_text()), SMALL)
+    data = merge(data, overrides or {})
     path = root / "config/pipeline.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -65,11 +65,18 @@ class Pipeline:
 
 @contextlib.contextmanager
 def running_pipeline(
-    root: Path, patch: pytest.MonkeyPatch, overrides: dict | None = None, do_bootstrap: bool = True
+    root: Path,
+    patch: pytest.MonkeyPatch,
+    overrides: dict | None = None,
+    do_bootstrap: bool = True,
+    example: str | None = None,
 ) -> Iterator[Pipeline]:
-    """A project at ``root`` on a started workspace, this process one of its engines (``patch`` undoes that)."""
+    """A project at ``root`` on a started workspace, this process one of its engines (``patch`` undoes that).
+
+    ``example`` (``churn``) starts from ``examples/<example>/pipeline.yaml`` (``tests.project.make_project``).
+    """
     root.mkdir()
-    cfg = load_config(make_project(root, overrides))
+    cfg = load_config(make_project(root, overrides, example))
     ws = LocalWorkspace(
         root / cfg.platform.local.workspace_dir,
         root,

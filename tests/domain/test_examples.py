@@ -1,0 +1,67 @@
+"""The examples' own configs, data and trainers (examples/<name>/), read from the project's copies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.core.config import load_config
+from monitoring.domain.replay import build_plan
+from monitoring.domain.sources import load_dataset, read_table, select_rows
+from monitoring.domain.training import fit, score
+from tests.project import REPO
+
+CHURN = REPO / "examples" / "churn"
+
+
+@pytest.fixture(scope="module")
+def churn():
+    return load_config(CHURN / "pipeline.yaml")
+
+
+@pytest.fixture(scope="module")
+def churn_replay(churn):
+    source = churn.data.replay.source
+    table, _ = select_rows(read_table(source, REPO, "data.replay.source"), source)
+    return table, build_plan(table, churn.data.replay, churn.model)
+
+
+def raw_churn() -> pd.DataFrame:
+    return pd.read_csv(CHURN / "data" / "telco_customer_churn.csv", dtype=str, keep_default_na=False)
+
+
+def test_churn_trains_with_its_own_trainer_and_takes_blank_charges_as_missing(churn, churn_replay):
+    spec = churn.model
+    frame = load_dataset(churn.data.training, spec, REPO, "data.training")
+    raw = raw_churn()
+    training_ids = select_rows(read_table(churn.data.training, REPO, "t"), churn.data.training)[0].frame["customerID"]
+    blanks = raw.set_index("customerID").loc[training_ids, "TotalCharges"].str.strip().eq("")
+    assert len(frame) == 3000 and int(frame["TotalCharges"].isna().sum()) == int(blanks.sum())
+    assert set(frame["Churn"]) == {"No", "Yes"} and frame["SeniorCitizen"].isin(["0", "1"]).all()
+    fitted = fit(frame, spec, seed=0, project_root=REPO)
+    assert fitted.trainer == "examples.churn.trainer:train" and fitted.capabilities.has_proba
+    _, plan = churn_replay
+    before = plan.rows[plan.event_ms < int(churn.data.replay.drift.after.timestamp() * 1000)]
+    metrics = score(fitted.estimator, before, spec, fitted.capabilities)
+    majority = before["Churn"].value_counts(normalize=True).max()
+    assert metrics["accuracy"] > majority + 0.03 and metrics["roc_auc"] > 0.75
+
+
+def test_churn_replays_the_other_customers_and_drifts_dsl_ones_after_its_date(churn, churn_replay):
+    table, plan = churn_replay
+    training = select_rows(read_table(churn.data.training, REPO, "t"), churn.data.training)[0].frame
+    replayed = table.frame
+    assert len(plan) == len(replayed) == 7043 - 3000
+    assert not set(training["customerID"]) & set(replayed["customerID"])
+    drift = churn.data.replay.drift
+    after = plan.event_ms >= int(drift.after.timestamp() * 1000)
+    assert np.all(np.diff(plan.event_ms) == 12_000)  # one row every 12 s, in file order (no time column)
+    original = replayed["Churn"].to_numpy()  # the plan keeps the selected order: no times to sort by
+    changed = plan.rows["Churn"].to_numpy() != original
+    dsl = replayed["InternetService"].eq("DSL").to_numpy()
+    assert not changed[~after].any() and not changed[~dsl].any()
+    assert not changed[original == "Yes"].any()  # drifted rows are labelled "Yes": only "No" ones change
+    assert 0.7 < plan.drifted / (after & dsl).sum() < 0.9  # share 0.8 of the matching rows, seeded
+    would_change = after & dsl & (original == "No")
+    assert 0.7 < changed.sum() / would_change.sum() < 0.9

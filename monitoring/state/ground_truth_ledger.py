@@ -171,6 +171,10 @@ class GroundTruthLedger:
         )
         return row is not None
 
+    def files_read(self) -> int:
+        """How many files runs have read completely."""
+        return int(self.db.query_one("SELECT COUNT(*) FROM ground_truth_files WHERE model = ?", (self.model,))[0])
+
     def mark_files_read(self, files: Iterable[tuple[str, int, int]], now_ms: int) -> None:
         """Record files read completely (path, size, mtime_ns); a file read before is updated."""
         with self.db.transaction() as db:

@@ -307,5 +307,7 @@ def ground_truth(ctx: Context) -> Outcome:
         )
     elif missed:
         action = f"read {fields['report']} for samples of the labels not posted"
+    elif isinstance(gt.source, FileSource) and not poster.rows and not ledger.files_read():
+        action = f"no file matches {gt.source.path!r} yet: check that the export lands there"
     log.info("ground truth joined %s", KV(rows=poster.rows, posted=counts["posted"], missed=missed))
     return Outcome("ok", summary, action, {k: v for k, v in fields.items() if v is not None})

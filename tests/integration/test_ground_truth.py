@@ -92,6 +92,8 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     ws, ctx = pipeline.ws, pipeline.ctx
     ws.set_now(T0 + HOUR)
     uuids = predict_for(pipeline, [f"C-{i}" for i in range(6)])
+    out = ground_truth(ctx)  # the first export has not landed: nothing to do, and the VERDICT says where it looked
+    assert (out.fields["rows"], out.fields["files"]) == (0, 0) and "no file matches 'crm/*.csv' yet" in out.action
     write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0)} for c in uuids])
     ws.inject("metrics.track_delayed_metrics=unavailable always")
     out = ground_truth(ctx)

@@ -59,9 +59,14 @@ def file_chunks(
         seen: whether a file was read completely before, exactly as it is now.
 
     Raises:
-        DataError: no file matches, or a file cannot be read (names the file).
+        DataError: a file cannot be read (names the file). No file matching is not an error (the
+            first export may not have landed yet): nothing is yielded.
     """
-    for path in matching_files(source, root, name):
+    try:
+        paths = matching_files(source, root, name)
+    except DataError:
+        return
+    for path in paths:
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         stat = path.stat()
         mark = FileMark(rel, stat.st_size, stat.st_mtime_ns)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitoring.core.model_spec import ModelConfig
+from monitoring.domain.record_values import number_text
 from monitoring.domain.sources.schema import text_of
 
 #: Why a label was not posted (each kind is counted in the VERDICT and sampled in the report).
@@ -95,7 +96,7 @@ def label_reader(spec: ModelConfig):
     """A function: raw label -> the value to post (a class of the spec, or a finite float), or None if unmappable.
 
     Classification: the raw value's text is looked up among ``label.mapping``'s keys, then the
-    classes' own texts (``1`` and ``"1"`` agree). Regression: a finite number.
+    classes' own texts (``1``, ``"1"`` and ``"1.0"`` agree). Regression: a finite number.
     """
     if not spec.is_classifier:
 
@@ -115,7 +116,14 @@ def label_reader(spec: ModelConfig):
             text = text_of(raw)
         except ValueError:
             return None
-        return None if text is None else by_text.get(text)
+        if text is None:
+            return None
+        if text in by_text:
+            return by_text[text]
+        try:  # "1.0" in a CSV names the class 1, as records read it
+            return by_text.get(number_text(float(text)))
+        except ValueError:
+            return None
 
     return mapped
 

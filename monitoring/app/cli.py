@@ -1,4 +1,4 @@
-"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, analysis."""
+"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, state, analysis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.core.errors import EXIT_INTERNAL, MonitoringError
+from monitoring.core.errors import EXIT_INTERNAL, ConfigError, MonitoringError
 
 JOBS = {
     "simulate-traffic": ("simulate_traffic", "monitoring.workflows.traffic"),
@@ -138,12 +138,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_decisions(args: argparse.Namespace) -> int:
     from monitoring.domain.decisions import format_decisions
-    from monitoring.state.store import StateStore
+    from monitoring.state.health import open_existing
 
     cfg = _config(args)
-    store = StateStore(cfg.state.url, base_dir=Path(args.project_root).resolve())
+    store = open_existing(cfg, Path(args.project_root).resolve())
     print(format_decisions(store.list_decisions(model=cfg.model.name, limit=args.limit), fmt=args.format))
     return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from monitoring.app import state_admin
+
+    cfg, root = _config(args), Path(args.project_root).resolve()
+    if args.action == "backup":
+        return state_admin.backup(cfg, root, args.out)
+    if args.action == "restore" and not args.file:
+        raise ConfigError("cml-monitor state restore: name the backup FILE to restore")
+    from monitoring.cmlclient import connect
+
+    platform = connect(cfg, root)
+    if args.action == "check":
+        return state_admin.check(cfg, root, platform)
+    if args.action == "restore":
+        return state_admin.restore(cfg, root, args.file, platform)
+    from monitoring.app.rebuild import rebuild
+
+    return rebuild(cfg, root, platform)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -166,10 +186,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from monitoring.app.report import write_report
-    from monitoring.state.store import StateStore
+    from monitoring.state.health import open_existing
 
     cfg = _config(args)
-    store = StateStore(cfg.state.url, base_dir=Path(args.project_root).resolve())
+    store = open_existing(cfg, Path(args.project_root).resolve())
     path = write_report(cfg, store, Path(args.out))
     print(f"wrote {path}")
     return 0
@@ -226,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_decisions)
+    p = sub.add_parser("state", help="the pipeline's state store: check | backup [--out F] | restore FILE | rebuild")
+    _common(p)
+    p.add_argument("action", choices=["check", "backup", "restore", "rebuild"])
+    p.add_argument("file", nargs="?", help="restore: the backup file")
+    p.add_argument("--out", help="backup: write here (default: backups/ beside the store)")
+    p.set_defaults(func=cmd_state)
     p = sub.add_parser("analyze", help="window metrics from an exported read_metrics dump")
     p.add_argument("dump")
     p.add_argument("--window", default="1h")
@@ -250,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except MonitoringError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.action:
+            print(f"what to do: {exc.action}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - a CLI prints, it does not dump a traceback on users
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging
+from monitoring.state.marker import remove_marker
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
 
@@ -49,12 +50,13 @@ def verdict_fields(log_text: str) -> dict[str, str]:
 
 
 def fresh_start(cfg: PipelineConfig, root: Path, out_dir: Path) -> None:
-    """Remove the workspace, the pipeline's state and artifacts, and old output."""
+    """Remove the workspace, the pipeline's state (and its history marker) and artifacts, and old output."""
     local_workspace.reset(cfg, root)
     if cfg.state.url.startswith("sqlite:///"):
         db = root / cfg.state.url[len("sqlite:///") :]
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
+    remove_marker(root, cfg.model.name)
     shutil.rmtree(root / cfg.state.artifacts_dir, ignore_errors=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)

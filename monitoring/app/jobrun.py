@@ -14,8 +14,11 @@ from monitoring.core.errors import (
     EXIT_CONFIG,
     EXIT_DATA,
     EXIT_INTERNAL,
+    EXIT_LOCKED,
+    EXIT_NO_SPACE,
     EXIT_PLATFORM,
     EXIT_REDEPLOY_FAILED,
+    EXIT_STORE,
     ConfigError,
     MonitoringError,
 )
@@ -29,6 +32,9 @@ FAILURE_ACTIONS = {
     EXIT_DATA: "check the data named above (metrics records, labels, artifacts); the model was not changed",
     EXIT_REDEPLOY_FAILED: "the previous deployment serves; read the error above, fix it, then re-run redeploy",
     EXIT_BUSY: "another run holds this work; wait for it to finish, then re-run if still needed",
+    EXIT_STORE: "the state store is damaged, foreign or missing; nothing was changed: run `cml-monitor state check`",
+    EXIT_NO_SPACE: "free space on the file system named above, then re-run; the failed write was rolled back",
+    EXIT_LOCKED: "another process held the store's lock too long; let it finish or stop it, then re-run",
     EXIT_INTERNAL: "unexpected error (a bug): keep this log and report it; the next scheduled run retries",
 }
 
@@ -69,7 +75,7 @@ def run_job(
                 job,
                 "failed",
                 summary,
-                FAILURE_ACTIONS[exc.exit_code],
+                exc.action or FAILURE_ACTIONS[exc.exit_code],
                 exit_code=exc.exit_code,
                 error=type(exc).__name__,
                 **exc.verdict_fields,

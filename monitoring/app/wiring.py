@@ -15,8 +15,8 @@ from pathlib import Path
 from monitoring.cmlclient import Platform, connect
 from monitoring.core.clock import Clock
 from monitoring.core.config import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
-from monitoring.state.store import StateStore
-from monitoring.workflows.context import Context
+from monitoring.state.health import StoreOpening
+from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 
 def config_path(config: str | os.PathLike | None, project_root: str | os.PathLike) -> Path:
@@ -58,10 +58,29 @@ def build_context(
 
     Raises:
         ConfigError: the platform cannot be reached from here (outside CML, no local workspace).
+        StoreError: the state store is damaged, foreign, or missing while history exists (checked
+            before the platform is reached, where it can be).
+        ConfigChangedError: the model name, ``windows.length``, the metrics store or ``state.url``
+            changed after history exists.
     """
     root = Path(project_root).resolve()
+    opening = StoreOpening(cfg, root)
     platform = platform or connect(cfg, root, clock=clock, sleep=sleep)
-    return Context(cfg, platform, StateStore(cfg.state.url, base_dir=root), root)
+    store = opening.open(platform.api.project_id, lambda: history_on_platform(platform, cfg))
+    return Context(cfg, platform, store, root)
+
+
+def history_on_platform(platform: Platform, cfg: PipelineConfig) -> str | None:
+    """What shows, on the platform, that this model has history: a live deployment cml-monitor made.
+
+    Asked only when a job finds no state store (a first run, or a lost store). A deployment made by
+    other means (no artifact of ours in its environment) is not history: monitoring it starts fresh.
+    """
+    model = platform.api.find_model(cfg.model.name)
+    live = platform.api.live_deployment(model) if model is not None else None
+    if live is None or ARTIFACT_ENV not in live.environment:
+        return None
+    return f"model {cfg.model.name!r} serves {version_of(live)} (deployment {live.id}), deployed by cml-monitor"
 
 
 #: What ``run_job`` calls to wire a run: ``(cfg, project_root) -> Context``.

@@ -266,6 +266,16 @@ class PlatformConfig(Strict):
 class StateConfig(Strict):
     url: Annotated[str, AfterValidator(sqlite_path_inside)] = "sqlite:///var/state.db"
     artifacts_dir: InsidePath = "var/models"
+    busy_timeout: Duration = timedelta(seconds=30)
+    """How long a job waits for a lock another process holds on the state store (or for the
+    window-results lease) before it gives up with exit 9 (or 6 for the lease)."""
+
+    @field_validator("busy_timeout")
+    @classmethod
+    def _positive_wait(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() <= 0:
+            raise ValueError("must be a positive duration")
+        return v
 
 
 class PipelineConfig(Strict):

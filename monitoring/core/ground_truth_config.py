@@ -42,6 +42,9 @@ class GroundTruthConfig(BaseModel):
     """Which prediction of a key (predicted more than once within the lookback) gets the label."""
     read_chunk: Duration = timedelta(hours=6)
     """Span of metrics-store records read per ``read_metrics`` call while indexing keys."""
+    settle_after: Duration = timedelta(minutes=15)
+    """An unfinished intent of an earlier run is read back (and posted if missing) only once this
+    long has passed since it was recorded, so that a post still in flight from a killed run lands first."""
     chunk_rows: int = Field(default=5000, ge=1, le=1_000_000)
     """Source rows read, joined and posted at a time (memory is bounded by one chunk)."""
     watermark_param: Literal["iso", "epoch_ms"] = "iso"

@@ -5,8 +5,8 @@ that finds an intent of an earlier run (killed, or its post failed) reads the pr
 back before posting again. A prediction has one ledger row, so a second label for it (a re-run,
 an overlapping file) is never posted.
 
-Schema: created here, idempotently (``CREATE TABLE IF NOT EXISTS``), until the state store's
-ordered migrations take these tables over.
+Schema: migration 4 of ``monitoring/state/migrations.py`` (``ground_truth_ledger``,
+``ground_truth_watermark``, ``ground_truth_files``), applied when the state store opens.
 """
 
 from __future__ import annotations
@@ -19,20 +19,7 @@ from typing import Any
 from monitoring.core.db import Database
 
 INTENT, DONE = "intent", "done"
-_PG_LOCK = 7_344_215_011  # advisory lock key serialising concurrent schema creation
 _LOOKUP = 500  # uuids per IN (...) lookup
-
-LEDGER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ground_truth_ledger (model TEXT NOT NULL, uuid TEXT NOT NULL,
-    deployment_crn TEXT NOT NULL, start_ms BIGINT NOT NULL, label_key TEXT NOT NULL, label TEXT NOT NULL,
-    source_row TEXT, state TEXT NOT NULL, run TEXT NOT NULL, intent_ms BIGINT NOT NULL, done_ms BIGINT,
-    PRIMARY KEY (model, uuid));
-CREATE INDEX IF NOT EXISTS ground_truth_ledger_state ON ground_truth_ledger (model, state);
-CREATE TABLE IF NOT EXISTS ground_truth_watermark (model TEXT PRIMARY KEY, event_ms BIGINT NOT NULL,
-    updated_ms BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS ground_truth_files (model TEXT NOT NULL, path TEXT NOT NULL, size BIGINT NOT NULL,
-    mtime_ns BIGINT NOT NULL, done_ms BIGINT NOT NULL, PRIMARY KEY (model, path))
-"""
 
 
 @dataclass(frozen=True)
@@ -62,16 +49,12 @@ class GroundTruthLedger:
     """The ledger of one model's ground truth, in the state store's database.
 
     Args:
-        db: the state store's database (``StateStore.db``).
+        db: the state store's database (``StateStore.db``, migrated to version 4 or later).
         model: the model whose labels these are.
     """
 
     def __init__(self, db: Database, model: str):
         self.db, self.model = db, model
-        with db.transaction():
-            if db.dialect == "postgresql":
-                db.query_one("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK,))
-            db.script(LEDGER_SCHEMA)
 
     # -- labels ----------------------------------------------------------------------------
     def entries(self, uuids: Iterable[str]) -> dict[str, Entry]:
@@ -131,12 +114,13 @@ class GroundTruthLedger:
                 count += max(cur.rowcount, 0)
         return count
 
-    def unfinished(self, limit: int) -> list[Entry]:
-        """Intents not marked done (a run was killed mid-post, or a post failed), oldest prediction first."""
+    def unfinished(self, before_ms: int, limit: int) -> list[Entry]:
+        """Intents not marked done (a run was killed mid-post, or a post failed), recorded before
+        ``before_ms``, oldest prediction first."""
         rows = self.db.query(
-            f"SELECT {_ENTRY_COLS} FROM ground_truth_ledger WHERE model = ? AND state = ? "
+            f"SELECT {_ENTRY_COLS} FROM ground_truth_ledger WHERE model = ? AND state = ? AND intent_ms < ? "
             "ORDER BY start_ms, uuid LIMIT ?",
-            (self.model, INTENT, int(limit)),
+            (self.model, INTENT, int(before_ms), int(limit)),
         )
         return [_entry(r) for r in rows]
 

@@ -10,22 +10,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.db import Database, redact_url
+from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from monitoring.core.errors import DataError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, number_or_none
+from monitoring.state.aggregates import AggregateLedger
+from monitoring.state.leases import Leases
+from monitoring.state.migrations import LATEST, migrate
 
-SCHEMA_VERSION = 1
+#: The schema version this release writes (``migrations.LATEST``).
+SCHEMA_VERSION = LATEST
 ID_ATTEMPTS = 20
 #: The outcome that marks a decision as an actual redeploy (counted by cooldown and the daily cap).
 DEPLOYED = "deployed"
-_PG_SCHEMA_LOCK = 7_344_215_001  # advisory lock key serialising concurrent schema creation
 
+#: Schema version 1, the baseline: frozen. Change the schema with a migration (migrations.py).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS scenario (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_labels (uuid TEXT PRIMARY KEY, deployment_crn TEXT NOT NULL,
-    label TEXT NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT);
+    label INTEGER NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT);
 CREATE INDEX IF NOT EXISTS pending_labels_due ON pending_labels (posted_ms, due_ms);
 CREATE TABLE IF NOT EXISTS deployments (seq {pk}, deployment_crn TEXT NOT NULL UNIQUE, model TEXT NOT NULL,
     model_crn TEXT, build_id TEXT, version TEXT, deployed_ms BIGINT NOT NULL, reason TEXT);
@@ -39,9 +43,7 @@ CREATE TABLE IF NOT EXISTS windows (deployment_crn TEXT NOT NULL, start_ms BIGIN
 CREATE TABLE IF NOT EXISTS decisions (seq {pk}, id TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL,
     model TEXT NOT NULL, deployment_crn TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL,
     consumed_by TEXT, consumed_ms BIGINT, outcome TEXT, outcome_detail TEXT, finished_ms BIGINT);
-CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms);
-CREATE TABLE IF NOT EXISTS replay (model TEXT PRIMARY KEY, epoch_ms BIGINT NOT NULL, position BIGINT NOT NULL,
-    total BIGINT NOT NULL, digest TEXT NOT NULL, updated_ms BIGINT)
+CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms)
 """
 _WINDOW_COLS = (
     "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
@@ -76,20 +78,6 @@ class ReplayProgress:
     digest: str
 
 
-# -- changes to stores written before models had a spec (issue 10) ----------------------------
-# Labels were integers; they are now any JSON value ("Yes", 350000.0). New stores create the
-# column as TEXT; SQLite's INTEGER affinity keeps text as text, so only PostgreSQL is altered.
-def _widen_label_column(db: Database) -> None:
-    if db.dialect != "postgresql":
-        return
-    row = db.query_one(
-        "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = 'pending_labels' AND column_name = 'label'"
-    )
-    if row is not None and row[0] != "text":
-        db.execute("ALTER TABLE pending_labels ALTER COLUMN label TYPE TEXT USING label::text")
-
-
 def _label_text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(f"label {value!r} is not a string or a number")
@@ -115,39 +103,36 @@ def _dumps(value: Any) -> str:
 class StateStore:
     """The pipeline state shared by job runs, on SQLite (default) or PostgreSQL.
 
+    Jobs open it through ``health.StoreOpening`` (checked); this constructor only creates and
+    migrates the schema.
+
     Args:
         url: ``sqlite:///path.db`` (relative to ``base_dir``) or ``postgresql://...``.
         base_dir: directory for relative SQLite paths.
         suffix: returns the random part of new decision ids (6 hex digits); injectable for tests.
+        busy_timeout_ms: how long a statement waits for another process's lock (``state.busy_timeout``).
     Raises:
         ConfigError: an unsupported URL.
-        DataError: the store was written by a newer schema version.
+        StoreError: the store was written by a newer schema version, or is damaged.
+        NoSpaceError, LockedError: creating or migrating the schema failed.
     """
 
-    def __init__(self, url: str, base_dir: str | Path | None = None, suffix: Callable[[], str] | None = None):
-        self.db = Database(url, base_dir)
+    def __init__(
+        self,
+        url: str,
+        base_dir: str | Path | None = None,
+        suffix: Callable[[], str] | None = None,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    ):
+        self.db = Database(url, base_dir, what="state store", busy_timeout_ms=busy_timeout_ms)
         self._suffix = suffix or (lambda: uuid_mod.uuid4().hex[:6])
         try:
-            self._create_schema()
+            migrate(self.db, _SCHEMA.format(pk=self.db.autoincrement_pk))
         except BaseException:
             self.db.close()
             raise
-
-    def _create_schema(self) -> None:
-        with self.db.transaction() as db:
-            if db.dialect == "postgresql":
-                db.query_one("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
-            db.script(_SCHEMA.format(pk=db.autoincrement_pk))
-            _widen_label_column(db)
-            db.execute(
-                "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (SCHEMA_VERSION,)
-            )
-            found = db.query_one("SELECT MAX(version) FROM schema_version")[0]
-        if found > SCHEMA_VERSION:
-            raise DataError(
-                f"state store {redact_url(self.db.url)} has schema version {found}, newer than this "
-                f"cml-monitor understands ({SCHEMA_VERSION}); upgrade cml-monitor"
-            )
+        self.leases = Leases(self.db)
+        self.aggregates = AggregateLedger(self.db)
 
     def schema_version(self) -> int:
         return int(self.db.query_one("SELECT MAX(version) FROM schema_version")[0])
@@ -270,17 +255,16 @@ class StateStore:
         )
 
     def current_deployment(self, model: str) -> DeploymentRow | None:
-        """The most recently deployed (latest ``deployed_ms``, then latest recorded) deployment."""
+        """The most recently recorded deployment (by sequence: a clock that moved back cannot reorder them)."""
         row = self.db.query_one(
-            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY deployed_ms DESC, seq DESC LIMIT 1",
+            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY seq DESC LIMIT 1",
             (model,),
         )
         return None if row is None else _deployment(row)
 
     def deployments(self, model: str) -> list[DeploymentRow]:
-        rows = self.db.query(
-            f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY deployed_ms, seq", (model,)
-        )
+        """A model's deployments in the order they were recorded (each replaced the one before)."""
+        rows = self.db.query(f"SELECT {_DEPLOY_COLS} FROM deployments WHERE model = ? ORDER BY seq", (model,))
         return [_deployment(r) for r in rows]
 
     # -- watermarks -------------------------------------------------------------------------
@@ -418,18 +402,19 @@ class StateStore:
         return self._decision(self.db.query_one(f"SELECT {_DECISION_COLS} FROM decisions WHERE id = ?", (decision_id,)))
 
     def latest_decision(self, model: str) -> Decision | None:
+        """The decision stored last (by sequence, never by time: the clock may have moved back)."""
         return self._decision(
             self.db.query_one(
-                f"SELECT {_DECISION_COLS} FROM decisions WHERE model = ? ORDER BY created_ms DESC, seq DESC LIMIT 1",
+                f"SELECT {_DECISION_COLS} FROM decisions WHERE model = ? ORDER BY seq DESC LIMIT 1",
                 (model,),
             )
         )
 
     def list_decisions(self, model: str | None = None, limit: int = 50) -> list[Decision]:
-        """Decisions newest first, optionally for one model."""
+        """Decisions newest (last stored) first, optionally for one model."""
         where, params = ("WHERE model = ? ", [model]) if model is not None else ("", [])
         rows = self.db.query(
-            f"SELECT {_DECISION_COLS} FROM decisions {where}ORDER BY created_ms DESC, seq DESC LIMIT ?",
+            f"SELECT {_DECISION_COLS} FROM decisions {where}ORDER BY seq DESC LIMIT ?",
             [*params, int(limit)],
         )
         return [self._decision(r) for r in rows]

@@ -26,7 +26,7 @@ from monitoring.domain.label_join import Hit, PredictionIndex, Tally, label_read
 from monitoring.domain.sources import describe_source
 from monitoring.domain.sources.chunks import Chunk, FileMark, file_chunks, sql_chunks
 from monitoring.domain.sources.schema import event_times, text_of
-from monitoring.state.ground_truth_ledger import Entry, GroundTruthLedger
+from monitoring.state.ground_truth_ledger import INTENT, Entry, GroundTruthLedger
 from monitoring.workflows.context import Context, Outcome, version_of
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,11 @@ def _config(ctx: Context) -> GroundTruthConfig:
 def settle_intents(ctx: Context, ledger: GroundTruthLedger, tally: Tally, run: str, now: int) -> None:
     """Finish the intents of earlier runs: done if the record holds the label already, else posted again."""
     label_key = ctx.cfg.windows.label_key
-    intents = ledger.unfinished(SETTLE_LIMIT)
+    intents = ledger.unfinished(now - to_ms(ctx.cfg.ground_truth.settle_after), SETTLE_LIMIT)
+    waiting = ledger.counts()[INTENT] - len(intents)
+    if waiting:
+        tally.count("intents_waiting", waiting)
+        log.info("recent unfinished intents wait for settle_after (a post may be in flight) %s", KV(count=waiting))
     if not intents:
         return
     chunk_ms = to_ms(ctx.cfg.ground_truth.read_chunk)
@@ -277,6 +281,7 @@ def ground_truth(ctx: Context) -> Outcome:
         predictions_indexed=len(index.hits),
         **counts,
         reposted=tally.counts.get("settled_reposted", 0),
+        intents_waiting=tally.counts.get("intents_waiting", 0) or None,
         watermark=iso_ms(after) if after is not None else None,
     )
     body = dict(

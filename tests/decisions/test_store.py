@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
-from monitoring.core.errors import DataError
+from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
 from monitoring.domain.windows import compute_windows
@@ -36,13 +36,14 @@ def test_schema_creation_is_idempotent_and_keeps_data(store_url):
         first.set_watermark(CRN, 5)
     with StateStore(store_url) as second, StateStore(store_url) as third:
         assert second.schema_version() == third.schema_version() == SCHEMA_VERSION
-        assert second.db.query("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+        versions = second.db.query("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
         assert third.watermark(CRN) == 5
 
 
 def test_newer_schema_is_refused(store):
     store.db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
-    with pytest.raises(DataError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
         StateStore(store.db.url)
 
 

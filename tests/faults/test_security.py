@@ -44,7 +44,17 @@ REVIEWED_SQL = {
     "stmt",
     "self._sql(sql)",
     "_ENTRY_COLS",
-    "LEDGER_SCHEMA",
+    # the state store's own names: its tables (a backup's are only those the store has too),
+    # columns and declarations of migrations, the check pragma, the busy timeout (an int)
+    "table",
+    "t",
+    "', '.join(cols)",
+    "insert",
+    "column",
+    "declaration",
+    "baseline",
+    "'integrity_check' if full else 'quick_check'",
+    "self.busy_timeout_ms",
 }
 SQL_CALLS = {"execute", "executemany", "query", "query_one", "script"}
 

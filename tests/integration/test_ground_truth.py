@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.chaos.processes import kill_when
 from tests.integration.ground_truth_support import DAY, GROUND_TRUTH, HOUR, labelled, posted_by, predict_for, write_crm
 from tests.integration.support import T0
 from tests.project import merge
+from tests.waiting import wait_for
 
 
 def _iso(ms: int) -> str:
@@ -104,6 +106,9 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     # one label got through before the failure was noticed (a post answered but not marked done)
     one = uuids["C-0"]
     ctx.platform.metrics.post_ground_truth([(one, {"final_label": 0, "ground_truth_run": "the-killed-run"})])
+    out = ground_truth(ctx)  # too soon: a post of the failed run might still be in flight
+    assert (out.fields["intents_waiting"], out.fields["reposted"]) == (6, 0)
+    ws.set_now(T0 + HOUR + 20 * 60_000)  # settle_after (15m) has passed
     out = ground_truth(ctx)
     assert out.fields["reposted"] == 5 and out.fields["posted"] == 0 and out.fields["rows"] == 0
     assert ledger.counts() == {"intent": 0, "done": 6}
@@ -207,7 +212,19 @@ def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline
     finally:
         job.wait(timeout=30)
     ws.faults.clear()
+    # a post the killed process sent may still be served (the workspace answers a dead client too):
+    # wait (bounded) until the store stops changing, as settle_after waits in production
+    seen = {"count": -1, "since": 0.0}
+
+    def settled() -> bool:  # unchanged for a second: far more than the 150 ms a post is held
+        count = len(labelled(pipeline, T0, T0 + DAY))
+        if count != seen["count"]:
+            seen.update(count=count, since=time.monotonic())
+        return time.monotonic() - seen["since"] > 1.0
+
+    wait_for(settled, "posts in flight from the killed run to land", timeout=30.0)
     before = posted_by(labelled(pipeline, T0, T0 + DAY))
+    ws.set_now(T0 + 2 * HOUR + 20 * 60_000)  # settle_after (15m) has passed
     ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
     assert set(before.values()) == {"killed-run"} and 5 <= len(before) < 60, "the kill did not land mid-post"
     assert ledger.counts()["intent"] > 0

@@ -120,5 +120,6 @@ def test_parser_has_every_documented_command():
         "demo",
         "decisions",
         "analyze",
+        "state",
         "report",
     }

@@ -16,9 +16,7 @@ from bench.measure import measured, rss_mb
 from bench.seed_way import seed
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.records import records_to_columns
-from monitoring.domain.windows import compute_windows
-
-CLASSES = (0, 1)
+from monitoring.domain.windows import BoundRequest, compute_windows
 
 
 def records_file(out_dir: Path, n: int, start_ms: int) -> Path:
@@ -38,14 +36,16 @@ def digest(windows: pd.DataFrame) -> dict:
 
 
 def ours(records: list[dict], drift: bool = False) -> pd.DataFrame:
-    """records_to_columns + compute_windows (optionally with PSI/KS drift per feature)."""
+    """records_to_columns + compute_windows as compute_accuracy calls them for the shipped config: the
+    task's metrics (ROC AUC and log-loss from the tracked probability) and the headline's bound
+    (optionally with PSI/KS drift per feature)."""
     reference = None
     if drift:
         rng = np.random.default_rng(1)
         sample = rng.normal([0.0, 1.0, -0.5, 2.0], [1.0, 0.8, 1.2, 0.5], size=(4000, 4))
         reference = ReferenceStats.fit(pd.DataFrame(sample, columns=list(FEATURES)), FEATURES)
     columns = records_to_columns(records, FEATURES)
-    results = compute_windows(columns, HOUR_MS, CLASSES, reference=reference)
+    results = compute_windows(columns, HOUR_MS, reference, bounds=[BoundRequest("accuracy")])
     return pd.DataFrame(
         {
             "start_ms": [r.start_ms for r in results],

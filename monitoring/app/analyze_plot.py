@@ -1,7 +1,7 @@
-"""The accuracy-per-window PNG of ``analyze``, drawn here or by a helper process that loads matplotlib meanwhile.
+"""The metric-per-window PNG of ``analyze``, drawn here or by a helper process that loads matplotlib meanwhile.
 
 ``python -m monitoring.app.analyze_plot`` imports matplotlib at once, then reads one JSON
-request ``{"series", "path", "title"}`` on stdin and draws it: started before a large dump
+request ``{"series", "path", "title", "metric"}`` on stdin and draws it: started before a large dump
 is decoded, its imports (about a third of a second) run on another core when one is free.
 """
 
@@ -18,26 +18,33 @@ from typing import Any
 HELPER_TIMEOUT_S = 60
 
 
-def accuracy_series(results: Sequence[Any]) -> dict[str, list[list[float]]]:
-    """``{deployment CRN: [[window start ms, accuracy], ...]}`` of the labelled windows, every CRN present."""
+def metric_series(results: Sequence[Any], metric: str = "accuracy") -> dict[str, list[list[float]]]:
+    """``{deployment CRN: [[window start ms, value], ...]}`` of the windows where ``metric`` is defined,
+    every CRN present."""
     series: dict[str, list[list[float]]] = {r.deployment_crn: [] for r in results}
     for r in results:
-        if r.accuracy is not None:
-            series[r.deployment_crn].append([r.start_ms, r.accuracy])
+        value = getattr(r, metric, None)
+        if value is not None:
+            series[r.deployment_crn].append([r.start_ms, value])
     return series
 
 
-def draw_accuracy(series: dict[str, list[list[float]]], path: str | os.PathLike, title: str) -> None:
-    """Save a PNG of accuracy per window, one line per deployment (Agg, no display needed).
+def draw_metric(
+    series: dict[str, list[list[float]]], path: str | os.PathLike, title: str, metric: str = "accuracy"
+) -> None:
+    """Save a PNG of a metric per window, one line per deployment (Agg, no display needed).
 
     Args:
-        series: ``accuracy_series`` output.
+        series: ``metric_series`` output.
         path: the PNG file to write.
         title: plot title.
+        metric: the metric's name (the y axis; a metric between 0 and 1 gets that range).
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from monitoring.core.metric_registry import METRICS
 
     fig = Figure(figsize=(9, 4.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -48,11 +55,13 @@ def draw_accuracy(series: dict[str, list[list[float]]], path: str | os.PathLike,
             x = np.array([p[0] for p in points], dtype="datetime64[ms]")
             ax.plot(x, [p[1] for p in points], marker="o", label=crn.rsplit("/", 1)[-1][:12] or "(no CRN)")
     if not any(series.values()):
-        ax.text(0.5, 0.5, "no labelled windows", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no window with a defined {metric}", ha="center", va="center", transform=ax.transAxes)
     elif len(series) > 1:
         ax.legend(title="deployment", fontsize="small")
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("accuracy")
+    spec = METRICS.get(metric)
+    if spec is not None and (spec.low, spec.high) == (0.0, 1.0):
+        ax.set_ylim(0, 1.02)
+    ax.set_ylabel(metric)
     ax.set_xlabel("window start (UTC)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
@@ -95,17 +104,20 @@ def stop_helper(helper: subprocess.Popen | None) -> None:
         helper.communicate()
 
 
-def draw_with(helper: subprocess.Popen | None, series: dict, path: str | os.PathLike, title: str) -> None:
+def draw_with(
+    helper: subprocess.Popen | None, series: dict, path: str | os.PathLike, title: str, metric: str = "accuracy"
+) -> None:
     """Have the helper draw the plot, or draw it here when there is none or it fails.
 
     Args:
         helper: ``start_helper`` output.
-        series: ``accuracy_series`` output.
+        series: ``metric_series`` output.
         path: the PNG file to write.
         title: plot title.
+        metric: the metric drawn.
     """
     if helper is not None:
-        request = json.dumps({"series": series, "path": os.fspath(path), "title": title}).encode()
+        request = json.dumps({"series": series, "path": os.fspath(path), "title": title, "metric": metric}).encode()
         try:
             helper.communicate(request, timeout=HELPER_TIMEOUT_S)
             if helper.returncode == 0:
@@ -113,7 +125,7 @@ def draw_with(helper: subprocess.Popen | None, series: dict, path: str | os.Path
         except subprocess.TimeoutExpired:
             helper.kill()
             helper.communicate()
-    draw_accuracy(series, path, title)
+    draw_metric(series, path, title, metric)
 
 
 def main() -> int:
@@ -126,7 +138,7 @@ def main() -> int:
     if not raw:
         return 0
     request = json.loads(raw)
-    draw_accuracy(request["series"], request["path"], request["title"])
+    draw_metric(request["series"], request["path"], request["title"], request.get("metric", "accuracy"))
     return 0
 
 

@@ -166,20 +166,33 @@ def cmd_state(args: argparse.Namespace) -> int:
     return rebuild(cfg, root, platform)
 
 
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from monitoring.app.analyze import analyze_dump
+    from monitoring.app.analyze import DumpSpec, analyze_dump
     from monitoring.core.durations import parse_duration, to_ms
 
-    features = args.features.split(",") if args.features else None
-    summary = analyze_dump(
-        args.dump,
-        to_ms(parse_duration(args.window)),
-        Path(args.out),
-        args.prediction_key,
-        args.label_key,
-        args.features_key,
-        features,
-    )
+    if args.config:
+        if args.features or args.categorical or args.classes or args.task != "classification":
+            raise ConfigError(
+                "--config gives the model spec: leave out --task, --features, --categorical and --classes"
+            )
+        from monitoring.core.config import load_config
+
+        cfg = load_config(args.config)
+        spec = DumpSpec.from_config(cfg)
+        window = parse_duration(args.window) if args.window else cfg.windows.length
+    else:
+        keys = (args.prediction_key, args.label_key, args.features_key, args.probability_key, args.probabilities_key)
+        classes = [int(c) if c.lstrip("-").isdigit() else c for c in _names(args.classes) or []] or None
+        spec = DumpSpec.from_flags(
+            args.task, _names(args.features), _names(args.categorical) or (), classes, keys, args.metric
+        )
+        window = parse_duration(args.window or "1h")
+    reference = to_ms(parse_duration(args.reference)) if args.reference else None
+    summary = analyze_dump(args.dump, to_ms(window), Path(args.out), spec=spec, reference_ms=reference)
     print(summary.summary_line())
     return 0
 
@@ -254,12 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_state)
     p = sub.add_parser("analyze", help="window metrics from an exported read_metrics dump")
     p.add_argument("dump")
-    p.add_argument("--window", default="1h")
+    p.add_argument("--window", default=None, help="window length (default: the config's windows.length, else 1h)")
     p.add_argument("--out", required=True)
+    p.add_argument("--config", default=None, help="read the dump as this pipeline YAML's model spec says")
+    p.add_argument("--task", choices=["classification", "regression"], default="classification")
+    p.add_argument("--features", help="comma-separated feature names (default: all found)")
+    p.add_argument("--categorical", help="comma-separated features read as categories (the rest are numbers)")
+    p.add_argument("--classes", help="comma-separated classes, in order (default: those found in the dump)")
+    p.add_argument("--metric", help="the metric to plot (default: accuracy, or mae for regression)")
+    p.add_argument("--reference", help="measure drift against the dump's first span, e.g. 1d (default: no drift)")
     p.add_argument("--prediction-key", default="prediction")
     p.add_argument("--label-key", default="final_label")
     p.add_argument("--features-key", default="input_features")
-    p.add_argument("--features", help="comma-separated feature names (default: all found)")
+    p.add_argument("--probability-key", default="probability")
+    p.add_argument("--probabilities-key", default="probabilities")
     p.set_defaults(func=cmd_analyze)
     p = sub.add_parser("report", help="HTML report of windows, decisions and deployments")
     _common(p)

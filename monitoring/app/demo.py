@@ -26,6 +26,8 @@ from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging
+from monitoring.core.metric_registry import metric_spec
+from monitoring.domain.thresholds import fmt_value, headline_metric
 from monitoring.state.marker import remove_marker
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
@@ -103,22 +105,32 @@ def cycle_row(ctx: Context, cycle: int, now_ms: int, verdicts: list[dict[str, st
     traffic = verdicts[0] if verdicts else {}
     fresh = decision is not None and decision.created_ms >= now_ms
     values = decision.values if fresh else {}
-    accuracy = values.get("accuracy")
+    metric = headline_metric(ctx.cfg.thresholds.policies, ctx.cfg.model.task)
+    value = values.get(metric)
     return {
         "cycle": cycle,
         "time": iso_ms(now_ms),
         "deployed_version": current.version if current else None,
         "predictions": int(traffic.get("predictions", 0) or 0),
         "labelled": int(values.get("labelled", 0) or 0),
-        "accuracy": round(accuracy, 4) if isinstance(accuracy, float) else None,
+        metric: round(value, 4) if isinstance(value, float) else None,
         "decision": decision.action.value if fresh else "chain failed",
         "decision_id": decision.id if fresh else None,
         "jobs": {v.get("job", "?"): v.get("status", v.get("run_status")) for v in verdicts},
     }
 
 
-def print_row(row: dict[str, Any]) -> None:
-    acc = f"{row['accuracy']:.3f}" if row["accuracy"] is not None else "-"
+def shown(metric: str, value: float | None) -> str:
+    """A summary cell: a metric between 0 and 1 with 3 decimals (accuracy 0.912), others as the
+    thresholds show them (an MAE of 61,250.5)."""
+    if value is None:
+        return "-"
+    spec = metric_spec(metric)
+    return f"{value:.3f}" if (spec.low, spec.high) == (0.0, 1.0) else fmt_value(value)
+
+
+def print_row(row: dict[str, Any], metric: str) -> None:
+    acc = shown(metric, row[metric])
     print(
         f"{row['cycle']:>5}  {row['time']:<20}  {str(row['deployed_version']):<8} {row['predictions']:>11}  "
         f"{row['labelled']:>8}  {acc:>8}  {row['decision']}",
@@ -151,16 +163,15 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, c
         jobs = {j.name: j.id for j in ctx.platform.api.jobs()}
         chain = [jobs[s.name] for s in graph.ordered(cfg.jobs.graph)]
         seen: set[str] = set()
-        print(
-            f"{'cycle':>5}  {'time':<20}  {'version':<8} {'predictions':>11}  {'labelled':>8}  {'accuracy':>8}  decision"
-        )
+        metric = headline_metric(cfg.thresholds.policies, cfg.model.task)
+        print(f"{'cycle':>5}  {'time':<20}  {'version':<8} {'predictions':>11}  {'labelled':>8}  {metric:>8}  decision")
         rows = []
         for cycle in range(1, cycles + 1):
             local_workspace.fast_forward(cfg, root, until_ms=real_now, fires=1)  # to the head job's next fire
             now = wait_fire(ctx, chain[0], seen)
             verdicts = wait_chain(ctx, chain, seen, workspace)
             rows.append(cycle_row(ctx, cycle, now, list(verdicts.values())))
-            print_row(rows[-1])
+            print_row(rows[-1], metric)
         (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
         from monitoring.app.report import write_report
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
+from monitoring.core.metric_registry import METRICS
 from monitoring.domain.window_metrics import WindowMetrics
-from monitoring.domain.windows import wilson_interval
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 WIDTH_IN, DPI = 11.0, 110
@@ -50,6 +50,24 @@ class Segment:
     start_ms: int
     end_ms: int
     reason: str
+
+
+#: How the page and the charts name a metric (others: capitalised).
+TITLES = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "mape": "MAPE",
+    "r2": "R²",
+    "roc_auc": "ROC AUC",
+    "f1": "F1",
+    "log_loss": "Log-loss",
+    "bias": "Bias (mean error)",
+}
+
+
+def metric_title(metric: str) -> str:
+    """A metric's name for people: ``MAE``, ``ROC AUC``, ``Accuracy``."""
+    return TITLES.get(metric, metric.replace("_", " ").capitalize())
 
 
 def _dt(ms: float) -> datetime:
@@ -135,41 +153,52 @@ def _runs(rows: Sequence[WindowMetrics], keep: Callable[[WindowMetrics], bool]) 
     return [r for r in runs if r]
 
 
-def accuracy_chart(
+def metric_chart(
     windows: Mapping[str, Sequence[WindowMetrics]],
     colours: Mapping[str, str],
-    confidence: float,
+    metric: str,
+    band: Callable[[WindowMetrics], tuple[float, float] | None],
+    band_label: str,
     lines: Sequence[Line],
     markers: Sequence[Marker],
     span: tuple[int, int],
 ) -> Figure:
-    """Accuracy per window, one series per version, with its Wilson band, thresholds and redeploys.
+    """A metric per window, one series per version, with its confidence band, thresholds and redeploys.
 
     Args:
         windows: version label -> its windows ordered by start.
         colours: version label -> colour.
-        confidence: two-sided confidence of the shaded Wilson interval.
+        metric: the metric drawn (a registry name).
+        band: a window's confidence interval (None: none to draw).
+        band_label: the band's legend entry.
         lines: thresholds to draw; markers: redeploys and rollbacks; span: x range in ms.
     Returns:
         the figure.
     """
     fig, ax = _figure(4.4)
+    spec = METRICS.get(metric)
+    unit = spec is not None and (spec.low, spec.high) == (0.0, 1.0)
     lows = [line.value for line in lines]
+    banded = False
     for version, rows in windows.items():
         c = colours[version]
-        for i, run in enumerate(_runs(rows, lambda w: w.accuracy is not None and w.labelled > 0)):
+        for i, run in enumerate(_runs(rows, lambda w: w.value(metric) is not None and w.labelled > 0)):
             x = [_dt((w.start_ms + w.end_ms) / 2) for w in run]
-            band = [
-                wilson_interval(min(w.labelled, round(w.accuracy * w.labelled)), w.labelled, confidence) for w in run
-            ]
-            lows += [lo for lo, _ in band]
-            if len(run) == 1:  # a band needs two points: show a lone window's interval as a whisker
-                ax.vlines(x, band[0][0], band[0][1], color=c, alpha=0.35, linewidth=6)
-            else:
-                ax.fill_between(x, [lo for lo, _ in band], [hi for _, hi in band], color=c, alpha=0.18, linewidth=0)
+            bands = [band(w) or (math.nan, math.nan) for w in run]
+            if not all(math.isnan(lo) for lo, _ in bands):
+                banded = True
+                lows += [lo for lo, _ in bands if not math.isnan(lo)]
+                if len(run) == 1:  # a band needs two points: show a lone window's interval as a whisker
+                    ax.vlines(x, bands[0][0], bands[0][1], color=c, alpha=0.35, linewidth=6)
+                else:
+                    ax.fill_between(
+                        x, [lo for lo, _ in bands], [hi for _, hi in bands], color=c, alpha=0.18, linewidth=0
+                    )
+            values = [w.value(metric) for w in run]
+            lows += values
             ax.plot(
                 x,
-                [w.accuracy for w in run],
+                values,
                 color=c,
                 marker="o",
                 markersize=3.5,
@@ -177,16 +206,18 @@ def accuracy_chart(
                 label=f"version {plain(version)}" if i == 0 else None,
             )
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(Patch(color="#888", alpha=0.3, linewidth=0))
-    labels.append(f"{confidence:.0%} Wilson interval")
+    if banded:
+        handles.append(Patch(color="#888", alpha=0.3, linewidth=0))
+        labels.append(band_label)
     for line in lines:
         handles.append(ax.axhline(line.value, color="#222", linestyle=line.style, linewidth=1.1, zorder=2))
         labels.append(plain(line.label))
     _markers(ax, markers)
     _legend(fig, handles, labels)
-    ax.set_ylim(max(0.0, math.floor((min(lows, default=0.5) - 0.05) * 20) / 20), 1.01)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel("accuracy")
+    if unit:
+        ax.set_ylim(max(0.0, math.floor((min(lows, default=0.5) - 0.05) * 20) / 20), 1.01)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel(metric_title(metric))
     _time_axis(ax, span)
     return fig
 
@@ -268,12 +299,18 @@ def timeline_chart(segments: Sequence[Segment], colours: Mapping[str, str], span
     return fig
 
 
-def drift_chart(columns: Sequence[tuple[str, WindowMetrics]], features: Sequence[str], max_psi: float | None) -> Figure:
+def drift_chart(
+    columns: Sequence[tuple[str, WindowMetrics]],
+    features: Sequence[str],
+    max_psi: float | None,
+    categorical: Collection[str] = (),
+) -> Figure:
     """PSI heatmap: one row per feature, one column per window (white lines where the version changes).
 
     Args:
         columns: (version, window) pairs ordered by start; features: rows to show.
         max_psi: the drift policy's limit, marked on the colour bar (None when no drift policy).
+        categorical: features that are categories (their rows are labelled so).
     Returns:
         the figure.
     """
@@ -302,7 +339,8 @@ def drift_chart(columns: Sequence[tuple[str, WindowMetrics]], features: Sequence
     ax.set_xticks(
         ticks, [_dt(columns[i][1].start_ms).strftime("%m-%d %H:%M") for i in ticks], rotation=30, ha="right", fontsize=8
     )
-    ax.set_yticks(range(len(features)), [plain(f) for f in features], fontsize=9)
+    names = [plain(f) + (" (categorical)" if f in categorical else "") for f in features]
+    ax.set_yticks(range(len(features)), names, fontsize=9)
     ax.set_xlabel("window start (UTC)")
     return fig
 

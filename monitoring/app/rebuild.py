@@ -58,7 +58,7 @@ def scan(ctx: Context, dep: DeploymentRef, start_ms: int, now: int) -> Scan:
     cfg = ctx.cfg
     windows = cfg.windows
     cycle_ms = max(1, to_ms(cfg.scenario.cycle))
-    names = cfg.model.feature_names
+    names = list(cfg.model.feature_names)
     found = Scan()
     open_cycles: set[int] = set()
     for _, hi, records in ctx.platform.metrics.read_chunks(dep.crn, start_ms, now, to_ms(windows.chunk)):

@@ -1,4 +1,4 @@
-"""Self-contained HTML report of one model: accuracy, labels, versions, drift, latency and decisions."""
+"""Self-contained HTML report of one model: its task's metric, labels, versions, drift, latency and decisions."""
 
 from __future__ import annotations
 
@@ -9,16 +9,21 @@ from pathlib import Path
 
 from monitoring.app import plots
 from monitoring.core.clock import SystemClock, iso_ms
-from monitoring.core.config import AbsolutePolicy, DriftPolicy, PipelineConfig, WilsonPolicy
+from monitoring.core.config import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
+from monitoring.core.metric_registry import METRICS, metric_spec
 from monitoring.domain.decisions import Decision
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.thresholds import fmt_value, headline_confidence, headline_metric
+from monitoring.domain.window_metrics import WindowMetrics, bound_key
+from monitoring.domain.windows import wilson_interval
 from monitoring.state.store import DeploymentRow, StateStore
 
 __all__ = ["write_report", "REPORT_FILE", "CHART_FILES"]
 
 REPORT_FILE = "report.html"
-CHART_FILES = ("accuracy.png", "coverage.png", "versions.png", "drift.png", "latency.png")
-DEFAULT_CONFIDENCE = 0.95
+#: Every chart file the report may write: the headline metric's (``<metric>.png``) and the others.
+CHART_FILES = (*(f"{m}.png" for m in METRICS), "coverage.png", "versions.png", "drift.png", "latency.png")
+#: What each bounding method is called in the page.
+METHOD_NAMES = {"wilson": "Wilson", "t": "t", "bootstrap": "bootstrap"}
 DECISION_LIMIT = 50
 LATENCY_ATTRS = ("latency_p50_ms", "latency_p95_ms")
 #: Deployment reasons shown as they are; any other reason is the id of the decision that redeployed.
@@ -82,13 +87,26 @@ def _table(head: Sequence[str], rows: Sequence[str], empty: str) -> str:
     )
 
 
-def _deployments_table(deps: Sequence[DeploymentRow]) -> str:
+def served(metric: str, windows: Sequence[WindowMetrics]) -> str:
+    """How a deployment did on ``metric`` over its windows: the labelled-weighted mean, and its last
+    window's value (``-`` when no window of it was scored)."""
+    scored = [(w.value(metric), w.labelled) for w in windows if w.value(metric) is not None and w.labelled > 0]
+    if not scored:
+        return "-"
+    mean = sum(v * n for v, n in scored) / sum(n for _, n in scored)
+    last = scored[-1][0]
+    return f"{fmt_value(mean)} over {len(scored)} window{'s' * (len(scored) != 1)} (last {fmt_value(last)})"
+
+
+def _deployments_table(deps: Sequence[DeploymentRow], windows: Sequence[WindowMetrics], metric: str) -> str:
     rows = [
         f'<tr><td class="t">{_e(iso_ms(d.deployed_ms))}</td><td>{_e(_version(d))}</td><td>{_e(d.reason)}</td>'
+        f'<td class="t">{_e(served(metric, [w for w in windows if w.deployment_crn == d.deployment_crn]))}</td>'
         f"<td><code>{_e(d.build_id)}</code></td><td><code>{_e(d.deployment_crn)}</code></td></tr>"
         for d in deps
     ]
-    return _table(("Deployed", "Version", "Reason", "Build", "Deployment CRN"), rows, "No deployments recorded.")
+    head = ("Deployed", "Version", "Reason", f"{plots.metric_title(metric)} while serving", "Build", "Deployment CRN")
+    return _table(head, rows, "No deployments recorded.")
 
 
 def _decisions_table(decisions: Sequence[Decision]) -> str:
@@ -110,17 +128,38 @@ def _decisions_table(decisions: Sequence[Decision]) -> str:
     return _table(("Time", "Window", "Action", "Reason", "Consumed by", "Outcome"), rows, "No decisions recorded.")
 
 
-def _thresholds(cfg: PipelineConfig) -> tuple[float, list[plots.Line], float | None]:
+def _thresholds(cfg: PipelineConfig, metric: str) -> tuple[list[plots.Line], float | None]:
+    """The limits drawn on the headline metric's chart, and the drift policies' tightest PSI limit."""
     policies = cfg.thresholds.policies
-    wilson = [p for p in policies if isinstance(p, WilsonPolicy)]
-    lines = [
-        plots.Line(p.min, f"absolute min {p.min:g}", "--")
-        for p in policies
-        if isinstance(p, AbsolutePolicy) and p.metric == "accuracy"
-    ]
-    lines += [plots.Line(p.min, f"Wilson upper-bound min {p.min:g}", ":") for p in wilson]
+    lines = []
+    for p in policies:
+        if isinstance(p, (AbsolutePolicy, BoundPolicy)) and p.metric == metric:
+            side = "min" if p.min is not None else "max"
+            what = "absolute" if isinstance(p, AbsolutePolicy) else f"bound ({p.confidence:.0%})"
+            style = "--" if what == "absolute" else ":"
+            lines.append(plots.Line(p.limit, f"{what} {side} {fmt_value(p.limit)}", style))
+        elif isinstance(p, WilsonPolicy) and p.metric == metric:
+            lines.append(plots.Line(p.min, f"Wilson upper-bound min {fmt_value(p.min)}", ":"))
     drift = [p.max_psi for p in policies if isinstance(p, DriftPolicy)]
-    return (wilson[0].confidence if wilson else DEFAULT_CONFIDENCE), lines, (min(drift) if drift else None)
+    return lines, (min(drift) if drift else None)
+
+
+def _band(metric: str, confidence: float):
+    """A window's stored interval of ``metric`` at ``confidence``; accuracy's Wilson interval when none is stored."""
+
+    def band(w: WindowMetrics) -> tuple[float, float] | None:
+        stored = w.bound(metric, confidence)
+        if stored is None and metric == "accuracy" and w.accuracy is not None and w.labelled > 0:
+            return wilson_interval(min(w.labelled, round(w.accuracy * w.labelled)), w.labelled, confidence)
+        return stored
+
+    return band
+
+
+def _method(metric: str, windows: Sequence[WindowMetrics], confidence: float, n_classes: int) -> str:
+    key = bound_key(metric, confidence)
+    stored = next((w.bounds[key]["method"] for w in windows if key in w.bounds), None)
+    return METHOD_NAMES.get(stored or metric_spec(metric).bound_method(n_classes), "confidence")
 
 
 def _segments(deps: Sequence[DeploymentRow], end_ms: int) -> list[plots.Segment]:
@@ -148,17 +187,23 @@ def _charts(cfg: PipelineConfig, deps: Sequence[DeploymentRow], windows: Sequenc
         plots.Marker(d.deployed_ms, f"{_version(d)} ({d.reason if d.reason in PLAIN_REASONS else 'redeploy'})")
         for d in deps[1:]
     ]
-    confidence, lines, max_psi = _thresholds(cfg)
+    metric = headline_metric(cfg.thresholds.policies, cfg.model.task)
+    confidence = headline_confidence(cfg.thresholds.policies, metric)
+    lines, max_psi = _thresholds(cfg, metric)
     out: list[tuple] = []
     if windows:
+        method = _method(metric, windows, confidence, len(cfg.model.classes))
+        band_label = f"{confidence:.0%} {method} interval"
         out.append(
             (
-                "accuracy.png",
-                plots.accuracy_chart(by_version, colours, confidence, lines, markers, span),
-                "Accuracy per window",
-                f"Points are window accuracy at the window midpoint; the shaded band is "
-                f"the {confidence:.0%} Wilson interval; black dashed/dotted lines are the configured thresholds "
-                "(a Wilson policy fails when the band's upper edge is below its line).",
+                f"{metric}.png",
+                plots.metric_chart(
+                    by_version, colours, metric, _band(metric, confidence), band_label, lines, markers, span
+                ),
+                f"{plots.metric_title(metric)} per window",
+                f"Points are each window's {metric} at the window midpoint; the shaded band is the {band_label}; "
+                "black dashed/dotted lines are the configured thresholds (a bound policy fails only when the band "
+                "is wholly past its line).",
             )
         )
         out.append(
@@ -192,10 +237,11 @@ def _charts(cfg: PipelineConfig, deps: Sequence[DeploymentRow], windows: Sequenc
         out.append(
             (
                 "drift.png",
-                plots.drift_chart(columns, features, max_psi),
+                plots.drift_chart(columns, features, max_psi, set(cfg.model.categorical_features)),
                 "Feature drift (PSI)",
-                f"Population stability index of each feature per window against the training data; {limit}; "
-                "grey cells have no statistic.",
+                f"Population stability index of each feature per window against the training data (numeric "
+                f"features over quantile bins, categorical ones over their categories with 'other' and "
+                f"'unseen' buckets); {limit}; grey cells have no statistic.",
             )
         )
     elif windows:
@@ -264,7 +310,15 @@ def write_report(cfg: PipelineConfig, store: StateStore, out_dir: Path, now_ms: 
             f"<code>{_e(name)}</code>: run compute_accuracy after some traffic has been served "
             "and labelled.</section>",
         )
-    sections.append(_section("Deployments", _deployments_table(deps)))
+    metric = headline_metric(cfg.thresholds.policies, cfg.model.task)
+    sections.append(
+        _section(
+            "Deployments",
+            _deployments_table(deps, windows, metric),
+            f"{_e(plots.metric_title(metric))} while serving: the mean over the deployment's scored windows, "
+            "weighted by their labels, and its last window's value.",
+        )
+    )
     sections.append(_section(f"Decisions (latest {DECISION_LIMIT})", _decisions_table(decisions)))
 
     span = f"{iso_ms(windows[0].start_ms)} .. {iso_ms(max(w.end_ms for w in windows))}" if windows else "-"
@@ -273,8 +327,16 @@ def write_report(cfg: PipelineConfig, store: StateStore, out_dir: Path, now_ms: 
         if latest
         else "no decision yet"
     )
+    last = next((w for w in reversed(windows) if w.value(metric) is not None), None)
     cards = [
         ("Current version", _e(_version(current)) if current else "none recorded"),
+        (
+            f"Latest {plots.metric_title(metric)}",
+            f"{_e(fmt_value(last.value(metric)))}<br><span class=note>{_e(iso_ms(last.start_ms))}, "
+            f"{last.labelled} labelled</span>"
+            if last
+            else "no labelled window",
+        ),
         ("Windows", f"{len(windows)}<br><span class=note>{_e(span)}</span>"),
         ("Generated", _e(iso_ms(now_ms))),
         ("Latest decision", verdict),

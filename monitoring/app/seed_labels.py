@@ -70,7 +70,7 @@ def seeded_labels(ctx: Context, records: Iterable[Prediction], epoch_ms: int | N
     cycle_ms = max(1, to_ms(cfg.scenario.cycle))
     delay, start_after = to_ms(cfg.scenario.label_delay), to_ms(cfg.scenario.drift.start_after)
     scenario = TelcoScenario.from_config(cfg)
-    names = cfg.model.feature_names
+    names = list(cfg.model.feature_names)
     todo = sorted(records, key=lambda r: r.end_ms)
     if not todo:
         return SeededLabels()

@@ -9,19 +9,31 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from monitoring.core.data_config import TASK_METRICS, DataConfig, data_problems
+from monitoring.core.data_config import DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
 from monitoring.core.graph_rules import GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT, graph_problems
 from monitoring.core.ground_truth_config import GroundTruthConfig
+from monitoring.core.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
 from monitoring.core.model_spec import ModelConfig
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 DEFAULT_CONFIG = "config/pipeline.yaml"
 #: Discriminator tags of the data sources (pydantic puts them into error paths; ``_loc`` drops them).
 SOURCE_KINDS = ("csv", "parquet", "sql", "synthetic", "metrics_store")
+#: A problem that starts with the dotted key it is about (``thresholds.policies[1].metric: ...``).
+_KEYED = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
 CONFIG_ENV = "CML_MONITOR_CONFIG"
 
 
@@ -72,28 +84,127 @@ class WindowConfig(Strict):
         return self
 
 
-Metric = Literal["accuracy", "precision", "recall", "f1"]
+#: Any metric of the registry; the model's task decides which are allowed (``PipelineConfig``).
+MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 
 
-class AbsolutePolicy(Strict):
+def _side_problem(metric: str, side: str, value: float) -> str | None:
+    """What is wrong with ``min`` or ``max`` (``side``) = ``value`` for ``metric`` (None when nothing is).
+
+    A quality metric (higher is better) takes a floor, ``min``; an error metric (lower is
+    better) a ceiling, ``max``; the mean error (bias) a ceiling on its size, ``max``.
+    """
+    spec = metric_spec(metric)
+    want = "min" if spec.direction is Direction.HIGHER else "max"
+    if side != want:
+        kind = {
+            Direction.HIGHER: "a quality metric (higher is better)",
+            Direction.LOWER: "an error metric (lower is better)",
+            Direction.ZERO: "the mean error (its size is limited)",
+        }[spec.direction]
+        return f"{metric} is {kind}: set {want} (a {'floor' if want == 'min' else 'ceiling'}), not {side}"
+    low = 0.0 if spec.direction is Direction.ZERO else spec.low
+    if value < low:
+        return f"{metric} is at least {low:g}: must be greater than or equal to {low:g}"
+    if value > spec.high:
+        return f"{metric} is at most {spec.high:g}: must be less than or equal to {spec.high:g}"
+    return None
+
+
+class _MetricLimit(Strict):
+    """A metric with a floor (``min``, quality metrics) or a ceiling (``max``, error metrics)."""
+
+    metric: MetricName = "accuracy"
+    min: float | None = None
+    max: float | None = None
+
+    @field_validator("min", "max")
+    @classmethod
+    def _side(cls, value: float | None, info: ValidationInfo) -> float | None:
+        metric = info.data.get("metric")
+        if value is not None and metric is not None:
+            problem = _side_problem(metric, info.field_name, value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> _MetricLimit:
+        want = "min" if metric_spec(self.metric).direction is Direction.HIGHER else "max"
+        if self.min is None and self.max is None:
+            raise ValueError(f"set {want}: the {'floor' if want == 'min' else 'ceiling'} of {self.metric}")
+        return self
+
+    @property
+    def limit(self) -> float:
+        """The floor or the ceiling, whichever the metric takes."""
+        return self.min if self.min is not None else self.max
+
+
+class AbsolutePolicy(_MetricLimit):
+    """The metric must stay above ``min`` (quality) or below ``max`` (error; bias: its size)."""
+
     kind: Literal["absolute"]
-    metric: Metric = "accuracy"
-    min: float = Field(ge=0, le=1)
 
 
 class RelativeDropPolicy(Strict):
+    """A quality metric may fall at most ``max_drop`` (a fraction) below its baseline."""
+
     kind: Literal["relative_drop"]
-    metric: Metric = "accuracy"
+    metric: MetricName = "accuracy"
     max_drop: float = Field(gt=0, le=1)
     """Largest allowed fall below the baseline, as a fraction of it (0.1 = 10%)."""
     baseline: Literal["training", "first_windows"] = "training"
     baseline_windows: int = Field(default=3, ge=1)
 
+    @model_validator(mode="after")
+    def _quality(self) -> RelativeDropPolicy:
+        if metric_spec(self.metric).direction is not Direction.HIGHER:
+            raise ValueError(
+                f"{self.metric} is an error metric (lower is better): use kind relative_rise with max_rise"
+            )
+        return self
+
+
+class RelativeRisePolicy(Strict):
+    """An error metric may rise at most ``max_rise`` (a fraction) above its baseline."""
+
+    kind: Literal["relative_rise"]
+    metric: MetricName
+    max_rise: float = Field(gt=0, le=100)
+    """Largest allowed rise above the baseline, as a fraction of it (0.2 = 20%)."""
+    baseline: Literal["training", "first_windows"] = "training"
+    baseline_windows: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _error(self) -> RelativeRisePolicy:
+        direction = metric_spec(self.metric).direction
+        if direction is Direction.HIGHER:
+            raise ValueError(
+                f"{self.metric} is a quality metric (higher is better): use kind relative_drop with max_drop"
+            )
+        if direction is Direction.ZERO:
+            raise ValueError(
+                f"{self.metric} is centred on 0, so a rise relative to its baseline means nothing: "
+                "use kind absolute or bound with max"
+            )
+        return self
+
 
 class WilsonPolicy(Strict):
+    """Accuracy's Wilson interval at ``confidence``: fails only when even its upper bound is below ``min``."""
+
     kind: Literal["wilson"]
     metric: Literal["accuracy"] = "accuracy"
     min: float = Field(ge=0, le=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+class BoundPolicy(_MetricLimit):
+    """Any metric's confidence bound (``monitoring.domain.metric_bounds``: Wilson, t or bootstrap):
+    fails only when the whole interval is past the limit, so a handful of labels proves nothing."""
+
+    kind: Literal["bound"]
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
 
 
@@ -103,15 +214,30 @@ class MinLabelledPolicy(Strict):
 
 
 class DriftPolicy(Strict):
+    """Input drift against the training reference: PSI of every feature (numeric and categorical),
+    optionally KS (numeric) and the Jensen-Shannon distance (categorical)."""
+
     kind: Literal["drift"]
     max_psi: float = Field(default=0.25, gt=0)
+    max_ks: float | None = Field(default=None, gt=0, le=1)
+    """Largest two-sample KS statistic of a numeric feature (none: not checked)."""
+    max_js: float | None = Field(default=None, gt=0, le=1)
+    """Largest Jensen-Shannon distance of a categorical feature (none: not checked)."""
     action: Literal["warn", "act"] = "warn"
 
 
 Policy = Annotated[
-    AbsolutePolicy | RelativeDropPolicy | WilsonPolicy | MinLabelledPolicy | DriftPolicy,
+    AbsolutePolicy
+    | RelativeDropPolicy
+    | RelativeRisePolicy
+    | WilsonPolicy
+    | BoundPolicy
+    | MinLabelledPolicy
+    | DriftPolicy,
     Field(discriminator="kind"),
 ]
+#: Policy kinds (the discriminator tags, left out of error paths).
+POLICY_KINDS = ("absolute", "relative_drop", "relative_rise", "wilson", "bound", "min_labelled", "drift")
 
 
 class ThresholdConfig(Strict):
@@ -129,7 +255,7 @@ class RetrainConfig(Strict):
     min_improvement: float = Field(default=0.01, ge=0, le=1)
     """How much better the challenger must be on ``metric``: an absolute gain for a quality metric
     (accuracy 0.80 -> 0.81 is 0.01), a fraction of the champion's value for an error metric."""
-    metric: Literal[TASK_METRICS["classification"] + TASK_METRICS["regression"]] | None = None
+    metric: MetricName | None = None
     """The champion/challenger metric (default: accuracy for a classifier, MAE for a regressor)."""
 
 
@@ -297,17 +423,25 @@ class PipelineConfig(Strict):
         label = self.model.label
         problems = data_problems(self.data, self.model.task, self.model.classes, label.mapping, self.retraining.metric)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # each names its key: parse_config lists them one by one
         if self.ground_truth is None and any(j.script == GROUND_TRUTH_SCRIPT for j in self.jobs.graph):
             raise ValueError(
-                f"jobs.graph runs {GROUND_TRUTH_SCRIPT} but the config has no ground_truth: section "
-                "(where labels come from and how they join predictions)"
+                f"ground_truth: jobs.graph runs {GROUND_TRUTH_SCRIPT} but the config has no ground_truth "
+                "section (where labels come from and how they join predictions)"
             )
         if self.windows.label_horizon < self.scenario.label_delay:
             raise ValueError(
                 "windows.label_horizon must be at least scenario.label_delay, "
                 "or labels arriving late would never be counted"
             )
+        problems = [
+            metric_task_problem(p.metric, self.model.task, f"thresholds.policies[{i}].metric")
+            for i, p in enumerate(self.thresholds.policies)
+            if hasattr(p, "metric")
+        ]
+        problems = [p for p in problems if p]
+        if problems:
+            raise ValueError("\n".join(problems))  # parse_config lists each, with its key
         return self
 
 
@@ -317,7 +451,7 @@ def _loc(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("absolute", "relative_drop", "wilson", "min_labelled", "drift", *SOURCE_KINDS):
+        elif item in (*POLICY_KINDS, *SOURCE_KINDS):
             continue  # the discriminator tag pydantic inserts into union paths
         else:
             parts.append(("." if parts else "") + str(item))
@@ -340,6 +474,9 @@ def parse_config(data: object, source: str = "<config>") -> PipelineConfig:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
+            if not err["loc"] and _KEYED.match(msg):  # cross-field problems name their own keys
+                problems += [f"{source}: {line}" for line in msg.split("\n")]
+                continue
             problems.append(f"{source}: {_loc(err['loc'])}: {msg}")
         raise ConfigError(problems) from None
 

@@ -10,13 +10,9 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from monitoring.core.durations import Duration
+from monitoring.core.metric_registry import metric_task_problem
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
-#: The metrics of each task, by the names the config uses (``monitoring/domain/metrics.py`` defines them).
-TASK_METRICS = {
-    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"),
-    "regression": ("mae", "rmse", "mape", "r2", "bias"),
-}
 _ROWS = re.compile(r"^\s*(\d*)\s*:\s*(\d*)\s*$")
 
 
@@ -217,12 +213,8 @@ def data_problems(data: DataConfig, task: str, classes: list, mapping: dict, ret
         One message per problem, each naming its key.
     """
     problems = []
-    if retrain_metric is not None and retrain_metric not in TASK_METRICS[task]:
-        other = next(t for t, names in TASK_METRICS.items() if retrain_metric in names)
-        problems.append(
-            f"retraining.metric: {retrain_metric!r} is a {other} metric but model.task is {task} "
-            f"(expected one of {', '.join(TASK_METRICS[task])})"
-        )
+    if retrain_metric is not None:
+        problems.append(metric_task_problem(retrain_metric, task, "retraining.metric"))
     drift = data.replay.drift if data.replay else None
     if drift is not None:
         if task == "regression" and drift.label is None:
@@ -236,4 +228,4 @@ def data_problems(data: DataConfig, task: str, classes: list, mapping: dict, ret
                     f"data.replay.drift.label: {drift.label!r} is not one of model.label.classes {classes} "
                     "(nor mapped to one by model.label.mapping)"
                 )
-    return problems
+    return [p for p in problems if p]

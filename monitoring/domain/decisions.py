@@ -18,10 +18,11 @@ from monitoring.domain.thresholds import (
     WARN,
     PolicyResult,
     evaluate_window,
+    fmt_value,
     is_breach,
     is_evaluable,
 )
-from monitoring.domain.window_metrics import METRICS, WindowMetrics
+from monitoring.domain.window_metrics import WindowMetrics
 
 DAY_MS = 24 * 3600 * 1000
 FORMATS = ("table", "json")
@@ -70,6 +71,8 @@ class Decision:
     consumed_by: str | None = None
     outcome: str | None = None
     outcome_detail: str | None = None
+    metric: str = "accuracy"
+    """The headline metric (``thresholds.headline_metric``): what the reason and the table show."""
 
     def __post_init__(self) -> None:
         try:
@@ -104,9 +107,8 @@ def _span(w: WindowMetrics) -> str:
 
 
 def _values(w: WindowMetrics) -> dict:
-    values = {m: getattr(w, m) for m in METRICS}
-    values.update(labelled=w.labelled, predictions=w.predictions)
-    return values
+    """The window's defined metrics, with its counts."""
+    return {**w.scores(), "labelled": w.labelled, "predictions": w.predictions}
 
 
 def _blockers(now_ms: int, cooldown_ms: int, max_per_day: int, times: Iterable[int]) -> list[str]:
@@ -146,6 +148,7 @@ def decide(
     model: str,
     deployment_crn: str,
     baseline: Mapping[str, float] | None = None,
+    metric: str = "accuracy",
 ) -> Decision:
     """Decide what to do about the live deployment.
 
@@ -167,7 +170,8 @@ def decide(
         now_ms: the decision time.
         model: the model name.
         deployment_crn: the live deployment.
-        baseline: training holdout metrics for relative_drop policies.
+        baseline: training holdout metrics for relative_drop and relative_rise policies.
+        metric: the headline metric, named in the reason of a healthy window.
     Returns:
         a Decision (id None until stored).
     """
@@ -193,6 +197,7 @@ def decide(
             results,
             action,
             reason,
+            metric=metric,
         )
 
     if latest is None:
@@ -245,7 +250,8 @@ def decide(
             w,
             results,
         )
-    acc = f"accuracy {w.accuracy:.4g}" if w.accuracy is not None else "metrics"
+    headline = w.value(metric)
+    acc = f"{metric} {fmt_value(headline)}" if headline is not None else "metrics"
     warned = [r for r in results if r.status == FAIL and r.action == WARN]
     if warned:
         return make(
@@ -276,10 +282,10 @@ def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
         return json.dumps([d.to_dict() for d in decisions], indent=2, allow_nan=False)
     if fmt != "table":
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    head = ("ID", "CREATED", "MODEL", "ACTION", "ACCURACY", "LABELLED", "OUTCOME", "REASON")
+    head = ("ID", "CREATED", "MODEL", "ACTION", "METRIC", "LABELLED", "OUTCOME", "REASON")
     rows = [head]
     for d in decisions:
-        acc = d.values.get("accuracy")
+        value = d.values.get(d.metric)
         outcome = d.outcome or (f"claimed by {d.consumed_by}" if d.consumed_by else "-")
         rows.append(
             (
@@ -287,7 +293,7 @@ def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:
                 iso_ms(d.created_ms),
                 d.model,
                 d.action.value,
-                "-" if acc is None else f"{acc:.3f}",
+                "-" if value is None else f"{d.metric}={fmt_value(value)}",
                 str(d.values.get("labelled", "-")),
                 outcome,
                 d.reason,

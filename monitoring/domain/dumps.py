@@ -8,13 +8,12 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from itertools import chain
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.core.model_spec import ModelConfig
 from monitoring.domain.record_blocks import Keys, RawRows, without_empty
 from monitoring.domain.record_general import last_of_each
 from monitoring.domain.record_values import Reading, category_text, probability_matrix
@@ -37,6 +36,9 @@ PIECE_BYTES = 8 << 20
 #: Between two records of the array: the end of one object, a comma, the start of the next.
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 _OPEN, _CLOSE = b'{"metrics":[', b"]}"
+if TYPE_CHECKING:
+    from monitoring.core.model_spec import ModelConfig
+
 _FAST_ERRORS = (AttributeError, LookupError, TypeError, ValueError, OverflowError)
 _SHAPE = 'expected a read_metrics dump, a JSON object {"metrics": [records...]}'
 

@@ -204,6 +204,33 @@ def _finish(spec: MetricSpec, method: str, confidence: float, low, high) -> Boun
     return Bounds(spec.name, method, confidence, low, high)
 
 
+def confusion_wilson(metric: str, cm: np.ndarray, positive: int | None, confidence: float) -> Bounds:
+    """Wilson interval of accuracy, or of a binary model's precision or recall, from confusion matrices.
+
+    Args:
+        metric: ``accuracy``, ``precision`` or ``recall``.
+        cm: counts (n_groups, c, c), rows true and columns predicted classes.
+        positive: the positive class index (binary precision and recall).
+        confidence: two-sided level.
+
+    Returns:
+        The bounds per group ((0, 1) where the denominator is 0).
+
+    Raises:
+        DataError: another metric, or precision/recall without a positive class (more than two classes).
+    """
+    spec = _spec(metric, Task.CLASSIFICATION)
+    diag = np.diagonal(cm, axis1=1, axis2=2)
+    if metric == "accuracy":
+        low, high = wilson_bounds(diag.sum(axis=1), cm.sum(axis=(1, 2)), confidence)
+    elif metric in ("precision", "recall") and positive is not None:
+        denominator = cm.sum(axis=1 if metric == "precision" else 2)[:, positive]
+        low, high = wilson_bounds(diag[:, positive], denominator, confidence)
+    else:
+        raise DataError(f"metric {metric!r} has no Wilson interval here (accuracy; binary precision or recall)")
+    return _finish(spec, WILSON, confidence, low, high)
+
+
 def classification_bounds(
     metric: str,
     y_true: Any,
@@ -246,13 +273,8 @@ def classification_bounds(
     if spec.needs_probabilities and rows.matrix is None:
         raise DataError(f"metric {metric!r} needs the model's probabilities, and none were given")
     if method == WILSON:
-        diag = np.diagonal(cm, axis1=1, axis2=2)
-        if metric == "accuracy":
-            low, high = wilson_bounds(diag.sum(axis=1), cm.sum(axis=(1, 2)), confidence)
-        else:
-            denominator = cm.sum(axis=1 if metric == "precision" else 2)[:, rows.positive]
-            low, high = wilson_bounds(diag[:, rows.positive], denominator, confidence)
-    elif method == T_MEAN:
+        return confusion_wilson(metric, cm, rows.positive, confidence)
+    if method == T_MEAN:
         g, t, matrix = rows.with_proba()
         low, high = t_mean_bounds(g, n_groups, scoring.row_log_loss(t, matrix), confidence)
     elif metric == "roc_auc":

@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.core.model_spec import DEFAULT_CLASSES, ClassValue, ModelConfig
+
+if TYPE_CHECKING:  # the spec's pydantic models load only where a config is read, not to read records
+    from monitoring.core.model_spec import ClassValue, ModelConfig
+
+#: ``model_spec.DEFAULT_CLASSES``: the classes of a classifier whose config names none.
+DEFAULT_CLASSES: tuple = (0, 1)
 
 _NUMBERS = (int, float)
 #: Largest magnitude of a float read as a whole number (beyond it floats skip integers).
@@ -78,7 +83,7 @@ class Reading:
         """
         if isinstance(spec, Reading):
             reading = spec
-        elif isinstance(spec, ModelConfig):
+        elif hasattr(spec, "numeric_features"):  # a ModelConfig
             reading = cls(
                 tuple(spec.numeric_features),
                 tuple(spec.categorical_features),
@@ -231,30 +236,33 @@ _Unreadable = _UnreadableValue()
 
 
 def discover_classes(*columns: np.ndarray | list) -> list[ClassValue]:
-    """The classes found among labels and predictions: whole numbers (at least ``[0, 1]`` when only
-    those occur) or, when any value is text, every distinct text, sorted.
+    """The classes found among labels and predictions: the whole numbers (numbers as text count;
+    at least ``[0, 1]`` when only those occur), or every distinct text when no number occurs.
 
     Args:
         columns: float64 arrays or raw value lists.
     """
+    import pandas as pd
+
     numbers: set[int] = set()
     texts: set[str] = set()
     for column in columns:
         if isinstance(column, np.ndarray) and column.dtype.kind == "f":
-            finite = column[np.isfinite(column)]
-            import pandas as pd
-
-            for v in pd.unique(finite).tolist():
-                if v == round(v) and abs(v) < _WHOLE_LIMIT:
-                    numbers.add(int(v))
-            continue
-        for v in {_scalar(v) for v in column if v is not None and v.__class__ not in (dict, list, tuple)}:
-            if v.__class__ is str:
-                texts.add(v)
-            elif isinstance(v, (*_NUMBERS, bool)) and math.isfinite(float(v)) and float(v) == round(float(v)):
+            values = pd.unique(column[np.isfinite(column)]).tolist()
+        else:
+            values = {_scalar(v) for v in column if v is not None and v.__class__ not in (dict, list, tuple)}
+        for v in values:
+            if isinstance(v, str):
+                key = _keys(v)[-1]
+                try:
+                    v = int(key)
+                except ValueError:
+                    texts.add(v)
+                    continue
+            if isinstance(v, (*_NUMBERS, bool)) and math.isfinite(float(v)) and float(v) == round(float(v)):
                 numbers.add(int(v))
-    if texts:
-        return sorted(texts | {str(n) for n in numbers})
+    if not numbers and texts:
+        return sorted(texts)
     return sorted(numbers | {0, 1}) if numbers <= {0, 1} else sorted(numbers)
 
 

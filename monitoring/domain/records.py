@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.core.model_spec import DEFAULT_CLASSES, ClassValue, ModelConfig
 from monitoring.domain.record_blocks import (
     Keys,
     RawRows,
@@ -30,6 +29,7 @@ from monitoring.domain.record_general import (
     general_rows,
 )
 from monitoring.domain.record_values import (
+    DEFAULT_CLASSES,
     Reading,
     class_indexes_of_floats,
     class_indexes_of_values,
@@ -38,6 +38,8 @@ from monitoring.domain.record_values import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from monitoring.core.model_spec import ClassValue, ModelConfig
 
 RECORD_KEYS = (UUID_KEY, START_KEY, END_KEY, CRN_KEY, METRICS_KEY)
 
@@ -309,6 +311,8 @@ def finish_columns(rows: RawRows, counts: dict[str, int], reading: Reading) -> C
     counts["missing_features"] = 0 if missing_rows is None else int(np.count_nonzero(missing_rows))
     counts["non_finite"] = 0 if unreadable is None else int(np.count_nonzero(unreadable))
     proba = rows.proba
+    if proba is not None and proba.ndim == 1 and len(reading.classes or ()) > 2:
+        proba = None  # a single probability read before the classes were found to be more than two
     if proba is not None:
         proba[~np.isfinite(proba)] = math.nan
         if np.isnan(proba).all():

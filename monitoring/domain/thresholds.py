@@ -6,14 +6,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from monitoring.core.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
+from monitoring.core.config import (
+    AbsolutePolicy,
+    BoundPolicy,
+    DriftPolicy,
+    MinLabelledPolicy,
+    RelativeDropPolicy,
+    RelativeRisePolicy,
+    WilsonPolicy,
+)
+from monitoring.core.metric_registry import DEFAULT_HEADLINE
+from monitoring.domain.metric_bounds import DEFAULT_CONFIDENCE, breach_bound
+from monitoring.domain.metrics import Direction, Task, metric_spec
 from monitoring.domain.window_metrics import WindowMetrics, number_or_none
-from monitoring.domain.windows import wilson_interval
+from monitoring.domain.windows import BoundRequest, wilson_interval
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
 ACT, WARN = "act", "warn"
 #: Kinds whose verdict needs labelled data; they decide whether a window is evaluable at all.
-LABEL_KINDS = frozenset({"absolute", "relative_drop", "wilson", "min_labelled"})
+LABEL_KINDS = frozenset({"absolute", "relative_drop", "relative_rise", "wilson", "bound", "min_labelled"})
+
 #: Float tolerance for "exactly at the threshold passes" (0.9 * 0.9 is 0.8100000000000001).
 EPSILON = 1e-9
 
@@ -22,11 +34,13 @@ EPSILON = 1e-9
 class PolicyResult:
     """The verdict of one policy on one window.
 
-    ``value`` is what was measured; ``threshold`` the limit it was compared with (for
-    relative_drop: baseline * (1 - max_drop)); ``bound`` the statistic actually compared
-    when it is not ``value`` (Wilson: the upper bound; relative_drop: the baseline);
-    ``interval`` the Wilson (low, high). ``action`` is "warn" for drift policies that only
-    report, else "act".
+    ``value`` is what was measured; ``threshold`` the limit it was compared with (a floor
+    for quality metrics, a ceiling for error metrics; for relative_drop: baseline *
+    (1 - max_drop), relative_rise: baseline * (1 + max_rise)); ``bound`` the statistic
+    actually compared when it is not ``value`` (Wilson and bound: the side of the interval
+    that must clear the limit; relative kinds: the baseline); ``interval`` the confidence
+    (low, high). ``metric`` names the metric judged (empty for min_labelled and drift).
+    ``action`` is "warn" for drift policies that only report, else "act".
     """
 
     policy: str
@@ -38,6 +52,7 @@ class PolicyResult:
     kind: str = ""
     action: str = ACT
     interval: list[float] | None = None
+    metric: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,8 +72,14 @@ class _Context:
     too_few_labels: bool
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+def fmt_value(x: float | None) -> str:
+    """A metric value for people: 4 significant digits, large ones in full with thousands separators
+    (an MAE of ``61,250.5``, not ``6.125e+04``)."""
+    if x is None:
+        return "n/a"
+    if abs(x) >= 10_000:
+        return f"{x:,.1f}".removesuffix(".0")
+    return f"{x:.4g}"
 
 
 def _insufficient(name: str, kind: str, reason: str, value=None, threshold=None) -> PolicyResult:
@@ -71,9 +92,10 @@ def _metric_gate(w: WindowMetrics, metric: str, name: str, kind: str, ctx: _Cont
         return _insufficient(
             name, kind, f"only {w.labelled} labelled of {ctx.min_labelled} required", threshold=threshold
         )
-    if getattr(w, metric) is None:
+    if w.value(metric) is None:
+        why = " (are the model's probabilities tracked?)" if metric_spec(metric).needs_probabilities else ""
         return _insufficient(
-            name, kind, f"{metric} is undefined on this window ({w.labelled} labelled)", threshold=threshold
+            name, kind, f"{metric} is undefined on this window ({w.labelled} labelled){why}", threshold=threshold
         )
     return None
 
@@ -93,28 +115,45 @@ def _min_labelled(w: WindowMetrics, p: MinLabelledPolicy, ctx: _Context) -> Poli
     return PolicyResult(name, PASS, w.labelled, None, p.min, f"{w.labelled} labelled >= {p.min}", "min_labelled")
 
 
+def _within(metric: str, value: float, limit: float) -> bool:
+    """Whether ``value`` keeps to ``limit``: at or above a floor, at or below a ceiling (bias: its size)."""
+    direction = metric_spec(metric).direction
+    if direction is Direction.HIGHER:
+        return value >= limit - EPSILON
+    return (abs(value) if direction is Direction.ZERO else value) <= limit + EPSILON
+
+
+def _compare(metric: str, ok: bool) -> str:
+    """The sign between a value and its limit, for reasons."""
+    floor = metric_spec(metric).direction is Direction.HIGHER
+    return (">=" if ok else "<") if floor else ("<=" if ok else ">")
+
+
+def _shown(metric: str) -> str:
+    return f"|{metric}|" if metric_spec(metric).direction is Direction.ZERO else metric
+
+
 def _absolute(w: WindowMetrics, p: AbsolutePolicy, ctx: _Context) -> PolicyResult:
-    name = f"absolute {p.metric} >= {p.min:g}"
-    gate = _metric_gate(w, p.metric, name, "absolute", ctx, p.min)
+    floor = p.min is not None
+    name = f"absolute {_shown(p.metric)} {'>=' if floor else '<='} {fmt_value(p.limit)}"
+    gate = _metric_gate(w, p.metric, name, "absolute", ctx, p.limit)
     if gate:
         return gate
-    value = getattr(w, p.metric)
-    ok = value >= p.min - EPSILON
-    sign = ">=" if ok else "<"
-    return PolicyResult(
-        name, PASS if ok else FAIL, value, None, p.min, f"{p.metric} {_fmt(value)} {sign} {p.min:g}", "absolute"
-    )
+    value = w.value(p.metric)
+    ok = _within(p.metric, value, p.limit)
+    text = f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)}"
+    return PolicyResult(name, PASS if ok else FAIL, value, None, p.limit, text, "absolute", metric=p.metric)
 
 
-def _baseline_value(p: RelativeDropPolicy, ctx: _Context) -> tuple[float | None, str]:
+def _baseline_value(p: RelativeDropPolicy | RelativeRisePolicy, ctx: _Context) -> tuple[float | None, str]:
     if p.baseline == "training":
         value = number_or_none((ctx.baseline or {}).get(p.metric))
         return value, ("training holdout" if value is not None else f"no training baseline for {p.metric}")
     floor, usable = ctx.min_labelled or 1, []
     for w in ctx.first_windows:  # stop after K: the deployment's history may be long
         w = WindowMetrics.from_obj(w)
-        if getattr(w, p.metric) is not None and w.labelled >= floor:
-            usable.append(getattr(w, p.metric))
+        if w.value(p.metric) is not None and w.labelled >= floor:
+            usable.append(w.value(p.metric))
             if len(usable) == p.baseline_windows:
                 break
     if len(usable) < p.baseline_windows:
@@ -122,66 +161,120 @@ def _baseline_value(p: RelativeDropPolicy, ctx: _Context) -> tuple[float | None,
     return sum(usable) / len(usable), f"mean of the first {p.baseline_windows} windows"
 
 
-def _relative_drop(w: WindowMetrics, p: RelativeDropPolicy, ctx: _Context) -> PolicyResult:
-    name = f"relative_drop {p.metric} >= {1 - p.max_drop:.0%} of {p.baseline} baseline"
-    gate = _metric_gate(w, p.metric, name, "relative_drop", ctx)
+def _relative(w: WindowMetrics, p: RelativeDropPolicy | RelativeRisePolicy, ctx: _Context) -> PolicyResult:
+    drop = isinstance(p, RelativeDropPolicy)
+    change = p.max_drop if drop else p.max_rise
+    kind = "relative_drop" if drop else "relative_rise"
+    share = f"{1 - change:.0%}" if drop else f"{1 + change:.0%}"
+    name = f"{kind} {p.metric} {'>=' if drop else '<='} {share} of {p.baseline} baseline"
+    gate = _metric_gate(w, p.metric, name, kind, ctx)
     if gate:
         return gate
-    value = getattr(w, p.metric)
+    value = w.value(p.metric)
     base, source = _baseline_value(p, ctx)
     if base is None:
-        return _insufficient(name, "relative_drop", source, value=value)
-    limit = base * (1 - p.max_drop)
-    ok = value >= limit - EPSILON
+        return _insufficient(name, kind, source, value=value)
+    if drop:  # a negative baseline (R² below 0) falls further by growing in size
+        limit = base * (1 - change) if base >= 0 else base * (1 + change)
+    else:
+        limit = base * (1 + change)
+    ok = _within(p.metric, value, limit)
     text = (
-        f"{p.metric} {_fmt(value)} {'>=' if ok else '<'} {_fmt(limit)} "
-        f"({p.max_drop:.0%} below the {source} baseline {_fmt(base)})"
+        f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(limit)} "
+        f"({change:.0%} {'below' if drop else 'above'} the {source} baseline {fmt_value(base)})"
     )
-    return PolicyResult(name, PASS if ok else FAIL, value, base, limit, text, "relative_drop")
+    return PolicyResult(name, PASS if ok else FAIL, value, base, limit, text, kind, metric=p.metric)
 
 
 def _wilson(w: WindowMetrics, p: WilsonPolicy, ctx: _Context) -> PolicyResult:
     # Fail only when even the UPPER bound is below the minimum: we are then confident (at
     # p.confidence) that the true accuracy is below it. With few labels the interval is wide,
     # the upper bound stays high and the policy passes, so a tiny sample cannot trigger a redeploy.
-    name = f"wilson {p.metric} upper bound ({p.confidence:.0%}) >= {p.min:g}"
+    name = f"wilson {p.metric} upper bound ({p.confidence:.0%}) >= {fmt_value(p.min)}"
     gate = _metric_gate(w, p.metric, name, "wilson", ctx, p.min)
     if gate:
         return gate
     if w.labelled <= 0:
         return _insufficient(name, "wilson", "no labelled predictions", threshold=p.min)
-    value = getattr(w, p.metric)
+    value = w.value(p.metric)
     successes = min(w.labelled, max(0, round(value * w.labelled)))
     low, high = wilson_interval(successes, w.labelled, p.confidence)
     ok = high >= p.min - EPSILON
     text = (
-        f"{p.metric} {_fmt(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
-        f"[{_fmt(low)}, {_fmt(high)}]: upper bound {'>=' if ok else '<'} {p.min:g}"
+        f"{p.metric} {fmt_value(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
+        f"[{fmt_value(low)}, {fmt_value(high)}]: upper bound {'>=' if ok else '<'} {fmt_value(p.min)}"
     )
-    return PolicyResult(name, PASS if ok else FAIL, value, high, p.min, text, "wilson", ACT, [low, high])
+    return PolicyResult(name, PASS if ok else FAIL, value, high, p.min, text, "wilson", ACT, [low, high], p.metric)
+
+
+def _bound(w: WindowMetrics, p: BoundPolicy, ctx: _Context) -> PolicyResult:
+    # As wilson, for any metric: the side of the interval that needs evidence (the upper bound
+    # of a quality metric, the lower bound of an error) must be past the limit to fail.
+    floor = p.min is not None
+    side = "upper" if floor else "lower"
+    if metric_spec(p.metric).direction is Direction.ZERO:
+        side = "smallest |value| in the"
+    name = f"bound {p.metric} {side} bound ({p.confidence:.0%}) {'>=' if floor else '<='} {fmt_value(p.limit)}"
+    gate = _metric_gate(w, p.metric, name, "bound", ctx, p.limit)
+    if gate:
+        return gate
+    value = w.value(p.metric)
+    interval = w.bound(p.metric, p.confidence)
+    if interval is None:
+        return _insufficient(
+            name,
+            "bound",
+            f"no {p.confidence:.0%} bound of {p.metric} was computed for this window "
+            "(compute_accuracy computes the bounds the policies name)",
+            value=value,
+            threshold=p.limit,
+        )
+    low, high = interval
+    compared = float(breach_bound(p.metric, low, high))
+    ok = _within(p.metric, compared, p.limit)
+    text = (
+        f"{p.metric} {fmt_value(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
+        f"[{fmt_value(low)}, {fmt_value(high)}]: {side} bound {_compare(p.metric, ok)} {fmt_value(p.limit)}"
+    )
+    return PolicyResult(name, PASS if ok else FAIL, value, compared, p.limit, text, "bound", ACT, [low, high], p.metric)
 
 
 def _drift(w: WindowMetrics, p: DriftPolicy, ctx: _Context) -> PolicyResult:
-    name = f"drift psi <= {p.max_psi:g} ({p.action})"
+    limits = {"psi": p.max_psi, "ks": p.max_ks, "js": p.max_js}
+    shown = ", ".join(f"{m} <= {fmt_value(v)}" for m, v in limits.items() if v is not None)
+    name = f"drift {shown} ({p.action})"
     psis = {f: s.get("psi") for f, s in w.drift.items() if isinstance(s, Mapping) and s.get("psi") is not None}
     if not psis:
         return PolicyResult(
             name, INSUFFICIENT, None, None, p.max_psi, "no drift statistics for this window", "drift", p.action
         )
     worst = max(psis, key=lambda f: psis[f])
-    over = sorted(f for f, v in psis.items() if v > p.max_psi + EPSILON)
-    if over:
-        text = f"PSI above {p.max_psi:g} for {', '.join(over)} (worst {worst} {_fmt(psis[worst])})"
+    over = {
+        m: sorted(
+            f for f, stats in w.drift.items() if (v := number_or_none(stats.get(m))) is not None and v > lim + EPSILON
+        )
+        for m, lim in limits.items()
+        if lim is not None
+    }
+    failing = {m: fs for m, fs in over.items() if fs}
+    if failing:
+        parts = [
+            f"{m.upper() if m != 'js' else 'JS distance'} above {fmt_value(limits[m])} for {', '.join(fs)}"
+            for m, fs in failing.items()
+        ]
+        text = f"{'; '.join(parts)} (worst {worst} {fmt_value(psis[worst])})"
         return PolicyResult(name, FAIL, psis[worst], None, p.max_psi, text, "drift", p.action)
-    text = f"max PSI {_fmt(psis[worst])} ({worst}) <= {p.max_psi:g}"
+    text = f"max PSI {fmt_value(psis[worst])} ({worst}) <= {fmt_value(p.max_psi)}"
     return PolicyResult(name, PASS, psis[worst], None, p.max_psi, text, "drift", p.action)
 
 
 EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] = {
     MinLabelledPolicy: _min_labelled,
     AbsolutePolicy: _absolute,
-    RelativeDropPolicy: _relative_drop,
+    RelativeDropPolicy: _relative,
+    RelativeRisePolicy: _relative,
     WilsonPolicy: _wilson,
+    BoundPolicy: _bound,
     DriftPolicy: _drift,
 }
 
@@ -234,3 +327,36 @@ def is_evaluable(results: Sequence[PolicyResult]) -> bool:
 def is_breach(results: Sequence[PolicyResult]) -> bool:
     """Any failing policy whose action is "act" (drift warn never counts)."""
     return any(r.status == FAIL and r.action == ACT for r in results)
+
+
+def headline_metric(policies: Iterable[Any], task: str) -> str:
+    """The metric a window is summed up by: the first policy's that names one, else the task's default.
+
+    Args:
+        policies: ``ThresholdConfig.policies``.
+        task: ``model.task``.
+    """
+    named = next((p.metric for p in policies if getattr(p, "metric", None)), None)
+    return named or DEFAULT_HEADLINE[Task(task)]
+
+
+def headline_confidence(policies: Iterable[Any], metric: str) -> float:
+    """The confidence of the first bound or Wilson policy on ``metric`` (the default level when none)."""
+    return next(
+        (p.confidence for p in policies if isinstance(p, (BoundPolicy, WilsonPolicy)) and p.metric == metric),
+        DEFAULT_CONFIDENCE,
+    )
+
+
+def bound_requests(policies: Sequence[Any], task: str) -> list[BoundRequest]:
+    """The bounds ``compute_windows`` must compute: each bound policy's, and the headline metric's
+    (drawn in the report) at its policy's confidence.
+
+    Args:
+        policies: ``ThresholdConfig.policies``.
+        task: ``model.task``.
+    """
+    headline = headline_metric(policies, task)
+    wanted = [BoundRequest(p.metric, p.confidence) for p in policies if isinstance(p, BoundPolicy)]
+    wanted.append(BoundRequest(headline, headline_confidence(policies, headline)))
+    return list(dict.fromkeys(wanted))

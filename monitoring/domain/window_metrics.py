@@ -8,12 +8,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from monitoring.core.errors import DataError
+from monitoring.domain.metrics import METRICS as REGISTRY
 
-#: The per-window scores (None when nothing in the window is labelled).
-METRICS = ("accuracy", "precision", "recall", "f1")
+#: The per-window scores of every task, in the registry's order (None when undefined on a window).
+METRICS = tuple(REGISTRY)
 #: Per-window latency statistics (ms), optional: None when a window has no latency values.
 LATENCY = ("latency_p50_ms", "latency_p95_ms")
 _REQUIRED = ("deployment_crn", "start_ms", "end_ms")
+
+
+def bound_key(metric: str, confidence: float) -> str:
+    """The key of a metric's bounds at a confidence in ``WindowMetrics.bounds``: ``"mae@0.95"``."""
+    return f"{metric}@{confidence:g}"
 
 
 def window_start(ms: int, window_ms: int) -> int:
@@ -37,10 +43,12 @@ class WindowMetrics:
         deployment_crn: the deployment the predictions came from.
         start_ms: window start (a multiple of the window length since the epoch).
         end_ms: window end, exclusive.
-        predictions: predictions in the window (with a prediction that is one of the classes).
-        labelled: of those, how many have a ground-truth label that is one of the classes.
+        predictions: predictions in the window (a classifier's: those naming one of the classes).
+        labelled: of those, how many were scored: a label that is one of the classes (a
+            regressor's: a finite target and prediction). Coverage is labelled / predictions.
         accuracy: share of labelled predictions that were right (None when nothing is labelled).
-        precision: for the positive class (binary) or the macro average (None when unlabelled).
+        precision: for the positive class (binary) or the macro average (None when undefined:
+            no labels, or a zero denominator).
         recall: as precision.
         f1: as precision.
         confusion: binary ``{"tp", "fp", "tn", "fn"}``; otherwise ``{"labels", "matrix"}`` with
@@ -52,6 +60,11 @@ class WindowMetrics:
         latency_p95_ms: the 95th percentile, likewise (numpy's default "linear" method).
         unknown_class: rows whose prediction or label is not one of the classes (left out);
             None when not known (the state store does not keep it).
+        roc_auc, log_loss: a classifier's, when its probabilities are tracked (else None).
+        mae, rmse, mape, r2, bias: a regressor's (``monitoring.domain.metrics`` says each one's
+            direction and bound).
+        bounds: confidence bounds of some metrics, ``{bound_key(metric, confidence): {"low",
+            "high", "method"}}``: those a policy or the report needs (``bound``).
     """
 
     deployment_crn: str
@@ -68,6 +81,14 @@ class WindowMetrics:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     unknown_class: int | None = None
+    roc_auc: float | None = None
+    log_loss: float | None = None
+    mae: float | None = None
+    rmse: float | None = None
+    mape: float | None = None
+    r2: float | None = None
+    bias: float | None = None
+    bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_obj(cls, obj: Any) -> WindowMetrics:
@@ -87,6 +108,7 @@ class WindowMetrics:
             for f, stats in dict(get("drift") or {}).items()
         }
         unknown = get("unknown_class")
+        bounds = {str(k): dict(v) for k, v in dict(get("bounds") or {}).items() if isinstance(v, Mapping)}
         return cls(
             deployment_crn=str(get("deployment_crn")),
             start_ms=int(get("start_ms")),
@@ -98,11 +120,30 @@ class WindowMetrics:
             drift=drift,
             **{k: number_or_none(get(k)) for k in LATENCY},
             unknown_class=None if unknown is None else int(unknown),
+            bounds=bounds,
         )
 
     def scores(self) -> dict[str, float]:
         """The metrics that are defined on this window (``METRICS`` order)."""
         return {m: v for m in METRICS if (v := getattr(self, m)) is not None}
+
+    def value(self, metric: str) -> float | None:
+        """One metric's value (None when undefined or not a metric).
+
+        Raises:
+            DataError: ``metric`` is not a metric name.
+        """
+        if metric not in METRICS:
+            raise DataError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+        return getattr(self, metric)
+
+    def bound(self, metric: str, confidence: float) -> tuple[float, float] | None:
+        """The ``(low, high)`` bounds of a metric at a confidence, when they were computed."""
+        item = self.bounds.get(bound_key(metric, confidence))
+        if item is None:
+            return None
+        low, high = number_or_none(item.get("low")), number_or_none(item.get("high"))
+        return None if low is None or high is None else (low, high)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe dict of every field."""

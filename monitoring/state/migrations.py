@@ -71,12 +71,22 @@ def _identity_leases_ledger(db: Database) -> None:
     )
 
 
-def _replay_and_any_label(db: Database) -> None:
-    """Issue 10: a data set replay's progress; pending labels hold any JSON value ("Yes", 350000.0).
+#: Metrics of schema version 3's window columns (``metric_<name>``), beyond version 1's accuracy,
+#: precision, recall and F1: a classifier's from its probabilities, and a regressor's (issue 10).
+TASK_METRIC_COLUMNS = ("roc_auc", "log_loss", "mae", "rmse", "mape", "r2", "bias")
 
-    Labels were integers (the baseline's ``label INTEGER``). They are stored as JSON text; SQLite's
-    INTEGER affinity keeps text as text (and ``1`` as 1), so only PostgreSQL's column is widened (in
-    place, values kept).
+
+def _task_metrics(db: Database) -> None:
+    for metric in TASK_METRIC_COLUMNS:
+        add_column(db, "windows", f"metric_{metric}", "DOUBLE PRECISION")
+    add_column(db, "windows", "bounds", "TEXT NOT NULL DEFAULT '{}'")
+
+
+def _replay_and_any_label(db: Database) -> None:
+    """Data set replays (issue 10): a watermark per model; ground truth of any type (labels were integers).
+
+    Labels are stored as JSON text (``"Yes"``, ``350000.0``, ``1``): PostgreSQL's integer column is
+    altered to text; SQLite cannot alter a column's type, so its table is copied into a new one.
     """
     db.script(
         """
@@ -84,14 +94,27 @@ def _replay_and_any_label(db: Database) -> None:
             position BIGINT NOT NULL, total BIGINT NOT NULL, digest TEXT NOT NULL, updated_ms BIGINT)
         """
     )
-    if db.dialect != "postgresql":
+    if db.dialect == "postgresql":
+        row = db.query_one(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'pending_labels' AND column_name = 'label'"
+        )
+        if row is not None and row[0] != "text":
+            db.execute("ALTER TABLE pending_labels ALTER COLUMN label TYPE TEXT USING label::text")
         return
-    row = db.query_one(
-        "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = 'pending_labels' AND column_name = 'label'"
-    )
-    if row is not None and row[0] != "text":
-        db.execute("ALTER TABLE pending_labels ALTER COLUMN label TYPE TEXT USING label::text")
+    types = {str(r[1]): str(r[2]).upper() for r in db.query("SELECT * FROM pragma_table_info('pending_labels')")}
+    if types.get("label", "TEXT") != "TEXT":
+        db.script(
+            """
+            CREATE TABLE pending_labels_text (uuid TEXT PRIMARY KEY, deployment_crn TEXT NOT NULL,
+                label TEXT NOT NULL, due_ms BIGINT NOT NULL, posted_ms BIGINT);
+            INSERT INTO pending_labels_text SELECT uuid, deployment_crn, CAST(label AS TEXT), due_ms, posted_ms
+                FROM pending_labels;
+            DROP TABLE pending_labels;
+            ALTER TABLE pending_labels_text RENAME TO pending_labels;
+            CREATE INDEX IF NOT EXISTS pending_labels_due ON pending_labels (posted_ms, due_ms)
+            """
+        )
 
 
 def _ground_truth_ledger(db: Database) -> None:
@@ -118,8 +141,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "store identity and settings, window-results leases, the aggregates ledger, decisions by sequence",
         _identity_leases_ledger,
     ),
-    Migration(3, "data set replay progress; pending labels of any JSON value", _replay_and_any_label),
-    Migration(4, "the ground-truth ledger, its watermark and the files it read", _ground_truth_ledger),
+    Migration(3, "window columns for every task's metrics and their confidence bounds", _task_metrics),
+    Migration(4, "data set replay watermarks; pending labels of any JSON type", _replay_and_any_label),
+    Migration(5, "the ground-truth ledger, its watermark and the files it read", _ground_truth_ledger),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 

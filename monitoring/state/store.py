@@ -13,10 +13,10 @@ from typing import Any
 from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from monitoring.core.errors import DataError
 from monitoring.domain.decisions import Decision
-from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, number_or_none
+from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
 from monitoring.state.leases import Leases
-from monitoring.state.migrations import LATEST, migrate
+from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
 
 #: The schema version this release writes (``migrations.LATEST``).
 SCHEMA_VERSION = LATEST
@@ -45,9 +45,12 @@ CREATE TABLE IF NOT EXISTS decisions (seq {pk}, id TEXT NOT NULL UNIQUE, created
     consumed_by TEXT, consumed_ms BIGINT, outcome TEXT, outcome_detail TEXT, finished_ms BIGINT);
 CREATE INDEX IF NOT EXISTS decisions_model ON decisions (model, created_ms)
 """
+_FIRST_METRICS = ("accuracy", "precision", "recall", "f1")  # schema version 1's metric columns
+#: Window columns of later schema versions, in order: every task's metrics and their bounds (version 3).
+ADDED_WINDOW_COLUMNS = (*(f"metric_{m}" for m in TASK_METRIC_COLUMNS), "bounds")
 _WINDOW_COLS = (
     "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
-    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms"
+    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms, " + ", ".join(ADDED_WINDOW_COLUMNS)
 )
 _WINDOW_PARAMS = ", ".join("?" * len(_WINDOW_COLS.split(", ")))
 _DEPLOY_COLS = "model, deployment_crn, model_crn, build_id, version, deployed_ms, reason"
@@ -78,6 +81,8 @@ class ReplayProgress:
     digest: str
 
 
+# Labels were integers; they are any JSON value now ("Yes", 350000.0), stored as JSON text
+# (schema version 4 makes the column text).
 def _label_text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(f"label {value!r} is not a string or a number")
@@ -88,7 +93,7 @@ def _label_text(value: Any) -> str:
 
 
 def _label_value(stored: Any) -> Any:
-    """A stored label: JSON text, or a number an earlier (integer) column held."""
+    """A stored label: JSON text (a bare number where the column was still an integer one)."""
     return json.loads(stored) if isinstance(stored, str) else stored
 
 
@@ -292,9 +297,11 @@ class StateStore:
         for obj in rows:
             w = WindowMetrics.from_obj(obj)
             try:
-                blobs = (_dumps(w.confusion), _dumps(w.drift))
+                blobs = (_dumps(w.confusion), _dumps(w.drift), _dumps(w.bounds))
             except (TypeError, ValueError) as exc:
-                raise DataError(f"window {w.deployment_crn}@{w.start_ms}: confusion/drift not JSON: {exc}") from exc
+                raise DataError(
+                    f"window {w.deployment_crn}@{w.start_ms}: confusion/drift/bounds not JSON: {exc}"
+                ) from exc
             data.append(
                 (
                     w.deployment_crn,
@@ -302,9 +309,11 @@ class StateStore:
                     w.end_ms,
                     w.predictions,
                     w.labelled,
-                    *(getattr(w, m) for m in METRICS),
-                    *blobs,
+                    *(getattr(w, m) for m in _FIRST_METRICS),
+                    *blobs[:2],
                     *(number_or_none(getattr(w, k)) for k in LATENCY),
+                    *(getattr(w, m) for m in TASK_METRIC_COLUMNS),
+                    blobs[2],
                 )
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
@@ -338,6 +347,7 @@ class StateStore:
         where, params = [c for c, _ in filters], [v for _, v in filters]
         sql = f"SELECT {_WINDOW_COLS} FROM windows" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY start_ms, deployment_crn"
+        extra = TASK_METRIC_COLUMNS
         return [
             WindowMetrics(
                 r[0],
@@ -350,6 +360,8 @@ class StateStore:
                 drift=json.loads(r[10]),
                 latency_p50_ms=r[11],
                 latency_p95_ms=r[12],
+                bounds=json.loads(r[13 + len(extra)]),
+                **dict(zip(extra, r[13 : 13 + len(extra)])),
             )
             for r in self.db.query(sql, params)
         ]

@@ -18,6 +18,7 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import BusyError, DataError
 from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.thresholds import bound_requests, fmt_value, headline_metric
 from monitoring.domain.training import load_artifact
 from monitoring.domain.window_metrics import WindowMetrics, window_start
 from monitoring.domain.windows import compute_windows
@@ -70,6 +71,7 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
     window = to_ms(cfg.windows.length)
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
     reference = reference_for(ctx, span.deployment)
+    bounds = bound_requests(cfg.thresholds.policies, cfg.model.task)
     results: list[WindowMetrics] = []
     for lo, hi, columns in ctx.read_columns(span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk):
         ignored = {k: v for k, v in columns.counts.items() if k not in ("records", "aggregates") and v}
@@ -77,7 +79,7 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
             log.warning(
                 "records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored)
             )
-        for result in compute_windows(columns, window, cfg.model.classes, reference=reference):
+        for result in compute_windows(columns, window, reference, bounds=bounds, seed=cfg.scenario.seed):
             if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
                 results.append(result)
         log.debug("chunk read %s", KV(start=lo, end=hi, records=columns.counts["records"]))
@@ -229,16 +231,22 @@ def compute_accuracy(ctx: Context) -> Outcome:
             "ok", f"{note}computed {computed} windows; the live deployment has no labelled window yet", action, fields
         )
     last = labelled[-1]
+    metric = headline_metric(ctx.cfg.thresholds.policies, ctx.cfg.model.task)
+    value = last.value(metric)
     fields.update(
-        window_start=last.start_ms,
-        accuracy=round(last.accuracy, 4) if last.accuracy is not None else None,
-        labelled=last.labelled,
-        predictions=last.predictions,
+        {
+            "window_start": last.start_ms,
+            "metric": metric,
+            metric: round(value, 4) if value is not None else None,
+            "labelled": last.labelled,
+            "predictions": last.predictions,
+        }
     )
+    shown = f"{metric} {fmt_value(value)}" if value is not None else f"{metric} undefined"
     return Outcome(
         "ok",
         f"{note}computed {computed} windows; latest labelled window of the live deployment: "
-        f"accuracy {last.accuracy:.3f} over {last.labelled}/{last.predictions} labelled",
+        f"{shown} over {last.labelled}/{last.predictions} labelled",
         action,
         fields,
     )

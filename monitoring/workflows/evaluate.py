@@ -10,7 +10,7 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.decisions import Action, Decision, decide
-from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.thresholds import PolicyResult, headline_metric
 from monitoring.domain.training import load_artifact
 from monitoring.workflows.alerts import announce_decision
 from monitoring.workflows.context import Context, Outcome
@@ -26,7 +26,7 @@ NEXT_STEPS = {
     Action.INSUFFICIENT_DATA: "none; wait for labels (check the ground-truth feed if this persists)",
     Action.WARN: "review feature drift in `cml-monitor report`; no redeploy was triggered",
     Action.REDEPLOY: "none; the redeploy job retrains and redeploys (watch its VERDICT)",
-    Action.SUPPRESSED: "investigate: accuracy is below policy but a redeploy is blocked (cooldown or daily cap)",
+    Action.SUPPRESSED: "investigate: the model is below policy but a redeploy is blocked (cooldown or daily cap)",
 }
 
 
@@ -48,15 +48,17 @@ def trigger_redeploy_job(ctx: Context, decision: Decision) -> str:
 
 
 def decisive_result(decision: Decision) -> PolicyResult | None:
-    """The policy result a person should see first: a failing one that acts, else the first metric policy."""
-    metric = [r for r in decision.results if r.value is not None and r.threshold is not None]
-    failing = [r for r in metric if r.status == "fail" and r.action != "warn"]
-    performance = [r for r in metric if r.kind != "drift"]
-    return (failing or performance or metric or [None])[0]
+    """The policy result a person should see first: a failing one that acts, else the first on the
+    headline metric (the first policy's), else the first metric policy."""
+    measured = [r for r in decision.results if r.value is not None and r.threshold is not None]
+    failing = [r for r in measured if r.status == "fail" and r.action != "warn"]
+    headline = [r for r in measured if r.metric == decision.metric]
+    performance = [r for r in measured if r.kind not in ("drift", "min_labelled")]
+    return (failing or headline or performance or measured or [None])[0]
 
 
 def verdict_fields(decision: Decision, version: str | None) -> dict:
-    """What on-call reads: deployment, window, the decisive policy's value, bound and threshold."""
+    """What on-call reads: deployment, window, the headline metric, the decisive policy's value, bound and threshold."""
     window = (
         f"{iso_ms(decision.window_start_ms)}..{iso_ms(decision.window_end_ms)}"
         if decision.window_start_ms is not None
@@ -71,6 +73,7 @@ def verdict_fields(decision: Decision, version: str | None) -> dict:
         labelled=decision.values.get("labelled"),
         decision=decision.id,
         decision_action=decision.action.value,
+        metric=decision.metric,
     )
     if result is not None:
         fields.update(
@@ -103,6 +106,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         model=model.name,
         deployment_crn=live.crn,
         baseline=baseline_for(ctx, model.name, current.version) if current else None,
+        metric=headline_metric(thresholds.policies, ctx.cfg.model.task),
     )
     decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:
@@ -118,7 +122,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
             ),
         )
     fields = verdict_fields(decision, current.version if current else None)
-    fields.update({k: _round(v) for k, v in decision.values.items() if k in ("accuracy", "predictions")})
+    fields.update({k: _round(v) for k, v in decision.values.items() if k in (decision.metric, "predictions")})
     if decision.action is Action.REDEPLOY and ctx.cfg.jobs.trigger == "api":
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
     fields.update(announce_decision(ctx, decision, fields, NEXT_STEPS[decision.action]))

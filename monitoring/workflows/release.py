@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
@@ -10,6 +11,8 @@ from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.core.errors import MonitoringError, RedeployError
 from monitoring.core.ground_truth_config import TRACK_KEYS_ENV
 from monitoring.core.logs import KV
+from monitoring.core.model_spec import ModelConfig
+from monitoring.domain.record_values import Reading, class_indexes_of_values
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,24 @@ def smoke_test(ctx: Context, model: ModelRef, request: dict[str, Any]) -> None:
         prediction, uuid = endpoint.predict(request)
     finally:
         endpoint.close()
-    if prediction not in ctx.cfg.model.classes:
-        raise RedeployError(f"smoke call returned prediction {prediction!r}, expected one of {ctx.cfg.model.classes}")
+    problem = prediction_problem(prediction, ctx.cfg.model)
+    if problem:
+        raise RedeployError(f"smoke call returned prediction {prediction!r}: {problem}")
     log.info("smoke call answered %s", KV(prediction=prediction, uuid=uuid))
+
+
+def prediction_problem(prediction: Any, spec: ModelConfig) -> str | None:
+    """Why a served prediction does not fit the model spec (None when it does): a classifier must
+    answer one of ``spec.classes`` (``1`` and ``"1"`` alike), a regressor a finite number."""
+    if spec.is_classifier:
+        reading = Reading.of(spec)
+        index, not_class, unreadable = class_indexes_of_values([prediction], reading)
+        if math.isnan(index[0]) or bool(not_class[0]) or bool(unreadable[0]):
+            return f"expected one of {spec.classes}"
+        return None
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float)) or not math.isfinite(prediction):
+        return "expected a finite number (a regression model)"
+    return None
 
 
 def release(

@@ -123,13 +123,13 @@ def test_format_decisions_table_and_json():
     d = run([window(0, 0.6)])
     d.id, d.outcome = "d-20251125080000-abcdef", "deployed"
     table = format_decisions([d]).splitlines()
-    assert table[0].split() == ["ID", "CREATED", "MODEL", "ACTION", "ACCURACY", "LABELLED", "OUTCOME", "REASON"]
+    assert table[0].split() == ["ID", "CREATED", "MODEL", "ACTION", "METRIC", "LABELLED", "OUTCOME", "REASON"]
     assert table[1].split()[:7] == [
         "d-20251125080000-abcdef",
         "2025-11-25T08:00:00Z",
         "telco",
         "redeploy",
-        "0.600",
+        "accuracy=0.6",
         "200",
         "deployed",
     ]

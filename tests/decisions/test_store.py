@@ -19,8 +19,17 @@ from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
-from monitoring.domain.windows import compute_windows
-from monitoring.state.store import SCHEMA_VERSION, DeploymentRow, StateStore
+from monitoring.domain.window_metrics import METRICS, WindowMetrics
+from monitoring.domain.windows import BoundRequest, compute_windows, wilson_interval
+from monitoring.state.migrations import TASK_METRIC_COLUMNS
+from monitoring.state.store import (
+    _FIRST_METRICS,
+    _SCHEMA,
+    ADDED_WINDOW_COLUMNS,
+    SCHEMA_VERSION,
+    DeploymentRow,
+    StateStore,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ["x'; DROP TABLE decisions; --", "quote \" and ' both", "Robert'); DROP TABLE windows;--", "ünï ☃ \\ %s ?"]
@@ -110,7 +119,7 @@ def test_windows_upsert_overwrites_and_filters(store):
     assert [w.start_ms for w in store.windows(CRN, since_ms=T0 + 1)] == [T0 + HOUR]
     assert [w.deployment_crn for w in store.windows(model="telco")] == [CRN, CRN]
     assert [w.deployment_crn for w in store.windows()] == ["b", CRN, CRN]
-    with pytest.raises(DataError, match="confusion/drift not JSON"):
+    with pytest.raises(DataError, match="confusion/drift/bounds not JSON"):
         store.upsert_windows([replace(window(2), confusion={"x": object()})])
 
 
@@ -142,13 +151,75 @@ def test_computed_windows_keep_their_latency_in_the_store(store):
         feature_names=("f",),
         latency_ms=np.array([100.0, 300.0, 200.0, np.nan]),
     )
-    results = compute_windows(cols, HOUR, classes=[0, 1])
+    results = compute_windows(cols, HOUR, bounds=[BoundRequest("accuracy")])
     assert store.upsert_windows(results) == 2
     first, second = store.windows(CRN)
     assert (first.latency_p50_ms, first.latency_p95_ms) == (200.0, 290.0)  # linear: 200 + 0.9 * 100
     assert (second.latency_p50_ms, second.latency_p95_ms) == (None, None)
     assert results[0].unknown_class == 0 and first.unknown_class is None  # not kept by the store
     assert first == replace(results[0], unknown_class=None)
+    assert first.bound("accuracy", 0.95) == pytest.approx(wilson_interval(2, 2, 0.95))
+
+
+def test_every_tasks_metrics_and_bounds_round_trip(store):
+    bounds = {"mae@0.9": {"low": 41_000.5, "high": 52_250.0, "method": "t"}}
+    regression = WindowMetrics(
+        CRN, T0, T0 + HOUR, 300, 120, mae=46_000.25, rmse=61_000.0, mape=0.18, r2=0.71, bias=-1_200.5, bounds=bounds
+    )
+    auc = replace(window(1), roc_auc=0.87, log_loss=0.41)
+    store.upsert_windows([regression, auc])
+    got = store.windows(CRN)
+    assert got == [regression, auc]
+    assert got[0].accuracy is None and got[0].bound("mae", 0.9) == (41_000.5, 52_250.0)
+    assert got[0].scores() == {"mae": 46_000.25, "rmse": 61_000.0, "mape": 0.18, "r2": 0.71, "bias": -1_200.5}
+
+
+def _version_2_store(url: str, monkeypatch, interim_columns: bool = False) -> None:
+    """A store as the release before the task metrics wrote it (schema version 2), with one window;
+    ``interim_columns``: with the columns the interim ``ALTER TABLE`` of the branch added already."""
+    from monitoring.core.db import Database
+    from monitoring.state import migrations
+
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        patch.setattr(migrations, "LATEST", 2)
+        db = Database(url)
+        migrations.migrate(db, _SCHEMA.format(pk=db.autoincrement_pk))
+    if interim_columns:
+        migrations.add_column(db, "windows", "metric_mae", "DOUBLE PRECISION")
+    db.execute(
+        "INSERT INTO windows (deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, "
+        "metric_precision, metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms) "
+        "VALUES (?, ?, ?, 250, 200, 0.9, 0.85, 0.88, 0.86, ?, ?, 110.0, 480.0)",
+        (CRN, T0, T0 + HOUR, '{"tp": 10, "fp": 2, "tn": 30, "fn": 3}', '{"f": {"psi": 0.1, "ks": 0.2}}'),
+    )
+    if interim_columns:
+        db.execute("UPDATE windows SET metric_mae = 12.5")
+    db.close()
+
+
+@pytest.mark.parametrize("interim", [False, True], ids=["version-2", "interim-columns"])
+def test_a_store_made_before_the_task_metric_columns_is_migrated_in_place(store_url, monkeypatch, interim):
+    from monitoring.state.migrations import LATEST, table_columns
+
+    _version_2_store(store_url, monkeypatch, interim)
+    for _ in range(2):  # the second open finds the latest version and changes nothing
+        with StateStore(store_url) as migrated:
+            assert migrated.schema_version() == LATEST
+            [old] = migrated.windows(CRN)
+            assert (old.accuracy, old.f1, old.latency_p95_ms, old.bounds) == (0.9, 0.86, 480.0, {})
+            assert old.mae == (12.5 if interim else None) and old.drift == {"f": {"psi": 0.1, "ks": 0.2}}
+    with StateStore(store_url) as migrated:
+        assert set(ADDED_WINDOW_COLUMNS) <= set(table_columns(migrated.db, "windows"))
+        migrated.upsert_windows([replace(old, roc_auc=0.8, bounds={"accuracy@0.95": {"low": 0.8, "high": 0.95}})])
+        [again] = migrated.windows(CRN)
+        assert again.roc_auc == 0.8 and again.bound("accuracy", 0.95) == (0.8, 0.95) and again.accuracy == 0.9
+
+
+def test_the_store_has_a_column_for_every_metric():
+    """A metric added to the registry needs its column: a new migration, or windows would lose it."""
+    assert (*_FIRST_METRICS, *TASK_METRIC_COLUMNS) == METRICS
+    assert (*(f"metric_{m}" for m in TASK_METRIC_COLUMNS), "bounds") == ADDED_WINDOW_COLUMNS
 
 
 # -- decisions --------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_an_integer_label_column_of_an_earlier_store_is_widened_in_place(pg_url)
         assert store.due_labels(10, 10) == [("old", 1), ("new", "Yes")]
 
 
-def test_an_integer_label_column_of_an_earlier_sqlite_store_takes_text(tmp_path):
+def test_an_integer_label_column_of_an_earlier_sqlite_store_becomes_text(tmp_path):
     url = f"sqlite:///{tmp_path / 'state.db'}"
     db = Database(url)
     db.script(
@@ -72,3 +72,5 @@ def test_an_integer_label_column_of_an_earlier_sqlite_store_takes_text(tmp_path)
     with StateStore(url) as store:
         store.add_pending_labels([("a", CRN, "No", 6), ("b", CRN, 2.5, 7), ("c", CRN, 3, 8)])
         assert store.due_labels(10, 10) == [("old", 0), ("a", "No"), ("b", 2.5), ("c", 3)]
+        types = {r[1]: r[2] for r in store.db.query("SELECT * FROM pragma_table_info('pending_labels')")}
+        assert types["label"] == "TEXT"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 
@@ -44,12 +45,14 @@ def test_analyze_writes_csv_with_iso_windows_and_a_png(tmp_path):
     summary = analyze_dump(dump(tmp_path, records()), HOUR, tmp_path / "out")
     with open(tmp_path / "out" / "windows.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == list(CSV_COLUMNS)
-    assert rows[1:] == [
-        [DEPLOYMENT, "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", "4", "4", "0.75", "0.5", "1.0", str(2 / 3)],
-        [DEPLOYMENT, "2026-11-23T11:00:00Z", "2026-11-23T12:00:00Z", "2", "1", "0.0", "0.0", "0.0", "0.0"],
-        [DEPLOYMENT, "2026-11-23T13:00:00Z", "2026-11-23T14:00:00Z", "1", "0", "", "", "", ""],
-    ]
+    assert rows[0] == [*CSV_COLUMNS, "roc_auc", "log_loss"]  # support's records track a probability (0.4)
+    loss = (math.log(1 / 0.4) + 3 * math.log(1 / 0.6)) / 4  # one positive label, three negatives
+    first = [DEPLOYMENT, "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", "4", "4", "0.75", "0.5", "1.0", str(2 / 3)]
+    assert rows[1][:9] == first and rows[1][9] == "0.5" and float(rows[1][10]) == pytest.approx(loss)
+    # 11:00: one wrong positive prediction, no positive label: recall and ROC AUC are undefined, not 0
+    second = [DEPLOYMENT, "2026-11-23T11:00:00Z", "2026-11-23T12:00:00Z", "2", "1", "0.0", "0.0", "", "0.0", ""]
+    assert rows[2][:10] == second and float(rows[2][10]) == pytest.approx(math.log(1 / 0.6))
+    assert rows[3] == [DEPLOYMENT, "2026-11-23T13:00:00Z", "2026-11-23T14:00:00Z", "1", "0", "", "", "", "", "", ""]
     png = (tmp_path / "out" / "accuracy.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert (summary.records, summary.predictions, summary.labelled, summary.windows) == (11, 7, 5, 3)

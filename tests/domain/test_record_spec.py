@@ -191,12 +191,16 @@ def test_decode_dump_fast_path_with_text_classes_and_categories(monkeypatch):
 
 
 def test_inferred_feature_names_with_categorical_kinds_and_discovered_text_classes():
-    recs = churn_records()
+    recs = [r for r in churn_records() if r["predictionUuid"] != "c"]  # c's label is a number
     body = json.dumps({"metrics": recs}).encode()
     reading = Reading((), ("contract",), "classification", None)
     got = decode_dump(body, reading, infer_features=True, discover_classes=True)
     assert got.feature_names == ("senior", "tenure") and list(got.categories) == ["contract"]
-    assert got.classes == ("1", "No", "Perhaps", "Yes", "maybe", "yes")  # no mapping: every text is a class
+    assert got.classes == ("No", "Perhaps", "Yes", "maybe", "yes")  # no mapping: every text is a class
+    assert decode_dump(json.dumps({"metrics": churn_records()}).encode(), reading, discover_classes=True).classes == (
+        0,
+        1,
+    )  # a number among them: the classes are numbers, and the texts bad labels
     assert discover_classes(np.array([0.0, 2.0, NAN]), [1, None]) == [0, 1, 2]
     assert discover_classes(np.array([1.0, NAN])) == [0, 1]
 

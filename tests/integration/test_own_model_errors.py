@@ -99,5 +99,7 @@ def test_a_regression_metric_on_a_classifier_is_a_config_error_naming_the_key(tm
     data = merge(yaml.safe_load((REPO / "examples/churn/pipeline.yaml").read_text()), {"retraining": {"metric": "mae"}})
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    with pytest.raises(ConfigError, match=r"retraining.metric: 'mae' is a regression metric but model.task is"):
+    with pytest.raises(
+        ConfigError, match=r"retraining.metric: 'mae' is a regression metric, but model.task is classification"
+    ):
         load_config(path)

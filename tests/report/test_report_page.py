@@ -8,12 +8,13 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
+import yaml
 
 from monitoring.app import plots
 from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
-from monitoring.core.config import WilsonPolicy
+from monitoring.core.config import WilsonPolicy, parse_config
 from monitoring.domain.records import records_to_columns
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.window_metrics import WindowMetrics, bound_key
 from monitoring.domain.windows import compute_windows, wilson_interval
 from monitoring.state.store import StateStore
 from tests.domain.support import DEPLOYMENT, prediction
@@ -21,6 +22,7 @@ from tests.domain.support import T0 as DOMAIN_T0
 from tests.report.report_support import (
     ACCURACY,
     CRN_V1,
+    CRN_V2,
     DEPLOYMENTS,
     FEATURES,
     HOSTILE,
@@ -28,6 +30,7 @@ from tests.report.report_support import (
     NOW,
     PNG_MAGIC,
     REDEPLOY_ID,
+    ROOT,
     T0,
     config,
     crn_at,
@@ -108,8 +111,19 @@ def _by_version() -> dict[str, list[WindowMetrics]]:
 def test_accuracy_chart_draws_thresholds_wilson_bands_and_redeploy_markers():
     lines = [plots.Line(0.8, "absolute min 0.8", "--"), plots.Line(0.75, "Wilson min 0.75", ":")]
     markers = [plots.Marker(T0 + 6 * HOUR, "v2 (redeploy)"), plots.Marker(T0 + 10 * HOUR, "v1 (rollback)")]
-    fig = plots.accuracy_chart(
-        _by_version(), {"v1": "#1f77b4", "v2": "#ff7f0e"}, 0.9, lines, markers, (T0, T0 + 13 * HOUR)
+
+    def wilson(w):
+        return wilson_interval(round(w.accuracy * w.labelled), w.labelled, 0.9)
+
+    fig = plots.metric_chart(
+        _by_version(),
+        {"v1": "#1f77b4", "v2": "#ff7f0e"},
+        "accuracy",
+        wilson,
+        "90% Wilson interval",
+        lines,
+        markers,
+        (T0, T0 + 13 * HOUR),
     )
     ax = fig.axes[0]
     horizontal = sorted(ln.get_ydata()[0] for ln in ax.lines if list(ln.get_xdata()) == [0, 1])
@@ -187,7 +201,7 @@ def test_latency_from_records_reaches_the_report(store, tmp_path):
     records = [prediction(f"u{i}", DOMAIN_T0 + i * 60_000, i % 2, label=i % 2) for i in range(120)]
     for i, rec in enumerate(records):
         rec["endTimeStampMs"] = rec["startTimeStampMs"] + 50 + (i % 40)
-    results = compute_windows(records_to_columns(records, FEATURES), HOUR, classes=[0, 1])
+    results = compute_windows(records_to_columns(records, FEATURES), HOUR)
     assert [(r.latency_p50_ms, r.latency_p95_ms) for r in results] == [(64.5, 86.05), (74.5, 88.0)]
     store.record_deployment("m", DEPLOYMENT, None, None, "v1", DOMAIN_T0, "bootstrap")
     store.upsert_windows(results)
@@ -209,3 +223,88 @@ def test_names_with_mathtext_are_drawn_literally(store, tmp_path):
     page = write_report(config("m"), store, tmp_path, now_ms=NOW).read_text(encoding="utf-8")
     assert len(embedded_pngs(page)) == 4
     assert r"<td>$\bogus$</td>" in page
+
+
+def _regression_config() -> object:
+    """A price regressor with a categorical feature, judged on its MAE: a ceiling and a t bound."""
+    data = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text(encoding="utf-8"))
+    data["model"].update(
+        name="prices", task="regression", features=["sqft", {"name": "zipcode", "kind": "categorical"}], label="price"
+    )
+    data["thresholds"]["policies"] = [
+        {"kind": "min_labelled", "min": 20},
+        {"kind": "absolute", "metric": "mae", "max": 60_000},
+        {"kind": "bound", "metric": "mae", "max": 55_000, "confidence": 0.9},
+        {"kind": "drift", "max_psi": 0.2},
+    ]
+    return parse_config(data, "regression config")
+
+
+#: MAE per window: v1 degrades, the redeployed v2 recovers.
+MAE = (40_000.0, 45_000.0, 70_000.0, 90_000.0, 38_000.0, 36_000.0)
+
+
+def _regression_window(i: int) -> WindowMetrics:
+    crn = CRN_V1 if i < 4 else CRN_V2
+    mae = MAE[i]
+    return WindowMetrics(
+        crn,
+        T0 + i * HOUR,
+        T0 + (i + 1) * HOUR,
+        100,
+        50 + 10 * i,
+        mae=mae,
+        rmse=1.3 * mae,
+        r2=0.8,
+        drift={"sqft": {"psi": 0.05 * i, "ks": 0.1}, "zipcode": {"psi": 0.02 * i, "js": 0.05}},
+        bounds={bound_key("mae", 0.9): {"low": 0.8 * mae, "high": 1.2 * mae, "method": "t"}},
+    )
+
+
+def test_a_regressors_report_is_about_its_error(store, tmp_path):
+    store.record_deployment("prices", CRN_V1, None, None, "v1", T0, "bootstrap")
+    store.record_deployment("prices", CRN_V2, None, None, "v2", T0 + 4 * HOUR, REDEPLOY_ID)
+    store.upsert_windows(_regression_window(i) for i in range(len(MAE)))
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "accuracy.png").write_bytes(PNG_MAGIC)  # left by an earlier classifier's report
+    page = write_report(_regression_config(), store, out, now_ms=T0 + 7 * HOUR).read_text(encoding="utf-8")
+    assert (out / "mae.png").read_bytes().startswith(PNG_MAGIC) and not (out / "accuracy.png").exists()
+    assert "<h2>MAE per window</h2><img" in page and "the 90% t interval" in page
+    cards = dict(re.findall(r'<div class="card"><b>([^<]+)</b><span>(.*?)</span></div>', page))
+    assert cards["Latest MAE"].startswith("36,000<br>")
+    assert "100 labelled" in cards["Latest MAE"]
+    deployments = page.split("<h2>Deployments</h2>")[1].split("</section>")[0]
+    assert "<th>MAE while serving</th>" in deployments
+    # v1: (40k*50 + 45k*60 + 70k*70 + 90k*80) / 260; v2: (38k*90 + 36k*100) / 190
+    v1 = (40_000 * 50 + 45_000 * 60 + 70_000 * 70 + 90_000 * 80) / 260
+    assert f"{v1:,.1f} over 4 windows (last 90,000)" in deployments
+    assert "36,947.4 over 2 windows (last 36,000)" in deployments
+    assert "<h2>Feature drift (PSI)</h2><img" in page and tag_problems(page) == []
+    columns = [("v1", _regression_window(i)) for i in range(len(MAE))]
+    ticks = plots.drift_chart(columns, ["sqft", "zipcode"], 0.2, {"zipcode"}).axes[0].get_yticklabels()
+    assert [t.get_text() for t in ticks] == ["sqft", "zipcode (categorical)"]
+
+
+def test_the_metric_chart_of_an_error_draws_its_ceilings_and_bands_on_its_own_scale():
+    cfg = _regression_config()
+    windows = {"v1": [_regression_window(i) for i in range(4)], "v2": [_regression_window(i) for i in (4, 5)]}
+    lines = [plots.Line(60_000, "absolute max 60,000", "--"), plots.Line(55_000, "bound (90%) max 55,000", ":")]
+    fig = plots.metric_chart(
+        windows,
+        {"v1": "#1f77b4", "v2": "#ff7f0e"},
+        "mae",
+        lambda w: w.bound("mae", 0.9),
+        "90% t interval",
+        lines,
+        [],
+        (T0, T0 + 6 * HOUR),
+    )
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "MAE" and cfg.model.task == "regression"
+    horizontal = sorted(ln.get_ydata()[0] for ln in ax.lines if list(ln.get_xdata()) == [0, 1])
+    assert horizontal == [55_000, 60_000]
+    low, high = ax.get_ylim()
+    assert low < 0.8 * 36_000 and high > 1.2 * 90_000  # the bands fit, not a 0-1 scale
+    plotted = sorted(y for ln in ax.lines if len(ln.get_xdata()) > 2 or ln.get_marker() == "o" for y in ln.get_ydata())
+    assert plotted == sorted(MAE)

@@ -17,7 +17,7 @@ def test_rows_are_found_again_by_their_features(tmp_path):
     start = cycle * cycle_ms + 5_000
     epoch = start - 10 * cycle_ms  # drift (after 4h) is on: level 1
     frame = TelcoScenario.from_config(cfg).generate(cfg.scenario.rows_per_cycle, ctx.rng(cycle, 1), drift_level=1.0)
-    feats = [tuple(float(v) for v in row) for row in frame[cfg.model.feature_names].to_numpy(dtype=float)]
+    feats = [tuple(float(v) for v in row) for row in frame[list(cfg.model.feature_names)].to_numpy(dtype=float)]
     labels = [int(v) for v in frame[cfg.model.label.name]]
 
     def rec(uuid, row, at, labelled=False, features=None):

@@ -72,7 +72,10 @@ def test_a_production_graph_with_ground_truth_at_the_head_is_valid_and_loads():
     assert SIMULATE_TRAFFIC_SCRIPT not in {j.script for j in cfg.jobs.graph}
     data = config_with([s.model_dump(exclude_none=True) for s in production()])
     del data["ground_truth"]
-    with pytest.raises(ConfigError, match="jobs.graph runs jobs/ground_truth.py but the config has no ground_truth"):
+    with pytest.raises(
+        ConfigError,
+        match="ground_truth: jobs.graph runs jobs/ground_truth.py but the config has no ground_truth section",
+    ):
         parse_config(data)
 
 

@@ -69,3 +69,53 @@ def test_warn_only_failures_are_not_shown_as_the_decisive_policy():
         PolicyResult("absolute accuracy >= 0.8", "pass", 0.9, None, 0.8, "ok", kind="absolute"),
     ]
     assert verdict_fields(_decision(results), "v1")["policy"] == "absolute accuracy >= 0.8"
+
+
+def test_a_healthy_regression_verdict_shows_its_headline_metric_policy():
+    results = [
+        PolicyResult("min_labelled >= 50", "pass", 120, None, 50, "ok", kind="min_labelled"),
+        PolicyResult("drift psi <= 0.25", "pass", 0.1, None, 0.25, "ok", kind="drift", action="warn"),
+        PolicyResult(
+            "bound mae lower bound (90%) <= 90,000",
+            "pass",
+            61_250.5,
+            55_000.25,
+            90_000,
+            "ok",
+            kind="bound",
+            metric="mae",
+        ),
+    ]
+    decision = _decision(results)
+    decision.metric, decision.values = "mae", {"mae": 61_250.5, "labelled": 120}
+    fields = verdict_fields(decision, "v3")
+    assert fields["metric"] == "mae" and fields["policy"] == "bound mae lower bound (90%) <= 90,000"
+    assert (fields["value"], fields["bound"], fields["threshold"]) == (61_250.5, 55_000.25, 90_000)
+
+
+def test_the_smoke_call_answer_must_fit_the_task():
+    from monitoring.core.model_spec import ModelConfig
+    from monitoring.workflows.release import prediction_problem
+
+    churn = ModelConfig.model_validate(
+        {"name": "c", "features": ["a"], "label": {"name": "y", "classes": ["No", "Yes"], "mapping": {"1": "Yes"}}}
+    )
+    assert [prediction_problem(p, churn) for p in ("Yes", "No", ["Yes"], 1)] == [None] * 4  # 1: mapped
+    assert prediction_problem("Maybe", churn) == "expected one of ['No', 'Yes']"
+    assert prediction_problem({"class": "Yes"}, churn) == "expected one of ['No', 'Yes']"
+    telco = ModelConfig.model_validate({"name": "t", "features": ["a"], "label": "y"})
+    assert [prediction_problem(p, telco) for p in (0, 1, "1", 1.0)] == [None] * 4
+    assert prediction_problem(2, telco) is not None and prediction_problem(None, telco) is not None
+    housing = ModelConfig.model_validate({"name": "h", "task": "regression", "features": ["a"], "label": "price"})
+    assert prediction_problem(412_000.5, housing) is None and prediction_problem(3, housing) is None
+    for bad in ("412000", float("nan"), float("inf"), True, None, [1.0]):
+        assert prediction_problem(bad, housing) == "expected a finite number (a regression model)", bad
+
+
+def test_the_demo_summary_shows_the_headline_metric_as_people_read_it():
+    from monitoring.app.demo import shown
+
+    assert shown("accuracy", 0.91234) == "0.912"  # the telco demo's column, unchanged
+    assert shown("r2", 0.5) == "0.5" and shown("f1", 1.0) == "1.000"  # r2 is unbounded below: 4 digits
+    assert shown("mae", 61_250.5) == "61,250.5" and shown("mape", 0.1834) == "0.1834"
+    assert shown("mae", None) == "-"

@@ -65,3 +65,23 @@ def test_churn_replays_the_other_customers_and_drifts_dsl_ones_after_its_date(ch
     assert 0.7 < plan.drifted / (after & dsl).sum() < 0.9  # share 0.8 of the matching rows, seeded
     would_change = after & dsl & (original == "No")
     assert 0.7 < changed.sum() / would_change.sum() < 0.9
+
+
+def test_housing_is_the_amp_scenario_trained_to_october_and_replayed_november_to_april():
+    cfg = load_config(REPO / "examples" / "housing" / "pipeline.yaml")
+    spec = cfg.model
+    assert spec.task == "regression" and spec.classes == [] and "zipcode" in spec.categorical_features
+    frame = load_dataset(cfg.data.training, spec, REPO, "data.training")
+    raw = pd.read_csv(REPO / "examples" / "housing" / "data" / "kc_house_data.csv.gz", dtype=str)
+    sold = pd.to_datetime(raw["date"], format="%Y%m%dT%H%M%S", utc=True)
+    assert len(raw) == 21_613 and len(frame) == int((sold < "2014-11-01").sum())
+    assert frame["price"].dtype == np.float64 and frame["zipcode"].map(type).eq(str).all()
+    replay = cfg.data.replay
+    table, _ = select_rows(read_table(replay.source, REPO, "data.replay.source"), replay.source)
+    plan = build_plan(table, replay, spec)
+    assert len(plan) == int(((sold >= "2014-11-01") & (sold < "2015-05-01")).sum())
+    lead_days = (plan.label_ms - plan.event_ms) / 86_400_000
+    assert lead_days.min() >= 0 and lead_days.max() <= 59 and lead_days.mean() == pytest.approx(29.5, abs=1)
+    assert np.all(np.diff(plan.event_ms) >= 0) and plan.start_ms == int(replay.start.timestamp() * 1000)
+    month = 30 * 86_400_000  # speed 720: a month of data set time per pipeline hour
+    assert plan.data_time(0, 3_600_000) - plan.start_ms == month

@@ -39,16 +39,19 @@ def make_project(root: Path, overrides: dict[str, Any] | None = None, example: s
     """Copy jobs/, apps/, monitoring/ and config/ into ``root``; write config/pipeline.yaml with overrides.
 
     With ``example`` (``churn``): copy ``examples/<example>/`` too and start from its own
-    ``pipeline.yaml``, changing only what makes builds and retries quick (``FAST``).
+    ``pipeline.yaml`` (``churn:production.yaml``: from that file), changing only what makes builds
+    and retries quick (``FAST``).
 
     Returns:
         The config path.
     """
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    example, _, config_name = (example or "").partition(":")
     for name in ("jobs", "apps", "monitoring", "config", *([f"examples/{example}"] if example else [])):
         shutil.copytree(REPO / name, root / name, ignore=ignore, dirs_exist_ok=True)
     if example:
-        data = merge(yaml.safe_load((REPO / "examples" / example / "pipeline.yaml").read_text()), FAST)
+        config_file = REPO / "examples" / example / (config_name or "pipeline.yaml")
+        data = merge(yaml.safe_load(config_file.read_text()), FAST)
     else:
         data = merge(yaml.safe_load((REPO / "config/pipeline.yaml").read_text()), SMALL)
     data = merge(data, overrides or {})

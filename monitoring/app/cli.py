@@ -14,9 +14,16 @@ from monitoring.core.errors import EXIT_INTERNAL, ConfigError, MonitoringError
 
 JOBS = {
     "simulate-traffic": ("simulate_traffic", "monitoring.workflows.traffic"),
+    "ground-truth": ("ground_truth", "monitoring.workflows.ground_truth"),
     "compute-accuracy": ("compute_accuracy", "monitoring.workflows.accuracy"),
     "evaluate-thresholds": ("evaluate_thresholds", "monitoring.workflows.evaluate"),
     "redeploy": ("redeploy", "monitoring.workflows.redeploy"),
+    "check-deployment": ("check_deployment", "monitoring.workflows.adoption"),
+}
+
+
+HELP = {
+    "check-deployment": "call the live deployment once and check its record against the contract (exit 4 if not)",
 }
 
 
@@ -234,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cml-monitor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (job, _) in JOBS.items():
-        p = sub.add_parser(name, help=f"run the {job} job once, here")
+        p = sub.add_parser(name, help=HELP.get(name, f"run the {job} job once, here"))
         _common(p)
         p.set_defaults(func=cmd_job)
     p = sub.add_parser("bootstrap", help="train v1, create the model, build, deploy and verify it")

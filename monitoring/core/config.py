@@ -23,7 +23,8 @@ from pydantic import (
 from monitoring.core.data_config import DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import REDEPLOY_SCRIPT, graph_problems
+from monitoring.core.graph_rules import GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT, graph_problems
+from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
 from monitoring.core.model_spec import ModelConfig
 from monitoring.core.paths import InsidePath, sqlite_path_inside
@@ -431,6 +432,7 @@ class PipelineConfig(Strict):
     state: StateConfig = StateConfig()
     dashboard: DashboardConfig = DashboardConfig()
     data: DataConfig = DataConfig()
+    ground_truth: GroundTruthConfig | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineConfig:
@@ -438,6 +440,11 @@ class PipelineConfig(Strict):
         problems = data_problems(self.data, self.model.task, self.model.classes, label.mapping, self.retraining.metric)
         if problems:
             raise ValueError("\n".join(problems))  # each names its key: parse_config lists them one by one
+        if self.ground_truth is None and any(j.script == GROUND_TRUTH_SCRIPT for j in self.jobs.graph):
+            raise ValueError(
+                f"ground_truth: jobs.graph runs {GROUND_TRUTH_SCRIPT} but the config has no ground_truth "
+                "section (where labels come from and how they join predictions)"
+            )
         if self.windows.label_horizon < self.scenario.label_delay:
             raise ValueError(
                 "windows.label_horizon must be at least scenario.label_delay, "

@@ -20,6 +20,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from monitoring.core.errors import ConfigError
+from monitoring.core.ground_truth_config import TRACK_KEYS_ENV
 from monitoring.domain.artifacts import ModelArtifact, load_artifact
 from monitoring.domain.estimators import BUILTIN, THREADS
 from monitoring.domain.training import Predictions, predict_frame
@@ -218,6 +219,8 @@ def _build() -> Callable[[Any], Any]:
     threadpool_limits(THREADS)  # a replica serves one request at a time: no thread pool to wait on
     predictor.threads_limited = True
 
+    keys = [k.strip() for k in os.environ.get(TRACK_KEYS_ENV, "").split(",") if k.strip()]
+
     def tracked(args: Any) -> Any:
         result = predictor.predict_one(args)
         track_prediction(
@@ -226,6 +229,7 @@ def _build() -> Callable[[Any], Any]:
             predictor.version,
             probability=result.probability,
             probabilities=result.probabilities,
+            keys={k: args[k] for k in keys if k in args},
             sdk=cdsw,
         )
         return result.prediction

@@ -35,6 +35,7 @@ def track_prediction(
     *,
     probability: float | None = None,
     probabilities: Mapping[Any, float] | None = None,
+    keys: Mapping[str, Any] | None = None,
     sdk: Any = None,
 ) -> dict[str, Any]:
     """Track one prediction the way cml-monitor reads it back.
@@ -46,6 +47,8 @@ def track_prediction(
         model_version: the version of the model serving (any text, e.g. ``v3`` or a git sha).
         probability: a binary classifier's probability of the positive class.
         probabilities: a multi-class classifier's probability of each class.
+        keys: business keys of the request (``{"customer_id": "C-1042"}``), each tracked under its
+            name so that the ground-truth job can join labels keyed by it.
         sdk: the ``cdsw`` module (default: imported lazily, inside CML or the local workspace).
 
     Returns:
@@ -67,6 +70,8 @@ def track_prediction(
         tracked[PROBABILITY] = plain(float(probability))
     if probabilities is not None:
         tracked[PROBABILITIES] = {str(k): plain(float(v)) for k, v in probabilities.items()}
+    for name, value in (keys or {}).items():
+        tracked[str(name)] = plain(value)
     for key, value in tracked.items():
         sdk.track_metric(key, value)
     return tracked

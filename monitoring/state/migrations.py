@@ -140,6 +140,23 @@ def _replay_and_any_label(db: Database) -> None:
         )
 
 
+def _ground_truth_ledger(db: Database) -> None:
+    """Issue 11: the ground-truth job's ledger (one row per labelled prediction), watermark and files read."""
+    db.script(
+        """
+        CREATE TABLE IF NOT EXISTS ground_truth_ledger (model TEXT NOT NULL, uuid TEXT NOT NULL,
+            deployment_crn TEXT NOT NULL, start_ms BIGINT NOT NULL, label_key TEXT NOT NULL, label TEXT NOT NULL,
+            source_row TEXT, state TEXT NOT NULL, run TEXT NOT NULL, intent_ms BIGINT NOT NULL, done_ms BIGINT,
+            PRIMARY KEY (model, uuid));
+        CREATE INDEX IF NOT EXISTS ground_truth_ledger_state ON ground_truth_ledger (model, state);
+        CREATE TABLE IF NOT EXISTS ground_truth_watermark (model TEXT PRIMARY KEY, event_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL);
+        CREATE TABLE IF NOT EXISTS ground_truth_files (model TEXT NOT NULL, path TEXT NOT NULL, size BIGINT NOT NULL,
+            mtime_ns BIGINT NOT NULL, done_ms BIGINT NOT NULL, PRIMARY KEY (model, path))
+        """
+    )
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -151,6 +168,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "label intents (written before a request), answer and post times of queued labels", _label_intents),
     Migration(5, "job runs and their VERDICT, for the dashboard", _job_runs),
     Migration(6, "data set replay watermarks; pending labels of any JSON type", _replay_and_any_label),
+    Migration(7, "the ground-truth ledger, its watermark and the files it read", _ground_truth_ledger),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 #: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).
@@ -158,6 +176,9 @@ STORE_TABLES = (
     "aggregates_sent",
     "decisions",
     "deployments",
+    "ground_truth_files",
+    "ground_truth_ledger",
+    "ground_truth_watermark",
     "job_runs",
     "label_intents",
     "leases",

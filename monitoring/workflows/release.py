@@ -9,6 +9,7 @@ from typing import Any
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.core.errors import MonitoringError, RedeployError
+from monitoring.core.ground_truth_config import TRACK_KEYS_ENV
 from monitoring.core.logs import KV
 from monitoring.core.model_spec import ModelConfig
 from monitoring.domain.record_values import Reading, class_indexes_of_values
@@ -21,6 +22,12 @@ def _serving(previous: DeploymentRef | None) -> str:
     if previous is None:
         return "no deployment served before"
     return f"the previous deployment {previous.id} ({version_of(previous)}) keeps serving"
+
+
+def serving_env(ctx: Context) -> dict[str, str]:
+    """Deployment environment besides the artifact: the business keys the serving function tracks."""
+    gt = ctx.cfg.ground_truth
+    return {TRACK_KEYS_ENV: ",".join(gt.tracked_keys)} if gt is not None and gt.tracked_keys else {}
 
 
 def _deploy_build(ctx: Context, model: ModelRef, build_id: str, environment: dict[str, str]) -> DeploymentRef:
@@ -96,7 +103,7 @@ def release(
         raise RedeployError(f"{exc}; nothing was deployed and {_serving(previous)} (see the build's log)") from exc
     deployment: DeploymentRef | None = None
     try:
-        deployment = _deploy_build(ctx, model, build_id, {ARTIFACT_ENV: artifact_rel})
+        deployment = _deploy_build(ctx, model, build_id, {ARTIFACT_ENV: artifact_rel, **serving_env(ctx)})
         smoke_test(ctx, model, smoke_request)
         live = api.live_deployment(model)
         if live is None or live.id != deployment.id:

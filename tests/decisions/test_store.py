@@ -21,7 +21,7 @@ from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
 from monitoring.domain.window_metrics import METRICS, WindowMetrics
 from monitoring.domain.windows import BoundRequest, compute_windows, wilson_interval
-from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS
+from monitoring.state.migrations import TASK_METRIC_COLUMNS
 from monitoring.state.store import (
     _FIRST_METRICS,
     _SCHEMA,

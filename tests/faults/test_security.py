@@ -43,6 +43,7 @@ REVIEWED_SQL = {
     "sql",
     "stmt",
     "self._sql(sql)",
+    "_ENTRY_COLS",
     # the state store's own names: its tables (a backup's are only those the store has too),
     # columns and declarations of migrations, the check pragma, the busy timeout (an int)
     "table",

@@ -58,6 +58,10 @@ def production(**jobs) -> dict:
         },
         {"name": "prod redeploy", "script": "jobs/redeploy.py", "parent": "prod evaluate_thresholds", "memory": 4},
     ]
+    data["ground_truth"] = {  # where the head job's labels come from
+        "source": {"kind": "csv", "path": "crm/*.csv", "time_column": "closed_at"},
+        "key": "customer_id",
+    }
     return data
 
 

@@ -108,9 +108,11 @@ def test_parser_has_every_documented_command():
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     assert commands == {
         "simulate-traffic",
+        "ground-truth",
         "compute-accuracy",
         "evaluate-thresholds",
         "redeploy",
+        "check-deployment",
         "bootstrap",
         "graph",
         "local",

@@ -124,12 +124,8 @@ def label_column(series: pd.Series, spec: ModelConfig, where: str, locate: Calla
     return out
 
 
-def time_column(series: pd.Series, fmt: str | None, where: str, locate: Callable[[int], str]) -> np.ndarray:
-    """Times as epoch ms (int64): datetimes, text (ISO-8601 or ``fmt``) or numbers (already epoch ms).
-
-    Raises:
-        DataError: naming ``where`` and the first time that cannot be read (or is missing).
-    """
+def event_times(series: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Times as epoch ms (int64) and a mask of the unreadable ones (set to 0): datetimes, text, epoch ms."""
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(values)
@@ -138,11 +134,21 @@ def time_column(series: pd.Series, fmt: str | None, where: str, locate: Callable
         parsed = pd.to_datetime(series, format=fmt or "ISO8601", utc=True, errors="coerce")
         bad = parsed.isna().to_numpy()
         ms = np.where(bad, 0, parsed.to_numpy(dtype="datetime64[ms]").astype(np.int64, copy=False))
+    return ms.astype(np.int64), bad
+
+
+def time_column(series: pd.Series, fmt: str | None, where: str, locate: Callable[[int], str]) -> np.ndarray:
+    """Times as epoch ms (int64): datetimes, text (ISO-8601 or ``fmt``) or numbers (already epoch ms).
+
+    Raises:
+        DataError: naming ``where`` and the first time that cannot be read (or is missing).
+    """
+    ms, bad = event_times(series, fmt)
     if bad.any():
         i = _first(bad)
         expected = f"a time in the format {fmt!r}" if fmt else "a date or time (ISO-8601) or epoch milliseconds"
         raise DataError(f"{where} holds {shown(series.iloc[i])} at {locate(i)}: expected {expected}")
-    return ms.astype(np.int64)
+    return ms
 
 
 def _label_dtype(values: np.ndarray, spec: ModelConfig) -> np.ndarray:

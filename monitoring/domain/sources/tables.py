@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,12 @@ class RawTable:
         return RawTable(self.frame.iloc[index].reset_index(drop=True), self.name, self.origin[index], self.describe)
 
 
-def _files(source: FileSource, root: Path, name: str) -> list[Path]:
+def matching_files(source: FileSource, root: Path, name: str) -> list[Path]:
+    """The files a file source names, in name order.
+
+    Raises:
+        DataError: no file matches.
+    """
     pattern = source.path
     if any(ch in pattern for ch in "*?["):
         found = sorted(p for p in root.glob(pattern) if p.is_file())
@@ -57,7 +64,7 @@ def read_files(source: FileSource, root: Path, name: str) -> RawTable:
         DataError: no file matches, or a file cannot be read (names the file).
     """
     frames, spans = [], []
-    for path in _files(source, root, name):
+    for path in matching_files(source, root, name):
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         try:
             if source.kind == "csv":
@@ -104,12 +111,13 @@ def sql_url(source: SqlSource, root: Path, env: Mapping[str, str]) -> str:
     return url
 
 
-def read_sql(source: SqlSource, root: Path, name: str, env: Mapping[str, str] | None = None) -> RawTable:
-    """Run the query and read its rows.
+@contextmanager
+def sql_connection(source: SqlSource, root: Path, name: str, env: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """A SQLAlchemy connection to the source's database; errors inside become messages naming the source.
 
     Raises:
         ConfigError: the URL's variable is unset or the URL is not one SQLAlchemy understands.
-        DataError: the database cannot be reached or the query fails (the URL shown without password).
+        DataError: the database cannot be reached or a query fails (the URL shown without password).
     """
     import sqlalchemy
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -124,11 +132,24 @@ def read_sql(source: SqlSource, root: Path, name: str, env: Mapping[str, str] | 
     shown = parsed.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql_query(sqlalchemy.text(source.query), conn)
+            yield conn
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc  # pandas wraps the driver's error
         detail = str(getattr(cause, "orig", None) or cause or exc).splitlines()[0]
         raise DataError(f"{name}: the query on {shown} failed ({type(exc).__name__}: {detail})") from None
     finally:
         engine.dispose()
+
+
+def read_sql(source: SqlSource, root: Path, name: str, env: Mapping[str, str] | None = None) -> RawTable:
+    """Run the query and read its rows.
+
+    Raises:
+        ConfigError: the URL's variable is unset or the URL is not one SQLAlchemy understands.
+        DataError: the database cannot be reached or the query fails (the URL shown without password).
+    """
+    import sqlalchemy
+
+    with sql_connection(source, root, name, env) as conn:
+        frame = pd.read_sql_query(sqlalchemy.text(source.query), conn)
     return RawTable(frame, name, np.arange(len(frame)), lambda position: f"result row {position + 1} of the query")

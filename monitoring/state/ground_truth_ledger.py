@@ -1,0 +1,171 @@
+"""The ground-truth job's ledger in the state store: which label each prediction got, its watermark, files read.
+
+Exactly once: a label's *intent* is committed before it is posted and marked *done* after. A run
+that finds an intent of an earlier run (killed, or its post failed) reads the prediction's record
+back before posting again. A prediction has one ledger row, so a second label for it (a re-run,
+an overlapping file) is never posted.
+
+Schema: migration 4 of ``monitoring/state/migrations.py`` (``ground_truth_ledger``,
+``ground_truth_watermark``, ``ground_truth_files``), applied when the state store opens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitoring.core.db import Database
+
+INTENT, DONE = "intent", "done"
+_LOOKUP = 500  # uuids per IN (...) lookup
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One prediction's label in the ledger."""
+
+    uuid: str
+    deployment_crn: str
+    start_ms: int
+    label_key: str
+    label: Any
+    source_row: str | None
+    state: str
+    run: str
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    return Entry(
+        str(row[0]), str(row[1]), int(row[2]), str(row[3]), json.loads(row[4]), row[5], str(row[6]), str(row[7])
+    )
+
+
+_ENTRY_COLS = "uuid, deployment_crn, start_ms, label_key, label, source_row, state, run"
+
+
+class GroundTruthLedger:
+    """The ledger of one model's ground truth, in the state store's database.
+
+    Args:
+        db: the state store's database (``StateStore.db``, migrated to version 4 or later).
+        model: the model whose labels these are.
+    """
+
+    def __init__(self, db: Database, model: str):
+        self.db, self.model = db, model
+
+    # -- labels ----------------------------------------------------------------------------
+    def entries(self, uuids: Iterable[str]) -> dict[str, Entry]:
+        """The ledger rows of these predictions (those that have one)."""
+        wanted = list(dict.fromkeys(uuids))
+        found: dict[str, Entry] = {}
+        for i in range(0, len(wanted), _LOOKUP):
+            part = wanted[i : i + _LOOKUP]
+            marks = ", ".join("?" * len(part))
+            rows = self.db.query(
+                f"SELECT {_ENTRY_COLS} FROM ground_truth_ledger WHERE model = ? AND uuid IN ({marks})",
+                [self.model, *part],
+            )
+            found.update((e.uuid, e) for e in map(_entry, rows))
+        return found
+
+    def record_intents(self, entries: Iterable[Entry], now_ms: int) -> list[Entry]:
+        """Commit the intent to post these labels, in one transaction.
+
+        Returns:
+            The entries this call recorded; a prediction that already has a ledger row (another
+            run's, or an earlier one of this run) is left out.
+        """
+        recorded = []
+        with self.db.transaction() as db:
+            for e in entries:
+                cur = db.execute(
+                    f"INSERT INTO ground_truth_ledger (model, {_ENTRY_COLS}, intent_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, uuid) DO NOTHING",
+                    (
+                        self.model,
+                        e.uuid,
+                        e.deployment_crn,
+                        int(e.start_ms),
+                        e.label_key,
+                        json.dumps(e.label, allow_nan=False),
+                        e.source_row,
+                        INTENT,
+                        e.run,
+                        int(now_ms),
+                    ),
+                )
+                if cur.rowcount == 1:
+                    recorded.append(e)
+        return recorded
+
+    def mark_done(self, uuids: Iterable[str], now_ms: int) -> int:
+        """Mark posted labels done. Returns: how many intents became done."""
+        data = [(DONE, int(now_ms), self.model, str(u), INTENT) for u in uuids]
+        count = 0
+        with self.db.transaction() as db:
+            for row in data:
+                cur = db.execute(
+                    "UPDATE ground_truth_ledger SET state = ?, done_ms = ? WHERE model = ? AND uuid = ? AND state = ?",
+                    row,
+                )
+                count += max(cur.rowcount, 0)
+        return count
+
+    def unfinished(self, before_ms: int, limit: int) -> list[Entry]:
+        """Intents not marked done (a run was killed mid-post, or a post failed), recorded before
+        ``before_ms``, oldest prediction first."""
+        rows = self.db.query(
+            f"SELECT {_ENTRY_COLS} FROM ground_truth_ledger WHERE model = ? AND state = ? AND intent_ms < ? "
+            "ORDER BY start_ms, uuid LIMIT ?",
+            (self.model, INTENT, int(before_ms), int(limit)),
+        )
+        return [_entry(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.query(
+            "SELECT state, COUNT(*) FROM ground_truth_ledger WHERE model = ? GROUP BY state", (self.model,)
+        )
+        found = {str(s): int(n) for s, n in rows}
+        return {INTENT: found.get(INTENT, 0), DONE: found.get(DONE, 0)}
+
+    # -- where the source was read up to -----------------------------------------------------
+    def watermark(self) -> int | None:
+        """The latest label event time of the source that a finished run read (epoch ms)."""
+        row = self.db.query_one("SELECT event_ms FROM ground_truth_watermark WHERE model = ?", (self.model,))
+        return None if row is None else int(row[0])
+
+    def advance_watermark(self, event_ms: int, now_ms: int) -> int:
+        """Move the watermark forward (an earlier time is ignored). Returns: the stored watermark."""
+        self.db.execute(
+            "INSERT INTO ground_truth_watermark (model, event_ms, updated_ms) VALUES (?, ?, ?) ON CONFLICT (model) "
+            "DO UPDATE SET event_ms = excluded.event_ms, updated_ms = excluded.updated_ms "
+            "WHERE excluded.event_ms > ground_truth_watermark.event_ms",
+            (self.model, int(event_ms), int(now_ms)),
+        )
+        return self.watermark()
+
+    def file_read(self, path: str, size: int, mtime_ns: int) -> bool:
+        """Whether a run read this file completely, as it is now (same size and modification time)."""
+        row = self.db.query_one(
+            "SELECT 1 FROM ground_truth_files WHERE model = ? AND path = ? AND size = ? AND mtime_ns = ?",
+            (self.model, path, int(size), int(mtime_ns)),
+        )
+        return row is not None
+
+    def files_read(self) -> int:
+        """How many files runs have read completely."""
+        return int(self.db.query_one("SELECT COUNT(*) FROM ground_truth_files WHERE model = ?", (self.model,))[0])
+
+    def mark_files_read(self, files: Iterable[tuple[str, int, int]], now_ms: int) -> None:
+        """Record files read completely (path, size, mtime_ns); a file read before is updated."""
+        with self.db.transaction() as db:
+            for path, size, mtime_ns in files:
+                db.execute(
+                    "INSERT INTO ground_truth_files (model, path, size, mtime_ns, done_ms) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (model, path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                    "done_ms = excluded.done_ms",
+                    (self.model, path, int(size), int(mtime_ns), int(now_ms)),
+                )

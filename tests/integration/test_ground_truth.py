@@ -1,0 +1,244 @@
+"""The ground-truth job on the local workspace: labels from CRM files and SQL joined by business key, posted once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from monitoring.state.ground_truth_ledger import GroundTruthLedger
+from monitoring.workflows.ground_truth import ground_truth
+from tests.chaos.processes import kill_when
+from tests.integration.ground_truth_support import DAY, GROUND_TRUTH, HOUR, labelled, posted_by, predict_for, write_crm
+from tests.integration.support import T0
+from tests.project import merge
+from tests.waiting import wait_for
+
+
+def _iso(ms: int) -> str:
+    from monitoring.core.clock import iso_ms
+
+    return iso_ms(ms)
+
+
+def test_labels_from_files_join_by_business_key_once_and_every_miss_is_counted(make_pipeline):
+    pipeline = make_pipeline(GROUND_TRUTH)
+    ws, ctx = pipeline.ws, pipeline.ctx
+    ws.set_now(T0 + HOUR)
+    predict_for(pipeline, ["C-old"], seed=1)  # older than the 2-day lookback, inside the stale scan
+    day3 = T0 + 3 * DAY
+    ws.set_now(day3 + HOUR)
+    first = predict_for(pipeline, [f"C-{i}" for i in range(12)], seed=2)
+    ws.set_now(day3 + 2 * HOUR)
+    again = predict_for(pipeline, ["C-5"], seed=3)  # predicted twice: the newest prediction gets the label
+    closed = _iso(day3 + 3 * HOUR)
+    rows = [{"customer_id": f"C-{i}", "failed": "yes" if i % 3 == 0 else "no", "closed_at": closed} for i in range(10)]
+    rows += [
+        {"customer_id": "C-1", "failed": "no", "closed_at": closed},  # the same row again: a duplicate
+        {"customer_id": "C-2", "failed": "yes", "closed_at": closed},  # another label for C-2: conflicting
+        {"customer_id": "C-unknown", "failed": "no", "closed_at": closed},
+        {"customer_id": "C-old", "failed": "no", "closed_at": closed},
+        {"customer_id": "C-10", "failed": "maybe", "closed_at": closed},  # unmappable
+        {"customer_id": "", "failed": "no", "closed_at": closed},  # no key
+        {"customer_id": "C-11", "failed": "no", "closed_at": "yesterday-ish"},  # unreadable event time
+    ]
+    write_crm(pipeline.root, "day1.csv", rows)
+    ws.set_now(day3 + 4 * HOUR)
+    out = ground_truth(ctx)
+    f = out.fields
+    assert (f["rows"], f["posted"], f["files"]) == (17, 10, 1), out.summary
+    assert {k: f[k] for k in ("duplicate", "conflicting", "unknown_key", "too_old", "bad_label", "bad_row")} == {
+        "duplicate": 1,
+        "conflicting": 1,
+        "unknown_key": 1,
+        "too_old": 1,
+        "bad_label": 1,
+        "bad_row": 2,
+    }
+    assert f["watermark"] == closed and "not posted" in out.summary and f["report"] in out.action
+    report = json.loads((pipeline.root / f["report"]).read_text())
+    assert report["counts"]["posted"] == 10 and report["misses"]["bad_row"]["count"] == 2
+    assert report["misses"]["too_old"]["samples"][0]["key"] == "C-old"
+    assert report["misses"]["conflicting"]["samples"][0] == {
+        "where": "row 12 (line 13) of crm/day1.csv",
+        "key": "C-2",
+        "label": 1,
+        "prediction": first["C-2"],
+        "kept": 0,
+    }
+    got = labelled(pipeline, T0, day3 + DAY)
+    label_of = {u: m["final_label"] for u, m in got.items()}
+    expected = {(again if i == 5 else first)[f"C-{i}"]: int(i % 3 == 0) for i in range(10)}
+    assert label_of == expected  # mapped through model.label.mapping; C-5's newest prediction
+    assert set(posted_by(got).values()) == {ctx.platform.run_id}
+
+    # a re-run posts nothing: the file was read; an overlapping export posts only its new rows
+    assert ground_truth(ctx).fields["posted"] == 0
+    overlap = rows[:4] + [{"customer_id": "C-11", "failed": "yes", "closed_at": _iso(day3 + 5 * HOUR)}]
+    write_crm(pipeline.root, "day2.csv", overlap)
+    out = ground_truth(ctx)
+    assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"], out.fields["files"]) == (5, 1, 4, 1)
+    assert out.fields["watermark"] == _iso(day3 + 5 * HOUR)
+    assert len(labelled(pipeline, T0, day3 + DAY)) == 11
+    ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
+    assert ledger.counts() == {"intent": 0, "done": 11}
+
+
+def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make_pipeline):
+    pipeline = make_pipeline(GROUND_TRUTH)
+    ws, ctx = pipeline.ws, pipeline.ctx
+    ws.set_now(T0 + HOUR)
+    uuids = predict_for(pipeline, [f"C-{i}" for i in range(6)])
+    out = ground_truth(ctx)  # the first export has not landed: nothing to do, and the VERDICT says where it looked
+    assert (out.fields["rows"], out.fields["files"]) == (0, 0) and "no file matches 'crm/*.csv' yet" in out.action
+    write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0)} for c in uuids])
+    ws.inject("metrics.track_delayed_metrics=unavailable always")
+    out = ground_truth(ctx)
+    assert (out.fields["posted"], out.fields["not_posted"]) == (0, 6) and "next run" in out.action
+    ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
+    assert ledger.counts() == {"intent": 6, "done": 0}
+    ws.faults.clear()
+    # one label got through before the failure was noticed (a post answered but not marked done)
+    one = uuids["C-0"]
+    ctx.platform.metrics.post_ground_truth([(one, {"final_label": 0, "ground_truth_run": "the-killed-run"})])
+    out = ground_truth(ctx)  # too soon: a post of the failed run might still be in flight
+    assert (out.fields["intents_waiting"], out.fields["reposted"]) == (6, 0)
+    ws.set_now(T0 + HOUR + 20 * 60_000)  # settle_after (15m) has passed
+    out = ground_truth(ctx)
+    assert out.fields["reposted"] == 5 and out.fields["posted"] == 0 and out.fields["rows"] == 0
+    assert ledger.counts() == {"intent": 0, "done": 6}
+    runs = posted_by(labelled(pipeline, T0, T0 + DAY))
+    assert runs.pop(one) == "the-killed-run"  # read back, not posted again
+    assert set(runs.values()) == {ctx.platform.run_id} and len(runs) == 5
+
+
+SQL = {
+    "ground_truth": {
+        "source": {
+            "kind": "sql",
+            "url": "sqlite:///crm.db",
+            "time_column": "updated_at",
+            "query": "SELECT customer_id, outcome, updated_at FROM churn_outcomes "
+            "WHERE updated_at >= :watermark ORDER BY updated_at",
+        },
+        "label_column": "outcome",
+    }
+}
+
+
+def _sql_config(url_env: bool = False) -> dict:
+    """The CRM table through SQL: a SQLite file in the project, or a database named by CRM_DB_URL."""
+    source = dict(SQL["ground_truth"]["source"])
+    if url_env:
+        source.pop("url")
+        source["url_env"] = "CRM_DB_URL"
+    return {**GROUND_TRUTH, "ground_truth": {**GROUND_TRUTH["ground_truth"], **SQL["ground_truth"], "source": source}}
+
+
+def _sql_run(pipeline, insert) -> None:
+    """Two exports of the CRM table: the second run reads only rows from the watermark on."""
+    ws, ctx = pipeline.ws, pipeline.ctx
+    ws.set_now(T0 + HOUR)
+    uuids = predict_for(pipeline, [f"C-{i}" for i in range(8)])
+    insert([(f"C-{i}", "yes" if i < 2 else "no", _iso(T0 + i * 60_000)) for i in range(5)])
+    out = ground_truth(ctx)
+    assert (out.fields["rows"], out.fields["posted"]) == (5, 5)
+    assert out.fields["watermark"] == _iso(T0 + 4 * 60_000)
+    insert([(f"C-{i}", "no", _iso(T0 + HOUR + i * 60_000)) for i in range(5, 8)])
+    out = ground_truth(ctx)
+    # the row at the watermark is read again (a row written late at the same time is not lost); not posted twice
+    assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"]) == (4, 3, 1)
+    got = labelled(pipeline, T0, T0 + DAY)
+    assert {u: m["final_label"] for u, m in got.items()} == {uuids[f"C-{i}"]: int(i < 2) for i in range(8)}
+
+
+def test_sql_source_on_sqlite_resumes_from_its_watermark(make_pipeline):
+    pipeline = make_pipeline(_sql_config())
+    db = pipeline.root / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE churn_outcomes (customer_id TEXT, outcome TEXT, updated_at TEXT)")
+
+    def insert(rows):
+        with sqlite3.connect(db) as conn:
+            conn.executemany("INSERT INTO churn_outcomes VALUES (?, ?, ?)", rows)
+        conn.close()
+
+    _sql_run(pipeline, insert)
+
+
+@pytest.mark.postgres
+def test_sql_source_on_postgresql_resumes_from_its_watermark(make_pipeline, new_pg_database, monkeypatch):
+    import psycopg
+
+    url = new_pg_database("crm")
+    monkeypatch.setenv("CRM_DB_URL", url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE churn_outcomes (customer_id TEXT, outcome TEXT, updated_at TIMESTAMPTZ)")
+    pipeline = make_pipeline(_sql_config(url_env=True))
+
+    def insert(rows):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.cursor().executemany("INSERT INTO churn_outcomes VALUES (%s, %s, %s)", rows)
+
+    _sql_run(pipeline, insert)
+
+
+def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline):
+    """A real SIGKILL of the job process while it posts; the next run settles its intents by reading back."""
+    pipeline = make_pipeline(merge(GROUND_TRUTH, {"ground_truth": {"chunk_rows": 10}}))
+    ws, ctx = pipeline.ws, pipeline.ctx
+    ws.set_now(T0 + HOUR)
+    uuids = predict_for(pipeline, [f"C-{i}" for i in range(60)])
+    rows = [{"customer_id": c, "failed": "yes" if i % 2 else "no", "closed_at": _iso(T0)} for i, c in enumerate(uuids)]
+    write_crm(pipeline.root, "day1.csv", rows)
+    ws.set_now(T0 + 2 * HOUR)
+    ws.inject("latency.metrics=delay:150ms always")  # posts take a while: the kill lands in the middle
+    env = {**os.environ, "CDSW_ENGINE_ID": "killed-run"}
+    job = subprocess.Popen(
+        [sys.executable, "jobs/ground_truth.py", "--project-root", str(pipeline.root)],
+        cwd=pipeline.root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        kill_when(lambda: len(labelled(pipeline, T0, T0 + DAY)) >= 5, lambda _: job.pid, "some labels posted")
+    finally:
+        job.wait(timeout=30)
+    ws.faults.clear()
+    # a post the killed process sent may still be served (the workspace answers a dead client too):
+    # wait (bounded) until the store stops changing, as settle_after waits in production
+    seen = {"count": -1, "since": 0.0}
+
+    def settled() -> bool:  # unchanged for a second: far more than the 150 ms a post is held
+        count = len(labelled(pipeline, T0, T0 + DAY))
+        if count != seen["count"]:
+            seen.update(count=count, since=time.monotonic())
+        return time.monotonic() - seen["since"] > 1.0
+
+    wait_for(settled, "posts in flight from the killed run to land", timeout=30.0)
+    before = posted_by(labelled(pipeline, T0, T0 + DAY))
+    ws.set_now(T0 + 2 * HOUR + 20 * 60_000)  # settle_after (15m) has passed
+    ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
+    assert set(before.values()) == {"killed-run"} and 5 <= len(before) < 60, "the kill did not land mid-post"
+    assert ledger.counts()["intent"] > 0
+
+    out = ground_truth(ctx)
+    after = posted_by(labelled(pipeline, T0, T0 + DAY))
+    assert set(after) == set(uuids.values())  # every label is in: none lost
+    assert {u: after[u] for u in before} == before  # none posted before the kill was posted again
+    mine = [u for u, run in after.items() if run == ctx.platform.run_id]
+    assert len(mine) == out.fields["posted"] + out.fields["reposted"]  # each posted once by this run
+    assert len(mine) == 60 - len(before)  # and nothing else: every other label is the killed run's
+    assert ledger.counts() == {"intent": 0, "done": 60}
+    final = labelled(pipeline, T0, T0 + DAY)
+    assert {u: m["final_label"] for u, m in final.items()} == {
+        uuids[r["customer_id"]]: int(r["failed"] == "yes") for r in rows
+    }
+    assert ground_truth(ctx).fields["posted"] == 0

@@ -61,11 +61,14 @@ def test_every_relative_link_resolves(doc):
 
 
 # -- the README's operator tables follow the code --------------------------------------------
-def readme_section(title: str) -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def doc_section(title: str, doc: str = "README.md") -> str:
+    text = (REPO / doc).read_text(encoding="utf-8")
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
-    assert match, f"README.md has no section '## {title}'"
+    assert match, f"{doc} has no section '## {title}'"
     return match.group(1)
+
+
+REFERENCE = "docs/configuration.md"
 
 
 def table_rows(section: str) -> list[list[str]]:
@@ -100,12 +103,12 @@ def config_keys(model: type, prefix: str = "") -> tuple[set[str], dict[str, set[
     return keys, items
 
 
-def test_every_config_key_is_in_the_readme_configuration_table():
+def test_every_config_key_is_in_the_configuration_reference():
     from monitoring.core.config import JobSpec, PipelineConfig
 
     keys, items = config_keys(PipelineConfig)
     documented: dict[str, str] = {}
-    for cells in table_rows(readme_section("Configuration")):
+    for cells in table_rows(doc_section("Keys", REFERENCE)):
         names = ticked(cells[0])
         if names and "." in names[0]:  # `a.b.c`, `d`, `e`: d and e are siblings of c
             parent = names[0].rsplit(".", 1)[0]
@@ -120,18 +123,20 @@ def test_every_config_key_is_in_the_readme_configuration_table():
     assert items["jobs.graph"] == set(JobSpec.model_fields)
 
 
-def test_every_threshold_policy_and_field_is_in_the_readme():
+def test_every_threshold_policy_and_field_is_in_the_configuration_reference():
     from typing import get_args
 
     from monitoring.core.config import Policy
 
     union = get_args(Policy)[0]
-    rows = {ticked(cells[0])[0]: cells[1] for cells in table_rows(readme_section("Configuration")) if ticked(cells[0])}
+    rows = {
+        ticked(cells[0])[0]: cells[1] for cells in table_rows(doc_section("Policies", REFERENCE)) if ticked(cells[0])
+    }
     for policy in get_args(union):
         kind = get_args(policy.model_fields["kind"].annotation)[0]
-        assert kind in rows, f"policy kind {kind!r} is not in the README's policy table"
+        assert kind in rows, f"policy kind {kind!r} is not in the policy table"
         missing = [f for f in policy.model_fields if f != "kind" and f"`{f}`" not in rows[kind]]
-        assert missing == [], f"policy {kind!r}: fields {missing} are not in the README"
+        assert missing == [], f"policy {kind!r}: fields {missing} are not in the reference"
 
 
 def test_the_readme_yaml_examples_are_excerpts_of_the_shipped_config():
@@ -146,7 +151,7 @@ def test_the_exit_code_table_has_one_row_per_code_and_failure_action():
     from monitoring.core import errors
 
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
-    rows = [cells for cells in table_rows(readme_section("Exit codes")) if cells[0].isdigit()]
+    rows = [cells for cells in table_rows(doc_section("Exit codes")) if cells[0].isdigit()]
     documented = [int(cells[0]) for cells in rows]
     assert sorted(documented) == sorted(codes)
     assert set(FAILURE_ACTIONS) <= set(documented)

@@ -64,4 +64,4 @@ lock:
 	rm -rf .venv-lock build *.egg-info
 
 clean:
-	rm -rf .cml-local var demo-output
+	rm -rf .cml-local .cml-monitor var demo-output

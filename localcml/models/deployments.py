@@ -243,8 +243,8 @@ class Deployer:
     def _not_deployed(self, dep_id: str, replicas: list[Replica], problem: str) -> None:
         self._kill(replicas)
         status = "stopped" if dep_id in self._cancelled else "failed"
+        self.note(dep_id, f"deployment {status}: {problem}")  # the reason is there once the status says so
         self._set(dep_id, status)
-        self.note(dep_id, f"deployment {status}: {problem}")
         log.warning("model deployment not deployed %s", KV(deployment=dep_id, status=status, reason=problem))
 
     def stop_project(self, project_id: str) -> None:
@@ -288,8 +288,8 @@ class Deployer:
                 return  # stopped meanwhile
             pool.stopped.set()
         self._kill(pool.replicas)  # before the status says so: "failed" means nothing of it runs
-        self._set(dep_id, "failed")
         self.note(dep_id, f"deployment failed: {reason}")
+        self._set(dep_id, "failed")
         log.warning("model deployment failed %s", KV(deployment=dep_id, reason=reason))
 
     # -- serving and stopping ----------------------------------------------------------------

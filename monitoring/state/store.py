@@ -15,7 +15,7 @@ from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import Decision
 from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
-from monitoring.state.label_queue import LabelQueue, label_text, label_value
+from monitoring.state.label_queue import LabelQueue, label_value
 from monitoring.state.leases import Leases
 from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
 from monitoring.state.readonly import ReadOnlyDatabase
@@ -181,17 +181,7 @@ class StateStore:
         Raises:
             DataError: a label that is neither a string nor a finite number.
         """
-        with self.db.transaction() as db:
-            self._queue_labels(db, rows)
-
-    @staticmethod
-    def _queue_labels(db: Database, rows: Iterable[Sequence[Any]]) -> None:
-        data = [(str(u), str(crn), label_text(label), int(due)) for u, crn, label, due in rows]
-        db.executemany(
-            "INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (uuid) DO NOTHING",
-            data,
-        )
+        self.label_queue.add([(u, crn, label, due, None) for u, crn, label, due in rows])
 
     def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, Any]]:
         """Labels due at ``now_ms``, not posted and not in doubt (``label_queue.in_doubt``), oldest first.

@@ -27,7 +27,7 @@ from monitoring.state.health import (
     store_database,
 )
 from monitoring.state.identity import history_counts, models_in_history, read_identity, settings, write_identity
-from monitoring.state.label_queue import LABEL_INTENTS_VERSION, LabelQueue
+from monitoring.state.label_queue import LabelQueue
 from monitoring.state.leases import Leases
 from monitoring.state.marker import HistoryMarker, marker_path, write_marker
 from monitoring.state.migrations import LATEST, stored_version
@@ -107,7 +107,7 @@ def _describe(cfg: PipelineConfig, root: Path, db: Database) -> None:
             say(
                 "leases", ", ".join(f"{r.name} held by {r.holder} until {iso_ms(r.expires_ms)}" for r in held) or "none"
             )
-            if version >= LABEL_INTENTS_VERSION:
+            if db.table_exists("label_intents"):  # schema version 4 on
                 queue = LabelQueue(db, Leases(db))
                 intents, in_doubt = queue.intents(), queue.in_doubt(1_000_000)
                 say(

@@ -21,9 +21,6 @@ from monitoring.core.db import Database
 from monitoring.core.errors import DataError
 from monitoring.state.leases import Leases, holder_is_dead
 
-#: The schema version that added intents and posting marks (``state check`` reads older stores too).
-LABEL_INTENTS_VERSION = 4
-
 
 # Labels were integers; they are any JSON value now ("Yes", 350000.0), stored as JSON text
 # (schema version 6 makes the column text).

@@ -135,6 +135,20 @@ class Sent:
     skipped: int = 0
 
 
+def _give_back_unsent(batch: Batch, done: int, stopped: bool) -> None:
+    """Rows after the first ``done`` go back to the replay, whatever ended the cycle.
+
+    When the cycle was stopped by an error, failing to move the replay back is only logged, so
+    the error that stopped it is the one the job reports.
+    """
+    try:
+        batch.sent(done)
+    except MonitoringError as exc:
+        if not stopped:
+            raise
+        log.warning("the replay keeps the rows this run claimed %s", KV(rows_done=done, error=str(exc)))
+
+
 def _send(ctx: Context, model: ModelRef, live: DeploymentRef, batch: Batch) -> Sent:
     """Send the batch concurrently; queue each answered request's label (exactly once, by uuid).
 
@@ -163,6 +177,7 @@ def _send(ctx: Context, model: ModelRef, live: DeploymentRef, batch: Batch) -> S
 
     sent, done = Sent(), 0
     progress = Progress("predictions", total=total)
+    stopped = True  # until the loop ends normally
     try:  # each label is durable (an intent) before its request leaves, queued as its answer arrives
         with (
             RunLabels(ctx, live.crn, batch.requests, batch.labels, batch.delay_ms, batch.due_ms) as queue,
@@ -179,16 +194,10 @@ def _send(ctx: Context, model: ModelRef, live: DeploymentRef, batch: Batch) -> S
                     continue
                 sent.answered += 1
                 queue.answered(i, uuid, clock.now_ms())
-    except BaseException:
-        try:  # rows not sent go back to the replay, whatever stopped the cycle
-            batch.sent(done)
-        except MonitoringError as exc:
-            log.warning("the replay keeps the rows this run claimed %s", KV(rows_done=done, error=str(exc)))
-        raise
-    else:
-        batch.sent(done)
+        stopped = False
     finally:
         endpoint.close()
+        _give_back_unsent(batch, done, stopped)
     progress.done()
     return sent
 

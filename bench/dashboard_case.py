@@ -21,7 +21,7 @@ import yaml
 
 from monitoring.core.config import parse_config
 from monitoring.domain.decisions import Action, Decision
-from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.policy_results import PolicyResult
 from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.state.job_runs import JobRunRow, record_job_run
 from monitoring.state.store import StateStore

@@ -16,7 +16,8 @@ from bench.measure import measured, rss_mb
 from bench.seed_way import seed
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.records import records_to_columns
-from monitoring.domain.windows import BoundRequest, compute_windows
+from monitoring.domain.window_bounds import BoundRequest
+from monitoring.domain.windows import compute_windows
 
 
 def records_file(out_dir: Path, n: int, start_ms: int) -> Path:

@@ -67,7 +67,7 @@ class DumpSpec:
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> DumpSpec:
         """The model spec, metric keys and headline metric of a pipeline config."""
-        from monitoring.domain.thresholds import headline_metric
+        from monitoring.domain.headline import headline_metric
 
         w = cfg.windows
         keys = (w.prediction_key, w.label_key, w.features_key, w.probability_key, w.probabilities_key)

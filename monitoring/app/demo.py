@@ -28,7 +28,8 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging
 from monitoring.core.metric_registry import metric_spec
-from monitoring.domain.thresholds import fmt_value, headline_metric
+from monitoring.domain.headline import headline_metric
+from monitoring.domain.policy_results import fmt_value
 from monitoring.state.marker import remove_marker
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context

@@ -12,9 +12,10 @@ from monitoring.core.clock import SystemClock, iso_ms
 from monitoring.core.config import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
 from monitoring.core.metric_registry import METRICS, metric_spec
 from monitoring.domain.decisions import Decision
-from monitoring.domain.thresholds import fmt_value, headline_confidence, headline_metric
+from monitoring.domain.headline import headline_confidence, headline_metric
+from monitoring.domain.policy_results import fmt_value
+from monitoring.domain.window_bounds import wilson_interval
 from monitoring.domain.window_metrics import WindowMetrics, bound_key
-from monitoring.domain.windows import wilson_interval
 from monitoring.state.store import DeploymentRow, StateStore
 
 __all__ = ["write_report", "REPORT_FILE", "CHART_FILES"]

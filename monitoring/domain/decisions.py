@@ -12,16 +12,8 @@ from typing import Any
 
 from monitoring.core.clock import iso_ms
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.thresholds import (
-    FAIL,
-    INSUFFICIENT,
-    WARN,
-    PolicyResult,
-    evaluate_window,
-    fmt_value,
-    is_breach,
-    is_evaluable,
-)
+from monitoring.domain.policy_results import FAIL, INSUFFICIENT, WARN, PolicyResult, fmt_value, is_breach, is_evaluable
+from monitoring.domain.thresholds import evaluate_window
 from monitoring.domain.window_metrics import WindowMetrics
 
 DAY_MS = 24 * 3600 * 1000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from monitoring.core.config import (
@@ -15,52 +15,14 @@ from monitoring.core.config import (
     RelativeRisePolicy,
     WilsonPolicy,
 )
-from monitoring.core.metric_registry import DEFAULT_HEADLINE
-from monitoring.domain.metric_bounds import DEFAULT_CONFIDENCE, breach_bound
-from monitoring.domain.metrics import Direction, Task, metric_spec
+from monitoring.domain.metric_bounds import breach_bound
+from monitoring.domain.metrics import Direction, metric_spec
+from monitoring.domain.policy_results import ACT, FAIL, INSUFFICIENT, PASS, PolicyResult, fmt_value
+from monitoring.domain.window_bounds import wilson_interval
 from monitoring.domain.window_metrics import WindowMetrics, number_or_none
-from monitoring.domain.windows import BoundRequest, wilson_interval
-
-PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
-ACT, WARN = "act", "warn"
-#: Kinds whose verdict needs labelled data; they decide whether a window is evaluable at all.
-LABEL_KINDS = frozenset({"absolute", "relative_drop", "relative_rise", "wilson", "bound", "min_labelled"})
 
 #: Float tolerance for "exactly at the threshold passes" (0.9 * 0.9 is 0.8100000000000001).
 EPSILON = 1e-9
-
-
-@dataclass
-class PolicyResult:
-    """The verdict of one policy on one window.
-
-    ``value`` is what was measured; ``threshold`` the limit it was compared with (a floor
-    for quality metrics, a ceiling for error metrics; for relative_drop: baseline *
-    (1 - max_drop), relative_rise: baseline * (1 + max_rise)); ``bound`` the statistic
-    actually compared when it is not ``value`` (Wilson and bound: the side of the interval
-    that must clear the limit; relative kinds: the baseline); ``interval`` the confidence
-    (low, high). ``metric`` names the metric judged (empty for min_labelled and drift).
-    ``action`` is "warn" for drift policies that only report, else "act".
-    """
-
-    policy: str
-    status: str
-    value: float | None
-    bound: float | None
-    threshold: float | None
-    reason: str
-    kind: str = ""
-    action: str = ACT
-    interval: list[float] | None = None
-    metric: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> PolicyResult:
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 # -- evaluators ------------------------------------------------------------------------------
@@ -70,16 +32,6 @@ class _Context:
     first_windows: Sequence[Any]
     min_labelled: int | None
     too_few_labels: bool
-
-
-def fmt_value(x: float | None) -> str:
-    """A metric value for people: 4 significant digits, large ones in full with thousands separators
-    (an MAE of ``61,250.5``, not ``6.125e+04``)."""
-    if x is None:
-        return "n/a"
-    if abs(x) >= 10_000:
-        return f"{x:,.1f}".removesuffix(".0")
-    return f"{x:.4g}"
 
 
 def _insufficient(name: str, kind: str, reason: str, value=None, threshold=None) -> PolicyResult:
@@ -307,56 +259,3 @@ def evaluate_window(
             raise TypeError(f"no evaluator for threshold policy {p!r}")
         results.append(evaluator(w, p, ctx))
     return results
-
-
-def is_evaluable(results: Sequence[PolicyResult]) -> bool:
-    """Whether a window can be judged: label-based policies (when any) decide; drift alone otherwise.
-
-    Args:
-        results: the window's results from ``evaluate_window``.
-    Returns:
-        False when min_labelled is unmet or every relevant result is "insufficient".
-    """
-    labelled = [r for r in results if r.kind in LABEL_KINDS]
-    if any(r.kind == "min_labelled" and r.status == INSUFFICIENT for r in labelled):
-        return False
-    relevant = labelled or list(results)
-    return any(r.status != INSUFFICIENT for r in relevant)
-
-
-def is_breach(results: Sequence[PolicyResult]) -> bool:
-    """Any failing policy whose action is "act" (drift warn never counts)."""
-    return any(r.status == FAIL and r.action == ACT for r in results)
-
-
-def headline_metric(policies: Iterable[Any], task: str) -> str:
-    """The metric a window is summed up by: the first policy's that names one, else the task's default.
-
-    Args:
-        policies: ``ThresholdConfig.policies``.
-        task: ``model.task``.
-    """
-    named = next((p.metric for p in policies if getattr(p, "metric", None)), None)
-    return named or DEFAULT_HEADLINE[Task(task)]
-
-
-def headline_confidence(policies: Iterable[Any], metric: str) -> float:
-    """The confidence of the first bound or Wilson policy on ``metric`` (the default level when none)."""
-    return next(
-        (p.confidence for p in policies if isinstance(p, (BoundPolicy, WilsonPolicy)) and p.metric == metric),
-        DEFAULT_CONFIDENCE,
-    )
-
-
-def bound_requests(policies: Sequence[Any], task: str) -> list[BoundRequest]:
-    """The bounds ``compute_windows`` must compute: each bound policy's, and the headline metric's
-    (drawn in the report) at its policy's confidence.
-
-    Args:
-        policies: ``ThresholdConfig.policies``.
-        task: ``model.task``.
-    """
-    headline = headline_metric(policies, task)
-    wanted = [BoundRequest(p.metric, p.confidence) for p in policies if isinstance(p, BoundPolicy)]
-    wanted.append(BoundRequest(headline, headline_confidence(policies, headline)))
-    return list(dict.fromkeys(wanted))

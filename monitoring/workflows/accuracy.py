@@ -18,7 +18,8 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import BusyError, DataError
 from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.thresholds import bound_requests, fmt_value, headline_metric
+from monitoring.domain.headline import bound_requests, headline_metric
+from monitoring.domain.policy_results import fmt_value
 from monitoring.domain.training import load_artifact
 from monitoring.domain.window_metrics import WindowMetrics, window_start
 from monitoring.domain.windows import compute_windows

@@ -10,7 +10,8 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.decisions import Action, Decision, decide
-from monitoring.domain.thresholds import PolicyResult, headline_metric
+from monitoring.domain.headline import headline_metric
+from monitoring.domain.policy_results import PolicyResult
 from monitoring.domain.training import load_artifact
 from monitoring.workflows.alerts import announce_decision
 from monitoring.workflows.context import Context, Outcome

@@ -10,9 +10,9 @@ import pytest
 from monitoring.app.dashboard.timerange import parse_range
 from monitoring.app.dashboard.views import downsample, drift_grid, headline_metric, metric_info, window_points
 from monitoring.core.errors import ConfigError
-from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.policy_results import PolicyResult
+from monitoring.domain.window_bounds import wilson_interval
 from monitoring.domain.window_metrics import WindowMetrics
-from monitoring.domain.windows import wilson_interval
 from monitoring.state.history import WindowRow
 from tests.dashboard.support import store_config
 

@@ -19,17 +19,11 @@ from monitoring.core.config import (
 )
 from monitoring.core.errors import ConfigError
 from monitoring.domain.decisions import decide
-from monitoring.domain.thresholds import (
-    FAIL,
-    INSUFFICIENT,
-    PASS,
-    bound_requests,
-    evaluate_window,
-    headline_metric,
-    is_breach,
-)
+from monitoring.domain.headline import bound_requests, headline_metric
+from monitoring.domain.policy_results import FAIL, INSUFFICIENT, PASS, is_breach
+from monitoring.domain.thresholds import evaluate_window
+from monitoring.domain.window_bounds import BoundRequest
 from monitoring.domain.window_metrics import WindowMetrics
-from monitoring.domain.windows import BoundRequest
 from tests.project import REPO
 
 

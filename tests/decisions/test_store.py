@@ -19,8 +19,9 @@ from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 from monitoring.core.errors import DataError, StoreError
 from monitoring.domain.decisions import decide
 from monitoring.domain.records import Columns
+from monitoring.domain.window_bounds import BoundRequest, wilson_interval
 from monitoring.domain.window_metrics import METRICS, WindowMetrics
-from monitoring.domain.windows import BoundRequest, compute_windows, wilson_interval
+from monitoring.domain.windows import compute_windows
 from monitoring.state.migrations import TASK_METRIC_COLUMNS
 from monitoring.state.store import (
     _FIRST_METRICS,

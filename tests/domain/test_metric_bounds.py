@@ -17,7 +17,7 @@ from monitoring.domain.metric_bounds import (
     regression_bounds,
     wilson_bounds,
 )
-from monitoring.domain.windows import wilson_interval
+from monitoring.domain.window_bounds import wilson_interval
 
 REPS = 2000
 #: Bootstrap repetitions cost ``resamples`` times more; 400 still puts 90% coverage 4 sigma below 95%.

@@ -10,10 +10,11 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from monitoring.core.errors import DataError
-from monitoring.domain import windows
+from monitoring.domain import window_groups
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.records import Columns
-from monitoring.domain.windows import compute_windows, wilson_interval
+from monitoring.domain.window_bounds import BoundRequest, wilson_interval
+from monitoring.domain.windows import compute_windows
 from tests.domain.support import T0
 
 HOUR = 3_600_000
@@ -243,11 +244,11 @@ def test_the_per_window_pass_equals_the_vectorised_grouping(seed, n_classes, mon
     reference = ReferenceStats.fit(
         pd.DataFrame(np.random.default_rng(seed).normal(size=(500, 2)), columns=["f0", "f1"]), ["f0", "f1"]
     )
-    assert windows._window_runs(cols, HOUR) is not None  # one CRN, in time order, many rows a window
-    asked = [windows.BoundRequest(m) for m in ("accuracy", "f1", "roc_auc", "log_loss", "precision")]
+    assert window_groups.window_runs(cols, HOUR) is not None  # one CRN, in time order, many rows a window
+    asked = [BoundRequest(m) for m in ("accuracy", "f1", "roc_auc", "log_loss", "precision")]
     runs = [r.to_dict() for r in compute_windows(cols, HOUR, reference=reference, bounds=asked, resamples=50)]
-    monkeypatch.setattr(windows, "_RUN_MIN_ROWS", 10**9)
-    assert windows._window_runs(cols, HOUR) is None
+    monkeypatch.setattr(window_groups, "_RUN_MIN_ROWS", 10**9)
+    assert window_groups.window_runs(cols, HOUR) is None
     grouped = [r.to_dict() for r in compute_windows(cols, HOUR, reference=reference, bounds=asked, resamples=50)]
     assert [r["start_ms"] for r in runs] == [T0 - HOUR, T0, T0 + 2 * HOUR]  # no window without predictions
     assert set(runs[0]["bounds"]) == {"accuracy@0.95", "f1@0.95", "roc_auc@0.95", "log_loss@0.95", "precision@0.95"}
@@ -262,13 +263,13 @@ def test_the_per_window_pass_equals_the_vectorised_grouping(seed, n_classes, mon
 
 def test_other_rows_take_the_vectorised_grouping():
     cols = one_deployment(24, 3000, 2)
-    assert windows._window_runs(cols, HOUR) is not None
-    assert windows._window_runs(cols, 60_000) is None  # few rows a window
+    assert window_groups.window_runs(cols, HOUR) is not None
+    assert window_groups.window_runs(cols, 60_000) is None  # few rows a window
     unsorted = cols.take(np.arange(len(cols))[::-1])
-    assert windows._window_runs(unsorted, HOUR) is None
+    assert window_groups.window_runs(unsorted, HOUR) is None
     two = cols.take(np.arange(len(cols)))
     two.deployment_crn[-1] = B
-    assert windows._window_runs(two, HOUR) is None
+    assert window_groups.window_runs(two, HOUR) is None
     assert [(r.start_ms, r.predictions) for r in compute_windows(unsorted, HOUR)] == [
         (r.start_ms, r.predictions) for r in compute_windows(cols, HOUR)
     ]

@@ -11,7 +11,7 @@ import yaml
 
 from monitoring.core.config import PipelineConfig, parse_config
 from monitoring.domain.decisions import Decision
-from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.policy_results import PolicyResult
 from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.state.store import StateStore
 

@@ -14,8 +14,9 @@ from monitoring.app import plots
 from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
 from monitoring.core.config import WilsonPolicy, parse_config
 from monitoring.domain.records import records_to_columns
+from monitoring.domain.window_bounds import wilson_interval
 from monitoring.domain.window_metrics import WindowMetrics, bound_key
-from monitoring.domain.windows import compute_windows, wilson_interval
+from monitoring.domain.windows import compute_windows
 from monitoring.state.store import StateStore
 from tests.domain.support import DEPLOYMENT, prediction
 from tests.domain.support import T0 as DOMAIN_T0

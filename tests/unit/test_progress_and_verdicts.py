@@ -5,7 +5,7 @@ import logging
 
 from monitoring.core.progress import Progress
 from monitoring.domain.decisions import Decision
-from monitoring.domain.thresholds import PolicyResult
+from monitoring.domain.policy_results import PolicyResult
 from monitoring.workflows.evaluate import verdict_fields
 
 

@@ -1,0 +1,45 @@
+"""The metric a window is summed up by, and the confidence bounds the configured policies need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from monitoring.core.config import BoundPolicy, WilsonPolicy
+from monitoring.core.metric_registry import DEFAULT_HEADLINE
+from monitoring.domain.metric_bounds import DEFAULT_CONFIDENCE
+from monitoring.domain.metrics import Task
+from monitoring.domain.window_bounds import BoundRequest
+
+
+def headline_metric(policies: Iterable[Any], task: str) -> str:
+    """The metric a window is summed up by: the first policy's that names one, else the task's default.
+
+    Args:
+        policies: ``ThresholdConfig.policies``.
+        task: ``model.task``.
+    """
+    named = next((p.metric for p in policies if getattr(p, "metric", None)), None)
+    return named or DEFAULT_HEADLINE[Task(task)]
+
+
+def headline_confidence(policies: Iterable[Any], metric: str) -> float:
+    """The confidence of the first bound or Wilson policy on ``metric`` (the default level when none)."""
+    return next(
+        (p.confidence for p in policies if isinstance(p, (BoundPolicy, WilsonPolicy)) and p.metric == metric),
+        DEFAULT_CONFIDENCE,
+    )
+
+
+def bound_requests(policies: Sequence[Any], task: str) -> list[BoundRequest]:
+    """The bounds ``compute_windows`` must compute: each bound policy's, and the headline metric's
+    (drawn in the report) at its policy's confidence.
+
+    Args:
+        policies: ``ThresholdConfig.policies``.
+        task: ``model.task``.
+    """
+    headline = headline_metric(policies, task)
+    wanted = [BoundRequest(p.metric, p.confidence) for p in policies if isinstance(p, BoundPolicy)]
+    wanted.append(BoundRequest(headline, headline_confidence(policies, headline)))
+    return list(dict.fromkeys(wanted))

@@ -20,20 +20,25 @@ from bench.measure import machine
 from bench.table import machine_line, text_table, write
 from monitoring.core.durations import parse_duration
 
-QUICK = {"window_sizes": (20_000, 100_000), "job_size": 200_000, "traffic_rows": 200, "analyze_size": 100_000}
+QUICK = {
+    "window_sizes": (20_000, 100_000),
+    "job_size": 200_000,
+    "traffic_rows": 200,
+    "analyze_size": 100_000,
+    "ground_truth_rows": 1_000,
+}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (about 2 minutes)")
-    parser.add_argument(
-        "--only", default="a,b,c,e,f", help="comma-separated cases among a,b,c,d,e,f (default a,b,c,e,f)"
-    )
+    parser.add_argument("--only", default="a,b,c,e,f,g", help="comma-separated cases among a-g (default a,b,c,e,f,g)")
     parser.add_argument("--pg", action="store_true", help="also run (b) on a throwaway PostgreSQL server")
     parser.add_argument(
         "--out", type=Path, default=Path("bench-output"), help="output directory (default bench-output)"
     )
     parser.add_argument("--job-size", type=int, help="records stored for (b) (default 10,000,000)")
+    parser.add_argument("--ground-truth-rows", type=int, help="labels for (g) (default 5,000)")
     parser.add_argument("--replicas", type=int, default=2, help="model replicas for (c) (default 2)")
     parser.add_argument(
         "--concurrency",
@@ -53,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     """Returns 0 when every case ran (targets missed are results, not errors), 1 if a case failed."""
     args = parse(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ("a", "b", "c", "d", "e", "f")]
+    unknown = [n for n in names if n not in ("a", "b", "c", "d", "e", "f", "g")]
     if unknown:
-        print(f"--only: unknown case(s) {', '.join(unknown)}; choose among a,b,c,d,e,f", file=sys.stderr)
+        print(f"--only: unknown case(s) {', '.join(unknown)}; choose among a,b,c,d,e,f,g", file=sys.stderr)
         return 2
     out_dir = args.out.resolve()
     try:
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             setattr(opt, key, value)
     if args.job_size:
         opt.job_size = args.job_size
+    if args.ground_truth_rows:
+        opt.ground_truth_rows = args.ground_truth_rows
     facts = machine()
     print(f"machine: {machine_line(facts)}", flush=True)
     started = time.monotonic()
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "window_sizes": opt.window_sizes,
         "job_size": opt.job_size,
         "traffic_rows": opt.traffic_rows,
+        "ground_truth_rows": opt.ground_truth_rows,
         "analyze_size": opt.analyze_size,
         "replicas": opt.replicas,
         "concurrency": opt.concurrency,

@@ -21,6 +21,9 @@ STEPS = {
     "thirdparty_columns": "bench.thirdparty:write_columns",
     "dashboard_fill": "bench.dashboard_case:fill",
     "dashboard_serve": "bench.dashboard_case:serve",
+    "ground_truth_fill": "bench.ground_truth_case:fill",
+    "ground_truth_seed": "bench.ground_truth_case:seed",
+    "ground_truth_ours": "bench.ground_truth_case:ours",
 }
 RESULT_PREFIX = "BENCH-RESULT "
 

@@ -60,10 +60,14 @@ class MetricsClient:
             yield lo, hi, self.read(deployment_crn, lo, hi - 1)
             lo = hi
 
-    def post_ground_truth(self, labels: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    def post_ground_truth(self, labels: list[tuple[str, dict[str, Any]]], concurrency: int | None = None) -> list[str]:
         """Attach delayed metrics to predictions; returns the uuids that were posted.
 
         A uuid that fails after retries is logged and left out (its label stays pending).
+
+        Args:
+            labels: ``(uuid, metrics)`` pairs.
+            concurrency: parallel posts (default: the client's).
         """
         if not labels:
             return []
@@ -82,7 +86,7 @@ class MetricsClient:
                 log.warning("ground truth not posted, will retry next run %s", KV(uuid=uuid, error=str(exc)))
                 return None
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=concurrency or self.concurrency) as pool:
             return [u for u in pool.map(post, labels) if u is not None]
 
     def track_aggregate(self, metrics: dict[str, Any], start_ms: int, end_ms: int, deployment_crn: str) -> None:

@@ -47,6 +47,9 @@ class GroundTruthConfig(BaseModel):
     long has passed since it was recorded, so that a post still in flight from a killed run lands first."""
     chunk_rows: int = Field(default=5000, ge=1, le=1_000_000)
     """Source rows read, joined and posted at a time (memory is bounded by one chunk)."""
+    concurrency: int = Field(default=16, ge=1, le=64)
+    """Labels posted in parallel (one ``track_delayed_metrics`` call each; CML's metrics service is
+    remote, so a sequential post waits a round trip per label)."""
     watermark_param: Literal["iso", "epoch_ms"] = "iso"
     """How a SQL query receives ``:watermark``: ISO-8601 text in UTC, or epoch milliseconds."""
     report_dir: InsidePath = "ground_truth"

@@ -78,7 +78,9 @@ def settle_intents(ctx: Context, ledger: GroundTruthLedger, tally: Tally, run: s
     ledger.mark_done((e.uuid for e in already), now)
     tally.count("settled_posted_before", len(already))
     again = [e for e in intents if e.uuid in found and e.uuid not in has_label]
-    posted = ctx.platform.metrics.post_ground_truth([(e.uuid, {label_key: e.label, RUN_KEY: run}) for e in again])
+    posted = ctx.platform.metrics.post_ground_truth(
+        [(e.uuid, {label_key: e.label, RUN_KEY: run}) for e in again], ctx.cfg.ground_truth.concurrency
+    )
     ledger.mark_done(posted, ctx.platform.clock.now_ms())
     tally.count("settled_reposted", len(posted))
     tally.count("not_posted", len(again) - len(posted))
@@ -215,7 +217,7 @@ class Poster:
         if not recorded:
             return
         posted = ctx.platform.metrics.post_ground_truth(
-            [(e.uuid, {label_key: e.label, RUN_KEY: self.run}) for e in recorded]
+            [(e.uuid, {label_key: e.label, RUN_KEY: self.run}) for e in recorded], ctx.cfg.ground_truth.concurrency
         )
         self.ledger.mark_done(posted, ctx.platform.clock.now_ms())
         self.tally.count("posted", len(posted))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitoring.app.wiring import Wiring, build_context, load_project_config
+from monitoring.core.durations import to_ms
 from monitoring.core.errors import (
     EXIT_BUSY,
     EXIT_CONFIG,
@@ -22,7 +23,8 @@ from monitoring.core.errors import (
     ConfigError,
     MonitoringError,
 )
-from monitoring.core.logs import REDACTOR, configure_logging, verdict_line
+from monitoring.core.logs import KV, REDACTOR, configure_logging, verdict_line
+from monitoring.state.backup_rotation import rotate
 from monitoring.state.job_runs import JobRunRow, record_job_run
 from monitoring.workflows.context import Context, Outcome
 
@@ -88,12 +90,39 @@ def run_job(
         outcome = Outcome(
             "failed", f"{type(exc).__name__}: {exc}", FAILURE_ACTIONS[EXIT_INTERNAL], fields, EXIT_INTERNAL
         )
+    if ctx is not None and outcome.exit_code == 0:
+        _back_up(ctx)
     if ctx is not None and outcome.exit_code not in STORE_FAILURES:
         _record(ctx, job, outcome)  # before the VERDICT, which stays the log's last line
     logging.getLogger(f"monitoring.jobs.{job}").info(
         verdict_line(job, outcome.status, outcome.summary, outcome.action, **outcome.fields)
     )
     return outcome.exit_code
+
+
+def _back_up(ctx: Context) -> None:
+    """The scheduled backup of the state store, when due; a failure costs a warning, never the run."""
+    state, log = ctx.cfg.state, logging.getLogger(__name__)
+    try:
+        done = rotate(
+            ctx.store.db, ctx.project_root, ctx.platform.clock.now_ms(), to_ms(state.backup_every), state.backup_keep
+        )
+    except Exception as exc:  # noqa: BLE001 - a full disk, a lock: the run's outcome stands, the next one tries again
+        log.warning(
+            "the scheduled state-store backup was not written; the next successful run tries again %s",
+            KV(error=str(exc)),
+        )
+        return
+    if done.written is not None:
+        log.info(
+            "state store backed up %s",
+            KV(
+                file=str(done.written),
+                kept=done.kept,
+                removed=len(done.removed),
+                restore="cml-monitor state restore FILE",
+            ),
+        )
 
 
 def _record(ctx: Context, job: str, outcome: Outcome) -> None:

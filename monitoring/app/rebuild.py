@@ -15,18 +15,15 @@ have had; a retried row's earlier records never do.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
+from monitoring.app.record_scan import Scan, deployments_of, scan_all
+from monitoring.app.seed_labels import Prediction, seeded_labels
 from monitoring.app.state_admin import refuse_if_busy, say
 from monitoring.cmlclient import Platform
-from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import EXIT_OK, ConfigChangedError, StoreError
-from monitoring.domain.records import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.backup import default_backup_path, move_aside, stamp, store_tables, write_backup
 from monitoring.state.health import StoreOpening, store_database
 from monitoring.state.marker import remove_marker
@@ -34,59 +31,6 @@ from monitoring.state.migrations import STORE_TABLES
 from monitoring.state.store import StateStore
 from monitoring.workflows.accuracy import spans_to_read, windows_for_span
 from monitoring.workflows.context import Context, version_of
-
-#: Cycles on either side of an unlabelled record whose labelled records are kept (retries span one boundary).
-NEIGHBOURS = 1
-
-
-@dataclass
-class Scan:
-    """One deployment's records, read once: what rebuilding needs of them."""
-
-    records: int = 0
-    first_ms: int | None = None
-    aggregates: list[tuple[int, int]] = field(default_factory=list)
-    unlabelled: list[Prediction] = field(default_factory=list)
-    labelled: dict[int, list[Prediction]] = field(default_factory=lambda: defaultdict(list))
-
-
-def scan(ctx: Context, dep: DeploymentRef, start_ms: int, now: int) -> Scan:
-    """Read a deployment's records from ``start_ms`` to ``now`` chunk by chunk.
-
-    Labelled records are kept only for cycles next to an unlabelled one (memory stays bounded
-    by the unlabelled tail, not by the history).
-    """
-    cfg = ctx.cfg
-    windows = cfg.windows
-    cycle_ms = max(1, to_ms(cfg.scenario.cycle))
-    names = list(cfg.model.feature_names)
-    found = Scan()
-    open_cycles: set[int] = set()
-    for _, hi, records in ctx.platform.metrics.read_chunks(dep.crn, start_ms, now, to_ms(windows.chunk)):
-        for rec in records:
-            if not isinstance(rec, dict):
-                continue
-            ts, end = int(rec.get(START_KEY) or 0), int(rec.get(END_KEY) or 0)
-            if rec.get(UUID_KEY) == "":
-                found.aggregates.append((ts, end))
-                continue
-            found.records += 1
-            found.first_ms = ts if found.first_ms is None else min(found.first_ms, ts)
-            metrics = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {}
-            labelled = metrics.get(windows.label_key) is not None
-            pred = Prediction(
-                dep.crn, str(rec.get(UUID_KEY)), ts, end, feature_key(metrics, windows.features_key, names), labelled
-            )
-            if labelled:
-                found.labelled[ts // cycle_ms].append(pred)
-            else:
-                found.unlabelled.append(pred)
-                open_cycles.add(ts // cycle_ms)
-        done = hi // cycle_ms - 2 * NEIGHBOURS - 1
-        for cycle in [c for c in found.labelled if c < done]:
-            if not any(abs(cycle - u) <= NEIGHBOURS for u in open_cycles):
-                del found.labelled[cycle]
-    return found
 
 
 def _set_aside(cfg: PipelineConfig, root: Path, now_ms: int) -> str | None:
@@ -141,12 +85,8 @@ def _fill(ctx: Context, now: int) -> None:
         say("rebuilt", f"nothing: model {cfg.model.name!r} does not exist on the platform (a fresh start)")
         return
     live = api.live_deployment(model)
-    candidates = sorted(
-        (d for b in api.builds(model) for d in api.deployments(model, b.id)),
-        key=lambda d: (d.created_ms is None, d.created_ms or 0),
-    )
-    window = to_ms(cfg.windows.length)
-    scans = {d.id: scan(ctx, d, (d.created_ms or 0) - (d.created_ms or 0) % window, now) for d in candidates}
+    candidates = deployments_of(api, model)
+    scans = scan_all(ctx, candidates, now)
     served = [d for d in candidates if scans[d.id].records and (live is None or d.id != live.id)]
     served += [live] if live is not None else []
     for dep in served:

@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from monitoring.app.record_scan import catch_up
 from monitoring.app.wiring import history_on_platform
 from monitoring.cmlclient import Platform
 from monitoring.core.clock import iso_ms
@@ -32,6 +33,7 @@ from monitoring.state.leases import Leases
 from monitoring.state.marker import HistoryMarker, marker_path, write_marker
 from monitoring.state.migrations import LATEST, stored_version
 from monitoring.state.store import StateStore
+from monitoring.workflows.context import Context
 
 
 def say(label: str, text: str) -> None:
@@ -227,6 +229,20 @@ def restore(cfg: PipelineConfig, root: Path, file: str, platform: Platform) -> i
     write_marker(root, marker)
     say("restored", f"{source} into {target.where} (store {ident.store_id}, model {ident.model!r})")
     say("kept", f"the store it replaced: {aside}" if aside else "no store was replaced")
+    with StateStore(cfg.state.url, root) as restored:
+        caught = catch_up(Context(cfg, platform, restored, root), platform.clock.now_ms())
+    say(
+        "caught up",
+        f"{caught.aggregates} aggregates found in CML recorded as sent; {caught.in_doubt} due labels not marked "
+        f"posted will be checked against their records before any is posted; {caught.requeued} labels of "
+        "predictions made since the backup queued from the simulation seed",
+    )
+    if caught.unqueued:
+        say(
+            "note",
+            f"{caught.unqueued} unlabelled predictions have no label queued (the bootstrap's smoke call, or labels "
+            "that come from a ground-truth feed or a replayed data set)",
+        )
     return EXIT_OK
 
 

@@ -395,12 +395,24 @@ class StateConfig(Strict):
     busy_timeout: Duration = timedelta(seconds=30)
     """How long a job waits for a lock another process holds on the state store (or for the
     window-results lease) before it gives up with exit 9 (or 6 for the lease)."""
+    backup_every: Duration = timedelta(days=1)
+    """The first successful job run once the newest backup is this old writes a new one
+    (``<store dir>/backups/``); ``0s``: never."""
+    backup_keep: int = Field(default=7, ge=1, le=1000)
+    """Stamped backups kept; older ones are removed after a new one is written."""
 
     @field_validator("busy_timeout")
     @classmethod
     def _positive_wait(cls, v: timedelta) -> timedelta:
         if v.total_seconds() <= 0:
             raise ValueError("must be a positive duration")
+        return v
+
+    @field_validator("backup_every")
+    @classmethod
+    def _not_negative(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 0:
+            raise ValueError("must not be negative (0s: never)")
         return v
 
 

@@ -225,6 +225,16 @@ class LabelQueue:
                 [(int(now_ms), str(u)) for u in uuids],
             )
 
+    def doubt_due(self, now_ms: int) -> int:
+        """Put every due label not marked posted in doubt, so the next run checks its record before
+        posting it (after a restore: a newer store than the backup may have posted it). Returns how many."""
+        with self.db.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE pending_labels SET posting_ms = ? WHERE posted_ms IS NULL AND posting_ms IS NULL AND due_ms <= ?",
+                (int(now_ms), int(now_ms)),
+            )
+            return max(0, int(cur.rowcount))
+
     def in_doubt(self, limit: int) -> list[InDoubt]:
         """Labels whose post started and was never marked done, by deployment and answer time."""
         rows = self.db.query(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -23,6 +24,14 @@ class FixedClock:
 
     def now_ms(self) -> int:
         return self.now
+
+
+@dataclass
+class RunPlatform:
+    """What ``run_job`` reads of the platform around a workflow: the engine's run id and the clock."""
+
+    run_id: str
+    clock: FixedClock
 
 
 def store_config(db: Path, name: str = HOSTILE, edit=None) -> PipelineConfig:

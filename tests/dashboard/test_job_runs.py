@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from monitoring.app.jobrun import run_job
 from monitoring.core.errors import DataError
 from monitoring.core.logs import REDACTOR
 from monitoring.state.job_runs import job_runs, latest_job_runs
 from monitoring.state.store import StateStore
 from monitoring.workflows.context import Context, Outcome
-from tests.dashboard.support import PLANTED, FixedClock
+from tests.dashboard.support import PLANTED, FixedClock, RunPlatform
 from tests.project import make_project
-
-
-@dataclass
-class RunPlatform:
-    """What run_job reads of the platform to record a run: the engine's run id and the clock."""
-
-    run_id: str
-    clock: FixedClock
 
 
 def test_each_run_is_recorded_with_its_verdict_and_the_latest_per_job_is_found(tmp_path, monkeypatch):

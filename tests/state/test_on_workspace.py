@@ -261,6 +261,48 @@ def test_state_check_backup_and_restore(rig):
     assert state_cli(rig, "check")[0] == EXIT_OK
 
 
+def test_restoring_an_older_backup_sends_no_aggregate_twice_and_loses_or_doubles_no_label(rig):
+    """What happened after the backup is read back from the metrics store on restore: aggregates sent
+    since count as sent, labels posted since are found on their records before any post, and the
+    labels of predictions made since are queued again from the simulation seed."""
+    rig.at(1.6)
+    rig.settle()
+    rig.at(5.5)
+    assert rig.job("compute_accuracy")[0] == EXIT_OK
+    rig.at(6.2)
+    assert rig.job("simulate_traffic")[0] == EXIT_OK  # 200 labels queued, due at 6.7
+    rig.ctx.store.close()
+    assert state_cli(rig, "backup", "--out", str(rig.root / "older.db"))[0] == EXIT_OK
+    fresh(rig)
+    assert rig.settle() == 200  # posted after the backup
+    rig.at(7.2)
+    assert rig.job("simulate_traffic")[0] == EXIT_OK  # 200 more predictions, their labels queued after the backup
+    since_backup = {u for u, (_, posted) in rig.pending().items() if posted is None}
+    assert len(since_backup) == 200
+    expected = {u: label for u, (label, _) in rig.pending().items()}
+    rig.at(10.5)
+    assert rig.job("compute_accuracy")[0] == EXIT_OK  # sends the windows settled since
+    sent = aggregates(rig)
+    assert set(sent.values()) == {1}
+    rig.ctx.store.close()
+    code, out = state_cli(rig, "restore", str(rig.root / "older.db"))
+    assert code == EXIT_OK and f"{len(sent)} aggregates found in CML recorded as sent" in out, out
+    assert "200 due labels not marked posted will be checked" in out, out
+    assert "200 labels of predictions made since the backup queued from the simulation seed" in out, out
+    fresh(rig)
+    assert {u: label for u, (label, _) in rig.pending().items()} == expected, "the seed gave other labels"
+    posts: list[str] = []
+    post = rig.ctx.platform.metrics.post_ground_truth
+    rig.ctx.platform.metrics.post_ground_truth = lambda labels, *a: (
+        posts.extend(u for u, _ in labels) or post(labels, *a)
+    )
+    assert rig.job("compute_accuracy")[0] == EXIT_OK
+    assert aggregates(rig) == sent, "an aggregate was sent again after the restore"
+    rig.settle()
+    assert sorted(posts) == sorted(since_backup), "posted twice, or not posted"
+    assert all(posted is not None for _, posted in rig.pending().values())
+
+
 def test_check_names_the_damage_and_restore_refuses_another_models_backup(rig, tmp_path):
     rig.ctx.store.close()
     other = rig.root / "other.db"

@@ -18,7 +18,7 @@ NEIGHBOURS = 1
 
 @dataclass
 class Scan:
-    """One deployment's records, read once: what rebuilding needs of them."""
+    """One deployment's records, read once: what a rebuild or a restore needs of them."""
 
     records: int = 0
     first_ms: int | None = None

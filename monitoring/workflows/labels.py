@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from monitoring.core.durations import to_ms
 from monitoring.core.errors import MonitoringError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.domain.records import END_KEY, START_KEY, UUID_KEY
@@ -239,6 +240,9 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
         How many had landed.
     """
     queue, label_key = ctx.store.label_queue, ctx.cfg.windows.label_key
+    # a record is stamped when the model starts on the request; its answer is taken up to a request
+    # timeout later (a busy machine can hold a client thread for seconds between the two)
+    before = SLACK_MS + to_ms(ctx.cfg.scenario.request_timeout)
     landed_total = 0
     while rows := queue.in_doubt(IN_DOUBT_ROUND):
         landed: list[str] = []
@@ -250,7 +254,7 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
             for crn, group in by_crn.items():
                 wanted = {r.uuid for r in group}
                 lo, hi = min(r.answered_ms for r in group), max(r.answered_ms for r in group)
-                for rec in ctx.platform.metrics.read(crn, lo - SLACK_MS, hi + SLACK_MS):
+                for rec in ctx.platform.metrics.read(crn, lo - before, hi + SLACK_MS):
                     metrics = rec.get("metrics") if isinstance(rec, dict) else None
                     if isinstance(metrics, dict) and rec.get(UUID_KEY) in wanted and label_key in metrics:
                         landed.append(str(rec[UUID_KEY]))

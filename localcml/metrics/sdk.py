@@ -147,9 +147,7 @@ def model_metrics(func: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
             try:
                 transport.call("/track-metrics", body)
             except transport.MetricsServiceError as exc:
-                raise transport.MetricsWriteError(
-                    f"the prediction's metrics record could not be written: {exc}"
-                ) from exc
+                raise transport.MetricsWriteError(f"the prediction's metrics record was not written: {exc}") from exc
         return {"prediction": prediction, "uuid": prediction_uuid}
 
     return wrapper

@@ -41,7 +41,7 @@ def answerer(api: MetricsApi) -> Callable[[str, bytes, Callable[[str], None]], R
             return _error(exc.status, exc.message)
         except NoSpaceError as exc:  # names the file system; the store works again once space is freed
             log.warning("metrics call %s refused: %s", path, exc)
-            return _error(OUT_OF_SPACE, f"{path}: {exc}")
+            return _error(OUT_OF_SPACE, str(exc))
         except OSError as exc:  # the store's disk or server went away
             log.exception("metrics call %s failed", path)
             return _error(503, f"{path}: the model metrics store is unavailable: {exc}")

@@ -246,13 +246,13 @@ class MetricsStore:
         if self.db.dialect == "sqlite":
             where = mount_point(self.db.path)
             return NoSpaceError(
-                f"model metrics store {self.db.where} is out of space: no space left on {where} "
-                f"(could not {doing}; nothing was written)",
+                f"model metrics store out of space: no space left on {where}; could not {doing}, "
+                f"nothing was written (store {self.db.where})",
                 where,
             )
         return NoSpaceError(
-            f"model metrics store {self.db.where} is out of space: the database server's disk is full "
-            f"(could not {doing}; nothing was written): {str(exc).splitlines()[0]}",
+            f"model metrics store out of space: the database server's disk is full; could not {doing}, "
+            f"nothing was written (store {self.db.where}: {str(exc).splitlines()[0]})",
             self.db.where,
         )
 

@@ -223,7 +223,7 @@ class Rig:
         self.ws.faults.clear()
         now = self.ws.clock.now_ms() + to_ms(self.cfg.scenario.label_delay) + 1
         self.ws.set_now(now)
-        return post_due_labels(self.ctx, now, self.cfg.windows.label_key)
+        return post_due_labels(self.ctx, now, self.cfg.windows.label_key).posted
 
 
 def build_template(root: Path) -> dict[str, Any]:

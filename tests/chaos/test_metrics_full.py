@@ -186,3 +186,28 @@ def test_a_full_store_refuses_a_write_naming_its_file_system_and_takes_the_next_
             store.close()
         with contextlib.closing(sqlite3.connect(fs / "metrics.db")) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_aggregates_that_meet_a_full_store_fail_the_run_clearly_and_are_sent_once_after(full_rig):
+    rig = full_rig
+    rig.reconfigure(windows={"label_horizon": "30m"})
+    crn = rig.live().crn
+    now = rig.at(2.6)
+    post_due_labels(rig.ctx, now, rig.cfg.windows.label_key)  # the template's windows settle with all labels
+    with contextlib.closing(sqlite3.connect(rig.fs / "metrics.db")) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # from here every write must grow the log
+    filler = fill(rig.fs, LEAVE_BYTES)
+    code, fields = rig.job("compute_accuracy")
+    assert code == EXIT_PLATFORM and fields["exit_code"] == "3", rig.last_log[-3000:]
+    assert f"HTTP 507: model metrics store out of space: no space left on {rig.fs}" in fields["summary"]
+    assert "the next run checks whether this aggregate landed" in fields["action"]
+    assert aggregates_of(rig, crn) == {} and {r.state for r in rig.ctx.store.aggregates.rows(crn)} == {"sending"}
+    assert_windows_hold_their_records(rig, crn)  # stored from a whole reading before the send failed
+
+    filler.unlink()
+    code, fields = rig.job("compute_accuracy")
+    assert code == EXIT_OK, rig.last_log[-3000:]
+    assert "aggregate of an interrupted run had landed" not in rig.last_log  # checked, found missing, sent
+    sent, ledger = aggregates_of(rig, crn), rig.ctx.store.aggregates.rows(crn)
+    assert len(ledger) >= 2 and {r.state for r in ledger} == {SENT}
+    assert sorted(sent) == [r.start_ms for r in ledger] and all(len(v) == 1 for v in sent.values())

@@ -70,7 +70,7 @@ def ours(params: dict) -> dict:
         outcome = simulate_traffic(ctx)
     clock.set_now(clock.now_ms() + to_ms(ctx.cfg.scenario.label_delay) + 60_000)
     with measured() as label:
-        posted = post_due_labels(ctx, clock.now_ms(), ctx.cfg.windows.label_key)
+        posted = post_due_labels(ctx, clock.now_ms(), ctx.cfg.windows.label_key).posted
     return {
         "predictions": outcome.fields["predictions"],
         "failed": outcome.fields["failed"],

@@ -114,6 +114,8 @@ def model_metrics(func: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
 
     Raises:
         ValueError: (from the wrapper) a tracked value is NaN, infinite or not JSON.
+        MetricsWriteError: (from the wrapper, in a replica) the metrics service could not write
+            the record: the call fails, as its prediction is not recorded.
     """
 
     @functools.wraps(func)
@@ -133,18 +135,19 @@ def model_metrics(func: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
             _dev_store().track_prediction(dev_model_deployment_crn, "", "", prediction_uuid, start, end, metrics)
         else:
             encode_metrics(metrics)  # refuse what is not JSON here, as the SDK does, before any call
-            transport.call(
-                "/track-metrics",
-                {
-                    "modelDeploymentCrn": deployment,
-                    "modelBuildCrn": os.environ.get(BUILD_CRN_ENV, ""),
-                    "modelCrn": os.environ.get(MODEL_CRN_ENV, ""),
-                    "predictionUuid": prediction_uuid,
-                    "startTimestampMs": start,
-                    "endTimestampMs": end,
-                    "metrics": metrics,
-                },
-            )
+            body = {
+                "modelDeploymentCrn": deployment,
+                "modelBuildCrn": os.environ.get(BUILD_CRN_ENV, ""),
+                "modelCrn": os.environ.get(MODEL_CRN_ENV, ""),
+                "predictionUuid": prediction_uuid,
+                "startTimestampMs": start,
+                "endTimestampMs": end,
+                "metrics": metrics,
+            }
+            try:
+                transport.call("/track-metrics", body)
+            except transport.MetricsServiceError as exc:
+                raise transport.MetricsWriteError(f"the prediction's metrics record was not written: {exc}") from exc
         return {"prediction": prediction, "uuid": prediction_uuid}
 
     return wrapper

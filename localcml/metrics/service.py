@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 from localcml.metrics.responses import MetricsApi, MetricsError
 from localcml.metrics.urls import LATENCY_EXEMPT, ROUTES
+from monitoring.core.errors import NoSpaceError
 
 log = logging.getLogger(__name__)
 Reply = tuple[int, bytes]
+#: HTTP 507 Insufficient Storage: the store's disk is full (retryable for the SDK, as every 5xx).
+OUT_OF_SPACE = 507
 
 
 def _error(status: int, message: str) -> Reply:
@@ -36,6 +39,9 @@ def answerer(api: MetricsApi) -> Callable[[str, bytes, Callable[[str], None]], R
             return 200, json.dumps(getattr(api, name)(body)).encode()  # stored records are returned as stored
         except MetricsError as exc:
             return _error(exc.status, exc.message)
+        except NoSpaceError as exc:  # names the file system; the store works again once space is freed
+            log.warning("metrics call %s refused: %s", path, exc)
+            return _error(OUT_OF_SPACE, str(exc))
         except OSError as exc:  # the store's disk or server went away
             log.exception("metrics call %s failed", path)
             return _error(503, f"{path}: the model metrics store is unavailable: {exc}")

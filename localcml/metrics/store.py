@@ -6,6 +6,12 @@ JSON object stored as TEXT; delayed metrics are merged into it in Python inside 
 (row locked with ``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers
 across processes), so concurrent mergers never lose each other's keys.
 
+Out of space: SQLite's write-ahead log is kept small (``WAL_CHECKPOINT_PAGES``), so that the log
+cannot fill a small disk by itself. A write that meets a full file system (``SQLITE_FULL``;
+PostgreSQL SQLSTATE 53100) first checkpoints the log into the database and truncates it, then
+tries once more; if that fails too it raises ``NoSpaceError`` naming the file system, with nothing
+written. No connection is left broken: the next write after space is freed succeeds.
+
 Window semantics of :meth:`MetricsStore.read`: a record is returned when
 ``start_ms <= startTimeStampMs <= end_ms`` (both ends inclusive; ``end_ms=None`` means no upper
 bound). Records come back ordered by ``startTimeStampMs``, then insertion order.
@@ -14,14 +20,19 @@ bound). Records come back ordered by ``startTimeStampMs``, then insertion order.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import operator
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from monitoring.core.db import Database
+from monitoring.core.db import Database, mount_point
+from monitoring.core.errors import NoSpaceError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TABLE = "model_metrics"
 #: Rows fetched per ``IN (...)`` lookup; stays far below SQLite's bound-variable limit.
@@ -29,6 +40,25 @@ LOOKUP_CHUNK = 500
 #: Serialises schema creation between processes on PostgreSQL (any constant bigint).
 _PG_SCHEMA_LOCK = 727_274_001
 _COLUMNS = "deployment_crn, build_crn, model_crn, prediction_uuid, start_ms, end_ms, metrics"
+#: PostgreSQL's SQLSTATE for a full disk.
+_PG_DISK_FULL = "53100"
+#: SQLite's write-ahead log is checkpointed once it holds this many pages (SQLite's default: 1000)
+#: and cut back to ``WAL_SIZE_LIMIT_BYTES``: a log that grows to megabytes before its first
+#: checkpoint can fill a small disk by itself, and then no checkpoint can make room for its pages.
+WAL_CHECKPOINT_PAGES = 256
+WAL_SIZE_LIMIT_BYTES = 1024 * 1024
+_SQLITE_PRAGMAS = (
+    f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}",
+    f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}",
+)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a driver error says the database's disk is full."""
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name == "SQLITE_FULL" or "database or disk is full" in str(exc)
+    return getattr(exc, "sqlstate", None) == _PG_DISK_FULL
 
 
 def _ddl(db: Database) -> str:
@@ -151,20 +181,80 @@ class MetricsStore:
     """
 
     def __init__(self, url: str, base_dir: str | Path | None = None):
-        self.db = Database(url, base_dir)
+        self.db = Database(url, base_dir, sqlite_pragmas=_SQLITE_PRAGMAS)
         self._duplicate_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
         if self.db.dialect == "postgresql":
             import psycopg
 
             self._duplicate_errors = (psycopg.errors.UniqueViolation,)
-        with self.db.transaction() as db:
-            if db.dialect == "postgresql":
-                db.execute("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
-            db.script(_ddl(db))
+
+        def create() -> None:
+            with self.db.transaction() as db:
+                if db.dialect == "postgresql":
+                    db.execute("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
+                db.script(_ddl(db))
+
+        self._writing("create the store's tables", create)
 
     def close(self) -> None:
         """Close this process's connections."""
         self.db.close()
+
+    @property
+    def where(self) -> str:
+        """The store's file (SQLite) or its URL without the password."""
+        return self.db.where
+
+    def _writing(self, doing: str, write: Callable[[], T]) -> T:
+        """Run ``write``; on a full disk, give back the log's space and try once more, else raise NoSpaceError.
+
+        Raises:
+            NoSpaceError: the file system (SQLite) or the server's disk (PostgreSQL) is still full;
+                nothing of ``write`` was stored.
+        """
+        try:
+            return write()
+        except Exception as exc:
+            if not _disk_full(exc):
+                raise
+            if not self._release_log():
+                raise self._full(doing, exc) from exc
+        try:
+            return write()
+        except Exception as exc:
+            if not _disk_full(exc):
+                raise
+            raise self._full(doing, exc) from exc
+
+    def _release_log(self) -> bool:
+        """Checkpoint SQLite's write-ahead log into the database and truncate it; whether it got smaller."""
+        if self.db.dialect != "sqlite":
+            return False
+        wal = Path(f"{self.db.path}-wal")
+        before = wal.stat().st_size if wal.exists() else 0
+        try:
+            self.db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.debug("write-ahead log not checkpointed: %s", exc)
+            return False
+        after = wal.stat().st_size if wal.exists() else 0
+        if after < before:
+            log.warning("metrics store's disk was full: its write-ahead log gave back %d bytes", before - after)
+        return after < before
+
+    def _full(self, doing: str, exc: BaseException) -> NoSpaceError:
+        if self.db.dialect == "sqlite":
+            where = mount_point(self.db.path)
+            return NoSpaceError(
+                f"model metrics store out of space: no space left on {where}; could not {doing}, "
+                f"nothing was written (store {self.db.where})",
+                where,
+            )
+        return NoSpaceError(
+            f"model metrics store out of space: the database server's disk is full; could not {doing}, "
+            f"nothing was written (store {self.db.where}: {str(exc).splitlines()[0]})",
+            self.db.where,
+        )
 
     def track_prediction(
         self,
@@ -181,6 +271,7 @@ class MetricsStore:
         Raises:
             ValueError: empty uuid or deployment CRN, bad window, invalid metrics, or the uuid
                 already has a record for this deployment.
+            NoSpaceError: the store's disk is full; nothing was written.
         """
         if not uuid or not isinstance(uuid, str):
             raise ValueError("prediction uuid must be a non-empty string ('' is reserved for aggregates)")
@@ -189,9 +280,12 @@ class MetricsStore:
         start_ms, end_ms = _check_window(start_ms, end_ms, f"prediction {uuid}")
         text = encode_metrics(metrics)
         try:
-            self.db.execute(
-                f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (deployment_crn, build_crn or "", model_crn or "", uuid, start_ms, end_ms, text),
+            self._writing(
+                f"record prediction {uuid}",
+                lambda: self.db.execute(
+                    f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (deployment_crn, build_crn or "", model_crn or "", uuid, start_ms, end_ms, text),
+                ),
             )
         except self._duplicate_errors as exc:
             raise ValueError(f"prediction {uuid} already has a record for deployment {deployment_crn}") from exc
@@ -210,6 +304,7 @@ class MetricsStore:
         Raises:
             ValueError: a row without 7 fields, an empty uuid or deployment CRN, a bad window, metrics
                 text that is not a JSON object, or a uuid that already has a record (nothing written).
+            NoSpaceError: the store's disk is full; nothing was written.
         """
         checked = []
         for i, row in enumerate(rows):
@@ -224,7 +319,8 @@ class MetricsStore:
             checked.append((deployment, build or "", model or "", uuid, start, end, text))
         if not checked:
             return 0
-        try:
+
+        def insert() -> None:
             with self.db.transaction() as db:
                 if db.dialect == "postgresql":
                     with db.conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({_COLUMNS}) FROM STDIN") as copy:
@@ -232,6 +328,9 @@ class MetricsStore:
                             copy.write_row(row)
                 else:
                     db.executemany(f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", checked)
+
+        try:
+            self._writing(f"insert {len(checked)} records", insert)
         except self._duplicate_errors as exc:
             raise ValueError(f"bulk insert: a prediction uuid already has a record: {exc}") from exc
         return len(checked)
@@ -241,6 +340,7 @@ class MetricsStore:
 
         Raises:
             ValueError: unknown uuid (named), or invalid metrics.
+            NoSpaceError: the store's disk is full; nothing was written.
         """
         self.track_delayed_many([(prediction_uuid, metrics)])
 
@@ -257,6 +357,7 @@ class MetricsStore:
         Raises:
             ValueError: any uuid has no record (nothing is written; the message names them),
                 or a metrics dict is invalid.
+            NoSpaceError: the store's disk is full; nothing was written.
         """
         pairs = []
         for uuid, metrics in items:
@@ -267,6 +368,14 @@ class MetricsStore:
         if not pairs:
             return 0
         uuids = list(dict.fromkeys(u for u, _ in pairs))
+        what = (
+            f"merge delayed metrics into {len(uuids)} records"
+            if len(uuids) > 1
+            else f"merge delayed metrics into {uuids[0]}"
+        )
+        return self._writing(what, lambda: self._merge(pairs, uuids))
+
+    def _merge(self, pairs: list[tuple[str, dict[str, Any]]], uuids: list[str]) -> int:
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         with self.db.transaction() as db:
             ids: dict[str, list[int]] = {}
@@ -311,11 +420,20 @@ class MetricsStore:
 
         Raises:
             ValueError: missing deployment CRN, bad window, or invalid metrics.
+            NoSpaceError: the store's disk is full; nothing was written.
         """
         if not deployment_crn:
             raise ValueError("aggregate metrics need model_deployment_crn (the deployment's CRN)")
         start_ms, end_ms = _check_window(start_ms, end_ms, f"aggregate metrics for {deployment_crn}")
         text = encode_metrics(metrics)
+        self._writing(
+            f"record aggregate metrics of {deployment_crn}",
+            lambda: self._aggregate(text, start_ms, end_ms, deployment_crn, model_crn, build_crn),
+        )
+
+    def _aggregate(
+        self, text: str, start_ms: int, end_ms: int, deployment_crn: str, model_crn: str | None, build_crn: str | None
+    ) -> None:
         with self.db.transaction() as db:
             if model_crn is None or build_crn is None:
                 # newest by start time: served by the (deployment_crn, start_ms) index, not a sort of the history

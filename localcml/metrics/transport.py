@@ -29,6 +29,10 @@ class MetricsServiceError(ConnectionError):
     """The metrics service could not be reached or failed (5xx): the call may be retried."""
 
 
+class MetricsWriteError(MetricsServiceError):
+    """A decorated model call ran, but its prediction's record could not be written (the call fails)."""
+
+
 def _manager() -> urllib3.PoolManager:
     global _pool
     with _lock:

@@ -10,7 +10,9 @@ Protocol: ``POST /model`` (or ``/``) with ``{"accessKey": KEY, "request": {...}}
 ``{"success": false, "error": {"code", "message"}}``: 400 ``request.invalid`` (not JSON, or not
 that shape), 401 ``auth.unauthorized`` (auth on, Bearer missing or wrong; checked first),
 403 ``model.access_key_invalid`` (accessKey is not this model's), 411 ``request.length_required``,
-413 ``request.too_large`` (over 5 MiB), 500 ``model.error`` (the function raised; message redacted).
+413 ``request.too_large`` (over 5 MiB), 500 ``model.error`` (the function raised; message redacted),
+500 ``model.metrics_error`` (the function answered but its metrics record could not be written,
+e.g. the metrics store is out of space: the call fails, naming why, with no traceback).
 ``GET /health`` -> 200 ``{"status": "ok"}``. Once listening, ``{"port", "pid"}`` is written
 atomically to the ready file (removed again on SIGTERM/SIGINT shutdown). Exit codes: 0 clean stop,
 1 the model function cannot be loaded, 2 bad arguments or environment.
@@ -33,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+from localcml.metrics.transport import MetricsWriteError
 from localcml.models.runtime import load_model
 from monitoring.core.logs import KV, REDACTOR, configure_logging, register_secret
 
@@ -136,6 +139,9 @@ class ReplicaHandler(BaseHTTPRequestHandler):
         try:
             result = server.func(payload["request"])
             json.dumps(result, allow_nan=False)
+        except MetricsWriteError as exc:  # the store's trouble, not the model's: one line, no traceback
+            log.error("prediction not recorded %s", KV(error=str(exc)))
+            return self._error(500, "model.metrics_error", str(exc))
         except Exception as exc:
             log.exception("model function raised")
             return self._error(500, "model.error", f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,7 @@ from monitoring.core.config import PipelineConfig
 from monitoring.core.db import Database, redact_url, sqlite_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import EXIT_OK, EXIT_STORE, BusyError, ConfigChangedError, MonitoringError, StoreError
-from monitoring.state.aggregates import SENDING, SENT, AggregateLedger
+from monitoring.state.aggregates import HELD, SENDING, SENT, AggregateLedger
 from monitoring.state.backup import copy_rows, default_backup_path, file_problems, move_aside, stamp, write_backup
 from monitoring.state.health import (
     IDENTITY_VERSION,
@@ -104,7 +104,9 @@ def _describe(cfg: PipelineConfig, root: Path, db: Database) -> None:
             say("settings", "; ".join(_setting_text(k, v) for k, v in sorted(stored.items())) or "none recorded")
             rows = AggregateLedger(db).rows()
             unfinished = sum(1 for r in rows if r.state == SENDING)
-            say("aggregates", f"{sum(1 for r in rows if r.state == SENT)} sent, {unfinished} unfinished")
+            held = sum(1 for r in rows if r.state == HELD)
+            waiting = f", {held} held for their queued labels" if held else ""
+            say("aggregates", f"{sum(1 for r in rows if r.state == SENT)} sent, {unfinished} unfinished{waiting}")
             held = [r for r in Leases(db).all() if r.expires_ms > _now_ms()]
             say(
                 "leases", ", ".join(f"{r.name} held by {r.holder} until {iso_ms(r.expires_ms)}" for r in held) or "none"

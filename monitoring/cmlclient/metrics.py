@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from monitoring.cmlclient.retry import RetryPolicy
-from monitoring.core.errors import DataError
+from monitoring.core.errors import DataError, PlatformError, TransientPlatformError
 from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelPosts:
+    """What one round of ground-truth posts did, by label.
+
+    Attributes:
+        posted: uuids whose label landed.
+        failed: ``(uuid, error)``: the metrics store failed (unreachable, out of space, 5xx after
+            retries, ...); the label may or may not have landed.
+        refused: ``(uuid, error)``: the SDK refused this label itself (``ValueError``: e.g. no record
+            with that uuid yet); it did not land.
+        not_tried: uuids left out once a post had failed after every retry: the store is failing,
+            and posting the rest would only wait out the same retries for each.
+    """
+
+    posted: list[str] = field(default_factory=list)
+    failed: list[tuple[str, PlatformError]] = field(default_factory=list)
+    refused: list[tuple[str, PlatformError]] = field(default_factory=list)
+    not_tried: list[str] = field(default_factory=list)
+
+    @property
+    def first_failure(self) -> PlatformError | None:
+        """The first failure of the store (not a refusal), if any."""
+        return self.failed[0][1] if self.failed else None
 
 
 class MetricsClient:
@@ -69,11 +96,27 @@ class MetricsClient:
             labels: ``(uuid, metrics)`` pairs.
             concurrency: parallel posts (default: the client's).
         """
-        if not labels:
-            return []
+        return self.post_labels(labels, concurrency).posted
 
-        def post(item: tuple[str, dict[str, Any]]) -> str | None:
+    def post_labels(self, labels: list[tuple[str, dict[str, Any]]], concurrency: int | None = None) -> LabelPosts:
+        """Attach delayed metrics to predictions (``track_delayed_metrics``), ``concurrency`` at a time
+        (default: the client's).
+
+        Each failure is logged naming its uuid. Once one post failed after every retry, the posts
+        not started yet are left out (``not_tried``).
+
+        Returns:
+            What happened to each label.
+        """
+        result = LabelPosts()
+        if not labels:
+            return result
+        failing = threading.Event()
+
+        def post(item: tuple[str, dict[str, Any]]) -> tuple[str, str, PlatformError | None]:
             uuid, metrics = item
+            if failing.is_set():
+                return uuid, "not_tried", None
             try:
                 self.retry.call(
                     f"track delayed metrics for prediction {uuid}",
@@ -81,13 +124,29 @@ class MetricsClient:
                     metrics=metrics,
                     prediction_uuid=uuid,
                 )
-                return uuid
-            except Exception as exc:  # noqa: BLE001 - one bad label must not lose the others
+                return uuid, "posted", None
+            except PlatformError as exc:  # one bad label must not lose the others
                 log.warning("ground truth not posted, will retry next run %s", KV(uuid=uuid, error=str(exc)))
-                return None
+                if isinstance(exc.__cause__, ValueError):  # the SDK refused this label itself
+                    return uuid, "refused", exc
+                if isinstance(exc, TransientPlatformError):  # retried to the end: the store keeps failing
+                    failing.set()
+                return uuid, "failed", exc
 
         with ThreadPoolExecutor(max_workers=concurrency or self.concurrency) as pool:
-            return [u for u in pool.map(post, labels) if u is not None]
+            for uuid, outcome, error in pool.map(post, labels):
+                if outcome == "posted":
+                    result.posted.append(uuid)
+                elif outcome == "not_tried":
+                    result.not_tried.append(uuid)
+                else:
+                    getattr(result, outcome).append((uuid, error))
+        if result.not_tried:
+            log.warning(
+                "ground truth posts stopped: the metrics store keeps failing %s",
+                KV(not_tried=len(result.not_tried), first=str(result.first_failure)),
+            )
+        return result
 
     def track_aggregate(self, metrics: dict[str, Any], start_ms: int, end_ms: int, deployment_crn: str) -> None:
         self.retry.call(

@@ -58,6 +58,7 @@ class Database:
             failures become ``NoSpaceError``, ``LockedError`` and ``StoreError``.
         busy_timeout_ms: how long a statement waits for another process's lock (SQLite's busy
             timeout, PostgreSQL's ``lock_timeout``) before it fails.
+        sqlite_pragmas: more ``PRAGMA`` statements run on each new SQLite connection.
     """
 
     def __init__(
@@ -67,8 +68,10 @@ class Database:
         *,
         what: str | None = None,
         busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        sqlite_pragmas: Sequence[str] = (),
     ):
         self.url = url
+        self.sqlite_pragmas = tuple(sqlite_pragmas)
         self.what = what
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
@@ -109,6 +112,8 @@ class Database:
                     conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=NORMAL")
+                    for pragma in self.sqlite_pragmas:
+                        conn.execute(pragma)
                 except BaseException:
                     conn.close()
                     raise

@@ -4,7 +4,9 @@ Before ``track_aggregate_metrics`` a run records its intent (state ``sending``; 
 key (deployment, start, end) lets only one run intend a window); after the call it marks the
 window ``sent``. A run killed between the two leaves ``sending``: the next run checks the
 metrics store for that aggregate record before anything is sent again (``take_over``), so a
-window is never sent twice, and one that never arrived is sent once more.
+window is never sent twice, and one that never arrived is sent once more. A settled window
+whose labels are still queued, not posted (the metrics store refused them), is ``held``: it is
+sent once they are posted and the window re-read (``release``), never before with fewer labels.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from monitoring.core.db import Database
 
 SENDING = "sending"
 SENT = "sent"
+HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,23 @@ class AggregateLedger:
             "INSERT INTO aggregates_sent (deployment_crn, start_ms, end_ms, state, run_id, intent_ms) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (deployment_crn, start_ms, end_ms) DO NOTHING",
             (deployment_crn, int(start_ms), int(end_ms), SENDING, run_id, int(now_ms)),
+        )
+        return cur.rowcount == 1
+
+    def hold(self, deployment_crn: str, start_ms: int, end_ms: int, run_id: str, now_ms: int) -> None:
+        """Record that a settled window waits for its queued labels (nothing when it has a row already)."""
+        self.db.execute(
+            "INSERT INTO aggregates_sent (deployment_crn, start_ms, end_ms, state, run_id, intent_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (deployment_crn, start_ms, end_ms) DO NOTHING",
+            (deployment_crn, int(start_ms), int(end_ms), HELD, run_id, int(now_ms)),
+        )
+
+    def release(self, row: LedgerRow, run_id: str, now_ms: int) -> bool:
+        """Turn a held window into ``run_id``'s intent to send it. Returns: False if another run did."""
+        cur = self.db.execute(
+            "UPDATE aggregates_sent SET state = ?, run_id = ?, intent_ms = ? WHERE deployment_crn = ? "
+            "AND start_ms = ? AND end_ms = ? AND state = ?",
+            (SENDING, run_id, int(now_ms), row.deployment_crn, row.start_ms, row.end_ms, HELD),
         )
         return cur.rowcount == 1
 

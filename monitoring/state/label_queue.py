@@ -255,6 +255,31 @@ class LabelQueue:
         )
         return int(row[0])
 
+    def earliest_unread(self, deployment_crn: str, read_ms: int | None) -> int | None:
+        """The earliest answer time of the deployment's labels not posted, or posted at or after ``read_ms``.
+
+        Args:
+            read_ms: when the deployment's windows were last read (its watermark); None: never.
+
+        Returns:
+            That time (the due time for a label queued without one), or None when there is none.
+        """
+        row = self.db.query_one(
+            "SELECT MIN(COALESCE(answered_ms, due_ms)) FROM pending_labels WHERE deployment_crn = ? "
+            "AND (posted_ms IS NULL OR posted_ms >= ?)",
+            (deployment_crn, 0 if read_ms is None else int(read_ms)),
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    def unposted_times(self, deployment_crn: str, since_ms: int) -> list[int]:
+        """Answer times (due times when unknown) of the deployment's labels not posted, from ``since_ms`` on."""
+        rows = self.db.query(
+            "SELECT DISTINCT COALESCE(answered_ms, due_ms) FROM pending_labels WHERE deployment_crn = ? "
+            "AND posted_ms IS NULL AND COALESCE(answered_ms, due_ms) >= ?",
+            (deployment_crn, int(since_ms)),
+        )
+        return [int(r[0]) for r in rows]
+
     def clear_posting(self, uuids: Iterable[str]) -> None:
         """Forget that a post started (it was checked: the label is not on its record)."""
         with self.db.transaction() as tx:

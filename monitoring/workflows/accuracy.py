@@ -2,7 +2,9 @@
 
 Each run reads only what it has not read yet, plus the windows still inside the label horizon
 (labels arrive late and merge into earlier records). Reads go chunk by chunk, so memory is
-bounded by one chunk, not by the history. Settled windows are written back to CML with
+bounded by one chunk, not by the history. A window whose labels are queued but not posted yet
+(the metrics store refused them) is read again, whatever its age, until they are posted and read;
+its aggregate waits for them. Settled windows are written back to CML with
 ``track_aggregate_metrics``, at most once each (the state store's aggregates ledger), by one run
 at a time (the model's window-results lease). A stored window is never replaced by a reading
 with fewer predictions or labels, and a clock that moved back is said in the VERDICT.
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
-from monitoring.core.errors import BusyError, DataError
+from monitoring.core.errors import BusyError, DataError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.headline import bound_requests, headline_metric
@@ -23,12 +25,21 @@ from monitoring.domain.policy_results import fmt_value
 from monitoring.domain.training import load_artifact
 from monitoring.domain.window_metrics import WindowMetrics, window_start
 from monitoring.domain.windows import compute_windows
-from monitoring.state.aggregates import SENT
+from monitoring.state.aggregates import HELD, SENT
 from monitoring.state.leases import Lease, holder_name
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context, Outcome
 
 log = logging.getLogger(__name__)
+
+
+AGGREGATE_FAILED_ACTION = (
+    "check the model metrics store the error names (out of space: free space on it; unreachable: the workspace), "
+    "then re-run: the windows are stored, and the next run checks whether this aggregate landed before it sends "
+    "it (at most once)"
+)
+#: A label's answer time is after its record's start by the request's duration (and two clocks).
+LABEL_SLACK_MS = 60_000
 
 
 @dataclass
@@ -49,9 +60,13 @@ def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> l
     for i, dep in enumerate(deployments):
         replaced = deployments[i + 1].deployed_ms if i + 1 < len(deployments) else None
         watermark = ctx.store.watermark(dep.deployment_crn)
-        if replaced is not None and watermark is not None and watermark - horizon >= replaced:
+        # labels still queued, or posted since the last read, reopen their windows whatever their age
+        unread = ctx.store.label_queue.earliest_unread(dep.deployment_crn, watermark)
+        if replaced is not None and watermark is not None and watermark - horizon >= replaced and unread is None:
             continue  # settled: no label for it can still arrive
         start = dep.deployed_ms if watermark is None else max(dep.deployed_ms, watermark - horizon)
+        if unread is not None:
+            start = max(dep.deployed_ms, min(start, unread - LABEL_SLACK_MS))
         end = now if replaced is None else min(now, replaced)
         spans.append(Span(dep, window_start(start, window), end, watermark))
     return spans
@@ -106,21 +121,37 @@ def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: i
 
     The ledger holds the intent before the call and ``sent`` after it (at most once: a run killed
     in between leaves ``sending``, and the next run reads the metrics store before it sends again).
+    A window with labels still queued (not posted) is ``held``: sent by the run that reads it with them.
 
     Returns:
         How many aggregates this run sent.
     Raises:
         BusyError: the lease was lost (this run stalled past its expiry); nothing more is sent.
+        PlatformError: ``track_aggregate_metrics`` failed after retries (its window stays ``sending``).
     """
     horizon = to_ms(ctx.cfg.windows.label_horizon)
+    window = to_ms(ctx.cfg.windows.length)
     crn, run = span.deployment.deployment_crn, ctx.platform.run_id
     ledger = ctx.store.aggregates
     known = ledger.states(crn)
+    waiting = {
+        window_start(t - slack, window)
+        for t in ctx.store.label_queue.unposted_times(crn, span.start_ms)
+        for slack in (0, LABEL_SLACK_MS)
+    }
     sent = 0
     for r in results:
         settles_at = r.end_ms + horizon
         row = known.get((r.start_ms, r.end_ms))
         if settles_at > now or (row is not None and row.state == SENT):
+            continue
+        if r.start_ms in waiting and (row is None or row.state == HELD):  # sent once its labels are posted
+            if row is None:
+                ledger.hold(crn, r.start_ms, r.end_ms, run, now)
+                log.warning(
+                    "settled window held until its queued labels are posted %s",
+                    KV(deployment=crn, window=iso_ms(r.start_ms), labelled=r.labelled, predictions=r.predictions),
+                )
             continue
         if row is None and span.previous_watermark is not None and settles_at <= span.previous_watermark:
             continue  # settled before the last run, which sent it (stores older than the ledger)
@@ -129,6 +160,9 @@ def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: i
         if row is None:
             if not ledger.intend(crn, r.start_ms, r.end_ms, run, now):
                 continue
+        elif row.state == HELD:
+            if not ledger.release(row, run, now):
+                continue
         elif not ledger.take_over(row, run, now):
             continue
         elif aggregate_landed(ctx, crn, r):
@@ -136,7 +170,12 @@ def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: i
             ledger.mark_sent(crn, r.start_ms, r.end_ms, now)
             continue
         metrics = {**r.scores(), "predictions": r.predictions, "labelled": r.labelled}
-        ctx.platform.metrics.track_aggregate(metrics, r.start_ms, r.end_ms, crn)
+        try:
+            ctx.platform.metrics.track_aggregate(metrics, r.start_ms, r.end_ms, crn)
+        except PlatformError as exc:
+            exc.action = AGGREGATE_FAILED_ACTION
+            exc.verdict_fields["aggregates_tracked"] = sent
+            raise
         ledger.mark_sent(crn, r.start_ms, r.end_ms, now)
         sent += 1
     return sent

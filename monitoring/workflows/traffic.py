@@ -29,25 +29,53 @@ log = logging.getLogger(__name__)
 MAX_FAILED_SHARE = 0.05
 #: Due labels still waiting after a run are counted up to this many for the verdict.
 MAX_REPORTED_WAITING = 100_000
+REQUESTS_FAILED_ACTION = (
+    "check what the first failure names (the model endpoint, its replicas, the model metrics store: out of "
+    "space, unreachable), then re-run; answered predictions keep their queued labels, nothing was lost"
+)
+LABELS_FAILED_ACTION = (
+    "check the model metrics store the error names (out of space: free space on it; unreachable: the "
+    "workspace), then re-run: the labels not posted stay queued and are posted then; nothing was lost"
+)
 
 
-def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> int:
-    """Post every label whose delay has passed; mark each posted exactly once. Returns the count.
+@dataclass
+class DuePosts:
+    """What posting the due labels did: how many landed, and the store's failures.
 
-    Labels whose post started in a run that died are checked against their records first.
+    Attributes:
+        posted: labels posted (or found on their records) and marked posted.
+        failed: labels whose post failed because the metrics store failed (not refused); they
+            stay queued, unposted.
+        first_failure: the first of those failures.
     """
-    posted_total = confirm_in_doubt(ctx, now_ms)  # a post cut short is checked before it is repeated
+
+    posted: int = 0
+    failed: int = 0
+    first_failure: PlatformError | None = None
+
+
+def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> DuePosts:
+    """Post every label whose delay has passed; mark each posted exactly once.
+
+    Labels whose post started in a run that died are checked against their records first. A label
+    whose post failed is never marked posted; the round stops at the first batch with a failure.
+    """
+    result = DuePosts(posted=confirm_in_doubt(ctx, now_ms))  # a post cut short is checked before it is repeated
     while True:
         due = ctx.store.due_labels(now_ms, limit=5000)
         if not due:
-            return posted_total
+            return result
         ctx.store.label_queue.mark_posting([u for u, _ in due], now_ms)
-        posted = ctx.platform.metrics.post_ground_truth([(u, {label_key: y}) for u, y in due])
-        ctx.store.mark_labels_posted(posted, now_ms)
-        posted_total += len(posted)
-        if len(posted) < len(due):
-            log.warning("some labels were not posted and stay pending %s", KV(pending=len(due) - len(posted)))
-            return posted_total
+        posts = ctx.platform.metrics.post_labels([(u, {label_key: y}) for u, y in due])
+        ctx.store.mark_labels_posted(posts.posted, now_ms)
+        ctx.store.label_queue.clear_posting(posts.not_tried)  # never sent: not in doubt
+        result.posted += len(posts.posted)
+        result.failed += len(posts.failed) + len(posts.not_tried)
+        result.first_failure = result.first_failure or posts.first_failure
+        if len(posts.posted) < len(due):
+            log.warning("some labels were not posted and stay pending %s", KV(pending=len(due) - len(posts.posted)))
+            return result
 
 
 @dataclass
@@ -209,7 +237,8 @@ def simulate_traffic(ctx: Context) -> Outcome:
         Outcome with predictions sent, labels posted and the drift level (or replay position).
 
     Raises:
-        PlatformError: more than 5% of requests failed after retries.
+        PlatformError: more than 5% of requests failed after retries; or due labels could not be
+            posted because the metrics store failed (they stay queued; ``labels_not_posted=N``).
         DataError: as PlatformError, when every failure was a malformed answer (no JSON, no uuid);
             a replayed data set that does not match the spec or changed since the replay started.
         ConfigError: the synthetic scenario for a model spec that is not its own.
@@ -220,11 +249,14 @@ def simulate_traffic(ctx: Context) -> Outcome:
     live = ctx.require_live(model)
     label_key = cfg.windows.label_key
     recovered = recover_intents(ctx)
-    posted_before = post_due_labels(ctx, now, label_key)
+    before = post_due_labels(ctx, now, label_key)
     batch = _synthetic(ctx, model, now) if cfg.data.replay is None else _replay(ctx, model, now)
     sent = _send(ctx, model, live, batch)
-    posted_now = post_due_labels(ctx, clock.now_ms(), label_key)
+    after = post_due_labels(ctx, clock.now_ms(), label_key)
     waiting = ctx.store.label_queue.waiting(clock.now_ms(), limit=MAX_REPORTED_WAITING)
+    posted = before.posted + after.posted
+    # labels the store failed to take are a failed write, unless the second round posted them after all
+    post_failure = (after.first_failure or before.first_failure) if waiting else None
 
     total, failures, skipped = len(batch.requests), sent.failures, sent.skipped
     cycle = {"cycle": batch.fields.pop("cycle")} if "cycle" in batch.fields else {}
@@ -236,25 +268,45 @@ def simulate_traffic(ctx: Context) -> Outcome:
         predictions=sent.answered,
         failed=len(failures),
         not_sent=skipped,
-        labels_posted=posted_before + posted_now,
+        labels_posted=posted,
         labels_recovered=recovered,
         labels_waiting=waiting,
         **batch.fields,
+    )
+    not_posted = (
+        f"; {waiting} due labels could not be posted (the model metrics store failed: {post_failure}): "
+        "they stay queued and the next run posts them"
+        if post_failure is not None
+        else ""
     )
     if failures:
         log.warning("requests failed after retries %s", KV(failed=len(failures), of=total, first=str(failures[0])))
     if len(failures) > int(MAX_FAILED_SHARE * total):
         kind = DataError if all(isinstance(f, DataError) for f in failures) else PlatformError
         stopped = f", {skipped} not sent (more than {MAX_FAILED_SHARE:.0%} failed)" if skipped else ""
-        raise kind(
+        error = kind(
             f"{len(failures)} of {total} requests to {model.name!r} failed after retries{stopped}; "
-            f"{sent.answered} answered and their labels are queued; first failure: {failures[0]}"
+            f"{sent.answered} answered and their labels are queued; first failure: {failures[0]}{not_posted}"
         )
+        if kind is PlatformError:
+            error.action = REQUESTS_FAILED_ACTION
+        raise _with_fields(error, fields, post_failure is not None)
+    if post_failure is not None:
+        error = PlatformError(f"sent {sent.answered} {batch.summary} to {version_of(live)}{not_posted}")
+        error.action = LABELS_FAILED_ACTION
+        raise _with_fields(error, fields, True)
     late = f"; {waiting} due labels could not be posted and wait for the next run" if waiting else ""
     return Outcome(
         "ok",
-        f"sent {sent.answered} {batch.summary} to {version_of(live)}, "
-        f"posted {posted_before + posted_now} delayed labels{late}",
+        f"sent {sent.answered} {batch.summary} to {version_of(live)}, posted {posted} delayed labels{late}",
         "none",
         fields,
     )
+
+
+def _with_fields(error: PlatformError | DataError, fields: dict[str, Any], labels_failed: bool) -> MonitoringError:
+    """The failed run's VERDICT carries the run's counts (and ``labels_not_posted`` when posts failed)."""
+    error.verdict_fields.update({k: v for k, v in fields.items() if k not in ("model", "deployment", "version")})
+    if labels_failed:
+        error.verdict_fields["labels_not_posted"] = fields["labels_waiting"]
+    return error

@@ -223,7 +223,7 @@ class Rig:
         self.ws.faults.clear()
         now = self.ws.clock.now_ms() + to_ms(self.cfg.scenario.label_delay) + 1
         self.ws.set_now(now)
-        return post_due_labels(self.ctx, now, self.cfg.windows.label_key)
+        return post_due_labels(self.ctx, now, self.cfg.windows.label_key).posted
 
 
 def build_template(root: Path) -> dict[str, Any]:
@@ -256,9 +256,16 @@ def build_template(root: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def rig_from(template: Path, dest: Path, **workspace_args: Any) -> Iterator[Rig]:
-    """A copy of the template with its workspace started and v1 serving again."""
+def rig_from(
+    template: Path, dest: Path, before_start: Callable[[Path], None] | None = None, **workspace_args: Any
+) -> Iterator[Rig]:
+    """A copy of the template with its workspace started and v1 serving again.
+
+    ``before_start(dest)`` changes the copy before its workspace starts (e.g. moves a store).
+    """
     shutil.copytree(template, dest, symlinks=True)
+    if before_start is not None:
+        before_start(dest)
     info = json.loads((dest / "template.json").read_text())
     config_path = dest / "config" / "pipeline.yaml"
     cfg = load_config(config_path)

@@ -28,12 +28,16 @@ def test_recording_and_posting_fail_for_a_while_and_are_retried(rig):
 
 
 def test_labels_wait_for_the_next_run_while_the_store_stays_locked(rig):
+    """Posts that fail stay queued, and the run does not report success for them (exit 3)."""
     rig.at(1.6)
     due = sum(1 for _, posted in rig.pending().values() if posted is None)
     rig.ws.inject("metrics.track_delayed_metrics=locked always")
     code, verdict = rig.job("simulate_traffic")
-    assert code == 0 and verdict["labels_posted"] == "0" and int(verdict["labels_waiting"]) == due
-    assert f"{due} due labels could not be posted and wait for the next run" in verdict["summary"]
+    assert code == EXIT_PLATFORM and verdict["status"] == "failed" and verdict["predictions"] == "200"
+    assert verdict["labels_posted"] == "0" and int(verdict["labels_not_posted"]) == due
+    assert f"{due} due labels could not be posted (the model metrics store failed: " in verdict["summary"]
+    assert "database is locked" in verdict["summary"] and "stay queued" in verdict["action"]
+    assert sum(1 for _, posted in rig.pending().values() if posted is None) == due + 200  # none marked posted
     rig.ws.faults.clear()
     rig.at(2.6)
     code, verdict = rig.job("simulate_traffic")

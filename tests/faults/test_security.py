@@ -61,6 +61,8 @@ REVIEWED_SQL = {
     "metric_column",
     "bounds_column",
     "db.autoincrement_pk",
+    # the PRAGMA constants a store passes to each new SQLite connection (the metrics store's log size)
+    "pragma",
 }
 SQL_CALLS = {"execute", "executemany", "query", "query_one", "script"}
 

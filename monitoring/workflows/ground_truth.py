@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from monitoring.core.clock import iso_ms
 from monitoring.core.data_config import FileSource
 from monitoring.core.durations import to_ms
-from monitoring.core.errors import ConfigError, DataError
+from monitoring.core.errors import ConfigError, DataError, PlatformError
 from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.logs import KV
 from monitoring.domain.label_join import Hit, PredictionIndex, Tally, label_reader
@@ -38,6 +39,26 @@ SETTLE_LIMIT = 50_000
 SOURCE_NAME = "ground_truth.source"
 
 
+@dataclass
+class StoreFailures:
+    """Label posts the metrics store failed (not refused): the run stops reading and fails with exit 3."""
+
+    count: int = 0
+    first: PlatformError | None = None
+
+    def post(self, ctx: Context, entries: list[Entry], run: str) -> list[str]:
+        """Post each entry's label (with the run that posted it); returns the uuids that landed."""
+        label_key = ctx.cfg.windows.label_key
+        posts = ctx.platform.metrics.post_labels(
+            [(e.uuid, {label_key: e.label, RUN_KEY: run}) for e in entries], ctx.cfg.ground_truth.concurrency
+        )
+        failed = len(posts.failed) + len(posts.not_tried)
+        if failed:
+            self.count += failed
+            self.first = self.first or posts.first_failure
+        return posts.posted
+
+
 def _config(ctx: Context) -> GroundTruthConfig:
     gt = ctx.cfg.ground_truth
     if gt is None:
@@ -48,7 +69,9 @@ def _config(ctx: Context) -> GroundTruthConfig:
     return gt
 
 
-def settle_intents(ctx: Context, ledger: GroundTruthLedger, tally: Tally, run: str, now: int) -> None:
+def settle_intents(
+    ctx: Context, ledger: GroundTruthLedger, tally: Tally, run: str, now: int, failures: StoreFailures
+) -> None:
     """Finish the intents of earlier runs: done if the record holds the label already, else posted again."""
     label_key = ctx.cfg.windows.label_key
     intents = ledger.unfinished(now - to_ms(ctx.cfg.ground_truth.settle_after), SETTLE_LIMIT)
@@ -78,9 +101,7 @@ def settle_intents(ctx: Context, ledger: GroundTruthLedger, tally: Tally, run: s
     ledger.mark_done((e.uuid for e in already), now)
     tally.count("settled_posted_before", len(already))
     again = [e for e in intents if e.uuid in found and e.uuid not in has_label]
-    posted = ctx.platform.metrics.post_ground_truth(
-        [(e.uuid, {label_key: e.label, RUN_KEY: run}) for e in again], ctx.cfg.ground_truth.concurrency
-    )
+    posted = failures.post(ctx, again, run)
     ledger.mark_done(posted, ctx.platform.clock.now_ms())
     tally.count("settled_reposted", len(posted))
     tally.count("not_posted", len(again) - len(posted))
@@ -131,8 +152,17 @@ def source_chunks(ctx: Context, ledger: GroundTruthLedger, watermark: int | None
 class Poster:
     """Joins chunks of labels to predictions and posts each prediction's label exactly once."""
 
-    def __init__(self, ctx: Context, ledger: GroundTruthLedger, index: PredictionIndex, tally: Tally, run: str):
+    def __init__(
+        self,
+        ctx: Context,
+        ledger: GroundTruthLedger,
+        index: PredictionIndex,
+        tally: Tally,
+        run: str,
+        failures: StoreFailures,
+    ):
         self.ctx, self.ledger, self.index, self.tally, self.run = ctx, ledger, index, tally, run
+        self.failures = failures
         gt = ctx.cfg.ground_truth
         self.gt = gt
         self.label_col = gt.label_column or ctx.cfg.model.label.name
@@ -210,15 +240,13 @@ class Poster:
         )
 
     def _post(self, fresh: list[Entry]) -> None:
-        ctx, label_key = self.ctx, self.ctx.cfg.windows.label_key
+        ctx = self.ctx
         recorded = self.ledger.record_intents(fresh, ctx.platform.clock.now_ms())
         if len(recorded) < len(fresh):  # another run recorded these between our lookup and insert
             self.tally.count("duplicate", len(fresh) - len(recorded))
         if not recorded:
             return
-        posted = ctx.platform.metrics.post_ground_truth(
-            [(e.uuid, {label_key: e.label, RUN_KEY: self.run}) for e in recorded], ctx.cfg.ground_truth.concurrency
-        )
+        posted = self.failures.post(ctx, recorded, self.run)
         self.ledger.mark_done(posted, ctx.platform.clock.now_ms())
         self.tally.count("posted", len(posted))
         if len(posted) < len(recorded):
@@ -255,6 +283,8 @@ def ground_truth(ctx: Context) -> Outcome:
     Raises:
         ConfigError: no ``ground_truth`` section, or an SQL URL variable unset.
         DataError: the source cannot be read or lacks the key, label or event time column.
+        PlatformError: the metrics store failed posts (after retries): they stay recorded as intents,
+            reading stopped at that chunk, and the VERDICT keeps the run's counts.
     """
     gt = _config(ctx)
     now = ctx.platform.clock.now_ms()
@@ -262,16 +292,19 @@ def ground_truth(ctx: Context) -> Outcome:
     run = ctx.platform.run_id
     ledger = GroundTruthLedger(ctx.store.db, model.name)
     tally = Tally(gt.samples)
-    settle_intents(ctx, ledger, tally, run, now)
+    failures = StoreFailures()
+    settle_intents(ctx, ledger, tally, run, now, failures)
     index = build_index(ctx, model.name, now)
     before = ledger.watermark()
-    poster = Poster(ctx, ledger, index, tally, run)
+    poster = Poster(ctx, ledger, index, tally, run, failures)
     files: list[FileMark] = []
-    for chunk in source_chunks(ctx, ledger, before):
+    for chunk in [] if failures.count else source_chunks(ctx, ledger, before):
         poster.take(chunk)
         if chunk.finished is not None:
             ledger.mark_files_read([(chunk.finished.path, chunk.finished.size, chunk.finished.mtime_ns)], now)
             files.append(chunk.finished)
+        if failures.count:  # the store fails: read no more (the rest waits at the source for the next run)
+            break
     after = ledger.advance_watermark(poster.latest, now) if poster.latest is not None else before
     counts = {k: tally.counts.get(k, 0) for k in ("posted", "not_posted", *tally.report()["misses"])}
     fields = dict(
@@ -317,4 +350,20 @@ def ground_truth(ctx: Context) -> Outcome:
     elif isinstance(gt.source, FileSource) and not poster.rows and not ledger.files_read():
         action = f"no file matches {gt.source.path!r} yet: check that the export lands there"
     log.info("ground truth joined %s", KV(rows=poster.rows, posted=counts["posted"], missed=missed))
-    return Outcome("ok", summary, action, {k: v for k, v in fields.items() if v is not None})
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if failures.count:
+        raise _store_failed(failures, summary, fields)
+    return Outcome("ok", summary, action, fields)
+
+
+def _store_failed(failures: StoreFailures, summary: str, fields: dict[str, Any]) -> PlatformError:
+    """A run whose posts the metrics store failed never reports success for them (its VERDICT keeps the counts)."""
+    error = PlatformError(
+        f"{summary}; {failures.count} label posts failed: the model metrics store failed ({failures.first}); "
+        "they are recorded and the next run posts them"
+    )
+    error.action = (
+        "check the model metrics store the line names (out of space, unreachable), then re-run: nothing was lost"
+    )
+    error.verdict_fields.update({k: v for k, v in fields.items() if k not in ("model", "deployment", "version")})
+    return error

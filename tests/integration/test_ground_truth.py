@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from monitoring.core.errors import PlatformError
 from monitoring.state.ground_truth_ledger import GroundTruthLedger
 from monitoring.workflows.ground_truth import ground_truth
 from tests.chaos.processes import kill_when
@@ -98,8 +99,12 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     assert (out.fields["rows"], out.fields["files"]) == (0, 0) and "no file matches 'crm/*.csv' yet" in out.action
     write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0)} for c in uuids])
     ws.inject("metrics.track_delayed_metrics=unavailable always")
-    out = ground_truth(ctx)
-    assert (out.fields["posted"], out.fields["not_posted"]) == (0, 6) and "next run" in out.action
+    with pytest.raises(PlatformError) as failed:  # never a success for writes that failed: exit 3
+        ground_truth(ctx)
+    fields = failed.value.verdict_fields
+    assert (fields["posted"], fields["not_posted"], fields["rows"]) == (0, 6, 6), fields
+    assert "6 label posts failed: the model metrics store failed" in str(failed.value)
+    assert "next run posts them" in str(failed.value) and "metrics store" in failed.value.action
     ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
     assert ledger.counts() == {"intent": 6, "done": 0}
     ws.faults.clear()

@@ -87,17 +87,6 @@ class MetricsClient:
             yield lo, hi, self.read(deployment_crn, lo, hi - 1)
             lo = hi
 
-    def post_ground_truth(self, labels: list[tuple[str, dict[str, Any]]], concurrency: int | None = None) -> list[str]:
-        """Attach delayed metrics to predictions; returns the uuids that were posted.
-
-        A uuid that fails after retries is logged and left out (its label stays pending).
-
-        Args:
-            labels: ``(uuid, metrics)`` pairs.
-            concurrency: parallel posts (default: the client's).
-        """
-        return self.post_labels(labels, concurrency).posted
-
     def post_labels(self, labels: list[tuple[str, dict[str, Any]]], concurrency: int | None = None) -> LabelPosts:
         """Attach delayed metrics to predictions (``track_delayed_metrics``), ``concurrency`` at a time
         (default: the client's).

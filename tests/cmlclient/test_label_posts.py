@@ -30,10 +30,10 @@ LABELS = [(f"uuid-{i}", {"final_label": i % 2}) for i in range(16)]
 
 def test_sixteen_posts_are_in_flight_at_once_when_asked():
     sdk = barrier_sdk(16)
-    assert sorted(client(sdk).post_ground_truth(LABELS, concurrency=16)) == sorted(u for u, _ in LABELS)
+    assert sorted(client(sdk).post_labels(LABELS, concurrency=16).posted) == sorted(u for u, _ in LABELS)
     assert len(sdk.posted) == 16
 
 
 def test_without_a_width_the_clients_own_is_used():
     sdk = barrier_sdk(8)
-    assert sorted(client(sdk, concurrency=8).post_ground_truth(LABELS[:8])) == sorted(u for u, _ in LABELS[:8])
+    assert sorted(client(sdk, concurrency=8).post_labels(LABELS[:8]).posted) == sorted(u for u, _ in LABELS[:8])

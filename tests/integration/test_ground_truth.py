@@ -110,7 +110,7 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     ws.faults.clear()
     # one label got through before the failure was noticed (a post answered but not marked done)
     one = uuids["C-0"]
-    ctx.platform.metrics.post_ground_truth([(one, {"final_label": 0, "ground_truth_run": "the-killed-run"})])
+    ctx.platform.metrics.post_labels([(one, {"final_label": 0, "ground_truth_run": "the-killed-run"})])
     out = ground_truth(ctx)  # too soon: a post of the failed run might still be in flight
     assert (out.fields["intents_waiting"], out.fields["reposted"]) == (6, 0)
     ws.set_now(T0 + HOUR + 20 * 60_000)  # settle_after (15m) has passed

@@ -155,19 +155,17 @@ class Chaos:
             self.context[-1] += f" (ended first, exit {code})"
 
     def kill_traffic(self) -> None:
+        """Kill a traffic run; the next hour's run recovers its labels (windows are computed in the other rounds)."""
         self.step()
         self.kill("simulate_traffic", traffic_moment(self.rng, self.watch))
         self.step()
         self.ran("simulate_traffic")
-        self.ran("compute_accuracy")
 
     def kill_compute(self) -> None:
-        """Traffic, then traffic again a label horizon later: several windows settle in the run that is killed."""
-        self.step()
-        self.ran("simulate_traffic")
+        """A label horizon later, traffic posts the labels due, then compute_accuracy (several windows settle) is killed."""
         self.hour += to_ms(self.rig.cfg.windows.label_horizon) / HOUR
         self.step()
-        self.ran("simulate_traffic")  # posts the labels of the hour before: they are read before its window settles
+        self.ran("simulate_traffic")
         faults = self.rig.ws.faults
         faults.clear()
         faults.add(SLOW_METRICS)

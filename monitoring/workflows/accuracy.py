@@ -53,7 +53,13 @@ class Span:
 
 
 def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> list[Span]:
-    """For each deployment: from its watermark minus the label horizon (or its start) to now or its end."""
+    """For each deployment: from its watermark minus the label horizon (or its start) to now.
+
+    A replaced deployment is read to now too, not to its successor's start: it answers until
+    its successor is healthy, and a successor discovered later counts from its creation (its
+    records are read by their own deployment CRN, so nothing of the successor is mixed in). It
+    is read until a label horizon has passed since its successor started.
+    """
     window = to_ms(ctx.cfg.windows.length)
     horizon = to_ms(ctx.cfg.windows.label_horizon)
     spans = []
@@ -67,8 +73,7 @@ def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> l
         start = dep.deployed_ms if watermark is None else max(dep.deployed_ms, watermark - horizon)
         if unread is not None:
             start = max(dep.deployed_ms, min(start, unread - LABEL_SLACK_MS))
-        end = now if replaced is None else min(now, replaced)
-        spans.append(Span(dep, window_start(start, window), end, watermark))
+        spans.append(Span(dep, window_start(start, window), now, watermark))
     return spans
 
 

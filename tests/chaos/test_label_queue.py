@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from monitoring.app.cli import main as cli
-from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
 from monitoring.core.errors import EXIT_LOCKED, EXIT_NO_SPACE, EXIT_OK
+from tests.chaos.label_checks import Watch, assert_labelled_exactly_once, field
 from tests.chaos.processes import sigkill_group
+from tests.chaos.recompute import assert_windows_recomputed
+from tests.chaos.runs import job_process
+from tests.chaos.runs import run_to_end as run_job
 from tests.faults.rig import Rig
 from tests.state.support import fill, lock_held, small_file_system, verdict
 from tests.waiting import wait_for
@@ -35,60 +35,54 @@ pytestmark = pytest.mark.slow
 ROWS = 500  # above the queue's batch (200): a kill can fall between two batches
 LATENCY = ("latency.model=delay:10ms always", "latency.metrics=delay:10ms always")
 RUN_TIMEOUT_S = 240
+#: The key tests run on both back ends of the state store; PostgreSQL's is a real database of a throwaway server.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+#: What a PostgreSQL lock holder locks: the label queue's tables (a SQLite holder locks the whole file).
+QUEUE_TABLES = "label_intents, pending_labels"
 
 
-def _count(path: Path, sql: str, args: tuple = ()) -> int:
-    uri = f"file:{path}?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
-        return int(db.execute(sql, args).fetchone()[0])
+def _state_cli(rig: Rig, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = cli(["state", *args, "--project-root", str(rig.root), "--config", str(rig.config_path)])
+    return code, out.getvalue()
 
 
-class Watch:
-    """What a test can see of a traffic run from outside: rows in the workspace's metrics store and the state store."""
-
-    def __init__(self, rig: Rig, state: Path | None = None):
-        self.rig = rig
-        self.metrics = rig.ws.workspace_dir / "metrics.db"
-        self.state = state or rig.root / "var" / "state.db"
-
-    def records(self) -> int:
-        sql = "SELECT COUNT(*) FROM model_metrics WHERE prediction_uuid <> '' AND deployment_crn = ?"
-        return _count(self.metrics, sql, (self.rig.live().crn,))
-
-    def labelled(self) -> int:
-        sql = "SELECT COUNT(*) FROM model_metrics WHERE prediction_uuid <> '' AND metrics LIKE ?"
-        return _count(self.metrics, sql, (f'%"{self.rig.cfg.windows.label_key}"%',))
-
-    def intents(self) -> int:
-        return _count(self.state, "SELECT COUNT(*) FROM label_intents")
-
-    def queued(self) -> int:
-        return _count(self.state, "SELECT COUNT(*) FROM pending_labels")
-
-    def posting(self) -> int:
-        return _count(
-            self.state, "SELECT COUNT(*) FROM pending_labels WHERE posting_ms IS NOT NULL AND posted_ms IS NULL"
-        )
+@pytest.fixture(params=BACKENDS)
+def state(request, rig) -> Path | str:
+    """The rig's state store on the test's back end: its SQLite file, or a PostgreSQL database it moved to
+    (backed up under the old ``state.url``, restored under the new one, as the runbook moves a store)."""
+    if request.param == "sqlite":
+        return rig.root / "var" / "state.db"
+    url = request.getfixturevalue("new_pg_database")("state")
+    rig.ctx.store.close()
+    code, out = _state_cli(rig, "backup", "--out", str(rig.root / "move.db"))
+    assert code == EXIT_OK, out
+    rig.reconfigure(state={"url": url})
+    code, out = _state_cli(rig, "restore", str(rig.root / "move.db"))
+    assert code == EXIT_OK, out
+    rig.ctx = rig.context()
+    assert rig.ctx.store.db.dialect == "postgresql"
+    return url
 
 
-@contextlib.contextmanager
-def traffic(rig: Rig) -> Iterator[subprocess.Popen]:
+def lock_url(state: Path | str) -> str:
+    return state if isinstance(state, str) else f"sqlite:///{state}"
+
+
+def assert_windows_match_records(rig: Rig) -> int:
+    """compute_accuracy (in process) stores windows equal to a recomputation from the raw records."""
+    code, _ = rig.job("compute_accuracy")
+    assert code == EXIT_OK, rig.last_log[-3000:]
+    return assert_windows_recomputed(rig.ctx.store, rig.cfg, rig.ws.workspace_dir / "metrics.db", rig.ctx.artifacts_dir)
+
+
+def traffic(rig: Rig):
     """``jobs/simulate_traffic.py`` as a real process (its own process group), as a CML engine starts it."""
-    proc = subprocess.Popen(
-        [sys.executable, "jobs/simulate_traffic.py", "--project-root", str(rig.root), "-f", "x"],
-        cwd=rig.root,
-        env={**os.environ, **rig.ws.engine_env()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            sigkill_group(proc.pid, "a traffic run left behind")
-        proc.communicate(timeout=RUN_TIMEOUT_S)
+    return job_process(rig, "simulate_traffic")
 
 
 def kill_when(rig: Rig, moment: Callable[[], bool], what: str) -> None:
@@ -100,70 +94,13 @@ def kill_when(rig: Rig, moment: Callable[[], bool], what: str) -> None:
 
 
 def run_to_end(rig: Rig) -> tuple[int, str]:
-    with traffic(rig) as proc:
-        out = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
-    return proc.returncode, out
+    return run_job(rig, "simulate_traffic")
 
 
-def field(line: str, name: str) -> str:
-    return dict(p.split("=", 1) for p in line.split() if "=" in p).get(name, "")
-
-
-def assert_labelled_exactly_once(rig: Rig, since_ms: int) -> int:
-    """Every prediction record since ``since_ms`` holds its row's label, queued once and posted; no intent is left.
-
-    Returns:
-        How many records were checked.
-    """
-    rig.settle()
-    store, cfg = rig.ctx.store, rig.cfg
-    assert store.label_queue.intents() == [], "intents were left unresolved"
-    crn, key = rig.live().crn, cfg.windows.label_key
-    mine = [
-        r
-        for r in rig.records()
-        if r["predictionUuid"] and r["modelDeploymentCrn"] == crn and r["startTimeStampMs"] >= since_ms
-    ]
-    assert mine, "no prediction was recorded"
-    queue = {
-        u: (int(label), posted)
-        for u, label, posted in store.db.query("SELECT uuid, label, posted_ms FROM pending_labels")
-    }
-    unlabelled = [r["predictionUuid"] for r in mine if key not in r["metrics"]]
-    assert not unlabelled, f"{len(unlabelled)} of {len(mine)} predictions have no label, e.g. {unlabelled[:3]}"
-    unqueued = [r["predictionUuid"] for r in mine if r["predictionUuid"] not in queue]
-    assert not unqueued, f"{len(unqueued)} labelled predictions have no queued label"
-    assert all(queue[r["predictionUuid"]][1] is not None for r in mine), (
-        "a label is on its record but not marked posted"
-    )
-    names = list(cfg.model.feature_names)
-    drawn = seeded_labels(
-        rig.ctx,
-        [
-            Prediction(
-                crn,
-                r["predictionUuid"],
-                r["startTimeStampMs"],
-                r["endTimeStampMs"],
-                feature_key(r["metrics"], cfg.windows.features_key, names),
-                False,
-            )
-            for r in mine
-        ],
-        store.scenario_epoch(cfg.model.name),
-    )
-    assert (drawn.unmatched, drawn.retried) == (0, 0), "a record is not a row of the scenario, or a row was sent twice"
-    truth = {u: label for u, _, label, _ in drawn.rows}
-    wrong = [r["predictionUuid"] for r in mine if r["metrics"][key] != truth[r["predictionUuid"]]]
-    assert not wrong, f"{len(wrong)} predictions hold another row's label, e.g. {wrong[:3]}"
-    assert all(queue[r["predictionUuid"]][0] == truth[r["predictionUuid"]] for r in mine)
-    return len(mine)
-
-
-def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig):
+def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig, state):
     rig.reconfigure(scenario={"rows_per_cycle": ROWS})
     rig.ws.faults.add(*LATENCY)
-    watch = Watch(rig)
+    watch = Watch(rig, state)
     since = rig.at(2.0)
     moments: list[tuple[str, Callable[[int, int], Callable[[], bool]]]] = [
         ("its labels were written as intents", lambda rec, q: lambda: watch.intents() > 0),
@@ -193,23 +130,24 @@ def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig):
     assert int(field(checked[0], "landed")) + int(field(checked[0], "to_post_again")) == len(in_doubt)
     # the killed runs' predictions are labelled too: their intents were resolved by the runs after them
     assert assert_labelled_exactly_once(rig, since) >= 2 * ROWS  # the last killed run sent most of its rows
+    assert assert_windows_match_records(rig) >= 6
 
 
-def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig):
+def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig, state):
     rig.reconfigure(scenario={"rows_per_cycle": ROWS}, state={"busy_timeout": "1s"})
     rig.ws.faults.add(*LATENCY)
-    watch = Watch(rig)
+    watch = Watch(rig, state)
     since = rig.at(2.05)
-    url = f"sqlite:///{watch.state}"
+    url = lock_url(state)
     before = watch.records()
-    with lock_held(url):  # locked before it starts: nothing is sent
+    with lock_held(url, QUEUE_TABLES):  # locked before it starts: nothing is sent
         code, out = run_to_end(rig)
     assert code == EXIT_LOCKED and field(verdict(out), "exit_code") == "9", out[-3000:]
     assert watch.records() == before and watch.intents() == 0
 
     with traffic(rig) as proc:  # locked while it sends: answers arrive, their labels cannot be queued
         wait_for(lambda: proc.poll() is not None or watch.records() >= before + 20, "20 predictions", RUN_TIMEOUT_S)
-        with lock_held(url):
+        with lock_held(url, QUEUE_TABLES):
             out = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
     assert proc.returncode == EXIT_LOCKED, out[-3000:]
     line = verdict(out)
@@ -228,6 +166,7 @@ def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig
     assert code == EXIT_OK, out[-3000:]
     assert int(field(verdict(out), "labels_recovered")) > 0
     assert assert_labelled_exactly_once(rig, since) == sent_locked + ROWS
+    assert assert_windows_match_records(rig) >= 3
 
 
 def test_intents_of_a_live_run_are_left_alone_and_a_dead_runs_are_resolved_once(rig):
@@ -291,5 +230,6 @@ def test_a_full_disk_after_labels_were_posted_makes_no_post_twice(rig):
         rig.ctx = rig.context()
         try:
             assert assert_labelled_exactly_once(rig, rig.t0 + int(2.05 * 3_600_000)) >= 2 * ROWS
+            assert assert_windows_match_records(rig) >= 3
         finally:
             rig.ctx.store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from monitoring.domain.training import load_artifact, score
 from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, labelled_frame
+from tests.chaos.recompute import assert_windows_recomputed
 from tests.integration.support import Pipeline
 
 #: Churn: 150 customers an hour (one every 24 s); from 2 hours of data on, 80% of DSL customers leave.
@@ -42,6 +43,12 @@ def run(pipeline: Pipeline, cycles: int) -> list[dict]:
     return rows
 
 
+def assert_windows_match_records(pipeline: Pipeline) -> int:
+    """The stored windows (v1's and v2's) equal a recomputation from the raw records."""
+    ctx = pipeline.ctx
+    return assert_windows_recomputed(ctx.store, pipeline.cfg, pipeline.ws.metrics_store.db.path, ctx.artifacts_dir)
+
+
 def test_churn_breaches_on_accuracy_redeploys_once_and_recovers(make_pipeline):
     pipeline = make_pipeline(CHURN_SMALL, example="churn")
     rows = run(pipeline, 7)
@@ -56,6 +63,7 @@ def test_churn_breaches_on_accuracy_redeploys_once_and_recovers(make_pipeline):
     assert rows[-1]["version"] == "v2" and rows[-1]["action"] == "none", rows[-1]
     assert rows[-1]["values"]["accuracy"] >= 0.72
     assert [d.version for d in pipeline.ctx.store.deployments(pipeline.cfg.model.name)] == ["v1", "v2"]
+    assert assert_windows_match_records(pipeline) >= 6
 
 
 #: Housing: half of the replayed houses (a seeded sample), the AMP's months and times otherwise.
@@ -106,3 +114,4 @@ def test_housing_breaches_on_mae_redeploys_once_and_recovers(make_pipeline):
         artifact = load_artifact(ctx.artifacts_dir / name / version)
         errors[version] = score(artifact.estimator, served, pipeline.cfg.model, artifact.capabilities)["mae"]
     assert errors["v2"] < errors["v1"], errors
+    assert assert_windows_match_records(pipeline) >= 6

@@ -21,6 +21,7 @@ from monitoring.core.errors import EXIT_BUSY, EXIT_CONFIG, EXIT_LOCKED, EXIT_NO_
 from monitoring.state.aggregates import SENDING, SENT
 from monitoring.workflows.accuracy import lease_name
 from monitoring.workflows.traffic import post_due_labels
+from tests.chaos.recompute import assert_windows_recomputed
 from tests.faults.rig import HOUR, Rig
 from tests.state.support import fill, lock_held, small_file_system, verdict
 
@@ -49,6 +50,12 @@ def state_cli(rig: Rig, *args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def assert_windows_match_records(rig: Rig) -> int:
+    """The stored windows equal a recomputation from the raw records (``tests/chaos/recompute.py``)."""
+    metrics_db = rig.ws.workspace_dir / "metrics.db"
+    return assert_windows_recomputed(rig.ctx.store, rig.cfg, metrics_db, rig.ctx.artifacts_dir)
+
+
 def windows_of(rig: Rig) -> list[tuple]:
     return [(w.deployment_crn, w.start_ms, w.end_ms, w.predictions, w.labelled) for w in rig.ctx.store.windows()]
 
@@ -71,6 +78,7 @@ def test_concurrent_compute_accuracy_runs_send_each_window_once(rig):
     sent = {(r.deployment_crn, r.start_ms, r.end_ms) for r in rig.ctx.store.aggregates.rows(state=SENT)}
     assert sent == set(counts)
     assert rig.ctx.store.leases.current(lease_name(rig.cfg.model.name)) is None  # every run released it
+    assert assert_windows_match_records(rig) >= 4
 
 
 def _five_at_once(rig: Rig) -> list[tuple[int, str]]:
@@ -131,6 +139,7 @@ def test_a_send_cut_short_by_a_crash_is_checked_before_it_is_repeated(rig):
     assert aggregates(rig) == sent
     assert {r.state for r in store.aggregates.rows()} == {SENT}
     assert "aggregate of an interrupted run had landed" in rig.last_log
+    assert assert_windows_match_records(rig) >= 3
 
 
 # -- locks and a full disk -----------------------------------------------------------------------------

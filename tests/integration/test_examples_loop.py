@@ -66,12 +66,16 @@ def test_churn_breaches_on_accuracy_redeploys_once_and_recovers(make_pipeline):
     assert assert_windows_match_records(pipeline) >= 6
 
 
-#: Housing: half of the replayed houses (a seeded sample), the AMP's months and times otherwise.
+#: Housing: half of the replayed houses (a seeded sample), the AMP's months and times otherwise. A
+#: challenger that errs less at all is deployed: with half the houses, the example's 1% margin sits
+#: within what a few seconds of pipeline time (a few more sales labelled) move, so on a busy machine
+#: the first challengers could be rejected and v2 come when no house was left to price.
 HOUSING_SMALL = {
     "data": {"replay": {"source": {"shuffle_seed": 3, "rows": "0:4500"}}},
     "thresholds": {
         "policies": [{"kind": "min_labelled", "min": 100}, {"kind": "relative_rise", "metric": "mae", "max_rise": 0.04}]
     },
+    "retraining": {"min_improvement": 0.0},
 }
 
 

@@ -107,8 +107,7 @@ def _fill(ctx: Context, now: int) -> None:
     epoch = store.set_scenario_epoch_if_absent(model.name, min(firsts) - min(firsts) % cycle_ms) if firsts else None
     records = [p for d in served for p in (*scans[d.id].unlabelled, *_labelled(scans[d.id]))]
     labels = seeded_labels(ctx, records, epoch)
-    delay = to_ms(cfg.scenario.label_delay)  # the answer time lets a post cut short be checked on its record
-    store.label_queue.add([(u, crn, label, due, due - delay) for u, crn, label, due in labels.rows])
+    labels.queue(ctx)
     say(
         "rebuilt",
         f"{len(served)} deployments, {computed} windows (watermarks at now), {sent} aggregates already in CML, "

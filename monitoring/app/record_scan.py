@@ -116,7 +116,6 @@ def catch_up(ctx: Context, now: int) -> Caught:
         return caught
     neighbours = [p for d in deployments for preds in scans[d.id].labelled.values() for p in preds]
     labels = seeded_labels(ctx, [*missing, *neighbours], store.scenario_epoch(model.name))
-    delay = to_ms(cfg.scenario.label_delay)
-    store.label_queue.add([(u, crn, label, due, due - delay) for u, crn, label, due in labels.rows])
+    labels.queue(ctx)
     caught.requeued, caught.unqueued = len(labels.rows), labels.unmatched
     return caught

@@ -35,11 +35,18 @@ class Prediction:
 
 @dataclass
 class SeededLabels:
-    """Labels found again: ``rows`` for ``StateStore.add_pending_labels``, and what could not be matched."""
+    """Labels found again (``rows``: uuid, deployment, label, due time), and what could not be matched."""
 
     rows: list[tuple[str, str, int, int]] = field(default_factory=list)
     unmatched: int = 0
     retried: int = 0
+
+    def queue(self, ctx: Context) -> int:
+        """Queue the labels found (each answered ``scenario.label_delay`` before it falls due, so a post
+        cut short can be checked on its record); returns how many."""
+        delay = to_ms(ctx.cfg.scenario.label_delay)
+        ctx.store.label_queue.add([(u, crn, label, due, due - delay) for u, crn, label, due in self.rows])
+        return len(self.rows)
 
 
 def feature_key(metrics: Any, features_key: str, names: Sequence[str]) -> tuple[float, ...] | None:

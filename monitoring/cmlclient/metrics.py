@@ -37,6 +37,11 @@ class LabelPosts:
     not_tried: list[str] = field(default_factory=list)
 
     @property
+    def store_failed(self) -> int:
+        """Labels the store failed or that were left out because it failed (neither landed nor refused)."""
+        return len(self.failed) + len(self.not_tried)
+
+    @property
     def first_failure(self) -> PlatformError | None:
         """The first failure of the store (not a refusal), if any."""
         return self.failed[0][1] if self.failed else None

@@ -52,7 +52,7 @@ class StoreFailures:
         posts = ctx.platform.metrics.post_labels(
             [(e.uuid, {label_key: e.label, RUN_KEY: run}) for e in entries], ctx.cfg.ground_truth.concurrency
         )
-        failed = len(posts.failed) + len(posts.not_tried)
+        failed = posts.store_failed
         if failed:
             self.count += failed
             self.first = self.first or posts.first_failure

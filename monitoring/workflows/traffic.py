@@ -71,7 +71,7 @@ def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> DuePosts:
         ctx.store.mark_labels_posted(posts.posted, now_ms)
         ctx.store.label_queue.clear_posting(posts.not_tried)  # never sent: not in doubt
         result.posted += len(posts.posted)
-        result.failed += len(posts.failed) + len(posts.not_tried)
+        result.failed += posts.store_failed
         result.first_failure = result.first_failure or posts.first_failure
         if len(posts.posted) < len(due):
             log.warning("some labels were not posted and stay pending %s", KV(pending=len(due) - len(posts.posted)))

@@ -160,7 +160,7 @@ def match_intents(ctx: Context, intents: Sequence[Intent], now_ms: int) -> list[
     is the answered one. Intents of one run with the same features take the last records, in order.
 
     Returns:
-        ``(intent, record uuid, answered_ms)`` for each intent found.
+        ``(intent, record uuid, answered_ms)`` for each intent found; ``answered_ms`` is the record's start.
     """
     features_key = ctx.cfg.windows.features_key
     found: list[tuple[Intent, str, int]] = []
@@ -200,8 +200,10 @@ def _pair(intents: list[Intent], records: list[dict[str, Any]]) -> list[tuple[In
             if int(r.get(START_KEY) or 0) >= created - SLACK_MS
             and (until is None or int(r.get(START_KEY) or 0) < until)
         ]
+        # the answer time kept is the record's start: the key its windows and every look-up of it read by
+        # (its end can be far later: a request in flight while a rehearsal's clock jumped)
         for intent, rec in zip(same, mine[-len(same) :]):
-            found.append((intent, str(rec[UUID_KEY]), int(rec.get(END_KEY) or rec.get(START_KEY) or created)))
+            found.append((intent, str(rec[UUID_KEY]), int(rec.get(START_KEY) or rec.get(END_KEY) or created)))
     return found
 
 

@@ -96,11 +96,12 @@ class PostCounter:
         path = json.dumps(label_key)  # a JSON path member, quoted
         assert "'" not in path, f"label key {label_key!r}: a quote cannot go into the trigger's SQL"
         with contextlib.closing(sqlite3.connect(metrics_db, timeout=30)) as db, db:
-            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (uuid TEXT NOT NULL)")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (uuid TEXT NOT NULL, at TEXT, before TEXT)")
             db.execute(
                 f"CREATE TRIGGER IF NOT EXISTS {self.TABLE}_count AFTER UPDATE OF metrics ON model_metrics "
                 f"WHEN new.prediction_uuid <> '' AND json_extract(new.metrics, '$.{path}') IS NOT NULL "
-                f"BEGIN INSERT INTO {self.TABLE} (uuid) VALUES (new.prediction_uuid); END"
+                f"BEGIN INSERT INTO {self.TABLE} (uuid, at, before) "
+                f"VALUES (new.prediction_uuid, strftime('%H:%M:%f', 'now'), old.metrics); END"
             )
 
     def posts(self) -> dict[str, int]:
@@ -114,8 +115,21 @@ class PostCounter:
         """No label was posted twice; returns how many were posted."""
         posts = self.posts()
         twice = sorted(u for u, n in posts.items() if n > 1)
-        assert not twice, f"{len(twice)} labels were posted more than once, e.g. {twice[:3]}"
+        assert not twice, f"{len(twice)} labels were posted more than once, e.g. {self.landings(twice[:3])}"
         return len(posts)
+
+    def landings(self, uuids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """uuid -> when each post of its label landed (UTC) and what the record held before it."""
+        uri = f"file:{self.metrics_db}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
+            marks = ", ".join("?" * len(uuids))
+            rows = db.execute(
+                f"SELECT uuid, at, before FROM {self.TABLE} WHERE uuid IN ({marks}) ORDER BY rowid", uuids
+            )
+            found: dict[str, list[tuple[str, str]]] = {}
+            for uuid, at, before in rows:
+                found.setdefault(uuid, []).append((at, before))
+        return found
 
 
 def assert_labelled_exactly_once(rig: Rig, since_ms: int) -> int:

@@ -127,9 +127,10 @@ def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig, 
     checked = [ln for ln in out.splitlines() if "posts cut short were checked" in ln]
     assert checked and int(field(checked[0], "in_doubt")) == len(in_doubt), out[-3000:]
     # each label on its record when the run died is marked posted, never posted again: every post is
-    # counted as it lands. (The run's landed count was compared with a read of the records taken just
-    # after the kill; under heavy load they differed by one about half the time, cause not found; the
-    # post count is the invariant itself.)
+    # counted as it lands. (A read of the records just after the kill is no exact count of what landed:
+    # a post in flight at the kill may land after it. Under load, a request in flight at an earlier kill
+    # ended after the clock jumped an hour; its label was filed under the end, and the check read by
+    # the start missed it and posted it again: a found intent is filed under its record's start now.)
     posts.assert_none_twice()
     assert int(field(checked[0], "landed")) > 0 and landed
     assert int(field(checked[0], "landed")) + int(field(checked[0], "to_post_again")) == len(in_doubt)

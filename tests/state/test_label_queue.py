@@ -85,8 +85,8 @@ def _intent(run: str, slot: int, created: int) -> Intent:
     return Intent(run, slot, CRN, REQ, 1, 10, None, created)
 
 
-def _record(uuid: str, start: int) -> dict:
-    return {UUID_KEY: uuid, START_KEY: start, END_KEY: start + 7}
+def _record(uuid: str, start: int, took: int = 7) -> dict:
+    return {UUID_KEY: uuid, START_KEY: start, END_KEY: start + took}
 
 
 def test_an_intent_takes_the_last_record_after_it_and_each_run_its_own():
@@ -102,9 +102,16 @@ def test_an_intent_takes_the_last_record_after_it_and_each_run_its_own():
     ]
     found = _pair([first, second, *twins], records)
     assert [(i.run_id, i.slot, u, at) for i, u, at in found] == [
-        ("r1", 0, "r1-answered", 11_007),
-        ("r2", 0, "r2-only", 100_207),
-        ("r3", 0, "r3-a", 200_107),
-        ("r3", 1, "r3-b", 200_307),
+        ("r1", 0, "r1-answered", 11_000),
+        ("r2", 0, "r2-only", 100_200),
+        ("r3", 0, "r3-a", 200_100),
+        ("r3", 1, "r3-b", 200_300),
     ]
     assert _pair([_intent("r4", 0, 300_000)], records) == []  # never reached the model
+
+
+def test_a_found_intent_is_filed_under_its_records_start_even_when_it_ended_an_hour_later():
+    """A request in flight while a rehearsal's clock jumped ends an hour after it started; its record
+    is read by its start (windows, the check of a post cut short), so the label is queued under it."""
+    found = _pair([_intent("r1", 0, 10_000)], [_record("across-a-jump", 10_100, took=3_600_000)])
+    assert [(u, at) for _, u, at in found] == [("across-a-jump", 10_100)]

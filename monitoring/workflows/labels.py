@@ -124,17 +124,30 @@ class RunLabels:
         self._lease = None
 
 
-def _record_key(features: dict[str, Any]) -> tuple[tuple[str, float], ...] | None:
+def _value_key(value: Any) -> float | str | None:
+    """A tracked feature value as matched: a number as a float, a category as text, a missing one as None.
+
+    Raises:
+        TypeError: a value no request body holds (a list, an object).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"not a feature value: {type(value).__name__}")
+    return float(value)
+
+
+def _record_key(features: dict[str, Any]) -> tuple[tuple[str, float | str | None], ...] | None:
     try:
-        return tuple(sorted((str(k), float(v)) for k, v in features.items()))
-    except (TypeError, ValueError):
+        return tuple(sorted((str(k), _value_key(v)) for k, v in features.items()))
+    except TypeError:
         return None
 
 
-def _request_key(request: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, float], ...] | None:
+def _request_key(request: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, float | str | None], ...] | None:
     try:
-        return tuple((n, float(request[n])) for n in names)
-    except (KeyError, TypeError, ValueError):
+        return tuple((n, _value_key(request[n])) for n in names)
+    except (KeyError, TypeError):
         return None
 
 

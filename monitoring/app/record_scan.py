@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from monitoring.app.replay_restore import Replayed, catch_up_replay
 from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
 from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.durations import to_ms
@@ -74,6 +75,7 @@ class Caught:
     in_doubt: int = 0
     requeued: int = 0
     unqueued: int = 0
+    replayed: Replayed | None = None
 
 
 def deployments_of(api, model) -> list[DeploymentRef]:
@@ -96,7 +98,9 @@ def catch_up(ctx: Context, now: int) -> Caught:
     Aggregate records found there count as sent (never sent twice); due labels not marked posted
     are put in doubt (checked against their records by the next traffic run, never posted blindly);
     with the synthetic scenario, predictions made since the backup get their labels from the seed
-    again (queued once: a retried row labelled through another record gets none).
+    again (queued once: a retried row labelled through another record gets none); with a replayed
+    data set, the rows sent since are found, never sent again, and their labels queued from it
+    (``replay_restore``).
     """
     store, api, cfg = ctx.store, ctx.platform.api, ctx.cfg
     model = api.find_model(cfg.model.name)
@@ -108,11 +112,13 @@ def catch_up(ctx: Context, now: int) -> Caught:
         [(d.crn, s, e) for d in deployments for s, e in scans[d.id].aggregates], "restore", now
     )
     caught = Caught(sent, store.label_queue.doubt_due(now))
+    if cfg.data.replay is not None:
+        caught.replayed = catch_up_replay(ctx, deployments, now)
     unlabelled = [p for d in deployments for p in scans[d.id].unlabelled]
     queued = store.label_queue.queued(p.uuid for p in unlabelled)
     missing = [p for p in unlabelled if p.uuid not in queued]
     if not missing or cfg.ground_truth is not None or cfg.data.replay is not None:
-        caught.unqueued = len(missing)  # a feed or a replay labels them (or nothing can)
+        caught.unqueued = len(missing)  # a feed labels them (or nothing can)
         return caught
     neighbours = [p for d in deployments for preds in scans[d.id].labelled.values() for p in preds]
     labels = seeded_labels(ctx, [*missing, *neighbours], store.scenario_epoch(model.name))

@@ -233,17 +233,29 @@ def restore(cfg: PipelineConfig, root: Path, file: str, platform: Platform) -> i
     say("kept", f"the store it replaced: {aside}" if aside else "no store was replaced")
     with StateStore(cfg.state.url, root) as restored:
         caught = catch_up(Context(cfg, platform, restored, root), platform.clock.now_ms())
+    seeded = (
+        f"; {caught.requeued} labels of predictions made since the backup queued from the simulation seed"
+        if cfg.data.replay is None and cfg.ground_truth is None
+        else ""
+    )
     say(
         "caught up",
         f"{caught.aggregates} aggregates found in CML recorded as sent; {caught.in_doubt} due labels not marked "
-        f"posted will be checked against their records before any is posted; {caught.requeued} labels of "
-        "predictions made since the backup queued from the simulation seed",
+        f"posted will be checked against their records before any is posted{seeded}",
     )
+    if caught.replayed is not None:
+        replayed = caught.replayed
+        say(
+            "replay",
+            f"{replayed.found} rows of the replayed data set sent since the backup found in CML: the replay goes "
+            f"on from row {replayed.position} (the backup's position: {replayed.was}); {replayed.queued} of their "
+            "labels queued from the data set",
+        )
     if caught.unqueued:
         say(
             "note",
             f"{caught.unqueued} unlabelled predictions have no label queued (the bootstrap's smoke call, or labels "
-            "that come from a ground-truth feed or a replayed data set)",
+            "that come from a ground-truth feed, or requests a replay sent twice)",
         )
     return EXIT_OK
 

@@ -74,13 +74,14 @@ class DeploymentRow:
 
 @dataclass(frozen=True)
 class ReplayProgress:
-    """How far a data set replay has come: rows ``[0, position)`` of its plan were sent."""
+    """How far a data set replay has come: rows ``[0, position)`` of its plan were sent (as of ``updated_ms``)."""
 
     model: str
     epoch_ms: int
     position: int
     total: int
     digest: str
+    updated_ms: int | None = None
 
 
 def _deployment(row: Sequence[Any]) -> DeploymentRow:
@@ -215,8 +216,13 @@ class StateStore:
 
     # -- data set replay --------------------------------------------------------------------
     def replay_progress(self, model: str) -> ReplayProgress | None:
-        row = self.db.query_one("SELECT model, epoch_ms, position, total, digest FROM replay WHERE model = ?", (model,))
-        return None if row is None else ReplayProgress(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
+        row = self.db.query_one(
+            "SELECT model, epoch_ms, position, total, digest, updated_ms FROM replay WHERE model = ?", (model,)
+        )
+        if row is None:
+            return None
+        updated = None if row[5] is None else int(row[5])
+        return ReplayProgress(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]), updated)
 
     def start_replay(self, model: str, epoch_ms: int, total: int, digest: str, now_ms: int) -> ReplayProgress:
         """Record a replay's start unless one is recorded. Returns: the stored progress (maybe an earlier one)."""

@@ -144,7 +144,8 @@ def _record_key(features: dict[str, Any]) -> tuple[tuple[str, float | str | None
         return None
 
 
-def _request_key(request: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, float | str | None], ...] | None:
+def values_key(request: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, float | str | None], ...] | None:
+    """A request's (or a record's tracked) feature values by ``names``, as compared; None when one is missing."""
     try:
         return tuple((n, _value_key(request[n])) for n in names)
     except (KeyError, TypeError):
@@ -191,7 +192,7 @@ def match_intents(ctx: Context, intents: Sequence[Intent], now_ms: int) -> list[
         buckets: dict[tuple, list[Intent]] = defaultdict(list)
         for intent in group:
             for names in {tuple(n for n, _ in k) for k in records}:
-                key = _request_key(intent.request, names)
+                key = values_key(intent.request, names)
                 if key in records:
                     buckets[key].append(intent)
                     break

@@ -1,0 +1,78 @@
+"""Restoring an older backup of a replay's state store: the rows sent since the backup are found in the
+metrics store, never sent again, and the predictions made of them get their rows' labels."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from monitoring.app.cli import main as cli
+from monitoring.app.wiring import build_context
+from monitoring.core.errors import EXIT_OK
+from monitoring.domain.records import UUID_KEY
+from monitoring.state.label_queue import label_value
+from monitoring.workflows.traffic import simulate_traffic
+from tests.integration.support import Pipeline, short_sleep
+
+#: Churn at 150 customers an hour; a label is known 30 minutes after its customer is scored.
+CHURN_SMALL = {"data": {"replay": {"source": {"rows": "3000:4200"}, "row_interval": "24s"}}}
+
+
+def _state(pipeline: Pipeline, *args: str) -> tuple[int, str]:
+    pipeline.ctx.store.close()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = cli(
+            [
+                "state",
+                *args,
+                "--project-root",
+                str(pipeline.root),
+                "--config",
+                str(pipeline.root / "config/pipeline.yaml"),
+            ]
+        )
+    pipeline.ctx = build_context(pipeline.cfg, pipeline.root, clock=pipeline.ws.clock, sleep=short_sleep)
+    return code, out.getvalue()
+
+
+def _traffic(pipeline: Pipeline, cycle: int) -> dict:
+    pipeline.at_cycle(cycle)
+    return simulate_traffic(pipeline.ctx).fields
+
+
+def _predictions(pipeline: Pipeline) -> list[dict]:
+    crns = {d.crn for d in pipeline.deployments()}
+    records = pipeline.ws.metrics_store.read()
+    return [r for r in records if r[UUID_KEY] and r["modelDeploymentCrn"] in crns and "prediction" in r["metrics"]]
+
+
+def test_restoring_an_older_backup_of_a_replay_sends_no_row_twice_and_labels_each_once(make_pipeline):
+    pipeline = make_pipeline(CHURN_SMALL, example="churn")
+    smoke = len(_predictions(pipeline))  # the bootstrap's call of the new deployment
+    sent = _traffic(pipeline, 1)["replay_to"]
+    assert _state(pipeline, "backup", "--out", str(pipeline.root / "older.db"))[0] == EXIT_OK
+    for cycle in (2, 3):  # rows sent, and labels queued and posted, after the backup
+        sent = _traffic(pipeline, cycle)["replay_to"]
+    label_of = {u: label_value(y) for u, y in pipeline.ctx.store.db.query("SELECT uuid, label FROM pending_labels")}
+    assert len(_predictions(pipeline)) - smoke == sent
+
+    code, out = _state(pipeline, "restore", str(pipeline.root / "older.db"))
+    assert code == EXIT_OK, out
+    progress = pipeline.ctx.store.replay_progress(pipeline.cfg.model.name)
+    assert progress.position == sent, out
+    assert f"the replay goes on from row {sent}" in out, out
+    queued = {u: label_value(y) for u, y in pipeline.ctx.store.db.query("SELECT uuid, label FROM pending_labels")}
+    assert queued.items() <= label_of.items(), "a label was queued again under another prediction, or another label"
+
+    fields = _traffic(pipeline, 4)
+    assert fields["replay_from"] == sent, fields
+    for cycle in (5, 6):  # every label falls due and is posted
+        fields = _traffic(pipeline, cycle)
+    records = _predictions(pipeline)
+    assert len(records) - smoke == fields["replay_to"], "a row was sent twice"
+    label_key = pipeline.cfg.windows.label_key
+    labels = {r[UUID_KEY]: r["metrics"][label_key] for r in records if label_key in r["metrics"]}
+    assert label_of.keys() <= labels.keys(), "a prediction made before the restore was never labelled"
+    assert {u: labels[u] for u in label_of} == label_of, "a prediction got another row's label"
+    assert len(labels) >= len(label_of) + fields["replay_from"] - sent  # and the rows sent since the restore

@@ -7,6 +7,7 @@ import pytest
 from tests.chaos.daemon import Daemon
 from tests.chaos.processes import assert_no_processes
 from tests.faults.conftest import rig, template  # noqa: F401 - the bootstrapped project of the fault matrix
+from tests.integration.conftest import make_pipeline  # noqa: F401 - an example project on a fresh workspace
 from tests.local.support import make_tree
 
 

@@ -16,6 +16,7 @@ from localcml.workspace import LocalWorkspace
 from monitoring.app.wiring import build_context
 from monitoring.core.config import PipelineConfig, load_config
 from monitoring.core.durations import to_ms
+from monitoring.domain.records import UUID_KEY
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context, Outcome
@@ -61,6 +62,11 @@ class Pipeline:
         api = self.ctx.platform.api
         model = api.find_model(self.cfg.model.name)
         return [d for b in api.builds(model) for d in api.deployments(model, b.id)]
+
+    def predictions(self) -> list[dict[str, Any]]:
+        """The prediction records of the model's deployments, in the metrics store's order."""
+        crns = {d.crn for d in self.deployments()}
+        return [r for r in self.ws.metrics_store.read() if r[UUID_KEY] and r["modelDeploymentCrn"] in crns]
 
 
 @contextlib.contextmanager

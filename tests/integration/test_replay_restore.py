@@ -41,21 +41,15 @@ def _traffic(pipeline: Pipeline, cycle: int) -> dict:
     return simulate_traffic(pipeline.ctx).fields
 
 
-def _predictions(pipeline: Pipeline) -> list[dict]:
-    crns = {d.crn for d in pipeline.deployments()}
-    records = pipeline.ws.metrics_store.read()
-    return [r for r in records if r[UUID_KEY] and r["modelDeploymentCrn"] in crns and "prediction" in r["metrics"]]
-
-
 def test_restoring_an_older_backup_of_a_replay_sends_no_row_twice_and_labels_each_once(make_pipeline):
     pipeline = make_pipeline(CHURN_SMALL, example="churn")
-    smoke = len(_predictions(pipeline))  # the bootstrap's call of the new deployment
+    smoke = len(pipeline.predictions())  # the bootstrap's call of the new deployment
     sent = _traffic(pipeline, 1)["replay_to"]
     assert _state(pipeline, "backup", "--out", str(pipeline.root / "older.db"))[0] == EXIT_OK
     for cycle in (2, 3):  # rows sent, and labels queued and posted, after the backup
         sent = _traffic(pipeline, cycle)["replay_to"]
     label_of = {u: label_value(y) for u, y in pipeline.ctx.store.db.query("SELECT uuid, label FROM pending_labels")}
-    assert len(_predictions(pipeline)) - smoke == sent
+    assert len(pipeline.predictions()) - smoke == sent
 
     code, out = _state(pipeline, "restore", str(pipeline.root / "older.db"))
     assert code == EXIT_OK, out
@@ -69,7 +63,7 @@ def test_restoring_an_older_backup_of_a_replay_sends_no_row_twice_and_labels_eac
     assert fields["replay_from"] == sent, fields
     for cycle in (5, 6):  # every label falls due and is posted
         fields = _traffic(pipeline, cycle)
-    records = _predictions(pipeline)
+    records = pipeline.predictions()
     assert len(records) - smoke == fields["replay_to"], "a row was sent twice"
     label_key = pipeline.cfg.windows.label_key
     labels = {r[UUID_KEY]: r["metrics"][label_key] for r in records if label_key in r["metrics"]}

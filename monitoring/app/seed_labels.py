@@ -35,17 +35,20 @@ class Prediction:
 
 @dataclass
 class SeededLabels:
-    """Labels found again (``rows``: uuid, deployment, label, due time), and what could not be matched."""
+    """Labels found again, and what could not be matched.
 
-    rows: list[tuple[str, str, int, int]] = field(default_factory=list)
+    Attributes:
+        rows: ``(uuid, deployment, label, due time, answer time)``; the answer time is the record's
+            start, the key a post cut short is checked by (see ``labels.match_intents``).
+    """
+
+    rows: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     unmatched: int = 0
     retried: int = 0
 
     def queue(self, ctx: Context) -> int:
-        """Queue the labels found (each answered ``scenario.label_delay`` before it falls due, so a post
-        cut short can be checked on its record); returns how many."""
-        delay = to_ms(ctx.cfg.scenario.label_delay)
-        ctx.store.label_queue.add([(u, crn, label, due, due - delay) for u, crn, label, due in self.rows])
+        """Queue the labels found; returns how many."""
+        ctx.store.label_queue.add(self.rows)
         return len(self.rows)
 
 
@@ -121,6 +124,8 @@ def seeded_labels(ctx: Context, records: Iterable[Prediction], epoch_ms: int | N
         answered[key] = (rec, label)
     found.retried += sum(1 for k in answered if k in done)
     found.rows = [
-        (r.uuid, r.deployment_crn, lab, r.end_ms + delay) for k, (r, lab) in answered.items() if k not in done
+        (r.uuid, r.deployment_crn, lab, r.end_ms + delay, r.start_ms)
+        for k, (r, lab) in answered.items()
+        if k not in done
     ]
     return found

@@ -176,7 +176,7 @@ def assert_labelled_exactly_once(rig: Rig, since_ms: int) -> int:
         store.scenario_epoch(cfg.model.name),
     )
     assert (drawn.unmatched, drawn.retried) == (0, 0), "a record is not a row of the scenario, or a row was sent twice"
-    truth = {u: label for u, _, label, _ in drawn.rows}
+    truth = {u: label for u, _, label, *_ in drawn.rows}
     wrong = [r["predictionUuid"] for r in mine if r["metrics"][key] != truth[r["predictionUuid"]]]
     assert not wrong, f"{len(wrong)} predictions hold another row's label, e.g. {wrong[:3]}"
     assert all(queue[r["predictionUuid"]][0] == truth[r["predictionUuid"]] for r in mine)

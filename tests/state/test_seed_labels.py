@@ -35,9 +35,9 @@ def test_rows_are_found_again_by_their_features(tmp_path):
     found = seeded_labels(ctx, records, epoch)
     assert sorted(found.rows) == sorted(
         [
-            ("once", "crn", labels[0], start + 20 + delay),
-            ("retry-answered", "crn", labels[1], start + 920 + delay),
-            ("late", "crn", labels[4], start + cycle_ms + 20 + delay),
+            ("once", "crn", labels[0], start + 20 + delay, start),  # due after its answer, filed under its start
+            ("retry-answered", "crn", labels[1], start + 920 + delay, start + 900),
+            ("late", "crn", labels[4], start + cycle_ms + 20 + delay, start + cycle_ms),
         ]
     )
     assert (found.unmatched, found.retried) == (1, 2)

@@ -69,12 +69,14 @@ def scan(ctx: Context, dep: DeploymentRef, start_ms: int, now: int) -> Scan:
 
 @dataclass
 class Caught:
-    """What a restore took back from the metrics store (see ``catch_up``)."""
+    """What a restore took back from the metrics store (see ``catch_up``); ``from_seed``: labels of the
+    synthetic scenario, drawn again from its seed (no ground-truth feed, no replay)."""
 
     aggregates: int = 0
     in_doubt: int = 0
     requeued: int = 0
     unqueued: int = 0
+    from_seed: bool = False
     replayed: Replayed | None = None
 
 
@@ -112,12 +114,13 @@ def catch_up(ctx: Context, now: int) -> Caught:
         [(d.crn, s, e) for d in deployments for s, e in scans[d.id].aggregates], "restore", now
     )
     caught = Caught(sent, store.label_queue.doubt_due(now))
+    caught.from_seed = cfg.ground_truth is None and cfg.data.replay is None
     if cfg.data.replay is not None:
         caught.replayed = catch_up_replay(ctx, deployments, now)
     unlabelled = [p for d in deployments for p in scans[d.id].unlabelled]
     queued = store.label_queue.queued(p.uuid for p in unlabelled)
     missing = [p for p in unlabelled if p.uuid not in queued]
-    if not missing or cfg.ground_truth is not None or cfg.data.replay is not None:
+    if not missing or not caught.from_seed:
         caught.unqueued = len(missing)  # a feed labels them (or nothing can)
         return caught
     neighbours = [p for d in deployments for preds in scans[d.id].labelled.values() for p in preds]

@@ -235,7 +235,7 @@ def restore(cfg: PipelineConfig, root: Path, file: str, platform: Platform) -> i
         caught = catch_up(Context(cfg, platform, restored, root), platform.clock.now_ms())
     seeded = (
         f"; {caught.requeued} labels of predictions made since the backup queued from the simulation seed"
-        if cfg.data.replay is None and cfg.ground_truth is None
+        if caught.from_seed
         else ""
     )
     say(

@@ -137,19 +137,17 @@ def _value_key(value: Any) -> float | str | None:
     return float(value)
 
 
-def _record_key(features: dict[str, Any]) -> tuple[tuple[str, float | str | None], ...] | None:
-    try:
-        return tuple(sorted((str(k), _value_key(v)) for k, v in features.items()))
-    except TypeError:
-        return None
-
-
 def values_key(request: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, float | str | None], ...] | None:
     """A request's (or a record's tracked) feature values by ``names``, as compared; None when one is missing."""
     try:
         return tuple((n, _value_key(request[n])) for n in names)
     except (KeyError, TypeError):
         return None
+
+
+def _record_key(features: dict[str, Any]) -> tuple[tuple[str, float | str | None], ...] | None:
+    """A record's tracked features, all of them, by name."""
+    return values_key(features, tuple(sorted(features)))
 
 
 def _unlabelled(ctx: Context, crn: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:

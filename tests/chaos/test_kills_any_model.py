@@ -15,7 +15,6 @@ from collections import defaultdict
 
 import pytest
 
-from monitoring.app.wiring import build_context
 from monitoring.core.errors import EXIT_OK
 from monitoring.domain.records import UUID_KEY
 from monitoring.domain.requests import requests_of
@@ -24,16 +23,11 @@ from monitoring.workflows.labels import values_key
 from monitoring.workflows.traffic import replay_plan
 from tests.chaos.label_checks import PostCounter
 from tests.chaos.runs import kill_at, run_to_end
-from tests.integration.support import short_sleep
+from tests.integration.support import SMALL_REPLAYS
 
 pytestmark = pytest.mark.slow
 
 LATENCY = ("latency.model=delay:10ms always", "latency.metrics=delay:10ms always")
-#: The examples at a few hundred rows an hour.
-SMALL = {
-    "churn": {"data": {"replay": {"source": {"rows": "3000:4200"}, "row_interval": "24s"}}},
-    "housing": {"data": {"replay": {"source": {"shuffle_seed": 3, "rows": "0:4500"}}}},
-}
 
 
 def _count_records(pipeline) -> int:
@@ -44,7 +38,7 @@ def _count_records(pipeline) -> int:
 
 @pytest.mark.parametrize("example", ["churn", "housing"])
 def test_a_traffic_run_killed_while_it_sends_loses_and_doubles_no_label_of_any_example(make_pipeline, example):
-    pipeline = make_pipeline(SMALL[example], example=example)
+    pipeline = make_pipeline(SMALL_REPLAYS[example], example=example)
     cfg = pipeline.cfg
     pipeline.ws.faults.add(*LATENCY)
     smoke = {r[UUID_KEY] for r in pipeline.predictions()}  # the bootstrap's call of the new deployment
@@ -62,7 +56,7 @@ def test_a_traffic_run_killed_while_it_sends_loses_and_doubles_no_label_of_any_e
         assert code == EXIT_OK, out[-3000:]
         recovered += sum(int(f.split("=")[1]) for f in out.split() if f.startswith("labels_recovered="))
     assert recovered > 0, out[-3000:]  # the killed run's answered requests
-    pipeline.ctx = build_context(cfg, pipeline.root, clock=pipeline.ws.clock, sleep=short_sleep)
+    pipeline.reopen()
 
     # each record is one row's prediction: its label is on it or queued, and it is that row's label
     plan = replay_plan(pipeline.ctx)

@@ -25,6 +25,11 @@ from monitoring.workflows.redeploy import redeploy
 from monitoring.workflows.traffic import simulate_traffic
 from tests.project import make_project
 
+#: The examples at a few hundred replayed rows an hour (their own config otherwise).
+SMALL_REPLAYS = {
+    "churn": {"data": {"replay": {"source": {"rows": "3000:4200"}, "row_interval": "24s"}}},
+    "housing": {"data": {"replay": {"source": {"shuffle_seed": 3, "rows": "0:4500"}}}},
+}
 #: Start of simulated time: a whole hour, so cycles and windows line up.
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 3_600_000
 
@@ -62,6 +67,10 @@ class Pipeline:
         api = self.ctx.platform.api
         model = api.find_model(self.cfg.model.name)
         return [d for b in api.builds(model) for d in api.deployments(model, b.id)]
+
+    def reopen(self) -> None:
+        """A fresh context, its own connection to the state store (after a job process or the CLI wrote it)."""
+        self.ctx = build_context(self.cfg, self.root, clock=self.ws.clock, sleep=short_sleep)
 
     def predictions(self) -> list[dict[str, Any]]:
         """The prediction records of the model's deployments, in the metrics store's order."""

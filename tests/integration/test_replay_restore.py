@@ -7,15 +7,11 @@ import contextlib
 import io
 
 from monitoring.app.cli import main as cli
-from monitoring.app.wiring import build_context
 from monitoring.core.errors import EXIT_OK
 from monitoring.domain.records import UUID_KEY
 from monitoring.state.label_queue import label_value
 from monitoring.workflows.traffic import simulate_traffic
-from tests.integration.support import Pipeline, short_sleep
-
-#: Churn at 150 customers an hour; a label is known 30 minutes after its customer is scored.
-CHURN_SMALL = {"data": {"replay": {"source": {"rows": "3000:4200"}, "row_interval": "24s"}}}
+from tests.integration.support import SMALL_REPLAYS, Pipeline
 
 
 def _state(pipeline: Pipeline, *args: str) -> tuple[int, str]:
@@ -32,7 +28,7 @@ def _state(pipeline: Pipeline, *args: str) -> tuple[int, str]:
                 str(pipeline.root / "config/pipeline.yaml"),
             ]
         )
-    pipeline.ctx = build_context(pipeline.cfg, pipeline.root, clock=pipeline.ws.clock, sleep=short_sleep)
+    pipeline.reopen()
     return code, out.getvalue()
 
 
@@ -42,7 +38,7 @@ def _traffic(pipeline: Pipeline, cycle: int) -> dict:
 
 
 def test_restoring_an_older_backup_of_a_replay_sends_no_row_twice_and_labels_each_once(make_pipeline):
-    pipeline = make_pipeline(CHURN_SMALL, example="churn")
+    pipeline = make_pipeline(SMALL_REPLAYS["churn"], example="churn")  # 150 customers an hour
     smoke = len(pipeline.predictions())  # the bootstrap's call of the new deployment
     sent = _traffic(pipeline, 1)["replay_to"]
     assert _state(pipeline, "backup", "--out", str(pipeline.root / "older.db"))[0] == EXIT_OK

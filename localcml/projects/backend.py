@@ -19,6 +19,7 @@ from localcml.core.bodies import env_map
 from localcml.core.errors import invalid
 from localcml.core.state import ApiState, public_id
 from localcml.projects import exceptions
+from localcml.projects.files import snapshot
 
 #: Templates that need nothing from outside the machine.
 EMPTY_TEMPLATES = ("", "local", "blank")
@@ -96,7 +97,7 @@ class Projects:
         parent = body.get("parent_project")
         self.root.mkdir(parents=True, exist_ok=True)
         if parent:
-            shutil.copytree(self.directory(parent), folder, symlinks=True, ignore=shutil.ignore_patterns(".cml-local"))
+            snapshot(self.directory(parent), folder, skip=(self.root.parent,))
         elif template.lower() == "git" or (body.get("git_url") and template.lower() in EMPTY_TEMPLATES):
             self._clone(folder, body.get("git_url") or "", body.get("git_ref") or "")
         elif template.lower() in EMPTY_TEMPLATES:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localcml.core.dirlock import LOCK_FILE, DirectoryLock, WorkspaceBusy
+from localcml.core.process_records import RECORDS_DIR
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import marker, signal_group
 from localcml.environment import PACKAGE_ROOT
@@ -266,6 +267,7 @@ WORKSPACE_ENTRIES = (
     "runs",
     "projects",
     "applications",
+    RECORDS_DIR,
 )
 
 

@@ -218,6 +218,7 @@ class LocalWorkspace:
             self.deployer.recover(table)
             self.apps.recover(table)
             table.kill_unclaimed()
+            table.forget_stale()
         except BaseException:
             self.lock.release()
             raise

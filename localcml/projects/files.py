@@ -65,18 +65,30 @@ class Entry:
 
 
 def _store_tables(path: Path) -> set[str]:
-    """The table names of a SQLite file (read without writing anything), or an empty set."""
+    """The table names of a SQLite file (read without writing anything), or an empty set.
+
+    Read-only first, so that a store open in WAL mode shows the tables still in its log; then
+    as an immutable file (no lock, no log) when that fails (a read-only directory, say).
+    """
     try:
         with open(path, "rb") as head:
             if head.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
                 return set()
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
-        try:
-            return {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            con.close()
-    except (OSError, sqlite3.Error):
+    except OSError:
         return set()
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            con = sqlite3.connect(f"{path.resolve().as_uri()}?{options}", uri=True, timeout=1)
+            try:
+                cursor = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                names = {row[0] for row in cursor.fetchall()}
+                cursor.close()  # finalized before the close: no read left open on a store in WAL mode
+                return names
+            finally:
+                con.close()
+        except sqlite3.Error:
+            continue
+    return set()
 
 
 def is_store(path: Path) -> bool:

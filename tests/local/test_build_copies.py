@@ -33,8 +33,8 @@ def test_a_build_copies_neither_other_workspaces_nor_virtualenvs_nor_state_store
     finally:
         other.stop()
     venv.create(project_root / "env-py", with_pip=False)  # a virtualenv not named .venv
-    with StateStore("sqlite:///var/churn/state.db", base_dir=project_root):
-        pass
+    # a state store still open while the build copies (its tables only in its write-ahead log yet)
+    store = StateStore("sqlite:///var/churn/state.db", base_dir=project_root)
     backups = project_root / "var" / "churn" / "backups"
     backups.mkdir()
     src, dst = sqlite3.connect(project_root / "var" / "churn" / "state.db"), sqlite3.connect(backups / "state-1.db")
@@ -51,8 +51,11 @@ def test_a_build_copies_neither_other_workspaces_nor_virtualenvs_nor_state_store
     data.close()
 
     runtime = api.list_runtimes().runtimes[0].image_identifier
-    model, build = _build(api, ws.project_id, runtime)
-    assert wait_build(api, ws.project_id, model.id, build.id).status == "built"
+    try:
+        model, build = _build(api, ws.project_id, runtime)
+        assert wait_build(api, ws.project_id, model.id, build.id).status == "built"
+    finally:
+        store.close()
     snap = ws.workspace_dir / "builds" / build.id
     for left_out in ("ws-churn", "env-py", ".venv", "var/churn/state.db", ".cml-monitor"):
         assert not (snap / left_out).exists(), left_out

@@ -26,12 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localcml.core.dirlock import LOCK_FILE, DirectoryLock, WorkspaceBusy
+from localcml.core.process_records import RECORDS_DIR
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import marker, signal_group
 from localcml.environment import PACKAGE_ROOT
 from localcml.jobs.runner import stopped_without_daemon
 from localcml.models.router import BUSY_TIMEOUT_SECONDS
 from localcml.models.supervisor import RestartPolicy
+from localcml.projects.files import DEFAULT_MAX_BYTES
 from monitoring.core.errors import ConfigError, PlatformError
 from monitoring.core.logs import KV
 
@@ -265,6 +267,7 @@ WORKSPACE_ENTRIES = (
     "runs",
     "projects",
     "applications",
+    RECORDS_DIR,
 )
 
 
@@ -302,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         default=RestartPolicy.backoff_s,
         help="seconds before the second restart in a row of a dead model replica (doubling, up to 5 min)",
     )
+    parser.add_argument(
+        "--build-max-mb",
+        type=float,
+        default=DEFAULT_MAX_BYTES / 2**20,
+        help="the most a model build may copy of a project, in MB (a larger project fails its build, naming its largest paths)",
+    )
     args = parser.parse_args(argv)
     from localcml.workspace import LocalWorkspace
     from monitoring.core.logs import configure_logging
@@ -312,7 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     policy = RestartPolicy(backoff_s=args.replica_backoff)
     workspace = LocalWorkspace(
-        args.dir, args.project_root, args.metrics_url, args.busy_timeout, schedules=True, restart_policy=policy
+        args.dir,
+        args.project_root,
+        args.metrics_url,
+        args.busy_timeout,
+        schedules=True,
+        restart_policy=policy,
+        build_max_bytes=int(args.build_max_mb * 2**20),
     )
     try:
         workspace.start()

@@ -39,6 +39,7 @@ from localcml.models.router import BUSY_TIMEOUT_SECONDS, ModelRouter
 from localcml.models.supervisor import RestartPolicy
 from localcml.projects import urls as project_urls
 from localcml.projects.backend import Projects
+from localcml.projects.files import DEFAULT_MAX_BYTES as BUILD_MAX_BYTES
 from localcml.projects.responses import ProjectsApi
 from localcml.runtimes import urls as runtime_urls
 from localcml.runtimes.catalogue import Runtimes, engine_variables
@@ -83,6 +84,8 @@ class LocalWorkspace:
         build_timeout: seconds a build check may take.
         schedules: fire cron schedules (the daemon does; an in-process workspace of a test may not).
         restart_policy: how dead model replicas are restarted (default: Kubernetes' backoff).
+        build_max_bytes: the most a model build may copy of a project (its files less workspaces,
+            virtualenvs, state stores and caches: see ``localcml.projects.files``).
 
     Attributes:
         faults: the workspace's ``FaultPlan`` (``W/faults.json``), shared with every engine and
@@ -101,6 +104,7 @@ class LocalWorkspace:
         build_timeout: float = BUILD_TIMEOUT_SECONDS,
         schedules: bool = False,
         restart_policy: RestartPolicy | None = None,
+        build_max_bytes: int = BUILD_MAX_BYTES,
     ):
         self.workspace_dir = Path(workspace_dir).resolve()
         self.project_root = Path(project_root).resolve()
@@ -111,6 +115,7 @@ class LocalWorkspace:
         self.build_timeout = build_timeout
         self.schedules = schedules
         self.restart_policy = restart_policy
+        self.build_max_bytes = build_max_bytes
         self.lock = DirectoryLock(self.workspace_dir)
         self.clock = WarpClock(self.workspace_dir / "clock.json")
         self.faults = FaultPlan(self.workspace_dir)
@@ -150,6 +155,7 @@ class LocalWorkspace:
             timeout=self.build_timeout,
             faults=self.faults,
             observe=self.runner.observe,
+            max_bytes=self.build_max_bytes,
         )
         self.deployer = Deployer(
             self.state,
@@ -212,6 +218,7 @@ class LocalWorkspace:
             self.deployer.recover(table)
             self.apps.recover(table)
             table.kill_unclaimed()
+            table.forget_stale()
         except BaseException:
             self.lock.release()
             raise

@@ -3,7 +3,9 @@
 A restarted daemon reads the table once (``ProcessTable.scan(W)``); each service claims the
 roles it still wants (a run it adopts, the replicas of a deployment that keeps serving) and
 whatever no one claimed is killed, so nothing of an earlier daemon outlives it unobserved.
-``local down`` uses the same table to stop what a crashed daemon left behind.
+``local down`` uses the same table to stop what a crashed daemon left behind. The table also
+holds the processes that W's records describe (``process_records``: checked by pid, start time
+and command line) when their environment does not name W; those are never adopted, only stopped.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 
+from localcml.core.process_records import Found, read_records, read_stat
 from localcml.core.processes import ROLE_ENV, WORKSPACE_ENV, signal_group
 from monitoring.core.logs import KV
 
@@ -22,25 +24,9 @@ log = logging.getLogger(__name__)
 PROC = Path("/proc")
 
 
-@dataclass(frozen=True)
-class Found:
-    """One live process of the workspace."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    role: str
-
-
 def _environ(pid: int) -> dict[bytes, bytes]:
     raw = (PROC / str(pid) / "environ").read_bytes()
     return dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-
-
-def _stat(pid: int) -> tuple[str, int, int]:
-    """(state, parent pid, process group) from ``/proc/<pid>/stat``."""
-    fields = (PROC / str(pid) / "stat").read_bytes().rsplit(b")", 1)[1].split()
-    return fields[0].decode(), int(fields[1]), int(fields[2])
 
 
 def scan_processes(workspace_dir: str | Path) -> list[Found]:
@@ -58,7 +44,7 @@ def scan_processes(workspace_dir: str | Path) -> list[Found]:
             env = _environ(pid)
             if env.get(WORKSPACE_ENV.encode()) != wanted or ROLE_ENV.encode() not in env:
                 continue
-            state, ppid, pgid = _stat(pid)
+            state, ppid, pgid, _start = read_stat(pid)
         except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
             continue
         if state != "Z":
@@ -70,16 +56,23 @@ class ProcessTable:
     """The workspace's live processes at one moment, by role.
 
     Args:
-        processes: what ``scan_processes`` found.
+        processes: what ``scan_processes`` found (and W's records).
+        stale_records: records of processes that have gone.
     """
 
-    def __init__(self, processes: list[Found]):
+    def __init__(self, processes: list[Found], stale_records: list[Path] | None = None):
         self.processes = processes
+        self.stale_records = stale_records or []
         self._claimed: set[str] = set()
 
     @classmethod
     def scan(cls, workspace_dir: str | Path) -> ProcessTable:
-        return cls(scan_processes(workspace_dir))
+        """The processes marked as W's, and those W's records describe (unmarked: moved W, say)."""
+        found = scan_processes(workspace_dir)
+        live, stale = read_records(workspace_dir)
+        marked = {p.pid for p in found}
+        found += [r for r in live if r.pid not in marked]
+        return cls(found, stale)
 
     def of(self, role: str) -> list[Found]:
         return [p for p in self.processes if p.role == role]
@@ -114,5 +107,13 @@ class ProcessTable:
         for pgid in sorted({p.pgid for p in strays}):
             signal_group(pgid)
         for stray in strays:
-            log.warning("stray process killed %s", KV(pid=stray.pid, role=stray.role))
+            log.warning("stray process killed %s", KV(pid=stray.pid, role=stray.role, marked=stray.marked))
         return strays
+
+    def forget_stale(self) -> None:
+        """Remove the records of processes that have gone."""
+        for path in self.stale_records:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass

@@ -10,7 +10,6 @@ and checks the build again.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import shutil
@@ -26,14 +25,11 @@ from localcml.core.processes import kill_group, marker, spawn
 from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
+from localcml.projects.files import DEFAULT_MAX_BYTES, SnapshotTooLarge, snapshot
 from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 
-#: Names never copied into a build snapshot, at any depth.
-EXCLUDED_NAMES = (".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "demo-output", ".cml-local")
-#: Paths (relative to the project root, glob patterns) never copied.
-EXCLUDED_PATHS = ("var/state*",)
 BUILD_TIMEOUT_SECONDS = 600.0
 #: ``observe(step, run_id, publish)``: makes a step of a job run's work visible (see ``JobRunner.observe``).
 Observer = Callable[[str, "str | None", Callable[[], Any]], Any]
@@ -47,27 +43,6 @@ def publish_now(step: str, run_id: str | None, publish: Callable[[], Any]) -> An
 ACTIVE = ("pending", "building")
 
 
-def snapshot(project_root: Path, dest: Path, skip: tuple[Path, ...] = ()) -> None:
-    """Copy the project files into ``dest``, leaving out VCS, virtualenvs, caches and ``skip`` dirs."""
-    root = Path(project_root).resolve()
-    skipped = {Path(p).resolve() for p in skip}
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        here = Path(folder).resolve()
-        out = set()
-        for name in names:
-            rel = (here / name).relative_to(root).as_posix()
-            if (
-                any(fnmatch.fnmatch(name, pat) for pat in EXCLUDED_NAMES)
-                or any(fnmatch.fnmatch(rel, pat) for pat in EXCLUDED_PATHS)
-                or (here / name).resolve() in skipped
-            ):
-                out.add(name)
-        return out
-
-    shutil.copytree(root, dest, ignore=ignore, symlinks=True)
-
-
 class Builder:
     """Snapshots the project for a build and checks it in a subprocess.
 
@@ -79,6 +54,7 @@ class Builder:
         timeout: seconds the build check may take.
         faults: the workspace's fault plan (fault point ``build``: ``fail``).
         observe: called to publish ``built`` (step ``after_build`` of the run that made the build).
+        max_bytes: the most a build may copy of the project (see ``localcml.projects.files``).
     """
 
     def __init__(
@@ -90,8 +66,10 @@ class Builder:
         timeout: float = BUILD_TIMEOUT_SECONDS,
         faults: FaultPlan | None = None,
         observe: Observer = publish_now,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ):
         self.state = state
+        self.max_bytes = max_bytes
         self.faults = faults
         self.observe = observe
         self.builds_dir = Path(workspace_dir) / "builds"
@@ -107,11 +85,20 @@ class Builder:
         return self.builds_dir / build_id
 
     def start(self, build: dict, project_id: str) -> None:
-        """Snapshot the project's files now, then check the build in a background thread."""
+        """Snapshot the project's files now, then check the build in a background thread.
+
+        A project over the size cap copies nothing: the build fails at once, its log naming the
+        largest paths.
+        """
         self.builds_dir.mkdir(parents=True, exist_ok=True)
         partial = self.builds_dir / f".{build['id']}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        snapshot(self.project_dir(project_id), partial, skip=(self.workspace_dir,))
+        try:
+            snapshot(self.project_dir(project_id), partial, skip=(self.workspace_dir,), max_bytes=self.max_bytes)
+        except SnapshotTooLarge as exc:
+            self._set(build["id"], self._note(build["id"], f"build failed: {exc}", "build failed"))
+            log.warning("model build not started %s", KV(build=build["id"], reason=exc))
+            return
         os.replace(partial, self.snapshot_dir(build["id"]))
         self._spawn(build["id"])
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from localcml.core.errors import precondition
+from localcml.core.process_records import write_record
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import kill_group, marker, spawn
 from localcml.core.state import ApiState
@@ -33,6 +34,8 @@ from monitoring.core.logs import KV
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 120.0
+#: The module a replica process runs (``python -m``): its command line names it.
+REPLICA_MODULE = "localcml.models.replica"
 POLL_SECONDS = 0.05
 STOP_GRACE_SECONDS = 5.0
 
@@ -106,7 +109,7 @@ class Deployer:
         argv = [
             sys.executable,
             "-m",
-            "localcml.models.replica",
+            REPLICA_MODULE,
             "--build-dir",
             str(code_dir),
             "--file",
@@ -120,8 +123,15 @@ class Deployer:
             "--ready-file",
             str(ready),
         ]
-        env = {**env, **marker(self.workspace_dir, replica_role(dep["id"], index))}
-        proc = spawn(argv, cwd=code_dir, env=env, log_path=folder / f"replica-{index}.log")
+        role = replica_role(dep["id"], index)
+        proc = spawn(
+            argv,
+            cwd=code_dir,
+            env={**env, **marker(self.workspace_dir, role)},
+            log_path=folder / f"replica-{index}.log",
+        )
+        # found again by pid, start time and command line should its environment not name W
+        write_record(self.workspace_dir, role, proc.pid, (REPLICA_MODULE, f"{dep['id']}/{ready.name}"))
         return Replica(index, proc, ready)
 
     def _env(self, dep: dict) -> dict[str, str]:

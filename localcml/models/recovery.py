@@ -5,6 +5,8 @@ it still serves (its dead replicas are restarted under supervision), else deploy
 the start. While it comes up, the newest deployed older one keeps serving, as CML keeps the old
 deployment until the new one serves, and is replaced once it does; every other older one is
 stopped at once. Replica processes that no deployment claims are killed by the workspace.
+A replica found only through W's record of it (its environment names another directory: W was
+moved) is stopped, never adopted: the paths it was started with no longer hold.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def _adopt(deployer: Deployer, dep: dict, table: ProcessTable) -> bool:
     for index in _indexes(dep):
         replica = Replica(index, None, deployer.root / dep["id"] / f"replica-{index}.ready", alive=False)
         found = table.claim(replica_role(dep["id"], index))
+        if found is not None and not found.marked:
+            deployer.note(
+                dep["id"], f"replica {index} (pid {found.pid}) was started for another workspace path: stopped"
+            )
+            found = None  # its environment names paths that no longer hold (W was moved): never adopted
         try:
             port = int(json.loads(replica.ready_file.read_text())["port"]) if found else None
             if found is not None and port is not None and healthy(port):

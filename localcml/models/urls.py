@@ -31,7 +31,8 @@ NOT_IMPLEMENTED = {
 NOTES = {
     "CreateModel": "`auto_build_model`/`auto_deploy_model` are refused: build and deploy explicitly",
     "CreateModelBuild": (
-        "snapshot of the project's files, then a check that loads the model file the way a replica "
+        "snapshot of the project's files (no workspace directory, virtualenv, state store or cache; "
+        "at most `platform.local.build_max_mb`), then a check that loads the model file the way a replica "
         "does (same loader); statuses pending, building, built, build failed, timedout"
     ),
     "CreateModelDeployment": (

@@ -2,8 +2,9 @@
 
 Every project has its own directory: the workspace's own project uses the project root it was
 started on; a project created through the API gets ``W/projects/<id>/``: empty (template
-``local``, the default), a ``git clone`` of ``git_url`` (template ``git``), or a copy of
-``parent_project`` (a fork). Jobs, models and applications belong to one project and run in
+``local`` or ``blank``, the default), the starter files of a built-in template (``Python``,
+``R``, ``PySpark``, ``Scala``: see ``templates``), a ``git clone`` of ``git_url`` (template
+``git``), or a copy of ``parent_project`` (a fork). Jobs, models and applications belong to one project and run in
 its directory with its engine variables (``CDSW_PROJECT_ID``, ``CDSW_PROJECT``,
 ``PROJECT_OWNER``, ...) and its environment.
 """
@@ -18,10 +19,9 @@ from pathlib import Path
 from localcml.core.bodies import env_map
 from localcml.core.errors import invalid
 from localcml.core.state import ApiState, public_id
-from localcml.projects import exceptions
+from localcml.projects import exceptions, templates
+from localcml.projects.files import snapshot
 
-#: Templates that need nothing from outside the machine.
-EMPTY_TEMPLATES = ("", "local", "blank")
 GIT_TIMEOUT_SECONDS = 300.0
 PERMISSIONS = {"read": True, "write": True, "admin": True, "business_user": False, "operator": False, "inherit": False}
 
@@ -92,17 +92,17 @@ class Projects:
         return self.state.insert("project", "", project)
 
     def _lay_out(self, folder: Path, body: dict) -> None:
-        template = (body.get("template") or "").strip()
         parent = body.get("parent_project")
+        made = "fork" if parent else templates.kind(body.get("template") or "", body.get("git_url") or "")
         self.root.mkdir(parents=True, exist_ok=True)
         if parent:
-            shutil.copytree(self.directory(parent), folder, symlinks=True, ignore=shutil.ignore_patterns(".cml-local"))
-        elif template.lower() == "git" or (body.get("git_url") and template.lower() in EMPTY_TEMPLATES):
+            snapshot(self.directory(parent), folder, skip=(self.root.parent,))
+        elif made == templates.GIT:
             self._clone(folder, body.get("git_url") or "", body.get("git_ref") or "")
-        elif template.lower() in EMPTY_TEMPLATES:
+        elif made == "empty":
             folder.mkdir(parents=True)
         else:
-            raise exceptions.template_unavailable(template)
+            templates.lay_out(folder, made)
 
     @staticmethod
     def _clone(folder: Path, url: str, ref: str) -> None:

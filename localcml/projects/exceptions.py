@@ -12,8 +12,15 @@ def project_exists(name: str) -> ApiError:
 def template_unavailable(template: str) -> ApiError:
     return ApiError(
         UNIMPLEMENTED,
-        f"CreateProject: template {template!r} is not available in the local workspace; use template "
-        "'local' (an empty project), 'git' with git_url (a clone), or parent_project (a copy)",
+        f"CreateProject: template {template!r} is a CML template the local workspace does not ship; use "
+        "Python, R, PySpark or Scala (starter files), 'local' or 'blank' (an empty project), 'git' with "
+        "git_url (a clone), or parent_project (a copy)",
+    )
+
+
+def template_unknown(template: str, known: str) -> ApiError:
+    return ApiError(
+        INVALID_ARGUMENT, f"CreateProjectRequest.template {template!r} is not a project template; one of: {known}"
     )
 
 

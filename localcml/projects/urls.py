@@ -18,8 +18,10 @@ NOT_IMPLEMENTED = {
 }
 NOTES = {
     "CreateProject": (
-        "own directory `W/projects/<id>/`: template `local` (empty, the default), `git` (a real "
-        "`git clone` of `git_url`), or `parent_project` (a copy); other templates answer 501"
+        "own directory `W/projects/<id>/`: template `Python`, `R`, `PySpark` or `Scala` (CML's built-in "
+        "templates: starter files), `local` or `blank` (empty, the default), `git` (a real `git clone` of "
+        "`git_url`), or `parent_project` (a copy of its files, as a build copies them); `Churn Predictor` "
+        "answers 501 (not shipped), an unknown template 400"
     ),
     "DeleteProject": "stops the project's runs, deployments and applications; the workspace's own project is refused",
     "ListProjectCollaborators": "always empty: one local user owns every project",

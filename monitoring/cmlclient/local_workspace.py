@@ -40,7 +40,13 @@ def workspace_dir(cfg: PipelineConfig, project_root: str | Path) -> Path:
 def start(cfg: PipelineConfig, project_root: str | Path) -> dict[str, str]:
     """Start the project's workspace daemon, or reuse a live one; returns its engine environment."""
     root = Path(project_root).resolve()
-    info = _workspace().ensure_running(workspace_dir(cfg, root), root, metrics_url=cfg.platform.local.metrics_url)
+    local = cfg.platform.local
+    info = _workspace().ensure_running(
+        workspace_dir(cfg, root),
+        root,
+        metrics_url=local.metrics_url,
+        daemon_args=("--build-max-mb", f"{local.build_max_mb:g}"),
+    )
     return dict(info.env)
 
 

@@ -379,6 +379,9 @@ class LocalConfig(Strict):
     metrics_url: Annotated[str | None, AfterValidator(sqlite_path_inside)] = None
     """Metrics store URL; default ``sqlite:///<workspace_dir>/metrics.db``."""
     busy_timeout: Duration = timedelta(seconds=30)
+    build_max_mb: float = Field(default=500, gt=0)
+    """The most a model build copies of the project, in MB (workspaces, virtualenvs, state stores
+    and caches left out); a larger project fails its build, naming its largest paths."""
 
 
 class PlatformConfig(Strict):

@@ -55,7 +55,6 @@ with open(os.environ["PROBE_OUT"], "w") as f:
     ".git/HEAD": "ref: refs/heads/main\n",
     ".venv/pyvenv.cfg": "home = /usr\n",
     "models/__pycache__/stale.cpython-311.pyc": "",
-    "var/state.db": "state",
     "var/models/v1.json": "{}",
     "demo-output/summary.json": "[]",
     "cml_monitor.egg-info/PKG-INFO": "",

@@ -33,7 +33,6 @@ def test_build_snapshots_project_and_becomes_built(api, ws, model, build_of):
         ".git",
         ".venv",
         "models/__pycache__",
-        "var/state.db",
         "demo-output",
         "cml_monitor.egg-info",
         ".cml-local",

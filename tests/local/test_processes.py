@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from localcml.core.dirlock import DirectoryLock, WorkspaceBusy
+from localcml.core.process_records import record_path, write_record
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import EXIT_FILE_ENV, EXIT_UNKNOWN, Adopted, describe_exit, marker, read_exit, spawn
 from localcml.environment import process_env
@@ -93,3 +95,32 @@ def test_restart_policy_backs_off_as_the_kubelet_does():
     policy = RestartPolicy()
     assert [policy.delay(n) for n in range(1, 9)] == [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]
     assert RestartPolicy(backoff_s=0).delay(5) == 0.0
+
+
+def test_a_record_finds_only_the_process_it_describes(tmp_path):
+    """A recorded process is found by pid, start time and command line; a reused pid is never taken for it."""
+    workspace = tmp_path / "w"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    replica = subprocess.Popen([*sleeper, "localcml.models.replica", "d1/replica-0.ready"], start_new_session=True)
+    stranger = subprocess.Popen(sleeper, start_new_session=True)  # holds a pid a stale record names
+    try:
+        write_record(workspace, "replica:d1:0", replica.pid, ("localcml.models.replica", "d1/replica-0.ready"))
+        write_record(workspace, "replica:d2:0", stranger.pid, ("localcml.models.replica", "d2/replica-0.ready"))
+        write_record(workspace, "replica:d3:0", stranger.pid, ())
+        shifted = json.loads(record_path(workspace, "replica:d3:0").read_text())
+        record_path(workspace, "replica:d3:0").write_text(json.dumps({**shifted, "start": shifted["start"] - 1}))
+        table = wait_for(
+            lambda: (t := ProcessTable.scan(workspace)) and t.processes and t, "the recorded process to exec"
+        )
+        assert [(p.pid, p.role, p.marked) for p in table.processes] == [(replica.pid, "replica:d1:0", False)]
+        assert table.top("replica:d1:0").pid == replica.pid
+        assert sorted(p.name for p in table.stale_records) == ["replica_d2_0.json", "replica_d3_0.json"]
+        assert [s.pid for s in table.kill_unclaimed()] == [replica.pid]
+        assert replica.wait(30) == -signal.SIGKILL and stranger.poll() is None  # the stranger is never signalled
+        table.forget_stale()
+        assert ProcessTable.scan(workspace).processes == []
+        assert sorted(p.name for p in (workspace / "processes").iterdir()) == ["replica_d1_0.json"]
+    finally:
+        for proc in (replica, stranger):
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,3 @@
+#!/bin/bash
+# Run by a model build from the project root: install what the model function imports.
+pip3 install -r requirements.txt

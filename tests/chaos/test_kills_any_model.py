@@ -36,7 +36,7 @@ def _count_records(pipeline) -> int:
         return int(db.execute("SELECT COUNT(*) FROM model_metrics WHERE prediction_uuid <> ''").fetchone()[0])
 
 
-@pytest.mark.parametrize("example", ["churn", "housing"])
+@pytest.mark.parametrize("example", ["churn", "housing", "credit"])
 def test_a_traffic_run_killed_while_it_sends_loses_and_doubles_no_label_of_any_example(make_pipeline, example):
     pipeline = make_pipeline(SMALL_REPLAYS[example], example=example)
     cfg = pipeline.cfg

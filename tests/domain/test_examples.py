@@ -7,12 +7,22 @@ import pandas as pd
 import pytest
 
 from monitoring.core.config import load_config
-from monitoring.domain.replay import build_plan
+from monitoring.domain.drift import ReferenceStats
+from monitoring.domain.replay import ReplayPlan, build_plan
 from monitoring.domain.sources import load_dataset, read_table, select_rows
+from monitoring.domain.sources.tables import RawTable
 from monitoring.domain.training import fit, score
 from tests.project import REPO
 
 CHURN = REPO / "examples" / "churn"
+CREDIT = REPO / "examples" / "credit"
+
+
+def replayed(cfg) -> tuple[RawTable, ReplayPlan]:
+    """The rows ``data.replay`` selects, and the plan that replays them."""
+    source = cfg.data.replay.source
+    table, _ = select_rows(read_table(source, REPO, "data.replay.source"), source)
+    return table, build_plan(table, cfg.data.replay, cfg.model)
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +32,7 @@ def churn():
 
 @pytest.fixture(scope="module")
 def churn_replay(churn):
-    source = churn.data.replay.source
-    table, _ = select_rows(read_table(source, REPO, "data.replay.source"), source)
-    return table, build_plan(table, churn.data.replay, churn.model)
+    return replayed(churn)
 
 
 def raw_churn() -> pd.DataFrame:
@@ -77,11 +85,73 @@ def test_housing_is_the_amp_scenario_trained_to_october_and_replayed_november_to
     assert len(raw) == 21_613 and len(frame) == int((sold < "2014-11-01").sum())
     assert frame["price"].dtype == np.float64 and frame["zipcode"].map(type).eq(str).all()
     replay = cfg.data.replay
-    table, _ = select_rows(read_table(replay.source, REPO, "data.replay.source"), replay.source)
-    plan = build_plan(table, replay, spec)
+    _, plan = replayed(cfg)
     assert len(plan) == int(((sold >= "2014-11-01") & (sold < "2015-05-01")).sum())
     lead_days = (plan.label_ms - plan.event_ms) / 86_400_000
     assert lead_days.min() >= 0 and lead_days.max() <= 59 and lead_days.mean() == pytest.approx(29.5, abs=1)
     assert np.all(np.diff(plan.event_ms) >= 0) and plan.start_ms == int(replay.start.timestamp() * 1000)
     month = 30 * 86_400_000  # speed 720: a month of data set time per pipeline hour
     assert plan.data_time(0, 3_600_000) - plan.start_ms == month
+
+
+@pytest.fixture(scope="module")
+def credit():
+    return load_config(CREDIT / "pipeline.yaml")
+
+
+@pytest.fixture(scope="module")
+def credit_v1(credit):
+    """The first model, trained by the example's own trainer on its 2025 Parquet file."""
+    return fit(load_dataset(credit.data.training, credit.model, REPO, "data.training"), credit.model, 0, REPO)
+
+
+def test_credit_data_is_what_its_seeded_script_writes_and_stays_small(tmp_path, capsys):
+    from examples.credit import make_data
+
+    make_data.main(["--out", str(tmp_path)])
+    assert "applications_2026.parquet: 2000 applications" in capsys.readouterr().out
+    for name in ("applications_2025.parquet", "applications_2026.parquet"):
+        committed = CREDIT / "data" / name
+        assert committed.stat().st_size < 200_000, f"{name}: keep the example's data small"
+        pd.testing.assert_frame_equal(pd.read_parquet(committed), pd.read_parquet(tmp_path / name))
+
+
+def test_credit_reads_parquet_types_and_trains_with_its_own_trainer(credit, credit_v1):
+    spec = credit.model
+    raw = pd.read_parquet(CREDIT / "data" / "applications_2025.parquet")
+    # what the file holds: pandas categoricals, a boolean, integers, timestamps and missing incomes
+    assert isinstance(raw["employment"].dtype, pd.CategoricalDtype) and raw["own_telephone"].dtype == bool
+    assert raw["applied_at"].dt.tz is not None and raw["duration_months"].dtype == np.int64
+    frame = load_dataset(credit.data.training, spec, REPO, "data.training")
+    assert len(frame) == len(raw) == 2400
+    assert frame["own_telephone"].isin(["True", "False"]).all() and frame["employment"].map(type).eq(str).all()
+    assert frame["duration_months"].dtype == np.float64
+    assert int(frame["monthly_income"].isna().sum()) == int(raw["monthly_income"].isna().sum()) > 0
+    assert set(frame["risk"]) == {"good", "bad"} and frame["risk"].dtype == object
+    assert credit_v1.trainer == "examples.credit.trainer:train"
+    assert set(credit_v1.capabilities.proba_classes) == {"good", "bad"}
+
+
+def test_credit_replays_2026_where_a_new_employment_type_and_a_concept_shift_start_in_march(credit, credit_v1):
+    spec, (_, plan) = credit.model, replayed(credit)
+    training = load_dataset(credit.data.training, spec, REPO, "data.training")
+    assert len(plan) == 2000 and plan.drifted == 0  # the drift is in the data, not modelled
+    assert np.all(np.diff(plan.event_ms) >= 0) and plan.start_ms == int(credit.data.replay.start.timestamp() * 1000)
+    lag_days = (plan.label_ms - plan.event_ms) / 86_400_000
+    assert lag_days.min() >= 14 and lag_days.max() <= 30
+    march = int(pd.Timestamp("2026-03-01", tz="UTC").value // 1_000_000)
+    before, after = plan.rows[plan.event_ms < march], plan.rows[plan.event_ms >= march]
+    assert "gig" not in set(training["employment"]) and "gig" not in set(before["employment"])
+    assert 0.2 < (after["employment"] == "gig").mean() < 0.4
+    # v1 catches the defaults of the months it knows, and misses most of them from March on
+    known = score(credit_v1.estimator, before, spec, credit_v1.capabilities)
+    shifted = score(credit_v1.estimator, after, spec, credit_v1.capabilities)
+    assert known["recall"] > 0.8 and known["accuracy"] > 0.8 and known["roc_auc"] > 0.85, known
+    assert shifted["recall"] < 0.55 and shifted["accuracy"] < known["accuracy"] - 0.1, shifted
+    gig = after[after["employment"] == "gig"]
+    assert score(credit_v1.estimator, gig, spec, credit_v1.capabilities)["recall"] < 0.3
+    # the new category alone is a drift on employment far past the example's warn limit
+    reference = ReferenceStats.fit(training, spec.feature_names, kinds=spec.kinds)
+    limit = credit.thresholds.policies[-1].max_psi
+    assert reference.psi("employment", before["employment"].to_numpy()) < limit
+    assert reference.psi("employment", after["employment"].to_numpy()) > 4 * limit

@@ -29,6 +29,7 @@ from tests.project import make_project
 SMALL_REPLAYS = {
     "churn": {"data": {"replay": {"source": {"rows": "3000:4200"}, "row_interval": "24s"}}},
     "housing": {"data": {"replay": {"source": {"shuffle_seed": 3, "rows": "0:4500"}}}},
+    "credit": {"data": {"replay": {"source": {"shuffle_seed": 4, "rows": "0:1000"}}}},  # half: ~100 a month
 }
 #: Start of simulated time: a whole hour, so cycles and windows line up.
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 3_600_000

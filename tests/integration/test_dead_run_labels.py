@@ -16,7 +16,7 @@ DEAD_RUN = "simulate_traffic@elsewhere:2:0f0f0f"
 ROWS = 12
 
 
-@pytest.mark.parametrize("example", ["churn", "housing"])
+@pytest.mark.parametrize("example", ["churn", "housing", "credit"])
 def test_a_dead_runs_answered_requests_get_their_rows_labels_whatever_the_feature_kinds(make_pipeline, example):
     pipeline = make_pipeline(example=example)
     ctx, cfg = pipeline.ctx, pipeline.cfg

@@ -1,13 +1,15 @@
 """The examples' closed loops at small size on the local workspace: a breach on the task's metric,
-exactly one redeploy, and recovery (issue 10, item 9). Each runs the example's own config, data
-and trainer, with fewer rows per cycle; the chain runs in-process, cycle by cycle."""
+exactly one redeploy, and recovery (issue 10, item 9; credit: issue 19). Each runs the example's
+own config, data and trainer, with fewer rows per cycle where the example has many; the chain
+runs in-process, cycle by cycle."""
 
 from __future__ import annotations
 
 from monitoring.domain.training import load_artifact, score
 from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, labelled_frame
 from tests.chaos.recompute import assert_windows_recomputed
-from tests.integration.support import Pipeline
+from tests.integration.support import SMALL_REPLAYS, Pipeline
+from tests.project import merge
 
 #: Churn: 150 customers an hour (one every 24 s); from 2 hours of data on, 80% of DSL customers leave.
 CHURN_SMALL = {
@@ -26,7 +28,7 @@ CHURN_SMALL = {
 
 
 def run(pipeline: Pipeline, cycles: int) -> list[dict]:
-    """Each cycle's decision, the metric value it judged, and the redeploy's outcome."""
+    """Each cycle's decision, the metric values and window it judged, and the redeploy's outcome."""
     rows = []
     for cycle in range(1, cycles + 1):
         out = pipeline.cycle(cycle)
@@ -36,6 +38,7 @@ def run(pipeline: Pipeline, cycles: int) -> list[dict]:
                 "cycle": cycle,
                 "action": out["evaluate"].fields["decision_action"],
                 "values": dict(decision.values) if decision else {},
+                "window": decision.window_start_ms if decision else None,
                 "redeploy": out["redeploy"].status,
                 "version": pipeline.ctx.store.current_deployment(pipeline.cfg.model.name).version,
             }
@@ -119,3 +122,68 @@ def test_housing_breaches_on_mae_redeploys_once_and_recovers(make_pipeline):
         errors[version] = score(artifact.estimator, served, pipeline.cfg.model, artifact.capabilities)["mae"]
     assert errors["v2"] < errors["v1"], errors
     assert assert_windows_match_records(pipeline) >= 6
+
+
+#: Credit: half of the 2026 applications (a seeded sample, in time order), about 100 a month; the
+#: example's floors, with fewer labels needed to judge a month and fewer rows to retrain on.
+CREDIT_SMALL = merge(
+    SMALL_REPLAYS["credit"],
+    {
+        "thresholds": {
+            "policies": [
+                {"kind": "min_labelled", "min": 60},
+                {"kind": "absolute", "metric": "recall", "min": 0.6},
+                {"kind": "absolute", "metric": "accuracy", "min": 0.7},
+                {"kind": "drift", "max_psi": 0.25, "action": "warn"},
+            ]
+        },
+        "retraining": {"min_rows": 100},
+    },
+)
+
+
+def test_credit_breaches_when_a_new_category_and_a_concept_shift_arrive_redeploys_once_and_recovers(make_pipeline):
+    """Credit risk (issue 19): string labels good/bad, a custom trainer whose pipeline pickles its own
+    function, Parquet files with typed columns, and drift in the data itself: from March a category
+    v1 never saw (``employment: gig``) and a concept shift."""
+    pipeline = make_pipeline(CREDIT_SMALL, example="credit")
+    ctx, cfg, name = pipeline.ctx, pipeline.cfg, pipeline.cfg.model.name
+    rows = run(pipeline, 6)
+    actions = [r["action"] for r in rows]
+
+    def passes(values: dict) -> bool:  # the example's floors: recall of "bad" 0.6, accuracy 0.7
+        return values["recall"] >= 0.6 and values["accuracy"] >= 0.7
+
+    # a month of applications per cycle: January and February are judged healthy by v1 ...
+    assert actions[1:3] == ["none", "none"] and all(passes(r["values"]) for r in rows[1:3]), rows
+    # ... March, the first month with the new category and the new rates, breaches and is acted on at once
+    assert actions[3] == "redeploy" and not passes(rows[3]["values"]), rows[3]
+    assert [r["redeploy"] for r in rows].count("deployed") == 1 and rows[3]["version"] == "v2", rows
+    assert [d.version for d in ctx.store.deployments(name)] == ["v1", "v2"]
+    v1, v2 = ctx.store.deployments(name)
+    march = next(w for w in ctx.store.windows(v1.deployment_crn) if w.start_ms == rows[3]["window"])
+    assert march.drift["employment"]["psi"] > cfg.thresholds.policies[-1].max_psi, march.drift  # "gig" is unseen
+
+    def employment_categories(version: str) -> list[str]:
+        meta = load_artifact(ctx.artifacts_dir / name / version).metadata
+        return meta["reference"]["features"]["employment"]["categories"]
+
+    assert "gig" not in employment_categories("v1") and "gig" in employment_categories("v2")
+    # May, v2's first labelled month: both floors hold again (the drift policy only warns)
+    assert rows[-1]["version"] == "v2" and actions[-1] in ("none", "warn") and passes(rows[-1]["values"]), rows[-1]
+    served = labelled_frame(ctx, v2.deployed_ms, pipeline.ws.clock.now_ms() + 1)
+    served = served[served[LOGGED_DEPLOYMENT] == v2.deployment_crn]
+    assert len(served) >= 60 and set(served[cfg.model.label.name]) == {"good", "bad"}
+    assert (served["employment"] == "gig").mean() > 0.2
+    scores = {}
+    for version in ("v1", "v2"):  # on the very applications v2 scored: v2 finds far more of the defaults
+        artifact = load_artifact(ctx.artifacts_dir / name / version)
+        scores[version] = score(artifact.estimator, served, cfg.model, artifact.capabilities)
+    assert scores["v2"]["recall"] > scores["v1"]["recall"] + 0.2, scores
+    assert scores["v2"]["f1"] > scores["v1"]["f1"], scores
+    # the tracked probability is P(bad), the positive class, though the trainer's classes_ are
+    # ["bad", "good"] and the spec's [good, bad]: the windows' ROC AUC is about finding the defaults
+    records = [r["metrics"] for r in pipeline.predictions() if r["modelDeploymentCrn"] == v2.deployment_crn]
+    assert records and all((m["probability"] > 0.5) == (m["prediction"] == "bad") for m in records)
+    assert rows[-1]["values"]["roc_auc"] > 0.8 and rows[1]["values"]["roc_auc"] > 0.8, rows
+    assert assert_windows_match_records(pipeline) >= 5

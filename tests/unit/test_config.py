@@ -1,4 +1,4 @@
-"""Config loading: every YAML in config/ is valid; bad files list every problem with path and field."""
+"""Config loading: every YAML in config/ and examples/ is valid; bad files list every problem with path and field."""
 
 from pathlib import Path
 
@@ -11,7 +11,10 @@ from monitoring.core.errors import EXIT_CONFIG, ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+SHIPPED = sorted([*(ROOT / "config").glob("*.yaml"), *(ROOT / "examples").glob("*/*.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_shipped_config_is_valid(path):
     cfg = load_config(path)
     assert cfg.model.features

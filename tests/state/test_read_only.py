@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from monitoring.core.db import Database
 from monitoring.core.errors import EXIT_STORE, StoreError
 from monitoring.state.health import StoreOpening
 from monitoring.state.store import StateStore
+from tests.project import REPO
 from tests.state.support import JOB_SCRIPTS, one_verdict, project, run_jobs, verdict
 from tests.state.test_health import T0, opened, with_history
 
@@ -68,6 +70,21 @@ def immutable(path: Path) -> Iterator[Path]:
         _run("chattr", "-i", str(path))
 
 
+@pytest.fixture
+def root(tmp_path):
+    """The project directory; a workspace that a run started when it should have refused is stopped after."""
+    path = tmp_path / "p"
+    yield path
+    if (path / ".cml-local").exists():
+        environ = {**os.environ, "PYTHONPATH": str(REPO)}
+        subprocess.run(
+            [sys.executable, "-m", "monitoring.app.cli", "local", "down", "--project-root", str(path)],
+            env=environ,
+            capture_output=True,
+            timeout=120,
+        )
+
+
 def read_only(how: str, db_file: Path) -> tuple[contextlib.AbstractContextManager, str, str]:
     """The way to make the store read-only, what the refusal must say, and the fix it must name."""
     if how == "read-only mount":
@@ -81,8 +98,7 @@ def read_only(how: str, db_file: Path) -> tuple[contextlib.AbstractContextManage
 
 
 @pytest.mark.parametrize("how", ["read-only mount", "immutable file"])
-def test_every_job_refuses_a_read_only_store_with_exit_7_naming_it(tmp_path, how):
-    root = tmp_path / "p"
+def test_every_job_refuses_a_read_only_store_with_exit_7_naming_it(root, how):
     cfg = project(root)
     db_file = with_history(root, cfg)
     before = db_file.read_bytes()
@@ -149,11 +165,10 @@ def select_only_role(owner_url: str) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("how", ["read-only transactions", "select-only role"])
-def test_a_read_only_postgresql_store_is_refused_naming_what_to_change(tmp_path, new_pg_database, how):
+def test_a_read_only_postgresql_store_is_refused_naming_what_to_change(root, new_pg_database, how):
     import psycopg
 
     owner_url = new_pg_database("readonly")
-    root = tmp_path / "p"
     with opened(root, project(root, {"state": {"url": owner_url}})) as store:
         store.record_deployment("telco-cell-tower-failure", "crn-1", "m", "b1", "v1", T0, "initial")
     with contextlib.ExitStack() as undo:

@@ -54,14 +54,13 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from monitoring.app.jobrun import run_job
+    from monitoring.app.wiring import build_context, offline_context
     from monitoring.workflows.bootstrap import bootstrap, train_only
 
-    workflow = train_only if args.train_only else (lambda ctx: bootstrap(ctx, force=args.force))
-    return run_job(
-        "bootstrap",
-        workflow,
-        ["--project-root", args.project_root] + (["--config", args.config] if args.config else []),
-    )
+    argv = ["--project-root", args.project_root] + (["--config", args.config] if args.config else [])
+    if args.train_only:  # training needs no platform and no store: nothing is started or created
+        return run_job("bootstrap", train_only, argv, wiring=offline_context)
+    return run_job("bootstrap", lambda ctx: bootstrap(ctx, force=args.force), argv, wiring=build_context)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

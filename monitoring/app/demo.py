@@ -20,6 +20,7 @@ from typing import Any
 
 from monitoring.app import graph
 from monitoring.app.application import apply_application
+from monitoring.app.preflight import demo_jobs, preflight
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
 from monitoring.core.clock import SystemClock, WarpClock, iso_ms
@@ -145,9 +146,13 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, c
 
     Args:
         config: the config file the jobs read, relative to ``root`` (``graph apply --config``).
+
+    Raises:
+        ConfigError, DataError: from ``preflight``, before anything is removed or created.
     """
     configure_logging("demo", level="WARNING")
     out_dir = out_dir if out_dir.is_absolute() else root / out_dir
+    preflight(cfg, root, demo_jobs(cfg))  # before the old workspace, state and output are removed
     fresh_start(cfg, root, out_dir)
     workspace = local_workspace.workspace_dir(cfg, root)
     clock: WarpClock | None = None

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from monitoring.app.preflight import preflight
 from monitoring.app.wiring import Wiring, build_context, load_project_config
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import (
@@ -26,7 +27,7 @@ from monitoring.core.errors import (
 from monitoring.core.logs import KV, REDACTOR, configure_logging, verdict_line
 from monitoring.state.backup_rotation import rotate
 from monitoring.state.job_runs import JobRunRow, record_job_run
-from monitoring.workflows.context import Context, Outcome
+from monitoring.workflows.context import Context, OfflineContext, Outcome, Training
 
 #: What on-call should do when a job fails, by exit code (README "Exit codes" has the same table).
 FAILURE_ACTIONS = {
@@ -59,25 +60,29 @@ def parse_job_args(job: str, argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run_job(
     job: str,
-    workflow: Callable[[Context], Outcome],
+    workflow: Callable[[Context], Outcome] | Callable[[OfflineContext], Outcome],
     argv: Sequence[str] | None = None,
     *,
     wiring: Wiring = build_context,
 ) -> int:
     """Run ``workflow`` as job ``job``; log a final VERDICT line; return the exit code (0 = success).
 
-    The run is also recorded in the state store (``state.job_runs``) when the store was reached
-    and can take a write, for the dashboard's "last run of each job".
+    What the job will use is checked first (``preflight``): a configuration error creates nothing,
+    neither state store nor history marker nor local workspace. The run is also recorded in the
+    state store (``state.job_runs``) when the store was reached and can take a write, for the
+    dashboard's "last run of each job".
 
     Args:
         wiring: builds the run's context from config and project root (tests inject a platform).
     """
     args = parse_job_args(job, argv)
     log = configure_logging(job)
-    ctx: Context | None = None
+    ctx: Training | None = None
     try:
         root = Path(args.project_root).resolve()
-        ctx = wiring(load_project_config(args.config, root), root)
+        cfg = load_project_config(args.config, root)
+        preflight(cfg, root, [job])
+        ctx = wiring(cfg, root)
         outcome = workflow(ctx)
     except MonitoringError as exc:
         log.error("%s", exc)
@@ -90,9 +95,9 @@ def run_job(
         outcome = Outcome(
             "failed", f"{type(exc).__name__}: {exc}", FAILURE_ACTIONS[EXIT_INTERNAL], fields, EXIT_INTERNAL
         )
-    if ctx is not None and outcome.exit_code == 0:
+    if isinstance(ctx, Context) and outcome.exit_code == 0:
         _back_up(ctx)
-    if ctx is not None and outcome.exit_code not in STORE_FAILURES:
+    if isinstance(ctx, Context) and outcome.exit_code not in STORE_FAILURES:
         _record(ctx, job, outcome)  # before the VERDICT, which stays the log's last line
     logging.getLogger(f"monitoring.jobs.{job}").info(
         verdict_line(job, outcome.status, outcome.summary, outcome.action, **outcome.fields)

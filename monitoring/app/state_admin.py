@@ -133,7 +133,7 @@ def _describe(cfg: PipelineConfig, root: Path, db: Database) -> None:
 
 def backup(cfg: PipelineConfig, root: Path, out: str | None) -> int:
     """Write a backup file of the state store (SQLite online backup, or a logical copy of PostgreSQL)."""
-    opening = StoreOpening(cfg, root)
+    opening = StoreOpening(cfg, root, writes=False)  # a read-only store can be backed up
     if not opening.present:
         raise StoreError(f"no state store at {opening.db.where} to back up", "nothing to do; no file was written")
     with StateStore(cfg.state.url, root, busy_timeout_ms=to_ms(cfg.state.busy_timeout)) as store:

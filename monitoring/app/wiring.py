@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitoring.cmlclient import Platform, connect
-from monitoring.core.clock import Clock
+from monitoring.core.clock import Clock, clock_from_env
 from monitoring.core.config import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
 from monitoring.state.health import StoreOpening
-from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
+from monitoring.workflows.context import ARTIFACT_ENV, Context, OfflineContext, Training, version_of
 
 
 def config_path(config: str | os.PathLike | None, project_root: str | os.PathLike) -> Path:
@@ -70,6 +70,11 @@ def build_context(
     return Context(cfg, platform, store, root)
 
 
+def offline_context(cfg: PipelineConfig, project_root: str | os.PathLike) -> OfflineContext:
+    """Wire a run that needs neither platform nor state store (training only): nothing is started or created."""
+    return OfflineContext(cfg, Path(project_root).resolve(), clock_from_env())
+
+
 def history_on_platform(platform: Platform, cfg: PipelineConfig) -> str | None:
     """What shows, on the platform, that this model has history: a live deployment cml-monitor made.
 
@@ -83,5 +88,5 @@ def history_on_platform(platform: Platform, cfg: PipelineConfig) -> str | None:
     return f"model {cfg.model.name!r} serves {version_of(live)} (deployment {live.id}), deployed by cml-monitor"
 
 
-#: What ``run_job`` calls to wire a run: ``(cfg, project_root) -> Context``.
-Wiring = Callable[[PipelineConfig, Path], Context]
+#: What ``run_job`` calls to wire a run: ``(cfg, project_root) -> Context`` (``OfflineContext`` for training only).
+Wiring = Callable[[PipelineConfig, Path], Training]

@@ -4,13 +4,13 @@ Statements are written once with ``?`` placeholders and always parameterised; fo
 PostgreSQL they are rewritten to ``%s``. Each thread gets its own connection. A database
 opened with a name (``what="state store"``) turns the driver's storage failures into the
 project's errors: a full disk into ``NoSpaceError``, a lock held too long into ``LockedError``,
-a damaged file into ``StoreError``; other driver errors pass unchanged.
+a damaged file, or one that cannot be written (a read-only file, mount or server, a role without
+write privileges), into ``StoreError``; other driver errors pass unchanged.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import re
 import shutil
 import sqlite3
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from monitoring.core import writable
 from monitoring.core.errors import (
     ConfigError,
     LockedError,
@@ -29,6 +30,7 @@ from monitoring.core.errors import (
     StoreError,
     TransientPlatformError,
 )
+from monitoring.core.writable import mount_point
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: The first 16 bytes of every SQLite database file.
@@ -89,6 +91,8 @@ class Database:
             except OSError as exc:
                 if exc.errno == errno.ENOSPC and what is not None:
                     raise self._no_space_os("create the directory of") from exc
+                if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and what is not None:
+                    raise writable.unwritable_file(self, Path(exc.filename or self.path.parent)) from exc
                 raise
         elif url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgresql"
@@ -227,6 +231,16 @@ class Database:
     def _sqlite_error(self, exc: sqlite3.Error) -> MonitoringError | None:
         name = getattr(exc, "sqlite_errorname", "") or ""
         text = str(exc)
+        if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+            return writable.refuses_writes(self) or writable.read_only(
+                self, text, f"make {self.where} and its directory writable for the user this job runs as"
+            )
+        if name.startswith("SQLITE_CANTOPEN"):
+            return writable.refuses_writes(self) or StoreError(
+                f"{self.what} {self.where} cannot be opened ({text})",
+                f"check that {self.where} and its directory can be read and written by the user this job runs "
+                "as, then re-run; nothing was written",
+            )
         if name == "SQLITE_FULL" or "database or disk is full" in text:
             return self._no_space(text)
         if name.startswith("SQLITE_IOERR") and self._nearly_full():
@@ -250,6 +264,10 @@ class Database:
             return self._locked(str(exc))
         if state in _PG_DAMAGED:
             return StoreError(f"{self.what} {self.where} is damaged: {exc}")
+        if state == writable.PG_READ_ONLY:
+            return writable.pg_read_only(self)
+        if state == writable.PG_NO_PRIVILEGE:
+            return writable.pg_no_privilege(self, str(exc).splitlines()[0])
         return None
 
     def _locked(self, text: str) -> LockedError:
@@ -313,16 +331,6 @@ def _close_all(registry: set, lock: threading.Lock) -> None:
         registry.clear()
     for conn in conns:
         _close_quietly(conn)
-
-
-def mount_point(path: str | os.PathLike) -> str:
-    """The mount point of the file system holding ``path`` (the path itself need not exist)."""
-    current = Path(os.path.abspath(path))
-    while not current.exists():
-        current = current.parent
-    while not os.path.ismount(current):
-        current = current.parent
-    return str(current)
 
 
 def redact_url(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ def load_trainer(
     module, which loading the artifact then imports (serving does the same).
 
     Raises:
-        ConfigError: naming ``model.trainer``, when the module or function cannot be found.
+        ConfigError: naming ``model.trainer``, when the module or function cannot be found, importing
+            the module fails, or the function cannot be called as ``trainer(frame, spec)``.
     """
     module_name, _, function_name = entry_point.partition(":")
     if project_root is not None and str(project_root) not in sys.path:
@@ -80,10 +82,28 @@ def load_trainer(
             f"model.trainer: cannot import {module_name!r} ({type(exc).__name__}: {exc}); the module must be "
             "importable from the project root (a file such as examples/churn/trainer.py is examples.churn.trainer)"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - user code: a syntax error, a failing module-level statement
+        raise ConfigError(f"model.trainer: importing {module_name!r} failed ({type(exc).__name__}: {exc})") from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ConfigError(f"model.trainer: module {module_name!r} has no function {function_name!r}")
+    _check_call(function, entry_point)
     return function
+
+
+def _check_call(function: Callable[..., Any], entry_point: str) -> None:
+    """Refuse a trainer that cannot be called as ``trainer(frame, spec)`` (checked without calling it)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some callables (builtins, C extensions) do not say: they are tried as called
+        return
+    try:
+        signature.bind(pd.DataFrame(), None)
+    except TypeError as exc:
+        raise ConfigError(
+            f"model.trainer {entry_point!r}: its signature is {signature}, but cml-monitor calls it with two "
+            f"arguments, (frame, spec) ({exc})"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Every job opens its state store through ``StoreOpening``, in two steps:
 
 1. before the platform is reached (``StoreOpening(cfg, root)``): a SQLite file must start with
    SQLite's header and pass ``PRAGMA quick_check``; a store that is missing (no file, an empty
-   file, no schema) while the project's history marker says it existed is refused;
+   file, no schema) while the project's history marker says it existed is refused; so is a store
+   that cannot take writes (a read-only file, directory, mount or server, a role without write
+   privileges), unless the caller only reads;
 2. after (``opening.open(project_id, history_elsewhere)``): a missing store is created only when
    nothing says history exists (no marker, and the platform shows no deployment made by
    cml-monitor); the store is migrated; its identity must name this project and model; the
@@ -30,6 +32,7 @@ from monitoring.core.db import Database, redact_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import ConfigChangedError, NoSpaceError, StoreError
 from monitoring.core.logs import KV
+from monitoring.core.writable import refuses_writes
 from monitoring.state.identity import (
     StoreIdentity,
     has_history,
@@ -115,14 +118,22 @@ class StoreOpening:
         cfg: the run's config.
         project_root: the project directory (relative SQLite paths, the history marker).
         wall: seconds since the epoch, for the identity's and settings' times (injectable).
+        writes: the caller writes to the store (every job): one that cannot take writes is refused.
 
     Raises:
-        StoreError: the store is damaged, not a cml-monitor store, or missing while the marker
-            says it existed.
+        StoreError: the store is damaged, not a cml-monitor store, missing while the marker says
+            it existed, or (with ``writes``) read-only.
         ConfigChangedError: ``state.url`` points somewhere new while the marker names the old store.
     """
 
-    def __init__(self, cfg: PipelineConfig, project_root: str | os.PathLike, *, wall: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        project_root: str | os.PathLike,
+        *,
+        wall: Callable[[], float] = time.time,
+        writes: bool = True,
+    ):
         self.cfg = cfg
         self.root = Path(project_root).resolve()
         self.wall = wall
@@ -139,6 +150,9 @@ class StoreOpening:
                     raise damaged(self.db, "; ".join(problems[:QUOTED_PROBLEMS]) + more)
             elif self.marker is not None:
                 raise self._vanished(self.marker)
+            refusal = refuses_writes(self.db) if writes else None
+            if refusal is not None:
+                raise refusal
         finally:
             self.db.close()
 
@@ -320,7 +334,7 @@ def open_existing(cfg: PipelineConfig, project_root: str | os.PathLike) -> State
     Raises:
         StoreError: there is no store yet, or it is damaged or missing while history exists.
     """
-    opening = StoreOpening(cfg, project_root)
+    opening = StoreOpening(cfg, project_root, writes=False)
     if not opening.present:
         raise StoreError(
             f"no {WHAT} at {opening.db.where} yet: no job has run in this project with this config",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from monitoring.workflows.context import Context, Outcome, version_of
+from monitoring.workflows.context import Context, Outcome, Training, version_of
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import (
     Candidate,
@@ -49,8 +49,12 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
     )
 
 
-def train_only(ctx: Context) -> Outcome:
-    """Train and save the next version without deploying it (AMP setup deploys it with its own tasks)."""
+def train_only(ctx: Training) -> Outcome:
+    """Train and save the next version without deploying it (AMP setup deploys it with its own tasks).
+
+    It needs no platform and no state store: ``cml-monitor bootstrap --train-only`` runs it on an
+    ``OfflineContext``, starting no local workspace and creating no store.
+    """
     candidate = fit_candidate(ctx, initial_frame(ctx))
     version, rel = save_candidate(ctx, candidate, None, "train-only")
     metric, value = _headline(ctx, candidate)
@@ -62,7 +66,7 @@ def train_only(ctx: Context) -> Outcome:
     )
 
 
-def _headline(ctx: Context, candidate: Candidate) -> tuple[str, float | None]:
+def _headline(ctx: Training, candidate: Candidate) -> tuple[str, float | None]:
     metric, value = headline(ctx, candidate.holdout_metrics)
     return metric, None if value is None else round(value, 4)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.refs import DeploymentRef, ModelRef
+from monitoring.core.clock import Clock
 from monitoring.core.config import PipelineConfig
 from monitoring.core.errors import EXIT_OK, DataError
 from monitoring.core.logs import KV
@@ -24,11 +25,10 @@ log = logging.getLogger(__name__)
 ARTIFACT_ENV = "CML_MONITOR_MODEL_ARTIFACT"
 
 
-@dataclass
-class Context:
+class _Project:
+    """What every run has: the config and the project directory (and what follows from them)."""
+
     cfg: PipelineConfig
-    platform: Platform
-    store: StateStore
     project_root: Path
 
     @property
@@ -38,6 +38,31 @@ class Context:
     def rng(self, *salt: int) -> np.random.Generator:
         """A generator seeded from the scenario seed and the given salt (e.g. the cycle index)."""
         return np.random.default_rng([self.cfg.scenario.seed, *[int(s) for s in salt]])
+
+
+@dataclass
+class OfflineContext(_Project):
+    """A run that needs neither platform nor state store: training only (``bootstrap --train-only``)."""
+
+    cfg: PipelineConfig
+    project_root: Path
+    clock: Clock
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+
+@dataclass
+class Context(_Project):
+    """A job run: its config, the platform, the state store and the project directory."""
+
+    cfg: PipelineConfig
+    platform: Platform
+    store: StateStore
+    project_root: Path
+
+    def now_ms(self) -> int:
+        return self.platform.clock.now_ms()
 
     def require_model(self) -> ModelRef:
         model = self.platform.api.find_model(self.cfg.model.name)
@@ -107,6 +132,10 @@ class Context:
                     probabilities_key=windows.probabilities_key,
                 ),
             )
+
+
+#: What training needs (config, project root, a clock): a job's ``Context`` or an ``OfflineContext``.
+Training = Context | OfflineContext
 
 
 def version_of(deployment: DeploymentRef) -> str:

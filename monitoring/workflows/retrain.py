@@ -20,7 +20,7 @@ from monitoring.domain.requests import requests_of
 from monitoring.domain.sources import TIME_COLUMN, load_dataset
 from monitoring.domain.sources.schema import conform
 from monitoring.domain.training import Fitted, fit, headline_metric, make_metadata, save_artifact, score
-from monitoring.workflows.context import Context
+from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Candidate:
         return self.fitted.estimator
 
 
-def initial_frame(ctx: Context) -> pd.DataFrame:
+def initial_frame(ctx: Training) -> pd.DataFrame:
     """The initial training data (``data.training``): the synthetic scenario or a data set, checked.
 
     Raises:
@@ -119,7 +119,7 @@ def split_by_time(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.Data
     return frame.iloc[:cut], frame.iloc[cut:]
 
 
-def fit_candidate(ctx: Context, frame: pd.DataFrame, extra_training: pd.DataFrame | None = None) -> Candidate:
+def fit_candidate(ctx: Training, frame: pd.DataFrame, extra_training: pd.DataFrame | None = None) -> Candidate:
     """Train on the older rows of ``frame`` (plus ``extra_training``), score on its newest ones.
 
     Raises:
@@ -145,7 +145,7 @@ def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
-def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | None, label: str) -> tuple[str, str]:
+def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | None, label: str) -> tuple[str, str]:
     """Save a candidate as the next version; returns ``(version, artifact path relative to the project)``."""
     cfg = ctx.cfg
     spec = cfg.model
@@ -155,7 +155,7 @@ def save_candidate(ctx: Context, candidate: Candidate, parent_version: str | Non
         window = {"start_ms": int(times.min()), "end_ms": int(times.max())}
     metadata = make_metadata(
         spec=spec,
-        trained_at_ms=ctx.platform.clock.now_ms(),
+        trained_at_ms=ctx.now_ms(),
         n_train=len(candidate.train),
         holdout=candidate.holdout_metrics,
         reference=ReferenceStats.fit(candidate.train, spec.feature_names, kinds=spec.kinds).to_dict(),

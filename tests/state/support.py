@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,6 +76,15 @@ def verdict(output: str) -> str:
     lines = [ln for ln in output.splitlines() if "VERDICT " in ln]
     assert lines, f"no VERDICT line in:\n{output[-3000:]}"
     return lines[-1]
+
+
+def one_verdict(results: dict[str, tuple[int, str]], code: int) -> str:
+    """The one VERDICT line every job of ``run_jobs`` ended with, having exited ``code`` (the job name aside)."""
+    lines = {job: verdict(out) for job, (_, out) in results.items()}
+    assert {job: exit_code for job, (exit_code, _) in results.items()} == dict.fromkeys(results, code), lines
+    bodies = {re.sub(r"job=\S+ ", "", line.split("VERDICT ", 1)[1]) for line in lines.values()}
+    assert len(bodies) == 1, bodies  # the same line, whichever job met it
+    return next(iter(lines.values()))
 
 
 @contextlib.contextmanager

@@ -258,6 +258,22 @@ def test_the_dashboard_renders_in_chromium_with_the_stores_numbers_and_nothing_f
         assert found > least, f"only {found} pixels of {what}'s colour: the page did not render"
 
 
+def test_without_a_range_chromium_opens_on_the_hours_the_demo_ran_not_seven_days(chromium, demo, session, tmp_path):
+    """After a demo of a few hours the page opens on those hours: its charts start at the first
+    window (the left of the plot), not at the right edge of a 7-day range."""
+    proc, _ = _browse(chromium, tmp_path, "--dump-dom", f"{session}/model")
+    dom = proc.stdout
+    with demo.store() as store:
+        windows = store.windows(model=MODEL)
+    first, last = min(w.start_ms for w in windows), max(w.end_ms for w in windows)
+    assert last - first < 24 * 3_600_000  # a demo of a few hours
+    assert f'<p class="range-note">{iso_ms(first)} to ' in dom
+    assert f'<span data-field="windows">{len(windows)}</span> windows' in dom
+    assert re.search(r'<option value="all" selected', dom)
+    starts = re.search(r'<path class="value" d="M([\d.]+),', dom)
+    assert starts and float(starts.group(1)) < 200  # the plot spans x 110..984 of the 1000-wide chart
+
+
 def _outbound_address() -> str | None:
     """This machine's address on its default route (a UDP "connect" sends nothing), None without one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

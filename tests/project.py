@@ -24,6 +24,18 @@ SMALL = {
     "deployment": {"poll_interval": "200ms", "build_timeout": "120s", "deploy_timeout": "120s"},
     "platform": {"retry": {"attempts": 3, "initial": "50ms", "maximum": "200ms", "jitter": "10ms"}},
 }
+#: A new user's first config: the model and the policies, nothing copied from an example (no ``jobs:``).
+MINIMAL = """
+model:
+  name: bike-demand
+  task: regression
+  features: [temp, {name: season, kind: categorical}]
+  label: rides
+thresholds:
+  policies:
+    - {kind: min_labelled, min: 100}
+    - {kind: absolute, metric: mae, max: 40}
+"""
 #: What an example's own config changes in tests: quick builds, deployments and retries.
 FAST = {key: SMALL[key] for key in ("deployment", "platform")}
 

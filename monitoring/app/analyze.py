@@ -36,6 +36,8 @@ CSV_NAME = "windows.csv"
 PNG_SUFFIX = ".png"
 PNG_NAME = "accuracy.png"
 BASE_COLUMNS = ("deployment_crn", "window_start", "window_end", "predictions", "labelled")
+#: The CSV column after ``mape``: a regressor's labelled rows with target 0, which MAPE leaves out.
+ZERO_TARGETS = "zero_targets"
 #: CSV columns of drift: ``psi_<feature>``.
 PSI_PREFIX = "psi_"
 #: The CSV columns of a classifier without tracked probabilities (the default).
@@ -178,13 +180,19 @@ def _cell(value: Any) -> Any:
 
 def csv_columns(results: Sequence[WindowMetrics], task: str) -> tuple[str, ...]:
     """The CSV header: the window, its counts, the task's metrics (ROC AUC and log-loss when any
-    window has them) and ``psi_<feature>`` of each feature any window has drift for."""
+    window has them; a regressor's ``zero_targets`` after MAPE: its rows left out, target 0) and
+    ``psi_<feature>`` of each feature any window has drift for."""
     probabilities = any(r.roc_auc is not None or r.log_loss is not None for r in results)
     drifted = list(dict.fromkeys(f for r in results for f in r.drift))
-    return (*BASE_COLUMNS, *task_metrics(task, probabilities=probabilities), *(f"{PSI_PREFIX}{f}" for f in drifted))
+    metrics: list[str] = []
+    for metric in task_metrics(task, probabilities=probabilities):
+        metrics += [metric, ZERO_TARGETS] if metric == "mape" else [metric]
+    return (*BASE_COLUMNS, *metrics, *(f"{PSI_PREFIX}{f}" for f in drifted))
 
 
 def _value(result: WindowMetrics, column: str) -> Any:
+    if column == ZERO_TARGETS:
+        return result.zero_targets
     if column.startswith(PSI_PREFIX) and column not in METRICS:
         return (result.drift.get(column[len(PSI_PREFIX) :]) or {}).get("psi")
     return result.value(column)

@@ -53,6 +53,7 @@ td.r{min-width:300px}code{font-size:12px;overflow-wrap:anywhere}.scroll{overflow
  white-space:nowrap;background:#e3e7ee;color:#333}
 .a-redeploy{background:#fbd5d5;color:#8a1111}.a-suppressed{background:#fde4c8;color:#8a4b00}
 .a-warn{background:#fff1b8;color:#6b5400}.a-none{background:#d7f2dc;color:#17612a}
+.a-pending{background:#fde9c8;color:#7a4d00}
 """
 
 
@@ -70,6 +71,12 @@ def _img(data: bytes, alt: str) -> str:
 
 def _badge(action: str | None) -> str:
     return f'<span class="badge a-{_e(action)}">{_e(action or "-")}</span>'
+
+
+def _streak(decision: Decision) -> str:
+    """``breach 1 of 2`` under a decision's badge when its window breached."""
+    streak = decision.streak()
+    return f' <span class="note">breach {_e(streak)}</span>' if streak else ""
 
 
 def _section(title: str, body: str, note: str = "") -> str:
@@ -123,7 +130,7 @@ def _decisions_table(decisions: Sequence[Decision]) -> str:
         )
         rows.append(
             f'<tr><td class="t">{_e(iso_ms(d.created_ms))}<br><code>{_e(d.id)}</code></td>'
-            f'<td class="t">{span}</td><td>{_badge(d.action)}</td><td class="r">{_e(d.reason)}</td>'
+            f'<td class="t">{span}</td><td>{_badge(d.action)}{_streak(d)}</td><td class="r">{_e(d.reason)}</td>'
             f"<td>{_e(d.consumed_by or '-')}</td><td>{outcome}</td></tr>"
         )
     return _table(("Time", "Window", "Action", "Reason", "Consumed by", "Outcome"), rows, "No decisions recorded.")
@@ -324,7 +331,9 @@ def write_report(cfg: PipelineConfig, store: StateStore, out_dir: Path, now_ms: 
 
     span = f"{iso_ms(windows[0].start_ms)} .. {iso_ms(max(w.end_ms for w in windows))}" if windows else "-"
     verdict = (
-        (f'{_badge(latest.action)} {_e(iso_ms(latest.created_ms))}<br><span class="note">{_e(latest.reason)}</span>')
+        (
+            f'{_badge(latest.action)}{_streak(latest)} {_e(iso_ms(latest.created_ms))}<br><span class="note">{_e(latest.reason)}</span>'
+        )
         if latest
         else "no decision yet"
     )

@@ -6,7 +6,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -23,7 +23,13 @@ from pydantic import (
 from monitoring.core.data_config import DataConfig, data_problems
 from monitoring.core.durations import Duration
 from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT, graph_problems
+from monitoring.core.graph_rules import (
+    GROUND_TRUTH_SCRIPT,
+    REDEPLOY_SCRIPT,
+    SIMULATE_TRAFFIC_SCRIPT,
+    default_graph,
+    graph_problems,
+)
 from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
 from monitoring.core.model_spec import ModelConfig
@@ -311,6 +317,7 @@ class JobsConfig(Strict):
     alert_emails: Emails = []
     """Emailed by CML when any job fails or times out (a job's own ``alert_emails`` replaces this)."""
     graph: list[JobSpec] = Field(min_length=1)
+    """Unset: the standard four-job chain (``PipelineConfig`` fills it in: ``graph_rules.default_graph``)."""
 
     def standalone_scripts(self) -> tuple[str, ...]:
         """Scripts that may have neither parent nor schedule: redeploy, when evaluate starts it (``api``)."""
@@ -442,12 +449,27 @@ class PipelineConfig(Strict):
     retraining: RetrainConfig = RetrainConfig()
     deployment: DeploymentConfig = DeploymentConfig()
     jobs: JobsConfig
+    """Unset, or without ``graph``: the standard chain is filled in before validation (``_default_graph``)."""
     alerts: AlertsConfig = AlertsConfig()
     platform: PlatformConfig = PlatformConfig()
     state: StateConfig = StateConfig()
     dashboard: DashboardConfig = DashboardConfig()
     data: DataConfig = DataConfig()
     ground_truth: GroundTruthConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_graph(cls, data: Any) -> Any:
+        """No ``jobs.graph`` (or no ``jobs``): the standard chain, headed by the ground-truth job when
+        ``ground_truth`` is configured, else by simulate_traffic; redeploy as ``jobs.trigger`` says."""
+        if not isinstance(data, dict):
+            return data
+        jobs = data.get("jobs")
+        jobs = {} if jobs is None else jobs
+        if not isinstance(jobs, dict) or jobs.get("graph") is not None:
+            return data
+        head = GROUND_TRUTH_SCRIPT if data.get("ground_truth") is not None else SIMULATE_TRAFFIC_SCRIPT
+        return {**data, "jobs": {**jobs, "graph": default_graph(head, str(jobs.get("trigger", "chain")))}}
 
     @model_validator(mode="after")
     def _cross_field(self) -> PipelineConfig:

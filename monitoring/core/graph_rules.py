@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from pathlib import PurePosixPath
+from typing import Any, Protocol
 
 #: The job scripts of the pipeline. Feeds put predictions or labels into the metrics store and
 #: head a chain: ``simulate_traffic`` (rehearsal) or ``ground_truth`` (production).
@@ -22,6 +23,35 @@ STAGES = {
 }
 KNOWN_SCRIPTS = tuple(STAGES)
 CHAIN_ORDER = "a feed (simulate_traffic or ground_truth) -> compute_accuracy -> evaluate_thresholds -> redeploy"
+
+
+#: The default graph (``jobs.graph`` unset): job names are this prefix and the script's name.
+DEFAULT_JOB_PREFIX = "cml-monitor"
+#: The default head job's schedule: hourly, on the hour (in ``jobs.timezone``).
+DEFAULT_SCHEDULE = "0 * * * *"
+#: The default redeploy job's memory (GB): it retrains, so it gets more than the others' 2.
+DEFAULT_REDEPLOY_MEMORY = 4
+
+
+def default_graph(head_script: str, trigger: str = "chain") -> list[dict[str, Any]]:
+    """The standard four-job chain, as ``jobs.graph`` YAML would give it.
+
+    ``head_script`` (``simulate_traffic`` in rehearsal, ``ground_truth`` in production) is the
+    scheduled head; then compute_accuracy, evaluate_thresholds and redeploy, each the dependent
+    of the one before. With ``trigger: api`` the redeploy job has no parent (evaluate_thresholds
+    starts it).
+    """
+    jobs: list[dict[str, Any]] = []
+    for script in (head_script, COMPUTE_ACCURACY_SCRIPT, EVALUATE_SCRIPT, REDEPLOY_SCRIPT):
+        job: dict[str, Any] = {"name": f"{DEFAULT_JOB_PREFIX} {PurePosixPath(script).stem}", "script": script}
+        if not jobs:
+            job["schedule"] = DEFAULT_SCHEDULE
+        elif not (script == REDEPLOY_SCRIPT and trigger == "api"):
+            job["parent"] = jobs[-1]["name"]
+        if script == REDEPLOY_SCRIPT:
+            job["memory"] = DEFAULT_REDEPLOY_MEMORY
+        jobs.append(job)
+    return jobs
 
 
 class JobLike(Protocol):

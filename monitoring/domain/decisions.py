@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from itertools import takewhile
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from monitoring.core.clock import iso_ms
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.policy_results import FAIL, INSUFFICIENT, WARN, PolicyResult, fmt_value, is_breach, is_evaluable
+from monitoring.domain.policy_warnings import PolicyWarning, ranked_warnings, warnings_text
 from monitoring.domain.thresholds import evaluate_window
 from monitoring.domain.window_metrics import WindowMetrics
 
@@ -41,6 +42,8 @@ class Action(str, Enum):
     WARN = "warn"
     REDEPLOY = "redeploy"
     SUPPRESSED = "suppressed"
+    PENDING = "pending"
+    """A breach, but fewer than ``thresholds.consecutive`` breaching windows in a row yet: no redeploy."""
 
     def __str__(self) -> str:
         return self.value
@@ -65,6 +68,12 @@ class Decision:
     outcome_detail: str | None = None
     metric: str = "accuracy"
     """The headline metric (``thresholds.headline_metric``): what the reason and the table show."""
+    breaches: int = 0
+    """Breaching evaluable windows in a row, ending with the decisive one (0: it does not breach)."""
+    consecutive: int = 1
+    """``thresholds.consecutive`` when decided: breaching windows in a row a redeploy needs."""
+    warnings: list[PolicyWarning] = field(default_factory=list)
+    """Failed warn-only checks of the decision's window, most severe first (``policy_warnings``)."""
 
     def __post_init__(self) -> None:
         try:
@@ -76,10 +85,19 @@ class Decision:
 
     def to_dict(self) -> dict:
         """A JSON-safe dict (``json.dumps(..., allow_nan=False)`` accepts it)."""
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "results"}
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("results", "warnings")}
         data["action"] = self.action.value
         data["results"] = [r.to_dict() for r in self.results]
+        data["warnings"] = [w.to_dict() for w in self.warnings]
         return _json_safe(data)
+
+    def streak(self) -> str | None:
+        """``"1 of 2"``: breaching windows in a row of those a redeploy needs; None without a breach."""
+        return f"{self.breaches} of {self.consecutive}" if self.breaches else None
+
+    def warnings_text(self) -> str | None:
+        """The most severe warnings and how many more (``policy_warnings.warnings_text``); None without any."""
+        return warnings_text(self.warnings)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Decision:
@@ -87,6 +105,9 @@ class Decision:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["results"] = [
             r if isinstance(r, PolicyResult) else PolicyResult.from_dict(r) for r in data.get("results") or []
+        ]
+        known["warnings"] = [
+            w if isinstance(w, PolicyWarning) else PolicyWarning.from_dict(w) for w in data.get("warnings") or []
         ]
         known.setdefault("values", {})
         for key in ("id", "window_start_ms", "window_end_ms"):
@@ -99,8 +120,11 @@ def _span(w: WindowMetrics) -> str:
 
 
 def _values(w: WindowMetrics) -> dict:
-    """The window's defined metrics, with its counts."""
-    return {**w.scores(), "labelled": w.labelled, "predictions": w.predictions}
+    """The window's defined metrics, with its counts (a regressor's ``zero_targets``: rows MAPE leaves out)."""
+    counts = {"labelled": w.labelled, "predictions": w.predictions}
+    if w.zero_targets is not None:
+        counts["zero_targets"] = w.zero_targets
+    return {**w.scores(), **counts}
 
 
 def _blockers(now_ms: int, cooldown_ms: int, max_per_day: int, times: Iterable[int]) -> list[str]:
@@ -148,8 +172,11 @@ def decide(
     any failing policy whose action is "act". Redeploy only when the last ``consecutive``
     evaluable windows all breach, outside the cooldown after the last redeploy (exactly at
     the boundary is allowed) and under the cap of redeploys in (now - 24h, now]; otherwise
-    "suppressed". A failing drift "warn" policy on an otherwise healthy window gives "warn".
-    Windows are evaluated newest first and only as far back as the decision needs.
+    "suppressed". Fewer breaching windows in a row than ``consecutive`` give "pending". A
+    failing drift "warn" policy on an otherwise healthy window gives "warn"; whatever the
+    action, the decision's window's failed warn-only checks are in ``warnings`` (ranked) and
+    named in the reason. Windows are evaluated newest first and only as far back as the
+    decision needs.
 
     Args:
         windows: the live deployment's windows, ordered by start (WindowMetrics or compatible).
@@ -177,7 +204,12 @@ def decide(
             if not is_breach(results) or len(usable) >= consecutive:
                 break
 
-    def make(action: Action, reason: str, w: WindowMetrics | None, results: list[PolicyResult]) -> Decision:
+    def make(
+        action: Action, reason: str, w: WindowMetrics | None, results: list[PolicyResult], breaches: int = 0
+    ) -> Decision:
+        warned = ranked_warnings(w, policies, results) if w is not None else []
+        if warned and action is not Action.WARN:
+            reason = f"{reason} Warn-only checks failed, worst first: {warnings_text(warned)}."
         return Decision(
             None,
             now_ms,
@@ -190,6 +222,9 @@ def decide(
             action,
             reason,
             metric=metric,
+            breaches=breaches,
+            consecutive=consecutive,
+            warnings=warned,
         )
 
     if latest is None:
@@ -221,11 +256,12 @@ def decide(
         streak = sum(1 for _ in takewhile(lambda item: is_breach(item[1]), usable))
         if streak < consecutive:
             return make(
-                Action.NONE,
-                f"{where} breached ({failed}), {streak} of {consecutive} consecutive breaching windows "
-                "needed before a redeploy; no action yet, watching the next windows.",
+                Action.PENDING,
+                f"{where} breached ({failed}): breach {streak} of {consecutive} consecutive breaching windows "
+                "needed before a redeploy; no redeploy yet, the next windows decide.",
                 w,
                 results,
+                streak,
             )
         blockers = _blockers(now_ms, cooldown_ms, max_per_day, redeploy_times_ms)
         runs = f"{consecutive} consecutive windows" if consecutive > 1 else "1 window"
@@ -235,28 +271,29 @@ def decide(
                 f"{where} breached ({failed}) in {runs}, but the redeploy is suppressed: {'; '.join(blockers)}.",
                 w,
                 results,
+                streak,
             )
         return make(
             Action.REDEPLOY,
             f"{where} breached ({failed}) in {runs}; redeploying: retrain, gate, build and deploy.",
             w,
             results,
+            streak,
         )
     headline = w.value(metric)
     acc = f"{metric} {fmt_value(headline)}" if headline is not None else "metrics"
-    warned = [r for r in results if r.status == FAIL and r.action == WARN]
+    acc += f" over {w.labelled} labels{w.rows_note(metric)}"
+    warned = ranked_warnings(w, policies, results)
     if warned:
         return make(
             Action.WARN,
-            f"{where}: {acc} over {w.labelled} labels passes, but input drift was detected "
-            f"({'; '.join(r.reason for r in warned)}); no redeploy (drift action is warn): check the "
+            f"{where}: {acc} passes, but input drift was detected (warn-only checks "
+            f"failed, worst first: {warnings_text(warned)}); no redeploy (their action is warn): check the "
             "upstream data sources.",
             w,
             results,
         )
-    return make(
-        Action.NONE, f"{where}: {acc} over {w.labelled} labels passes all policies; healthy, no action.", w, results
-    )
+    return make(Action.NONE, f"{where}: {acc} passes all policies; healthy, no action.", w, results)
 
 
 def format_decisions(decisions: Sequence[Decision], fmt: str = "table") -> str:

@@ -93,7 +93,7 @@ def _absolute(w: WindowMetrics, p: AbsolutePolicy, ctx: _Context) -> PolicyResul
         return gate
     value = w.value(p.metric)
     ok = _within(p.metric, value, p.limit)
-    text = f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)}"
+    text = f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)}{w.rows_note(p.metric)}"
     return PolicyResult(name, PASS if ok else FAIL, value, None, p.limit, text, "absolute", metric=p.metric)
 
 
@@ -133,7 +133,7 @@ def _relative(w: WindowMetrics, p: RelativeDropPolicy | RelativeRisePolicy, ctx:
     ok = _within(p.metric, value, limit)
     text = (
         f"{p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(limit)} "
-        f"({change:.0%} {'below' if drop else 'above'} the {source} baseline {fmt_value(base)})"
+        f"({change:.0%} {'below' if drop else 'above'} the {source} baseline {fmt_value(base)}){w.rows_note(p.metric)}"
     )
     return PolicyResult(name, PASS if ok else FAIL, value, base, limit, text, kind, metric=p.metric)
 
@@ -187,6 +187,7 @@ def _bound(w: WindowMetrics, p: BoundPolicy, ctx: _Context) -> PolicyResult:
     text = (
         f"{p.metric} {fmt_value(value)} over {w.labelled} labels, {p.confidence:.0%} interval "
         f"[{fmt_value(low)}, {fmt_value(high)}]: {side} bound {_compare(p.metric, ok)} {fmt_value(p.limit)}"
+        f"{w.rows_note(p.metric)}"
     )
     return PolicyResult(name, PASS if ok else FAIL, value, compared, p.limit, text, "bound", ACT, [low, high], p.metric)
 

@@ -63,6 +63,9 @@ class WindowMetrics:
         roc_auc, log_loss: a classifier's, when its probabilities are tracked (else None).
         mae, rmse, mape, r2, bias: a regressor's (``monitoring.domain.metrics`` says each one's
             direction and bound).
+        zero_targets: a regressor's labelled rows whose target is 0: MAPE (a fraction of the
+            target) leaves them out, so it is over ``labelled - zero_targets`` rows. None for a
+            classifier, and for windows stored before schema version 8.
         bounds: confidence bounds of some metrics, ``{bound_key(metric, confidence): {"low",
             "high", "method"}}``: those a policy or the report needs (``bound``).
     """
@@ -88,6 +91,7 @@ class WindowMetrics:
     mape: float | None = None
     r2: float | None = None
     bias: float | None = None
+    zero_targets: int | None = None
     bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -107,7 +111,7 @@ class WindowMetrics:
             str(f): {k: number_or_none(v) for k, v in dict(stats).items()}
             for f, stats in dict(get("drift") or {}).items()
         }
-        unknown = get("unknown_class")
+        unknown, zero = get("unknown_class"), get("zero_targets")
         bounds = {str(k): dict(v) for k, v in dict(get("bounds") or {}).items() if isinstance(v, Mapping)}
         return cls(
             deployment_crn=str(get("deployment_crn")),
@@ -120,6 +124,7 @@ class WindowMetrics:
             drift=drift,
             **{k: number_or_none(get(k)) for k in LATENCY},
             unknown_class=None if unknown is None else int(unknown),
+            zero_targets=None if zero is None else int(zero),
             bounds=bounds,
         )
 
@@ -144,6 +149,13 @@ class WindowMetrics:
             return None
         low, high = number_or_none(item.get("low")), number_or_none(item.get("high"))
         return None if low is None or high is None else (low, high)
+
+    def rows_note(self, metric: str) -> str:
+        """What ``metric`` leaves out when it is not every labelled row, for a reason: MAPE's
+        ``" (109 of 1,014 labelled rows have target 0: left out of MAPE)"``; else ``""``."""
+        if metric != "mape" or not self.zero_targets:
+            return ""
+        return f" ({self.zero_targets:,} of {self.labelled:,} labelled rows have target 0: left out of MAPE)"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe dict of every field."""

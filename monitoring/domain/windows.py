@@ -53,13 +53,16 @@ class _Tables:
     predictions: np.ndarray
     unknown: np.ndarray
     latency: list[list[float | None]]
+    zero_targets: np.ndarray | None = None
+    """A regressor's rows left out of MAPE (target 0) per group; None for a classifier."""
 
 
 def _tables(columns: Columns, groups: Groups) -> _Tables:
     latency = latencies(columns, groups)
     if groups.group is not None:  # many small groups: everything at once, grouped
         table, predictions, unknown = _table(columns, groups.index, groups.group, groups.n)
-        return _Tables(table.values, table.confusion, table.counts["rows"], predictions, unknown, latency)
+        zero = table.counts.get("zero_target")
+        return _Tables(table.values, table.confusion, table.counts["rows"], predictions, unknown, latency, zero)
     if columns.is_classifier:
         return _class_windows(columns, groups, latency)
     parts = [_table(columns, groups.rows(g), None, 1) for g in range(groups.n)]
@@ -70,6 +73,7 @@ def _tables(columns: Columns, groups: Groups) -> _Tables:
         np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]),
         latency,
+        np.concatenate([p[0].counts["zero_target"] for p in parts]),
     )
 
 
@@ -176,7 +180,8 @@ def compute_windows(
     gets accuracy, precision, recall, F1 and, when probabilities are tracked, ROC AUC and
     log-loss; a regressor MAE, RMSE, MAPE, R² and bias (``metric_tables``, as sklearn computes
     them; a metric undefined on a window, such as precision with no positive prediction, is
-    None, never 0). Latency p50/p95 are over every row of the window that has a prediction
+    None, never 0). MAPE leaves out rows whose target is 0; a regressor's window counts them in
+    ``zero_targets``. Latency p50/p95 are over every row of the window that has a prediction
     (also one naming no class) and a latency, by numpy's default "linear" percentile method.
 
     Args:
@@ -223,6 +228,7 @@ def compute_windows(
                 latency_p50_ms=p50,
                 latency_p95_ms=p95,
                 unknown_class=int(tables.unknown[g]),
+                zero_targets=None if tables.zero_targets is None else int(tables.zero_targets[g]),
                 bounds=bounded[g],
                 **scores,
             )

@@ -75,7 +75,8 @@ class WindowRow:
     """What the dashboard reads of a stored window: one metric, coverage counts, drift and stored bounds.
 
     ``bounds`` holds the window's stored confidence bounds (``{"<metric>@<confidence>": {"low",
-    "high", ...}}``) when the store keeps them, else it is empty.
+    "high", ...}}``) when the store keeps them, else it is empty. ``zero_targets``: a regressor's
+    labelled rows with target 0, left out of MAPE (None: a classifier, or not stored).
     """
 
     deployment_crn: str
@@ -86,6 +87,7 @@ class WindowRow:
     value: float | None
     drift: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
     bounds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    zero_targets: int | None = None
 
     @classmethod
     def of(cls, window: WindowMetrics, metric: str) -> WindowRow:
@@ -99,6 +101,7 @@ class WindowRow:
             getattr(window, metric, None),
             window.drift,
             dict(getattr(window, "bounds", None) or {}),
+            getattr(window, "zero_targets", None),
         )
 
 
@@ -121,6 +124,7 @@ def window_rows(
     have = _columns(store)
     metric_column = f"metric_{metric}" if f"metric_{metric}" in have else "NULL"  # a registry name, never input
     bounds_column = "bounds" if "bounds" in have else "NULL"
+    zero_column = "zero_targets" if "zero_targets" in have else "NULL"  # a store before schema version 8
     where = ["deployment_crn IN (SELECT deployment_crn FROM deployments WHERE model = ?)"]
     params: list[Any] = [model]
     for clause, bound in (("start_ms >= ?", since_ms), ("start_ms < ?", until_ms)):
@@ -128,7 +132,8 @@ def window_rows(
             where.append(clause)
             params.append(int(bound))
     rows = store.db.query(
-        f"SELECT deployment_crn, start_ms, end_ms, predictions, labelled, {metric_column}, drift, {bounds_column} "
+        f"SELECT deployment_crn, start_ms, end_ms, predictions, labelled, {metric_column}, drift, {bounds_column}, "
+        f"{zero_column} "
         "FROM windows "
         f"WHERE {' AND '.join(where)} ORDER BY start_ms, deployment_crn",
         params,
@@ -144,6 +149,7 @@ def window_rows(
             None if r[5] is None else float(r[5]),
             decode(r[6]) if r[6] else {},
             decode(r[7]) if r[7] else {},
+            None if r[8] is None else int(r[8]),
         )
         for r in rows
     ]

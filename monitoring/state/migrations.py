@@ -157,6 +157,16 @@ def _ground_truth_ledger(db: Database) -> None:
     )
 
 
+#: Counts of schema version 8's window columns: a regressor's labelled rows with target 0, which MAPE
+#: leaves out (issue 19).
+WINDOW_COUNT_COLUMNS = ("zero_targets",)
+
+
+def _window_counts(db: Database) -> None:
+    for column in WINDOW_COUNT_COLUMNS:
+        add_column(db, "windows", column, "INTEGER")
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -169,6 +179,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "job runs and their VERDICT, for the dashboard", _job_runs),
     Migration(6, "data set replay watermarks; pending labels of any JSON type", _replay_and_any_label),
     Migration(7, "the ground-truth ledger, its watermark and the files it read", _ground_truth_ledger),
+    Migration(8, "window counts: a regressor's rows with target 0, left out of MAPE", _window_counts),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 #: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).

@@ -17,7 +17,7 @@ from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_n
 from monitoring.state.aggregates import AggregateLedger
 from monitoring.state.label_queue import LabelQueue, label_value
 from monitoring.state.leases import Leases
-from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, migrate
+from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, WINDOW_COUNT_COLUMNS, migrate
 from monitoring.state.readonly import ReadOnlyDatabase
 
 #: The schema version this release writes (``migrations.LATEST``).
@@ -52,7 +52,8 @@ _FIRST_METRICS = ("accuracy", "precision", "recall", "f1")  # schema version 1's
 ADDED_WINDOW_COLUMNS = (*(f"metric_{m}" for m in TASK_METRIC_COLUMNS), "bounds")
 _WINDOW_COLS = (
     "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
-    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms, " + ", ".join(ADDED_WINDOW_COLUMNS)
+    "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms, "
+    + ", ".join((*ADDED_WINDOW_COLUMNS, *WINDOW_COUNT_COLUMNS))
 )
 _WINDOW_PARAMS = ", ".join("?" * len(_WINDOW_COLS.split(", ")))
 _DEPLOY_COLS = "model, deployment_crn, model_crn, build_id, version, deployed_ms, reason"
@@ -317,6 +318,7 @@ class StateStore:
                     *(number_or_none(getattr(w, k)) for k in LATENCY),
                     *(getattr(w, m) for m in TASK_METRIC_COLUMNS),
                     blobs[2],
+                    *(getattr(w, c) for c in WINDOW_COUNT_COLUMNS),
                 )
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
@@ -365,6 +367,7 @@ class StateStore:
                 latency_p95_ms=r[12],
                 bounds=json.loads(r[13 + len(extra)]),
                 **dict(zip(extra, r[13 : 13 + len(extra)])),
+                **{c: None if v is None else int(v) for c, v in zip(WINDOW_COUNT_COLUMNS, r[14 + len(extra) :])},
             )
             for r in self.db.query(sql, params)
         ]

@@ -285,13 +285,14 @@ def compute_accuracy(ctx: Context) -> Outcome:
             metric: round(value, 4) if value is not None else None,
             "labelled": last.labelled,
             "predictions": last.predictions,
+            "zero_targets": last.zero_targets if metric == "mape" else None,
         }
     )
     shown = f"{metric} {fmt_value(value)}" if value is not None else f"{metric} undefined"
     return Outcome(
         "ok",
         f"{note}computed {computed} windows; latest labelled window of the live deployment: "
-        f"{shown} over {last.labelled}/{last.predictions} labelled",
+        f"{shown} over {last.labelled}/{last.predictions} labelled{last.rows_note(metric)}",
         action,
         fields,
     )

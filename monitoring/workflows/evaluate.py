@@ -28,7 +28,10 @@ NEXT_STEPS = {
     Action.WARN: "review feature drift in `cml-monitor report`; no redeploy was triggered",
     Action.REDEPLOY: "none; the redeploy job retrains and redeploys (watch its VERDICT)",
     Action.SUPPRESSED: "investigate: the model is below policy but a redeploy is blocked (cooldown or daily cap)",
+    Action.PENDING: "none yet; if the next window breaches too, the redeploy job acts (see `breach=`)",
 }
+#: The VERDICT status of each decision (``ok`` only when nothing breached).
+STATUSES = {Action.REDEPLOY: "breach", Action.SUPPRESSED: "breach", Action.PENDING: "pending"}
 
 
 def baseline_for(ctx: Context, model: str, version: str) -> dict | None:
@@ -74,6 +77,7 @@ def verdict_fields(decision: Decision, version: str | None) -> dict:
         labelled=decision.values.get("labelled"),
         decision=decision.id,
         decision_action=decision.action.value,
+        breach=decision.streak(),
         metric=decision.metric,
     )
     if result is not None:
@@ -83,6 +87,9 @@ def verdict_fields(decision: Decision, version: str | None) -> dict:
             bound=_round(result.bound),
             threshold=_round(result.threshold),
         )
+    if "mape" in (decision.metric, result.metric if result else None):
+        fields["zero_targets"] = decision.values.get("zero_targets")
+    fields["warnings"] = decision.warnings_text()
     return fields
 
 
@@ -128,7 +135,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         fields["redeploy_run"] = trigger_redeploy_job(ctx, decision)
     fields.update(announce_decision(ctx, decision, fields, NEXT_STEPS[decision.action]))
     return Outcome(
-        "breach" if decision.action in (Action.REDEPLOY, Action.SUPPRESSED) else "ok",
+        STATUSES.get(decision.action, "ok"),
         decision.reason,
         NEXT_STEPS[decision.action],
         fields,

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ from markupsafe import escape
 from matplotlib.image import imread
 
 from localcml.client.api import default_client
+from monitoring.app.dashboard.charts import LEFT, RIGHT, WIDTH, Axis
 from monitoring.cmlclient.refs import RUN_ACTIVE
 from monitoring.core.clock import iso_ms
 from monitoring.state.job_runs import latest_job_runs
@@ -256,6 +258,26 @@ def test_the_dashboard_renders_in_chromium_with_the_stores_numbers_and_nothing_f
     ):
         found = (np.abs(pixels - colour).max(axis=-1) < 0.03).sum()
         assert found > least, f"only {found} pixels of {what}'s colour: the page did not render"
+
+
+def test_without_a_range_chromium_opens_on_the_hours_the_demo_ran_not_seven_days(chromium, demo, session, tmp_path):
+    """After a demo of a few hours the page opens on those hours: the range runs from the first
+    window to now, and the metric's line starts where its first window is on that axis, in the
+    left half of the plot (on a 7-day range it would start at its right edge)."""
+    proc, _ = _browse(chromium, tmp_path, "--dump-dom", f"{session}/model")
+    dom = proc.stdout
+    with demo.store() as store:
+        windows = store.windows(model=MODEL)
+    first = min(w.start_ms for w in windows)
+    shown = re.search(r'<p class="range-note">(\S+) to (\S+):', dom)
+    since, until = (int(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000) for t in shown.groups())
+    assert since == first and until - since < 24 * 3_600_000  # the demo's hours, not 7 days
+    assert f'<span data-field="windows">{len(windows)}</span> windows' in dom
+    assert re.search(r'<option value="all" selected', dom)
+    valued = min((w for w in windows if w.accuracy is not None), key=lambda w: w.start_ms)
+    x = float(re.search(r'<path class="value" d="M([\d.]+),', dom).group(1))
+    assert x == pytest.approx(Axis(since, until).x((valued.start_ms + valued.end_ms) / 2), abs=0.1)
+    assert x < LEFT + (WIDTH - LEFT - RIGHT) / 2
 
 
 def _outbound_address() -> str | None:

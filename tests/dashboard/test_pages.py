@@ -76,6 +76,31 @@ def test_the_range_narrows_windows_and_decisions_and_every_link_keeps_it(dash):
     assert dash.get("/model?from=2025-11-23T16:00Z&to=2025-11-23T11:00Z").status_code == 400
 
 
+def first_point_x(page: str) -> float:
+    """Where the metric's line starts, in the chart's 1000-wide viewBox (the plot spans 110 to 984)."""
+    return float(re.search(r'<path class="value" d="M([\d.]+),', page).group(1))
+
+
+def test_without_a_range_the_charts_hold_the_data_when_it_spans_less_than_seven_days(dash):
+    """13 hourly windows ending an hour before now: the page opens on them, not on the right edge of 7 days."""
+    page = dash.get("/model").get_data(as_text=True)
+    assert "2025-11-23T08:00:00Z to 2025-11-23T22:00:00Z" in page  # the first window's start to now
+    assert f'<span data-field="windows">{len(ACCURACY)}</span> windows' in page
+    assert 'value="all" selected' in page
+    assert first_point_x(page) < 200  # the first window is at the left of the chart...
+    week = dash.get("/model?range=7d").get_data(as_text=True)  # ...where 7 days put it at the right edge
+    assert first_point_x(week) > 900 and 'value="7d" selected' in week
+    links = [
+        href.replace("&amp;", "&")
+        for page_ in (page, dash.get("/").get_data(as_text=True))
+        for href in re.findall(r'href="([^"]+)"', page_)
+        if href.startswith(("/model", "/api/v1/windows", "/api/v1/decisions", "/?"))
+    ]
+    assert links and not any("range=" in h or "from=" in h for h in links)  # the default is not pinned in links
+    windows = dash.get("/api/v1/windows").get_json()
+    assert windows["range"] == {"from_ms": T0, "to_ms": NOW, "preset": "all"} and windows["total"] == len(ACCURACY)
+
+
 def test_hostile_names_and_reasons_are_escaped_in_every_page(dash):
     for url in ("/", "/model?range=all", "/model?range=<script>"):
         page = dash.get(url).get_data(as_text=True)
@@ -183,3 +208,48 @@ def test_a_regressors_dashboard_is_about_its_error_its_stored_bounds_and_ceiling
     assert "mae per window <small>(lower is better; band: 90% bounds)" in page
     assert '<svg class="chart drift"' in page and "zipcode (categorical)" in page
     assert '<td data-field="value">38,000</td>' in page and "absolute 60,000</text>" in page
+
+
+def test_a_mape_dashboard_shows_the_rows_mape_left_out_and_a_pending_breach(tmp_path):
+    """Judged on MAPE, each window says how many labelled rows had target 0 (left out of MAPE); a
+    decision waiting for a second breaching window reads ``pending``, ``breach 1 of 2``."""
+    from monitoring.core.config import parse_config
+    from monitoring.domain.decisions import decide
+    from monitoring.domain.window_metrics import WindowMetrics
+    from tests.report.report_support import CRN_V1, ROOT
+
+    data = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text(encoding="utf-8"))
+    data["model"].update(name="demand", task="regression", features=["temp"], label="rides")
+    data["thresholds"].update(
+        policies=[{"kind": "min_labelled", "min": 100}, {"kind": "absolute", "metric": "mape", "max": 0.2}],
+        consecutive=2,
+    )
+    data["state"] = {"url": "sqlite:///state.db"}
+    cfg = parse_config(data, "mape config")
+    windows = [
+        WindowMetrics(CRN_V1, T0 + i * HOUR, T0 + (i + 1) * HOUR, 1014, 1014, mae=3.0, mape=m, zero_targets=z)
+        for i, (m, z) in enumerate(((0.12, 109), (0.31, 0)))
+    ]
+    with StateStore("sqlite:///state.db", base_dir=tmp_path) as store:
+        store.record_deployment("demand", CRN_V1, None, None, "v1", T0, "bootstrap")
+        store.upsert_windows(windows)
+        policies, th = cfg.thresholds.policies, cfg.thresholds
+        store.add_decision(
+            decide(windows, policies, th.consecutive, 0, 3, [], T0 + 2 * HOUR, "demand", CRN_V1, None, "mape")
+        )
+    dash = client(cfg, tmp_path, now_ms=T0 + 3 * HOUR)
+    got = dash.get("/api/v1/windows?range=all").get_json()
+    schema_check(got, "windows")
+    assert [(w["value"], w["zero_targets"]) for w in got["windows"]] == [(0.12, 109), (0.31, 0)]
+    status = dash.get("/api/v1/status").get_json()
+    schema_check(status, "status")
+    (model,) = status["models"]
+    decision = model["latest_decision"]
+    assert (decision["action"], decision["breaches"], decision["consecutive"]) == ("pending", 1, 2)
+    assert model["health"] == "attention"
+    page = dash.get("/model?range=all").get_data(as_text=True)
+    assert "<th>target 0 (left out)</th>" in page
+    assert re.findall(r'<td data-field="zero-targets">(\d+)</td>', page) == ["0", "109"]  # newest first
+    assert '<tr class="action-pending"' in page and '<span data-field="breach">breach 1 of 2</span>' in page
+    index = dash.get("/").get_data(as_text=True)
+    assert "<b>pending</b>" in index and '<span data-field="breach">breach 1 of 2</span>' in index

@@ -128,7 +128,7 @@ def test_the_drift_grid_keeps_configured_features_first_and_each_cell_is_the_wor
 
 def test_ranges_presets_explicit_times_and_errors():
     now, span = 100 * HOUR, (10 * HOUR, 50 * HOUR)
-    assert parse_range({}, now, span).since_ms == now - 7 * 24 * HOUR
+    assert parse_range({}, now, None).since_ms == now - 7 * 24 * HOUR  # no data, no range asked: 7d
     assert (parse_range({"range": "all"}, now, span).since_ms, parse_range({"range": "all"}, now, span).until_ms) == (
         10 * HOUR,
         now,
@@ -149,3 +149,22 @@ def test_ranges_presets_explicit_times_and_errors():
         with pytest.raises(ConfigError, match=message):
             parse_range(bad, now, span)
     assert not math.isnan(parse_range({"range": "all"}, now, None).since_ms)
+
+
+def test_without_a_range_the_dashboard_opens_on_the_data_when_it_spans_less_than_the_default():
+    """Ten hours of windows fill the range instead of the right edge of seven days; an asked-for
+    range still wins, and the default is not written into links (each page works out its own)."""
+    now = 1_000 * HOUR
+    ten_hours = (now - 10 * HOUR, now - HOUR)
+    shown = parse_range({}, now, ten_hours)
+    assert (shown.since_ms, shown.until_ms, shown.preset, shown.asked) == (now - 10 * HOUR, now, "all", False)
+    assert shown.query() == {}
+    assert parse_range({"range": "7d"}, now, ten_hours).since_ms == now - 7 * 24 * HOUR
+    assert parse_range({"range": "7d"}, now, ten_hours).query() == {"range": "7d"}
+    assert parse_range({"from": "1970-02-11T00:00Z"}, now, ten_hours).since_ms == 984 * HOUR
+    assert parse_range({"to": "1970-02-11T00:00Z"}, now, ten_hours).preset is None  # 7d ending there
+    ahead = parse_range({}, now, (now - HOUR, now + 2 * HOUR))  # windows ending after now (a clock behind)
+    assert (ahead.since_ms, ahead.until_ms) == (now - HOUR, now + 2 * HOUR)
+    for span in ((now - 8 * 24 * HOUR, now), None):  # longer than the default, or no data: 7d
+        long = parse_range({}, now, span)
+        assert (long.since_ms, long.until_ms, long.preset, long.query()) == (now - 7 * 24 * HOUR, now, "7d", {})

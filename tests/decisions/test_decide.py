@@ -7,6 +7,7 @@ import json
 import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_drift, p_min, p_wilson, window
 
+from monitoring.core.config import DriftPolicy
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.decisions import DAY_MS, Action, Decision, decide, format_decisions
 
@@ -47,13 +48,19 @@ def test_decisive_window_is_latest_evaluable_not_latest():
 
 
 def test_consecutive_windows_needed_before_redeploy():
-    assert run([window(0, 0.9), window(1, 0.6)], consecutive=2).action == "none"
-    assert "1 of 2 consecutive" in run([window(0, 0.9), window(1, 0.6)], consecutive=2).reason
-    assert run([window(0, 0.7), window(1, 0.6)], consecutive=2).action == "redeploy"
+    first = run([window(0, 0.9), window(1, 0.6)], consecutive=2)
+    assert first.action == "pending" and (first.breaches, first.consecutive, first.streak()) == (1, 2, "1 of 2")
+    assert "breach 1 of 2 consecutive breaching windows needed" in first.reason and "no redeploy yet" in first.reason
+    second = run([window(0, 0.7), window(1, 0.6)], consecutive=2)
+    assert second.action == "redeploy" and second.streak() == "2 of 2"
     # an insufficient window in between neither breaks nor extends the streak
     assert run([window(0, 0.7), window(1, 0.99, labelled=3), window(2, 0.6)], consecutive=2).action == "redeploy"
-    assert run([window(0, 0.7), window(1, 0.9), window(2, 0.6)], consecutive=2).action == "none"
-    assert run([window(0, 0.6)], consecutive=2).action == "none"
+    assert run([window(0, 0.7), window(1, 0.9), window(2, 0.6)], consecutive=2).action == "pending"
+    assert run([window(0, 0.6)], consecutive=2).action == "pending"
+    three = run([window(0, 0.7), window(1, 0.6)], consecutive=3)
+    assert three.action == "pending" and three.streak() == "2 of 3"
+    healthy = run([window(0, 0.6), window(1, 0.9)], consecutive=2)
+    assert healthy.action == "none" and healthy.breaches == 0 and healthy.streak() is None
 
 
 def test_cooldown_boundary_exactly_at_cooldown_is_allowed():
@@ -89,7 +96,38 @@ def test_drift_warn_on_healthy_window_warns_act_redeploys():
     act = run([window(0, 0.9, drift=drift)], policies=[*POLICIES, p_drift(0.25, "act")])
     assert act.action == "redeploy"
     both = run([window(0, 0.6, drift=drift)], policies=[*POLICIES, p_drift(0.25, "warn")])
-    assert both.action == "redeploy" and "PSI" not in both.reason
+    assert both.action == "redeploy" and "PSI above" not in both.reason
+
+
+def test_failed_warn_checks_are_ranked_in_the_reason_and_the_record_whatever_the_action():
+    drift = {
+        "tenure": {"psi": 0.3, "ks": 0.5},  # KS 0.5 of 0.2 (2.5x) is its worst
+        "Contract": {"psi": 1.4, "js": 0.1},  # PSI 1.4 of 0.25: 5.6x
+        "city": {"psi": 0.26},  # just over: 1.04x
+        "age": {"psi": 0.5},  # 2x
+        "calm": {"psi": 0.1, "ks": 0.05},
+    }
+    drift_policy = DriftPolicy(kind="drift", max_psi=0.25, max_ks=0.2, action="warn")
+    policies = [*POLICIES, drift_policy]
+    for accuracy, labelled, action in ((0.6, 200, "redeploy"), (0.9, 200, "warn"), (0.9, 10, "insufficient_data")):
+        d = run([window(0, accuracy, labelled=labelled, drift=drift)], policies=policies)
+        assert d.action == action
+        ranked = [(w.subject, w.statistic) for w in d.warnings]
+        assert ranked == [("Contract", "psi"), ("tenure", "ks"), ("age", "psi"), ("city", "psi")], action
+        assert d.warnings[0].severity == pytest.approx(5.6) and d.warnings[0].value == 1.4
+        text = d.warnings_text()
+        assert text == ("Contract psi 1.4 > 0.25 (5.6x); tenure ks 0.5 > 0.2 (2.5x); age psi 0.5 > 0.25 (2x); +1 more")
+        assert text in d.reason, d.reason
+        back = Decision.from_dict(json.loads(json.dumps(d.to_dict(), allow_nan=False)))
+        assert back.warnings == d.warnings
+    pending = run([window(0, 0.6, drift=drift)], policies=policies, consecutive=2)
+    assert pending.action == "pending" and pending.reason.endswith(
+        "Warn-only checks failed, worst first: " + pending.warnings_text() + "."
+    )
+    act = run([window(0, 0.9, drift=drift)], policies=[*POLICIES, p_drift(0.25, "act")])
+    assert act.action == "redeploy" and act.warnings == []  # a failing "act" drift policy is a breach, not a warning
+    assert run([window(0, 0.9)], policies=policies).warnings == []
+    assert Decision.from_dict({k: v for k, v in pending.to_dict().items() if k != "warnings"}).warnings == []
 
 
 def test_wilson_tiny_sample_never_redeploys():
@@ -108,7 +146,7 @@ def test_decision_round_trips_through_json():
 
 
 def test_actions_are_an_enum_whose_text_is_the_stored_and_printed_value():
-    assert [a.value for a in Action] == ["none", "insufficient_data", "warn", "redeploy", "suppressed"]
+    assert [a.value for a in Action] == ["none", "insufficient_data", "warn", "redeploy", "suppressed", "pending"]
     assert f"{Action.INSUFFICIENT_DATA}" == str(Action.INSUFFICIENT_DATA) == "insufficient_data"
     assert json.dumps(Action.WARN) == '"warn"'
     d = Decision.from_dict({**run([window(0, 0.6)]).to_dict(), "action": "suppressed"})

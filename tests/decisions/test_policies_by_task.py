@@ -24,6 +24,7 @@ from monitoring.domain.policy_results import FAIL, INSUFFICIENT, PASS, is_breach
 from monitoring.domain.thresholds import evaluate_window
 from monitoring.domain.window_bounds import BoundRequest
 from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.workflows.evaluate import verdict_fields
 from tests.project import REPO
 
 
@@ -121,6 +122,24 @@ def test_decision_on_a_regression_window_names_its_headline_metric():
     assert healthy.metric == "mae" and healthy.values["mae"] == 50_000.0 and "accuracy" not in healthy.values
     breach = decide([regression(0, mae=70_000.0)], policies, 1, 0, 3, [], T0 + 10 * HOUR, "housing", CRN, None, "mae")
     assert breach.action == "redeploy" and "mae 70,000 > 60,000" in breach.reason
+
+
+def test_mape_says_how_many_rows_it_left_out_in_reasons_decisions_and_the_verdict():
+    """109 of 1,014 labelled rows have target 0: MAPE is over the other 905, and on-call reads so."""
+    w = regression(0, labelled=1014, mape=0.12, zero_targets=109)
+    note = "(109 of 1,014 labelled rows have target 0: left out of MAPE)"
+    assert one(w, absolute("mape", max=0.1)).reason == f"mape 0.12 > 0.1 {note}"
+    rise = RelativeRisePolicy(kind="relative_rise", metric="mape", max_rise=0.5, baseline="training")
+    assert one(w, rise, baseline={"mape": 0.1}).reason.endswith(note)
+    assert one(w, absolute("mae", max=60_000)).reason == "mae 50,000 <= 60,000"  # MAE is over every row
+    policies = [p_min(100), absolute("mape", max=0.2)]
+    healthy = decide([w], policies, 1, 0, 3, [], T0 + 10 * HOUR, "housing", CRN, None, "mape")
+    assert f"mape 0.12 over 1014 labels {note} passes" in healthy.reason
+    assert healthy.values["zero_targets"] == 109
+    fields = verdict_fields(healthy, "v1")
+    assert (fields["metric"], fields["value"], fields["zero_targets"]) == ("mape", 0.12, 109)
+    by_mae = decide([w], [p_min(100), absolute("mae", max=60_000)], 1, 0, 3, [], T0, "housing", CRN, None, "mae")
+    assert "zero_targets" not in verdict_fields(by_mae, "v1") and note not in by_mae.reason
 
 
 def test_headline_metric_and_the_bounds_compute_accuracy_must_compute():

@@ -91,24 +91,26 @@ def test_flags_give_the_task_kinds_and_a_reference_for_drift(tmp_path):
     assert summary.labelled == 0
 
 
-def housing_dump(n: int = 200) -> list[dict]:
+def housing_dump(n: int = 200, zero_every: int = 0) -> list[dict]:
+    """Two hours of a regressor's predictions; ``zero_every``: every such row's true value is 0."""
     rng = np.random.default_rng(4)
     out = []
     for i in range(n):
-        price = float(rng.normal(450_000, 90_000))
+        price = 0.0 if zero_every and i % zero_every == 0 else float(rng.normal(450_000, 90_000))
         pred = price + float(rng.normal(0, 20_000 if i < n // 2 else 80_000))
         out.append(prediction(f"h{i}", T0 + i * (2 * HOUR // n), pred, label=price, features={"sqft": 1200.0}))
     return out
 
 
 def test_regression_from_flags_writes_the_error_metrics_and_their_plot(tmp_path, capsys):
-    dump = write_dump(tmp_path, housing_dump())
+    dump = write_dump(tmp_path, housing_dump(zero_every=10))
     code = main(["analyze", dump, "--out", str(tmp_path / "out"), "--task", "regression", "--metric", "rmse"])
     assert code == 0
     line = capsys.readouterr().out
     assert "overall rmse " in line and "rmse.png" in line
     rows = read_csv(tmp_path / "out" / "windows.csv")
-    assert list(rows[0])[5:] == ["mae", "rmse", "mape", "r2", "bias"]
+    assert list(rows[0])[5:] == ["mae", "rmse", "mape", "zero_targets", "r2", "bias"]
+    assert [r["zero_targets"] for r in rows] == ["10", "10"]  # rows 0, 10, ... 190: ten an hour, left out of MAPE
     assert float(rows[0]["mae"]) < float(rows[1]["mae"])  # the error rises in the second hour
     assert (tmp_path / "out" / "rmse.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -72,6 +72,33 @@ def test_regression_bounds_are_the_metric_bounds_of_each_window():
     assert [r.bounds for r in again] == [r.bounds for r in results]  # seeded per window: reproducible
 
 
+@pytest.mark.parametrize("crns", [1, 2], ids=["one-slice-a-window", "grouped-at-once"])
+def test_a_regressors_windows_count_the_rows_mape_leaves_out(crns):
+    recs = housing_records(6, n=600, hours=2)
+    for i, rec in enumerate(recs):
+        if i % 7 == 0 and "final_label" in rec["metrics"]:
+            rec["metrics"]["final_label"] = 0.0  # a true value of 0: no percentage error exists
+        rec["modelDeploymentCrn"] += f"-{i % crns}"  # two deployments: every window is grouped at once
+    cols = records_to_columns(recs, HOUSING)
+    results = compute_windows(cols, HOUR)
+    assert len(results) == 2 * crns
+    for r in results:
+        inside = (cols.start_ms >= r.start_ms) & (cols.start_ms < r.end_ms) & np.isfinite(cols.label)
+        inside &= cols.deployment_crn == r.deployment_crn
+        zero = inside & (cols.label == 0)
+        assert r.zero_targets == int(zero.sum()) > 0 and r.labelled == int(inside.sum())
+        kept = inside & ~zero
+        assert r.mape == pytest.approx(skm.mean_absolute_percentage_error(cols.label[kept], cols.prediction[kept]))
+        assert r.rows_note("mape") == (
+            f" ({r.zero_targets} of {r.labelled} labelled rows have target 0: left out of MAPE)"
+        )
+        assert r.rows_note("mae") == ""
+    plain = compute_windows(records_to_columns(housing_records(6, n=300, hours=1), HOUSING), HOUR)
+    assert [r.zero_targets for r in plain] == [0] and plain[0].rows_note("mape") == ""
+    classes = compute_windows(records_to_columns(churn_records(), CHURN), HOUR)
+    assert {r.zero_targets for r in classes} == {None}  # a classifier has no MAPE
+
+
 def churn_records(n: int = 400) -> list[dict]:
     rng = np.random.default_rng(5)
     out = []

@@ -9,10 +9,11 @@ import yaml
 
 from monitoring.app import cli, graph
 from monitoring.app.amp import amp_metadata
-from monitoring.core.config import JobSpec
+from monitoring.core.config import JobSpec, load_config
 from monitoring.core.errors import ConfigError
 from tests.cmlclient.support import enter_workspace
 from tests.graph.support import REPO, SECRET, api_for, config, names, writes
+from tests.project import MINIMAL
 
 
 def jobs_by_name(api) -> dict:
@@ -177,6 +178,32 @@ def test_the_command_line_round_trip(workspace, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "b.yaml").read_text() == (tmp_path / "a.yaml").read_text()
     out = capsys.readouterr().out
     assert out.count("create    cml-monitor simulate_traffic") == 3  # apply in A; plan and apply in B
+
+
+def test_a_minimal_config_without_jobs_graph_plans_the_standard_chain(workspace, tmp_path, monkeypatch, capsys):
+    """What a new user writes: the model and the policies, no ``jobs:`` at all."""
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text(MINIMAL)
+    ws = workspace("a")
+    enter_workspace(monkeypatch, ws)
+    assert cli.main(["graph", "plan", "--config", str(config_file), "--project-root", str(tmp_path)]) == 0
+    planned = [line.split("  (")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("create ")]
+    assert planned == [
+        "create    cml-monitor simulate_traffic",
+        "create    cml-monitor compute_accuracy",
+        "create    cml-monitor evaluate_thresholds",
+        "create    cml-monitor redeploy",
+        "create    application bike-demand dashboard",
+    ]
+    api = api_for(ws)
+    chain = [(c.name, c.changes["parent"], c.changes["schedule"]) for c in graph.plan(api, load_config(config_file))]
+    assert chain == [
+        ("cml-monitor simulate_traffic", None, "0 * * * *"),
+        ("cml-monitor compute_accuracy", "cml-monitor simulate_traffic", ""),
+        ("cml-monitor evaluate_thresholds", "cml-monitor compute_accuracy", ""),
+        ("cml-monitor redeploy", "cml-monitor evaluate_thresholds", ""),
+    ]
+    assert api.jobs() == []  # plan changes nothing
 
 
 def test_secrets_never_appear_in_export_plan_lines_or_amp_output(workspace, caplog):

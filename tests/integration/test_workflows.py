@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from monitoring.cmlclient.refs import DeploymentRef
+from monitoring.core.logs import verdict_line
 from monitoring.state.store import StateStore
 from monitoring.workflows.context import Outcome
 from monitoring.workflows.redeploy import redeploy
@@ -111,12 +112,25 @@ def test_small_noisy_windows_never_trigger_a_redeploy(make_pipeline):
     assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1"]
 
 
+def verdict(outcome: Outcome) -> str:
+    return verdict_line("evaluate_thresholds", outcome.status, outcome.summary, outcome.action, **outcome.fields)
+
+
 def test_a_sustained_drop_triggers_exactly_one_redeploy(make_pipeline):
     p = make_pipeline({**QUIET_POLICIES, **DRIFT_EARLY})
-    actions = [p.cycle(c)["evaluate"].fields["decision_action"] for c in range(1, 6)]
-    # windows 2 and 3 are drifted; with consecutive: 2 the second breaching window acts.
-    assert actions[:3] == ["insufficient_data", "none", "none"], actions
+    outs = [p.cycle(c)["evaluate"] for c in range(1, 6)]
+    actions = [o.fields["decision_action"] for o in outs]
+    # windows 2 and 3 are drifted; with consecutive: 2 the first breaching window is pending, the second acts.
+    assert actions[:3] == ["insufficient_data", "none", "pending"], actions
     assert actions[3] == "redeploy", actions
+    healthy, pending, acting = outs[1:4]
+    assert healthy.status == "ok" and "breach" not in verdict(healthy)
+    assert pending.status == "pending" and pending.fields["breach"] == "1 of 2"
+    assert "status=pending " in verdict(pending) and ' breach="1 of 2" ' in verdict(pending)
+    assert "breach 1 of 2 consecutive breaching windows" in pending.summary
+    assert acting.status == "breach" and acting.fields["breach"] == "2 of 2"
+    stored = p.ctx.store.decision(pending.fields["decision"])
+    assert (stored.action.value, stored.breaches, stored.consecutive) == ("pending", 1, 2)
     assert actions.count("redeploy") == 1
     assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1", "v2"]
 
@@ -141,3 +155,29 @@ def test_the_loop_runs_with_both_stores_on_postgresql(make_pipeline, new_pg_data
     actions = [p.cycle(c)["evaluate"].fields["decision_action"] for c in (1, 2, 3)]
     assert actions == ["insufficient_data", "none", "redeploy"]
     assert [d.version for d in p.ctx.store.deployments(p.cfg.model.name)] == ["v1", "v2"]
+
+
+def test_failed_warn_only_checks_are_in_the_verdict_ranked_whatever_the_decision(make_pipeline):
+    """Covariate drift under a warn-only drift policy while accuracy breaches: the decision is a
+    pending breach, yet the drifted features are named in its VERDICT and reason, worst first."""
+    drift_policy = {"kind": "drift", "max_psi": 0.1, "action": "warn"}
+    thresholds = {**QUIET_POLICIES["thresholds"]}
+    thresholds["policies"] = [*thresholds["policies"], drift_policy]
+    p = make_pipeline({"thresholds": thresholds, "scenario": {"drift": {"kind": "both", "start_after": "1h"}}})
+    outs = [p.cycle(c)["evaluate"] for c in (1, 2, 3)]
+    judged = outs[2]
+    decision = p.ctx.store.decision(judged.fields["decision"])
+    assert decision.action.value == "pending" and decision.warnings, decision
+    severities = [w.severity for w in decision.warnings]
+    assert severities == sorted(severities, reverse=True) and severities[-1] > 1
+    worst = decision.warnings[0]
+    drift = p.ctx.store.windows(deployment_crn=decision.deployment_crn)
+    window = next(w for w in drift if w.start_ms == decision.window_start_ms)
+    assert worst.value == max(s["psi"] for s in window.drift.values())  # PSI is the only limit: the worst PSI leads
+    text = judged.fields["warnings"]
+    assert text.startswith(f"{worst.subject} psi ") and text == decision.warnings_text()
+    shown = min(3, len(decision.warnings))
+    assert text.count("x)") == shown and (len(decision.warnings) <= 3 or text.endswith(" more"))
+    line = verdict(judged)
+    assert f'warnings="{text}"' in line and line.count("\n") == 0
+    assert f"Warn-only checks failed, worst first: {text}." in decision.reason

@@ -172,6 +172,21 @@ def test_empty_store_gives_a_valid_page_and_removes_old_charts(store, tmp_path):
     assert not any((tmp_path / "out" / name).exists() for name in CHART_FILES)
 
 
+def test_a_pending_breach_has_its_own_badge_and_streak(store, tmp_path):
+    from monitoring.domain.decisions import decide
+
+    cfg = config("m")
+    fill(store, "m")
+    w = window(9)  # accuracy 0.7: below 0.8, the first breaching window of two needed
+    store.add_decision(decide([w], cfg.thresholds.policies, 2, 0, 3, [], w.end_ms, "m", w.deployment_crn))
+    page = write_report(cfg, store, tmp_path, now_ms=NOW).read_text(encoding="utf-8")
+    latest = '<span class="badge a-pending">pending</span> <span class="note">breach 1 of 2</span>'
+    assert latest in page.split("Latest decision")[1].split("</div>")[0]
+    decisions = page.split("<h2>Decisions (latest 50)</h2>")[1]
+    assert re.findall(r'class="badge a-(\w+)"', decisions)[0] == "pending" and ".a-pending{" in page
+    assert tag_problems(page) == []
+
+
 def test_one_window_without_drift(store, tmp_path):
     store.record_deployment("m", CRN_V1, None, None, None, T0, "bootstrap")
     store.upsert_windows([WindowMetrics(CRN_V1, T0, T0 + HOUR, 0, 0)])  # no predictions, no labels, no drift

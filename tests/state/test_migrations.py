@@ -149,3 +149,28 @@ def test_store_tables_names_every_table_of_a_fresh_store(store_url):
     """A rebuild drops exactly these (on a shared PostgreSQL schema, no other application's table)."""
     with StateStore(store_url) as store:
         assert tuple(store_tables(store.db)) == STORE_TABLES
+
+
+def test_a_version_7_stores_windows_are_kept_and_new_ones_count_the_rows_mape_leaves_out(store_url):
+    """Version 8 adds ``windows.zero_targets``: windows stored before it read as not known (None),
+    and a regressor's window written after it keeps its count of target-0 rows."""
+    v1_store(store_url)
+    db = Database(store_url)
+    with db.transaction() as tx:
+        for step in migrations.MIGRATIONS:
+            if step.version <= 7:
+                step.apply(tx)
+                tx.execute("INSERT INTO schema_version (version) VALUES (?)", (step.version,))
+        tx.execute(
+            "INSERT INTO windows (deployment_crn, start_ms, end_ms, predictions, labelled, confusion, drift, "
+            "metric_mape) VALUES (?, 0, 3600000, 1014, 1014, '{}', '{}', 0.12)",
+            (CRN,),
+        )
+    assert "zero_targets" not in table_columns(db, "windows")
+    db.close()
+    with StateStore(store_url) as store:
+        assert store.schema_version() == LATEST >= 8
+        (old,) = store.windows(deployment_crn=CRN)
+        assert (old.mape, old.labelled, old.zero_targets) == (0.12, 1014, None)
+        store.upsert_windows([{**old.to_dict(), "start_ms": 3600000, "end_ms": 7200000, "zero_targets": 109}])
+        assert [w.zero_targets for w in store.windows(deployment_crn=CRN)] == [None, 109]

@@ -43,11 +43,13 @@ def test_job_arguments_tolerate_cml_extras(tmp_path, capsys):
 
 def test_bad_config_exits_2_and_lists_every_problem(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model: {name: m, features: [a], label: y}\nthresholds: {policies: []}\nbogus: 1\n")
+    bad.write_text(
+        "model: {name: m, features: [a], label: y}\nthresholds: {policies: []}\nwindows: {length: soon}\nbogus: 1\n"
+    )
     code = main(["decisions", "--config", str(bad), "--project-root", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{bad}: thresholds.policies:" in err and f"{bad}: jobs: Field required" in err
+    assert f"{bad}: thresholds.policies:" in err and f"{bad}: windows.length: expected a duration" in err
     assert f"{bad}: bogus: unknown key (not allowed here)" in err
     assert not (tmp_path / "var").exists()  # nothing written
 

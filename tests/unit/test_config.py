@@ -7,6 +7,7 @@ import yaml
 
 from monitoring.core.config import load_config, parse_config
 from monitoring.core.errors import EXIT_CONFIG, ConfigError
+from tests.project import MINIMAL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,6 +109,33 @@ def test_api_trigger_requires_redeploy_without_parent():
         parse_config(data)
     data["jobs"]["graph"][3].pop("parent")
     assert parse_config(data).jobs.trigger == "api"
+
+
+def test_a_config_without_jobs_graph_gets_the_standard_chain(tmp_path):
+    """A new user's config need not copy ``jobs.graph`` from an example: the four-job chain is the default."""
+    path = tmp_path / "minimal.yaml"
+    path.write_text(MINIMAL)
+    graph = load_config(path).jobs.graph
+    chain = [(j.name, j.script, j.parent, j.schedule) for j in graph]
+    assert chain == [
+        ("cml-monitor simulate_traffic", "jobs/simulate_traffic.py", None, "0 * * * *"),
+        ("cml-monitor compute_accuracy", "jobs/compute_accuracy.py", "cml-monitor simulate_traffic", None),
+        ("cml-monitor evaluate_thresholds", "jobs/evaluate_thresholds.py", "cml-monitor compute_accuracy", None),
+        ("cml-monitor redeploy", "jobs/redeploy.py", "cml-monitor evaluate_thresholds", None),
+    ]
+    assert graph == parse_config(_base()).jobs.graph  # exactly the shipped config's graph (redeploy memory 4 too)
+    data = yaml.safe_load(MINIMAL)
+    data["jobs"] = {"trigger": "api", "alert_emails": ["oncall@example.com"]}  # jobs given, graph not
+    cfg = parse_config(data)
+    assert cfg.jobs.graph[3].parent is None and cfg.jobs.alert_emails == ["oncall@example.com"]
+    data = yaml.safe_load(MINIMAL)
+    data["ground_truth"] = {"source": {"kind": "csv", "path": "labels/*.csv", "time_column": "at"}, "key": "ride_id"}
+    head, compute, *_ = parse_config(data).jobs.graph
+    assert (head.name, head.script, head.schedule) == ("cml-monitor ground_truth", "jobs/ground_truth.py", "0 * * * *")
+    assert compute.parent == "cml-monitor ground_truth"
+    data["jobs"] = {"graph": []}  # an explicit empty graph is still a mistake
+    with pytest.raises(ConfigError, match="jobs.graph: List should have at least 1 item"):
+        parse_config(data)
 
 
 def test_unknown_policy_kind_is_rejected():

@@ -86,7 +86,7 @@ def health(decision: Decision | None, runs: list[JobRunRow], window: WindowPoint
         return FAILING
     if decision is None and window is None:
         return NO_DATA
-    if decision is not None and decision.action in (Action.REDEPLOY, Action.SUPPRESSED, Action.WARN):
+    if decision is not None and decision.action in (Action.REDEPLOY, Action.SUPPRESSED, Action.WARN, Action.PENDING):
         return OK if decision.outcome == DEPLOYED else ATTENTION
     return OK
 

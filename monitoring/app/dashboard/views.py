@@ -113,6 +113,8 @@ class WindowPoint:
     low: float | None
     high: float | None
     drift: Mapping[str, Mapping[str, float | None]]
+    zero_targets: int | None = None
+    """A regressor's labelled rows with target 0, which MAPE leaves out (None: not known)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +175,7 @@ def window_points(
                 low,
                 high,
                 r.drift,
+                r.zero_targets,
             )
         )
     return out

@@ -19,7 +19,7 @@ import numpy as np
 import requests
 import yaml
 
-from monitoring.core.config import parse_config
+from monitoring.config.pipeline import parse_config
 from monitoring.domain.decisions import Action, Decision
 from monitoring.domain.policy_results import PolicyResult
 from monitoring.domain.window_metrics import WindowMetrics

@@ -72,6 +72,8 @@ def planted(tmp_path_factory):
     [
         ("monitoring/domain/drift.py", "from monitoring.workflows import context", "layers"),
         ("monitoring/core/clock.py", "import monitoring.state.store", "layers"),
+        ("monitoring/core/clock.py", "from monitoring.config import pipeline", "layers"),
+        ("monitoring/config/model_spec.py", "import monitoring.domain", "layers"),
         ("monitoring/workflows/traffic.py", "from localcml import faults", "activation"),
         ("monitoring/domain/windows.py", "import cdsw", "adapter"),
         ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),

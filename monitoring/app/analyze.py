@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitoring.app.analyze_plot import draw_metric, draw_with, metric_series, start_helper, stop_helper
-from monitoring.core.clock import iso_ms
-from monitoring.core.errors import ConfigError, DataError
-from monitoring.core.metric_registry import (
+from monitoring.config.metric_registry import (
     DEFAULT_HEADLINE,
     METRICS,
     Task,
@@ -21,6 +19,8 @@ from monitoring.core.metric_registry import (
     metric_task_problem,
     task_metrics,
 )
+from monitoring.core.clock import iso_ms
+from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.dumps import decode_dump
 from monitoring.domain.record_values import Reading
@@ -29,7 +29,7 @@ from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.domain.windows import compute_windows
 
 if TYPE_CHECKING:  # pydantic loads only when a config is given: analyze starts fast
-    from monitoring.core.config import PipelineConfig
+    from monitoring.config.pipeline import PipelineConfig
 
 CSV_NAME = "windows.csv"
 #: The plot's file: the headline metric's name (``accuracy.png`` by default).

@@ -182,7 +182,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--config gives the model spec: leave out --task, --features, --categorical and --classes"
             )
-        from monitoring.core.config import load_config
+        from monitoring.config.pipeline import load_config
 
         cfg = load_config(args.config)
         spec = DumpSpec.from_config(cfg)

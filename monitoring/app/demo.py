@@ -23,12 +23,12 @@ from monitoring.app.application import apply_application
 from monitoring.app.preflight import demo_jobs, preflight
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
+from monitoring.config.metric_registry import metric_spec
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.clock import SystemClock, WarpClock, iso_ms
-from monitoring.core.config import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging
-from monitoring.core.metric_registry import metric_spec
 from monitoring.domain.headline import headline_metric
 from monitoring.domain.policy_results import fmt_value
 from monitoring.state.marker import remove_marker

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.config import PipelineConfig
-from monitoring.core.data_config import FileSource, MetricsStoreSource, SqlSource
+from monitoring.config.data import FileSource, MetricsStoreSource, SqlSource
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.domain.data import TelcoScenario
 from monitoring.domain.estimators import load_trainer

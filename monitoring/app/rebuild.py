@@ -21,7 +21,7 @@ from monitoring.app.record_scan import Scan, deployments_of, scan_all
 from monitoring.app.seed_labels import Prediction, seeded_labels
 from monitoring.app.state_admin import refuse_if_busy, say
 from monitoring.cmlclient import Platform
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import EXIT_OK, ConfigChangedError, StoreError
 from monitoring.state.backup import default_backup_path, move_aside, stamp, store_tables, write_backup

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitoring.app import plots
+from monitoring.config.metric_registry import METRICS, metric_spec
+from monitoring.config.pipeline import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
 from monitoring.core.clock import SystemClock, iso_ms
-from monitoring.core.config import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
-from monitoring.core.metric_registry import METRICS, metric_spec
 from monitoring.domain.decisions import Decision
 from monitoring.domain.headline import headline_confidence, headline_metric
 from monitoring.domain.policy_results import fmt_value

@@ -12,8 +12,8 @@ from pathlib import Path
 from monitoring.app.record_scan import catch_up
 from monitoring.app.wiring import history_on_platform
 from monitoring.cmlclient import Platform
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.clock import iso_ms
-from monitoring.core.config import PipelineConfig
 from monitoring.core.db import Database, redact_url, sqlite_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import EXIT_OK, EXIT_STORE, BusyError, ConfigChangedError, MonitoringError, StoreError

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitoring.cmlclient import Platform, connect
+from monitoring.config.pipeline import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
 from monitoring.core.clock import Clock, clock_from_env
-from monitoring.core.config import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
 from monitoring.state.health import StoreOpening
 from monitoring.workflows.context import ARTIFACT_ENV, Context, OfflineContext, Training, version_of
 

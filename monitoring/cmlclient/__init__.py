@@ -20,8 +20,8 @@ from monitoring.cmlclient.endpoint import ModelEndpoint
 from monitoring.cmlclient.metrics import MetricsClient
 from monitoring.cmlclient.refs import ModelRef
 from monitoring.cmlclient.retry import RetryPolicy
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.clock import Clock, clock_from_env
-from monitoring.core.config import PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import register_secret
 

@@ -15,8 +15,8 @@ from typing import Any
 import joblib
 import sklearn
 
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.core.model_spec import ModelConfig
 from monitoring.domain.estimators import Capabilities, capabilities_of
 
 MODEL_FILE = "model.joblib"

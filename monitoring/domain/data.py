@@ -11,7 +11,7 @@ import pandas as pd
 from monitoring.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from monitoring.core.config import PipelineConfig
+    from monitoring.config.pipeline import PipelineConfig
 
 DRIFT_KINDS = ("none", "covariate", "concept", "both")
 N_SIGNALS = 4

@@ -37,7 +37,7 @@ PIECE_BYTES = 8 << 20
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 _OPEN, _CLOSE = b'{"metrics":[', b"]}"
 if TYPE_CHECKING:
-    from monitoring.core.model_spec import ModelConfig
+    from monitoring.config.model_spec import ModelConfig
 
 _FAST_ERRORS = (AttributeError, LookupError, TypeError, ValueError, OverflowError)
 _SHAPE = 'expected a read_metrics dump, a JSON object {"metrics": [records...]}'

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.core.model_spec import ModelConfig
 
 #: How ``metadata["trainer"]`` names the built-in default.
 BUILTIN = "builtin"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monitoring.core.config import BoundPolicy, WilsonPolicy
-from monitoring.core.metric_registry import DEFAULT_HEADLINE
+from monitoring.config.metric_registry import DEFAULT_HEADLINE
+from monitoring.config.pipeline import BoundPolicy, WilsonPolicy
 from monitoring.domain.metric_bounds import DEFAULT_CONFIDENCE
 from monitoring.domain.metrics import Task
 from monitoring.domain.window_bounds import BoundRequest

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitoring.core.model_spec import ModelConfig
+from monitoring.config.model_spec import ModelConfig
 from monitoring.domain.record_values import number_text
 from monitoring.domain.sources.schema import text_of
 

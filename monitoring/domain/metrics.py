@@ -1,6 +1,6 @@
 """The metric registry, where the domain reads it (it lives in ``core`` so that config can check metrics by task)."""
 
-from monitoring.core.metric_registry import (
+from monitoring.config.metric_registry import (
     BOOTSTRAP,
     METRICS,
     T_MEAN,

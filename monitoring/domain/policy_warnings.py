@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from monitoring.core.config import DriftPolicy
+from monitoring.config.pipeline import DriftPolicy
 from monitoring.domain.policy_results import FAIL, WARN, PolicyResult, fmt_value
 from monitoring.domain.thresholds import EPSILON
 from monitoring.domain.window_metrics import WindowMetrics, number_or_none

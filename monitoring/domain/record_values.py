@@ -12,7 +12,7 @@ import numpy as np
 from monitoring.core.errors import DataError
 
 if TYPE_CHECKING:  # the spec's pydantic models load only where a config is read, not to read records
-    from monitoring.core.model_spec import ClassValue, ModelConfig
+    from monitoring.config.model_spec import ClassValue, ModelConfig
 
 #: ``model_spec.DEFAULT_CLASSES``: the classes of a classifier whose config names none.
 DEFAULT_CLASSES: tuple = (0, 1)

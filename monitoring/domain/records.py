@@ -39,7 +39,7 @@ from monitoring.domain.record_values import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from monitoring.core.model_spec import ClassValue, ModelConfig
+    from monitoring.config.model_spec import ClassValue, ModelConfig
 
 RECORD_KEYS = (UUID_KEY, START_KEY, END_KEY, CRN_KEY, METRICS_KEY)
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.core.data_config import ReplayConfig
+from monitoring.config.data import ReplayConfig
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
-from monitoring.core.model_spec import ModelConfig
 from monitoring.domain.sources.schema import conform, label_column, time_column
 from monitoring.domain.sources.tables import RawTable
 

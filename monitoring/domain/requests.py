@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from monitoring.core.model_spec import ModelConfig
+from monitoring.config.model_spec import ModelConfig
 
 
 def _json_value(value: Any, numeric: bool) -> float | str | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monitoring.core.config import (
+from monitoring.config.pipeline import (
     AbsolutePolicy,
     BoundPolicy,
     DriftPolicy,

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
-from monitoring.core.model_spec import ModelConfig
 from monitoring.domain.artifacts import ModelArtifact, load_artifact, make_metadata, save_artifact
 from monitoring.domain.estimators import THREADS, Capabilities, Fitted, check_estimator, fit
 from monitoring.domain.metric_tables import classification_table, encode_classes, regression_table

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from monitoring.config.ground_truth import TRACK_KEYS_ENV
 from monitoring.core.errors import ConfigError
-from monitoring.core.ground_truth_config import TRACK_KEYS_ENV
 from monitoring.domain.artifacts import ModelArtifact, load_artifact
 from monitoring.domain.estimators import BUILTIN, THREADS
 from monitoring.domain.training import Predictions, predict_frame

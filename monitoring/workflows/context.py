@@ -12,8 +12,8 @@ import numpy as np
 
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.refs import DeploymentRef, ModelRef
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.clock import Clock
-from monitoring.core.config import PipelineConfig
 from monitoring.core.errors import EXIT_OK, DataError
 from monitoring.core.logs import KV
 from monitoring.domain.records import Columns, records_to_columns

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from monitoring.config.pipeline import REDEPLOY_SCRIPT
 from monitoring.core.clock import iso_ms
-from monitoring.core.config import REDEPLOY_SCRIPT
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV

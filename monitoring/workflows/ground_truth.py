@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from monitoring.config.data import FileSource
+from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.core.clock import iso_ms
-from monitoring.core.data_config import FileSource
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import ConfigError, DataError, PlatformError
-from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.logs import KV
 from monitoring.domain.label_join import Hit, PredictionIndex, Tally, label_reader
 from monitoring.domain.sources import describe_source

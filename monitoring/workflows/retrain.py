@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.core.data_config import MetricsStoreSource, SyntheticSource
+from monitoring.config.data import MetricsStoreSource, SyntheticSource
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.data import TelcoScenario

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.domain.drift import ReferenceStats

@@ -8,7 +8,7 @@ import pytest
 
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
-from monitoring.core.config import DeploymentConfig
+from monitoring.config.pipeline import DeploymentConfig
 from monitoring.core.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
 from tests.cmlclient.support import (
     after_the_call_raise,

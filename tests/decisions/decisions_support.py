@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitoring.core.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
+from monitoring.config.pipeline import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
 from monitoring.domain.window_metrics import WindowMetrics
 
 HOUR = 3_600_000

@@ -7,7 +7,7 @@ import json
 import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_drift, p_min, p_wilson, window
 
-from monitoring.core.config import DriftPolicy
+from monitoring.config.pipeline import DriftPolicy
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.decisions import DAY_MS, Action, Decision, decide, format_decisions
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from decisions_support import CRN, HOUR, T0, p_drift, p_min, window
 
-from monitoring.core.config import (
+from monitoring.config.pipeline import (
     AbsolutePolicy,
     BoundPolicy,
     DriftPolicy,

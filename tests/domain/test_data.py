@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError
 from monitoring.domain.data import TelcoScenario, drift_level_at
 from monitoring.domain.drift import ReferenceStats

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.replay import ReplayPlan, build_plan
 from monitoring.domain.sources import load_dataset, read_table, select_rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitoring.core.model_spec import ModelConfig
+from monitoring.config.model_spec import ModelConfig
 from monitoring.domain.label_join import MISSES, PredictionIndex, Tally, label_reader, record_key
 
 

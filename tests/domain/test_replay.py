@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.data_config import ReplayConfig
+from monitoring.config.data import ReplayConfig
 from monitoring.core.errors import DataError
 from monitoring.domain.replay import build_plan
 from monitoring.domain.sources import read_table, select_rows

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.data import TelcoScenario
 from monitoring.domain.training import fit, make_metadata, save_artifact

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.config import load_config, parse_config
-from monitoring.core.data_config import FileSource, SqlSource
+from monitoring.config.data import FileSource, SqlSource
+from monitoring.config.model_spec import ModelConfig
+from monitoring.config.pipeline import load_config, parse_config
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.core.model_spec import ModelConfig
 from monitoring.domain.data import TelcoScenario
 from monitoring.domain.sources import load_dataset, read_table, select_rows
 from monitoring.domain.sources.schema import conform

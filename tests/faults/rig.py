@@ -32,7 +32,7 @@ from monitoring.app.wiring import build_context
 from monitoring.cmlclient import connect
 from monitoring.cmlclient.endpoint import ModelEndpoint
 from monitoring.cmlclient.refs import RUN_TERMINAL
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.core.durations import to_ms
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.core.config import PipelineConfig, parse_config
+from monitoring.config.pipeline import PipelineConfig, parse_config
 from monitoring.domain.decisions import Decision
 from monitoring.domain.policy_results import PolicyResult
 from monitoring.domain.window_metrics import WindowMetrics

@@ -12,7 +12,7 @@ import yaml
 
 from monitoring.app import plots
 from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
-from monitoring.core.config import WilsonPolicy, parse_config
+from monitoring.config.pipeline import WilsonPolicy, parse_config
 from monitoring.domain.records import records_to_columns
 from monitoring.domain.window_bounds import wilson_interval
 from monitoring.domain.window_metrics import WindowMetrics, bound_key

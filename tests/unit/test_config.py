@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring.core.config import load_config, parse_config
+from monitoring.config.pipeline import load_config, parse_config
 from monitoring.core.errors import EXIT_CONFIG, ConfigError
 from tests.project import MINIMAL
 

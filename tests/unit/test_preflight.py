@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from monitoring.app.preflight import demo_jobs, preflight
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.core.errors import ConfigError
 from monitoring.domain.estimators import load_trainer
 from tests.project import REPO

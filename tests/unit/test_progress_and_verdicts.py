@@ -94,7 +94,7 @@ def test_a_healthy_regression_verdict_shows_its_headline_metric_policy():
 
 
 def test_the_smoke_call_answer_must_fit_the_task():
-    from monitoring.core.model_spec import ModelConfig
+    from monitoring.config.model_spec import ModelConfig
     from monitoring.workflows.release import prediction_problem
 
     churn = ModelConfig.model_validate(

@@ -7,7 +7,7 @@ from typing import Any
 
 from monitoring.app.dashboard.timerange import TimeRange
 from monitoring.app.dashboard.views import MetricInfo, WindowPoint, metric_info, window_points
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.logs import REDACTOR
 from monitoring.domain.decisions import Action, Decision

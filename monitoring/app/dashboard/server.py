@@ -24,8 +24,8 @@ from monitoring.app.dashboard.charts import Axis, coverage_chart, drift_heatmap,
 from monitoring.app.dashboard.content import DECISIONS_PER_PAGE, Content
 from monitoring.app.dashboard.timerange import PRESETS, TimeRange, parse_range
 from monitoring.app.dashboard.views import DEFAULT_CONFIDENCE, downsample, drift_grid, number
+from monitoring.config.pipeline import DriftPolicy, PipelineConfig
 from monitoring.core.clock import Clock, clock_from_env, iso_ms
-from monitoring.core.config import DriftPolicy, PipelineConfig
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.core.logs import KV
 from monitoring.state import history

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.domain.metrics import METRICS, WILSON, Direction, metric_spec, task_metrics
 from monitoring.domain.window_metrics import bound_key
 from monitoring.state.history import WindowRow

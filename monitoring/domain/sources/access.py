@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from monitoring.core.data_config import FileSource, SqlSource
+from monitoring.config.data import FileSource, SqlSource
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.sources import describe_source
 from monitoring.domain.sources.tables import matching_files, sql_connection, sql_url

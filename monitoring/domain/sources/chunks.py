@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from monitoring.core.data_config import FileSource, SqlSource
+from monitoring.config.data import FileSource, SqlSource
 from monitoring.core.errors import DataError
 from monitoring.domain.sources.tables import matching_files, sql_connection
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
-from monitoring.core.model_spec import ModelConfig
 
 log = logging.getLogger(__name__)
 

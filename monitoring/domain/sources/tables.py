@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.core.data_config import FileSource, SqlSource
+from monitoring.config.data import FileSource, SqlSource
 from monitoring.core.errors import ConfigError, DataError
 
 

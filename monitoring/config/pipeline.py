@@ -20,19 +20,19 @@ from pydantic import (
     model_validator,
 )
 
-from monitoring.core.data_config import DataConfig, data_problems
-from monitoring.core.durations import Duration
-from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import (
+from monitoring.config.data import DataConfig, data_problems
+from monitoring.config.graph_rules import (
     GROUND_TRUTH_SCRIPT,
     REDEPLOY_SCRIPT,
     SIMULATE_TRAFFIC_SCRIPT,
     default_graph,
     graph_problems,
 )
-from monitoring.core.ground_truth_config import GroundTruthConfig
-from monitoring.core.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
-from monitoring.core.model_spec import ModelConfig
+from monitoring.config.ground_truth import GroundTruthConfig
+from monitoring.config.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
+from monitoring.config.model_spec import ModelConfig
+from monitoring.core.durations import Duration
+from monitoring.core.errors import ConfigError
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 DEFAULT_CONFIG = "config/pipeline.yaml"

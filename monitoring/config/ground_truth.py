@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from monitoring.core.data_config import DatasetSource
+from monitoring.config.data import DatasetSource
 from monitoring.core.durations import Duration
 from monitoring.core.paths import InsidePath
 

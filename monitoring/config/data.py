@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from monitoring.config.metric_registry import metric_task_problem
 from monitoring.core.durations import Duration
-from monitoring.core.metric_registry import metric_task_problem
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 _ROWS = re.compile(r"^\s*(\d*)\s*:\s*(\d*)\s*$")

@@ -90,7 +90,7 @@ def deployments_of(api, model) -> list[DeploymentRef]:
 
 def scan_all(ctx: Context, deployments: Sequence[DeploymentRef], now: int) -> dict[str, Scan]:
     """``scan`` of each deployment from the window its deployment began in, by deployment id."""
-    window = to_ms(ctx.cfg.windows.length)
+    window = ctx.cfg.windows.length_ms
     return {d.id: scan(ctx, d, (d.created_ms or 0) - (d.created_ms or 0) % window, now) for d in deployments}
 
 

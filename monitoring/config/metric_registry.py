@@ -1,4 +1,4 @@
-"""The registry of the task's quality metrics: task, direction (floor or ceiling), range and statistical bound."""
+"""The registry of the task's quality metrics: task, direction (floor or ceiling), range, statistical bound, headline."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import get_args
 
+from monitoring.config.model_spec import Task
 from monitoring.core.errors import DataError
 
-
-class Task(str, Enum):
-    """What the model predicts."""
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
+#: Every task a model may have (``model.task``).
+TASKS: tuple[Task, ...] = get_args(Task)
 
 
 class Direction(str, Enum):
@@ -61,7 +59,7 @@ class MetricSpec:
         return self.multiclass_bound if n_classes > 2 and self.multiclass_bound else self.bound
 
 
-_C, _R = Task.CLASSIFICATION, Task.REGRESSION
+_C, _R = TASKS
 _UP, _DOWN = Direction.HIGHER, Direction.LOWER
 #: Every metric, by name, in the order tables list them.
 METRICS: Mapping[str, MetricSpec] = {
@@ -96,24 +94,42 @@ def metric_spec(name: str) -> MetricSpec:
         raise DataError(f"unknown metric {name!r} (known: {', '.join(METRICS)})") from None
 
 
-def task_metrics(task: Task | str, probabilities: bool = False) -> tuple[str, ...]:
+def _known(task: str) -> Task:
+    """``task`` itself, checked.
+
+    Raises:
+        DataError: unknown task.
+    """
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r} (expected one of: {', '.join(TASKS)})")
+    return task  # type: ignore[return-value]
+
+
+def task_metrics(task: str, probabilities: bool = False) -> tuple[str, ...]:
     """Names of the metrics of ``task``; the probability-based ones only when ``probabilities``.
 
     Raises:
         DataError: unknown task.
     """
-    try:
-        task = Task(task)
-    except ValueError:
-        raise DataError(f"unknown task {task!r} (expected one of: {', '.join(t.value for t in Task)})") from None
-    return tuple(m.name for m in METRICS.values() if m.task is task and (probabilities or not m.needs_probabilities))
+    task = _known(task)
+    return tuple(m.name for m in METRICS.values() if m.task == task and (probabilities or not m.needs_probabilities))
 
 
-#: The metric a window is summed up by when no policy names one.
-DEFAULT_HEADLINE: Mapping[Task, str] = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "mae"}
+#: The metric a task's model or window is summed up by when the config names none.
+DEFAULT_HEADLINE: Mapping[Task, str] = {"classification": "accuracy", "regression": "mae"}
 
 
-def metric_task_problem(metric: str, task: Task | str, key: str) -> str | None:
+def headline_metric(task: str, named: str | None = None) -> str:
+    """The metric a model or a window is summed up by: ``named`` (what the config names: a policy's
+    metric, ``retraining.metric``), else the task's default (accuracy, MAE).
+
+    Raises:
+        DataError: unknown task.
+    """
+    return named or DEFAULT_HEADLINE[_known(task)]
+
+
+def metric_task_problem(metric: str, task: str, key: str) -> str | None:
     """The problem with using ``metric`` for a model of ``task``, naming the config ``key`` (None: none).
 
     Args:
@@ -125,8 +141,8 @@ def metric_task_problem(metric: str, task: Task | str, key: str) -> str | None:
         DataError: unknown metric or task.
     """
     spec = metric_spec(metric)
-    task = Task(task)
-    if spec.task is task:
+    task = _known(task)
+    if spec.task == task:
         return None
     allowed = ", ".join(task_metrics(task, probabilities=True))
-    return f"{key}: {metric!r} is a {spec.task.value} metric, but model.task is {task.value} (use one of: {allowed})"
+    return f"{key}: {metric!r} is a {spec.task} metric, but model.task is {task} (use one of: {allowed})"

@@ -31,7 +31,7 @@ from monitoring.config.graph_rules import (
 from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.config.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
 from monitoring.config.model_spec import ModelConfig
-from monitoring.core.durations import Duration
+from monitoring.core.durations import Duration, to_ms
 from monitoring.core.errors import ConfigError
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
@@ -41,6 +41,8 @@ SOURCE_KINDS = ("csv", "parquet", "sql", "synthetic", "metrics_store")
 #: A problem that starts with the dotted key it is about (``thresholds.policies[1].metric: ...``).
 _KEYED = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
 CONFIG_ENV = "CML_MONITOR_CONFIG"
+#: The local workspace's metrics store, a file in its directory, when ``platform.local.metrics_url`` names none.
+METRICS_FILE = "metrics.db"
 
 
 class Strict(BaseModel):
@@ -88,6 +90,11 @@ class WindowConfig(Strict):
         if self.length.total_seconds() <= 0 or self.chunk.total_seconds() <= 0:
             raise ValueError("length and chunk must be positive durations")
         return self
+
+    @property
+    def length_ms(self) -> int:
+        """``length`` in milliseconds: the grid every window sits on (``window_start``)."""
+        return to_ms(self.length)
 
 
 #: Any metric of the registry; the model's task decides which are allowed (``PipelineConfig``).
@@ -384,11 +391,17 @@ class RetryConfig(Strict):
 class LocalConfig(Strict):
     workspace_dir: InsidePath = ".cml-local"
     metrics_url: Annotated[str | None, AfterValidator(sqlite_path_inside)] = None
-    """Metrics store URL; default ``sqlite:///<workspace_dir>/metrics.db``."""
+    """Metrics store URL; default ``sqlite:///<workspace_dir>/metrics.db`` (``metrics_store_url``)."""
     busy_timeout: Duration = timedelta(seconds=30)
     build_max_mb: float = Field(default=500, gt=0)
     """The most a model build copies of the project, in MB (workspaces, virtualenvs, state stores
     and caches left out); a larger project fails its build, naming its largest paths."""
+
+    @property
+    def metrics_store_url(self) -> str:
+        """The metrics store the local workspace keeps: ``metrics_url``, else the workspace's own file
+        (the workspace, ``localcml``, makes the same default, from the resolved directory)."""
+        return self.metrics_url or f"sqlite:///{self.workspace_dir}/{METRICS_FILE}"
 
 
 class PlatformConfig(Strict):

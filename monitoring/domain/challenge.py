@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from monitoring.domain.metrics import Direction, metric_spec
+from monitoring.config.metric_registry import Direction, metric_spec
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monitoring.config.metric_registry import DEFAULT_HEADLINE
+from monitoring.config.metric_registry import headline_metric
 from monitoring.config.pipeline import BoundPolicy, WilsonPolicy
 from monitoring.domain.metric_bounds import DEFAULT_CONFIDENCE
-from monitoring.domain.metrics import Task
 from monitoring.domain.window_bounds import BoundRequest
 
 
-def headline_metric(policies: Iterable[Any], task: str) -> str:
-    """The metric a window is summed up by: the first policy's that names one, else the task's default.
+def policy_metric(policies: Iterable[Any]) -> str | None:
+    """The metric the first policy that names one judges (None: no policy names one).
+
+    A window is summed up by it: ``headline_metric(task, policy_metric(policies))``.
 
     Args:
         policies: ``ThresholdConfig.policies``.
-        task: ``model.task``.
     """
-    named = next((p.metric for p in policies if getattr(p, "metric", None)), None)
-    return named or DEFAULT_HEADLINE[Task(task)]
+    return next((p.metric for p in policies if getattr(p, "metric", None)), None)
 
 
 def headline_confidence(policies: Iterable[Any], metric: str) -> float:
@@ -39,7 +38,7 @@ def bound_requests(policies: Sequence[Any], task: str) -> list[BoundRequest]:
         policies: ``ThresholdConfig.policies``.
         task: ``model.task``.
     """
-    headline = headline_metric(policies, task)
+    headline = headline_metric(task, policy_metric(policies))
     wanted = [BoundRequest(p.metric, p.confidence) for p in policies if isinstance(p, BoundPolicy)]
     wanted.append(BoundRequest(headline, headline_confidence(policies, headline)))
     return list(dict.fromkeys(wanted))

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from monitoring.config.metric_registry import BOOTSTRAP, T_MEAN, WILSON, Direction, MetricSpec, metric_spec
 from monitoring.core.errors import DataError
 from monitoring.domain import scoring
 from monitoring.domain.metric_tables import classification_rows, regression_rows
-from monitoring.domain.metrics import BOOTSTRAP, T_MEAN, WILSON, Direction, MetricSpec, Task, metric_spec
 
 DEFAULT_CONFIDENCE = 0.95
 #: Bootstrap resamples per group.
@@ -185,10 +185,10 @@ def _row_bootstrap(group, n_groups, columns, statistic, estimate, rng, resamples
     return low, high
 
 
-def _spec(metric: str, task: Task) -> MetricSpec:
+def _spec(metric: str, task: str) -> MetricSpec:
     spec = metric_spec(metric)
-    if spec.task is not task:
-        raise DataError(f"metric {metric!r} is a {spec.task.value} metric, not a {task.value} one")
+    if spec.task != task:
+        raise DataError(f"metric {metric!r} is a {spec.task} metric, not a {task} one")
     return spec
 
 
@@ -219,7 +219,7 @@ def confusion_wilson(metric: str, cm: np.ndarray, positive: int | None, confiden
     Raises:
         DataError: another metric, or precision/recall without a positive class (more than two classes).
     """
-    spec = _spec(metric, Task.CLASSIFICATION)
+    spec = _spec(metric, "classification")
     diag = np.diagonal(cm, axis1=1, axis2=2)
     if metric == "accuracy":
         low, high = wilson_bounds(diag.sum(axis=1), cm.sum(axis=(1, 2)), confidence)
@@ -265,7 +265,7 @@ def classification_bounds(
         DataError: a regression or unknown metric, a probability metric without probabilities,
             no rng for a bootstrap metric, or the input errors of ``classification_table``.
     """
-    spec = _spec(metric, Task.CLASSIFICATION)
+    spec = _spec(metric, "classification")
     _z(confidence)
     rows = classification_rows(y_true, y_pred, n_classes, positive, proba, group, n_groups)
     method = spec.bound_method(n_classes)
@@ -327,7 +327,7 @@ def regression_bounds(
         DataError: a classification or unknown metric, no rng for R², or the input errors of
             ``regression_table``.
     """
-    spec = _spec(metric, Task.REGRESSION)
+    spec = _spec(metric, "regression")
     _z(confidence)
     g, y, error = regression_rows(y_true, y_pred, group, n_groups)
     if spec.bound == BOOTSTRAP:

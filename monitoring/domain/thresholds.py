@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitoring.config.metric_registry import Direction, metric_spec
 from monitoring.config.pipeline import (
     AbsolutePolicy,
     BoundPolicy,
@@ -16,7 +17,6 @@ from monitoring.config.pipeline import (
     WilsonPolicy,
 )
 from monitoring.domain.metric_bounds import breach_bound
-from monitoring.domain.metrics import Direction, metric_spec
 from monitoring.domain.policy_results import ACT, FAIL, INSUFFICIENT, PASS, PolicyResult, fmt_value
 from monitoring.domain.window_bounds import wilson_interval
 from monitoring.domain.window_metrics import WindowMetrics, number_or_none

@@ -11,19 +11,18 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from monitoring.config.metric_registry import task_metrics
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
 from monitoring.domain.artifacts import ModelArtifact, load_artifact, make_metadata, save_artifact
 from monitoring.domain.estimators import THREADS, Capabilities, Fitted, check_estimator, fit
 from monitoring.domain.metric_tables import classification_table, encode_classes, regression_table
-from monitoring.domain.metrics import task_metrics
 
 __all__ = [
     "Fitted",
     "ModelArtifact",
     "Predictions",
     "fit",
-    "headline_metric",
     "load_artifact",
     "make_metadata",
     "predict_frame",
@@ -31,14 +30,6 @@ __all__ = [
     "score",
     "score_predictions",
 ]
-
-#: The champion/challenger metric when ``retraining.metric`` names none.
-HEADLINE = {"classification": "accuracy", "regression": "mae"}
-
-
-def headline_metric(spec: ModelConfig, configured: str | None = None) -> str:
-    """The metric a model is judged on: ``configured``, else the task's headline (accuracy or MAE)."""
-    return configured or HEADLINE[spec.task]
 
 
 @dataclass(frozen=True)

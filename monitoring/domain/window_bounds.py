@@ -10,8 +10,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from monitoring.config.metric_registry import WILSON, metric_spec
 from monitoring.domain import metric_bounds
-from monitoring.domain.metrics import WILSON, Task, metric_spec
 from monitoring.domain.records import Columns
 from monitoring.domain.window_groups import Groups, class_rows, proba_rows
 from monitoring.domain.window_metrics import bound_key
@@ -41,12 +41,12 @@ def window_bounds(
     the window (so a window's bounds do not depend on which others were computed with it).
     """
     out: list[dict[str, dict]] = [{} for _ in range(groups.n)]
-    task = Task.CLASSIFICATION if columns.is_classifier else Task.REGRESSION
+    task = "classification" if columns.is_classifier else "regression"
     n_classes = len(columns.classes)
     for request in dict.fromkeys(requests):
         spec = metric_spec(request.metric)
         metric = values.get(request.metric)
-        if spec.task is not task or metric is None:
+        if spec.task != task or metric is None:
             continue
         method = spec.bound_method(n_classes)
         if method == WILSON:

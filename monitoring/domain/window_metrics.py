@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from monitoring.config.metric_registry import METRICS as REGISTRY
 from monitoring.core.errors import DataError
-from monitoring.domain.metrics import METRICS as REGISTRY
 
 #: The per-window scores of every task, in the registry's order (None when undefined on a window).
 METRICS = tuple(REGISTRY)
@@ -61,7 +61,7 @@ class WindowMetrics:
         unknown_class: rows whose prediction or label is not one of the classes (left out);
             None when not known (the state store does not keep it).
         roc_auc, log_loss: a classifier's, when its probabilities are tracked (else None).
-        mae, rmse, mape, r2, bias: a regressor's (``monitoring.domain.metrics`` says each one's
+        mae, rmse, mape, r2, bias: a regressor's (``monitoring.config.metric_registry`` says each one's
             direction and bound).
         zero_targets: a regressor's labelled rows whose target is 0: MAPE (a fraction of the
             target) leaves them out, so it is over ``labelled - zero_targets`` rows. None for a

@@ -73,8 +73,8 @@ def expected_settings(cfg: PipelineConfig) -> dict[str, str]:
         metrics = "cml"
     else:
         local = cfg.platform.local
-        metrics = "local " + redact_url(local.metrics_url or f"sqlite:///{local.workspace_dir}/metrics.db")
-    return {WINDOWS_LENGTH: str(to_ms(cfg.windows.length)), METRICS_STORE: metrics}
+        metrics = "local " + redact_url(local.metrics_store_url)
+    return {WINDOWS_LENGTH: str(cfg.windows.length_ms), METRICS_STORE: metrics}
 
 
 def integrity_problems(db: Database, full: bool = False) -> list[str]:

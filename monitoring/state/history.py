@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
+from monitoring.config.metric_registry import METRICS
 from monitoring.domain.decisions import Decision
-from monitoring.domain.metrics import METRICS
 from monitoring.domain.window_metrics import WindowMetrics
 from monitoring.state.store import StateStore
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from monitoring.config.metric_registry import headline_metric
 from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import BusyError, DataError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.headline import bound_requests, headline_metric
+from monitoring.domain.headline import bound_requests, policy_metric
 from monitoring.domain.policy_results import fmt_value
 from monitoring.domain.training import load_artifact
 from monitoring.domain.window_metrics import WindowMetrics, window_start
@@ -60,7 +61,7 @@ def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> l
     records are read by their own deployment CRN, so nothing of the successor is mixed in). It
     is read until a label horizon has passed since its successor started.
     """
-    window = to_ms(ctx.cfg.windows.length)
+    window = ctx.cfg.windows.length_ms
     horizon = to_ms(ctx.cfg.windows.label_horizon)
     spans = []
     for i, dep in enumerate(deployments):
@@ -89,7 +90,7 @@ def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
 def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
     """Complete windows of one span, reading ``windows.chunk`` at a time."""
     cfg = ctx.cfg
-    window = to_ms(cfg.windows.length)
+    window = cfg.windows.length_ms
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
     reference = reference_for(ctx, span.deployment)
     bounds = bound_requests(cfg.thresholds.policies, cfg.model.task)
@@ -135,7 +136,7 @@ def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: i
         PlatformError: ``track_aggregate_metrics`` failed after retries (its window stays ``sending``).
     """
     horizon = to_ms(ctx.cfg.windows.label_horizon)
-    window = to_ms(ctx.cfg.windows.length)
+    window = ctx.cfg.windows.length_ms
     crn, run = span.deployment.deployment_crn, ctx.platform.run_id
     ledger = ctx.store.aggregates
     known = ledger.states(crn)
@@ -276,7 +277,7 @@ def compute_accuracy(ctx: Context) -> Outcome:
             "ok", f"{note}computed {computed} windows; the live deployment has no labelled window yet", action, fields
         )
     last = labelled[-1]
-    metric = headline_metric(ctx.cfg.thresholds.policies, ctx.cfg.model.task)
+    metric = headline_metric(ctx.cfg.model.task, policy_metric(ctx.cfg.thresholds.policies))
     value = last.value(metric)
     fields.update(
         {

@@ -77,7 +77,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     cfg = ctx.cfg
     model = ctx.require_model()
     current = ctx.store.current_deployment(model.name)
-    start = window_start(now, to_ms(cfg.windows.length)) - to_ms(cfg.retraining.lookback)
+    start = window_start(now, cfg.windows.length_ms) - to_ms(cfg.retraining.lookback)
     frame = recent_frame(ctx, start, now)
     if len(frame) < cfg.retraining.min_rows:
         raise DataError(

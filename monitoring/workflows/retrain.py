@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring.config.data import MetricsStoreSource, SyntheticSource
+from monitoring.config.metric_registry import headline_metric
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.data import TelcoScenario
@@ -19,7 +20,7 @@ from monitoring.domain.records import Columns
 from monitoring.domain.requests import requests_of
 from monitoring.domain.sources import TIME_COLUMN, load_dataset
 from monitoring.domain.sources.schema import conform
-from monitoring.domain.training import Fitted, fit, headline_metric, make_metadata, save_artifact, score
+from monitoring.domain.training import Fitted, fit, make_metadata, save_artifact, score
 from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         holdout=candidate.holdout_metrics,
         reference=ReferenceStats.fit(candidate.train, spec.feature_names, kinds=spec.kinds).to_dict(),
         trainer=candidate.fitted.trainer,
-        metric=headline_metric(spec, cfg.retraining.metric),
+        metric=headline_metric(spec.task, cfg.retraining.metric),
         training_window=window,
         parent_version=parent_version,
         reason=label,
@@ -177,5 +178,5 @@ def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, Any]:
 
 def headline(ctx: Context, metrics: dict[str, Any]) -> tuple[str, float | None]:
     """The metric a model is judged on and its value in ``metrics``."""
-    name = headline_metric(ctx.cfg.model, ctx.cfg.retraining.metric)
+    name = headline_metric(ctx.cfg.model.task, ctx.cfg.retraining.metric)
     return name, metrics.get(name)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.domain.drift import ReferenceStats
 from monitoring.domain.headline import bound_requests
@@ -145,7 +144,7 @@ def assert_windows_recomputed(
         How many windows were checked.
     """
     where = f"{context}: " if context else ""
-    window_ms = to_ms(cfg.windows.length)
+    window_ms = cfg.windows.length_ms
     deployments = store.deployments(cfg.model.name)
     assert deployments, f"{where}no deployment of {cfg.model.name!r} is recorded"
     by_window: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)

@@ -24,9 +24,10 @@ from sklearn.metrics import (
 )
 from sklearn.svm import LinearSVC
 
+from monitoring.config.metric_registry import headline_metric
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.estimators import check_estimator, load_trainer
-from monitoring.domain.training import Predictions, fit, headline_metric, predict_frame, score, score_predictions
+from monitoring.domain.training import Predictions, fit, predict_frame, score, score_predictions
 from tests.domain import mixed
 
 BINARY = mixed.spec()
@@ -114,8 +115,8 @@ def test_regression_default_and_scores_match_sklearn():
     assert got["mape"] == pytest.approx(mean_absolute_percentage_error(y, pred))
     assert got["r2"] == pytest.approx(r2_score(y, pred)) and got["r2"] > 0.8
     assert got["bias"] == pytest.approx(np.mean(pred - y))
-    assert headline_metric(REGRESSION) == "mae" and headline_metric(BINARY) == "accuracy"
-    assert headline_metric(REGRESSION, "rmse") == "rmse"
+    assert headline_metric(REGRESSION.task) == "mae" and headline_metric(BINARY.task) == "accuracy"
+    assert headline_metric(REGRESSION.task, "rmse") == "rmse"
 
 
 def test_integer_classes_stay_integers():

@@ -233,7 +233,7 @@ def build_template(root: Path) -> dict[str, Any]:
     ws = LocalWorkspace(root / WORKSPACE, root, busy_timeout=BUSY_TIMEOUT_S, health_timeout=HEALTH_TIMEOUT_S).start()
     try:
         with activated(ws.engine_env()):
-            window = to_ms(cfg.windows.length)
+            window = cfg.windows.length_ms
             t0 = (ws.clock.now_ms() // window) * window - 48 * HOUR + 60_000
             ws.set_now(t0 - HOUR)
             rig = Rig(root, ws, cfg, config_path, t0)

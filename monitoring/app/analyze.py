@@ -20,12 +20,12 @@ from monitoring.config.metric_registry import (
 )
 from monitoring.core.clock import iso_ms
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.dumps import decode_dump
-from monitoring.domain.record_values import Reading
-from monitoring.domain.records import Columns
-from monitoring.domain.window_metrics import WindowMetrics
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.records.dumps import decode_dump
+from monitoring.domain.records.values import Reading
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.results import WindowMetrics
 
 if TYPE_CHECKING:  # pydantic loads only when a config is given: analyze starts fast
     from monitoring.config.pipeline import PipelineConfig
@@ -68,7 +68,7 @@ class DumpSpec:
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> DumpSpec:
         """The model spec, metric keys and headline metric of a pipeline config."""
-        from monitoring.domain.headline import policy_metric
+        from monitoring.domain.windows.headline import policy_metric
 
         w = cfg.windows
         keys = (w.prediction_key, w.label_key, w.features_key, w.probability_key, w.probabilities_key)

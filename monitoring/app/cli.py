@@ -140,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_decisions(args: argparse.Namespace) -> int:
-    from monitoring.domain.decisions import format_decisions
+    from monitoring.domain.decisions.decision import format_decisions
     from monitoring.state.health import open_existing
 
     cfg = _config(args)

@@ -29,8 +29,8 @@ from monitoring.core.clock import SystemClock, WarpClock, iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging
-from monitoring.domain.headline import policy_metric
-from monitoring.domain.policy_results import fmt_value
+from monitoring.domain.decisions.policy_results import fmt_value
+from monitoring.domain.windows.headline import policy_metric
 from monitoring.state.marker import remove_marker
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context

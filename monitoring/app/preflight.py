@@ -17,9 +17,9 @@ from typing import Any
 from monitoring.config.data import FileSource, MetricsStoreSource, SqlSource
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import ConfigError
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.estimators import load_trainer
-from monitoring.domain.sources.access import reach, source_problems
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources.access import reach, source_problems
+from monitoring.domain.training.estimators import load_trainer
 
 #: The job that trains and deploys the first version (``cml-monitor bootstrap``, ``--train-only`` too).
 BOOTSTRAP = "bootstrap"

@@ -16,8 +16,8 @@ from typing import Any
 
 from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.durations import to_ms
-from monitoring.domain.records import START_KEY, UUID_KEY
-from monitoring.domain.requests import requests_of
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.records.columns import START_KEY, UUID_KEY
 from monitoring.workflows.context import Context
 from monitoring.workflows.labels import values_key
 from monitoring.workflows.traffic import replay_plan

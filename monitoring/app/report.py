@@ -11,11 +11,11 @@ from monitoring.app import plots
 from monitoring.config.metric_registry import METRICS, headline_metric, metric_spec
 from monitoring.config.pipeline import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
 from monitoring.core.clock import SystemClock, iso_ms
-from monitoring.domain.decisions import Decision
-from monitoring.domain.headline import headline_confidence, policy_metric
-from monitoring.domain.policy_results import fmt_value
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics, bound_key
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.decisions.policy_results import fmt_value
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.headline import headline_confidence, policy_metric
+from monitoring.domain.windows.results import WindowMetrics, bound_key
 from monitoring.state.store import DeploymentRow, StateStore
 
 __all__ = ["write_report", "REPORT_FILE", "CHART_FILES"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitoring.core.durations import to_ms
-from monitoring.domain.data import TelcoScenario, drift_level_at
+from monitoring.domain.data.scenario import TelcoScenario, drift_level_at
 from monitoring.workflows.context import Context
 
 LEVELS = (0.0, 1.0)

@@ -214,7 +214,7 @@ class WilsonPolicy(Strict):
 
 
 class BoundPolicy(_MetricLimit):
-    """Any metric's confidence bound (``monitoring.domain.metric_bounds``: Wilson, t or bootstrap):
+    """Any metric's confidence bound (``monitoring.domain.metrics.bounds``: Wilson, t or bootstrap):
     fails only when the whole interval is past the limit, so a handful of labels proves nothing."""
 
     kind: Literal["bound"]

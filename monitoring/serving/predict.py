@@ -21,9 +21,9 @@ from threadpoolctl import threadpool_limits
 
 from monitoring.config.ground_truth import TRACK_KEYS_ENV
 from monitoring.core.errors import ConfigError
-from monitoring.domain.artifacts import ModelArtifact, load_artifact
-from monitoring.domain.estimators import BUILTIN, THREADS
-from monitoring.domain.training import Predictions, predict_frame
+from monitoring.domain.training.artifacts import ModelArtifact, load_artifact
+from monitoring.domain.training.estimators import BUILTIN, THREADS
+from monitoring.domain.training.predictions import Predictions, predict_frame
 from monitoring.serving.tracking import track_prediction
 
 #: Environment variable naming the artifact version directory, relative to the working directory.

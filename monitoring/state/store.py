@@ -12,8 +12,8 @@ from typing import Any
 
 from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from monitoring.core.errors import DataError, StoreError
-from monitoring.domain.decisions import Decision
-from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.windows.results import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
 from monitoring.state.label_queue import LabelQueue, label_value
 from monitoring.state.leases import Leases

@@ -20,12 +20,12 @@ from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import BusyError, DataError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.headline import bound_requests, policy_metric
-from monitoring.domain.policy_results import fmt_value
-from monitoring.domain.training import load_artifact
-from monitoring.domain.window_metrics import WindowMetrics, window_start
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.decisions.policy_results import fmt_value
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.training.predictions import load_artifact
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.headline import bound_requests, policy_metric
+from monitoring.domain.windows.results import WindowMetrics, window_start
 from monitoring.state.aggregates import HELD, SENT
 from monitoring.state.leases import Lease, holder_name
 from monitoring.state.store import DeploymentRow

@@ -10,10 +10,10 @@ from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.decisions import Action, Decision, decide
-from monitoring.domain.headline import policy_metric
-from monitoring.domain.policy_results import PolicyResult
-from monitoring.domain.training import load_artifact
+from monitoring.domain.decisions.decision import Action, Decision, decide
+from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.training.predictions import load_artifact
+from monitoring.domain.windows.headline import policy_metric
 from monitoring.workflows.alerts import announce_decision
 from monitoring.workflows.context import Context, Outcome
 

@@ -23,10 +23,10 @@ from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import ConfigError, DataError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.label_join import Hit, PredictionIndex, Tally, label_reader
-from monitoring.domain.sources import describe_source
-from monitoring.domain.sources.chunks import Chunk, FileMark, file_chunks, sql_chunks
-from monitoring.domain.sources.schema import event_times, text_of
+from monitoring.domain.data.label_join import Hit, PredictionIndex, Tally, label_reader
+from monitoring.domain.data.sources import describe_source
+from monitoring.domain.data.sources.chunks import Chunk, FileMark, file_chunks, sql_chunks
+from monitoring.domain.data.sources.schema import event_times, text_of
 from monitoring.state.ground_truth_ledger import INTENT, Entry, GroundTruthLedger
 from monitoring.workflows.context import Context, Outcome, version_of
 

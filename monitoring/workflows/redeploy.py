@@ -7,9 +7,9 @@ import logging
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError
 from monitoring.core.logs import KV
-from monitoring.domain.challenge import judge
-from monitoring.domain.decisions import Action
-from monitoring.domain.window_metrics import window_start
+from monitoring.domain.decisions.decision import Action
+from monitoring.domain.training.challenge import judge
+from monitoring.domain.windows.results import window_start
 from monitoring.workflows.alerts import announce_outcome
 from monitoring.workflows.champion import champion_scores
 from monitoring.workflows.context import Context, Outcome

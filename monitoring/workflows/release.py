@@ -12,7 +12,7 @@ from monitoring.config.ground_truth import TRACK_KEYS_ENV
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import MonitoringError, RedeployError
 from monitoring.core.logs import KV
-from monitoring.domain.record_values import Reading, class_indexes_of_values
+from monitoring.domain.records.values import Reading, class_indexes_of_values
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ from monitoring.config.data import MetricsStoreSource, SyntheticSource
 from monitoring.config.metric_registry import headline_metric
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import Columns
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources import TIME_COLUMN, load_dataset
-from monitoring.domain.sources.schema import conform
-from monitoring.domain.training import Fitted, fit, make_metadata, save_artifact, score
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources import TIME_COLUMN, load_dataset
+from monitoring.domain.data.sources.schema import conform
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.training.predictions import Fitted, fit, make_metadata, save_artifact, score
 from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)

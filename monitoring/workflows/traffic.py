@@ -16,10 +16,10 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.core.progress import Progress
-from monitoring.domain.data import TelcoScenario, drift_level_at
-from monitoring.domain.replay import ReplayPlan, build_plan
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources import read_table, select_rows
+from monitoring.domain.data.replay import ReplayPlan, build_plan
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.scenario import TelcoScenario, drift_level_at
+from monitoring.domain.data.sources import read_table, select_rows
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 

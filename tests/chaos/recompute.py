@@ -20,12 +20,12 @@ from typing import Any
 
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import DataError
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.headline import bound_requests
-from monitoring.domain.records import records_to_columns
-from monitoring.domain.training import load_artifact
-from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, window_start
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.columns import records_to_columns
+from monitoring.domain.training.predictions import load_artifact
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.headline import bound_requests
+from monitoring.domain.windows.results import LATENCY, METRICS, WindowMetrics, window_start
 from monitoring.state.store import DeploymentRow, StateStore
 
 #: Floats from the job's chunked reading and from this one whole reading may differ by rounding only.

@@ -10,9 +10,9 @@ import pytest
 from monitoring.app.dashboard.timerange import parse_range
 from monitoring.app.dashboard.views import downsample, drift_grid, metric_info, shown_metric, window_points
 from monitoring.core.errors import ConfigError
-from monitoring.domain.policy_results import PolicyResult
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.state.history import WindowRow
 from tests.dashboard.support import store_config
 

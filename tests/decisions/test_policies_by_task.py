@@ -19,12 +19,12 @@ from monitoring.config.pipeline import (
     parse_config,
 )
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.decisions import decide
-from monitoring.domain.headline import bound_requests, policy_metric
-from monitoring.domain.policy_results import FAIL, INSUFFICIENT, PASS, is_breach
-from monitoring.domain.thresholds import evaluate_window
-from monitoring.domain.window_bounds import BoundRequest
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.decisions.decision import decide
+from monitoring.domain.decisions.policy_results import FAIL, INSUFFICIENT, PASS, is_breach
+from monitoring.domain.decisions.thresholds import evaluate_window
+from monitoring.domain.windows.bounds import BoundRequest
+from monitoring.domain.windows.headline import bound_requests, policy_metric
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.workflows.evaluate import verdict_fields
 from tests.project import REPO
 

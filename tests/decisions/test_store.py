@@ -17,11 +17,11 @@ import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
 from monitoring.core.errors import DataError, StoreError
-from monitoring.domain.decisions import decide
-from monitoring.domain.records import Columns
-from monitoring.domain.window_bounds import BoundRequest, wilson_interval
-from monitoring.domain.window_metrics import METRICS, WindowMetrics
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.decisions.decision import decide
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.windows.bounds import BoundRequest, wilson_interval
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.results import METRICS, WindowMetrics
 from monitoring.state.migrations import TASK_METRIC_COLUMNS
 from monitoring.state.store import (
     _FIRST_METRICS,

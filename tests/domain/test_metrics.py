@@ -10,7 +10,7 @@ from sklearn import metrics as skm
 
 from monitoring.config.metric_registry import METRICS, Direction, metric_spec, task_metrics
 from monitoring.core.errors import DataError
-from monitoring.domain.metric_tables import classification_table, encode_classes, regression_table
+from monitoring.domain.metrics.tables import classification_table, encode_classes, regression_table
 
 TOL = 1e-9
 

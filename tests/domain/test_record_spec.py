@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from monitoring.core.errors import DataError
-from monitoring.domain import records
-from monitoring.domain.dumps import decode_dump
-from monitoring.domain.record_values import Reading, discover_classes, number_text
-from monitoring.domain.records import records_to_columns
+from monitoring.domain.records import columns as records
+from monitoring.domain.records.columns import records_to_columns
+from monitoring.domain.records.dumps import decode_dump
+from monitoring.domain.records.values import Reading, discover_classes, number_text
 from tests.domain.support import T0, model_spec, prediction
 
 NAN = math.nan
@@ -178,7 +178,7 @@ def test_decode_dump_follows_the_spec_like_records_to_columns():
 
 
 def test_decode_dump_fast_path_with_text_classes_and_categories(monkeypatch):
-    from monitoring.domain import dumps
+    from monitoring.domain.records import dumps
 
     recs = [churn(f"u{i}", i, ["No", "Yes"][i % 2], label=["No", "yes"][i % 3 % 2]) for i in range(40)]
     body = json.dumps({"metrics": recs}).encode()

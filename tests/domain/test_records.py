@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
-from monitoring.domain import record_blocks, records
-from monitoring.domain.record_values import Reading
-from monitoring.domain.records import COUNT_NAMES, Columns, records_to_columns
+from monitoring.domain.records import columns as records
+from monitoring.domain.records import fast_path as record_blocks
+from monitoring.domain.records.columns import COUNT_NAMES, Columns, records_to_columns
+from monitoring.domain.records.values import Reading
 from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, model_spec, prediction, record
 
 OTHER = DEPLOYMENT[:-4] + "beef"

@@ -8,9 +8,9 @@ import pytest
 
 from monitoring.config.data import ReplayConfig
 from monitoring.core.errors import DataError
-from monitoring.domain.replay import build_plan
-from monitoring.domain.sources import read_table, select_rows
-from monitoring.domain.sources.tables import RawTable
+from monitoring.domain.data.replay import build_plan
+from monitoring.domain.data.sources import read_table, select_rows
+from monitoring.domain.data.sources.tables import RawTable
 from tests.domain import mixed
 
 DAY, HOUR = 86_400_000, 3_600_000

@@ -14,9 +14,9 @@ from monitoring.config.data import FileSource, SqlSource
 from monitoring.config.model_spec import ModelConfig
 from monitoring.config.pipeline import load_config, parse_config
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.sources import load_dataset, read_table, select_rows
-from monitoring.domain.sources.schema import conform
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources import load_dataset, read_table, select_rows
+from monitoring.domain.data.sources.schema import conform
 from tests.domain import mixed
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.domain.requests import requests_of
+from monitoring.domain.data.requests import requests_of
 from monitoring.state.label_queue import label_value
 from monitoring.workflows.labels import recover_intents
 from monitoring.workflows.traffic import replay_plan

@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.core.errors import PlatformError
-from monitoring.domain.data import TelcoScenario
+from monitoring.domain.data.scenario import TelcoScenario
 from monitoring.workflows.traffic import simulate_traffic
 from tests.integration.support import T0
 

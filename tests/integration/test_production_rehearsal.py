@@ -17,8 +17,8 @@ import pandas as pd
 
 from monitoring.config.graph_rules import COMPUTE_ACCURACY_SCRIPT, EVALUATE_SCRIPT, GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT
 from monitoring.core.clock import iso_ms
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources.schema import conform
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.sources.schema import conform
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.evaluate import evaluate_thresholds
 from monitoring.workflows.ground_truth import RUN_KEY, ground_truth

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from monitoring.core.db import Database, sqlite_url
-from monitoring.domain.decisions import decide
+from monitoring.domain.decisions.decision import decide
 from monitoring.state.backup import copy_rows, file_problems, store_tables, write_backup
 from monitoring.state.identity import read_identity, write_identity
 from monitoring.state.store import StateStore

@@ -4,8 +4,8 @@ import io
 import logging
 
 from monitoring.core.progress import Progress
-from monitoring.domain.decisions import Decision
-from monitoring.domain.policy_results import PolicyResult
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.decisions.policy_results import PolicyResult
 from monitoring.workflows.evaluate import verdict_fields
 
 

@@ -9,7 +9,7 @@ from monitoring.app.dashboard.timerange import TimeRange
 from monitoring.app.dashboard.views import MetricInfo, WindowPoint, metric_info, window_points
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.logs import REDACTOR
-from monitoring.domain.decisions import Action, Decision
+from monitoring.domain.decisions.decision import Action, Decision
 from monitoring.state import history
 from monitoring.state.job_runs import JobRunRow, latest_job_runs
 from monitoring.state.store import DEPLOYED, DeploymentRow, StateStore

@@ -21,8 +21,8 @@ import numpy as np
 
 from monitoring.config.metric_registry import WILSON, Direction, headline_metric, metric_spec
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.domain.headline import policy_metric
-from monitoring.domain.window_metrics import bound_key
+from monitoring.domain.windows.headline import policy_metric
+from monitoring.domain.windows.results import bound_key
 from monitoring.state.history import WindowRow
 
 DEFAULT_CONFIDENCE = 0.95

@@ -16,10 +16,10 @@ from monitoring.config.pipeline import (
     RelativeRisePolicy,
     WilsonPolicy,
 )
-from monitoring.domain.metric_bounds import breach_bound
-from monitoring.domain.policy_results import ACT, FAIL, INSUFFICIENT, PASS, PolicyResult, fmt_value
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics, number_or_none
+from monitoring.domain.decisions.policy_results import ACT, FAIL, INSUFFICIENT, PASS, PolicyResult, fmt_value
+from monitoring.domain.metrics.bounds import breach_bound
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.results import WindowMetrics, number_or_none
 
 #: Float tolerance for "exactly at the threshold passes" (0.9 * 0.9 is 0.8100000000000001).
 EPSILON = 1e-9

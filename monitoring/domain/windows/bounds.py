@@ -11,10 +11,10 @@ from statistics import NormalDist
 import numpy as np
 
 from monitoring.config.metric_registry import WILSON, metric_spec
-from monitoring.domain import metric_bounds
-from monitoring.domain.records import Columns
-from monitoring.domain.window_groups import Groups, class_rows, proba_rows
-from monitoring.domain.window_metrics import bound_key
+from monitoring.domain.metrics import bounds as metric_bounds
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.windows.groups import Groups, class_rows, proba_rows
+from monitoring.domain.windows.results import bound_key
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from monitoring.config.data import ReplayConfig
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
-from monitoring.domain.sources.schema import conform, label_column, time_column
-from monitoring.domain.sources.tables import RawTable
+from monitoring.domain.data.sources.schema import conform, label_column, time_column
+from monitoring.domain.data.sources.tables import RawTable
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,7 @@ import msgspec
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain.record_blocks import Keys, RawRows, without_empty
-from monitoring.domain.record_general import last_of_each
-from monitoring.domain.record_values import Reading, category_text, probability_matrix
-from monitoring.domain.records import (
+from monitoring.domain.records.columns import (
     COUNT_NAMES,
     CRN_KEY,
     END_KEY,
@@ -28,6 +25,9 @@ from monitoring.domain.records import (
     finish_columns,
     records_to_columns,
 )
+from monitoring.domain.records.fast_path import Keys, RawRows, without_empty
+from monitoring.domain.records.general_path import last_of_each
+from monitoring.domain.records.values import Reading, category_text, probability_matrix
 
 #: Records scanned to infer feature names when none are given.
 FEATURE_SCAN = 1000

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain import scoring
+from monitoring.domain.metrics import scoring
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.domain.record_blocks import nondecreasing
-from monitoring.domain.records import Columns
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.records.fast_path import nondecreasing
 
 #: Latency quantiles reported per window, as fractions (numpy's default "linear" method).
 LATENCY_QUANTILES = (0.5, 0.95)

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from monitoring.config.pipeline import DriftPolicy
-from monitoring.domain.policy_results import FAIL, WARN, PolicyResult, fmt_value
-from monitoring.domain.thresholds import EPSILON
-from monitoring.domain.window_metrics import WindowMetrics, number_or_none
+from monitoring.domain.decisions.policy_results import FAIL, WARN, PolicyResult, fmt_value
+from monitoring.domain.decisions.thresholds import EPSILON
+from monitoring.domain.windows.results import WindowMetrics, number_or_none
 
 #: Warnings a VERDICT line names; the others are counted ("+2 more").
 SHOWN = 3

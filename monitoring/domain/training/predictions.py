@@ -14,9 +14,9 @@ from threadpoolctl import threadpool_limits
 from monitoring.config.metric_registry import task_metrics
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
-from monitoring.domain.artifacts import ModelArtifact, load_artifact, make_metadata, save_artifact
-from monitoring.domain.estimators import THREADS, Capabilities, Fitted, check_estimator, fit
-from monitoring.domain.metric_tables import classification_table, encode_classes, regression_table
+from monitoring.domain.metrics.tables import classification_table, encode_classes, regression_table
+from monitoring.domain.training.artifacts import ModelArtifact, load_artifact, make_metadata, save_artifact
+from monitoring.domain.training.estimators import THREADS, Capabilities, Fitted, check_estimator, fit
 
 __all__ = [
     "Fitted",

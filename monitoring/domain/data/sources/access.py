@@ -8,8 +8,8 @@ from pathlib import Path
 
 from monitoring.config.data import FileSource, SqlSource
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.sources import describe_source
-from monitoring.domain.sources.tables import matching_files, sql_connection, sql_url
+from monitoring.domain.data.sources import describe_source
+from monitoring.domain.data.sources.tables import matching_files, sql_connection, sql_url
 
 Source = FileSource | SqlSource
 

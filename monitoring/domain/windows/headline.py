@@ -7,8 +7,8 @@ from typing import Any
 
 from monitoring.config.metric_registry import headline_metric
 from monitoring.config.pipeline import BoundPolicy, WilsonPolicy
-from monitoring.domain.metric_bounds import DEFAULT_CONFIDENCE
-from monitoring.domain.window_bounds import BoundRequest
+from monitoring.domain.metrics.bounds import DEFAULT_CONFIDENCE
+from monitoring.domain.windows.bounds import BoundRequest
 
 
 def policy_metric(policies: Iterable[Any]) -> str | None:

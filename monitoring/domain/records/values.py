@@ -269,7 +269,7 @@ def discover_classes(*columns: np.ndarray | list) -> list[ClassValue]:
 def category_text(values: list) -> tuple[np.ndarray, np.ndarray | None]:
     """Categorical feature values as text (object array of str, None when missing) and a mask of
     unreadable ones (a dict or a list: None too; None when there are none)."""
-    from monitoring.domain.categories import category_labels
+    from monitoring.domain.metrics.categories import category_labels
 
     n = len(values)
     if set(map(type, values)) <= {str, type(None)}:

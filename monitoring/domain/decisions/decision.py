@@ -12,10 +12,18 @@ from typing import Any
 
 from monitoring.core.clock import iso_ms
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.policy_results import FAIL, INSUFFICIENT, WARN, PolicyResult, fmt_value, is_breach, is_evaluable
-from monitoring.domain.policy_warnings import PolicyWarning, ranked_warnings, warnings_text
-from monitoring.domain.thresholds import evaluate_window
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.decisions.policy_results import (
+    FAIL,
+    INSUFFICIENT,
+    WARN,
+    PolicyResult,
+    fmt_value,
+    is_breach,
+    is_evaluable,
+)
+from monitoring.domain.decisions.policy_warnings import PolicyWarning, ranked_warnings, warnings_text
+from monitoring.domain.decisions.thresholds import evaluate_window
+from monitoring.domain.windows.results import WindowMetrics
 
 DAY_MS = 24 * 3600 * 1000
 FORMATS = ("table", "json")

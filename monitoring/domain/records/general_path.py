@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.domain.record_blocks import Keys, RawRows, without_empty
-from monitoring.domain.record_values import Reading, category_text, probability_matrix
+from monitoring.domain.records.fast_path import Keys, RawRows, without_empty
+from monitoring.domain.records.values import Reading, category_text, probability_matrix
 
 UUID_KEY = "predictionUuid"
 START_KEY = "startTimeStampMs"  # capital S in "Stamp", as CML returns it

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.domain.record_values import Reading, probability_matrix
+from monitoring.domain.records.values import Reading, probability_matrix
 
 #: Records per block: small enough that a block's dicts stay in the CPU cache between its
 #: passes (about 30% faster than passes over the whole list at 1M records).

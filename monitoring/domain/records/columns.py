@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain.record_blocks import (
+from monitoring.domain.records.fast_path import (
     Keys,
     RawRows,
     all_finite,
@@ -18,7 +18,7 @@ from monitoring.domain.record_blocks import (
     plain_pages,
     well_formed_rows,
 )
-from monitoring.domain.record_general import (
+from monitoring.domain.records.general_path import (
     CRN_KEY,
     END_KEY,
     METRICS_KEY,
@@ -28,7 +28,7 @@ from monitoring.domain.record_general import (
     floats,
     general_rows,
 )
-from monitoring.domain.record_values import (
+from monitoring.domain.records.values import (
     DEFAULT_CLASSES,
     Reading,
     class_indexes_of_floats,

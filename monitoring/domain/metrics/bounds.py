@@ -11,8 +11,8 @@ import numpy as np
 
 from monitoring.config.metric_registry import BOOTSTRAP, T_MEAN, WILSON, Direction, MetricSpec, metric_spec
 from monitoring.core.errors import DataError
-from monitoring.domain import scoring
-from monitoring.domain.metric_tables import classification_rows, regression_rows
+from monitoring.domain.metrics import scoring
+from monitoring.domain.metrics.tables import classification_rows, regression_rows
 
 DEFAULT_CONFIDENCE = 0.95
 #: Bootstrap resamples per group.

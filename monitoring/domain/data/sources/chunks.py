@@ -11,7 +11,7 @@ import pandas as pd
 
 from monitoring.config.data import FileSource, SqlSource
 from monitoring.core.errors import DataError
-from monitoring.domain.sources.tables import matching_files, sql_connection
+from monitoring.domain.data.sources.tables import matching_files, sql_connection
 
 
 @dataclass(frozen=True)

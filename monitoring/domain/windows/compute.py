@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain import metric_bounds, scoring
-from monitoring.domain.categories import CategoricalReference, js_from_counts, psi_from_counts
-from monitoring.domain.drift import PSI_EPSILON, ReferenceStats
-from monitoring.domain.metric_tables import MetricTable, classification_table, regression_table
-from monitoring.domain.records import Columns
-from monitoring.domain.window_bounds import BoundRequest, window_bounds
-from monitoring.domain.window_groups import Groups, class_rows, group_windows, latencies, proba_rows
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.metrics import bounds as metric_bounds
+from monitoring.domain.metrics import scoring
+from monitoring.domain.metrics.categories import CategoricalReference, js_from_counts, psi_from_counts
+from monitoring.domain.metrics.drift import PSI_EPSILON, ReferenceStats
+from monitoring.domain.metrics.tables import MetricTable, classification_table, regression_table
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.windows.bounds import BoundRequest, window_bounds
+from monitoring.domain.windows.groups import Groups, class_rows, group_windows, latencies, proba_rows
+from monitoring.domain.windows.results import WindowMetrics
 
 #: Fewest rows with finite feature values for a window's drift to be computed.
 MIN_DRIFT_ROWS = 30

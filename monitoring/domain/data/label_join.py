@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitoring.config.model_spec import ModelConfig
-from monitoring.domain.record_values import number_text
-from monitoring.domain.sources.schema import text_of
+from monitoring.domain.data.sources.schema import text_of
+from monitoring.domain.records.values import number_text
 
 #: Why a label was not posted (each kind is counted in the VERDICT and sampled in the report).
 MISSES = ("unknown_key", "too_old", "duplicate", "conflicting", "bad_label", "bad_row")

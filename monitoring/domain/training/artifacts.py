@@ -17,7 +17,7 @@ import sklearn
 
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.estimators import Capabilities, capabilities_of
+from monitoring.domain.training.estimators import Capabilities, capabilities_of
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"

@@ -11,8 +11,8 @@ import pandas as pd
 from monitoring.config.data import FileSource, SqlSource, row_range
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
-from monitoring.domain.sources.schema import TIME_COLUMN, conform, time_column
-from monitoring.domain.sources.tables import RawTable, read_files, read_sql
+from monitoring.domain.data.sources.schema import TIME_COLUMN, conform, time_column
+from monitoring.domain.data.sources.tables import RawTable, read_files, read_sql
 
 __all__ = ["TIME_COLUMN", "describe_source", "load_dataset", "read_table", "select_rows"]
 

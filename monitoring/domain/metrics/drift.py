@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain.categories import CategoricalReference, js_from_counts, psi_from_counts
+from monitoring.domain.metrics.categories import CategoricalReference, js_from_counts, psi_from_counts
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from bench.dataset import FEATURES, HOUR_MS, Spec, load_json, write_json
 from bench.measure import measured, rss_mb
 from bench.seed_way import seed
 from monitoring.domain.metrics.drift import ReferenceStats
-from monitoring.domain.records.columns import records_to_columns
+from monitoring.domain.records.decode import records_to_columns
 from monitoring.domain.windows.bounds import BoundRequest
 from monitoring.domain.windows.compute import compute_windows
 

@@ -17,7 +17,7 @@ from typing import Any
 from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.durations import to_ms
 from monitoring.domain.data.requests import requests_of
-from monitoring.domain.records.columns import START_KEY, UUID_KEY
+from monitoring.domain.records.keys import START_KEY, UUID_KEY
 from monitoring.workflows.context import Context
 from monitoring.workflows.labels import values_key
 from monitoring.workflows.traffic import replay_plan

@@ -36,7 +36,7 @@ class MetricSpec:
         direction: which way is better.
         low: smallest possible value.
         high: largest possible value (``math.inf`` when unbounded).
-        bound: how ``metric_bounds`` bounds it: ``wilson`` (a proportion), ``t`` (a mean of
+        bound: how ``domain.metrics.bounds`` bounds it: ``wilson`` (a proportion), ``t`` (a mean of
             per-row values) or ``bootstrap`` (resampled; no closed form fits).
         multiclass_bound: the method for more than two classes, when it differs (macro averages
             are no longer proportions).

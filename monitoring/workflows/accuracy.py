@@ -22,7 +22,7 @@ from monitoring.core.errors import BusyError, DataError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.domain.decisions.policy_results import fmt_value
 from monitoring.domain.metrics.drift import ReferenceStats
-from monitoring.domain.training.predictions import load_artifact
+from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.windows.compute import compute_windows
 from monitoring.domain.windows.headline import bound_requests, policy_metric
 from monitoring.domain.windows.results import WindowMetrics, window_start

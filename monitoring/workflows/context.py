@@ -16,7 +16,8 @@ from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.clock import Clock
 from monitoring.core.errors import EXIT_OK, DataError
 from monitoring.core.logs import KV
-from monitoring.domain.records.columns import Columns, records_to_columns
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.records.decode import records_to_columns
 from monitoring.state.store import StateStore
 
 log = logging.getLogger(__name__)

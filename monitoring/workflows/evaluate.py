@@ -12,7 +12,7 @@ from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.decisions.decision import Action, Decision, decide
 from monitoring.domain.decisions.policy_results import PolicyResult
-from monitoring.domain.training.predictions import load_artifact
+from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.windows.headline import policy_metric
 from monitoring.workflows.alerts import announce_decision
 from monitoring.workflows.context import Context, Outcome

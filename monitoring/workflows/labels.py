@@ -20,7 +20,7 @@ from typing import Any
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import MonitoringError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.records.columns import END_KEY, START_KEY, UUID_KEY
+from monitoring.domain.records.keys import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.label_queue import InDoubt, Intent, run_lease
 from monitoring.state.leases import Lease, holder_name
 from monitoring.workflows.context import Context

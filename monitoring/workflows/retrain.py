@@ -20,7 +20,9 @@ from monitoring.domain.data.sources import TIME_COLUMN, load_dataset
 from monitoring.domain.data.sources.schema import conform
 from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.records.columns import Columns
-from monitoring.domain.training.predictions import Fitted, fit, make_metadata, save_artifact, score
+from monitoring.domain.training.artifacts import make_metadata, save_artifact
+from monitoring.domain.training.estimators import Fitted, fit
+from monitoring.domain.training.predictions import score
 from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)

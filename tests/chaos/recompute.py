@@ -21,8 +21,8 @@ from typing import Any
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import DataError
 from monitoring.domain.metrics.drift import ReferenceStats
-from monitoring.domain.records.columns import records_to_columns
-from monitoring.domain.training.predictions import load_artifact
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.windows.compute import compute_windows
 from monitoring.domain.windows.headline import bound_requests
 from monitoring.domain.windows.results import LATENCY, METRICS, WindowMetrics, window_start

@@ -17,7 +17,7 @@ import pytest
 
 from monitoring.core.errors import EXIT_OK
 from monitoring.domain.data.requests import requests_of
-from monitoring.domain.records.columns import UUID_KEY
+from monitoring.domain.records.keys import UUID_KEY
 from monitoring.state.label_queue import label_value
 from monitoring.workflows.labels import values_key
 from monitoring.workflows.traffic import replay_plan

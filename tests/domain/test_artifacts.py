@@ -20,7 +20,8 @@ from monitoring.domain.training.artifacts import (
     next_version,
     save_artifact,
 )
-from monitoring.domain.training.predictions import fit, score
+from monitoring.domain.training.estimators import fit
+from monitoring.domain.training.predictions import score
 from tests.domain import mixed
 
 NAME = "churn-model"

@@ -11,7 +11,8 @@ from monitoring.domain.data.replay import ReplayPlan, build_plan
 from monitoring.domain.data.sources import load_dataset, read_table, select_rows
 from monitoring.domain.data.sources.tables import RawTable
 from monitoring.domain.metrics.drift import ReferenceStats
-from monitoring.domain.training.predictions import fit, score
+from monitoring.domain.training.estimators import fit
+from monitoring.domain.training.predictions import score
 from tests.project import REPO
 
 CHURN = REPO / "examples" / "churn"

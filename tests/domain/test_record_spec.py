@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from monitoring.core.errors import DataError
-from monitoring.domain.records import columns as records
-from monitoring.domain.records.columns import records_to_columns
+from monitoring.domain.records import decode
+from monitoring.domain.records.decode import records_to_columns
 from monitoring.domain.records.dumps import decode_dump
 from monitoring.domain.records.values import Reading, discover_classes, number_text
 from tests.domain.support import T0, model_spec, prediction
@@ -75,11 +75,11 @@ def test_the_block_path_reads_text_categories_as_the_general_path(monkeypatch):
         r["metrics"]["final_label"] = {"no": 0, "Yes": 1, None: None}[r["metrics"].get("final_label")]
         r["metrics"]["input_features"]["senior"] = 0.0
     seen = []
-    real = records.well_formed_rows
-    monkeypatch.setattr(records, "well_formed_rows", lambda *a: seen.append(real(*a)) or seen[-1])
+    real = decode.well_formed_rows
+    monkeypatch.setattr(decode, "well_formed_rows", lambda *a: seen.append(real(*a)) or seen[-1])
     fast = records_to_columns(recs, numeric)
     assert seen[-1] is not None  # took the block path
-    monkeypatch.setattr(records, "well_formed_rows", lambda *a: None)
+    monkeypatch.setattr(decode, "well_formed_rows", lambda *a: None)
     general = records_to_columns(recs, numeric)
     assert fast.categories["contract"].tolist() == general.categories["contract"].tolist()
     assert fast.categories["contract"].tolist()[:2] == ["one", None]
@@ -184,7 +184,7 @@ def test_decode_dump_fast_path_with_text_classes_and_categories(monkeypatch):
     body = json.dumps({"metrics": recs}).encode()
     monkeypatch.setattr(dumps, "records_to_columns", lambda *a, **k: pytest.fail("took the general path"))
     got = decode_dump(body, CHURN)
-    want = records.records_to_columns(recs, CHURN)
+    want = records_to_columns(recs, CHURN)
     np.testing.assert_array_equal(got.label, want.label)
     np.testing.assert_array_equal(got.prediction, want.prediction)
     assert got.categories["senior"].tolist() == ["0"] * 40

@@ -15,7 +15,8 @@ import pytest
 from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.data.scenario import TelcoScenario
-from monitoring.domain.training.predictions import fit, make_metadata, save_artifact
+from monitoring.domain.training.artifacts import make_metadata, save_artifact
+from monitoring.domain.training.estimators import fit
 from monitoring.serving import predict as serving
 from monitoring.serving.predict import ARTIFACT_ENV, Predictor
 from monitoring.serving.tracking import track_prediction

@@ -26,8 +26,8 @@ from sklearn.svm import LinearSVC
 
 from monitoring.config.metric_registry import headline_metric
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.training.estimators import check_estimator, load_trainer
-from monitoring.domain.training.predictions import Predictions, fit, predict_frame, score, score_predictions
+from monitoring.domain.training.estimators import check_estimator, fit, load_trainer
+from monitoring.domain.training.predictions import Predictions, predict_frame, score, score_predictions
 from tests.domain import mixed
 
 BINARY = mixed.spec()

@@ -11,7 +11,7 @@ from sklearn import metrics as skm
 
 from monitoring.domain.metrics import bounds as metric_bounds
 from monitoring.domain.metrics.drift import ReferenceStats
-from monitoring.domain.records.columns import records_to_columns
+from monitoring.domain.records.decode import records_to_columns
 from monitoring.domain.windows.bounds import BoundRequest
 from monitoring.domain.windows.compute import compute_windows
 from tests.domain.support import T0, model_spec, prediction

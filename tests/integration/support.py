@@ -16,7 +16,7 @@ from localcml.workspace import LocalWorkspace
 from monitoring.app.wiring import build_context
 from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.core.durations import to_ms
-from monitoring.domain.records.columns import UUID_KEY
+from monitoring.domain.records.keys import UUID_KEY
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context, Outcome

@@ -13,7 +13,7 @@ import yaml
 from monitoring.app import plots
 from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
 from monitoring.config.pipeline import WilsonPolicy, parse_config
-from monitoring.domain.records.columns import records_to_columns
+from monitoring.domain.records.decode import records_to_columns
 from monitoring.domain.windows.bounds import wilson_interval
 from monitoring.domain.windows.compute import compute_windows
 from monitoring.domain.windows.results import WindowMetrics, bound_key

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from monitoring.domain.records.columns import END_KEY, START_KEY, UUID_KEY
+from monitoring.domain.records.keys import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.label_queue import Intent, LabelQueue, run_lease
 from monitoring.state.leases import Leases
 from monitoring.state.store import StateStore

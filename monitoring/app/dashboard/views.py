@@ -116,7 +116,7 @@ class WindowPoint:
 
 
 def wilson_bounds(values: np.ndarray, labelled: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson intervals of many proportions at once, as ``windows.wilson_interval`` computes one
+    """Wilson intervals of many proportions at once, as ``windows.bounds.wilson_interval`` computes one
     (successes = the value times the labelled count, rounded); NaN where there is no value or label."""
     z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     n = labelled.astype(np.float64)

@@ -75,7 +75,7 @@ class Decision:
     outcome: str | None = None
     outcome_detail: str | None = None
     metric: str = "accuracy"
-    """The headline metric (``thresholds.headline_metric``): what the reason and the table show."""
+    """The headline metric (``metric_registry.headline_metric``): what the reason and the table show."""
     breaches: int = 0
     """Breaching evaluable windows in a row, ending with the decisive one (0: it does not breach)."""
     consecutive: int = 1
@@ -176,7 +176,7 @@ def decide(
 ) -> Decision:
     """Decide what to do about the live deployment.
 
-    The decisive window is the latest evaluable one (``thresholds.is_evaluable``). A breach is
+    The decisive window is the latest evaluable one (``policy_results.is_evaluable``). A breach is
     any failing policy whose action is "act". Redeploy only when the last ``consecutive``
     evaluable windows all breach, outside the cooldown after the last redeploy (exactly at
     the boundary is allowed) and under the cap of redeploys in (now - 24h, now]; otherwise

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from monitoring.core.errors import DataError
+from monitoring.domain.records.values import category_labels
 
 #: Categories kept by name, the most frequent first; the rest share the "other" bucket.
 TOP_K = 20
@@ -17,35 +18,6 @@ TOP_K = 20
 MAX_TAIL = 10_000
 #: Names of the two buckets after the kept categories, in ``expected`` and in reports.
 OTHER, UNSEEN = "(other)", "(unseen)"
-
-
-def category_labels(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Values as category labels (str) and a mask of missing ones (None, NaN, pd.NA).
-
-    Whole floats read as integers (``3.0`` and ``3`` are the category ``"3"``, as a JSON
-    number and a CSV integer column give them); other values by ``str``.
-
-    Returns:
-        ``(labels, missing)``: object array of str (missing entries hold ""), bool array.
-    """
-    import pandas as pd  # loaded on first use: reading numeric-only windows needs none
-
-    series = pd.Series(values if isinstance(values, np.ndarray) else list(values), dtype=object)
-    missing = series.isna().to_numpy()
-    present = series[~missing]
-    kind = pd.api.types.infer_dtype(present, skipna=False)
-    if kind == "string":
-        text = present
-    elif kind in ("floating", "integer", "mixed-integer-float"):
-        numbers = present.to_numpy(dtype=np.float64)
-        whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (np.abs(numbers) < 2**53)
-        text = pd.Series(numbers.astype(str), dtype=object, index=present.index)
-        text[whole] = numbers[whole].astype(np.int64).astype(str)
-    else:
-        text = present.astype(str)
-    labels = np.full(series.size, "", dtype=object)
-    labels[~missing] = text.to_numpy(dtype=object)
-    return labels, missing
 
 
 def psi_from_counts(expected: np.ndarray, counts: np.ndarray, epsilon: float) -> np.ndarray:

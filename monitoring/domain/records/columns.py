@@ -1,33 +1,15 @@
-"""CML ``read_metrics`` records to numpy columns, read as the model spec says, in a few C-speed passes."""
+"""Where both decoding paths end: ``Columns`` (records as aligned arrays) and ``finish_columns`` (values read as the spec says)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain.records.fast_path import (
-    Keys,
-    RawRows,
-    all_finite,
-    nondecreasing,
-    plain_pages,
-    well_formed_rows,
-)
-from monitoring.domain.records.general_path import (
-    CRN_KEY,
-    END_KEY,
-    METRICS_KEY,
-    START_KEY,
-    UUID_KEY,
-    blank_unreadable,
-    floats,
-    general_rows,
-)
+from monitoring.domain.records.rows import RawRows, all_finite, blank_unreadable, floats, nondecreasing, plain_pages
 from monitoring.domain.records.values import (
     DEFAULT_CLASSES,
     Reading,
@@ -41,7 +23,6 @@ if TYPE_CHECKING:
 
     from monitoring.config.model_spec import ClassValue, ModelConfig
 
-RECORD_KEYS = (UUID_KEY, START_KEY, END_KEY, CRN_KEY, METRICS_KEY)
 
 #: Names of the ``Columns.counts`` entries, all present (0 when nothing was ignored).
 COUNT_NAMES = (
@@ -198,54 +179,6 @@ def _time_order(start_ms: np.ndarray) -> np.ndarray:
     if span * n < 2**62:  # unique keys (time, position): the fast unstable sort gives the stable order
         return np.argsort((start_ms - start_ms.min()) * n + np.arange(n, dtype=np.int64))
     return np.argsort(start_ms, kind="stable")
-
-
-def records_to_columns(
-    records: Iterable[Mapping[str, Any]],
-    spec: ModelConfig | Sequence[str] | Reading,
-    prediction_key: str = "prediction",
-    label_key: str = "final_label",
-    features_key: str = "input_features",
-    probability_key: str = "probability",
-    probabilities_key: str = "probabilities",
-    discover_classes: bool = False,
-) -> Columns:
-    """Turn CML metric records into columns read as the model spec says, counting what was ignored.
-
-    Numeric features become float64 (text or an infinity is unreadable), categorical ones text
-    (a number is written as text: ``3.0`` is ``"3"``). A classifier's labels and predictions
-    go through ``label.mapping`` (by their text) and must then name a class: ``1`` and ``"1"``
-    name the class ``1``, ``True`` the class ``1`` or a mapping key ``"true"``. A regressor's
-    are numbers.
-
-    Args:
-        records: the ``read_metrics()["metrics"]`` list (any order; may hold duplicates).
-        spec: the model spec; a plain list of names means numeric features and classes ``[0, 1]``.
-        prediction_key: metric holding the prediction (a value or a one-element list).
-        label_key: metric holding the delayed ground truth.
-        features_key: metric holding the dict of input features.
-        probability_key: metric holding a binary classifier's P(positive class).
-        probabilities_key: metric holding ``{class: probability}`` (multi-class; binary when
-            ``probability_key`` is absent).
-        discover_classes: a classifier's classes are those found in the data, not the spec's.
-
-    Returns:
-        The columns, sorted by ``start_ms`` (ties keep input order); see ``Columns.counts``.
-        Well-formed records (``record_blocks.well_formed_rows``) take a blocked fast path; any
-        others the general one. Both give the same columns.
-
-    Raises:
-        DataError: the spec's classes are ambiguous (two written alike).
-    """
-    reading = Reading.of(spec, discover_classes)
-    keys = Keys(prediction_key, label_key, features_key, probability_key, probabilities_key)
-    recs = records if isinstance(records, list) else list(records)
-    counts = dict.fromkeys(COUNT_NAMES, 0)
-    counts["records"] = len(recs)
-    rows = well_formed_rows(recs, RECORD_KEYS, keys, reading, counts)
-    if rows is None:
-        rows = general_rows(recs, counts, keys, reading)
-    return finish_columns(rows, counts, reading)
 
 
 def _read_classes(rows: RawRows, reading: Reading) -> Reading:

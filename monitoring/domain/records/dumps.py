@@ -14,19 +14,10 @@ import msgspec
 import numpy as np
 
 from monitoring.core.errors import DataError
-from monitoring.domain.records.columns import (
-    COUNT_NAMES,
-    CRN_KEY,
-    END_KEY,
-    METRICS_KEY,
-    START_KEY,
-    UUID_KEY,
-    Columns,
-    finish_columns,
-    records_to_columns,
-)
-from monitoring.domain.records.fast_path import Keys, RawRows, without_empty
-from monitoring.domain.records.general_path import last_of_each
+from monitoring.domain.records.columns import COUNT_NAMES, Columns, finish_columns
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.records.keys import CRN_KEY, END_KEY, METRICS_KEY, START_KEY, UUID_KEY, Keys
+from monitoring.domain.records.rows import RawRows, last_of_each, without_empty
 from monitoring.domain.records.values import Reading, category_text, probability_matrix
 
 #: Records scanned to infer feature names when none are given.

@@ -1,71 +1,23 @@
-"""Well-formed ``read_metrics`` records to arrays in cache-sized blocks: the fast path of ``records``."""
+"""The fast path of decoding: well-formed ``read_metrics`` records to arrays in cache-sized blocks."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
 
 import numpy as np
 
+from monitoring.domain.records.keys import Keys
+from monitoring.domain.records.rows import RawRows, all_finite, has_repeats, plain_pages, without_empty
 from monitoring.domain.records.values import Reading, probability_matrix
 
 #: Records per block: small enough that a block's dicts stay in the CPU cache between its
 #: passes (about 30% faster than passes over the whole list at 1M records).
 BLOCK = 4096
-#: Slice length of the chunked checks (their temporaries stay small).
-_STEP = 1 << 16
 _ERRORS = (LookupError, TypeError, ValueError, OverflowError)
 _TEXT = {str, type(None)}
-
-
-def plain_pages(*shape: int) -> np.ndarray:
-    """A zeroed float64 array in memory from ``bytearray`` (malloc) rather than numpy's allocator.
-
-    numpy advises the kernel to back arrays of 4 MB and more with transparent huge pages. Where
-    the kernel then compacts memory at fault time (THP ``defrag`` set to ``madvise``, as on the
-    bench machine), the first touch of such an array costs several times more than of ordinary
-    pages: about 0.1 s over the columns of 1M records. The array behaves the same otherwise.
-    """
-    return np.frombuffer(bytearray(8 * math.prod(shape)), dtype=np.float64).reshape(shape)
-
-
-def nondecreasing(values: np.ndarray) -> bool:
-    """``not (values[1:] < values[:-1]).any()``, in slices (no temporary as long as ``values``)."""
-    chunks = (values[lo : lo + _STEP + 1] for lo in range(0, values.size - 1, _STEP))  # overlapping by one
-    return not any(bool((c[1:] < c[:-1]).any()) for c in chunks)
-
-
-def all_finite(values: np.ndarray) -> bool:
-    """True when every value is finite: their sum is then finite (else NaN or infinite, or it
-    overflowed: False either way, which only costs the exact check). No temporary array."""
-    with np.errstate(all="ignore"):
-        return math.isfinite(np.add.reduce(values, axis=None))
-
-
-def _has_repeats(ordered: np.ndarray) -> bool:
-    """Whether a sorted array holds two equal neighbours, in slices."""
-    chunks = (ordered[lo : lo + _STEP + 1] for lo in range(0, ordered.size - 1, _STEP))
-    return any(bool((c[1:] == c[:-1]).any()) for c in chunks)
-
-
-def without_empty(items: list, uuids: list) -> tuple[list, list, int]:
-    """Drop the positions where the uuid is "" (aggregates) by slicing between them (C-speed scans)."""
-    out_items, out_uuids, begin, at, skipped = [], [], 0, -1, 0
-    try:
-        while True:
-            at = uuids.index("", at + 1)
-            out_items.extend(items[begin:at])
-            out_uuids.extend(uuids[begin:at])
-            begin, skipped = at + 1, skipped + 1
-    except ValueError:
-        pass
-    if not skipped:
-        return items, uuids, 0
-    return out_items + items[begin:], out_uuids + uuids[begin:], skipped
 
 
 def _drop_aggregates(block: list, ids: list) -> tuple[list, list, int]:
@@ -102,68 +54,6 @@ def _floats(dicts: list, key: str, name: str, sparse: set[str]) -> np.ndarray:
         except KeyError:
             sparse.add(name)
     return np.fromiter(map(dict.get, dicts, repeat(key), repeat(math.nan)), dtype=np.float64, count=n)
-
-
-@dataclass
-class RawRows:
-    """The rows of one decoding path, before ``records.finish_columns`` reads their values as the spec says.
-
-    Attributes:
-        uuid: prediction uuids (object array of str).
-        start_ms: start times (int64).
-        latency: end - start (float64; modified in place by ``finish_columns``).
-        crn: deployment CRNs (object array of str).
-        prediction: float64 (plain numbers, NaN when absent) or a list of the raw values.
-        label: as ``prediction``.
-        features: numeric features (n, k) float64.
-        features_bad: cells of ``features`` that were present but unreadable (None: none).
-        categories: categorical feature name -> object array of str (None when missing).
-        categories_bad: categorical feature name -> its unreadable values (names with none left out).
-        proba: probabilities: (n,) of the positive class, (n, c), or None when not read.
-        scratch: a float64 buffer as long as the rows, free for reuse (None: none).
-    """
-
-    uuid: np.ndarray
-    start_ms: np.ndarray
-    latency: np.ndarray
-    crn: np.ndarray
-    prediction: Any
-    label: Any
-    features: np.ndarray
-    features_bad: np.ndarray | None = None
-    categories: dict[str, np.ndarray] = field(default_factory=dict)
-    categories_bad: dict[str, np.ndarray] = field(default_factory=dict)
-    proba: np.ndarray | None = None
-    scratch: np.ndarray | None = None
-
-    def select(self, index: np.ndarray) -> RawRows:
-        """The rows at ``index`` (an integer index into every column)."""
-        pick = lambda a: None if a is None else a[index]  # noqa: E731
-        listed = index.tolist()
-        return RawRows(
-            self.uuid[index],
-            self.start_ms[index],
-            self.latency[index],
-            self.crn[index],
-            pick(self.prediction) if isinstance(self.prediction, np.ndarray) else [self.prediction[i] for i in listed],
-            pick(self.label) if isinstance(self.label, np.ndarray) else [self.label[i] for i in listed],
-            self.features[index],
-            pick(self.features_bad),
-            {k: v[index] for k, v in self.categories.items()},
-            {k: v[index] for k, v in self.categories_bad.items()},
-            pick(self.proba),
-        )
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Where a record keeps each value: its own keys (CML's) and the metric keys the config names."""
-
-    prediction: str = "prediction"
-    label: str = "final_label"
-    features: str = "input_features"
-    probability: str = "probability"
-    probabilities: str = "probabilities"
 
 
 def _block_proba(metrics: list, keys: Keys, reading: Reading, sparse: set[str]) -> np.ndarray | None:
@@ -260,7 +150,7 @@ def _read(recs: list, own: Sequence[str], keys: Keys, reading: Reading) -> tuple
 def well_formed_rows(
     recs: list, own: Sequence[str], keys: Keys, reading: Reading, counts: dict[str, int]
 ) -> RawRows | None:
-    """The rows of well-formed records, as ``record_general.general_rows`` reads any records; else None.
+    """The rows of well-formed records, as ``general_path.general_rows`` reads any records; else None.
 
     Well-formed: dicts with a str uuid and CRN and a metrics dict whose features value is an
     exact dict holding every name; plain numbers where numbers are read (an absent end,
@@ -292,7 +182,7 @@ def well_formed_rows(
     counts["aggregates"] = aggregates
     index = None
     hashes.sort()
-    if _has_repeats(hashes):  # equal strings hash equally: no equal hashes, no duplicates
+    if has_repeats(hashes):  # equal strings hash equally: no equal hashes, no duplicates
         listed = uuids.tolist()
         last = dict(zip(listed, range(len(listed))))
         if len(last) != len(listed):

@@ -1,4 +1,4 @@
-"""The general path of ``records``: any records, every oddity handled and counted (whole-list passes with fallbacks)."""
+"""The general path of decoding: any records, every oddity handled and counted (whole-list passes with fallbacks)."""
 
 from __future__ import annotations
 
@@ -10,47 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.domain.records.fast_path import Keys, RawRows, without_empty
+from monitoring.domain.records.keys import CRN_KEY, END_KEY, METRICS_KEY, START_KEY, UUID_KEY, Keys
+from monitoring.domain.records.rows import RawRows, blank_unreadable, floats, last_of_each, without_empty
 from monitoring.domain.records.values import Reading, category_text, probability_matrix
 
-UUID_KEY = "predictionUuid"
-START_KEY = "startTimeStampMs"  # capital S in "Stamp", as CML returns it
-END_KEY = "endTimeStampMs"  # when the decorated predict returned
-CRN_KEY = "modelDeploymentCrn"
-METRICS_KEY = "metrics"
 _EMPTY: dict = {}
-
-
-def _number(value: Any, single_lists: bool) -> float:
-    """One value to float (None -> NaN); one-element lists are unwrapped when allowed; else raise."""
-    if single_lists and isinstance(value, (list, tuple)) and len(value) == 1:
-        value = value[0]
-    if value is None:
-        return math.nan
-    if isinstance(value, (dict, list, tuple)):
-        raise ValueError("not a single number")
-    return float(value)
-
-
-def floats(values: list, single_lists: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Values to float64 (None -> NaN). Returns the array and a mask of unreadable values (None if none)."""
-    try:
-        arr = np.array(values, dtype=np.float64)
-        if arr.ndim == 1:
-            return arr, None
-        if arr.ndim == 2 and single_lists and arr.shape[1] == 1:
-            return arr[:, 0].copy(), None
-    except (TypeError, ValueError, OverflowError):
-        pass
-    out = np.empty(len(values), dtype=np.float64)
-    bad = np.zeros(len(values), dtype=bool)
-    for i, value in enumerate(values):
-        try:
-            out[i] = _number(value, single_lists)
-        except (TypeError, ValueError, OverflowError):
-            out[i] = math.nan
-            bad[i] = True
-    return out, bad
 
 
 def _get(dicts: list, key: str, default: Any = None) -> list:
@@ -105,23 +69,6 @@ def select(items: list, index: Sequence[int]) -> list:
         return []
     picked = itemgetter(*index)(items)
     return list(picked) if len(index) > 1 else [picked]
-
-
-def blank_unreadable(arr: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
-    """Mask of values that were present but unusable: unreadable or infinite (those become NaN)."""
-    mask = np.isinf(arr) if bad is None else (bad | np.isinf(arr))
-    if mask.any():
-        arr[mask] = math.nan
-    return mask
-
-
-def last_of_each(uuids: list) -> list[int] | None:
-    """Indexes of the last copy of each uuid, in input order; None when all are distinct."""
-    hashes = np.sort(np.fromiter(map(hash, uuids), dtype=np.int64, count=len(uuids)))
-    if not (hashes[1:] == hashes[:-1]).any():  # equal strings hash equally: no equal hashes, no duplicates
-        return None
-    last = dict(zip(uuids, range(len(uuids))))
-    return sorted(last.values()) if len(last) != len(uuids) else None
 
 
 def _object_array(values: list) -> np.ndarray:

@@ -266,11 +266,38 @@ def discover_classes(*columns: np.ndarray | list) -> list[ClassValue]:
     return sorted(numbers | {0, 1}) if numbers <= {0, 1} else sorted(numbers)
 
 
+def category_labels(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Values as category labels (str) and a mask of missing ones (None, NaN, pd.NA).
+
+    Whole floats read as integers (``3.0`` and ``3`` are the category ``"3"``, as a JSON
+    number and a CSV integer column give them); other values by ``str``.
+
+    Returns:
+        ``(labels, missing)``: object array of str (missing entries hold ""), bool array.
+    """
+    import pandas as pd  # loaded on first use: reading numeric-only windows needs none
+
+    series = pd.Series(values if isinstance(values, np.ndarray) else list(values), dtype=object)
+    missing = series.isna().to_numpy()
+    present = series[~missing]
+    kind = pd.api.types.infer_dtype(present, skipna=False)
+    if kind == "string":
+        text = present
+    elif kind in ("floating", "integer", "mixed-integer-float"):
+        numbers = present.to_numpy(dtype=np.float64)
+        whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (np.abs(numbers) < 2**53)
+        text = pd.Series(numbers.astype(str), dtype=object, index=present.index)
+        text[whole] = numbers[whole].astype(np.int64).astype(str)
+    else:
+        text = present.astype(str)
+    labels = np.full(series.size, "", dtype=object)
+    labels[~missing] = text.to_numpy(dtype=object)
+    return labels, missing
+
+
 def category_text(values: list) -> tuple[np.ndarray, np.ndarray | None]:
     """Categorical feature values as text (object array of str, None when missing) and a mask of
     unreadable ones (a dict or a list: None too; None when there are none)."""
-    from monitoring.domain.metrics.categories import category_labels
-
     n = len(values)
     if set(map(type, values)) <= {str, type(None)}:
         arr = np.empty(n, dtype=object)

@@ -1,4 +1,4 @@
-"""Training and scoring any model the spec describes: predictions as class values or numbers, the task's metrics."""
+"""Predicting and scoring any model the spec describes: predictions as class values or numbers, the task's metrics."""
 
 from __future__ import annotations
 
@@ -15,21 +15,7 @@ from monitoring.config.metric_registry import task_metrics
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
 from monitoring.domain.metrics.tables import classification_table, encode_classes, regression_table
-from monitoring.domain.training.artifacts import ModelArtifact, load_artifact, make_metadata, save_artifact
-from monitoring.domain.training.estimators import THREADS, Capabilities, Fitted, check_estimator, fit
-
-__all__ = [
-    "Fitted",
-    "ModelArtifact",
-    "Predictions",
-    "fit",
-    "load_artifact",
-    "make_metadata",
-    "predict_frame",
-    "save_artifact",
-    "score",
-    "score_predictions",
-]
+from monitoring.domain.training.estimators import THREADS, Capabilities, check_estimator
 
 
 @dataclass(frozen=True)
@@ -91,7 +77,7 @@ def _plain(value: float) -> float | None:
 
 
 def score_predictions(y_true: Any, predictions: Predictions, spec: ModelConfig) -> dict[str, float | None]:
-    """The task's metrics of predictions against labels (``monitoring/domain/metrics.py``).
+    """The task's metrics of predictions against labels (``monitoring/config/metric_registry.py``).
 
     Args:
         y_true: class values (classifier) or numbers (regressor).

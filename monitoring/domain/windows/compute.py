@@ -179,7 +179,7 @@ def compute_windows(
 
     Windows are ``[k * window_ms, (k + 1) * window_ms)`` by request start time. A classifier
     gets accuracy, precision, recall, F1 and, when probabilities are tracked, ROC AUC and
-    log-loss; a regressor MAE, RMSE, MAPE, R² and bias (``metric_tables``, as sklearn computes
+    log-loss; a regressor MAE, RMSE, MAPE, R² and bias (``metrics.tables``, as sklearn computes
     them; a metric undefined on a window, such as precision with no positive prediction, is
     None, never 0). MAPE leaves out rows whose target is 0; a regressor's window counts them in
     ``zero_targets``. Latency p50/p95 are over every row of the window that has a prediction
@@ -189,7 +189,7 @@ def compute_windows(
         columns: output of ``records_to_columns`` (its classes say the task).
         window_ms: window length in milliseconds.
         reference: training reference for drift; None skips drift.
-        bounds: metrics to bound (``metric_bounds``), each at its confidence; those of the
+        bounds: metrics to bound (``metrics.bounds``), each at its confidence; those of the
             other task are left out.
         seed: seeds the bootstrap bounds (with the deployment and the window).
         min_drift_rows: fewest usable values of a feature for its drift to be reported.

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring.domain.records.columns import Columns
-from monitoring.domain.records.fast_path import nondecreasing
+from monitoring.domain.records.rows import nondecreasing
 
 #: Latency quantiles reported per window, as fractions (numpy's default "linear" method).
 LATENCY_QUANTILES = (0.5, 0.95)

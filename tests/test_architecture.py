@@ -81,7 +81,13 @@ def planted(tmp_path_factory):
         ("monitoring/domain/windows/compute.py", "import cdsw", "adapter"),
         ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),
         ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
-        ("monitoring/workflows/redeploy.py", "from monitoring.workflows.accuracy import spans_to_read", "workflows"),
+        ("monitoring/workflows/redeploy.py", "from monitoring.workflows.accuracy import lease_name", "workflows"),
+        (
+            "monitoring/workflows/recovery/rebuild.py",
+            "from monitoring.workflows.traffic import simulate_traffic",
+            "workflows",
+        ),
+        ("monitoring/workflows/recovery/admin.py", "from monitoring.app.wiring import build_context", "layers"),
     ],
 )
 def test_a_planted_forbidden_import_breaks_its_contract(planted, module, line, contract):
@@ -129,6 +135,26 @@ def test_importing_the_domain_loads_no_platform_module_and_no_plotting():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_only_the_wiring_point_connects_to_the_platform_and_builds_a_context():
+    """``monitoring/app/wiring.py`` is the one wiring point: no other module of the library, the jobs
+    or the benchmarks imports ``connect`` from ``monitoring.cmlclient`` or calls ``Context(...)``."""
+    wiring = REPO / "monitoring" / "app" / "wiring.py"
+    paths = [*(REPO / "monitoring").rglob("*.py"), *(REPO / "jobs").glob("*.py"), *(REPO / "bench").glob("*.py")]
+    offenders = []
+    for path in sorted(p for p in paths if p != wiring):
+        for node in ast.walk(ast.parse(path.read_text())):
+            connects = (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("monitoring.cmlclient")
+                and any(a.name == "connect" for a in node.names)
+            )
+            builds = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Context"
+            if connects or builds:
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []
+    assert "connect" in imported(wiring) or "monitoring.cmlclient.connect" in imported(wiring)
 
 
 def test_outside_cml_the_adapter_says_how_to_run_locally():

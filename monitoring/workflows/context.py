@@ -145,6 +145,19 @@ def version_of(deployment: DeploymentRef) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1] if path else "?"
 
 
+def history_on_platform(platform: Platform, cfg: PipelineConfig) -> str | None:
+    """What shows, on the platform, that this model has history: a live deployment cml-monitor made.
+
+    Asked only when a job finds no state store (a first run, or a lost store). A deployment made by
+    other means (no artifact of ours in its environment) is not history: monitoring it starts fresh.
+    """
+    model = platform.api.find_model(cfg.model.name)
+    live = platform.api.live_deployment(model) if model is not None else None
+    if live is None or ARTIFACT_ENV not in live.environment:
+        return None
+    return f"model {cfg.model.name!r} serves {version_of(live)} (deployment {live.id}), deployed by cml-monitor"
+
+
 @dataclass
 class Outcome:
     """A workflow's result: the job turns it into the VERDICT line and the exit code."""

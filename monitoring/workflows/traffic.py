@@ -16,10 +16,9 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.core.progress import Progress
-from monitoring.domain.data.replay import ReplayPlan, build_plan
+from monitoring.domain.data.replay import read_plan
 from monitoring.domain.data.requests import requests_of
 from monitoring.domain.data.scenario import TelcoScenario, drift_level_at
-from monitoring.domain.data.sources import read_table, select_rows
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 
@@ -121,17 +120,6 @@ def _synthetic(ctx: Context, model: ModelRef, now: int) -> Batch:
     )
 
 
-def replay_plan(ctx: Context) -> ReplayPlan:
-    """The rows of ``data.replay`` in the order a replay sends them.
-
-    Raises:
-        DataError: the data set cannot be read or does not match the spec.
-    """
-    replay = ctx.cfg.data.replay
-    table, _ = select_rows(read_table(replay.source, ctx.project_root, "data.replay.source"), replay.source)
-    return build_plan(table, replay, ctx.cfg.model)
-
-
 def _replay(ctx: Context, model: ModelRef, now: int) -> Batch:
     """The rows of ``data.replay`` whose event time has come and that no earlier run sent.
 
@@ -139,7 +127,7 @@ def _replay(ctx: Context, model: ModelRef, now: int) -> Batch:
         DataError: the data set does not match the spec, or changed since the replay started.
     """
     cfg = ctx.cfg
-    plan = replay_plan(ctx)
+    plan = read_plan(cfg.data.replay, cfg.model, ctx.project_root)
     cycle_ms = max(1, to_ms(cfg.scenario.cycle))
     # The replay's start is one cycle before the first run's cycle: that run sends the first cycle of data.
     epoch = now - now % cycle_ms - cycle_ms

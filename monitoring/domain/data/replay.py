@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from monitoring.config.data import ReplayConfig
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
+from monitoring.domain.data.sources import read_table, select_rows
 from monitoring.domain.data.sources.schema import conform, label_column, time_column
 from monitoring.domain.data.sources.tables import RawTable
 
@@ -168,3 +170,18 @@ def build_plan(table: RawTable, cfg: ReplayConfig, spec: ModelConfig) -> ReplayP
     event_ms, label_ms = event_ms[order], label_ms[order]
     start = int(cfg.start.timestamp() * 1000) if cfg.start else (int(event_ms[0]) if event_ms.size else 0)
     return ReplayPlan(rows, event_ms, label_ms, start, cfg.speed, _digest(rows, event_ms, label_ms), drifted)
+
+
+def read_plan(cfg: ReplayConfig, spec: ModelConfig, project_root: Path) -> ReplayPlan:
+    """The rows of ``data.replay``, read from its source, in the order a replay sends them.
+
+    Args:
+        cfg: ``data.replay``.
+        spec: the model spec.
+        project_root: the project directory (a relative source path resolves against it).
+
+    Raises:
+        DataError: the data set cannot be read or does not match the spec.
+    """
+    table, _ = select_rows(read_table(cfg.source, project_root, "data.replay.source"), cfg.source)
+    return build_plan(table, cfg, spec)

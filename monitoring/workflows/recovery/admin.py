@@ -9,9 +9,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from monitoring.app.record_scan import catch_up
-from monitoring.app.wiring import history_on_platform
-from monitoring.cmlclient import Platform
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.clock import iso_ms
 from monitoring.core.db import Database, redact_url, sqlite_url
@@ -33,12 +30,9 @@ from monitoring.state.leases import Leases
 from monitoring.state.marker import HistoryMarker, marker_path, write_marker
 from monitoring.state.migrations import LATEST, stored_version
 from monitoring.state.store import StateStore
-from monitoring.workflows.context import Context
-
-
-def say(label: str, text: str) -> None:
-    """One line of a ``state`` command's report: a label column, then the text."""
-    print(f"{label:<12}{text}")
+from monitoring.workflows.context import history_on_platform
+from monitoring.workflows.recovery.command import Recovery, say
+from monitoring.workflows.recovery.record_scan import catch_up
 
 
 def _refuse(exc: MonitoringError) -> int:
@@ -57,13 +51,14 @@ def _setting_text(key: str, value: str) -> str:
     return f"metrics store {value}" if key == METRICS_STORE else f"{key} {value}"
 
 
-def check(cfg: PipelineConfig, root: Path, platform: Platform) -> int:
+def check(rec: Recovery) -> int:
     """Print what the state store holds and everything wrong with it; writes nothing.
 
     Returns:
         0 when healthy (or not created yet with no history anywhere), else the exit code a job
         would end with (7 damaged, foreign or missing; 2 a config key changed after history).
     """
+    cfg, root, platform = rec.cfg, rec.project_root, rec.platform
     try:
         opening = StoreOpening(cfg, root)
     except MonitoringError as exc:
@@ -197,8 +192,9 @@ def refuse_if_busy(cfg: PipelineConfig, root: Path, opening: StoreOpening) -> No
         )
 
 
-def restore(cfg: PipelineConfig, root: Path, file: str, platform: Platform) -> int:
+def restore(rec: Recovery, file: str) -> int:
     """Replace the state store by a backup (checked first); the replaced store is kept beside it."""
+    cfg, root, platform = rec.cfg, rec.project_root, rec.platform
     source = Path(file).resolve()
     if not source.is_file():
         raise StoreError(f"no backup file {source}", "nothing was changed; name an existing backup file")
@@ -232,7 +228,7 @@ def restore(cfg: PipelineConfig, root: Path, file: str, platform: Platform) -> i
     say("restored", f"{source} into {target.where} (store {ident.store_id}, model {ident.model!r})")
     say("kept", f"the store it replaced: {aside}" if aside else "no store was replaced")
     with StateStore(cfg.state.url, root) as restored:
-        caught = catch_up(Context(cfg, platform, restored, root), platform.clock.now_ms())
+        caught = catch_up(rec.context(restored), platform.clock.now_ms())
     seeded = (
         f"; {caught.requeued} labels of predictions made since the backup queued from the simulation seed"
         if caught.from_seed

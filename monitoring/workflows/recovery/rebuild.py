@@ -17,10 +17,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from monitoring.app.record_scan import Scan, deployments_of, scan_all
-from monitoring.app.seed_labels import Prediction, seeded_labels
-from monitoring.app.state_admin import refuse_if_busy, say
-from monitoring.cmlclient import Platform
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import EXIT_OK, ConfigChangedError, StoreError
@@ -29,8 +25,12 @@ from monitoring.state.health import StoreOpening, store_database
 from monitoring.state.marker import remove_marker
 from monitoring.state.migrations import STORE_TABLES
 from monitoring.state.store import StateStore
-from monitoring.workflows.accuracy import spans_to_read, windows_for_span
 from monitoring.workflows.context import Context, version_of
+from monitoring.workflows.recovery.admin import refuse_if_busy
+from monitoring.workflows.recovery.command import Recovery, say
+from monitoring.workflows.recovery.record_scan import Scan, deployments_of, scan_all
+from monitoring.workflows.recovery.seed_labels import Prediction, seeded_labels
+from monitoring.workflows.spans import spans_to_read, windows_for_span
 
 
 def _set_aside(cfg: PipelineConfig, root: Path, now_ms: int) -> str | None:
@@ -53,8 +53,9 @@ def _set_aside(cfg: PipelineConfig, root: Path, now_ms: int) -> str | None:
         db.close()
 
 
-def rebuild(cfg: PipelineConfig, root: Path, platform: Platform) -> int:
+def rebuild(rec: Recovery) -> int:
     """Set the old store aside and build a new one from the platform, the metrics store and the seed."""
+    cfg, root, platform = rec.cfg, rec.project_root, rec.platform
     try:
         opening = StoreOpening(cfg, root)
         refuse_if_busy(cfg, root, opening)
@@ -64,7 +65,7 @@ def rebuild(cfg: PipelineConfig, root: Path, platform: Platform) -> int:
     aside = _set_aside(cfg, root, int(time.time() * 1000))
     remove_marker(root, cfg.model.name)
     store = StoreOpening(cfg, root).open(platform.api.project_id)
-    ctx = Context(cfg, platform, store, root)
+    ctx = rec.context(store)
     try:
         say("kept", f"the old store: {aside}" if aside else "there was no old store")
         _fill(ctx, now)

@@ -6,12 +6,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from monitoring.app.replay_restore import Replayed, catch_up_replay
-from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
 from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.durations import to_ms
 from monitoring.domain.records.keys import END_KEY, START_KEY, UUID_KEY
 from monitoring.workflows.context import Context
+from monitoring.workflows.recovery.replay_restore import Replayed, catch_up_replay
+from monitoring.workflows.recovery.seed_labels import Prediction, feature_key, seeded_labels
 
 #: Cycles on either side of an unlabelled record whose labelled records are kept (retries span one boundary).
 NEIGHBOURS = 1

@@ -16,11 +16,10 @@ from typing import Any
 
 from monitoring.cmlclient.refs import DeploymentRef
 from monitoring.core.durations import to_ms
-from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.replay import read_plan
+from monitoring.domain.data.requests import requests_of, values_key
 from monitoring.domain.records.keys import START_KEY, UUID_KEY
 from monitoring.workflows.context import Context
-from monitoring.workflows.labels import values_key
-from monitoring.workflows.traffic import replay_plan
 
 
 @dataclass
@@ -82,7 +81,7 @@ def catch_up_replay(ctx: Context, deployments: Sequence[DeploymentRef], now: int
     progress = store.replay_progress(spec.name)
     if progress is None:
         return None
-    plan = replay_plan(ctx)
+    plan = read_plan(ctx.cfg.data.replay, spec, ctx.project_root)
     if plan.digest != progress.digest:
         return None
     first, end = progress.position, max(progress.position, plan.due(progress.epoch_ms, now))

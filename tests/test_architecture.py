@@ -189,13 +189,20 @@ def _self_calls(tree: ast.AST, name: str) -> list[ast.Call]:
 def test_every_cmlapi_call_in_the_facade_passes_arguments_by_keyword():
     tree = ast.parse((REPO / "monitoring" / "cmlclient" / "api.py").read_text())
     calls, pages = _self_calls(tree, "_call"), _self_calls(tree, "pages")
-    assert len(calls) >= 12 and len(pages) >= 4
-    # _call(operation, method, **kwargs) and pages(operation, method, items_key, **kwargs): the cmlapi
-    # method name is the only other positional; every argument of the cmlapi call itself is a keyword
-    assert all(len(c.args) == 2 for c in calls) and all(len(c.args) == 3 for c in pages)
-    named = [c for c in calls + pages if isinstance(c.args[1], ast.Constant)]
+    creates = _self_calls(tree, "_create")
+    assert len(calls) + len(creates) >= 12 and len(pages) >= 4 and len(creates) >= 5
+    # _call(operation, method, **kwargs), _create(operation, method, **kwargs) and pages(operation,
+    # method, items_key, **kwargs): the cmlapi method name is the only other positional; every
+    # argument of the cmlapi call itself is a keyword
+    assert all(len(c.args) == 2 for c in calls + creates) and all(len(c.args) == 3 for c in pages)
+    named = [c for c in calls + creates + pages if isinstance(c.args[1], ast.Constant)]
     passed_on = [c for c in calls if isinstance(c.args[1], ast.Name)]
-    assert [c.args[1].id for c in passed_on] == ["method"]  # pages() handing its own method to _call
+    # pages() and _create() handing their own method to _call
+    assert [c.args[1].id for c in passed_on] == ["method", "method"]
+    # every create goes through _create: a retry first looks for what an earlier attempt created
+    guarded = {"create_model", "create_model_build", "create_model_deployment", "create_job", "create_application"}
+    assert {c.args[1].value for c in creates if isinstance(c.args[1], ast.Constant)} == guarded
+    assert not guarded & {c.args[1].value for c in calls if isinstance(c.args[1], ast.Constant)}
     methods = {c.args[1].value for c in named}
     assert {
         "create_job",

@@ -228,7 +228,7 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
 
     One on its record is marked posted (never posted again); one not there (or whose answer
     time is unknown, so its record cannot be found) is due again, for the caller to post. When
-    the metrics store cannot be read, they stay in doubt (``due_labels`` leaves them out).
+    the metrics store cannot be read, they stay in doubt (``label_queue.due`` leaves them out).
 
     Returns:
         How many had landed.
@@ -255,7 +255,7 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
         except PlatformError as exc:  # unchecked labels stay in doubt: not posted again before they are checked
             log.warning("posts in doubt not checked, they wait %s", KV(in_doubt=len(rows), error=str(exc)))
             return landed_total
-        ctx.store.mark_labels_posted(landed, now_ms)
+        ctx.store.label_queue.mark_posted(landed, now_ms)
         queue.clear_posting({r.uuid for r in rows} - set(landed))
         landed_total += len(landed)
         log.warning(

@@ -62,12 +62,12 @@ def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> DuePosts:
     """
     result = DuePosts(posted=confirm_in_doubt(ctx, now_ms))  # a post cut short is checked before it is repeated
     while True:
-        due = ctx.store.due_labels(now_ms, limit=5000)
+        due = ctx.store.label_queue.due(now_ms, limit=5000)
         if not due:
             return result
         ctx.store.label_queue.mark_posting([u for u, _ in due], now_ms)
         posts = ctx.platform.metrics.post_labels([(u, {label_key: y}) for u, y in due])
-        ctx.store.mark_labels_posted(posts.posted, now_ms)
+        ctx.store.label_queue.mark_posted(posts.posted, now_ms)
         ctx.store.label_queue.clear_posting(posts.not_tried)  # never sent: not in doubt
         result.posted += len(posts.posted)
         result.failed += posts.store_failed

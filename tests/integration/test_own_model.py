@@ -86,7 +86,7 @@ def test_replay_sends_each_row_once_at_its_time_and_resumes_after_a_failed_run(m
     runs = [0 if row < 62 else 1 if row < 122 else 2 for row in answered]
     assert runs == sorted(runs), "a run's rows were recorded before an earlier run's"
     # labels were posted at their label time: every label of the first two hours of data is in
-    assert pipeline.ctx.store.label_counts()["posted"] >= 122 - (stopped - 62)
+    assert pipeline.ctx.store.label_queue.counts()["posted"] >= 122 - (stopped - 62)
 
 
 OWN_PREDICT = '''

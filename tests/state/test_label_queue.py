@@ -74,11 +74,11 @@ def test_labels_whose_post_started_are_in_doubt_until_marked_posted_or_cleared(s
         assert queue.in_doubt(10) == []
         queue.mark_posting(["u0", "u1", "u2"], 100)
         assert [d.uuid for d in queue.in_doubt(10)] == ["u0", "u1", "u2"]
-        assert store.due_labels(10**9, 10) == []  # not posted again before they are checked
-        assert store.mark_labels_posted(["u0"], 101) == 1
+        assert store.label_queue.due(10**9, 10) == []  # not posted again before they are checked
+        assert store.label_queue.mark_posted(["u0"], 101) == 1
         queue.clear_posting(["u1"])
         assert [(d.uuid, d.answered_ms) for d in queue.in_doubt(10)] == [("u2", 2)]
-        assert store.due_labels(10**9, 10) == [("u1", 1)]  # checked: not on its record, due again
+        assert store.label_queue.due(10**9, 10) == [("u1", 1)]  # checked: not on its record, due again
 
 
 def _intent(run: str, slot: int, created: int) -> Intent:

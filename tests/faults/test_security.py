@@ -60,9 +60,12 @@ REVIEWED_SQL = {
     "_COLS",
     "metric_column",
     "bounds_column",
+    "zero_column",
     "db.autoincrement_pk",
     # the PRAGMA constants a store passes to each new SQLite connection (the metrics store's log size)
     "pragma",
+    # the read-only check's query: privilege names from a constant tuple, no input
+    "_PG_UNWRITABLE_TABLES",
 }
 SQL_CALLS = {"execute", "executemany", "query", "query_one", "script"}
 

@@ -19,7 +19,7 @@ from monitoring.core.progress import Progress
 from monitoring.domain.data import TelcoScenario, drift_level_at
 from monitoring.domain.replay import ReplayPlan, build_plan
 from monitoring.domain.requests import requests_of
-from monitoring.domain.sources import read_table, select_rows
+from monitoring.domain.sources import read_rows
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 
@@ -128,7 +128,7 @@ def replay_plan(ctx: Context) -> ReplayPlan:
         DataError: the data set cannot be read or does not match the spec.
     """
     replay = ctx.cfg.data.replay
-    table, _ = select_rows(read_table(replay.source, ctx.project_root, "data.replay.source"), replay.source)
+    table, _ = read_rows(replay.source, ctx.project_root, "data.replay.source")
     return build_plan(table, replay, ctx.cfg.model)
 
 

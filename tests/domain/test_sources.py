@@ -115,6 +115,91 @@ def test_bad_time_and_missing_files_are_named(project):
         load_dataset(FileSource(kind="csv", path="other/*.csv"), SPEC, project, "data.training")
 
 
+def test_a_source_without_rows_names_itself_where_it_was_read_and_the_filter_that_emptied_it(project):
+    """Issue 19: no rows (a header-only CSV, a Parquet file with columns only, a filter that keeps
+    nothing) ended in '0 labelled rows cannot be split', naming neither the source nor the filter."""
+    header = CSV.splitlines()[0] + "\n"
+    (project / "data" / "part1.csv").write_text(header)
+    with pytest.raises(DataError) as info:
+        load_dataset(csv_source(), SPEC, project, "data.training")
+    assert str(info.value) == (
+        "data.training (csv data/*.csv): data/part1.csv yields no rows "
+        "(it has columns customerID, tenure, TotalCharges, Contract, SeniorCitizen, Churn, signup)"
+    )
+    pd.DataFrame({"tenure": pd.Series([], dtype=float), "Churn": pd.Series([], dtype=str)}).to_parquet(
+        project / "data" / "none.parquet"
+    )
+    with pytest.raises(
+        DataError,
+        match=r"^data.retraining.source \(parquet data/none.parquet\): data/none.parquet "
+        r"yields no rows \(it has columns tenure, Churn\)$",
+    ):
+        load_dataset(FileSource(kind="parquet", path="data/none.parquet"), SPEC, project, "data.retraining.source")
+
+    (project / "data" / "part1.csv").write_text(CSV)
+    (project / "data" / "part2.csv").write_text(CSV.replace("\na,", "\nz,"))
+    source = csv_source(time_column="signup", since="2026-02-01", until="2026-03-01")
+    with pytest.raises(DataError) as info:
+        load_dataset(source, SPEC, project, "data.training")
+    assert str(info.value) == (
+        "data.training (csv data/*.csv): no row is left after since 2026-02-01T00:00:00Z and until "
+        "2026-03-01T00:00:00Z (10 rows read, 'signup' from 2026-01-01T00:00:00Z to 2026-01-05T00:00:00Z, "
+        "from 2 files (data/part1.csv, data/part2.csv))"
+    )
+    jan = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    with pytest.raises(
+        DataError,
+        match=r"no row is left after since 2026-02-01T00:00:00Z and until "
+        r"2026-03-01T00:00:00Z and the lookback \[2025-12-01T00:00:00Z, 2026-01-01T00:00:00Z\)",
+    ):
+        load_dataset(source, SPEC, project, "data.retraining.source", window_ms=(jan - 31 * 86_400_000, jan))
+    with pytest.raises(DataError, match=r"no row is left after rows '20:' \(10 rows read from 2 files"):
+        load_dataset(csv_source(rows="20:"), SPEC, project, "data.training")
+
+    unlabelled = "\n".join(line.rsplit(",", 2)[0] + ",," + line.rsplit(",", 1)[1] for line in CSV.splitlines()[1:])
+    (project / "data" / "part2.csv").unlink()
+    (project / "data" / "part1.csv").write_text(header + unlabelled + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"^data.training \(csv data/\*.csv\): none of the 5 rows selected from "
+        r"data/part1.csv has a label in column 'Churn'$",
+    ):
+        load_dataset(csv_source(), SPEC, project, "data.training")
+
+
+def test_a_query_that_yields_no_rows_names_its_url_without_the_password_and_its_filter(project, tmp_path):
+    frame = pd.read_csv(project / "data" / "part1.csv", dtype=str, keep_default_na=False)
+    _write_sqlite(project / "data" / "crm.db", frame)
+    source = SqlSource(kind="sql", url="sqlite:///data/crm.db", query="SELECT * FROM customers WHERE 1 = 0")
+    with pytest.raises(DataError) as info:
+        load_dataset(source, SPEC, project, "data.training")
+    assert str(info.value).startswith(
+        f"data.training (sql sqlite:///data/crm.db): the query on sqlite:///{project}/data/crm.db yields no rows "
+        "(it has columns customerID, tenure,"
+    )
+    dated = SqlSource(
+        kind="sql", url_env="CRM_DB_URL", query="SELECT * FROM customers", time_column="signup", until="2025-06-01"
+    )
+    env = {"CRM_DB_URL": f"sqlite:///{project}/data/crm.db"}
+    with pytest.raises(
+        DataError,
+        match=r"^data.training \(sql \$CRM_DB_URL\): no row is left after until "
+        r"2025-06-01T00:00:00Z \(5 rows read, 'signup' from 2026-01-01T00:00:00Z to "
+        r"2026-01-05T00:00:00Z, from the query on sqlite:///.*/data/crm.db\)$",
+    ):
+        load_dataset(dated, SPEC, project, "data.training", env=env)
+
+
+def test_a_missing_column_lists_the_files_own_columns_only(project):
+    """Issue 19: the list held start_ms, a column the pipeline adds, not the user's."""
+    (project / "data" / "part1.csv").write_text(CSV.replace(",Contract,", ",Plan,"))
+    with pytest.raises(DataError) as info:
+        load_dataset(csv_source(time_column="signup"), SPEC, project, "data.training")
+    assert str(info.value).endswith(
+        "(columns: customerID, tenure, TotalCharges, Plan, SeniorCitizen, Churn, signup)"
+    ), str(info.value)
+
+
 def test_parquet_keeps_its_types(project):
     rng = np.random.default_rng(1)
     spec = mixed.spec(classes=[0, 1])
@@ -141,7 +226,9 @@ def test_sql_on_sqlite_inside_the_project(project):
     got = load_dataset(source, SPEC, project, "data.training")
     assert got["tenure"].tolist() == [1.0, 34.0, 2.0, 45.0]
     bad = SqlSource(kind="sql", url="sqlite:///data/crm.db", query="SELECT * FROM nowhere")
-    with pytest.raises(DataError, match=r"data.training \(sql url\): the query on sqlite:///.*crm.db failed"):
+    with pytest.raises(
+        DataError, match=r"data.training \(sql sqlite:///data/crm.db\): the query on sqlite:///.*crm.db failed"
+    ):
         load_dataset(bad, SPEC, project, "data.training")
 
 

@@ -113,7 +113,7 @@ def sql_chunks(
     import sqlalchemy
 
     first = 0
-    with sql_connection(source, root, name, env) as conn:
+    with sql_connection(source, root, name, env) as (conn, _):
         streamed = conn.execution_options(stream_results=True, max_row_buffer=rows)
         for frame in pd.read_sql_query(sqlalchemy.text(source.query), streamed, params=dict(params), chunksize=rows):
             yield Chunk(frame, lambda i, start=first: f"result row {start + i + 1} of the query")

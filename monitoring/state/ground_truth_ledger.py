@@ -5,7 +5,7 @@ that finds an intent of an earlier run (killed, or its post failed) reads the pr
 back before posting again. A prediction has one ledger row, so a second label for it (a re-run,
 an overlapping file) is never posted.
 
-Schema: migration 4 of ``monitoring/state/migrations.py`` (``ground_truth_ledger``,
+Schema: migrations 7 and 8 of ``monitoring/state/migrations.py`` (``ground_truth_ledger``,
 ``ground_truth_watermark``, ``ground_truth_files``), applied when the state store opens.
 """
 
@@ -49,7 +49,7 @@ class GroundTruthLedger:
     """The ledger of one model's ground truth, in the state store's database.
 
     Args:
-        db: the state store's database (``StateStore.db``, migrated to version 4 or later).
+        db: the state store's database (``StateStore.db``, migrated to version 8 or later).
         model: the model whose labels these are.
     """
 
@@ -123,6 +123,27 @@ class GroundTruthLedger:
             (self.model, INTENT, int(before_ms), int(limit)),
         )
         return [_entry(r) for r in rows]
+
+    def claim_unfinished(self, entries: Iterable[Entry], run: str, before_ms: int, now_ms: int) -> list[Entry]:
+        """Claim intents of earlier runs to settle them: one conditional update each, in one transaction.
+
+        An intent is claimed only while it is still unfinished and older than ``before_ms``; the
+        claim makes it this run's and recent, so a run settling at the same time leaves it alone.
+
+        Returns:
+            The entries this call claimed (only these are the caller's to read back and post).
+        """
+        claimed = []
+        with self.db.transaction() as db:
+            for e in entries:
+                cur = db.execute(
+                    "UPDATE ground_truth_ledger SET run = ?, intent_ms = ? "
+                    "WHERE model = ? AND uuid = ? AND state = ? AND intent_ms < ?",
+                    (run, int(now_ms), self.model, e.uuid, INTENT, int(before_ms)),
+                )
+                if cur.rowcount == 1:
+                    claimed.append(e)
+        return claimed
 
     def counts(self) -> dict[str, int]:
         rows = self.db.query(

@@ -74,7 +74,9 @@ def settle_intents(
 ) -> None:
     """Finish the intents of earlier runs: done if the record holds the label already, else posted again."""
     label_key = ctx.cfg.windows.label_key
-    intents = ledger.unfinished(now - to_ms(ctx.cfg.ground_truth.settle_after), SETTLE_LIMIT)
+    before = now - to_ms(ctx.cfg.ground_truth.settle_after)
+    # claimed before they are read back: a run settling at the same time leaves them to this one
+    intents = ledger.claim_unfinished(ledger.unfinished(before, SETTLE_LIMIT), run, before, now)
     waiting = ledger.counts()[INTENT] - len(intents)
     if waiting:
         tally.count("intents_waiting", waiting)

@@ -11,12 +11,15 @@ import time
 
 import pytest
 
+from monitoring.app.wiring import build_context
 from monitoring.core.errors import PlatformError
 from monitoring.state.ground_truth_ledger import GroundTruthLedger
 from monitoring.workflows.ground_truth import ground_truth
+from tests.chaos.label_checks import PostCounter
 from tests.chaos.processes import kill_when
+from tests.faults.rig import run_concurrently
 from tests.integration.ground_truth_support import DAY, GROUND_TRUTH, HOUR, labelled, posted_by, predict_for, write_crm
-from tests.integration.support import T0
+from tests.integration.support import T0, short_sleep
 from tests.project import merge
 from tests.waiting import wait_for
 
@@ -120,6 +123,37 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     runs = posted_by(labelled(pipeline, T0, T0 + DAY))
     assert runs.pop(one) == "the-killed-run"  # read back, not posted again
     assert set(runs.values()) == {ctx.platform.run_id} and len(runs) == 5
+
+
+def test_two_runs_settling_the_same_intents_post_each_label_once(make_pipeline):
+    """Issue 20: every path that posts labels claims them first; two runs that find the same unfinished
+    intents (a manual run beside the scheduled one) settled and posted each of them, twice."""
+    pipeline = make_pipeline(merge(GROUND_TRUTH, {"ground_truth": {"chunk_rows": 50}}))
+    ws, ctx = pipeline.ws, pipeline.ctx
+    ws.set_now(T0 + HOUR)
+    uuids = predict_for(pipeline, [f"C-{i}" for i in range(20)])
+    write_crm(
+        pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0 + 2 * HOUR)} for c in uuids]
+    )
+    ws.set_now(T0 + 3 * HOUR)
+    ws.inject("metrics.track_delayed_metrics=unavailable always")
+    with pytest.raises(PlatformError):
+        ground_truth(ctx)
+    ws.faults.clear()
+    ws.set_now(T0 + 3 * HOUR + 20 * 60_000)  # settle_after (15m) has passed
+    ws.inject("latency.metrics=delay:100ms always")  # both runs read the records back before either posts
+    posts = PostCounter(ws.workspace_dir / "metrics.db", ctx.cfg.windows.label_key)
+    runs = []
+    for name in ("scheduled", "manual"):
+        run = build_context(pipeline.cfg, pipeline.root, clock=ws.clock, sleep=short_sleep)
+        run.platform.run_id = name
+        runs.append(run)
+    results = run_concurrently(*(lambda run=run: ground_truth(run) for run in runs))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sum(r.fields.get("reposted", 0) for r in results) == 20, [r.fields for r in results]
+    assert posts.assert_none_twice() == 20
+    assert GroundTruthLedger(ctx.store.db, ctx.cfg.model.name).counts() == {"intent": 0, "done": 20}
+    assert set(posted_by(labelled(pipeline, T0, T0 + DAY))) == set(uuids.values())
 
 
 SQL = {

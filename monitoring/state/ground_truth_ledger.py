@@ -34,15 +34,26 @@ class Entry:
     source_row: str | None
     state: str
     run: str
+    source_key: str | None = None
+    event_ms: int | None = None
 
 
 def _entry(row: Sequence[Any]) -> Entry:
     return Entry(
-        str(row[0]), str(row[1]), int(row[2]), str(row[3]), json.loads(row[4]), row[5], str(row[6]), str(row[7])
+        str(row[0]),
+        str(row[1]),
+        int(row[2]),
+        str(row[3]),
+        json.loads(row[4]),
+        row[5],
+        str(row[6]),
+        str(row[7]),
+        None if row[8] is None else str(row[8]),
+        None if row[9] is None else int(row[9]),
     )
 
 
-_ENTRY_COLS = "uuid, deployment_crn, start_ms, label_key, label, source_row, state, run"
+_ENTRY_COLS = "uuid, deployment_crn, start_ms, label_key, label, source_row, state, run, source_key, event_ms"
 
 
 class GroundTruthLedger:
@@ -71,6 +82,25 @@ class GroundTruthLedger:
             found.update((e.uuid, e) for e in map(_entry, rows))
         return found
 
+    def by_key_and_time(self, rows: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Entry]:
+        """The ledger rows posted for these source rows (key and event time), by ``(key, event_ms)``."""
+        wanted = set(rows)
+        keys = sorted({k for k, _ in wanted})
+        found: dict[tuple[str, int], Entry] = {}
+        for i in range(0, len(keys), _LOOKUP):
+            part = keys[i : i + _LOOKUP]
+            marks = ", ".join("?" * len(part))
+            for e in map(
+                _entry,
+                self.db.query(
+                    f"SELECT {_ENTRY_COLS} FROM ground_truth_ledger WHERE model = ? AND source_key IN ({marks})",
+                    [self.model, *part],
+                ),
+            ):
+                if (e.source_key, e.event_ms) in wanted:
+                    found.setdefault((e.source_key, e.event_ms), e)
+        return found
+
     def record_intents(self, entries: Iterable[Entry], now_ms: int) -> list[Entry]:
         """Commit the intent to post these labels, in one transaction.
 
@@ -83,7 +113,7 @@ class GroundTruthLedger:
             for e in entries:
                 cur = db.execute(
                     f"INSERT INTO ground_truth_ledger (model, {_ENTRY_COLS}, intent_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, uuid) DO NOTHING",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, uuid) DO NOTHING",
                     (
                         self.model,
                         e.uuid,
@@ -94,6 +124,8 @@ class GroundTruthLedger:
                         e.source_row,
                         INTENT,
                         e.run,
+                        e.source_key,
+                        None if e.event_ms is None else int(e.event_ms),
                         int(now_ms),
                     ),
                 )

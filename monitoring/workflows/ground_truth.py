@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.clock import iso_ms
+from monitoring.core.clock import iso_exact, iso_ms
 from monitoring.core.data_config import FileSource
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import ConfigError, DataError, PlatformError
@@ -194,46 +194,57 @@ class Poster:
         if (~bad_time).any():
             newest = int(times[~bad_time].max())
             self.latest = newest if self.latest is None else max(self.latest, newest)
-        chosen: dict[str, tuple[Hit, Any, str, str]] = {}
+        rows = []
         for i, (raw_key, raw_label) in enumerate(zip(frame[self.gt.key_col].tolist(), frame[self.label_col].tolist())):
-            self._row(chunk, i, raw_key, raw_label, bool(bad_time[i]), chosen)
+            row = self._row(chunk.locate(i), raw_key, raw_label, None if bad_time[i] else int(times[i]))
+            if row is not None:
+                rows.append(row)
+        posted = self.ledger.by_key_and_time((key, at) for key, _, at, _ in rows)
+        chosen: dict[str, tuple[Hit, Any, str, int, str]] = {}
+        for key, value, at, where in rows:
+            self._join(key, value, at, where, posted, chosen)
         known = self.ledger.entries(chosen)
         fresh = []
-        for uuid, (hit, value, key, where) in chosen.items():
+        label_key = self.ctx.cfg.windows.label_key
+        for uuid, (hit, value, key, at, where) in chosen.items():
             entry = known.get(uuid)
             if entry is not None:
                 self._repeat(entry.label, value, where, key, uuid)
                 continue
-            fresh.append(
-                Entry(
-                    uuid, hit.deployment_crn, hit.start_ms, self.ctx.cfg.windows.label_key, value, where, "", self.run
-                )
-            )
+            fresh.append(Entry(uuid, hit.deployment_crn, hit.start_ms, label_key, value, where, "", self.run, key, at))
         self._post(fresh)
 
-    def _row(self, chunk: Chunk, i: int, raw_key: Any, raw_label: Any, bad_time: bool, chosen: dict) -> None:
-        where = chunk.locate(i)
+    def _row(self, where: str, raw_key: Any, raw_label: Any, at: int | None) -> tuple[str, Any, int, str] | None:
+        """A source row as ``(key, label to post, event time, where)``; None (counted) when it cannot be."""
         try:
             key = text_of(raw_key)
         except ValueError:
             key = None
-        if key is None or bad_time or _blank(raw_label):
-            what = "key" if key is None else "event time" if bad_time else "label"
+        if key is None or at is None or _blank(raw_label):
+            what = "key" if key is None else "event time" if at is None else "label"
             self.tally.miss("bad_row", where, key=raw_key, label=raw_label, problem=f"{what} missing or unreadable")
-            return
+            return None
         value = self.read_label(raw_label)
         if value is None:
             self.tally.miss("bad_label", where, key=key, label=raw_label)
+            return None
+        return key, value, at, where
+
+    def _join(self, key: str, value: Any, at: int, where: str, posted: dict, chosen: dict) -> None:
+        """Find the row's prediction: a row posted before (same key and time) is a repeat, never joined again."""
+        before = posted.get((key, at))
+        if before is not None:
+            self._repeat(before.label, value, where, key, before.uuid)
             return
-        hit, why = self.index.find(key)
+        hit, why = self.index.find(key, at)
         if hit is None:
-            self.tally.miss(why, where, key=key, label=raw_label)
+            self.tally.miss(why, where, key=key, label=value, time=iso_exact(at))
             return
         earlier = chosen.get(hit.uuid)
         if earlier is not None:
             self._repeat(earlier[1], value, where, key, hit.uuid)
             return
-        chosen[hit.uuid] = (hit, value, key, where)
+        chosen[hit.uuid] = (hit, value, key, at, where)
 
     def _repeat(self, first: Any, value: Any, where: str, key: str, uuid: str) -> None:
         same = json.dumps(first) == json.dumps(value)
@@ -315,7 +326,7 @@ def ground_truth(ctx: Context) -> Outcome:
         version=version_of(live),
         rows=poster.rows,
         files=len(files) if isinstance(gt.source, FileSource) else None,
-        predictions_indexed=len(index.hits),
+        predictions_indexed=index.predictions,
         **counts,
         reposted=tally.counts.get("settled_reposted", 0),
         intents_waiting=tally.counts.get("intents_waiting", 0) or None,

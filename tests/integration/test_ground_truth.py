@@ -93,6 +93,52 @@ def test_labels_from_files_join_by_business_key_once_and_every_miss_is_counted(m
     assert ledger.counts() == {"intent": 0, "done": 11}
 
 
+def test_a_label_joins_the_prediction_made_before_its_outcome_and_a_resent_export_is_a_duplicate(make_pipeline):
+    """Issue 20, defect 1: accounts predicted on day 1 and again on day 2; the day 1 export, appended to
+    and read again after the day 2 predictions, put day 1 outcomes onto day 2 predictions (the newest
+    within the lookback), and the true day 2 outcomes were then refused as conflicting."""
+    pipeline = make_pipeline(GROUND_TRUTH)
+    ws, ctx = pipeline.ws, pipeline.ctx
+    accounts = [f"AC-{i:06d}" for i in range(6)]
+    ws.set_now(T0 + 10 * HOUR)
+    day1 = predict_for(pipeline, accounts, seed=1)
+    day1_rows = [
+        {"customer_id": a, "failed": "yes" if i < 3 else "no", "closed_at": _iso(T0 + 20 * HOUR)}
+        for i, a in enumerate(accounts)
+    ]
+    write_crm(pipeline.root, "day1.csv", day1_rows[:4])
+    ws.set_now(T0 + 21 * HOUR)
+    assert ground_truth(ctx).fields["posted"] == 4
+    ws.set_now(T0 + DAY + 10 * HOUR)  # 14 hours after the day 1 outcomes
+    day2 = predict_for(pipeline, accounts, seed=2)
+    write_crm(pipeline.root, "day1.csv", day1_rows)  # the day 1 export, appended to: read again
+    ws.set_now(T0 + DAY + 11 * HOUR)
+    out = ground_truth(ctx)
+    f = out.fields
+    assert (f["rows"], f["posted"], f["duplicate"], f["conflicting"]) == (6, 2, 4, 0), out.summary
+    labels = {u: m["final_label"] for u, m in labelled(pipeline, T0, T0 + 2 * DAY).items()}
+    assert labels == {day1[a]: int(i < 3) for i, a in enumerate(accounts)}  # day 1 outcomes on day 1 predictions
+
+    day2_rows = [
+        {"customer_id": a, "failed": "no" if i < 3 else "yes", "closed_at": _iso(T0 + DAY + 20 * HOUR)}
+        for i, a in enumerate(accounts)
+    ]
+    write_crm(pipeline.root, "day2.csv", day2_rows)
+    ws.set_now(T0 + DAY + 21 * HOUR)
+    f = ground_truth(ctx).fields
+    assert (f["posted"], f["conflicting"], f["duplicate"]) == (6, 0, 0), f
+    labels = {u: m["final_label"] for u, m in labelled(pipeline, T0, T0 + 2 * DAY).items()}
+    assert {a: labels[day2[a]] for a in accounts} == {a: int(i >= 3) for i, a in enumerate(accounts)}
+    assert {a: labels[day1[a]] for a in accounts} == {a: int(i < 3) for i, a in enumerate(accounts)}
+
+    # a row dated before every prediction of its key in the lookback is never joined to a later one
+    write_crm(pipeline.root, "early.csv", [{"customer_id": "AC-000000", "failed": "yes", "closed_at": _iso(T0)}])
+    report = ground_truth(ctx)
+    assert report.fields["before_prediction"] == 1 and report.fields["posted"] == 0
+    sample = json.loads((pipeline.root / report.fields["report"]).read_text())["misses"]["before_prediction"]
+    assert sample["samples"][0]["time"] == _iso(T0).replace("Z", ".000Z")
+
+
 def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make_pipeline):
     pipeline = make_pipeline(GROUND_TRUTH)
     ws, ctx = pipeline.ws, pipeline.ctx
@@ -100,7 +146,9 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     uuids = predict_for(pipeline, [f"C-{i}" for i in range(6)])
     out = ground_truth(ctx)  # the first export has not landed: nothing to do, and the VERDICT says where it looked
     assert (out.fields["rows"], out.fields["files"]) == (0, 0) and "no file matches 'crm/*.csv' yet" in out.action
-    write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0)} for c in uuids])
+    closed = _iso(T0 + HOUR + 60_000)  # a minute after the predictions: an outcome joins an earlier prediction
+    write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": closed} for c in uuids])
+    ws.set_now(T0 + HOUR + 2 * 60_000)
     ws.inject("metrics.track_delayed_metrics=unavailable always")
     with pytest.raises(PlatformError) as failed:  # never a success for writes that failed: exit 3
         ground_truth(ctx)
@@ -184,11 +232,13 @@ def _sql_run(pipeline, insert) -> None:
     ws, ctx = pipeline.ws, pipeline.ctx
     ws.set_now(T0 + HOUR)
     uuids = predict_for(pipeline, [f"C-{i}" for i in range(8)])
-    insert([(f"C-{i}", "yes" if i < 2 else "no", _iso(T0 + i * 60_000)) for i in range(5)])
+    insert([(f"C-{i}", "yes" if i < 2 else "no", _iso(T0 + HOUR + (i + 1) * 60_000)) for i in range(5)])
+    ws.set_now(T0 + 2 * HOUR)
     out = ground_truth(ctx)
     assert (out.fields["rows"], out.fields["posted"]) == (5, 5)
-    assert out.fields["watermark"] == _iso(T0 + 4 * 60_000)
-    insert([(f"C-{i}", "no", _iso(T0 + HOUR + i * 60_000)) for i in range(5, 8)])
+    assert out.fields["watermark"] == _iso(T0 + HOUR + 5 * 60_000)
+    insert([(f"C-{i}", "no", _iso(T0 + HOUR + 30 * 60_000 + i * 60_000)) for i in range(5, 8)])
+    ws.set_now(T0 + 3 * HOUR)
     out = ground_truth(ctx)
     # the row at the watermark is read again (a row written late at the same time is not lost); not posted twice
     assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"]) == (4, 3, 1)
@@ -233,7 +283,8 @@ def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline
     ws, ctx = pipeline.ws, pipeline.ctx
     ws.set_now(T0 + HOUR)
     uuids = predict_for(pipeline, [f"C-{i}" for i in range(60)])
-    rows = [{"customer_id": c, "failed": "yes" if i % 2 else "no", "closed_at": _iso(T0)} for i, c in enumerate(uuids)]
+    closed = _iso(T0 + HOUR + 60_000)
+    rows = [{"customer_id": c, "failed": "yes" if i % 2 else "no", "closed_at": closed} for i, c in enumerate(uuids)]
     write_crm(pipeline.root, "day1.csv", rows)
     ws.set_now(T0 + 2 * HOUR)
     ws.inject("latency.metrics=delay:150ms always")  # posts take a while: the kill lands in the middle

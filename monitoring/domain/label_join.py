@@ -13,17 +13,29 @@ from monitoring.domain.record_values import number_text
 from monitoring.domain.sources.schema import text_of
 
 #: Why a label was not posted (each kind is counted in the VERDICT and sampled in the report).
-MISSES = ("unknown_key", "too_old", "before_prediction", "duplicate", "conflicting", "bad_label", "bad_row")
+MISSES = (
+    "unknown_key",
+    "too_old",
+    "before_prediction",
+    "future_dated",
+    "duplicate",
+    "conflicting",
+    "bad_label",
+    "bad_row",
+)
 MISS_MEANING = {
     "unknown_key": "no prediction with this key within the lookback (nor in the stale scan before it)",
     "too_old": "the key's predictions made before the outcome are all older than the lookback",
     "before_prediction": "the outcome's time is before every prediction of the key within the lookback: "
     "a label never joins a prediction made after its outcome",
+    "future_dated": "the row is dated more than ground_truth.future_tolerance after the run: quarantined, "
+    "never posted nor moving the watermark (fix its time at the source)",
     "duplicate": "the prediction already has this label, or a row with this key and time was posted "
     "(a re-run, a re-sent or overlapping export, a repeated row)",
     "conflicting": "the prediction already has another label; the first one stays",
     "bad_label": "the label is not one of model.label.classes (nor mapped to one), or not a finite number",
-    "bad_row": "the key, the label or the event time is missing or unreadable",
+    "bad_row": "the key, the label or the event time is missing or unreadable, or the line is malformed "
+    "(another number of fields than the header's)",
 }
 
 

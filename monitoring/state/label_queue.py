@@ -238,17 +238,11 @@ class LabelQueue:
             The uuids this call claimed: not posted and not claimed by anyone (another run's claim,
             live or in doubt, is left alone). Only these are the caller's to post.
         """
-        claimed = []
-        with self.db.transaction() as tx:
-            for u in uuids:
-                cur = tx.execute(
-                    "UPDATE pending_labels SET posting_ms = ?, posting_run = ? "
-                    "WHERE uuid = ? AND posted_ms IS NULL AND posting_ms IS NULL",
-                    (int(now_ms), holder, str(u)),
-                )
-                if cur.rowcount == 1:
-                    claimed.append(str(u))
-        return claimed
+        return self.db.each_changing_one(
+            "UPDATE pending_labels SET posting_ms = ?, posting_run = ? "
+            "WHERE uuid = ? AND posted_ms IS NULL AND posting_ms IS NULL",
+            ((str(u), (int(now_ms), holder, str(u))) for u in uuids),
+        )
 
     def doubt_due(self, now_ms: int) -> int:
         """Put every due label not marked posted in doubt, so the next run checks its record before

@@ -311,3 +311,73 @@ def test_sql_on_postgresql(project, new_pg_database):
     wrong = url.rsplit("/", 1)[0] + "/no_such_db"
     with pytest.raises(DataError, match=r"the query on postgresql\+psycopg://postgres@127.0.0.1:\d+/no_such_db failed"):
         load_dataset(source, SPEC, project, "data.retraining.source", env={"CHURN_DB_URL": wrong})
+
+
+NEEDS = {"customer_id": "key", "failed": "label", "closed_at": "event time"}
+
+
+def _chunks(project, kind: str = "csv", rows: int = 2, skip=lambda mark: False):
+    from monitoring.domain.sources.chunks import file_chunks
+
+    source = FileSource(kind=kind, path=f"crm/*.{kind}", time_column="closed_at")
+    return list(file_chunks(source, project, "ground_truth.source", rows, skip, NEEDS))
+
+
+def test_a_feed_file_is_never_a_reason_to_stop_the_feed(project):
+    """Issue 20: a 0-byte export and an unquoted comma ('Expected 3 fields in line 4, saw 5') stopped every run;
+    a file that cannot be read at all is quarantined and the files after it are read."""
+    crm = project / "crm"
+    crm.mkdir()
+    (crm / "a-empty.csv").write_bytes(b"")
+    (crm / "b-lines.csv").write_text(
+        "\ufeffcustomer_id,failed,closed_at\n"  # a BOM, as spreadsheets write
+        "C-1,yes,2026-01-01T10:00:00Z\n"
+        '"C-2","no, after a call",2026-01-01T11:00:00Z\n'  # a quoted comma is one field
+        "C-3,no,2026,01,01\n"  # an unquoted comma: five fields
+        "\n"
+        'C-4,"yes\nreally",2026-01-01T12:00:00Z\n'  # a quoted line break: one row over two lines
+        "C-5,no,2026-01-01T13:00:00Z\n"
+        "C-6,yes\n"  # half-written
+    )
+    (crm / "c-binary.csv").write_bytes(b"customer_id,failed,closed_at\nC-7,\xff\xfe\x00yes,x\n")
+    (crm / "d-columns.csv").write_text("account,outcome,closed_at\nC-8,yes,2026-01-01T10:00:00Z\n")
+    (crm / "e-fine.csv").write_text("customer_id,failed,closed_at\nC-9,no,2026-01-01T10:00:00Z\n")
+    chunks = _chunks(project)
+    assert [c.empty for c in chunks if c.empty] == ["crm/a-empty.csv"]
+    lines = [c for c in chunks if c.frame is not None and "customer_id" in c.frame.columns]
+    rows = [(r, c.locate(i)) for c in lines for i, r in enumerate(c.frame["customer_id"])]
+    assert rows == [
+        ("C-1", "row 1 (line 2) of crm/b-lines.csv"),
+        ("C-2", "row 2 (line 3) of crm/b-lines.csv"),
+        ("C-4", "row 4 (line 6) of crm/b-lines.csv"),
+        ("C-5", "row 5 (line 8) of crm/b-lines.csv"),
+        ("C-9", "row 1 (line 2) of crm/e-fine.csv"),
+    ]
+    assert [b for c in chunks for b in c.bad_lines] == [
+        ("row 3 (line 4) of crm/b-lines.csv", "expected 3 fields, saw 5", "C-3,no,2026,01,01"),
+        ("row 6 (line 9) of crm/b-lines.csv", "expected 3 fields, saw 2", "C-6,yes"),
+    ]
+    quarantined = {c.finished.path: c.quarantined for c in chunks if c.quarantined}
+    assert quarantined["crm/c-binary.csv"].startswith("cannot be read as csv: not UTF-8 text")
+    assert quarantined["crm/d-columns.csv"] == (
+        "has no column 'customer_id' (key), 'failed' (label); it has ['account', 'outcome', 'closed_at']"
+    )
+    assert [c.finished.path for c in chunks if c.finished and not c.quarantined] == [
+        "crm/b-lines.csv",
+        "crm/e-fine.csv",
+    ]
+    assert _chunks(project, skip=lambda mark: mark.path != "crm/e-fine.csv")[0].frame["customer_id"].tolist() == ["C-9"]
+
+
+def test_a_parquet_feed_file_that_cannot_be_read_is_quarantined(project):
+    crm = project / "crm"
+    crm.mkdir()
+    pd.DataFrame({"customer_id": ["P-1"], "failed": ["yes"], "closed_at": ["2026-01-01T10:00:00Z"]}).to_parquet(
+        crm / "b.parquet"
+    )
+    (crm / "a.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    chunks = _chunks(project, "parquet")
+    assert chunks[0].finished.path == "crm/a.parquet" and chunks[0].quarantined.startswith(
+        "cannot be read as parquet ("
+    )
+    assert chunks[1].frame["customer_id"].tolist() == ["P-1"] and chunks[1].locate(0) == "row 1 of crm/b.parquet"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -85,6 +84,7 @@ def test_labels_from_files_join_by_business_key_once_and_every_miss_is_counted(m
     assert ground_truth(ctx).fields["posted"] == 0
     overlap = rows[:4] + [{"customer_id": "C-11", "failed": "yes", "closed_at": _iso(day3 + 5 * HOUR)}]
     write_crm(pipeline.root, "day2.csv", overlap)
+    ws.set_now(day3 + 6 * HOUR)
     out = ground_truth(ctx)
     assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"], out.fields["files"]) == (5, 1, 4, 1)
     assert out.fields["watermark"] == _iso(day3 + 5 * HOUR)
@@ -202,79 +202,6 @@ def test_two_runs_settling_the_same_intents_post_each_label_once(make_pipeline):
     assert posts.assert_none_twice() == 20
     assert GroundTruthLedger(ctx.store.db, ctx.cfg.model.name).counts() == {"intent": 0, "done": 20}
     assert set(posted_by(labelled(pipeline, T0, T0 + DAY))) == set(uuids.values())
-
-
-SQL = {
-    "ground_truth": {
-        "source": {
-            "kind": "sql",
-            "url": "sqlite:///crm.db",
-            "time_column": "updated_at",
-            "query": "SELECT customer_id, outcome, updated_at FROM churn_outcomes "
-            "WHERE updated_at >= :watermark ORDER BY updated_at",
-        },
-        "label_column": "outcome",
-    }
-}
-
-
-def _sql_config(url_env: bool = False) -> dict:
-    """The CRM table through SQL: a SQLite file in the project, or a database named by CRM_DB_URL."""
-    source = dict(SQL["ground_truth"]["source"])
-    if url_env:
-        source.pop("url")
-        source["url_env"] = "CRM_DB_URL"
-    return {**GROUND_TRUTH, "ground_truth": {**GROUND_TRUTH["ground_truth"], **SQL["ground_truth"], "source": source}}
-
-
-def _sql_run(pipeline, insert) -> None:
-    """Two exports of the CRM table: the second run reads only rows from the watermark on."""
-    ws, ctx = pipeline.ws, pipeline.ctx
-    ws.set_now(T0 + HOUR)
-    uuids = predict_for(pipeline, [f"C-{i}" for i in range(8)])
-    insert([(f"C-{i}", "yes" if i < 2 else "no", _iso(T0 + HOUR + (i + 1) * 60_000)) for i in range(5)])
-    ws.set_now(T0 + 2 * HOUR)
-    out = ground_truth(ctx)
-    assert (out.fields["rows"], out.fields["posted"]) == (5, 5)
-    assert out.fields["watermark"] == _iso(T0 + HOUR + 5 * 60_000)
-    insert([(f"C-{i}", "no", _iso(T0 + HOUR + 30 * 60_000 + i * 60_000)) for i in range(5, 8)])
-    ws.set_now(T0 + 3 * HOUR)
-    out = ground_truth(ctx)
-    # the row at the watermark is read again (a row written late at the same time is not lost); not posted twice
-    assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"]) == (4, 3, 1)
-    got = labelled(pipeline, T0, T0 + DAY)
-    assert {u: m["final_label"] for u, m in got.items()} == {uuids[f"C-{i}"]: int(i < 2) for i in range(8)}
-
-
-def test_sql_source_on_sqlite_resumes_from_its_watermark(make_pipeline):
-    pipeline = make_pipeline(_sql_config())
-    db = pipeline.root / "crm.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE churn_outcomes (customer_id TEXT, outcome TEXT, updated_at TEXT)")
-
-    def insert(rows):
-        with sqlite3.connect(db) as conn:
-            conn.executemany("INSERT INTO churn_outcomes VALUES (?, ?, ?)", rows)
-        conn.close()
-
-    _sql_run(pipeline, insert)
-
-
-@pytest.mark.postgres
-def test_sql_source_on_postgresql_resumes_from_its_watermark(make_pipeline, new_pg_database, monkeypatch):
-    import psycopg
-
-    url = new_pg_database("crm")
-    monkeypatch.setenv("CRM_DB_URL", url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE churn_outcomes (customer_id TEXT, outcome TEXT, updated_at TIMESTAMPTZ)")
-    pipeline = make_pipeline(_sql_config(url_env=True))
-
-    def insert(rows):
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.cursor().executemany("INSERT INTO churn_outcomes VALUES (%s, %s, %s)", rows)
-
-    _sql_run(pipeline, insert)
 
 
 def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -70,3 +70,9 @@ def iso_ms(ms: int) -> str:
     """ISO 8601 UTC text for a millisecond timestamp, e.g. ``2026-11-23T10:00:00Z``."""
     dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def iso_exact(ms: int) -> str:
+    """ISO 8601 UTC text to the millisecond, e.g. ``2026-11-23T10:00:09.250Z`` (a watermark, an event time)."""
+    dt = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=int(ms))
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -16,10 +16,10 @@ import shutil
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from monitoring.core import writable
 from monitoring.core.errors import (
@@ -32,6 +32,7 @@ from monitoring.core.errors import (
 )
 from monitoring.core.writable import mount_point
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: The first 16 bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -187,6 +188,16 @@ class Database:
         else:
             with self.translated(), conn.transaction():
                 yield self
+
+    def each_changing_one(self, sql: str, items: Iterable[tuple[T, Sequence[Any]]]) -> list[T]:
+        """Run ``sql`` once per item with its parameters, in one transaction (a claim, an insert
+        that may conflict); returns the items whose statement changed exactly one row, in order."""
+        changed = []
+        with self.transaction() as tx:
+            for item, params in items:
+                if tx.execute(sql, params).rowcount == 1:
+                    changed.append(item)
+        return changed
 
     def script(self, ddl: str) -> None:
         """Run several ``;``-separated DDL statements (schema creation)."""

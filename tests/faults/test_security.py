@@ -11,6 +11,7 @@ import pytest
 import requests
 import yaml
 
+from localcml.core.errors import ConfigError as WorkspaceConfigError
 from localcml.daemon import reset
 from localcml.metrics.store import MetricsStore
 from localcml.workspace import LocalWorkspace
@@ -184,7 +185,7 @@ def test_hostile_names_are_data_not_sql(rig: Rig):
 
 
 def _sql_sites():
-    for path in sorted((REPO / "monitoring").rglob("*.py")):
+    for path in sorted(p for folder in ("monitoring", "cmlbase") for p in (REPO / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
@@ -268,7 +269,7 @@ def test_workspace_paths_from_callers_cannot_escape_the_project(tmp_path):
 
 def test_reset_refuses_to_delete_a_directory_that_is_not_a_workspace(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="does not look like a local workspace directory .*precious.txt"):
+    with pytest.raises(WorkspaceConfigError, match="does not look like a local workspace directory .*precious.txt"):
         reset(tmp_path)
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 

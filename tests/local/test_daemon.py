@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from localcml import daemon
+from localcml.core.errors import ConfigError
 from localcml.environment import SHIM_DIR, activate, shell_exports
-from monitoring.core.errors import ConfigError
 
 
 def test_ensure_running_spawns_reuses_and_shutdown_stops(tmp_path, project_root):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import venv
 
 from localcml import daemon
 from localcml.client import default_client
+from localcml.projects.files import plan
 from localcml.workspace import LocalWorkspace
 from monitoring.state.store import StateStore
 from tests.local.support import wait_build
@@ -89,3 +92,22 @@ def test_a_project_over_the_cap_fails_its_build_naming_the_largest_paths(tmp_pat
         assert wait_build(api, info["project_id"], model.id, build.id).status == "built"
     finally:
         daemon.shutdown(workspace)
+
+
+def test_looking_for_stores_keeps_the_locks_this_process_holds_on_them(tmp_path):
+    """SQLite's locks are POSIX locks: closing any descriptor of the file in a process drops all of
+    them. A workspace run in-process (as in the tests) shares its process with a state store's
+    connection, so only SQLite may open a file to see whether it is a store."""
+    store = tmp_path / "var" / "state.db"
+    store.parent.mkdir()
+    holder = sqlite3.connect(store, timeout=0, isolation_level=None)  # rollback journal: locks on the file itself
+    for table in ("schema_version", "watermarks", "decisions"):
+        holder.execute(f"CREATE TABLE {table} (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")  # a writer: this process holds the file's RESERVED lock
+    try:
+        assert [e.rel for e in plan(tmp_path)] == ["var"]  # the store is found and left out
+        writer = "import sqlite3, sys; sqlite3.connect(sys.argv[1], timeout=0).execute('BEGIN IMMEDIATE')"
+        other = subprocess.run([sys.executable, "-c", writer, str(store)], capture_output=True, text=True, timeout=60)
+        assert other.returncode != 0 and "database is locked" in other.stderr, other.stderr  # still held here
+    finally:
+        holder.close()

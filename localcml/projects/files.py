@@ -43,7 +43,8 @@ WORKSPACE_MARKERS = ("workspace.db", "daemon.lock")
 VENV_MARKER = "pyvenv.cfg"
 #: Tables that make a SQLite file a store of cml-monitor (its state store) or of the workspace (metrics).
 STORE_SIGNATURES = ({"schema_version", "watermarks", "decisions"}, {"model_metrics"})
-SQLITE_HEADER_BYTES = 100
+#: The smallest SQLite page: a database file is a whole number of pages.
+SQLITE_MIN_PAGE = 512
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 #: The default cap on what one build copies.
 DEFAULT_MAX_BYTES = 500 * 2**20
@@ -84,17 +85,20 @@ def _store_tables(path: Path) -> set[str]:
                 return names
             finally:
                 con.close()
-        except sqlite3.Error:
+        except sqlite3.OperationalError:
             continue
+        except sqlite3.Error:  # not a database
+            return set()
     return set()
 
 
 def is_store(path: Path) -> bool:
     """Whether ``path`` is a state store (or a backup of one) or a local metrics store."""
     try:
-        if path.stat().st_size < SQLITE_HEADER_BYTES:
-            return False
+        size = path.stat().st_size
     except OSError:
+        return False
+    if size < SQLITE_MIN_PAGE or size % SQLITE_MIN_PAGE:  # a SQLite file is whole pages of 512 B or more
         return False
     tables = _store_tables(path)
     return any(signature <= tables for signature in STORE_SIGNATURES)

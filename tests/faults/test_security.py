@@ -67,6 +67,8 @@ REVIEWED_SQL = {
     "pragma",
     # the read-only check's query: privilege names from a constant tuple, no input
     "_PG_UNWRITABLE_TABLES",
+    # the label queue's exclusion of live posting runs: one `?` placeholder per run, values bound
+    "skip",
 }
 SQL_CALLS = {"execute", "executemany", "query", "query_one", "script"}
 

@@ -3,10 +3,10 @@
 Python imports ``sitecustomize`` at start-up from ``sys.path``; the shim directory is first on
 ``PYTHONPATH`` in every local engine, replica, application and ``cml-monitor local env`` shell.
 
-- The shim's modules import from ``localcml`` (which imports ``monitoring.core``). Where the
-  runtime has not installed them and the engine's code does not hold them, they are found by name
-  in the folder holding this shim, after everything else on the import path. Only these two
-  names: the rest of that folder (a checkout's ``examples/``, ``tests/``) stays out of reach,
+- The shim's modules import from ``localcml`` (which imports ``cmlbase``), and the jobs import
+  ``monitoring`` (which imports ``cmlbase`` too). Where the runtime has not installed them and the
+  engine's code does not hold them, they are found by name in the folder holding this shim, after
+  everything else on the import path. Only these three names: the rest of that folder (a checkout's ``examples/``, ``tests/``) stays out of reach,
   as it is in CML.
 - After installing the resolver it runs the next ``sitecustomize`` on ``sys.path``, if any, so a
   system or virtualenv hook keeps working.
@@ -17,7 +17,7 @@ import sys
 from importlib.machinery import PathFinder
 
 #: The workspace's own packages, each found by name only.
-OWN_PACKAGES = ("localcml", "monitoring")
+OWN_PACKAGES = ("localcml", "cmlbase", "monitoring")
 
 
 class OwnPackages:

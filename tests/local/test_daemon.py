@@ -88,7 +88,7 @@ def test_engine_env_names_the_cml_variables(ws):
 
 def test_an_engine_without_the_workspace_installed_finds_its_packages_by_name_only(tmp_path):
     """The base interpreter, without this virtualenv's packages: the shim's start-up hook finds
-    ``localcml`` and ``monitoring`` in the folder holding it, and nothing else of that folder."""
+    ``localcml``, ``cmlbase`` and ``monitoring`` in the folder holding it, and nothing else of that folder."""
     code = (
         "import importlib.util, localcml.core.hosts, monitoring.core.logs, cdsw\n"
         "print(localcml.__file__, cdsw.__file__, importlib.util.find_spec('examples'), "

@@ -10,6 +10,7 @@ from bench import accuracy_case, workspace
 from bench.dataset import DAY_MS
 from bench.runner import StepError, run_step
 from bench.table import Row
+from localcml.core.errors import WorkspaceError
 from monitoring.core.errors import MonitoringError
 
 
@@ -410,7 +411,7 @@ def run_cases(names: list[str], opt: Options) -> tuple[list[Row], list[str]]:
             func = CASES[name]
         try:
             rows += func(opt)
-        except (StepError, MonitoringError) as exc:  # a workspace that would not start, a failed step
+        except (StepError, MonitoringError, WorkspaceError) as exc:  # a workspace that would not start, a failed step
             failures.append(f"case {name}: {exc}")
             _say(f"case {name} FAILED: {exc}")
     return rows, failures

@@ -25,7 +25,10 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from cmlbase import metrics_store
+from cmlbase.logs import KV, configure_logging
 from localcml.core.dirlock import LOCK_FILE, DirectoryLock, WorkspaceBusy
+from localcml.core.errors import ConfigError, PlatformError
 from localcml.core.process_records import RECORDS_DIR
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import marker, signal_group
@@ -34,8 +37,6 @@ from localcml.jobs.runner import stopped_without_daemon
 from localcml.models.router import BUSY_TIMEOUT_SECONDS
 from localcml.models.supervisor import RestartPolicy
 from localcml.projects.files import DEFAULT_MAX_BYTES
-from monitoring.core.errors import ConfigError, PlatformError
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ WORKSPACE_ENTRIES = (
     "workspace.json",
     LOCK_FILE,
     "workspace.db*",
-    "metrics.db*",
+    f"{metrics_store.DEFAULT_FILE}*",
     "clock.json",
     "clock.tmp",
     "secrets.json",
@@ -313,7 +314,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from localcml.workspace import LocalWorkspace
-    from monitoring.core.logs import configure_logging
 
     configure_logging("local-workspace")
     stop = threading.Event()

@@ -11,7 +11,8 @@ from pathlib import Path
 from localcml.core import hosts
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
-#: Directory holding the ``localcml`` package that runs the workspace (the shim imports from it).
+#: Directory holding the ``localcml`` package that runs the workspace (the shim imports from it);
+#: never on an engine's import path (``python_path``).
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 #: Host variables an engine process inherits (a CML engine has its own clean environment).
 PASS_THROUGH = (
@@ -31,11 +32,13 @@ PASS_THROUGH = (
 
 
 def python_path(code_dir: str | Path) -> str:
-    """``<shim>:<code dir>`` (plus the workspace's own package root when the code dir lacks it)."""
-    parts = [str(SHIM_DIR), str(Path(code_dir).resolve())]
-    if not (Path(code_dir) / "localcml").is_dir() and str(PACKAGE_ROOT) not in parts:
-        parts.append(str(PACKAGE_ROOT))
-    return os.pathsep.join(parts)
+    """``<shim>:<code dir>``: an engine imports its code, the shim and the runtime's installed packages.
+
+    Never the folder the workspace runs from (a checkout holding ``examples/``, ``tests/``, ...): a
+    module its build lacks must fail a replica as it does in CML. The workspace's own packages reach
+    an engine where they are not installed through the shim's start-up hook, by name only.
+    """
+    return os.pathsep.join([str(SHIM_DIR), str(Path(code_dir).resolve())])
 
 
 def engine_env(

@@ -32,10 +32,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from cmlbase.durations import parse_duration
+from cmlbase.logs import KV
+from localcml.core.errors import ConfigError
 from localcml.models.replica import UNHEALTHY_ENV  # noqa: F401 - re-exported: replicas of a never-healthy deploy
-from monitoring.core.durations import parse_duration
-from monitoring.core.errors import ConfigError
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

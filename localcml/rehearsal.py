@@ -21,10 +21,10 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+from cmlbase.clock import WarpClock, iso_ms
+from cmlbase.durations import parse_duration
+from localcml.core.errors import ConfigError, PlatformError
 from localcml.daemon import read_info
-from monitoring.core.clock import WarpClock, iso_ms
-from monitoring.core.durations import parse_duration
-from monitoring.core.errors import ConfigError, PlatformError
 
 
 def when_ms(text: str, now_ms: int) -> int:

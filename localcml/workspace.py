@@ -10,6 +10,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from cmlbase import metrics_store
+from cmlbase.clock import WarpClock
+from cmlbase.logs import KV, register_secret
 from localcml.applications import urls as application_urls
 from localcml.applications.backend import Applications
 from localcml.applications.proxy import forwarder
@@ -45,8 +48,6 @@ from localcml.runtimes import urls as runtime_urls
 from localcml.runtimes.catalogue import Runtimes, engine_variables
 from localcml.runtimes.responses import RuntimesApi
 from localcml.unsupported import urls as unsupported_urls
-from monitoring.core.clock import WarpClock
-from monitoring.core.logs import KV, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class LocalWorkspace:
     ):
         self.workspace_dir = Path(workspace_dir).resolve()
         self.project_root = Path(project_root).resolve()
-        self.metrics_url = metrics_url or f"sqlite:///{self.workspace_dir / 'metrics.db'}"
+        self.metrics_url = metrics_url or metrics_store.default_url(self.workspace_dir)
         self.busy_timeout = busy_timeout
         self.project_name = project_name
         self.health_timeout = health_timeout

@@ -40,10 +40,19 @@ thresholds:
 FAST = {key: SMALL[key] for key in ("deployment", "platform")}
 
 
+class Replace(dict):
+    """An override that replaces the section it names instead of merging into it (another kind of source)."""
+
+
 def merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        if isinstance(value, Replace):
+            out[key] = dict(value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
     return out
 
 

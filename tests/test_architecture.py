@@ -61,7 +61,7 @@ def test_the_import_contracts_hold():
 def planted(tmp_path_factory):
     """A copy of the packages and their contracts, to plant forbidden imports in."""
     root = tmp_path_factory.mktemp("planted")
-    for package in ("monitoring", "localcml"):
+    for package in ("monitoring", "localcml", "cmlbase"):
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "spec"))
     shutil.copy(REPO / "setup.cfg", root / "setup.cfg")
     return root
@@ -80,6 +80,9 @@ def planted(tmp_path_factory):
         ("monitoring/workflows/traffic.py", "from localcml import faults", "activation"),
         ("monitoring/domain/windows/compute.py", "import cdsw", "adapter"),
         ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),
+        ("localcml/metrics/sdk.py", "from monitoring.core.clock import clock_from_env", "workspace"),
+        ("cmlbase/db.py", "from localcml.core.errors import ConfigError", "base"),
+        ("cmlbase/logs.py", "import monitoring.core.errors", "base"),
         ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
         ("monitoring/workflows/redeploy.py", "from monitoring.workflows.accuracy import lease_name", "workflows"),
         (
@@ -155,6 +158,46 @@ def test_only_the_wiring_point_connects_to_the_platform_and_builds_a_context():
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
     assert "connect" in imported(wiring) or "monitoring.cmlclient.connect" in imported(wiring)
+
+
+def _modules(folder: Path, package: str | None) -> list[str]:
+    """Module names of the ``.py`` files under ``folder`` (``package`` is their package, None: top level)."""
+    names = []
+    for path in sorted(folder.rglob("*.py")):
+        parts = [*([package] if package else []), *path.relative_to(folder).with_suffix("").parts]
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_the_workspace_and_its_shim_import_nothing_of_the_library(tmp_path):
+    """Every module of ``localcml`` (and of ``cmlbase``, and the shim's ``cdsw``, ``cml``, ``cmlapi``) imports in a
+    process where the library cannot be imported, and none even tries to."""
+    package = REPO / "localcml"
+    own = [
+        m
+        for m in _modules(package, "localcml")
+        if not m.startswith(("localcml.shim", "localcml.projects.starters"))  # the shim loads by its own names
+    ]
+    shim = [m for m in _modules(package / "shim", None) if m != "sitecustomize"]
+    modules = [*_modules(REPO / "cmlbase", "cmlbase"), *own, *shim]
+    assert {"localcml.metrics.sdk", "localcml.models.replica", "localcml.jobs.engine", "cdsw", "cmlapi.rest"} <= set(
+        modules
+    )
+    attempts = tmp_path / "attempts.log"
+    code = (
+        "import importlib, sys\n"
+        f"sys.path.insert(0, {str(package / 'shim')!r})\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(sys.modules), sorted(m for m in sys.modules if m.split('.')[0] == 'monitoring'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "no_library"), "NO_LIBRARY_ATTEMPTS": str(attempts)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split(" ", 1)[1].strip() == "[]"
+    assert not attempts.exists(), attempts.read_text()
 
 
 def test_outside_cml_the_adapter_says_how_to_run_locally():

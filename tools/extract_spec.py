@@ -1,8 +1,8 @@
 """Extract the compact CML API v2 contract (every path and operation, the definitions they use) from the swagger spec.
 
-Usage: ``python tools/extract_spec.py [SWAGGER_JSON]``. Writes the same compact JSON to
-``localcml/spec/api_v2.json`` (package data for the local workspace's client and server)
-and ``tests/contract/api_v2_definitions.json`` (what the contract tests read).
+Usage: ``python tools/extract_spec.py [SWAGGER_JSON]``. Writes the compact JSON to
+``localcml/spec/api_v2.json``, its one copy: package data for the local workspace's client and
+server, and what the contract tests check requests and answers against.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT.parent / "shared" / "cml-api-v2" / "Flux2112_cai-connector__packages_core_spec_swagger.json"
-OUTPUTS = (ROOT / "localcml" / "spec" / "api_v2.json", ROOT / "tests" / "contract" / "api_v2_definitions.json")
+OUTPUT = ROOT / "localcml" / "spec" / "api_v2.json"
 
 METHODS = ("get", "post", "put", "patch", "delete")
 _KEEP = ("type", "format", "enum", "default", "readOnly", "$ref", "items", "additionalProperties")
@@ -117,13 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     compact = extract(json.loads(source.read_text()))
     text = json.dumps(compact, indent=1, sort_keys=False) + "\n"
-    for out in OUTPUTS:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(
-            f"wrote {out.relative_to(ROOT)}: {len(compact['definitions'])} definitions, "
-            f"{sum(len(m) for m in compact['paths'].values())} operations"
-        )
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text)
+    print(
+        f"wrote {OUTPUT.relative_to(ROOT)}: {len(compact['definitions'])} definitions, "
+        f"{sum(len(m) for m in compact['paths'].values())} operations"
+    )
     return 0
 
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmlbase.logs import KV
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import EXIT_FILE_ENV, Adopted, marker, spawn, stop_group
 from localcml.core.state import ApiState, public_id
 from localcml.environment import process_env
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

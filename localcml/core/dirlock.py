@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from monitoring.core.errors import ConfigError
+from localcml.core.errors import ConfigError
 
 LOCK_FILE = "daemon.lock"
 

@@ -15,9 +15,9 @@ import os
 import signal
 from pathlib import Path
 
+from cmlbase.logs import KV
 from localcml.core.process_records import Found, read_records, read_stat
 from localcml.core.processes import ROLE_ENV, WORKSPACE_ENV, signal_group
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

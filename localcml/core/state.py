@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cmlbase.clock import Clock
+from cmlbase.db import Database, sqlite_url
 from localcml.core.errors import not_found
-from monitoring.core.clock import Clock
-from monitoring.core.db import Database, sqlite_url
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from cmlbase.logs import KV, register_secret
 from localcml.core.errors import ApiError
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import (
@@ -51,7 +52,6 @@ from localcml.environment import process_env
 from localcml.faults import FaultPlan
 from localcml.jobs import exceptions
 from localcml.runtimes.catalogue import engine_variables
-from monitoring.core.logs import KV, register_secret
 
 log = logging.getLogger(__name__)
 

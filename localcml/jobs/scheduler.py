@@ -21,12 +21,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cmlbase.clock import WarpClock
+from cmlbase.logs import KV
 from localcml.core.errors import ApiError
 from localcml.core.state import ApiState
 from localcml.jobs.runner import JobRunner
 from localcml.jobs.schedules import next_fire_ms
-from monitoring.core.clock import WarpClock
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

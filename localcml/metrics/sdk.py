@@ -5,7 +5,7 @@ Where the records go:
   workspace's metrics service, one HTTP call per operation (``localcml.metrics.transport``);
 - with ``dev=True``, and for decorated calls outside a replica (CML's "dev mode" in a session):
   a store private to this process, deleted when it exits, under ``dev_model_deployment_crn``.
-Timestamps come from ``monitoring.core.clock.clock_from_env()`` (the workspace's warp clock).
+Timestamps come from ``cmlbase.clock.clock_from_env()`` (the workspace's warp clock).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 
 import requests
 
+from cmlbase.clock import clock_from_env
 from localcml.core import hosts
+from localcml.core.errors import ConfigError
 from localcml.metrics import transport
 from localcml.metrics.store import MetricsStore, encode_metrics
-from monitoring.core.clock import clock_from_env
-from monitoring.core.errors import ConfigError
 
 __all__ = [
     "model_metrics",

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hmac
 from http.server import BaseHTTPRequestHandler
 
+from cmlbase.clock import Clock, SystemClock
 from localcml.core.hosts import LOOPBACK
 from localcml.core.server import LoopbackServer
 from localcml.metrics.responses import MetricsApi
 from localcml.metrics.service import answerer
 from localcml.metrics.store import MetricsStore
-from monitoring.core.clock import Clock, SystemClock
 
 
 class MetricsServer(LoopbackServer):

@@ -6,9 +6,9 @@ import json
 import logging
 from collections.abc import Callable
 
+from localcml.core.errors import NoSpaceError
 from localcml.metrics.responses import MetricsApi, MetricsError
 from localcml.metrics.urls import LATENCY_EXEMPT, ROUTES
-from monitoring.core.errors import NoSpaceError
 
 log = logging.getLogger(__name__)
 Reply = tuple[int, bytes]

@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitoring.core.db import Database, mount_point
-from monitoring.core.errors import NoSpaceError
+from cmlbase.db import Database
+from cmlbase.mounts import mount_point
+from localcml.core.errors import NoSpaceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

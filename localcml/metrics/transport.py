@@ -15,7 +15,7 @@ from typing import Any
 import urllib3
 
 from localcml.core import hosts
-from monitoring.core.errors import ConfigError
+from localcml.core.errors import ConfigError
 
 API_KEY_ENV = "CDSW_APIV2_KEY"
 #: Seconds one metrics call may take (a large read included).

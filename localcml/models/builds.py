@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cmlbase.logs import KV
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import kill_group, marker, spawn
 from localcml.core.state import ApiState
 from localcml.environment import process_env
 from localcml.faults import FaultPlan
 from localcml.projects.files import DEFAULT_MAX_BYTES, SnapshotTooLarge, snapshot
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cmlbase.logs import KV
 from localcml.core.errors import precondition
 from localcml.core.process_records import write_record
 from localcml.core.process_table import ProcessTable
@@ -29,7 +30,6 @@ from localcml.models.builds import Observer, publish_now
 from localcml.models.pool import Replica, ReplicaPool, healthy
 from localcml.models.recovery import ACTIVE, recover_deployments, replica_role
 from localcml.models.supervisor import RestartPolicy, Supervisor
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

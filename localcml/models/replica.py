@@ -35,9 +35,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+from cmlbase.logs import KV, REDACTOR, configure_logging, register_secret
 from localcml.metrics.transport import MetricsWriteError
 from localcml.models.runtime import load_model
-from monitoring.core.logs import KV, REDACTOR, configure_logging, register_secret
 
 log = logging.getLogger("localcml.models.replica")
 

@@ -16,10 +16,10 @@ import socket
 import time
 from collections.abc import Mapping
 
+from cmlbase.logs import KV
 from localcml.core.state import ApiState
 from localcml.faults import Fault, FaultPlan
 from localcml.models.deployments import Deployer
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from cmlbase.logs import KV
 from localcml.core.processes import describe_exit
 from localcml.models.pool import Replica, ReplicaPool
-from monitoring.core.logs import KV
 
 log = logging.getLogger(__name__)
 

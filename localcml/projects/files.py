@@ -43,8 +43,8 @@ WORKSPACE_MARKERS = ("workspace.db", "daemon.lock")
 VENV_MARKER = "pyvenv.cfg"
 #: Tables that make a SQLite file a store of cml-monitor (its state store) or of the workspace (metrics).
 STORE_SIGNATURES = ({"schema_version", "watermarks", "decisions"}, {"model_metrics"})
-SQLITE_HEADER = b"SQLite format 3\x00"
-SQLITE_HEADER_BYTES = 100
+#: The smallest SQLite page: a database file is a whole number of pages.
+SQLITE_MIN_PAGE = 512
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 #: The default cap on what one build copies.
 DEFAULT_MAX_BYTES = 500 * 2**20
@@ -68,14 +68,13 @@ def _store_tables(path: Path) -> set[str]:
     """The table names of a SQLite file (read without writing anything), or an empty set.
 
     Read-only first, so that a store open in WAL mode shows the tables still in its log; then
-    as an immutable file (no lock, no log) when that fails (a read-only directory, say).
+    as an immutable file (no lock, no log) when that fails (a read-only directory, say). The file
+    is opened by SQLite only, never with ``open()``: closing any other descriptor of a database
+    file drops every POSIX lock this process holds on it, so a connection of this process (the
+    workspace's, or a test's in-process one) would lose its shared lock, and another process that
+    then closes its own connection takes itself for the last one and removes the log under it.
+    A file that is not a database fails the query and has no tables.
     """
-    try:
-        with open(path, "rb") as head:
-            if head.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                return set()
-    except OSError:
-        return set()
     for options in ("mode=ro", "mode=ro&immutable=1"):
         try:
             con = sqlite3.connect(f"{path.resolve().as_uri()}?{options}", uri=True, timeout=1)
@@ -86,17 +85,20 @@ def _store_tables(path: Path) -> set[str]:
                 return names
             finally:
                 con.close()
-        except sqlite3.Error:
+        except sqlite3.OperationalError:
             continue
+        except sqlite3.Error:  # not a database
+            return set()
     return set()
 
 
 def is_store(path: Path) -> bool:
     """Whether ``path`` is a state store (or a backup of one) or a local metrics store."""
     try:
-        if path.stat().st_size < SQLITE_HEADER_BYTES:
-            return False
+        size = path.stat().st_size
     except OSError:
+        return False
+    if size < SQLITE_MIN_PAGE or size % SQLITE_MIN_PAGE:  # a SQLite file is whole pages of 512 B or more
         return False
     tables = _store_tables(path)
     return any(signature <= tables for signature in STORE_SIGNATURES)

@@ -51,7 +51,8 @@ def model_endpoint_url(sdk) -> str:
     """CML's model service URL: the SDK's own helper when it has one, else from ``CDSW_DOMAIN``."""
     helper = getattr(sdk, "_get_model_call_endpoint", None)
     if callable(helper):
-        return helper()
+        with local_workspace.translated():  # the local workspace's cdsw raises its own ConfigError
+            return helper()
     domain = os.environ.get("CDSW_DOMAIN")
     if not domain:
         raise ConfigError("CDSW_DOMAIN is not set: cannot find the model endpoint (run inside CML)")

@@ -50,8 +50,19 @@ class GroundTruthConfig(BaseModel):
     concurrency: int = Field(default=16, ge=1, le=64)
     """Labels posted in parallel (one ``track_delayed_metrics`` call each; CML's metrics service is
     remote, so a sequential post waits a round trip per label)."""
-    watermark_param: Literal["iso", "epoch_ms"] = "iso"
-    """How a SQL query receives ``:watermark``: ISO-8601 text in UTC, or epoch milliseconds."""
+    watermark_param: Literal["iso", "sql_text", "timestamp", "epoch_ms", "epoch_s"] = "iso"
+    """The form a SQL query receives ``:watermark`` in, to the millisecond: ``iso`` text
+    (``2026-01-02T03:04:05.250Z``: ISO-8601 UTC text columns, and PostgreSQL timestamp columns, which
+    cast it), ``sql_text`` (``2026-01-02 03:04:05.250``: SQLite's ``datetime()`` and
+    ``CURRENT_TIMESTAMP`` text), ``timestamp`` (the driver's own timestamp type: PostgreSQL
+    ``timestamptz``; SQLite has none and gets ``sql_text``), ``epoch_ms`` or ``epoch_s`` (numbers)."""
+    lateness: Duration = timedelta(hours=1)
+    """SQL: the query re-reads this span before the watermark, so a row committed late with an older
+    time (a long transaction that stamped its start) is still read; rows read before count once
+    (``reread``), and the ledger never posts a label twice."""
+    future_tolerance: Duration = timedelta(hours=1)
+    """Rows dated more than this after the run are quarantined (``future_dated``): never posted and
+    never moving the watermark; the watermark never passes the run's own time."""
     report_dir: InsidePath = "ground_truth"
     """Directory (inside the project) of each run's report of unmatched labels."""
     samples: int = Field(default=20, ge=0, le=10_000)
@@ -75,6 +86,8 @@ class GroundTruthConfig(BaseModel):
         src = self.source
         if self.lookback.total_seconds() <= 0 or self.read_chunk.total_seconds() <= 0:
             raise ValueError("lookback and read_chunk must be positive durations")
+        if self.lateness.total_seconds() < 0 or self.future_tolerance.total_seconds() < 0:
+            raise ValueError("lateness and future_tolerance must not be negative")
         if not src.time_column:
             raise ValueError("source.time_column: name the column with each label's event time (the watermark)")
         if src.shuffle_seed is not None or src.rows is not None:

@@ -1,106 +1,33 @@
-"""Logging for job runs: readable key=value lines on stdout, secrets redacted, one VERDICT last."""
+"""Logging for job runs: readable key=value lines on stdout, secrets redacted, one VERDICT last.
+
+Lines and redaction are ``cmlbase.logs``' (one redactor per process, shared with the local
+workspace's code when it runs in the same process); this module adds the job's logger and the
+VERDICT line.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import sys
-from collections.abc import Iterable
 from typing import Any, TextIO
 
-#: Environment variables whose values are secrets wherever they appear.
-SECRET_ENV_VARS = (
-    "CDSW_APIV2_KEY",
-    "CDSW_API_KEY",
-    "CDSW_USER_API_KEY",
-    "CML_MONITOR_MODEL_API_KEY",
-    "CML_MONITOR_MODEL_ACCESS_KEY",
-    "MODEL_ACCESS_KEY",
-)
-REDACTED = "***"
+from cmlbase import logs
+from cmlbase.logs import KV, REDACTOR, kv_value, register_secret
 
-_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(
-        r"(?i)(\"?(?:access_?key|api_?key|accessKey|cml_api_key|authorization|password|secret|token)\"?\s*[:=]\s*\"?)"
-        r"[^\s\",}]{4,}"
-    ),
-    re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"),
-]
-
-
-def _fmt(value: Any) -> str:
-    text = str(value)
-    if text == "" or re.search(r"[\s\"=]", text):
-        return '"' + text.replace('"', "'") + '"'
-    return text
-
-
-class KV:
-    """Lazily rendered ``key=value`` fields: ``log.info("window done %s", KV(accuracy=0.9))``."""
-
-    def __init__(self, **fields: Any):
-        self.fields = fields
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}={_fmt(v)}" for k, v in self.fields.items() if v is not None)
-
-
-class Redactor:
-    """Removes secrets from text: known secret values, Bearer tokens, key=value secrets."""
-
-    def __init__(self, secrets: Iterable[str] = ()):
-        self.secrets: set[str] = {s for s in secrets if s and len(s) >= 4}
-
-    def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4:
-            self.secrets.add(secret)
-
-    def __call__(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        for pattern in _PATTERNS:
-            text = pattern.sub(
-                lambda m: m.group(1) + REDACTED + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text
-            )
-        return text
-
-
-#: The process-wide redactor; anything that learns a secret (an access key) registers it here.
-REDACTOR = Redactor(os.environ.get(v, "") for v in SECRET_ENV_VARS)
-
-
-def register_secret(secret: str | None) -> None:
-    REDACTOR.add(secret)
-
-
-class RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return REDACTOR(super().format(record))
+__all__ = ["KV", "REDACTOR", "configure_logging", "register_secret", "verdict_line"]
 
 
 def configure_logging(job: str, level: str | int = "INFO", stream: TextIO | None = None) -> logging.Logger:
     """Send this process's logs to stdout as ``time level job=... logger: message`` lines.
 
     Called once by each job or CLI command, never by library modules.
+
+    Returns:
+        The job's own logger (``monitoring.jobs.<job>``).
     """
-    for var in SECRET_ENV_VARS:
-        REDACTOR.add(os.environ.get(var))
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(
-        RedactingFormatter(f"%(asctime)s %(levelname)s job={job} %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
-    )
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    for noisy in ("urllib3", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure_logging(job, level, stream)
     return logging.getLogger(f"monitoring.jobs.{job}")
 
 
 def verdict_line(job: str, status: str, summary: str, action: str, **fields: Any) -> str:
     """The one line on-call reads: ``VERDICT job=... status=... <fields> action=... -- summary``."""
-    return f"VERDICT {KV(job=job, status=status, **fields)} action={_fmt(action)} -- {summary}"
+    return f"VERDICT {KV(job=job, status=status, **fields)} action={kv_value(action)} -- {summary}"

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from monitoring.config.ground_truth import TRACK_KEYS_ENV
 from monitoring.core.errors import ConfigError
 from monitoring.domain.training.artifacts import ModelArtifact, load_artifact
-from monitoring.domain.training.estimators import BUILTIN, THREADS
+from monitoring.domain.training.estimators import THREADS
 from monitoring.domain.training.predictions import Predictions, predict_frame
 from monitoring.serving.tracking import track_prediction
 
@@ -81,7 +81,8 @@ class Predictor:
         self.kinds = self.spec.kinds
         self.version: str = artifact.version
         self.classes: list = self.spec.classes
-        self._argmax = artifact.metadata.get("trainer") == BUILTIN  # its predict is the most probable class
+        #: One model call per request: the class is the most probable one (``ModelArtifact.predict_is_argmax``).
+        self.argmax: bool = artifact.predict_is_argmax
         self.threads_limited = False
 
     @classmethod
@@ -178,7 +179,7 @@ class Predictor:
             frame,
             self.spec,
             self.artifact.capabilities,
-            argmax=self._argmax,
+            argmax=self.argmax,
             limit_threads=not self.threads_limited,
         )
 

@@ -6,8 +6,11 @@ in one transaction before the first request leaves. Each answer moves its intent
 before the answer is accepted and no answered prediction can lose it. Intents left behind by a
 run that died (SIGKILL, a store locked past its busy timeout) are resolved by the next run
 against the metrics store (``workflows/labels.py``), or discarded if the request never
-reached the model. Posting is marked before it starts (``posting_ms``): a label marked so but
-not posted may or may not have landed, and is checked against its record before it is repeated.
+reached the model. A run claims the labels it posts before it starts (``posting_ms`` and
+``posting_run``, one conditional update per label: only the rows it changed are its to post),
+holding a posting lease while it posts. A claim whose run is gone (not posted) may or may not
+have landed, and is checked against its record before it is repeated; a live run's claims are
+never in doubt.
 """
 
 from __future__ import annotations
@@ -44,11 +47,17 @@ def label_value(stored: Any) -> Any:
 
 
 RUN_LEASE_PREFIX = "labels:"
+POSTING_LEASE_PREFIX = "posting:"
 
 
 def run_lease(run_id: str) -> str:
     """The name of the lease that says run ``run_id`` is alive."""
     return f"{RUN_LEASE_PREFIX}{run_id}"
+
+
+def posting_lease(holder: str) -> str:
+    """The name of the lease that says ``holder`` is posting the labels it claimed."""
+    return f"{POSTING_LEASE_PREFIX}{holder}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,8 @@ class InDoubt:
     label: Any
     answered_ms: int | None
     due_ms: int
+    posting_ms: int = 0
+    posting_run: str = ""
 
 
 class LabelQueue:
@@ -218,13 +229,21 @@ class LabelQueue:
         return found
 
     # -- posting ---------------------------------------------------------------------------------
-    def mark_posting(self, uuids: Iterable[str], now_ms: int) -> None:
-        """Say that a post of these labels starts now (one transaction, before the first call)."""
-        with self.db.transaction() as tx:
-            tx.executemany(
-                "UPDATE pending_labels SET posting_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
-                [(int(now_ms), str(u)) for u in uuids],
-            )
+    def claim(self, uuids: Iterable[str], holder: str, now_ms: int) -> list[str]:
+        """Claim labels for a post that starts now: one conditional update each, in one transaction.
+
+        Args:
+            holder: the claiming run (it holds ``posting_lease(holder)`` while it posts).
+
+        Returns:
+            The uuids this call claimed: not posted and not claimed by anyone (another run's claim,
+            live or in doubt, is left alone). Only these are the caller's to post.
+        """
+        return self.db.each_changing_one(
+            "UPDATE pending_labels SET posting_ms = ?, posting_run = ? "
+            "WHERE uuid = ? AND posted_ms IS NULL AND posting_ms IS NULL",
+            ((str(u), (int(now_ms), holder, str(u))) for u in uuids),
+        )
 
     def doubt_due(self, now_ms: int) -> int:
         """Put every due label not marked posted in doubt, so the next run checks its record before
@@ -236,15 +255,41 @@ class LabelQueue:
             )
             return max(0, int(cur.rowcount))
 
+    def posting_runs(self) -> set[str]:
+        """Runs holding claims now: their posting lease is held and their process (on this host) lives."""
+        runs = self.db.query(
+            "SELECT DISTINCT posting_run FROM pending_labels WHERE posting_ms IS NOT NULL AND posted_ms IS NULL "
+            "AND posting_run IS NOT NULL"
+        )
+        return {
+            str(r[0])
+            for r in runs
+            if self.leases.held_by(posting_lease(str(r[0])), str(r[0])) and not holder_is_dead(str(r[0]))
+        }
+
     def in_doubt(self, limit: int) -> list[InDoubt]:
-        """Labels whose post started and was never marked done, by deployment and answer time."""
+        """Claims whose run is gone and which were never marked posted, by deployment and answer time.
+
+        The claims of a run that is posting now (``posting_runs``) are not in doubt: its post is on its way.
+        """
+        live = sorted(self.posting_runs())
+        skip = f" AND COALESCE(posting_run, '') NOT IN ({', '.join('?' * len(live))})" if live else ""
         rows = self.db.query(
-            "SELECT uuid, deployment_crn, label, answered_ms, due_ms FROM pending_labels "
-            "WHERE posting_ms IS NOT NULL AND posted_ms IS NULL ORDER BY deployment_crn, answered_ms, uuid LIMIT ?",
-            (int(limit),),
+            "SELECT uuid, deployment_crn, label, answered_ms, due_ms, posting_ms, posting_run FROM pending_labels "
+            f"WHERE posting_ms IS NOT NULL AND posted_ms IS NULL{skip} ORDER BY deployment_crn, answered_ms, uuid "
+            "LIMIT ?",
+            (*live, int(limit)),
         )
         return [
-            InDoubt(str(r[0]), str(r[1]), label_value(r[2]), None if r[3] is None else int(r[3]), int(r[4]))
+            InDoubt(
+                str(r[0]),
+                str(r[1]),
+                label_value(r[2]),
+                None if r[3] is None else int(r[3]),
+                int(r[4]),
+                int(r[5]),
+                str(r[6] or ""),
+            )
             for r in rows
         ]
 
@@ -281,12 +326,26 @@ class LabelQueue:
         )
         return [int(r[0]) for r in rows]
 
-    def clear_posting(self, uuids: Iterable[str]) -> None:
-        """Forget that a post started (it was checked: the label is not on its record)."""
+    def release(self, uuids: Iterable[str], holder: str) -> None:
+        """Give back claims of ``holder`` that were never sent (not in doubt: due again for anyone)."""
         with self.db.transaction() as tx:
             tx.executemany(
-                "UPDATE pending_labels SET posting_ms = NULL WHERE uuid = ? AND posted_ms IS NULL",
-                [(str(u),) for u in uuids],
+                "UPDATE pending_labels SET posting_ms = NULL, posting_run = NULL "
+                "WHERE uuid = ? AND posted_ms IS NULL AND posting_run = ?",
+                [(str(u), holder) for u in uuids],
+            )
+
+    def clear_posting(self, checked: Iterable[InDoubt]) -> None:
+        """Forget claims in doubt that were checked (the label is not on its record): due again.
+
+        Only the claim as it was read is cleared: one a concurrent checker cleared and another run
+        claimed since is left to that run.
+        """
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "UPDATE pending_labels SET posting_ms = NULL, posting_run = NULL WHERE uuid = ? AND posted_ms IS NULL "
+                "AND posting_ms = ? AND COALESCE(posting_run, '') = ?",
+                [(d.uuid, int(d.posting_ms), d.posting_run) for d in checked],
             )
 
     def due(self, now_ms: int, limit: int) -> list[tuple[str, Any]]:

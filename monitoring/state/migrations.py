@@ -167,6 +167,30 @@ def _window_counts(db: Database) -> None:
         add_column(db, "windows", column, "INTEGER")
 
 
+def _ground_truth_that_stays_true(db: Database) -> None:
+    """Issue 20: posting claims by run; ledger rows by key and event time; quarantined files; SQL rows seen.
+
+    ``pending_labels.posting_run``: the run whose claim a post is (claimed atomically; a live run's
+    claims are never in doubt). ``ground_truth_ledger.source_key`` and ``event_ms``: a re-sent row
+    (same key and time) is a duplicate. ``ground_truth_files.quarantined`` and ``needs``: a file that
+    cannot be read, why, and the columns it was read for. ``ground_truth_rows``: the SQL rows read
+    within the lateness allowance, so that re-reading them counts them once.
+    """
+    add_column(db, "pending_labels", "posting_run", "TEXT")
+    add_column(db, "ground_truth_ledger", "source_key", "TEXT")
+    add_column(db, "ground_truth_ledger", "event_ms", "BIGINT")
+    add_column(db, "ground_truth_files", "quarantined", "TEXT")
+    add_column(db, "ground_truth_files", "needs", "TEXT")
+    db.script(
+        """
+        CREATE INDEX IF NOT EXISTS ground_truth_ledger_key ON ground_truth_ledger (model, source_key, event_ms);
+        CREATE TABLE IF NOT EXISTS ground_truth_rows (model TEXT NOT NULL, digest TEXT NOT NULL,
+            event_ms BIGINT NOT NULL, seen_ms BIGINT NOT NULL, PRIMARY KEY (model, digest));
+        CREATE INDEX IF NOT EXISTS ground_truth_rows_time ON ground_truth_rows (model, event_ms)
+        """
+    )
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -180,6 +204,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "data set replay watermarks; pending labels of any JSON type", _replay_and_any_label),
     Migration(7, "the ground-truth ledger, its watermark and the files it read", _ground_truth_ledger),
     Migration(8, "window counts: a regressor's rows with target 0, left out of MAPE", _window_counts),
+    Migration(
+        9,
+        "posting claims by run, ledger rows by key and event time, quarantined files, SQL rows re-read",
+        _ground_truth_that_stays_true,
+    ),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 #: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).
@@ -189,6 +218,7 @@ STORE_TABLES = (
     "deployments",
     "ground_truth_files",
     "ground_truth_ledger",
+    "ground_truth_rows",
     "ground_truth_watermark",
     "job_runs",
     "label_intents",

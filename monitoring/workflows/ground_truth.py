@@ -1,9 +1,11 @@
 """ground_truth: labels from a business system, joined to logged predictions and posted exactly once.
 
-Each run: settle the intents an earlier run left (read the record back, post only if the label is
-not there), index the keys the predict function tracked within the lookback, then read the source
-a chunk at a time (files not read before; a query from the watermark on), join, record intents,
-post, mark done. Labels that cannot be posted are counted and sampled in a report file.
+Each run: settle the intents an earlier run left (claim them, read the record back, post only if
+the label is not there), index the predictions that tracked a key within the lookback, then read
+the source a chunk at a time (files not read before; a query from the watermark less the lateness
+allowance on), join each label to the prediction made before its outcome, record intents, post,
+mark done. Labels that cannot be posted, future-dated rows, malformed lines and files that cannot
+be read are counted and sampled in a report file; none of them stops the feed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,44 +20,28 @@ from typing import Any
 
 from monitoring.config.data import FileSource
 from monitoring.config.ground_truth import GroundTruthConfig
-from monitoring.core.clock import iso_ms
-from monitoring.core.durations import to_ms
-from monitoring.core.errors import ConfigError, DataError, PlatformError
+from monitoring.core.clock import iso_exact, iso_ms
+from monitoring.core.durations import format_duration, to_ms
+from monitoring.core.errors import ConfigError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.data.label_join import Hit, PredictionIndex, Tally, label_reader
+from monitoring.domain.data.label_join import PredictionIndex, Tally
 from monitoring.domain.data.sources import describe_source
-from monitoring.domain.data.sources.chunks import Chunk, FileMark, file_chunks, sql_chunks
-from monitoring.domain.data.sources.schema import event_times, text_of
-from monitoring.state.ground_truth_ledger import INTENT, Entry, GroundTruthLedger
+from monitoring.state.ground_truth_ledger import GroundTruthLedger
 from monitoring.workflows.context import Context, Outcome, version_of
+from monitoring.workflows.ground_truth_posts import RUN_KEY, Poster, StoreFailures, settle_intents
+from monitoring.workflows.ground_truth_source import (
+    SOURCE_NAME,
+    Files,
+    Reading,
+    form_problem,
+    needed_columns,
+    needs_text,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 
-#: Posted with each label: the run that posted it (read back to settle an unfinished intent).
-RUN_KEY = "ground_truth_run"
-#: Unfinished intents settled per run (more wait for the next run).
-SETTLE_LIMIT = 50_000
-SOURCE_NAME = "ground_truth.source"
-
-
-@dataclass
-class StoreFailures:
-    """Label posts the metrics store failed (not refused): the run stops reading and fails with exit 3."""
-
-    count: int = 0
-    first: PlatformError | None = None
-
-    def post(self, ctx: Context, entries: list[Entry], run: str) -> list[str]:
-        """Post each entry's label (with the run that posted it); returns the uuids that landed."""
-        label_key = ctx.cfg.windows.label_key
-        posts = ctx.platform.metrics.post_labels(
-            [(e.uuid, {label_key: e.label, RUN_KEY: run}) for e in entries], ctx.cfg.ground_truth.concurrency
-        )
-        failed = posts.store_failed
-        if failed:
-            self.count += failed
-            self.first = self.first or posts.first_failure
-        return posts.posted
+__all__ = ["RUN_KEY", "build_index", "ground_truth", "write_report"]
 
 
 def _config(ctx: Context) -> GroundTruthConfig:
@@ -69,51 +54,8 @@ def _config(ctx: Context) -> GroundTruthConfig:
     return gt
 
 
-def settle_intents(
-    ctx: Context, ledger: GroundTruthLedger, tally: Tally, run: str, now: int, failures: StoreFailures
-) -> None:
-    """Finish the intents of earlier runs: done if the record holds the label already, else posted again."""
-    label_key = ctx.cfg.windows.label_key
-    intents = ledger.unfinished(now - to_ms(ctx.cfg.ground_truth.settle_after), SETTLE_LIMIT)
-    waiting = ledger.counts()[INTENT] - len(intents)
-    if waiting:
-        tally.count("intents_waiting", waiting)
-        log.info("recent unfinished intents wait for settle_after (a post may be in flight) %s", KV(count=waiting))
-    if not intents:
-        return
-    chunk_ms = to_ms(ctx.cfg.ground_truth.read_chunk)
-    by_crn: dict[str, list[Entry]] = {}
-    for e in intents:
-        by_crn.setdefault(e.deployment_crn, []).append(e)
-    has_label: set[str] = set()
-    found: set[str] = set()
-    for crn, entries in by_crn.items():
-        wanted = {e.uuid for e in entries}
-        lo, hi = min(e.start_ms for e in entries), max(e.start_ms for e in entries) + 1
-        for _, _, records in ctx.platform.metrics.read_chunks(crn, lo, hi, chunk_ms):
-            for r in records:
-                uuid = r.get("predictionUuid")
-                if uuid in wanted:
-                    found.add(uuid)
-                    if isinstance(r.get("metrics"), dict) and label_key in r["metrics"]:
-                        has_label.add(uuid)
-    already = [e for e in intents if e.uuid in has_label]
-    ledger.mark_done((e.uuid for e in already), now)
-    tally.count("settled_posted_before", len(already))
-    again = [e for e in intents if e.uuid in found and e.uuid not in has_label]
-    posted = failures.post(ctx, again, run)
-    ledger.mark_done(posted, ctx.platform.clock.now_ms())
-    tally.count("settled_reposted", len(posted))
-    tally.count("not_posted", len(again) - len(posted))
-    lost = len(intents) - len(already) - len(again)
-    if lost:
-        tally.count("settled_no_record", lost)
-        log.warning("unfinished intents whose prediction record was not found stay open %s", KV(count=lost))
-    log.info("unfinished intents settled %s", KV(posted_before=len(already), reposted=len(posted)))
-
-
 def build_index(ctx: Context, model_name: str, now: int) -> PredictionIndex:
-    """Key -> prediction for every deployment of the model, over the lookback (and the stale scan before it)."""
+    """Key -> predictions for every deployment of the model, over the lookback (and the stale scan before it)."""
     gt = ctx.cfg.ground_truth
     index = PredictionIndex(gt.key, ctx.cfg.windows.features_key, gt.match)
     start = now - to_ms(gt.lookback)
@@ -134,135 +76,6 @@ def build_index(ctx: Context, model_name: str, now: int) -> PredictionIndex:
     return index
 
 
-def _watermark_param(gt: GroundTruthConfig, watermark: int | None) -> Any:
-    ms = watermark if watermark is not None else 0
-    return ms if gt.watermark_param == "epoch_ms" else iso_ms(ms)
-
-
-def source_chunks(ctx: Context, ledger: GroundTruthLedger, watermark: int | None) -> Iterator[Chunk]:
-    """The source's new rows, one chunk at a time."""
-    gt = ctx.cfg.ground_truth
-    name = describe_source(gt.source, SOURCE_NAME)
-    if isinstance(gt.source, FileSource):
-        seen = lambda mark: ledger.file_read(mark.path, mark.size, mark.mtime_ns)  # noqa: E731
-        return file_chunks(gt.source, ctx.project_root, name, gt.chunk_rows, seen)
-    return sql_chunks(gt.source, ctx.project_root, name, gt.chunk_rows, {"watermark": _watermark_param(gt, watermark)})
-
-
-class Poster:
-    """Joins chunks of labels to predictions and posts each prediction's label exactly once."""
-
-    def __init__(
-        self,
-        ctx: Context,
-        ledger: GroundTruthLedger,
-        index: PredictionIndex,
-        tally: Tally,
-        run: str,
-        failures: StoreFailures,
-    ):
-        self.ctx, self.ledger, self.index, self.tally, self.run = ctx, ledger, index, tally, run
-        self.failures = failures
-        gt = ctx.cfg.ground_truth
-        self.gt = gt
-        self.label_col = gt.label_column or ctx.cfg.model.label.name
-        self.read_label = label_reader(ctx.cfg.model)
-        self.latest: int | None = None
-        self.rows = 0
-
-    def _columns(self, chunk: Chunk) -> None:
-        needed = {"key": self.gt.key_col, "label": self.label_col, "event time": self.gt.source.time_column}
-        missing = [f"{col!r} ({what})" for what, col in needed.items() if col not in chunk.frame.columns]
-        if missing:
-            where = chunk.locate(0).split(" of ", 1)[-1]
-            raise DataError(
-                f"{describe_source(self.gt.source, SOURCE_NAME)}: {where} has no column {', '.join(missing)}; "
-                f"it has {list(chunk.frame.columns)[:20]}"
-            )
-
-    def take(self, chunk: Chunk) -> None:
-        """Join one chunk, record the intents, post, mark done."""
-        frame = chunk.frame
-        if frame.empty:
-            return
-        self._columns(chunk)
-        self.rows += len(frame)
-        src = self.gt.source
-        times, bad_time = event_times(frame[src.time_column], src.time_format)
-        if (~bad_time).any():
-            newest = int(times[~bad_time].max())
-            self.latest = newest if self.latest is None else max(self.latest, newest)
-        chosen: dict[str, tuple[Hit, Any, str, str]] = {}
-        for i, (raw_key, raw_label) in enumerate(zip(frame[self.gt.key_col].tolist(), frame[self.label_col].tolist())):
-            self._row(chunk, i, raw_key, raw_label, bool(bad_time[i]), chosen)
-        known = self.ledger.entries(chosen)
-        fresh = []
-        for uuid, (hit, value, key, where) in chosen.items():
-            entry = known.get(uuid)
-            if entry is not None:
-                self._repeat(entry.label, value, where, key, uuid)
-                continue
-            fresh.append(
-                Entry(
-                    uuid, hit.deployment_crn, hit.start_ms, self.ctx.cfg.windows.label_key, value, where, "", self.run
-                )
-            )
-        self._post(fresh)
-
-    def _row(self, chunk: Chunk, i: int, raw_key: Any, raw_label: Any, bad_time: bool, chosen: dict) -> None:
-        where = chunk.locate(i)
-        try:
-            key = text_of(raw_key)
-        except ValueError:
-            key = None
-        if key is None or bad_time or _blank(raw_label):
-            what = "key" if key is None else "event time" if bad_time else "label"
-            self.tally.miss("bad_row", where, key=raw_key, label=raw_label, problem=f"{what} missing or unreadable")
-            return
-        value = self.read_label(raw_label)
-        if value is None:
-            self.tally.miss("bad_label", where, key=key, label=raw_label)
-            return
-        hit, why = self.index.find(key)
-        if hit is None:
-            self.tally.miss(why, where, key=key, label=raw_label)
-            return
-        earlier = chosen.get(hit.uuid)
-        if earlier is not None:
-            self._repeat(earlier[1], value, where, key, hit.uuid)
-            return
-        chosen[hit.uuid] = (hit, value, key, where)
-
-    def _repeat(self, first: Any, value: Any, where: str, key: str, uuid: str) -> None:
-        same = json.dumps(first) == json.dumps(value)
-        self.tally.miss(
-            "duplicate" if same else "conflicting", where, key=key, label=value, prediction=uuid, kept=first
-        )
-
-    def _post(self, fresh: list[Entry]) -> None:
-        ctx = self.ctx
-        recorded = self.ledger.record_intents(fresh, ctx.platform.clock.now_ms())
-        if len(recorded) < len(fresh):  # another run recorded these between our lookup and insert
-            self.tally.count("duplicate", len(fresh) - len(recorded))
-        if not recorded:
-            return
-        posted = self.failures.post(ctx, recorded, self.run)
-        self.ledger.mark_done(posted, ctx.platform.clock.now_ms())
-        self.tally.count("posted", len(posted))
-        if len(posted) < len(recorded):
-            self.tally.count("not_posted", len(recorded) - len(posted))
-            log.warning(
-                "labels not posted stay recorded as intents for the next run %s", KV(count=len(recorded) - len(posted))
-            )
-
-
-def _blank(value: Any) -> bool:
-    try:
-        return text_of(value) is None
-    except ValueError:
-        return False
-
-
 def write_report(ctx: Context, tally: Tally, body: dict[str, Any], now: int) -> str:
     """Write the run's report (counts and samples of every miss) inside the project; returns its relative path."""
     stamp = datetime.fromtimestamp(now / 1000, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -274,86 +87,153 @@ def write_report(ctx: Context, tally: Tally, body: dict[str, Any], now: int) -> 
     return rel.as_posix()
 
 
+@dataclass
+class Run:
+    """One run's reading: what the poster, the files and the watermark came to."""
+
+    poster: Poster
+    files: Files
+    reading: Reading
+    before: int | None
+    after: int | None
+    form: str | None = None
+
+
+def _read(ctx: Context, ledger: GroundTruthLedger, poster: Poster, failures: StoreFailures, now: int) -> Run:
+    """Read the source's new rows a chunk at a time, join and post them; advance the watermark."""
+    gt = ctx.cfg.ground_truth
+    before = ledger.watermark()
+    needs = needed_columns(gt, poster.label_col)
+    name = describe_source(gt.source, SOURCE_NAME)
+    reading = open_source(ctx, ledger, before, needs)
+    run = Run(poster, reading.files, reading, before, before)
+    for chunk in [] if failures.count else reading.chunks:
+        poster.take(chunk, name)
+        if run.form is None and poster.sql and not chunk.frame.empty:
+            sample = chunk.frame[gt.source.time_column].iloc[0]
+            run.form = form_problem(gt.watermark_param, reading.dialect, sample) or ""
+            if run.form:
+                log.warning("the watermark is bound in another text form than the time column's %s", KV(why=run.form))
+        reading.files.note(chunk, ledger, needs_text(needs), now)
+        if failures.count:  # the store fails: read no more (the rest waits at the source for the next run)
+            break
+    if poster.latest is not None:
+        run.after = ledger.advance_watermark(poster.latest, now)
+    if poster.sql and run.after is not None:
+        ledger.forget_rows(run.after - to_ms(gt.lateness))
+    return run
+
+
 def ground_truth(ctx: Context) -> Outcome:
     """Read new labels, join them to predictions, post each exactly once, report the rest.
 
     Returns:
-        Outcome with labels read, posted and missed (by kind), the watermark and the report's path.
+        Outcome with labels read, posted and missed (by kind), files set aside, the watermark and
+        the report's path.
 
     Raises:
         ConfigError: no ``ground_truth`` section, or an SQL URL variable unset.
-        DataError: the source cannot be read or lacks the key, label or event time column.
+        DataError: the query fails or its result lacks the key, label or event time column.
         PlatformError: the metrics store failed posts (after retries): they stay recorded as intents,
             reading stopped at that chunk, and the VERDICT keeps the run's counts.
     """
     gt = _config(ctx)
     now = ctx.platform.clock.now_ms()
     model, live = ctx.live_recorded()
-    run = ctx.platform.run_id
     ledger = GroundTruthLedger(ctx.store.db, model.name)
     tally = Tally(gt.samples)
     failures = StoreFailures()
-    settle_intents(ctx, ledger, tally, run, now, failures)
+    settle_intents(ctx, ledger, tally, ctx.platform.run_id, now, failures)
     index = build_index(ctx, model.name, now)
-    before = ledger.watermark()
-    poster = Poster(ctx, ledger, index, tally, run, failures)
-    files: list[FileMark] = []
-    for chunk in [] if failures.count else source_chunks(ctx, ledger, before):
-        poster.take(chunk)
-        if chunk.finished is not None:
-            ledger.mark_files_read([(chunk.finished.path, chunk.finished.size, chunk.finished.mtime_ns)], now)
-            files.append(chunk.finished)
-        if failures.count:  # the store fails: read no more (the rest waits at the source for the next run)
-            break
-    after = ledger.advance_watermark(poster.latest, now) if poster.latest is not None else before
+    sql = not isinstance(gt.source, FileSource)
+    poster = Poster(ctx, ledger, index, tally, failures, now=now, before=ledger.watermark(), sql=sql)
+    run = _read(ctx, ledger, poster, failures, now)
     counts = {k: tally.counts.get(k, 0) for k in ("posted", "not_posted", *tally.report()["misses"])}
+    files = run.files
     fields = dict(
         model=model.name,
         deployment=live.id,
         version=version_of(live),
         rows=poster.rows,
-        files=len(files) if isinstance(gt.source, FileSource) else None,
-        predictions_indexed=len(index.hits),
+        files=None if sql else len(files.read),
+        predictions_indexed=index.predictions,
         **counts,
+        reread=tally.counts.get("reread", 0) or None,
+        late=tally.counts.get("late", 0) or None,
         reposted=tally.counts.get("settled_reposted", 0),
         intents_waiting=tally.counts.get("intents_waiting", 0) or None,
-        watermark=iso_ms(after) if after is not None else None,
+        quarantined=len(files.set_aside) or None,
+        empty_files=len(files.empty) or None,
+        watermark=iso_ms(run.after) if run.after is not None else None,
+        watermark_form="mismatch" if run.form else None,
     )
     body = dict(
         model=model.name,
-        run=run,
+        run=ctx.platform.run_id,
         time=iso_ms(now),
         source=describe_source(gt.source, SOURCE_NAME),
         key=gt.key,
         lookback=str(gt.lookback),
-        watermark_before=iso_ms(before) if before is not None else None,
-        watermark_after=fields["watermark"],
+        watermark_before=iso_exact(run.before) if run.before is not None else None,
+        watermark_after=iso_exact(run.after) if run.after is not None else None,
+        watermark_bound=str(run.reading.bound) if sql else None,
+        watermark_form=run.form or None,
         rows=poster.rows,
-        files=[f.path for f in files],
+        files=[f.path for f in files.read],
+        empty_files=files.empty,
+        quarantined=[{"file": f, "reason": why} for f, why in files.set_aside],
     )
     fields["report"] = write_report(ctx, tally, body, now)
-    missed = tally.missed()
-    summary = f"read {poster.rows} label rows, posted {counts['posted']}"
-    if missed:
-        summary += f", {missed} not posted ({', '.join(f'{k} {v}' for k, v in counts.items() if v and k not in ('posted', 'not_posted'))})"
-    unmatched = tally.counts.get("unknown_key", 0) + tally.counts.get("too_old", 0)
-    action = "none"
-    if counts["not_posted"]:
-        action = f"{counts['not_posted']} posts failed after retries: the next run posts them (they are recorded)"
-    elif unmatched and unmatched == poster.rows:
-        action = (
-            f"no label matched a prediction: is ground_truth.key ({gt.key!r}) what the predict function "
-            f"tracks? see {fields['report']}"
-        )
-    elif missed:
-        action = f"read {fields['report']} for samples of the labels not posted"
-    elif isinstance(gt.source, FileSource) and not poster.rows and not ledger.files_read():
-        action = f"no file matches {gt.source.path!r} yet: check that the export lands there"
-    log.info("ground truth joined %s", KV(rows=poster.rows, posted=counts["posted"], missed=missed))
+    summary, action = _verdict(gt, tally, counts, run, str(fields["report"]), ledger)
+    log.info("ground truth joined %s", KV(rows=poster.rows, posted=counts["posted"], missed=tally.missed()))
     fields = {k: v for k, v in fields.items() if v is not None}
     if failures.count:
         raise _store_failed(failures, summary, fields)
     return Outcome("ok", summary, action, fields)
+
+
+def _verdict(
+    gt: GroundTruthConfig, tally: Tally, counts: dict[str, int], run: Run, report: str, ledger: GroundTruthLedger
+) -> tuple[str, str]:
+    """The run's summary and what a person should do, the most urgent first."""
+    rows, missed, files = run.poster.rows, tally.missed(), run.files
+    summary = f"read {rows} label rows, posted {counts['posted']}"
+    if missed:
+        kinds = ", ".join(f"{k} {v}" for k, v in counts.items() if v and k not in ("posted", "not_posted"))
+        summary += f", {missed} not posted ({kinds})"
+    if files.set_aside:
+        summary += f"; {len(files.set_aside)} files quarantined"
+    unmatched = tally.counts.get("unknown_key", 0) + tally.counts.get("too_old", 0)
+    future = counts.get("future_dated", 0)
+    if counts["not_posted"]:
+        return (
+            summary,
+            f"{counts['not_posted']} posts failed after retries: the next run posts them (they are recorded)",
+        )
+    if files.set_aside:
+        first, why = files.set_aside[0]
+        more = f" (and {len(files.set_aside) - 1} more, see {report})" if len(files.set_aside) > 1 else ""
+        return summary, f"fix or re-export {first}: it {why}{more}; the other files were read"
+    if future:
+        return summary, (
+            f"{future} rows are dated more than {format_duration(gt.future_tolerance)} after this run: quarantined, "
+            "not posted; "
+            f"fix their time at the source (samples in {report})"
+        )
+    if run.form:
+        return summary, f"{run.form}: rows may be skipped (see docs/production.md, the watermark)"
+    if unmatched and unmatched == rows:
+        return summary, (
+            f"no label matched a prediction: is ground_truth.key ({gt.key!r}) what the predict function "
+            f"tracks? see {report}"
+        )
+    if missed:
+        return summary, f"read {report} for samples of the labels not posted"
+    if files.empty:
+        return summary, f"{files.empty[0]} is empty (0 bytes): it is read once the export has written it"
+    if isinstance(gt.source, FileSource) and not rows and not ledger.files_read():
+        return summary, f"no file matches {gt.source.path!r} yet: check that the export lands there"
+    return summary, "none"
 
 
 def _store_failed(failures: StoreFailures, summary: str, fields: dict[str, Any]) -> PlatformError:

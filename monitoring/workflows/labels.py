@@ -256,7 +256,8 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
             log.warning("posts in doubt not checked, they wait %s", KV(in_doubt=len(rows), error=str(exc)))
             return landed_total
         ctx.store.label_queue.mark_posted(landed, now_ms)
-        queue.clear_posting({r.uuid for r in rows} - set(landed))
+        on_records = set(landed)
+        queue.clear_posting([r for r in rows if r.uuid not in on_records])
         landed_total += len(landed)
         log.warning(
             "posts cut short were checked against their records %s",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from monitoring.config.data import MetricsStoreSource, SyntheticSource
 from monitoring.config.metric_registry import headline_metric
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.data.requests import requests_of
@@ -22,7 +23,7 @@ from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.records.columns import Columns
 from monitoring.domain.training.artifacts import make_metadata, save_artifact
 from monitoring.domain.training.estimators import Fitted, fit
-from monitoring.domain.training.predictions import score
+from monitoring.domain.training.predictions import predict_frame, predicts_most_probable, score_predictions
 from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Candidate:
     train: pd.DataFrame
     holdout: pd.DataFrame
     holdout_metrics: dict[str, Any]
+    predict_is_argmax: bool = False
 
     @property
     def estimator(self) -> Any:
@@ -135,13 +137,34 @@ def fit_candidate(ctx: Training, frame: pd.DataFrame, extra_training: pd.DataFra
         raise DataError(f"{len(frame)} labelled rows cannot be split into training and held-out rows")
     if extra_training is not None and len(extra_training):
         train = pd.concat([extra_training, train], ignore_index=True)
-    fitted = fit(train, cfg.model, seed=cfg.scenario.seed, project_root=ctx.project_root)
-    metrics = score(fitted.estimator, holdout, cfg.model, fitted.capabilities)
+    return train_candidate(cfg.model, train, holdout, cfg.scenario.seed, ctx.project_root)
+
+
+def train_candidate(
+    spec: ModelConfig, train: pd.DataFrame, holdout: pd.DataFrame, seed: int, project_root: Path
+) -> Candidate:
+    """Train the spec's model on ``train`` and score it on ``holdout``, where its ``predict`` is also
+    checked against the most probable class (``Candidate.predict_is_argmax``: serving's one call).
+
+    Raises:
+        ConfigError: the trainer cannot be loaded, fails or returns something unusable.
+        DataError: too few rows or one class only.
+    """
+    fitted = fit(train, spec, seed=seed, project_root=project_root)
+    predictions = predict_frame(fitted.estimator, holdout, spec, fitted.capabilities)  # predict and predict_proba
+    metrics = score_predictions(holdout[spec.label.name].tolist(), predictions, spec)
+    argmax = predicts_most_probable(predictions, spec, fitted.capabilities)
     log.info(
         "trained a candidate %s",
-        KV(trainer=fitted.trainer, rows=len(train), holdout=len(holdout), **_rounded(metrics)),
+        KV(
+            trainer=fitted.trainer,
+            rows=len(train),
+            holdout=len(holdout),
+            **_rounded(metrics),
+            predict_is_argmax=argmax,
+        ),
     )
-    return Candidate(fitted, train, holdout, metrics)
+    return Candidate(fitted, train, holdout, metrics, argmax)
 
 
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +189,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         metric=headline_metric(spec.task, cfg.retraining.metric),
         training_window=window,
         parent_version=parent_version,
+        predict_is_argmax=candidate.predict_is_argmax,
         reason=label,
     )
     path = Path(save_artifact(candidate.estimator, ctx.artifacts_dir, spec.name, metadata))

@@ -19,6 +19,8 @@ from monitoring.core.progress import Progress
 from monitoring.domain.data.replay import read_plan
 from monitoring.domain.data.requests import requests_of
 from monitoring.domain.data.scenario import TelcoScenario, drift_level_at
+from monitoring.state.label_queue import posting_lease
+from monitoring.state.leases import holder_name
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 
@@ -57,24 +59,34 @@ class DuePosts:
 def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> DuePosts:
     """Post every label whose delay has passed; mark each posted exactly once.
 
-    Labels whose post started in a run that died are checked against their records first. A label
+    Claims of runs that are gone are checked against their records first. The run then claims
+    the due labels (an atomic update per label, under its posting lease): a label another run
+    claimed first is that run's to post, so two runs at once never post one label twice. A label
     whose post failed is never marked posted; the round stops at the first batch with a failure.
     """
-    result = DuePosts(posted=confirm_in_doubt(ctx, now_ms))  # a post cut short is checked before it is repeated
-    while True:
-        due = ctx.store.label_queue.due(now_ms, limit=5000)
-        if not due:
-            return result
-        ctx.store.label_queue.mark_posting([u for u, _ in due], now_ms)
-        posts = ctx.platform.metrics.post_labels([(u, {label_key: y}) for u, y in due])
-        ctx.store.label_queue.mark_posted(posts.posted, now_ms)
-        ctx.store.label_queue.clear_posting(posts.not_tried)  # never sent: not in doubt
-        result.posted += len(posts.posted)
-        result.failed += posts.store_failed
-        result.first_failure = result.first_failure or posts.first_failure
-        if len(posts.posted) < len(due):
-            log.warning("some labels were not posted and stay pending %s", KV(pending=len(due) - len(posts.posted)))
-            return result
+    queue = ctx.store.label_queue
+    holder = holder_name(ctx.platform.run_id)
+    with ctx.store.leases.hold(posting_lease(holder), holder, wait_s=0, what="this run's label posts"):
+        result = DuePosts(posted=confirm_in_doubt(ctx, now_ms))  # a post cut short is checked before it is repeated
+        while True:
+            due = queue.due(now_ms, limit=5000)
+            if not due:
+                return result
+            mine = set(queue.claim([u for u, _ in due], holder, now_ms))
+            if len(mine) < len(due):
+                log.info("due labels claimed by another run are left to it %s", KV(skipped=len(due) - len(mine)))
+            due = [(u, y) for u, y in due if u in mine]
+            if not due:
+                continue
+            posts = ctx.platform.metrics.post_labels([(u, {label_key: y}) for u, y in due])
+            queue.mark_posted(posts.posted, now_ms)
+            queue.release(posts.not_tried, holder)  # never sent: not in doubt
+            result.posted += len(posts.posted)
+            result.failed += posts.store_failed
+            result.first_failure = result.first_failure or posts.first_failure
+            if len(posts.posted) < len(due):
+                log.warning("some labels were not posted and stay pending %s", KV(pending=len(due) - len(posts.posted)))
+                return result
 
 
 @dataclass

@@ -140,6 +140,36 @@ def test_sigkills_at_many_points_of_a_traffic_run_lose_and_double_no_label(rig, 
     assert assert_windows_match_records(rig) >= 6
 
 
+def test_two_traffic_runs_at_once_post_each_due_label_once(rig, state):
+    """Issue 20: a manual simulate-traffic beside the scheduled run: 600 labels due, the two runs
+    reported 1,200 posted. Each run now claims the labels it posts (an atomic update per label) and
+    a live run's claims are never taken for posts cut short."""
+    due_rows = 600
+    rig.reconfigure(scenario={"rows_per_cycle": due_rows})
+    since = rig.at(2.0)
+    code, out = run_to_end(rig)  # 600 predictions; their labels fall due half an hour later
+    assert code == EXIT_OK, out[-3000:]
+    rig.reconfigure(scenario={"rows_per_cycle": 20})
+    rig.ws.faults.add("latency.metrics=delay:50ms always")  # posting 600 labels takes seconds: the runs overlap
+    watch = Watch(rig, state)
+    posts = PostCounter(watch.metrics, rig.cfg.windows.label_key)
+    rig.at(3.0)
+    due = watch.unposted()
+    assert due >= due_rows
+    with traffic(rig) as first, traffic(rig) as second:
+        outs = [first.communicate(timeout=RUN_TIMEOUT_S)[0], second.communicate(timeout=RUN_TIMEOUT_S)[0]]
+    assert (first.returncode, second.returncode) == (EXIT_OK, EXIT_OK), outs[0][-2000:] + outs[1][-2000:]
+    reported = [int(field(verdict(out), "labels_posted")) for out in outs]
+    assert sum(reported) == due, reported  # not 1,200: each label is posted by one of the runs
+    assert posts.assert_none_twice() == due
+    assert watch.unposted() == 40  # the two runs' own labels, not due yet
+    key, queued = rig.cfg.windows.label_key, rig.pending()
+    posted = {u: label for u, (label, at) in queued.items() if at is not None}
+    on_records = {r["predictionUuid"]: r["metrics"][key] for r in rig.records() if key in r["metrics"]}
+    assert len(posted) >= due_rows and {u: on_records.get(u) for u in posted} == posted
+    assert sum(1 for r in rig.records() if r["predictionUuid"] and r["startTimeStampMs"] >= since) == due_rows + 40
+
+
 def test_a_lock_held_past_the_busy_timeout_while_traffic_runs_loses_no_label(rig, state):
     rig.reconfigure(scenario={"rows_per_cycle": ROWS}, state={"busy_timeout": "1s"})
     rig.ws.faults.add(*LATENCY)

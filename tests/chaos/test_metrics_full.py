@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from localcml.core.errors import NoSpaceError
 from localcml.metrics.store import MetricsStore
-from monitoring.core.errors import EXIT_OK, EXIT_PLATFORM, NoSpaceError
+from monitoring.core.errors import EXIT_OK, EXIT_PLATFORM
 from monitoring.state.aggregates import HELD, SENT
 from monitoring.workflows.traffic import post_due_labels
 from tests.chaos.test_label_queue import (

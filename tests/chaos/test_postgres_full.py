@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from localcml.core.errors import NoSpaceError as MetricsStoreFull
 from localcml.metrics.store import MetricsStore
 from monitoring.core.errors import EXIT_NO_SPACE, NoSpaceError
 from monitoring.state.store import StateStore
@@ -60,12 +61,13 @@ def small_database(pg_server_url) -> Iterator[tuple[str, Path]]:
         shutil.rmtree(mount, ignore_errors=True)
 
 
-def _first_failure(write: Callable[[int], None], limit: int = 20_000) -> tuple[int, NoSpaceError]:
-    """Call ``write(0)``, ``write(1)``, ... until one raises NoSpaceError; returns its number and the error."""
+def _first_failure(write: Callable[[int], None], limit: int = 20_000) -> tuple[int, NoSpaceError | MetricsStoreFull]:
+    """Call ``write(0)``, ``write(1)``, ... until one raises the library's or the workspace's NoSpaceError;
+    returns its number and the error."""
     for i in range(limit):
         try:
             write(i)
-        except NoSpaceError as exc:
+        except (NoSpaceError, MetricsStoreFull) as exc:
             return i, exc
     raise AssertionError(f"{limit} writes on a full disk all succeeded")
 
@@ -90,7 +92,7 @@ def test_the_metrics_store_on_a_full_postgresql_disk_says_so_keeps_its_records_a
         assert store.count() == 50 + failed_at  # every record before the failure, none of the failed one
         uuids = {r["predictionUuid"] for r in store.read(CRN)}
         assert f"full-u{failed_at}" not in uuids and {f"before-u{i}" for i in range(50)} <= uuids
-        with pytest.raises(NoSpaceError):  # still full: a label merge fails the same way, the record unchanged
+        with pytest.raises(MetricsStoreFull):  # still full: a label merge fails the same way, the record unchanged
             for i in range(200):
                 store.track_delayed({"final_label": 1, "pad": "q" * 2000}, f"before-u{i % 50}")
         filler.unlink()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-DEFINITIONS_FILE = Path(__file__).with_name("api_v2_definitions.json")
+from localcml.core.spec import SPEC_PATH
+
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _INT = re.compile(r"^-?\d+$")
 
 
 def load() -> dict:
-    """The compact spec the contract tests read (never /work/shared)."""
-    return json.loads(DEFINITIONS_FILE.read_text())
+    """The compact spec (``localcml/spec/api_v2.json``, its one copy; never /work/shared)."""
+    return json.loads(SPEC_PATH.read_text())
 
 
 def _ref(schema: dict) -> str | None:

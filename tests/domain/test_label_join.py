@@ -20,7 +20,7 @@ def test_keys_come_from_the_tracked_metric_then_the_features_as_text():
     assert record_key({"predictionUuid": "", "metrics": {}}, "uuid", "input_features") is None
 
 
-def test_the_index_keeps_the_newest_or_the_oldest_prediction_and_tells_too_old_from_unknown():
+def test_a_label_joins_the_newest_or_oldest_prediction_made_before_its_outcome_never_a_later_one():
     chunk = [record("a1", 10, k="A"), record("a2", 30, k="A"), record("a0", 20, k="A"), record("b", 5, k="B")]
     chunk.append({"predictionUuid": "", "startTimeStampMs": 0, "metrics": {"accuracy": 1.0}})  # an aggregate
     newest, oldest = PredictionIndex("k", "input_features"), PredictionIndex("k", "input_features", "oldest")
@@ -28,9 +28,19 @@ def test_the_index_keeps_the_newest_or_the_oldest_prediction_and_tells_too_old_f
         index.add(chunk[:2], "crn-1")
         index.add(chunk[2:], "crn-2")
         index.add([record("old", 1, k="C")], "crn-0", stale=True)
-    assert newest.find("A")[0].uuid == "a2" and oldest.find("A")[0].uuid == "a1"
-    assert newest.find("A")[0].deployment_crn == "crn-1" and newest.records == 5
-    assert newest.find("C") == (None, "too_old") and newest.find("Z") == (None, "unknown_key")
+    assert newest.find("A", 100)[0].uuid == "a2" and oldest.find("A", 100)[0].uuid == "a1"
+    assert newest.find("A", 100)[0].deployment_crn == "crn-1" and newest.records == 5 and newest.predictions == 4
+    # issue 20: an outcome at 25 belongs to the prediction at 20, not to the one made after it at 30
+    assert newest.find("A", 25)[0].uuid == "a0" and newest.find("A", 20)[0].uuid == "a0"
+    assert oldest.find("A", 15)[0].uuid == "a1"
+    assert newest.find("A", 9) == (None, "before_prediction")  # every prediction of A is later
+    assert newest.find("C", 100) == (None, "too_old") and newest.find("Z", 100) == (None, "unknown_key")
+
+
+def test_a_row_that_names_its_prediction_joins_it_whatever_its_time():
+    index = PredictionIndex("uuid", "input_features")
+    index.add([record("u1", 50)], "crn-1")
+    assert index.find("u1", 10)[0].uuid == "u1" and index.find("u2", 10) == (None, "unknown_key")
 
 
 def test_labels_map_through_the_spec_and_anything_else_is_unmappable():

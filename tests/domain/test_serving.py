@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.serving_cost import EXAMPLES, train_example
 from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError, DataError
+from monitoring.domain.data.requests import requests_of
 from monitoring.domain.data.scenario import TelcoScenario
-from monitoring.domain.training.artifacts import make_metadata, save_artifact
+from monitoring.domain.training.artifacts import ARGMAX_KEY, make_metadata, save_artifact
 from monitoring.domain.training.estimators import fit
 from monitoring.serving import predict as serving
 from monitoring.serving.predict import ARTIFACT_ENV, Predictor
@@ -287,3 +289,26 @@ def test_tracking_helper_for_a_users_own_predict_file():
         "probability": 0.75,
     }
     assert type(fake.records[0]["metrics"]["prediction"]) is str
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_one_model_call_predicts_what_two_calls_predict_for_every_example_model(tmp_path, name):
+    """Each example's first model, trained as bootstrap trains it: the classifiers (the built-in one
+    and the churn and credit trainers') are served by predict_proba alone, and answer what predict
+    and predict_proba answered together, on every held-out row."""
+    path, holdout = train_example(name, tmp_path)
+    predictor = Predictor.load(path)
+    classifier = predictor.spec.is_classifier
+    assert predictor.artifact.metadata[ARGMAX_KEY] is classifier and predictor.argmax is classifier
+    one = predictor.predict_frame(holdout)
+    predictor.argmax = False
+    two = predictor.predict_frame(holdout)
+    assert list(one.values) == list(two.values)
+    assert (one.proba is None) == (two.proba is None) == (not classifier)
+    if classifier:
+        np.testing.assert_array_equal(one.proba, two.proba)
+    for request in requests_of(holdout.iloc[:: max(1, len(holdout) // 25)], predictor.spec):
+        predictor.argmax = False
+        both = predictor.predict_one(request)
+        predictor.argmax = classifier
+        assert predictor.predict_one(request) == both

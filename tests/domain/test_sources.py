@@ -115,6 +115,91 @@ def test_bad_time_and_missing_files_are_named(project):
         load_dataset(FileSource(kind="csv", path="other/*.csv"), SPEC, project, "data.training")
 
 
+def test_a_source_without_rows_names_itself_where_it_was_read_and_the_filter_that_emptied_it(project):
+    """Issue 19: no rows (a header-only CSV, a Parquet file with columns only, a filter that keeps
+    nothing) ended in '0 labelled rows cannot be split', naming neither the source nor the filter."""
+    header = CSV.splitlines()[0] + "\n"
+    (project / "data" / "part1.csv").write_text(header)
+    with pytest.raises(DataError) as info:
+        load_dataset(csv_source(), SPEC, project, "data.training")
+    assert str(info.value) == (
+        "data.training (csv data/*.csv): data/part1.csv yields no rows "
+        "(it has columns customerID, tenure, TotalCharges, Contract, SeniorCitizen, Churn, signup)"
+    )
+    pd.DataFrame({"tenure": pd.Series([], dtype=float), "Churn": pd.Series([], dtype=str)}).to_parquet(
+        project / "data" / "none.parquet"
+    )
+    with pytest.raises(
+        DataError,
+        match=r"^data.retraining.source \(parquet data/none.parquet\): data/none.parquet "
+        r"yields no rows \(it has columns tenure, Churn\)$",
+    ):
+        load_dataset(FileSource(kind="parquet", path="data/none.parquet"), SPEC, project, "data.retraining.source")
+
+    (project / "data" / "part1.csv").write_text(CSV)
+    (project / "data" / "part2.csv").write_text(CSV.replace("\na,", "\nz,"))
+    source = csv_source(time_column="signup", since="2026-02-01", until="2026-03-01")
+    with pytest.raises(DataError) as info:
+        load_dataset(source, SPEC, project, "data.training")
+    assert str(info.value) == (
+        "data.training (csv data/*.csv): no row is left after since 2026-02-01T00:00:00Z and until "
+        "2026-03-01T00:00:00Z (10 rows read, 'signup' from 2026-01-01T00:00:00Z to 2026-01-05T00:00:00Z, "
+        "from 2 files (data/part1.csv, data/part2.csv))"
+    )
+    jan = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    with pytest.raises(
+        DataError,
+        match=r"no row is left after since 2026-02-01T00:00:00Z and until "
+        r"2026-03-01T00:00:00Z and the lookback \[2025-12-01T00:00:00Z, 2026-01-01T00:00:00Z\)",
+    ):
+        load_dataset(source, SPEC, project, "data.retraining.source", window_ms=(jan - 31 * 86_400_000, jan))
+    with pytest.raises(DataError, match=r"no row is left after rows '20:' \(10 rows read from 2 files"):
+        load_dataset(csv_source(rows="20:"), SPEC, project, "data.training")
+
+    unlabelled = "\n".join(line.rsplit(",", 2)[0] + ",," + line.rsplit(",", 1)[1] for line in CSV.splitlines()[1:])
+    (project / "data" / "part2.csv").unlink()
+    (project / "data" / "part1.csv").write_text(header + unlabelled + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"^data.training \(csv data/\*.csv\): none of the 5 rows selected from "
+        r"data/part1.csv has a label in column 'Churn'$",
+    ):
+        load_dataset(csv_source(), SPEC, project, "data.training")
+
+
+def test_a_query_that_yields_no_rows_names_its_url_without_the_password_and_its_filter(project, tmp_path):
+    frame = pd.read_csv(project / "data" / "part1.csv", dtype=str, keep_default_na=False)
+    _write_sqlite(project / "data" / "crm.db", frame)
+    source = SqlSource(kind="sql", url="sqlite:///data/crm.db", query="SELECT * FROM customers WHERE 1 = 0")
+    with pytest.raises(DataError) as info:
+        load_dataset(source, SPEC, project, "data.training")
+    assert str(info.value).startswith(
+        f"data.training (sql sqlite:///data/crm.db): the query on sqlite:///{project}/data/crm.db yields no rows "
+        "(it has columns customerID, tenure,"
+    )
+    dated = SqlSource(
+        kind="sql", url_env="CRM_DB_URL", query="SELECT * FROM customers", time_column="signup", until="2025-06-01"
+    )
+    env = {"CRM_DB_URL": f"sqlite:///{project}/data/crm.db"}
+    with pytest.raises(
+        DataError,
+        match=r"^data.training \(sql \$CRM_DB_URL\): no row is left after until "
+        r"2025-06-01T00:00:00Z \(5 rows read, 'signup' from 2026-01-01T00:00:00Z to "
+        r"2026-01-05T00:00:00Z, from the query on sqlite:///.*/data/crm.db\)$",
+    ):
+        load_dataset(dated, SPEC, project, "data.training", env=env)
+
+
+def test_a_missing_column_lists_the_files_own_columns_only(project):
+    """Issue 19: the list held start_ms, a column the pipeline adds, not the user's."""
+    (project / "data" / "part1.csv").write_text(CSV.replace(",Contract,", ",Plan,"))
+    with pytest.raises(DataError) as info:
+        load_dataset(csv_source(time_column="signup"), SPEC, project, "data.training")
+    assert str(info.value).endswith(
+        "(columns: customerID, tenure, TotalCharges, Plan, SeniorCitizen, Churn, signup)"
+    ), str(info.value)
+
+
 def test_parquet_keeps_its_types(project):
     rng = np.random.default_rng(1)
     spec = mixed.spec(classes=[0, 1])
@@ -141,7 +226,9 @@ def test_sql_on_sqlite_inside_the_project(project):
     got = load_dataset(source, SPEC, project, "data.training")
     assert got["tenure"].tolist() == [1.0, 34.0, 2.0, 45.0]
     bad = SqlSource(kind="sql", url="sqlite:///data/crm.db", query="SELECT * FROM nowhere")
-    with pytest.raises(DataError, match=r"data.training \(sql url\): the query on sqlite:///.*crm.db failed"):
+    with pytest.raises(
+        DataError, match=r"data.training \(sql sqlite:///data/crm.db\): the query on sqlite:///.*crm.db failed"
+    ):
         load_dataset(bad, SPEC, project, "data.training")
 
 
@@ -224,3 +311,73 @@ def test_sql_on_postgresql(project, new_pg_database):
     wrong = url.rsplit("/", 1)[0] + "/no_such_db"
     with pytest.raises(DataError, match=r"the query on postgresql\+psycopg://postgres@127.0.0.1:\d+/no_such_db failed"):
         load_dataset(source, SPEC, project, "data.retraining.source", env={"CHURN_DB_URL": wrong})
+
+
+NEEDS = {"customer_id": "key", "failed": "label", "closed_at": "event time"}
+
+
+def _chunks(project, kind: str = "csv", rows: int = 2, skip=lambda mark: False):
+    from monitoring.domain.data.sources.chunks import file_chunks
+
+    source = FileSource(kind=kind, path=f"crm/*.{kind}", time_column="closed_at")
+    return list(file_chunks(source, project, "ground_truth.source", rows, skip, NEEDS))
+
+
+def test_a_feed_file_is_never_a_reason_to_stop_the_feed(project):
+    """Issue 20: a 0-byte export and an unquoted comma ('Expected 3 fields in line 4, saw 5') stopped every run;
+    a file that cannot be read at all is quarantined and the files after it are read."""
+    crm = project / "crm"
+    crm.mkdir()
+    (crm / "a-empty.csv").write_bytes(b"")
+    (crm / "b-lines.csv").write_text(
+        "\ufeffcustomer_id,failed,closed_at\n"  # a BOM, as spreadsheets write
+        "C-1,yes,2026-01-01T10:00:00Z\n"
+        '"C-2","no, after a call",2026-01-01T11:00:00Z\n'  # a quoted comma is one field
+        "C-3,no,2026,01,01\n"  # an unquoted comma: five fields
+        "\n"
+        'C-4,"yes\nreally",2026-01-01T12:00:00Z\n'  # a quoted line break: one row over two lines
+        "C-5,no,2026-01-01T13:00:00Z\n"
+        "C-6,yes\n"  # half-written
+    )
+    (crm / "c-binary.csv").write_bytes(b"customer_id,failed,closed_at\nC-7,\xff\xfe\x00yes,x\n")
+    (crm / "d-columns.csv").write_text("account,outcome,closed_at\nC-8,yes,2026-01-01T10:00:00Z\n")
+    (crm / "e-fine.csv").write_text("customer_id,failed,closed_at\nC-9,no,2026-01-01T10:00:00Z\n")
+    chunks = _chunks(project)
+    assert [c.empty for c in chunks if c.empty] == ["crm/a-empty.csv"]
+    lines = [c for c in chunks if c.frame is not None and "customer_id" in c.frame.columns]
+    rows = [(r, c.locate(i)) for c in lines for i, r in enumerate(c.frame["customer_id"])]
+    assert rows == [
+        ("C-1", "row 1 (line 2) of crm/b-lines.csv"),
+        ("C-2", "row 2 (line 3) of crm/b-lines.csv"),
+        ("C-4", "row 4 (line 6) of crm/b-lines.csv"),
+        ("C-5", "row 5 (line 8) of crm/b-lines.csv"),
+        ("C-9", "row 1 (line 2) of crm/e-fine.csv"),
+    ]
+    assert [b for c in chunks for b in c.bad_lines] == [
+        ("row 3 (line 4) of crm/b-lines.csv", "expected 3 fields, saw 5", "C-3,no,2026,01,01"),
+        ("row 6 (line 9) of crm/b-lines.csv", "expected 3 fields, saw 2", "C-6,yes"),
+    ]
+    quarantined = {c.finished.path: c.quarantined for c in chunks if c.quarantined}
+    assert quarantined["crm/c-binary.csv"].startswith("cannot be read as csv: not UTF-8 text")
+    assert quarantined["crm/d-columns.csv"] == (
+        "has no column 'customer_id' (key), 'failed' (label); it has ['account', 'outcome', 'closed_at']"
+    )
+    assert [c.finished.path for c in chunks if c.finished and not c.quarantined] == [
+        "crm/b-lines.csv",
+        "crm/e-fine.csv",
+    ]
+    assert _chunks(project, skip=lambda mark: mark.path != "crm/e-fine.csv")[0].frame["customer_id"].tolist() == ["C-9"]
+
+
+def test_a_parquet_feed_file_that_cannot_be_read_is_quarantined(project):
+    crm = project / "crm"
+    crm.mkdir()
+    pd.DataFrame({"customer_id": ["P-1"], "failed": ["yes"], "closed_at": ["2026-01-01T10:00:00Z"]}).to_parquet(
+        crm / "b.parquet"
+    )
+    (crm / "a.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    chunks = _chunks(project, "parquet")
+    assert chunks[0].finished.path == "crm/a.parquet" and chunks[0].quarantined.startswith(
+        "cannot be read as parquet ("
+    )
+    assert chunks[1].frame["customer_id"].tolist() == ["P-1"] and chunks[1].locate(0) == "row 1 of crm/b.parquet"

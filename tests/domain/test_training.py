@@ -26,8 +26,18 @@ from sklearn.svm import LinearSVC
 
 from monitoring.config.metric_registry import headline_metric
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.training.estimators import check_estimator, fit, load_trainer
-from monitoring.domain.training.predictions import Predictions, predict_frame, score, score_predictions
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.training.artifacts import ARGMAX_KEY, make_metadata, save_artifact
+from monitoring.domain.training.estimators import Capabilities, check_estimator, fit, load_trainer
+from monitoring.domain.training.predictions import (
+    Predictions,
+    predict_frame,
+    predicts_most_probable,
+    score,
+    score_predictions,
+)
+from monitoring.serving.predict import Predictor
+from monitoring.workflows.retrain import train_candidate
 from tests.domain import mixed
 
 BINARY = mixed.spec()
@@ -255,3 +265,93 @@ def test_regressor_must_predict_numbers(binary_data):
 def test_scoring_needs_rows():
     with pytest.raises(DataError, match="zero rows"):
         score_predictions([], Predictions(np.empty(0)), REGRESSION)
+
+
+# -- serving's one model call --------------------------------------------------------------------
+#: A trainer whose classifier counts its calls; ``train_thresholded``'s predicts "Yes" from P(Yes) >= 0.3.
+COUNTED = """
+    import numpy as np
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    CALLS = []
+
+    class Counted:
+        def __init__(self, model, threshold=None):
+            self.model, self.threshold = model, threshold
+
+        @property
+        def classes_(self):
+            return self.model.classes_
+
+        def predict_proba(self, x):
+            CALLS.append("predict_proba")
+            return self.model.predict_proba(x)
+
+        def predict(self, x):
+            CALLS.append("predict")
+            if self.threshold is None:
+                return self.model.predict(x)
+            yes = self.model.predict_proba(x)[:, list(self.classes_).index("Yes")]
+            return np.where(yes >= self.threshold, "Yes", "No")
+
+    def _fitted(frame, spec):
+        prep = make_column_transformer(
+            (SimpleImputer(), spec.numeric_features),
+            (OneHotEncoder(handle_unknown="ignore"), spec.categorical_features),
+        )
+        return make_pipeline(prep, LogisticRegression(max_iter=1000)).fit(frame[spec.feature_names], frame["target"])
+
+    def train(frame, spec):
+        return Counted(_fitted(frame, spec))
+
+    def train_thresholded(frame, spec):
+        return Counted(_fitted(frame, spec), threshold=0.3)
+"""
+
+
+@pytest.mark.parametrize("function, one_call", [("train", True), ("train_thresholded", False)])
+def test_a_trainers_classifier_is_served_by_one_call_when_its_predict_is_the_most_probable_class(
+    project, binary_data, tmp_path, function, one_call
+):
+    """Checked on the held-out rows when trained: a logistic regression's predict is the most probable
+    class (served by predict_proba alone); a thresholded one's is not (served by both calls, its predict)."""
+    entry = write_trainer(project, COUNTED).replace(":train", f":{function}")
+    spec = BINARY.model_copy(update={"trainer": entry})
+    train, holdout = binary_data
+    candidate = train_candidate(spec, train, holdout, seed=0, project_root=project)
+    assert candidate.predict_is_argmax is one_call
+    meta = make_metadata(
+        spec=spec,
+        trained_at_ms=0,
+        n_train=len(train),
+        holdout={},
+        reference={},
+        trainer=entry,
+        predict_is_argmax=candidate.predict_is_argmax,
+    )
+    predictor = Predictor.load(save_artifact(candidate.estimator, tmp_path / "models", "mixed", meta))
+    assert predictor.artifact.metadata[ARGMAX_KEY] is one_call and predictor.argmax is one_call
+    calls = sys.modules["usercode.trainers"].CALLS
+    expected = candidate.estimator.predict(holdout[spec.feature_names])
+    for i, request in enumerate(requests_of(holdout.iloc[:20], spec)):
+        calls.clear()
+        result = predictor.predict_one(request)
+        assert calls == (["predict_proba"] if one_call else ["predict_proba", "predict"])
+        assert result.prediction == expected[i]
+    if not one_call:  # the threshold is why: some held-out rows are "Yes" below P(Yes) 0.5
+        yes = candidate.estimator.predict_proba(holdout[spec.feature_names])[:, 1]
+        assert ((expected == "Yes") & (yes < 0.5)).any()
+
+
+def test_predicts_most_probable_breaks_ties_as_the_one_call_path_does():
+    """The one-call path takes the first of the estimator's classes_ on a tie, in classes_ order."""
+    spec = mixed.spec(classes=["low", "mid", "high"])
+    caps = Capabilities(True, ("high", "low", "mid"))  # classes_ order, not the spec's
+    proba = np.array([[0.4, 0.2, 0.4], [0.1, 0.6, 0.3]])  # spec order: low, mid, high
+    assert predicts_most_probable(Predictions(np.array(["high", "mid"], dtype=object), proba), spec, caps)
+    assert not predicts_most_probable(Predictions(np.array(["low", "mid"], dtype=object), proba), spec, caps)
+    assert not predicts_most_probable(Predictions(np.array(["low"], dtype=object)), spec, caps)  # no probabilities

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from localcml.core.errors import EXIT_CONFIG, ConfigError
 from localcml.faults import KILL_STEPS, Fault, FaultPlan, main
 from localcml.workspace import LocalWorkspace
-from monitoring.core.errors import EXIT_CONFIG, ConfigError
 from monitoring.workflows import release
 from tests.project import REPO
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
+from monitoring.app.wiring import build_context
 from monitoring.core.errors import PlatformError
 from monitoring.state.ground_truth_ledger import GroundTruthLedger
 from monitoring.workflows.ground_truth import ground_truth
+from tests.chaos.label_checks import PostCounter
 from tests.chaos.processes import kill_when
+from tests.faults.rig import run_concurrently
 from tests.integration.ground_truth_support import DAY, GROUND_TRUTH, HOUR, labelled, posted_by, predict_for, write_crm
-from tests.integration.support import T0
+from tests.integration.support import T0, short_sleep
 from tests.project import merge
 from tests.waiting import wait_for
 
@@ -82,12 +84,59 @@ def test_labels_from_files_join_by_business_key_once_and_every_miss_is_counted(m
     assert ground_truth(ctx).fields["posted"] == 0
     overlap = rows[:4] + [{"customer_id": "C-11", "failed": "yes", "closed_at": _iso(day3 + 5 * HOUR)}]
     write_crm(pipeline.root, "day2.csv", overlap)
+    ws.set_now(day3 + 6 * HOUR)
     out = ground_truth(ctx)
     assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"], out.fields["files"]) == (5, 1, 4, 1)
     assert out.fields["watermark"] == _iso(day3 + 5 * HOUR)
     assert len(labelled(pipeline, T0, day3 + DAY)) == 11
     ledger = GroundTruthLedger(ctx.store.db, ctx.cfg.model.name)
     assert ledger.counts() == {"intent": 0, "done": 11}
+
+
+def test_a_label_joins_the_prediction_made_before_its_outcome_and_a_resent_export_is_a_duplicate(make_pipeline):
+    """Issue 20, defect 1: accounts predicted on day 1 and again on day 2; the day 1 export, appended to
+    and read again after the day 2 predictions, put day 1 outcomes onto day 2 predictions (the newest
+    within the lookback), and the true day 2 outcomes were then refused as conflicting."""
+    pipeline = make_pipeline(GROUND_TRUTH)
+    ws, ctx = pipeline.ws, pipeline.ctx
+    accounts = [f"AC-{i:06d}" for i in range(6)]
+    ws.set_now(T0 + 10 * HOUR)
+    day1 = predict_for(pipeline, accounts, seed=1)
+    day1_rows = [
+        {"customer_id": a, "failed": "yes" if i < 3 else "no", "closed_at": _iso(T0 + 20 * HOUR)}
+        for i, a in enumerate(accounts)
+    ]
+    write_crm(pipeline.root, "day1.csv", day1_rows[:4])
+    ws.set_now(T0 + 21 * HOUR)
+    assert ground_truth(ctx).fields["posted"] == 4
+    ws.set_now(T0 + DAY + 10 * HOUR)  # 14 hours after the day 1 outcomes
+    day2 = predict_for(pipeline, accounts, seed=2)
+    write_crm(pipeline.root, "day1.csv", day1_rows)  # the day 1 export, appended to: read again
+    ws.set_now(T0 + DAY + 11 * HOUR)
+    out = ground_truth(ctx)
+    f = out.fields
+    assert (f["rows"], f["posted"], f["duplicate"], f["conflicting"]) == (6, 2, 4, 0), out.summary
+    labels = {u: m["final_label"] for u, m in labelled(pipeline, T0, T0 + 2 * DAY).items()}
+    assert labels == {day1[a]: int(i < 3) for i, a in enumerate(accounts)}  # day 1 outcomes on day 1 predictions
+
+    day2_rows = [
+        {"customer_id": a, "failed": "no" if i < 3 else "yes", "closed_at": _iso(T0 + DAY + 20 * HOUR)}
+        for i, a in enumerate(accounts)
+    ]
+    write_crm(pipeline.root, "day2.csv", day2_rows)
+    ws.set_now(T0 + DAY + 21 * HOUR)
+    f = ground_truth(ctx).fields
+    assert (f["posted"], f["conflicting"], f["duplicate"]) == (6, 0, 0), f
+    labels = {u: m["final_label"] for u, m in labelled(pipeline, T0, T0 + 2 * DAY).items()}
+    assert {a: labels[day2[a]] for a in accounts} == {a: int(i >= 3) for i, a in enumerate(accounts)}
+    assert {a: labels[day1[a]] for a in accounts} == {a: int(i < 3) for i, a in enumerate(accounts)}
+
+    # a row dated before every prediction of its key in the lookback is never joined to a later one
+    write_crm(pipeline.root, "early.csv", [{"customer_id": "AC-000000", "failed": "yes", "closed_at": _iso(T0)}])
+    report = ground_truth(ctx)
+    assert report.fields["before_prediction"] == 1 and report.fields["posted"] == 0
+    sample = json.loads((pipeline.root / report.fields["report"]).read_text())["misses"]["before_prediction"]
+    assert sample["samples"][0]["time"] == _iso(T0).replace("Z", ".000Z")
 
 
 def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make_pipeline):
@@ -97,7 +146,9 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     uuids = predict_for(pipeline, [f"C-{i}" for i in range(6)])
     out = ground_truth(ctx)  # the first export has not landed: nothing to do, and the VERDICT says where it looked
     assert (out.fields["rows"], out.fields["files"]) == (0, 0) and "no file matches 'crm/*.csv' yet" in out.action
-    write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0)} for c in uuids])
+    closed = _iso(T0 + HOUR + 60_000)  # a minute after the predictions: an outcome joins an earlier prediction
+    write_crm(pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": closed} for c in uuids])
+    ws.set_now(T0 + HOUR + 2 * 60_000)
     ws.inject("metrics.track_delayed_metrics=unavailable always")
     with pytest.raises(PlatformError) as failed:  # never a success for writes that failed: exit 3
         ground_truth(ctx)
@@ -122,75 +173,35 @@ def test_failed_posts_stay_intents_and_the_next_run_posts_each_exactly_once(make
     assert set(runs.values()) == {ctx.platform.run_id} and len(runs) == 5
 
 
-SQL = {
-    "ground_truth": {
-        "source": {
-            "kind": "sql",
-            "url": "sqlite:///crm.db",
-            "time_column": "updated_at",
-            "query": "SELECT customer_id, outcome, updated_at FROM churn_outcomes "
-            "WHERE updated_at >= :watermark ORDER BY updated_at",
-        },
-        "label_column": "outcome",
-    }
-}
-
-
-def _sql_config(url_env: bool = False) -> dict:
-    """The CRM table through SQL: a SQLite file in the project, or a database named by CRM_DB_URL."""
-    source = dict(SQL["ground_truth"]["source"])
-    if url_env:
-        source.pop("url")
-        source["url_env"] = "CRM_DB_URL"
-    return {**GROUND_TRUTH, "ground_truth": {**GROUND_TRUTH["ground_truth"], **SQL["ground_truth"], "source": source}}
-
-
-def _sql_run(pipeline, insert) -> None:
-    """Two exports of the CRM table: the second run reads only rows from the watermark on."""
+def test_two_runs_settling_the_same_intents_post_each_label_once(make_pipeline):
+    """Issue 20: every path that posts labels claims them first; two runs that find the same unfinished
+    intents (a manual run beside the scheduled one) settled and posted each of them, twice."""
+    pipeline = make_pipeline(merge(GROUND_TRUTH, {"ground_truth": {"chunk_rows": 50}}))
     ws, ctx = pipeline.ws, pipeline.ctx
     ws.set_now(T0 + HOUR)
-    uuids = predict_for(pipeline, [f"C-{i}" for i in range(8)])
-    insert([(f"C-{i}", "yes" if i < 2 else "no", _iso(T0 + i * 60_000)) for i in range(5)])
-    out = ground_truth(ctx)
-    assert (out.fields["rows"], out.fields["posted"]) == (5, 5)
-    assert out.fields["watermark"] == _iso(T0 + 4 * 60_000)
-    insert([(f"C-{i}", "no", _iso(T0 + HOUR + i * 60_000)) for i in range(5, 8)])
-    out = ground_truth(ctx)
-    # the row at the watermark is read again (a row written late at the same time is not lost); not posted twice
-    assert (out.fields["rows"], out.fields["posted"], out.fields["duplicate"]) == (4, 3, 1)
-    got = labelled(pipeline, T0, T0 + DAY)
-    assert {u: m["final_label"] for u, m in got.items()} == {uuids[f"C-{i}"]: int(i < 2) for i in range(8)}
-
-
-def test_sql_source_on_sqlite_resumes_from_its_watermark(make_pipeline):
-    pipeline = make_pipeline(_sql_config())
-    db = pipeline.root / "crm.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE churn_outcomes (customer_id TEXT, outcome TEXT, updated_at TEXT)")
-
-    def insert(rows):
-        with sqlite3.connect(db) as conn:
-            conn.executemany("INSERT INTO churn_outcomes VALUES (?, ?, ?)", rows)
-        conn.close()
-
-    _sql_run(pipeline, insert)
-
-
-@pytest.mark.postgres
-def test_sql_source_on_postgresql_resumes_from_its_watermark(make_pipeline, new_pg_database, monkeypatch):
-    import psycopg
-
-    url = new_pg_database("crm")
-    monkeypatch.setenv("CRM_DB_URL", url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE churn_outcomes (customer_id TEXT, outcome TEXT, updated_at TIMESTAMPTZ)")
-    pipeline = make_pipeline(_sql_config(url_env=True))
-
-    def insert(rows):
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.cursor().executemany("INSERT INTO churn_outcomes VALUES (%s, %s, %s)", rows)
-
-    _sql_run(pipeline, insert)
+    uuids = predict_for(pipeline, [f"C-{i}" for i in range(20)])
+    write_crm(
+        pipeline.root, "day1.csv", [{"customer_id": c, "failed": "no", "closed_at": _iso(T0 + 2 * HOUR)} for c in uuids]
+    )
+    ws.set_now(T0 + 3 * HOUR)
+    ws.inject("metrics.track_delayed_metrics=unavailable always")
+    with pytest.raises(PlatformError):
+        ground_truth(ctx)
+    ws.faults.clear()
+    ws.set_now(T0 + 3 * HOUR + 20 * 60_000)  # settle_after (15m) has passed
+    ws.inject("latency.metrics=delay:100ms always")  # both runs read the records back before either posts
+    posts = PostCounter(ws.workspace_dir / "metrics.db", ctx.cfg.windows.label_key)
+    runs = []
+    for name in ("scheduled", "manual"):
+        run = build_context(pipeline.cfg, pipeline.root, clock=ws.clock, sleep=short_sleep)
+        run.platform.run_id = name
+        runs.append(run)
+    results = run_concurrently(*(lambda run=run: ground_truth(run) for run in runs))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sum(r.fields.get("reposted", 0) for r in results) == 20, [r.fields for r in results]
+    assert posts.assert_none_twice() == 20
+    assert GroundTruthLedger(ctx.store.db, ctx.cfg.model.name).counts() == {"intent": 0, "done": 20}
+    assert set(posted_by(labelled(pipeline, T0, T0 + DAY))) == set(uuids.values())
 
 
 def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline):
@@ -199,7 +210,8 @@ def test_a_run_killed_mid_post_leaves_nothing_posted_twice_or_lost(make_pipeline
     ws, ctx = pipeline.ws, pipeline.ctx
     ws.set_now(T0 + HOUR)
     uuids = predict_for(pipeline, [f"C-{i}" for i in range(60)])
-    rows = [{"customer_id": c, "failed": "yes" if i % 2 else "no", "closed_at": _iso(T0)} for i, c in enumerate(uuids)]
+    closed = _iso(T0 + HOUR + 60_000)
+    rows = [{"customer_id": c, "failed": "yes" if i % 2 else "no", "closed_at": closed} for i, c in enumerate(uuids)]
     write_crm(pipeline.root, "day1.csv", rows)
     ws.set_now(T0 + 2 * HOUR)
     ws.inject("latency.metrics=delay:150ms always")  # posts take a while: the kill lands in the middle

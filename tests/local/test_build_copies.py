@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import venv
 
 from localcml import daemon
 from localcml.client import default_client
+from localcml.projects import files
 from localcml.workspace import LocalWorkspace
 from monitoring.state.store import StateStore
 from tests.local.support import wait_build
@@ -89,3 +92,25 @@ def test_a_project_over_the_cap_fails_its_build_naming_the_largest_paths(tmp_pat
         assert wait_build(api, info["project_id"], model.id, build.id).status == "built"
     finally:
         daemon.shutdown(workspace)
+
+
+def test_looking_at_a_store_keeps_the_locks_this_process_holds_on_it(tmp_path):
+    """Recognising a store must not close a descriptor of it: that drops this process's POSIX locks.
+
+    A connection of this process holds a shared lock on a database in WAL mode; another process that
+    closes its connection while that lock is held knows it is not the last one and leaves the log.
+    Without the lock it checkpoints and deletes the log under the live connection (reads then fail
+    with "database disk image is malformed", as a build inside a test's workspace once did).
+    """
+    db = tmp_path / "var" / "state.db"
+    StateStore(f"sqlite:///{db}").close()
+    held = sqlite3.connect(db)
+    try:
+        held.execute("PRAGMA journal_mode=WAL")
+        held.execute("SELECT count(*) FROM decisions").fetchall()
+        assert files.is_store(db)
+        other = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT 1 FROM decisions'); c.close()"
+        subprocess.run([sys.executable, "-c", other, str(db)], check=True, timeout=60)
+        assert db.with_name("state.db-wal").exists(), "the other process took itself for the last one"
+    finally:
+        held.close()

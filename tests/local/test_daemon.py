@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from localcml import daemon
-from localcml.environment import SHIM_DIR, activate, shell_exports
-from monitoring.core.errors import ConfigError
+from localcml.core.errors import ConfigError
+from localcml.environment import PACKAGE_ROOT, SHIM_DIR, activate, python_path, shell_exports
 
 
 def test_ensure_running_spawns_reuses_and_shutdown_stops(tmp_path, project_root):
@@ -83,7 +83,23 @@ def test_engine_env_names_the_cml_variables(ws):
     assert env["CML_MONITOR_CLOCK_FILE"] == str(ws.workspace_dir / "clock.json")
     assert env["CML_MONITOR_METRICS_URL"] == f"sqlite:///{ws.workspace_dir / 'metrics.db'}"
     assert env["CML_MONITOR_MODEL_API_KEY"] == ws.model_api_key
-    assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(SHIM_DIR), str(ws.project_root)]
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(SHIM_DIR), str(ws.project_root)]  # not the checkout
+
+
+def test_an_engine_without_the_workspace_installed_finds_its_packages_by_name_only(tmp_path):
+    """The base interpreter, without this virtualenv's packages: the shim's start-up hook finds
+    ``localcml``, ``cmlbase`` and ``monitoring`` in the folder holding it, and nothing else of that folder."""
+    code = (
+        "import importlib.util, localcml.core.hosts, monitoring.core.logs, cdsw\n"
+        "print(localcml.__file__, cdsw.__file__, importlib.util.find_spec('examples'), "
+        "importlib.util.find_spec('tests'))\n"
+    )
+    (tmp_path / "code").mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": python_path(tmp_path / "code")}
+    base = getattr(sys, "_base_executable", sys.executable)
+    out = subprocess.run([base, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(PACKAGE_ROOT / "localcml/__init__.py"), str(SHIM_DIR / "cdsw.py"), "None", "None"]
 
 
 def test_set_now_warps_the_workspace_clock_and_timestamps(ws, api):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from localcml.core.errors import ConfigError
 from localcml.faults import Fault
 from localcml.metrics import sdk
-from monitoring.core.errors import ConfigError
 from tests.local.support import call
 
 DELAY_S = 0.2

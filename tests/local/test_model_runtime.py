@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 from tests.local.support import call, wait_build, wait_deployment
+from tests.project import REPO
 
 #: Like Cloudera's churn AMP (``code/5_model_serve_explainer.py``): the model file changes into its
 #: folder, then imports a module that sits next to it and reads a file relative to it.
@@ -93,3 +95,46 @@ def test_a_deployment_created_before_its_build_is_built_waits_for_it(api, ws, pr
     reason = (ws.workspace_dir / "deployments" / doomed.id / "deploy.log").read_text()
     assert f"model build {broken.id} ended with status 'build failed'" in reason
     assert call(ws, model.access_key, {"tenure": 1}).status_code == 200  # the first deployment still serves
+
+
+#: A model that imports on request what its request names, as loading a pickled estimator imports
+#: the modules its objects were defined in; it also says what its import path holds.
+IMPORTER = textwrap.dedent("""
+    import importlib
+    import sys
+
+    import cdsw
+    import cml.metrics_v1
+    import cmlapi
+
+    def predict(args):
+        if args.get("module"):
+            importlib.import_module(args["module"])
+        return {"sys_path": sys.path, "sdk": callable(cdsw.track_metric) and callable(cml.metrics_v1.track_metric)}
+""")
+
+
+def test_a_replica_sees_its_build_the_shim_and_installed_packages_never_the_checkout(
+    api, ws, project_root, model, build_of, deploy
+):
+    """In CML a replica sees only its build (and the runtime's packages): a module the build lacks
+    fails the request by name, even where the checkout that runs the workspace (this one) has it."""
+    (project_root / "models" / "importer.py").write_text(IMPORTER)
+    build = build_of("models/importer.py")
+    assert build.status == "built", (ws.workspace_dir / "builds" / f"{build.id}.log").read_text()
+    assert deploy(build).status == "deployed"
+    reply = call(ws, model.access_key, {})
+    assert reply.status_code == 200, reply.text
+    seen = reply.json()["response"]
+    assert seen["sdk"] is True  # the shim's cdsw, cml and cmlapi reach it (and through them the workspace's package)
+    checkout = REPO.resolve()
+    assert not [p for p in seen["sys_path"] if p and Path(p).resolve() == checkout], seen["sys_path"]
+    # modules of the checkout, not of the build: examples/credit/trainer.py, tests/project.py
+    for module, missing in (("examples.credit.trainer", "examples"), ("tests.project", "tests")):
+        assert (REPO / (module.replace(".", "/") + ".py")).is_file()
+        reply = call(ws, model.access_key, {"module": module})
+        assert reply.status_code == 500, reply.text
+        error = reply.json()["error"]
+        assert error["code"] == "model.error"
+        assert error["message"] == f"ModuleNotFoundError: No module named '{missing}'", error
+    assert call(ws, model.access_key, {"module": "sklearn.linear_model"}).status_code == 200  # installed packages

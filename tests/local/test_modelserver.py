@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from cmlbase.clock import WarpClock
 from localcml.metrics import sdk
 from localcml.metrics.server import MetricsServer
 from localcml.metrics.store import MetricsStore
-from monitoring.core.clock import WarpClock
 
 REPO = Path(__file__).resolve().parents[2]
 SHIM = REPO / "localcml" / "shim"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from cmlbase.clock import WarpClock
 from localcml.core.dirlock import WorkspaceBusy
 from localcml.core.state import ApiState
 from localcml.workspace import LocalWorkspace
-from monitoring.core.clock import WarpClock
 from tests.local.support import wait_build, wait_run
 
 

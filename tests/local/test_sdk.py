@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from cmlbase.clock import WarpClock
+from localcml.core.errors import ConfigError
 from localcml.metrics import sdk
 from localcml.metrics.server import MetricsServer
 from localcml.metrics.store import MetricsStore
-from monitoring.core.clock import WarpClock
-from monitoring.core.errors import ConfigError
 
 SHIM = Path(sdk.__file__).parents[1] / "shim"
 T0 = 1_800_000_000_000

@@ -7,25 +7,41 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitoring.config.ground_truth import UUID_KEY
 from monitoring.config.model_spec import ModelConfig
 from monitoring.domain.data.sources.schema import text_of
 from monitoring.domain.records.values import number_text
 
 #: Why a label was not posted (each kind is counted in the VERDICT and sampled in the report).
-MISSES = ("unknown_key", "too_old", "duplicate", "conflicting", "bad_label", "bad_row")
+MISSES = (
+    "unknown_key",
+    "too_old",
+    "before_prediction",
+    "future_dated",
+    "duplicate",
+    "conflicting",
+    "bad_label",
+    "bad_row",
+)
 MISS_MEANING = {
     "unknown_key": "no prediction with this key within the lookback (nor in the stale scan before it)",
-    "too_old": "the key's predictions are all older than the lookback",
-    "duplicate": "the prediction already has this label (a re-run, an overlapping file, a repeated row)",
+    "too_old": "the key's predictions made before the outcome are all older than the lookback",
+    "before_prediction": "the outcome's time is before every prediction of the key within the lookback: "
+    "a label never joins a prediction made after its outcome",
+    "future_dated": "the row is dated more than ground_truth.future_tolerance after the run: quarantined, "
+    "never posted nor moving the watermark (fix its time at the source)",
+    "duplicate": "the prediction already has this label, or a row with this key and time was posted "
+    "(a re-run, a re-sent or overlapping export, a repeated row)",
     "conflicting": "the prediction already has another label; the first one stays",
     "bad_label": "the label is not one of model.label.classes (nor mapped to one), or not a finite number",
-    "bad_row": "the key, the label or the event time is missing or unreadable",
+    "bad_row": "the key, the label or the event time is missing or unreadable, or the line is malformed "
+    "(another number of fields than the header's)",
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hit:
-    """The prediction a key resolves to."""
+    """A prediction a key resolves to."""
 
     uuid: str
     deployment_crn: str
@@ -53,21 +69,23 @@ def record_key(record: Mapping[str, Any], key: str, features_key: str) -> str | 
 
 @dataclass
 class PredictionIndex:
-    """Key -> the prediction a label joins (the newest or oldest within the lookback); keys seen only earlier.
+    """Key -> the predictions made with it within the lookback; keys seen only earlier (the stale scan).
 
-    Memory: one entry per distinct key in the lookback (plus one per key in the stale scan).
+    A label joins the newest prediction of its key made at or before the outcome's time (``match:
+    oldest``: the oldest), never a later one; with ``key: uuid`` the row names its prediction.
+
+    Memory: one entry per prediction in the lookback that tracked a key (plus one per key in the stale scan).
     """
 
     key: str
     features_key: str
     match: str = "newest"
-    hits: dict[str, Hit] = field(default_factory=dict)
+    hits: dict[str, list[Hit]] = field(default_factory=dict)
     stale: set[str] = field(default_factory=set)
     records: int = 0
 
     def add(self, records: Iterable[Mapping[str, Any]], deployment_crn: str, *, stale: bool = False) -> None:
         """Index one chunk of a deployment's records (aggregates and records without the key are skipped)."""
-        newest = self.match == "newest"
         for record in records:
             uuid = record.get("predictionUuid")
             if not uuid:
@@ -79,17 +97,30 @@ class PredictionIndex:
             if stale:
                 self.stale.add(key)
                 continue
-            start = int(record.get("startTimeStampMs") or 0)
-            known = self.hits.get(key)
-            if known is None or (start > known.start_ms if newest else start < known.start_ms):
-                self.hits[key] = Hit(str(uuid), deployment_crn, start)
+            hit = Hit(str(uuid), deployment_crn, int(record.get("startTimeStampMs") or 0))
+            self.hits.setdefault(key, []).append(hit)
 
-    def find(self, key: str) -> tuple[Hit | None, str | None]:
-        """The prediction of ``key``, or None and why (``unknown_key`` or ``too_old``)."""
-        hit = self.hits.get(key)
-        if hit is not None:
-            return hit, None
-        return None, "too_old" if key in self.stale else "unknown_key"
+    @property
+    def predictions(self) -> int:
+        """Predictions indexed within the lookback."""
+        return sum(len(h) for h in self.hits.values())
+
+    def find(self, key: str, event_ms: int | None = None) -> tuple[Hit | None, str | None]:
+        """The prediction a label of ``key`` with outcome time ``event_ms`` joins, or None and why.
+
+        Returns:
+            ``(hit, None)``; or ``(None, why)``: ``unknown_key``, ``too_old`` (the key's predictions
+            before the outcome are older than the lookback) or ``before_prediction`` (the key's
+            predictions in the lookback are all later than the outcome).
+        """
+        hits = self.hits.get(key, [])
+        earlier = hits if event_ms is None or self.key == UUID_KEY else [h for h in hits if h.start_ms <= event_ms]
+        if earlier:
+            pick = max if self.match == "newest" else min
+            return pick(earlier, key=lambda h: h.start_ms), None
+        if key in self.stale:
+            return None, "too_old"
+        return None, "before_prediction" if hits else "unknown_key"
 
 
 def label_reader(spec: ModelConfig):

@@ -21,7 +21,7 @@ from monitoring.config.data import ReplayConfig
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
-from monitoring.domain.data.sources import read_table, select_rows
+from monitoring.domain.data.sources import read_rows
 from monitoring.domain.data.sources.schema import conform, label_column, time_column
 from monitoring.domain.data.sources.tables import RawTable
 
@@ -183,5 +183,5 @@ def read_plan(cfg: ReplayConfig, spec: ModelConfig, project_root: Path) -> Repla
     Raises:
         DataError: the data set cannot be read or does not match the spec.
     """
-    table, _ = select_rows(read_table(cfg.source, project_root, "data.replay.source"), cfg.source)
+    table, _ = read_rows(cfg.source, project_root, "data.replay.source")
     return build_plan(table, cfg, spec)

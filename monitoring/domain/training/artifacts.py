@@ -17,7 +17,7 @@ import sklearn
 
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.training.estimators import Capabilities, capabilities_of
+from monitoring.domain.training.estimators import BUILTIN, Capabilities, capabilities_of
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -36,6 +36,9 @@ REQUIRED_METADATA = (
     "parent_version",
     "sklearn_version",
 )
+#: Metadata key: the estimator's ``predict`` gave the most probable class on every held-out row
+#: (``training.predicts_most_probable``), so serving takes the class from ``predict_proba`` alone.
+ARGMAX_KEY = "predict_is_argmax"
 #: The parts of the model spec an artifact keeps (enough to serve and score it).
 SPEC_KEYS = ("task", "features", "label", "trainer")
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
@@ -66,6 +69,19 @@ class ModelArtifact:
     @property
     def version(self) -> str:
         return str(self.metadata["version"])
+
+    @property
+    def predict_is_argmax(self) -> bool:
+        """Whether serving may take the class from the probabilities (one model call, not two).
+
+        True for a classifier with ``predict_proba`` that is the built-in model (its ``predict`` is
+        the most probable class by construction) or whose ``predict`` matched the most probable
+        class on every held-out row when it was trained (``ARGMAX_KEY``); artifacts written before
+        that check keep both calls.
+        """
+        if not self.capabilities.has_proba:
+            return False
+        return self.metadata.get("trainer") == BUILTIN or self.metadata.get(ARGMAX_KEY) is True
 
     @property
     def features(self) -> list[str]:
@@ -106,6 +122,7 @@ def make_metadata(
     metric: str | None = None,
     training_window: dict[str, Any] | None = None,
     parent_version: str | None = None,
+    predict_is_argmax: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """Metadata for ``save_artifact`` (it adds model_name, version and sklearn_version).
@@ -120,6 +137,8 @@ def make_metadata(
         metric: the metric the model is judged on.
         training_window: e.g. ``{"start_ms", "end_ms"}`` of the labelled data used.
         parent_version: the version this one was retrained from.
+        predict_is_argmax: ``predict`` gave the most probable class on every held-out row
+            (``training.predicts_most_probable``): serving makes one model call per request.
         extra: further JSON-safe fields.
 
     Returns:
@@ -140,6 +159,7 @@ def make_metadata(
         "reference": reference,
         "training_window": training_window,
         "parent_version": parent_version,
+        ARGMAX_KEY: bool(predict_is_argmax),
         **extra,
     }
 

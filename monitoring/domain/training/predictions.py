@@ -48,7 +48,8 @@ def predict_frame(
         spec: the model spec.
         capabilities: from ``check_estimator``.
         argmax: the estimator's ``predict`` is known to pick the most probable class (the
-            built-in model): take it from the probabilities instead of predicting twice.
+            built-in model, or ``predicts_most_probable`` held when it was trained): take it from
+            the probabilities, one model call instead of two.
         limit_threads: run on ``THREADS`` threads (a caller that limited them already, such as
             a model replica, saves the few milliseconds this costs per call).
 
@@ -70,6 +71,28 @@ def predict_frame(
         return Predictions(values)
     order = [capabilities.proba_classes.index(c) for c in spec.classes]
     return Predictions(values, np.asarray(proba, dtype=np.float64)[:, order])
+
+
+def predicts_most_probable(predictions: Predictions, spec: ModelConfig, capabilities: Capabilities) -> bool:
+    """Whether each class ``predict`` gave is the one the one-call path takes from the probabilities.
+
+    The one-call path (``predict_frame(..., argmax=True)``) picks the most probable class in the
+    order of the estimator's ``classes_``, a tie going to the first, as scikit-learn's classifiers
+    do; this compares that pick with ``predict``'s classes for the same rows.
+
+    Args:
+        predictions: ``predict_frame`` of the rows with ``argmax=False`` (both model calls).
+        spec: the model spec.
+        capabilities: the estimator's, from ``check_estimator``.
+
+    Returns:
+        True when every row agrees; False without probabilities or rows.
+    """
+    if predictions.proba is None or len(predictions.values) == 0:
+        return False
+    columns = [spec.classes.index(c) for c in capabilities.proba_classes]  # back to classes_ order
+    picked = np.asarray(capabilities.proba_classes, dtype=object)[np.argmax(predictions.proba[:, columns], axis=1)]
+    return bool(np.all(picked == predictions.values))
 
 
 def _plain(value: float) -> float | None:

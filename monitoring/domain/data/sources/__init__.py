@@ -10,18 +10,23 @@ import pandas as pd
 
 from monitoring.config.data import FileSource, SqlSource, row_range
 from monitoring.config.model_spec import ModelConfig
+from monitoring.core.clock import iso_ms
 from monitoring.core.errors import DataError
 from monitoring.domain.data.sources.schema import TIME_COLUMN, conform, time_column
 from monitoring.domain.data.sources.tables import RawTable, read_files, read_sql
 
-__all__ = ["TIME_COLUMN", "describe_source", "load_dataset", "read_table", "select_rows"]
+__all__ = ["TIME_COLUMN", "describe_source", "load_dataset", "read_rows", "read_table", "select_rows"]
 
 Source = FileSource | SqlSource
 
 
 def describe_source(source: Source, what: str) -> str:
-    """``data.training (csv examples/churn/data/*.csv)``: how messages name a source."""
-    detail = source.path if isinstance(source, FileSource) else (f"${source.url_env}" if source.url_env else "url")
+    """``data.training (csv examples/churn/data/*.csv)``: how messages name a source.
+
+    An SQL source is named by its URL (``url:`` never holds a password: the config refuses one) or by
+    the variable that holds it (``$CRM_DB_URL``: its value may hold one).
+    """
+    detail = source.path if isinstance(source, FileSource) else (f"${source.url_env}" if source.url_env else source.url)
     return f"{what} ({source.kind} {detail})"
 
 
@@ -79,6 +84,57 @@ def select_rows(
     return table, times
 
 
+def _instant(ms: int) -> str:
+    return iso_ms(int(ms))
+
+
+def _time_filter(source: Source, window_ms: tuple[int, int] | None) -> str:
+    """The time filter a selection applied, as config names it."""
+    parts = []
+    if source.since:
+        parts.append(f"since {_instant(source.since.timestamp() * 1000)}")
+    if source.until:
+        parts.append(f"until {_instant(source.until.timestamp() * 1000)}")
+    if window_ms is not None:
+        parts.append(f"the lookback [{_instant(window_ms[0])}, {_instant(window_ms[1])})")
+    return " and ".join(parts)
+
+
+def read_rows(
+    source: Source,
+    root: Path,
+    what: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    window_ms: tuple[int, int] | None = None,
+) -> tuple[RawTable, np.ndarray | None]:
+    """``read_table`` then ``select_rows``, refusing a selection without rows.
+
+    Raises:
+        ConfigError: an SQL URL variable is unset or unusable.
+        DataError: the source cannot be read, yields no rows, or its filters (``since``/``until``, the
+            lookback, ``rows``) leave none: naming the source, where it was read and the filter.
+    """
+    table = read_table(source, root, what, env)
+    read = len(table.frame)
+    if not read:
+        raise DataError(f"{table.name}: {table.read_from} yields no rows (it has columns {_columns(table)})")
+    selected, times = select_rows(table, source, window_ms)
+    if not len(selected.frame):
+        kept = f"{read} rows read"
+        if source.time_column:
+            span = time_column(table.frame[source.time_column], source.time_format, table.name, table.locate)
+            kept += f", {source.time_column!r} from {_instant(span.min())} to {_instant(span.max())},"
+        filters = [f for f in (_time_filter(source, window_ms), f"rows {source.rows!r}" if source.rows else "") if f]
+        raise DataError(f"{table.name}: no row is left after {' then '.join(filters)} ({kept} from {table.read_from})")
+    return selected, times
+
+
+def _columns(table: RawTable) -> str:
+    names = list(map(str, table.frame.columns))
+    return (", ".join(names[:40]) + (", ..." if len(names) > 40 else "")) if names else "none"
+
+
 def load_dataset(
     source: Source,
     spec: ModelConfig,
@@ -105,10 +161,14 @@ def load_dataset(
 
     Raises:
         ConfigError: an SQL URL variable is unset or unusable.
-        DataError: the data cannot be read or does not match the spec (names source, column, row).
+        DataError: the data cannot be read, yields no rows (or none a filter keeps, or none with a
+            label), or does not match the spec (names source, where it was read, column, row).
     """
-    table, times = select_rows(read_table(source, root, what, env), source, window_ms)
-    frame = table.frame
-    if times is not None:
-        frame = frame.assign(**{TIME_COLUMN: times})
-    return conform(frame, spec, table.name, table.locate, with_label=with_label)
+    table, times = read_rows(source, root, what, env=env, window_ms=window_ms)
+    frame = conform(table.frame, spec, table.name, table.locate, with_label=with_label, times=times)
+    if not len(frame):
+        raise DataError(
+            f"{table.name}: none of the {len(table.frame)} rows selected from {table.read_from} has a label "
+            f"in column {spec.label.name!r}"
+        )
+    return frame

@@ -164,6 +164,7 @@ def conform(
     locate: Callable[[int], str] | None = None,
     *,
     with_label: bool = True,
+    times: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Check a source's rows against the model spec and type them as every consumer expects.
 
@@ -173,11 +174,12 @@ def conform(
         source: names the source in messages (``data.training (csv examples/churn/data/x.csv)``).
         locate: row position -> where it is (``row 12 of x.csv``); default ``row <position + 1>``.
         with_label: the label column is required (training data) or not (rows to replay).
+        times: each row's time in epoch ms (the source's ``time_column``, read), kept as ``start_ms``.
 
     Returns:
         A frame with the feature columns (float64 numeric, object str/None categorical), the label
         column (class values or float64; rows without a label dropped and logged) and
-        ``start_ms`` when the input has it, index reset.
+        ``start_ms`` from ``times`` (or when the input has it), index reset.
 
     Raises:
         DataError: a configured feature or the label is missing; text in a numeric feature; a
@@ -199,7 +201,9 @@ def conform(
     if with_label:
         kind = "class label" if spec.is_classifier else "numeric target"
         out[label] = label_column(frame[label], spec, f"{source}: column {label!r} ({kind})", where_row)
-    if TIME_COLUMN in frame.columns:
+    if times is not None:
+        out[TIME_COLUMN] = np.asarray(times, dtype=np.int64)
+    elif TIME_COLUMN in frame.columns:
         out[TIME_COLUMN] = frame[TIME_COLUMN].to_numpy(dtype=np.int64)
     # object columns stay object (str or None), not pandas' string dtype: the contract every source keeps
     result = pd.DataFrame({k: pd.Series(v, dtype=v.dtype) for k, v in out.items()}, columns=list(out))

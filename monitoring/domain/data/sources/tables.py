@@ -25,12 +25,15 @@ class RawTable:
         name: the source, for messages (``data.training (csv examples/x/*.csv)``).
         origin: each row's position in the data as read (kept through filters and shuffles).
         describe: an original position -> where that row is (``row 12 of examples/x/a.csv``).
+        read_from: where the rows were read, for messages (``examples/x/a.csv``, ``the query on
+            sqlite:///...``: a URL without its password).
     """
 
     frame: pd.DataFrame
     name: str
     origin: np.ndarray
     describe: Callable[[int], str]
+    read_from: str = ""
 
     def locate(self, i: int) -> str:
         """Where the row now at position ``i`` came from."""
@@ -38,7 +41,8 @@ class RawTable:
 
     def take(self, index: np.ndarray) -> RawTable:
         """The rows at ``index`` (positions or a mask), in that order."""
-        return RawTable(self.frame.iloc[index].reset_index(drop=True), self.name, self.origin[index], self.describe)
+        frame = self.frame.iloc[index].reset_index(drop=True)
+        return RawTable(frame, self.name, self.origin[index], self.describe, self.read_from)
 
 
 def matching_files(source: FileSource, root: Path, name: str) -> list[Path]:
@@ -84,7 +88,11 @@ def read_files(source: FileSource, root: Path, name: str) -> RawTable:
         line = f" (line {row + 1})" if source.kind == "csv" else ""
         return f"row {row}{line} of {spans[k][1]}"
 
-    return RawTable(frame, name, np.arange(len(frame)), describe)
+    files = [rel for _, rel in spans]
+    read_from = (
+        files[0] if len(files) == 1 else f"{len(files)} files ({', '.join(files[:5])}{', ...' * (len(files) > 5)})"
+    )
+    return RawTable(frame, name, np.arange(len(frame)), describe, read_from)
 
 
 def sql_url(source: SqlSource, root: Path, env: Mapping[str, str]) -> str:
@@ -112,8 +120,11 @@ def sql_url(source: SqlSource, root: Path, env: Mapping[str, str]) -> str:
 
 
 @contextmanager
-def sql_connection(source: SqlSource, root: Path, name: str, env: Mapping[str, str] | None = None) -> Iterator[Any]:
-    """A SQLAlchemy connection to the source's database; errors inside become messages naming the source.
+def sql_connection(
+    source: SqlSource, root: Path, name: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[Any, str]]:
+    """A SQLAlchemy connection to the source's database and its URL as shown (no password); errors
+    inside become messages naming the source.
 
     Raises:
         ConfigError: the URL's variable is unset or the URL is not one SQLAlchemy understands.
@@ -132,7 +143,7 @@ def sql_connection(source: SqlSource, root: Path, name: str, env: Mapping[str, s
     shown = parsed.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
-            yield conn
+            yield conn, shown
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc  # pandas wraps the driver's error
         detail = str(getattr(cause, "orig", None) or cause or exc).splitlines()[0]
@@ -150,6 +161,7 @@ def read_sql(source: SqlSource, root: Path, name: str, env: Mapping[str, str] | 
     """
     import sqlalchemy
 
-    with sql_connection(source, root, name, env) as conn:
+    with sql_connection(source, root, name, env) as (conn, shown):
         frame = pd.read_sql_query(sqlalchemy.text(source.query), conn)
-    return RawTable(frame, name, np.arange(len(frame)), lambda position: f"result row {position + 1} of the query")
+    describe = lambda position: f"result row {position + 1} of the query"  # noqa: E731
+    return RawTable(frame, name, np.arange(len(frame)), describe, f"the query on {shown}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.clock import WarpClock
+from cmlbase.clock import WarpClock
 
 HOUR_MS = 3_600_000
 #: Start of simulated time (a whole hour, as in the integration tests): the model is deployed here.

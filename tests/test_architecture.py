@@ -74,13 +74,13 @@ def planted(tmp_path_factory):
         ("monitoring/domain/records/values.py", "from monitoring.domain.windows import results", "domain"),
         ("monitoring/domain/metrics/tables.py", "import monitoring.domain.decisions.thresholds", "domain"),
         ("monitoring/domain/training/challenge.py", "from monitoring.domain.data import scenario", "domain"),
-        ("monitoring/core/clock.py", "import monitoring.state.store", "layers"),
-        ("monitoring/core/clock.py", "from monitoring.config import pipeline", "layers"),
+        ("monitoring/core/progress.py", "import monitoring.state.store", "layers"),
+        ("monitoring/core/progress.py", "from monitoring.config import pipeline", "layers"),
         ("monitoring/config/model_spec.py", "import monitoring.domain", "layers"),
         ("monitoring/workflows/traffic.py", "from localcml import faults", "activation"),
         ("monitoring/domain/windows/compute.py", "import cdsw", "adapter"),
         ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),
-        ("localcml/metrics/sdk.py", "from monitoring.core.clock import clock_from_env", "workspace"),
+        ("localcml/metrics/sdk.py", "from monitoring.core.durations import to_ms", "workspace"),
         ("cmlbase/db.py", "from localcml.core.errors import ConfigError", "base"),
         ("cmlbase/logs.py", "import monitoring.core.errors", "base"),
         ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
@@ -138,6 +138,53 @@ def test_importing_the_domain_loads_no_platform_module_and_no_plotting():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """``id`` of every docstring node of a module, class or function."""
+    bodies = [n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef)]
+    return {
+        id(n.body[0].value)
+        for n in bodies
+        if n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)
+    }
+
+
+def test_the_default_metrics_store_is_written_in_one_place():
+    """``cmlbase/metrics_store.py`` alone names the workspace's default metrics store file: the config
+    (``platform.local.metrics_store_url``, which the state store's settings record) and the workspace
+    both take it from there, so they name the same store."""
+    home = REPO / "cmlbase" / "metrics_store.py"
+    paths = [*(REPO / "monitoring").rglob("*.py"), *(REPO / "localcml").rglob("*.py"), *(REPO / "cmlbase").glob("*.py")]
+    writers = []
+    for path in sorted(paths):
+        tree = ast.parse(path.read_text())
+        prose = _docstrings(tree)
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+            if id(node) not in prose and " " not in text and (text == "metrics.db" or text.endswith("/metrics.db")):
+                writers.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert writers and all(w.startswith(str(home.relative_to(REPO))) for w in writers), writers
+
+
+def test_the_kernel_keeps_no_module_that_only_re_exports_the_shared_base():
+    """A module of ``monitoring/core`` adds something to what it takes from ``cmlbase`` (the project's
+    errors, the config's field type, the job's logger); the library imports what it would only pass
+    on (the clocks) from ``cmlbase`` itself."""
+    shims = []
+    for path in sorted((REPO / "monitoring" / "core").glob("*.py")):
+        body = ast.parse(path.read_text()).body
+        own = [
+            n
+            for n in body
+            if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))  # the docstring
+            and not isinstance(n, ast.Import | ast.ImportFrom)
+            and not (isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["__all__"])
+        ]
+        from_base = [n for n in body if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("cmlbase")]
+        if from_base and not own:
+            shims.append(path.name)
+    assert shims == []
 
 
 def test_only_the_wiring_point_connects_to_the_platform_and_builds_a_context():

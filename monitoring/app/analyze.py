@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmlbase.clock import iso_ms
 from monitoring.app.analyze_plot import draw_metric, draw_with, metric_series, start_helper, stop_helper
 from monitoring.config.metric_registry import (
     METRICS,
@@ -18,7 +19,6 @@ from monitoring.config.metric_registry import (
     metric_task_problem,
     task_metrics,
 )
-from monitoring.core.clock import iso_ms
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.records.columns import Columns

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cmlbase.clock import SystemClock, WarpClock, iso_ms
 from monitoring.app import graph
 from monitoring.app.application import apply_application
 from monitoring.app.preflight import demo_jobs, preflight
@@ -25,7 +26,6 @@ from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
 from monitoring.config.metric_registry import headline_metric, metric_spec
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.core.clock import SystemClock, WarpClock, iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging

@@ -7,10 +7,10 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from cmlbase.clock import SystemClock, iso_ms
 from monitoring.app import plots
 from monitoring.config.metric_registry import METRICS, headline_metric, metric_spec
 from monitoring.config.pipeline import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
-from monitoring.core.clock import SystemClock, iso_ms
 from monitoring.domain.decisions.decision import Decision
 from monitoring.domain.decisions.policy_results import fmt_value
 from monitoring.domain.windows.bounds import wilson_interval

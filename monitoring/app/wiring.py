@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cmlbase.clock import Clock, clock_from_env
 from monitoring.cmlclient import Platform, connect
 from monitoring.config.pipeline import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
-from monitoring.core.clock import Clock, clock_from_env
 from monitoring.state.health import StoreOpening
 from monitoring.state.store import StateStore
 from monitoring.workflows.context import Context, OfflineContext, Training, history_on_platform

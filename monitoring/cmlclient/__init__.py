@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmlbase.clock import Clock, clock_from_env
 from monitoring.cmlclient import cml, local_workspace
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.endpoint import ModelEndpoint
@@ -21,7 +22,6 @@ from monitoring.cmlclient.metrics import MetricsClient
 from monitoring.cmlclient.refs import ModelRef
 from monitoring.cmlclient.retry import RetryPolicy
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.core.clock import Clock, clock_from_env
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import register_secret
 

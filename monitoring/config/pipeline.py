@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from cmlbase import metrics_store
 from monitoring.config.data import DataConfig, data_problems
 from monitoring.config.graph_rules import (
     GROUND_TRUTH_SCRIPT,
@@ -41,8 +42,6 @@ SOURCE_KINDS = ("csv", "parquet", "sql", "synthetic", "metrics_store")
 #: A problem that starts with the dotted key it is about (``thresholds.policies[1].metric: ...``).
 _KEYED = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
 CONFIG_ENV = "CML_MONITOR_CONFIG"
-#: The local workspace's metrics store, a file in its directory, when ``platform.local.metrics_url`` names none.
-METRICS_FILE = "metrics.db"
 
 
 class Strict(BaseModel):
@@ -400,8 +399,9 @@ class LocalConfig(Strict):
     @property
     def metrics_store_url(self) -> str:
         """The metrics store the local workspace keeps: ``metrics_url``, else the workspace's own file
-        (the workspace, ``localcml``, makes the same default, from the resolved directory)."""
-        return self.metrics_url or f"sqlite:///{self.workspace_dir}/{METRICS_FILE}"
+        (``cmlbase.metrics_store.default_url``: the workspace, ``localcml``, makes its default there too,
+        from the resolved directory)."""
+        return self.metrics_url or metrics_store.default_url(self.workspace_dir)
 
 
 class PlatformConfig(Strict):

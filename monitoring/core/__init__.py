@@ -1,1 +1,1 @@
-"""Shared kernel: errors, clock, durations, logging, paths, progress, database access."""
+"""Shared kernel: errors, durations, logging, paths, progress, database access (the clocks are `cmlbase.clock`'s)."""

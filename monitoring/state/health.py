@@ -26,8 +26,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from cmlbase.clock import iso_ms
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.core.clock import iso_ms
 from monitoring.core.db import Database, redact_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import ConfigChangedError, NoSpaceError, StoreError

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 
+from cmlbase.clock import iso_ms
 from monitoring.config.metric_registry import headline_metric
-from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import BusyError, PlatformError
 from monitoring.core.logs import KV

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from cmlbase.clock import Clock
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.refs import DeploymentRef, ModelRef
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.core.clock import Clock
 from monitoring.core.errors import EXIT_OK, DataError
 from monitoring.core.logs import KV
 from monitoring.domain.records.columns import Columns

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from cmlbase.clock import iso_ms
 from monitoring.config.metric_registry import headline_metric
 from monitoring.config.pipeline import REDEPLOY_SCRIPT
-from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV

@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cmlbase.clock import iso_exact, iso_ms
 from monitoring.config.data import FileSource
 from monitoring.config.ground_truth import GroundTruthConfig
-from monitoring.core.clock import iso_exact, iso_ms
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import ConfigError, PlatformError
 from monitoring.core.logs import KV

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from monitoring.core.clock import iso_exact
+from cmlbase.clock import iso_exact
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, PlatformError
 from monitoring.core.logs import KV

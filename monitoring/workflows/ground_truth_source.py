@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cmlbase.clock import iso_exact
 from monitoring.config.data import FileSource, SqlSource
 from monitoring.config.ground_truth import GroundTruthConfig
-from monitoring.core.clock import iso_exact
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import KV

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmlbase.clock import iso_ms
 from monitoring.cmlclient.refs import DeploymentRef, ModelRef
-from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError, PlatformError
 from monitoring.core.logs import KV

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cmlbase.clock import iso_ms
 from monitoring.config.graph_rules import COMPUTE_ACCURACY_SCRIPT, EVALUATE_SCRIPT, GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT
-from monitoring.core.clock import iso_ms
 from monitoring.domain.data.requests import requests_of
 from monitoring.domain.data.sources.schema import conform
 from monitoring.workflows.accuracy import compute_accuracy

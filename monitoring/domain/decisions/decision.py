@@ -10,7 +10,7 @@ from enum import Enum
 from itertools import takewhile
 from typing import Any
 
-from monitoring.core.clock import iso_ms
+from cmlbase.clock import iso_ms
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.decisions.policy_results import (
     FAIL,

@@ -9,8 +9,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from cmlbase.clock import iso_ms
 from monitoring.config.pipeline import PipelineConfig
-from monitoring.core.clock import iso_ms
 from monitoring.core.db import Database, redact_url, sqlite_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import EXIT_OK, EXIT_STORE, BusyError, ConfigChangedError, MonitoringError, StoreError

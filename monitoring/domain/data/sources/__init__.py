@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cmlbase.clock import iso_ms
 from monitoring.config.data import FileSource, SqlSource, row_range
 from monitoring.config.model_spec import ModelConfig
-from monitoring.core.clock import iso_ms
 from monitoring.core.errors import DataError
 from monitoring.domain.data.sources.schema import TIME_COLUMN, conform, time_column
 from monitoring.domain.data.sources.tables import RawTable, read_files, read_sql

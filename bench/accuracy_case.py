@@ -24,7 +24,7 @@ SQLITE_LOAD_CACHE_KB = 1_000_000
 
 def metrics_url(root: Path) -> str:
     """The workspace's metrics store URL, as the daemon resolves it."""
-    from monitoring.core.config import load_config
+    from monitoring.config.pipeline import load_config
 
     cfg = load_config(root / "config/pipeline.yaml")
     workspace = (root / cfg.platform.local.workspace_dir).resolve()

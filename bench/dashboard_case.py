@@ -19,10 +19,10 @@ import numpy as np
 import requests
 import yaml
 
-from monitoring.core.config import parse_config
-from monitoring.domain.decisions import Action, Decision
-from monitoring.domain.policy_results import PolicyResult
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.config.pipeline import parse_config
+from monitoring.domain.decisions.decision import Action, Decision
+from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.state.job_runs import JobRunRow, record_job_run
 from monitoring.state.store import StateStore
 

@@ -42,7 +42,7 @@ GROUND_TRUTH = {
 
 def posts_in_parallel() -> int:
     """``ground_truth.concurrency`` as shipped (the case runs with it)."""
-    from monitoring.core.ground_truth_config import GroundTruthConfig
+    from monitoring.config.ground_truth import GroundTruthConfig
 
     return GroundTruthConfig.model_fields["concurrency"].default
 

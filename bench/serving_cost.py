@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from monitoring.core.config import PipelineConfig, load_config
-from monitoring.core.data_config import SyntheticSource
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.estimators import THREADS
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources import load_dataset
-from monitoring.domain.sources.schema import conform
-from monitoring.domain.training import make_metadata, save_artifact
+from monitoring.config.data import SyntheticSource
+from monitoring.config.pipeline import PipelineConfig, load_config
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources import load_dataset
+from monitoring.domain.data.sources.schema import conform
+from monitoring.domain.training.artifacts import make_metadata, save_artifact
+from monitoring.domain.training.estimators import THREADS
 from monitoring.serving.predict import Predictor
 from monitoring.workflows.retrain import split_by_time, train_candidate
 

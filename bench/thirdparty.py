@@ -33,7 +33,7 @@ def write_columns(params: dict) -> dict:
     """Child step: the labelled predictions of the cached records as CSV for the libraries."""
     from bench.dataset import FEATURES, load_json
     from bench.windows_case import records_file
-    from monitoring.domain.records import records_to_columns
+    from monitoring.domain.records.decode import records_to_columns
 
     out = Path(params["csv"])
     if not out.is_file():

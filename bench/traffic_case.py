@@ -12,7 +12,7 @@ from bench.workspace import context
 
 
 def _rows(ctx, n: int) -> tuple[list[dict], list[int]]:
-    from monitoring.domain.data import TelcoScenario
+    from monitoring.domain.data.scenario import TelcoScenario
 
     cfg = ctx.cfg
     frame = TelcoScenario.from_config(cfg).generate(n, ctx.rng(10_000, 1), drift_level=0.0)

@@ -14,10 +14,10 @@ import pandas as pd
 from bench.dataset import FEATURES, HOUR_MS, Spec, load_json, write_json
 from bench.measure import measured, rss_mb
 from bench.seed_way import seed
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import records_to_columns
-from monitoring.domain.window_bounds import BoundRequest
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.windows.bounds import BoundRequest
+from monitoring.domain.windows.compute import compute_windows
 
 
 def records_file(out_dir: Path, n: int, start_ms: int) -> Path:

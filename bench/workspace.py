@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.clock import WarpClock
+from cmlbase.clock import WarpClock
 
 HOUR_MS = 3_600_000
 #: Start of simulated time (a whole hour, as in the integration tests): the model is deployed here.
@@ -36,7 +36,7 @@ class Project:
 
 def make(overrides: dict[str, Any], parent: Path | None = None) -> Project:
     """Copy the project (``tests/project.make_project``) into a fresh temp dir with ``overrides``."""
-    from monitoring.core.config import load_config
+    from monitoring.config.pipeline import load_config
     from tests.project import make_project
 
     root = Path(tempfile.mkdtemp(prefix="cml-monitor-bench-", dir=parent))
@@ -48,7 +48,7 @@ def make(overrides: dict[str, Any], parent: Path | None = None) -> Project:
 def start(project: Project) -> None:
     """Start the project's workspace daemon (a child of this process) with the clock at ``T0``."""
     import localcml as local
-    from monitoring.core.config import load_config
+    from monitoring.config.pipeline import load_config
 
     cfg = load_config(project.config)
     project.workspace.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def stop(project: Project, remove: bool = True) -> None:
 def context(root: str | Path):
     """The pipeline's Context as a job builds it (in a child step): config, platform, state store."""
     from monitoring.app.wiring import build_context
-    from monitoring.core.config import load_config
+    from monitoring.config.pipeline import load_config
 
     root = Path(root)
     cfg = load_config(root / "config/pipeline.yaml")

@@ -70,16 +70,27 @@ def planted(tmp_path_factory):
 @pytest.mark.parametrize(
     "module, line, contract",
     [
-        ("monitoring/domain/drift.py", "from monitoring.workflows import context", "layers"),
-        ("monitoring/core/clock.py", "import monitoring.state.store", "layers"),
+        ("monitoring/domain/metrics/drift.py", "from monitoring.workflows import context", "layers"),
+        ("monitoring/domain/records/values.py", "from monitoring.domain.windows import results", "domain"),
+        ("monitoring/domain/metrics/tables.py", "import monitoring.domain.decisions.thresholds", "domain"),
+        ("monitoring/domain/training/challenge.py", "from monitoring.domain.data import scenario", "domain"),
+        ("monitoring/core/progress.py", "import monitoring.state.store", "layers"),
+        ("monitoring/core/progress.py", "from monitoring.config import pipeline", "layers"),
+        ("monitoring/config/model_spec.py", "import monitoring.domain", "layers"),
         ("monitoring/workflows/traffic.py", "from localcml import faults", "activation"),
-        ("monitoring/domain/windows.py", "import cdsw", "adapter"),
+        ("monitoring/domain/windows/compute.py", "import cdsw", "adapter"),
         ("localcml/models/router.py", "from monitoring.workflows import context", "workspace"),
-        ("localcml/metrics/sdk.py", "from monitoring.core.clock import clock_from_env", "workspace"),
+        ("localcml/metrics/sdk.py", "from monitoring.core.durations import to_ms", "workspace"),
         ("cmlbase/db.py", "from localcml.core.errors import ConfigError", "base"),
         ("cmlbase/logs.py", "import monitoring.core.errors", "base"),
         ("monitoring/state/store.py", "import matplotlib.pyplot", "plots"),
-        ("monitoring/workflows/redeploy.py", "from monitoring.workflows.accuracy import spans_to_read", "workflows"),
+        ("monitoring/workflows/redeploy.py", "from monitoring.workflows.accuracy import lease_name", "workflows"),
+        (
+            "monitoring/workflows/recovery/rebuild.py",
+            "from monitoring.workflows.traffic import simulate_traffic",
+            "workflows",
+        ),
+        ("monitoring/workflows/recovery/admin.py", "from monitoring.app.wiring import build_context", "layers"),
     ],
 )
 def test_a_planted_forbidden_import_breaks_its_contract(planted, module, line, contract):
@@ -114,7 +125,10 @@ def test_the_adapter_imports_cdsw_and_cmlapi_lazily_by_name():
 
 
 def test_importing_the_domain_loads_no_platform_module_and_no_plotting():
-    modules = sorted(p.stem for p in (REPO / "monitoring" / "domain").glob("*.py") if p.stem != "__init__")
+    domain = REPO / "monitoring" / "domain"
+    modules = sorted(".".join(p.relative_to(domain).with_suffix("").parts) for p in domain.rglob("*.py"))
+    modules = [m.removesuffix(".__init__") for m in modules if m != "__init__"]
+    assert len(modules) > 30 and "records.decode" in modules  # every room's modules, not only the top level
     code = (
         "import sys\n"
         + "".join(f"import monitoring.domain.{m}\n" for m in modules)
@@ -124,6 +138,73 @@ def test_importing_the_domain_loads_no_platform_module_and_no_plotting():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """``id`` of every docstring node of a module, class or function."""
+    bodies = [n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef)]
+    return {
+        id(n.body[0].value)
+        for n in bodies
+        if n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)
+    }
+
+
+def test_the_default_metrics_store_is_written_in_one_place():
+    """``cmlbase/metrics_store.py`` alone names the workspace's default metrics store file: the config
+    (``platform.local.metrics_store_url``, which the state store's settings record) and the workspace
+    both take it from there, so they name the same store."""
+    home = REPO / "cmlbase" / "metrics_store.py"
+    paths = [*(REPO / "monitoring").rglob("*.py"), *(REPO / "localcml").rglob("*.py"), *(REPO / "cmlbase").glob("*.py")]
+    writers = []
+    for path in sorted(paths):
+        tree = ast.parse(path.read_text())
+        prose = _docstrings(tree)
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+            if id(node) not in prose and " " not in text and (text == "metrics.db" or text.endswith("/metrics.db")):
+                writers.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert writers and all(w.startswith(str(home.relative_to(REPO))) for w in writers), writers
+
+
+def test_the_kernel_keeps_no_module_that_only_re_exports_the_shared_base():
+    """A module of ``monitoring/core`` adds something to what it takes from ``cmlbase`` (the project's
+    errors, the config's field type, the job's logger); the library imports what it would only pass
+    on (the clocks) from ``cmlbase`` itself."""
+    shims = []
+    for path in sorted((REPO / "monitoring" / "core").glob("*.py")):
+        body = ast.parse(path.read_text()).body
+        own = [
+            n
+            for n in body
+            if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))  # the docstring
+            and not isinstance(n, ast.Import | ast.ImportFrom)
+            and not (isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["__all__"])
+        ]
+        from_base = [n for n in body if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("cmlbase")]
+        if from_base and not own:
+            shims.append(path.name)
+    assert shims == []
+
+
+def test_only_the_wiring_point_connects_to_the_platform_and_builds_a_context():
+    """``monitoring/app/wiring.py`` is the one wiring point: no other module of the library, the jobs
+    or the benchmarks imports ``connect`` from ``monitoring.cmlclient`` or calls ``Context(...)``."""
+    wiring = REPO / "monitoring" / "app" / "wiring.py"
+    paths = [*(REPO / "monitoring").rglob("*.py"), *(REPO / "jobs").glob("*.py"), *(REPO / "bench").glob("*.py")]
+    offenders = []
+    for path in sorted(p for p in paths if p != wiring):
+        for node in ast.walk(ast.parse(path.read_text())):
+            connects = (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("monitoring.cmlclient")
+                and any(a.name == "connect" for a in node.names)
+            )
+            builds = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Context"
+            if connects or builds:
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []
+    assert "connect" in imported(wiring) or "monitoring.cmlclient.connect" in imported(wiring)
 
 
 def _modules(folder: Path, package: str | None) -> list[str]:
@@ -198,13 +279,20 @@ def _self_calls(tree: ast.AST, name: str) -> list[ast.Call]:
 def test_every_cmlapi_call_in_the_facade_passes_arguments_by_keyword():
     tree = ast.parse((REPO / "monitoring" / "cmlclient" / "api.py").read_text())
     calls, pages = _self_calls(tree, "_call"), _self_calls(tree, "pages")
-    assert len(calls) >= 12 and len(pages) >= 4
-    # _call(operation, method, **kwargs) and pages(operation, method, items_key, **kwargs): the cmlapi
-    # method name is the only other positional; every argument of the cmlapi call itself is a keyword
-    assert all(len(c.args) == 2 for c in calls) and all(len(c.args) == 3 for c in pages)
-    named = [c for c in calls + pages if isinstance(c.args[1], ast.Constant)]
+    creates = _self_calls(tree, "_create")
+    assert len(calls) + len(creates) >= 12 and len(pages) >= 4 and len(creates) >= 5
+    # _call(operation, method, **kwargs), _create(operation, method, **kwargs) and pages(operation,
+    # method, items_key, **kwargs): the cmlapi method name is the only other positional; every
+    # argument of the cmlapi call itself is a keyword
+    assert all(len(c.args) == 2 for c in calls + creates) and all(len(c.args) == 3 for c in pages)
+    named = [c for c in calls + creates + pages if isinstance(c.args[1], ast.Constant)]
     passed_on = [c for c in calls if isinstance(c.args[1], ast.Name)]
-    assert [c.args[1].id for c in passed_on] == ["method"]  # pages() handing its own method to _call
+    # pages() and _create() handing their own method to _call
+    assert [c.args[1].id for c in passed_on] == ["method", "method"]
+    # every create goes through _create: a retry first looks for what an earlier attempt created
+    guarded = {"create_model", "create_model_build", "create_model_deployment", "create_job", "create_application"}
+    assert {c.args[1].value for c in creates if isinstance(c.args[1], ast.Constant)} == guarded
+    assert not guarded & {c.args[1].value for c in calls if isinstance(c.args[1], ast.Constant)}
     methods = {c.args[1].value for c in named}
     assert {
         "create_job",

@@ -104,7 +104,7 @@ def config_keys(model: type, prefix: str = "") -> tuple[set[str], dict[str, set[
 
 
 def test_every_config_key_is_in_the_configuration_reference():
-    from monitoring.core.config import JobSpec, PipelineConfig
+    from monitoring.config.pipeline import JobSpec, PipelineConfig
 
     keys, items = config_keys(PipelineConfig)
     documented: dict[str, str] = {}
@@ -126,7 +126,7 @@ def test_every_config_key_is_in_the_configuration_reference():
 def test_every_threshold_policy_and_field_is_in_the_configuration_reference():
     from typing import get_args
 
-    from monitoring.core.config import Policy
+    from monitoring.config.pipeline import Policy
 
     union = get_args(Policy)[0]
     rows = {

@@ -41,7 +41,7 @@ def train(frame: pd.DataFrame, spec) -> Pipeline:
 
     Args:
         frame: the training rows (features typed by kind, and the label column).
-        spec: the model spec (``monitoring.core.model_spec.ModelConfig``).
+        spec: the model spec (``monitoring.config.model_spec.ModelConfig``).
 
     Returns:
         The fitted pipeline; its classes are the label values of ``frame`` (``bad``, ``good``).

@@ -8,7 +8,7 @@ from typing import Any
 from monitoring.app.application import app_name, app_subdomain
 from monitoring.app.graph import ordered
 from monitoring.app.job_fields import MANAGED_ENV, is_secret, public_environment, secret_names
-from monitoring.core.config import CONFIG_ENV, PipelineConfig
+from monitoring.config.pipeline import CONFIG_ENV, PipelineConfig
 
 #: Date written into AMP metadata (quoted "YYYY-MM-DD", as the AMP spec asks).
 AMP_DATE = "2026-11-23"

@@ -10,26 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmlbase.clock import iso_ms
 from monitoring.app.analyze_plot import draw_metric, draw_with, metric_series, start_helper, stop_helper
-from monitoring.core.clock import iso_ms
-from monitoring.core.errors import ConfigError, DataError
-from monitoring.core.metric_registry import (
-    DEFAULT_HEADLINE,
+from monitoring.config.metric_registry import (
     METRICS,
-    Task,
+    headline_metric,
     metric_spec,
     metric_task_problem,
     task_metrics,
 )
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.dumps import decode_dump
-from monitoring.domain.record_values import Reading
-from monitoring.domain.records import Columns
-from monitoring.domain.window_metrics import WindowMetrics
-from monitoring.domain.windows import compute_windows
+from monitoring.core.errors import ConfigError, DataError
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.records.dumps import decode_dump
+from monitoring.domain.records.values import Reading
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.results import WindowMetrics
 
 if TYPE_CHECKING:  # pydantic loads only when a config is given: analyze starts fast
-    from monitoring.core.config import PipelineConfig
+    from monitoring.config.pipeline import PipelineConfig
 
 CSV_NAME = "windows.csv"
 #: The plot's file: the headline metric's name (``accuracy.png`` by default).
@@ -69,11 +68,12 @@ class DumpSpec:
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> DumpSpec:
         """The model spec, metric keys and headline metric of a pipeline config."""
-        from monitoring.domain.headline import headline_metric
+        from monitoring.domain.windows.headline import policy_metric
 
         w = cfg.windows
         keys = (w.prediction_key, w.label_key, w.features_key, w.probability_key, w.probabilities_key)
-        return cls(Reading.of(cfg.model), False, keys, headline_metric(cfg.thresholds.policies, cfg.model.task))
+        metric = headline_metric(cfg.model.task, policy_metric(cfg.thresholds.policies))
+        return cls(Reading.of(cfg.model), False, keys, metric)
 
     @classmethod
     def from_flags(
@@ -295,7 +295,7 @@ def analyze_dump(
         keys = (prediction_key, label_key, features_key, *DumpSpec.keys[3:])
         spec = DumpSpec.from_flags(features=feature_names, keys=keys)
     task = spec.reading.task
-    metric = spec.metric or DEFAULT_HEADLINE[Task(task)]
+    metric = headline_metric(task, spec.metric)
     helper = start_helper()  # loads matplotlib on another core while the dump is decoded
     try:
         columns = _read(source, spec)
@@ -330,7 +330,7 @@ def analyze_dump(
 
 def _overall(columns: Columns, metric: str) -> float | None:
     """The metric over every scored row of the dump."""
-    if metric_spec(metric).task.value != ("classification" if columns.is_classifier else "regression"):
+    if metric_spec(metric).task != ("classification" if columns.is_classifier else "regression"):
         return None
     overall = compute_windows(columns, 2**62)  # one window holds every row of a deployment
     values = [r.value(metric) for r in overall]

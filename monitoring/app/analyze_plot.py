@@ -44,7 +44,7 @@ def draw_metric(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from monitoring.core.metric_registry import METRICS
+    from monitoring.config.metric_registry import METRICS
 
     fig = Figure(figsize=(9, 4.5), dpi=100)
     FigureCanvasAgg(fig)

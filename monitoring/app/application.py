@@ -15,7 +15,7 @@ from typing import Any
 from monitoring.app.job_fields import MANAGED_ENV
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.refs import ApplicationRef
-from monitoring.core.config import CONFIG_ENV, PipelineConfig
+from monitoring.config.pipeline import CONFIG_ENV, PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import KV
 

@@ -140,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_decisions(args: argparse.Namespace) -> int:
-    from monitoring.domain.decisions import format_decisions
+    from monitoring.domain.decisions.decision import format_decisions
     from monitoring.state.health import open_existing
 
     cfg = _config(args)
@@ -150,23 +150,22 @@ def cmd_decisions(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from monitoring.app import state_admin
+    from monitoring.app.wiring import recovery
+    from monitoring.workflows.recovery import admin
 
     cfg, root = _config(args), Path(args.project_root).resolve()
     if args.action == "backup":
-        return state_admin.backup(cfg, root, args.out)
+        return admin.backup(cfg, root, args.out)
     if args.action == "restore" and not args.file:
         raise ConfigError("cml-monitor state restore: name the backup FILE to restore")
-    from monitoring.cmlclient import connect
-
-    platform = connect(cfg, root)
+    rec = recovery(cfg, root)
     if args.action == "check":
-        return state_admin.check(cfg, root, platform)
+        return admin.check(rec)
     if args.action == "restore":
-        return state_admin.restore(cfg, root, args.file, platform)
-    from monitoring.app.rebuild import rebuild
+        return admin.restore(rec, args.file)
+    from monitoring.workflows.recovery.rebuild import rebuild
 
-    return rebuild(cfg, root, platform)
+    return rebuild(rec)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -182,7 +181,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--config gives the model spec: leave out --task, --features, --categorical and --classes"
             )
-        from monitoring.core.config import load_config
+        from monitoring.config.pipeline import load_config
 
         cfg = load_config(args.config)
         spec = DumpSpec.from_config(cfg)

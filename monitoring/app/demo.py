@@ -18,19 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cmlbase.clock import SystemClock, WarpClock, iso_ms
 from monitoring.app import graph
 from monitoring.app.application import apply_application
 from monitoring.app.preflight import demo_jobs, preflight
 from monitoring.app.wiring import build_context
 from monitoring.cmlclient import local_workspace
-from monitoring.core.clock import SystemClock, WarpClock, iso_ms
-from monitoring.core.config import PipelineConfig
+from monitoring.config.metric_registry import headline_metric, metric_spec
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import RedeployError
 from monitoring.core.logs import configure_logging
-from monitoring.core.metric_registry import metric_spec
-from monitoring.domain.headline import headline_metric
-from monitoring.domain.policy_results import fmt_value
+from monitoring.domain.decisions.policy_results import fmt_value
+from monitoring.domain.windows.headline import policy_metric
 from monitoring.state.marker import remove_marker
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
@@ -108,7 +108,7 @@ def cycle_row(ctx: Context, cycle: int, now_ms: int, verdicts: list[dict[str, st
     traffic = verdicts[0] if verdicts else {}
     fresh = decision is not None and decision.created_ms >= now_ms
     values = decision.values if fresh else {}
-    metric = headline_metric(ctx.cfg.thresholds.policies, ctx.cfg.model.task)
+    metric = headline_metric(ctx.cfg.model.task, policy_metric(ctx.cfg.thresholds.policies))
     value = values.get(metric)
     return {
         "cycle": cycle,
@@ -159,7 +159,7 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, c
     try:
         env = local_workspace.activate(cfg, root)
         clock = WarpClock(env["CML_MONITOR_CLOCK_FILE"])
-        window, step = to_ms(cfg.windows.length), to_ms(cfg.scenario.cycle)
+        window, step = cfg.windows.length_ms, to_ms(cfg.scenario.cycle)
         real_now = SystemClock().now_ms()
         start = ((real_now - cycles * step) // window) * window  # the rehearsal ends before real time
         clock.set_now(start + 60_000)
@@ -172,7 +172,7 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, c
         jobs = {j.name: j.id for j in ctx.platform.api.jobs()}
         chain = [jobs[s.name] for s in graph.ordered(cfg.jobs.graph)]
         seen: set[str] = set()
-        metric = headline_metric(cfg.thresholds.policies, cfg.model.task)
+        metric = headline_metric(cfg.model.task, policy_metric(cfg.thresholds.policies))
         print(f"{'cycle':>5}  {'time':<20}  {'version':<8} {'predictions':>11}  {'labelled':>8}  {metric:>8}  decision")
         rows = []
         for cycle in range(1, cycles + 1):

@@ -32,9 +32,9 @@ from monitoring.app.job_fields import (
 )
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.refs import JobRef
-from monitoring.core.config import JobSpec, PipelineConfig
+from monitoring.config.graph_rules import graph_problems
+from monitoring.config.pipeline import JobSpec, PipelineConfig
 from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import graph_problems
 from monitoring.core.logs import KV
 from monitoring.core.paths import project_path
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.cmlclient.refs import RECIPIENT_FLAGS, JobRef
-from monitoring.core.config import CONFIG_ENV, JobSpec, PipelineConfig
+from monitoring.config.pipeline import CONFIG_ENV, JobSpec, PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import KV
 from monitoring.core.paths import project_path

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
-from monitoring.core.metric_registry import METRICS
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.config.metric_registry import METRICS
+from monitoring.domain.windows.results import WindowMetrics
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 WIDTH_IN, DPI = 11.0, 110

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.config import PipelineConfig
-from monitoring.core.data_config import FileSource, MetricsStoreSource, SqlSource
+from monitoring.config.data import FileSource, MetricsStoreSource, SqlSource
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import ConfigError
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.estimators import load_trainer
-from monitoring.domain.sources.access import reach, source_problems
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources.access import reach, source_problems
+from monitoring.domain.training.estimators import load_trainer
 
 #: The job that trains and deploys the first version (``cml-monitor bootstrap``, ``--train-only`` too).
 BOOTSTRAP = "bootstrap"

@@ -7,15 +7,15 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from cmlbase.clock import SystemClock, iso_ms
 from monitoring.app import plots
-from monitoring.core.clock import SystemClock, iso_ms
-from monitoring.core.config import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
-from monitoring.core.metric_registry import METRICS, metric_spec
-from monitoring.domain.decisions import Decision
-from monitoring.domain.headline import headline_confidence, headline_metric
-from monitoring.domain.policy_results import fmt_value
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics, bound_key
+from monitoring.config.metric_registry import METRICS, headline_metric, metric_spec
+from monitoring.config.pipeline import AbsolutePolicy, BoundPolicy, DriftPolicy, PipelineConfig, WilsonPolicy
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.decisions.policy_results import fmt_value
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.headline import headline_confidence, policy_metric
+from monitoring.domain.windows.results import WindowMetrics, bound_key
 from monitoring.state.store import DeploymentRow, StateStore
 
 __all__ = ["write_report", "REPORT_FILE", "CHART_FILES"]
@@ -195,7 +195,7 @@ def _charts(cfg: PipelineConfig, deps: Sequence[DeploymentRow], windows: Sequenc
         plots.Marker(d.deployed_ms, f"{_version(d)} ({d.reason if d.reason in PLAIN_REASONS else 'redeploy'})")
         for d in deps[1:]
     ]
-    metric = headline_metric(cfg.thresholds.policies, cfg.model.task)
+    metric = headline_metric(cfg.model.task, policy_metric(cfg.thresholds.policies))
     confidence = headline_confidence(cfg.thresholds.policies, metric)
     lines, max_psi = _thresholds(cfg, metric)
     out: list[tuple] = []
@@ -318,7 +318,7 @@ def write_report(cfg: PipelineConfig, store: StateStore, out_dir: Path, now_ms: 
             f"<code>{_e(name)}</code>: run compute_accuracy after some traffic has been served "
             "and labelled.</section>",
         )
-    metric = headline_metric(cfg.thresholds.policies, cfg.model.task)
+    metric = headline_metric(cfg.model.task, policy_metric(cfg.thresholds.policies))
     sections.append(
         _section(
             "Deployments",

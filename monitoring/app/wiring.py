@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cmlbase.clock import Clock, clock_from_env
 from monitoring.cmlclient import Platform, connect
-from monitoring.core.clock import Clock, clock_from_env
-from monitoring.core.config import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
+from monitoring.config.pipeline import CONFIG_ENV, DEFAULT_CONFIG, PipelineConfig, load_config
 from monitoring.state.health import StoreOpening
-from monitoring.workflows.context import ARTIFACT_ENV, Context, OfflineContext, Training, version_of
+from monitoring.state.store import StateStore
+from monitoring.workflows.context import Context, OfflineContext, Training, history_on_platform
+from monitoring.workflows.recovery.command import Recovery
 
 
 def config_path(config: str | os.PathLike | None, project_root: str | os.PathLike) -> Path:
@@ -46,6 +48,7 @@ def build_context(
     platform: Platform | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    store: StateStore | None = None,
 ) -> Context:
     """Wire config, platform and state store for one job run.
 
@@ -55,6 +58,8 @@ def build_context(
         platform: a ready platform (tests, rehearsals); default ``connect(cfg, root, clock, sleep)``.
         clock: the clock for a platform built here; default the environment's (wall or warp).
         sleep: the sleep for retries and polls of a platform built here.
+        store: a store the caller opened (a recovery command's restored or rebuilt one); default:
+            the configured store, opened with a job's checks.
 
     Raises:
         ConfigError: the platform cannot be reached from here (outside CML, no local workspace).
@@ -64,28 +69,29 @@ def build_context(
             changed after history exists.
     """
     root = Path(project_root).resolve()
+    if store is not None:
+        return Context(cfg, platform or connect(cfg, root, clock=clock, sleep=sleep), store, root)
     opening = StoreOpening(cfg, root)
     platform = platform or connect(cfg, root, clock=clock, sleep=sleep)
     store = opening.open(platform.api.project_id, lambda: history_on_platform(platform, cfg))
     return Context(cfg, platform, store, root)
 
 
+def recovery(cfg: PipelineConfig, project_root: str | os.PathLike, *, platform: Platform | None = None) -> Recovery:
+    """Wire a ``cml-monitor state`` command: the platform now, a ``Context`` (``build_context``) around
+    whatever store the command opens itself.
+
+    Raises:
+        ConfigError: the platform cannot be reached from here (outside CML, no local workspace).
+    """
+    root = Path(project_root).resolve()
+    platform = platform or connect(cfg, root)
+    return Recovery(cfg, root, platform, lambda store: build_context(cfg, root, platform=platform, store=store))
+
+
 def offline_context(cfg: PipelineConfig, project_root: str | os.PathLike) -> OfflineContext:
     """Wire a run that needs neither platform nor state store (training only): nothing is started or created."""
     return OfflineContext(cfg, Path(project_root).resolve(), clock_from_env())
-
-
-def history_on_platform(platform: Platform, cfg: PipelineConfig) -> str | None:
-    """What shows, on the platform, that this model has history: a live deployment cml-monitor made.
-
-    Asked only when a job finds no state store (a first run, or a lost store). A deployment made by
-    other means (no artifact of ours in its environment) is not history: monitoring it starts fresh.
-    """
-    model = platform.api.find_model(cfg.model.name)
-    live = platform.api.live_deployment(model) if model is not None else None
-    if live is None or ARTIFACT_ENV not in live.environment:
-        return None
-    return f"model {cfg.model.name!r} serves {version_of(live)} (deployment {live.id}), deployed by cml-monitor"
 
 
 #: What ``run_job`` calls to wire a run: ``(cfg, project_root) -> Context`` (``OfflineContext`` for training only).

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmlbase.clock import Clock, clock_from_env
 from monitoring.cmlclient import cml, local_workspace
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.endpoint import ModelEndpoint
 from monitoring.cmlclient.metrics import MetricsClient
 from monitoring.cmlclient.refs import ModelRef
 from monitoring.cmlclient.retry import RetryPolicy
-from monitoring.core.clock import Clock, clock_from_env
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.core.logs import register_secret
 

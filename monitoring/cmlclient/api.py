@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from monitoring.cmlclient.refs import ApplicationRef, BuildRef, DeploymentRef, JobRef, JobRunRef, ModelRef, _field
 from monitoring.cmlclient.retry import RetryPolicy
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Items asked for per page; the same size goes with every page_token of one listing.
 PAGE_SIZE = 100
+#: The typed record a create call answers with.
+R = TypeVar("R", ModelRef, BuildRef, DeploymentRef, JobRef, ApplicationRef)
 
 
 class CmlApi:
@@ -56,6 +58,29 @@ class CmlApi:
         if self.request_timeout_s:
             kwargs["_request_timeout"] = self.request_timeout_s  # a hung call must not block a job
         return self.retry.call(operation, getattr(self.client, method), before_retry=before_retry, **kwargs)
+
+    def _create(
+        self,
+        operation: str,
+        method: str,
+        *,
+        ref: type[R],
+        created_anyway: Callable[[], R | None],
+        of: Callable[[Any], R] | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """A create call that takes effect at most once: before a retry (and when out of tries)
+        ``created_anyway`` looks for what an earlier attempt created after all (CML can answer an
+        error to a create it carried out); a blind retry would create a second one.
+
+        Args:
+            ref: the typed record of what is created.
+            created_anyway: finds it on the platform, or None.
+            of: reads the client's answer as ``ref`` (default ``ref.of``).
+            kwargs: the client method's arguments besides ``project_id``.
+        """
+        result = self._call(operation, method, before_retry=created_anyway, project_id=self.project_id, **kwargs)
+        return result if isinstance(result, ref) else (of or ref.of)(result)
 
     def pages(self, operation: str, method: str, items_key: str, **kwargs: Any) -> Iterator[Any]:
         """Every item of a paged ``list_*`` call.
@@ -115,14 +140,13 @@ class CmlApi:
             "description": description,
             "disable_authentication": not auth_enabled,
         }
-        model = self._call(
+        return self._create(
             f"create model {name!r}",
             "create_model",
+            ref=ModelRef,
+            created_anyway=lambda: self.find_model(name),
             body=body,
-            project_id=self.project_id,
-            before_retry=lambda: self.find_model(name),
         )
-        return model if isinstance(model, ModelRef) else ModelRef.of(model)
 
     # -- builds ----------------------------------------------------------------------------
     def create_build(
@@ -136,19 +160,14 @@ class CmlApi:
             "function_name": function_name,
         }
         body["runtime_identifier"] = self.resolve_runtime(runtime_identifier)
-
-        def created_anyway() -> str | None:
-            return next((b.id for b in self.builds(model) if b.comment == comment), None)
-
-        build = self._call(
+        return self._create(
             f"create build of model {model.name!r}",
             "create_model_build",
+            ref=BuildRef,
+            created_anyway=lambda: next((b for b in self.builds(model) if b.comment == comment), None),
             body=body,
-            project_id=self.project_id,
             model_id=model.id,
-            before_retry=created_anyway,
-        )
-        return build if isinstance(build, str) else BuildRef.of(build).id
+        ).id
 
     def builds(self, model: ModelRef) -> list[BuildRef]:
         """The model's builds, newest first by ``created_at``."""
@@ -231,16 +250,16 @@ class CmlApi:
             fresh = [d for d in self.deployments(model, build_id) if d.id not in before]
             return max(fresh, key=lambda d: d.created_at, default=None)
 
-        result = self._call(
+        return self._create(
             f"create deployment of build {build_id}",
             "create_model_deployment",
+            ref=DeploymentRef,
+            created_anyway=created_anyway,
+            of=lambda d: DeploymentRef.of(d, build_id),
             body=body,
-            project_id=self.project_id,
             model_id=model.id,
             build_id=build_id,
-            before_retry=created_anyway,
         )
-        return result if isinstance(result, DeploymentRef) else DeploymentRef.of(result, build_id)
 
     def stop_deployment(self, model: ModelRef, deployment: DeploymentRef) -> None:
         self._call(
@@ -286,14 +305,13 @@ class CmlApi:
 
     def create_job(self, body: dict[str, Any]) -> JobRef:
         name = body["name"]
-
-        def created_anyway() -> JobRef | None:
-            return next((j for j in self.jobs() if j.name == name), None)
-
-        job = self._call(
-            f"create job {name!r}", "create_job", body=body, project_id=self.project_id, before_retry=created_anyway
+        return self._create(
+            f"create job {name!r}",
+            "create_job",
+            ref=JobRef,
+            created_anyway=lambda: next((j for j in self.jobs() if j.name == name), None),
+            body=body,
         )
-        return job if isinstance(job, JobRef) else JobRef.of(job)
 
     def update_job(self, job_id: str, changes: dict[str, Any]) -> JobRef:
         return JobRef.of(
@@ -366,18 +384,13 @@ class CmlApi:
     def create_application(self, body: dict[str, Any]) -> ApplicationRef:
         """Create (and start) an application; before a retry, look for one created anyway (by subdomain)."""
         subdomain = body["subdomain"]
-
-        def created_anyway() -> ApplicationRef | None:
-            return next((a for a in self.applications() if a.subdomain == subdomain), None)
-
-        app = self._call(
+        return self._create(
             f"create application {body['name']!r}",
             "create_application",
+            ref=ApplicationRef,
+            created_anyway=lambda: next((a for a in self.applications() if a.subdomain == subdomain), None),
             body=body,
-            project_id=self.project_id,
-            before_retry=created_anyway,
         )
-        return app if isinstance(app, ApplicationRef) else ApplicationRef.of(app)
 
     def update_application(self, application_id: str, changes: dict[str, Any]) -> ApplicationRef:
         """Change an application's fields; CML applies them at its next restart.

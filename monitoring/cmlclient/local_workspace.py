@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import ConfigError, MonitoringError, NoSpaceError, PlatformError
 
 #: Set in every local engine (job run, replica) and in an activated process.

@@ -17,7 +17,7 @@ import requests
 import tenacity
 import urllib3
 
-from monitoring.core.config import RetryConfig
+from monitoring.config.pipeline import RetryConfig
 from monitoring.core.errors import PlatformError, PlatformRequestError, TransientPlatformError
 from monitoring.core.logs import KV
 

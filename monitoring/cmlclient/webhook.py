@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from monitoring.cmlclient.retry import RETRYABLE_STATUS, RetryPolicy
-from monitoring.core.config import WebhookConfig
+from monitoring.config.pipeline import WebhookConfig
 from monitoring.core.errors import PlatformError, PlatformRequestError, TransientPlatformError
 from monitoring.core.logs import REDACTOR, register_secret
 

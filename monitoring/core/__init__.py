@@ -1,1 +1,1 @@
-"""Shared kernel: configuration, errors, clock, durations, logging, database access."""
+"""Shared kernel: errors, durations, logging, paths, progress, database access (the clocks are `cmlbase.clock`'s)."""

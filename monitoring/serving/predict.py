@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from monitoring.config.ground_truth import TRACK_KEYS_ENV
 from monitoring.core.errors import ConfigError
-from monitoring.core.ground_truth_config import TRACK_KEYS_ENV
-from monitoring.domain.artifacts import ModelArtifact, load_artifact
-from monitoring.domain.estimators import THREADS
-from monitoring.domain.training import Predictions, predict_frame
+from monitoring.domain.training.artifacts import ModelArtifact, load_artifact
+from monitoring.domain.training.estimators import THREADS
+from monitoring.domain.training.predictions import Predictions, predict_frame
 from monitoring.serving.tracking import track_prediction
 
 #: Environment variable naming the artifact version directory, relative to the working directory.

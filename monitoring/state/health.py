@@ -26,8 +26,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from monitoring.core.clock import iso_ms
-from monitoring.core.config import PipelineConfig
+from cmlbase.clock import iso_ms
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.db import Database, redact_url
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import ConfigChangedError, NoSpaceError, StoreError
@@ -73,8 +73,8 @@ def expected_settings(cfg: PipelineConfig) -> dict[str, str]:
         metrics = "cml"
     else:
         local = cfg.platform.local
-        metrics = "local " + redact_url(local.metrics_url or f"sqlite:///{local.workspace_dir}/metrics.db")
-    return {WINDOWS_LENGTH: str(to_ms(cfg.windows.length)), METRICS_STORE: metrics}
+        metrics = "local " + redact_url(local.metrics_store_url)
+    return {WINDOWS_LENGTH: str(cfg.windows.length_ms), METRICS_STORE: metrics}
 
 
 def integrity_problems(db: Database, full: bool = False) -> list[str]:

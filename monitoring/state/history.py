@@ -9,9 +9,9 @@ from typing import Any
 
 import msgspec
 
-from monitoring.domain.decisions import Decision
-from monitoring.domain.metrics import METRICS
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.config.metric_registry import METRICS
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.state.store import StateStore
 
 _COLS = "id, body, consumed_by, outcome, outcome_detail, consumed_ms, finished_ms"

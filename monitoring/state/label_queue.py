@@ -92,7 +92,8 @@ class InDoubt:
 
 
 class LabelQueue:
-    """The ``label_intents`` table and the posting marks of ``pending_labels`` of one state store."""
+    """The pending labels of one state store, their one address (``StateStore.label_queue``): the
+    ``label_intents`` table and the ``pending_labels`` queue, from intent to posted."""
 
     def __init__(self, db: Database, leases: Leases):
         self.db = db
@@ -346,3 +347,34 @@ class LabelQueue:
                 "AND posting_ms = ? AND COALESCE(posting_run, '') = ?",
                 [(d.uuid, int(d.posting_ms), d.posting_run) for d in checked],
             )
+
+    def due(self, now_ms: int, limit: int) -> list[tuple[str, Any]]:
+        """Labels due at ``now_ms``, not posted and not in doubt (``in_doubt``), oldest first.
+
+        Returns: ``[(uuid, label)]``.
+        """
+        rows = self.db.query(
+            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND posting_ms IS NULL AND due_ms <= ? "
+            "ORDER BY due_ms, uuid LIMIT ?",
+            (int(now_ms), int(limit)),
+        )
+        return [(str(u), label_value(lab)) for u, lab in rows]
+
+    def mark_posted(self, uuids: Iterable[str], posted_ms: int) -> int:
+        """Mark labels posted; a label already posted keeps its first time. Returns: how many were newly marked."""
+        count = 0
+        with self.db.transaction() as db:
+            for u in uuids:
+                count += max(
+                    db.execute(
+                        "UPDATE pending_labels SET posted_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
+                        (int(posted_ms), str(u)),
+                    ).rowcount,
+                    0,
+                )
+        return count
+
+    def counts(self) -> dict[str, int]:
+        """How many labels are queued and not posted yet (``pending``), and how many were posted."""
+        row = self.db.query_one("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
+        return {"pending": int(row[0]), "posted": int(row[1])}

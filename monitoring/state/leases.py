@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitoring.core.clock import iso_ms
+from cmlbase.clock import iso_ms
 from monitoring.core.db import Database
 from monitoring.core.errors import BusyError, MonitoringError
 from monitoring.core.logs import KV

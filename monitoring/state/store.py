@@ -1,4 +1,5 @@
-"""The pipeline's own state store: watermarks, windows, decisions, deployments, pending labels."""
+"""The pipeline's own state store: watermarks, windows, decisions, deployments, the replay's position; pending labels
+through its ``label_queue``, leases and aggregates through theirs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any
 
 from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from monitoring.core.errors import DataError, StoreError
-from monitoring.domain.decisions import Decision
-from monitoring.domain.window_metrics import LATENCY, WindowMetrics, number_or_none
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.windows.results import LATENCY, WindowMetrics, number_or_none
 from monitoring.state.aggregates import AggregateLedger
-from monitoring.state.label_queue import LabelQueue, label_value
+from monitoring.state.label_queue import LabelQueue
 from monitoring.state.leases import Leases
 from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, WINDOW_COUNT_COLUMNS, migrate
 from monitoring.state.readonly import ReadOnlyDatabase
@@ -173,47 +174,6 @@ class StateStore:
             "INSERT INTO scenario (model, epoch_ms) VALUES (?, ?) ON CONFLICT (model) DO NOTHING", (model, int(ms))
         )
         return self.scenario_epoch(model)
-
-    # -- pending ground truth ---------------------------------------------------------------
-    def add_pending_labels(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Queue ground truth ``(uuid, deployment_crn, label, due_ms)``; a known uuid is ignored.
-
-        The label is posted as given: a string or a number (a raw value the model spec maps).
-
-        Raises:
-            DataError: a label that is neither a string nor a finite number.
-        """
-        self.label_queue.add([(u, crn, label, due, None) for u, crn, label, due in rows])
-
-    def due_labels(self, now_ms: int, limit: int) -> list[tuple[str, Any]]:
-        """Labels due at ``now_ms``, not posted and not in doubt (``label_queue.in_doubt``), oldest first.
-
-        Returns: ``[(uuid, label)]``.
-        """
-        rows = self.db.query(
-            "SELECT uuid, label FROM pending_labels WHERE posted_ms IS NULL AND posting_ms IS NULL AND due_ms <= ? "
-            "ORDER BY due_ms, uuid LIMIT ?",
-            (int(now_ms), int(limit)),
-        )
-        return [(str(u), label_value(lab)) for u, lab in rows]
-
-    def mark_labels_posted(self, uuids: Iterable[str], posted_ms: int) -> int:
-        """Mark labels posted; a label already posted keeps its first time. Returns: how many were newly marked."""
-        count = 0
-        with self.db.transaction() as db:
-            for u in uuids:
-                count += max(
-                    db.execute(
-                        "UPDATE pending_labels SET posted_ms = ? WHERE uuid = ? AND posted_ms IS NULL",
-                        (int(posted_ms), str(u)),
-                    ).rowcount,
-                    0,
-                )
-        return count
-
-    def label_counts(self) -> dict[str, int]:
-        row = self.db.query_one("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
-        return {"pending": int(row[0]), "posted": int(row[1])}
 
     # -- data set replay --------------------------------------------------------------------
     def replay_progress(self, model: str) -> ReplayProgress | None:

@@ -13,22 +13,20 @@ with fewer predictions or labels, and a clock that moved back is said in the VER
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from monitoring.core.clock import iso_ms
+from cmlbase.clock import iso_ms
+from monitoring.config.metric_registry import headline_metric
 from monitoring.core.durations import to_ms
-from monitoring.core.errors import BusyError, DataError, PlatformError
+from monitoring.core.errors import BusyError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.headline import bound_requests, headline_metric
-from monitoring.domain.policy_results import fmt_value
-from monitoring.domain.training import load_artifact
-from monitoring.domain.window_metrics import WindowMetrics, window_start
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.decisions.policy_results import fmt_value
+from monitoring.domain.windows.headline import policy_metric
+from monitoring.domain.windows.results import WindowMetrics, window_start
 from monitoring.state.aggregates import HELD, SENT
 from monitoring.state.leases import Lease, holder_name
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context, Outcome
+from monitoring.workflows.spans import LABEL_SLACK_MS, Span, spans_to_read, windows_for_span
 
 log = logging.getLogger(__name__)
 
@@ -38,73 +36,6 @@ AGGREGATE_FAILED_ACTION = (
     "then re-run: the windows are stored, and the next run checks whether this aggregate landed before it sends "
     "it (at most once)"
 )
-#: A label's answer time is after its record's start by the request's duration (and two clocks).
-LABEL_SLACK_MS = 60_000
-
-
-@dataclass
-class Span:
-    """The part of one deployment's history a run must (re)read."""
-
-    deployment: DeploymentRow
-    start_ms: int
-    end_ms: int
-    previous_watermark: int | None
-
-
-def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> list[Span]:
-    """For each deployment: from its watermark minus the label horizon (or its start) to now.
-
-    A replaced deployment is read to now too, not to its successor's start: it answers until
-    its successor is healthy, and a successor discovered later counts from its creation (its
-    records are read by their own deployment CRN, so nothing of the successor is mixed in). It
-    is read until a label horizon has passed since its successor started.
-    """
-    window = to_ms(ctx.cfg.windows.length)
-    horizon = to_ms(ctx.cfg.windows.label_horizon)
-    spans = []
-    for i, dep in enumerate(deployments):
-        replaced = deployments[i + 1].deployed_ms if i + 1 < len(deployments) else None
-        watermark = ctx.store.watermark(dep.deployment_crn)
-        # labels still queued, or posted since the last read, reopen their windows whatever their age
-        unread = ctx.store.label_queue.earliest_unread(dep.deployment_crn, watermark)
-        if replaced is not None and watermark is not None and watermark - horizon >= replaced and unread is None:
-            continue  # settled: no label for it can still arrive
-        start = dep.deployed_ms if watermark is None else max(dep.deployed_ms, watermark - horizon)
-        if unread is not None:
-            start = max(dep.deployed_ms, min(start, unread - LABEL_SLACK_MS))
-        spans.append(Span(dep, window_start(start, window), now, watermark))
-    return spans
-
-
-def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
-    path = ctx.artifacts_dir / dep.model / dep.version
-    try:
-        return ReferenceStats.from_dict(load_artifact(path).metadata["reference"])
-    except (DataError, KeyError) as exc:
-        log.warning("no training reference, drift not computed %s", KV(version=dep.version, error=str(exc)))
-        return None
-
-
-def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
-    """Complete windows of one span, reading ``windows.chunk`` at a time."""
-    cfg = ctx.cfg
-    window = to_ms(cfg.windows.length)
-    chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
-    reference = reference_for(ctx, span.deployment)
-    bounds = bound_requests(cfg.thresholds.policies, cfg.model.task)
-    results: list[WindowMetrics] = []
-    for lo, hi, columns in ctx.read_columns(span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk):
-        ignored = {k: v for k, v in columns.counts.items() if k not in ("records", "aggregates") and v}
-        if ignored:
-            log.warning(
-                "records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored)
-            )
-        for result in compute_windows(columns, window, reference, bounds=bounds, seed=cfg.scenario.seed):
-            if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
-                results.append(result)
-        log.debug("chunk read %s", KV(start=lo, end=hi, records=columns.counts["records"]))
-    return results
 
 
 def lease_name(model: str) -> str:
@@ -135,7 +66,7 @@ def track_settled(ctx: Context, span: Span, results: list[WindowMetrics], now: i
         PlatformError: ``track_aggregate_metrics`` failed after retries (its window stays ``sending``).
     """
     horizon = to_ms(ctx.cfg.windows.label_horizon)
-    window = to_ms(ctx.cfg.windows.length)
+    window = ctx.cfg.windows.length_ms
     crn, run = span.deployment.deployment_crn, ctx.platform.run_id
     ledger = ctx.store.aggregates
     known = ledger.states(crn)
@@ -276,7 +207,7 @@ def compute_accuracy(ctx: Context) -> Outcome:
             "ok", f"{note}computed {computed} windows; the live deployment has no labelled window yet", action, fields
         )
     last = labelled[-1]
-    metric = headline_metric(ctx.cfg.thresholds.policies, ctx.cfg.model.task)
+    metric = headline_metric(ctx.cfg.model.task, policy_metric(ctx.cfg.thresholds.policies))
     value = last.value(metric)
     fields.update(
         {

@@ -13,9 +13,9 @@ import math
 import uuid as uuid_mod
 from typing import Any
 
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import EXIT_DATA, DataError
 from monitoring.core.logs import KV
-from monitoring.core.model_spec import ModelConfig
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.retrain import initial_frame, sample_request
 

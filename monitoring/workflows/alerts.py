@@ -11,11 +11,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from cmlbase.clock import iso_ms
 from monitoring.cmlclient.webhook import Webhook
-from monitoring.core.clock import iso_ms
 from monitoring.core.errors import MonitoringError
 from monitoring.core.logs import KV
-from monitoring.domain.decisions import Action, Decision
+from monitoring.domain.decisions.decision import Action, Decision
 from monitoring.workflows.context import Context, Outcome
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import numpy as np
 
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.artifacts import METADATA_FILE
-from monitoring.domain.training import Predictions, load_artifact, predict_frame, score, score_predictions
+from monitoring.domain.training.artifacts import METADATA_FILE, load_artifact
+from monitoring.domain.training.predictions import Predictions, predict_frame, score, score_predictions
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context
 from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, LOGGED_PREDICTION, Candidate

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from cmlbase.clock import Clock
 from monitoring.cmlclient import Platform
 from monitoring.cmlclient.refs import DeploymentRef, ModelRef
-from monitoring.core.clock import Clock
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import EXIT_OK, DataError
 from monitoring.core.logs import KV
-from monitoring.domain.records import Columns, records_to_columns
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.records.decode import records_to_columns
 from monitoring.state.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,19 @@ def version_of(deployment: DeploymentRef) -> str:
     """The artifact version a deployment serves (last part of its artifact path), or ``?``."""
     path = deployment.environment.get(ARTIFACT_ENV, "")
     return path.rstrip("/").rsplit("/", 1)[-1] if path else "?"
+
+
+def history_on_platform(platform: Platform, cfg: PipelineConfig) -> str | None:
+    """What shows, on the platform, that this model has history: a live deployment cml-monitor made.
+
+    Asked only when a job finds no state store (a first run, or a lost store). A deployment made by
+    other means (no artifact of ours in its environment) is not history: monitoring it starts fresh.
+    """
+    model = platform.api.find_model(cfg.model.name)
+    live = platform.api.live_deployment(model) if model is not None else None
+    if live is None or ARTIFACT_ENV not in live.environment:
+        return None
+    return f"model {cfg.model.name!r} serves {version_of(live)} (deployment {live.id}), deployed by cml-monitor"
 
 
 @dataclass

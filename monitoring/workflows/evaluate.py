@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from monitoring.core.clock import iso_ms
-from monitoring.core.config import REDEPLOY_SCRIPT
+from cmlbase.clock import iso_ms
+from monitoring.config.metric_registry import headline_metric
+from monitoring.config.pipeline import REDEPLOY_SCRIPT
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.decisions import Action, Decision, decide
-from monitoring.domain.headline import headline_metric
-from monitoring.domain.policy_results import PolicyResult
-from monitoring.domain.training import load_artifact
+from monitoring.domain.decisions.decision import Action, Decision, decide
+from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.training.artifacts import load_artifact
+from monitoring.domain.windows.headline import policy_metric
 from monitoring.workflows.alerts import announce_decision
 from monitoring.workflows.context import Context, Outcome
 
@@ -114,7 +115,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         model=model.name,
         deployment_crn=live.crn,
         baseline=baseline_for(ctx, model.name, current.version) if current else None,
-        metric=headline_metric(thresholds.policies, ctx.cfg.model.task),
+        metric=headline_metric(ctx.cfg.model.task, policy_metric(thresholds.policies)),
     )
     decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:

@@ -18,14 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.clock import iso_exact, iso_ms
-from monitoring.core.data_config import FileSource
+from cmlbase.clock import iso_exact, iso_ms
+from monitoring.config.data import FileSource
+from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.core.durations import format_duration, to_ms
 from monitoring.core.errors import ConfigError, PlatformError
-from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.logs import KV
-from monitoring.domain.label_join import PredictionIndex, Tally
-from monitoring.domain.sources import describe_source
+from monitoring.domain.data.label_join import PredictionIndex, Tally
+from monitoring.domain.data.sources import describe_source
 from monitoring.state.ground_truth_ledger import GroundTruthLedger
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.ground_truth_posts import RUN_KEY, Poster, StoreFailures, settle_intents

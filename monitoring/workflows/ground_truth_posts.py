@@ -9,13 +9,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from monitoring.core.clock import iso_exact
+from cmlbase.clock import iso_exact
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.label_join import Hit, PredictionIndex, Tally, label_reader
-from monitoring.domain.sources.chunks import Chunk
-from monitoring.domain.sources.schema import event_times, text_of
+from monitoring.domain.data.label_join import Hit, PredictionIndex, Tally, label_reader
+from monitoring.domain.data.sources.chunks import Chunk
+from monitoring.domain.data.sources.schema import event_times, text_of
 from monitoring.state.ground_truth_ledger import INTENT, Entry, GroundTruthLedger
 from monitoring.workflows.context import Context
 

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from monitoring.core.clock import iso_exact
-from monitoring.core.data_config import FileSource, SqlSource
+from cmlbase.clock import iso_exact
+from monitoring.config.data import FileSource, SqlSource
+from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import ConfigError
-from monitoring.core.ground_truth_config import GroundTruthConfig
 from monitoring.core.logs import KV
-from monitoring.domain.sources import describe_source
-from monitoring.domain.sources.chunks import Chunk, FileMark, file_chunks, sql_chunks
-from monitoring.domain.sources.tables import sql_url
+from monitoring.domain.data.sources import describe_source
+from monitoring.domain.data.sources.chunks import Chunk, FileMark, file_chunks, sql_chunks
+from monitoring.domain.data.sources.tables import sql_url
 from monitoring.state.ground_truth_ledger import READ, GroundTruthLedger
 from monitoring.workflows.context import Context
 

@@ -20,7 +20,8 @@ from typing import Any
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import MonitoringError, PlatformError
 from monitoring.core.logs import KV
-from monitoring.domain.records import END_KEY, START_KEY, UUID_KEY
+from monitoring.domain.data.requests import values_key
+from monitoring.domain.records.keys import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.label_queue import InDoubt, Intent, run_lease
 from monitoring.state.leases import Lease, holder_name
 from monitoring.workflows.context import Context
@@ -122,27 +123,6 @@ class RunLabels:
         except MonitoringError as exc:  # the lease expires by itself; the next run sees the process gone
             log.warning("run lease not released %s", KV(lease=self._lease.name, error=str(exc)))
         self._lease = None
-
-
-def _value_key(value: Any) -> float | str | None:
-    """A tracked feature value as matched: a number as a float, a category as text, a missing one as None.
-
-    Raises:
-        TypeError: a value no request body holds (a list, an object).
-    """
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"not a feature value: {type(value).__name__}")
-    return float(value)
-
-
-def values_key(request: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, float | str | None], ...] | None:
-    """A request's (or a record's tracked) feature values by ``names``, as compared; None when one is missing."""
-    try:
-        return tuple((n, _value_key(request[n])) for n in names)
-    except (KeyError, TypeError):
-        return None
 
 
 def _record_key(features: dict[str, Any]) -> tuple[tuple[str, float | str | None], ...] | None:
@@ -248,7 +228,7 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
 
     One on its record is marked posted (never posted again); one not there (or whose answer
     time is unknown, so its record cannot be found) is due again, for the caller to post. When
-    the metrics store cannot be read, they stay in doubt (``due_labels`` leaves them out).
+    the metrics store cannot be read, they stay in doubt (``label_queue.due`` leaves them out).
 
     Returns:
         How many had landed.
@@ -275,7 +255,7 @@ def confirm_in_doubt(ctx: Context, now_ms: int) -> int:
         except PlatformError as exc:  # unchecked labels stay in doubt: not posted again before they are checked
             log.warning("posts in doubt not checked, they wait %s", KV(in_doubt=len(rows), error=str(exc)))
             return landed_total
-        ctx.store.mark_labels_posted(landed, now_ms)
+        ctx.store.label_queue.mark_posted(landed, now_ms)
         on_records = set(landed)
         queue.clear_posting([r for r in rows if r.uuid not in on_records])
         landed_total += len(landed)

@@ -7,9 +7,9 @@ import logging
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError
 from monitoring.core.logs import KV
-from monitoring.domain.challenge import judge
-from monitoring.domain.decisions import Action
-from monitoring.domain.window_metrics import window_start
+from monitoring.domain.decisions.decision import Action
+from monitoring.domain.training.challenge import judge
+from monitoring.domain.windows.results import window_start
 from monitoring.workflows.alerts import announce_outcome
 from monitoring.workflows.champion import champion_scores
 from monitoring.workflows.context import Context, Outcome
@@ -77,7 +77,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     cfg = ctx.cfg
     model = ctx.require_model()
     current = ctx.store.current_deployment(model.name)
-    start = window_start(now, to_ms(cfg.windows.length)) - to_ms(cfg.retraining.lookback)
+    start = window_start(now, cfg.windows.length_ms) - to_ms(cfg.retraining.lookback)
     frame = recent_frame(ctx, start, now)
     if len(frame) < cfg.retraining.min_rows:
         raise DataError(

@@ -8,11 +8,11 @@ from typing import Any
 
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
+from monitoring.config.ground_truth import TRACK_KEYS_ENV
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import MonitoringError, RedeployError
-from monitoring.core.ground_truth_config import TRACK_KEYS_ENV
 from monitoring.core.logs import KV
-from monitoring.core.model_spec import ModelConfig
-from monitoring.domain.record_values import Reading, class_indexes_of_values
+from monitoring.domain.records.values import Reading, class_indexes_of_values
 from monitoring.workflows.context import ARTIFACT_ENV, Context, version_of
 
 log = logging.getLogger(__name__)

@@ -10,26 +10,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.core.data_config import MetricsStoreSource, SyntheticSource
+from monitoring.config.data import MetricsStoreSource, SyntheticSource
+from monitoring.config.metric_registry import headline_metric
+from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.core.model_spec import ModelConfig
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import Columns
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources import TIME_COLUMN, load_dataset
-from monitoring.domain.sources.schema import conform
-from monitoring.domain.training import (
-    Fitted,
-    fit,
-    headline_metric,
-    make_metadata,
-    predict_frame,
-    predicts_most_probable,
-    save_artifact,
-    score_predictions,
-)
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources import TIME_COLUMN, load_dataset
+from monitoring.domain.data.sources.schema import conform
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.training.artifacts import make_metadata, save_artifact
+from monitoring.domain.training.estimators import Fitted, fit
+from monitoring.domain.training.predictions import predict_frame, predicts_most_probable, score_predictions
 from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)
@@ -192,7 +186,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         holdout=candidate.holdout_metrics,
         reference=ReferenceStats.fit(candidate.train, spec.feature_names, kinds=spec.kinds).to_dict(),
         trainer=candidate.fitted.trainer,
-        metric=headline_metric(spec, cfg.retraining.metric),
+        metric=headline_metric(spec.task, cfg.retraining.metric),
         training_window=window,
         parent_version=parent_version,
         predict_is_argmax=candidate.predict_is_argmax,
@@ -210,5 +204,5 @@ def sample_request(ctx: Context, frame: pd.DataFrame) -> dict[str, Any]:
 
 def headline(ctx: Context, metrics: dict[str, Any]) -> tuple[str, float | None]:
     """The metric a model is judged on and its value in ``metrics``."""
-    name = headline_metric(ctx.cfg.model, ctx.cfg.retraining.metric)
+    name = headline_metric(ctx.cfg.model.task, ctx.cfg.retraining.metric)
     return name, metrics.get(name)

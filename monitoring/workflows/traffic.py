@@ -10,16 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmlbase.clock import iso_ms
 from monitoring.cmlclient.refs import DeploymentRef, ModelRef
-from monitoring.core.clock import iso_ms
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError, PlatformError
 from monitoring.core.logs import KV
 from monitoring.core.progress import Progress
-from monitoring.domain.data import TelcoScenario, drift_level_at
-from monitoring.domain.replay import ReplayPlan, build_plan
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources import read_rows
+from monitoring.domain.data.replay import read_plan
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.scenario import TelcoScenario, drift_level_at
 from monitoring.state.label_queue import posting_lease
 from monitoring.state.leases import holder_name
 from monitoring.workflows.context import Context, Outcome, version_of
@@ -70,7 +69,7 @@ def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> DuePosts:
     with ctx.store.leases.hold(posting_lease(holder), holder, wait_s=0, what="this run's label posts"):
         result = DuePosts(posted=confirm_in_doubt(ctx, now_ms))  # a post cut short is checked before it is repeated
         while True:
-            due = ctx.store.due_labels(now_ms, limit=5000)
+            due = queue.due(now_ms, limit=5000)
             if not due:
                 return result
             mine = set(queue.claim([u for u, _ in due], holder, now_ms))
@@ -80,7 +79,7 @@ def post_due_labels(ctx: Context, now_ms: int, label_key: str) -> DuePosts:
             if not due:
                 continue
             posts = ctx.platform.metrics.post_labels([(u, {label_key: y}) for u, y in due])
-            ctx.store.mark_labels_posted(posts.posted, now_ms)
+            queue.mark_posted(posts.posted, now_ms)
             queue.release(posts.not_tried, holder)  # never sent: not in doubt
             result.posted += len(posts.posted)
             result.failed += posts.store_failed
@@ -133,17 +132,6 @@ def _synthetic(ctx: Context, model: ModelRef, now: int) -> Batch:
     )
 
 
-def replay_plan(ctx: Context) -> ReplayPlan:
-    """The rows of ``data.replay`` in the order a replay sends them.
-
-    Raises:
-        DataError: the data set cannot be read or does not match the spec.
-    """
-    replay = ctx.cfg.data.replay
-    table, _ = read_rows(replay.source, ctx.project_root, "data.replay.source")
-    return build_plan(table, replay, ctx.cfg.model)
-
-
 def _replay(ctx: Context, model: ModelRef, now: int) -> Batch:
     """The rows of ``data.replay`` whose event time has come and that no earlier run sent.
 
@@ -151,7 +139,7 @@ def _replay(ctx: Context, model: ModelRef, now: int) -> Batch:
         DataError: the data set does not match the spec, or changed since the replay started.
     """
     cfg = ctx.cfg
-    plan = replay_plan(ctx)
+    plan = read_plan(cfg.data.replay, cfg.model, ctx.project_root)
     cycle_ms = max(1, to_ms(cfg.scenario.cycle))
     # The replay's start is one cycle before the first run's cycle: that run sends the first cycle of data.
     epoch = now - now % cycle_ms - cycle_ms

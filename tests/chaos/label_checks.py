@@ -14,7 +14,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from monitoring.app.seed_labels import Prediction, feature_key, seeded_labels
+from monitoring.workflows.recovery.seed_labels import Prediction, feature_key, seeded_labels
 from tests.faults.rig import Rig
 
 

@@ -18,15 +18,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.config import PipelineConfig
-from monitoring.core.durations import to_ms
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import DataError
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.headline import bound_requests
-from monitoring.domain.records import records_to_columns
-from monitoring.domain.training import load_artifact
-from monitoring.domain.window_metrics import LATENCY, METRICS, WindowMetrics, window_start
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.training.artifacts import load_artifact
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.headline import bound_requests
+from monitoring.domain.windows.results import LATENCY, METRICS, WindowMetrics, window_start
 from monitoring.state.store import DeploymentRow, StateStore
 
 #: Floats from the job's chunked reading and from this one whole reading may differ by rounding only.
@@ -145,7 +144,7 @@ def assert_windows_recomputed(
         How many windows were checked.
     """
     where = f"{context}: " if context else ""
-    window_ms = to_ms(cfg.windows.length)
+    window_ms = cfg.windows.length_ms
     deployments = store.deployments(cfg.model.name)
     assert deployments, f"{where}no deployment of {cfg.model.name!r} is recorded"
     by_window: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)

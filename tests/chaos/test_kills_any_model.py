@@ -16,11 +16,10 @@ from collections import defaultdict
 import pytest
 
 from monitoring.core.errors import EXIT_OK
-from monitoring.domain.records import UUID_KEY
-from monitoring.domain.requests import requests_of
+from monitoring.domain.data.replay import read_plan
+from monitoring.domain.data.requests import requests_of, values_key
+from monitoring.domain.records.keys import UUID_KEY
 from monitoring.state.label_queue import label_value
-from monitoring.workflows.labels import values_key
-from monitoring.workflows.traffic import replay_plan
 from tests.chaos.label_checks import PostCounter
 from tests.chaos.runs import kill_at, run_to_end
 from tests.integration.support import SMALL_REPLAYS
@@ -59,7 +58,7 @@ def test_a_traffic_run_killed_while_it_sends_loses_and_doubles_no_label_of_any_e
     pipeline.reopen()
 
     # each record is one row's prediction: its label is on it or queued, and it is that row's label
-    plan = replay_plan(pipeline.ctx)
+    plan = read_plan(pipeline.cfg.data.replay, pipeline.cfg.model, pipeline.ctx.project_root)
     names = tuple(cfg.model.feature_names)
     rows: dict[object, list] = defaultdict(list)
     for request, label in zip(requests_of(plan.rows, cfg.model), plan.labels(cfg.model)):

@@ -19,7 +19,6 @@ import pytest
 
 from localcml.core.errors import NoSpaceError
 from localcml.metrics.store import MetricsStore
-from monitoring.core.durations import to_ms
 from monitoring.core.errors import EXIT_OK, EXIT_PLATFORM
 from monitoring.state.aggregates import HELD, SENT
 from monitoring.workflows.traffic import post_due_labels
@@ -95,7 +94,7 @@ def test_the_store_full_mid_traffic_loses_no_label_and_converges_once_space_is_f
     rig.ws.faults.add(*LATENCY)
     watch = Watch(rig)
     crn, key = rig.live().crn, rig.cfg.windows.label_key
-    window = to_ms(rig.cfg.windows.length)
+    window = rig.cfg.windows.length_ms
 
     # before: the template's labels posted and its windows settled and sent
     now = rig.at(2.6)

@@ -19,7 +19,7 @@ import yaml
 
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import MonitoringError
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context

@@ -14,8 +14,8 @@ import localcml.core.errors as workspace_errors
 from localcml.metrics import sdk
 from monitoring.app.cli import main
 from monitoring.cmlclient import local_workspace, model_endpoint_url
+from monitoring.config.pipeline import parse_config
 from monitoring.core import errors
-from monitoring.core.config import parse_config
 from tests.project import MINIMAL
 
 

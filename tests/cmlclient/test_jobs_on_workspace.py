@@ -21,7 +21,7 @@ from localcml.environment import process_env
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
 from tests.cmlclient.support import enter_workspace, short_sleep

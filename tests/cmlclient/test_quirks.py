@@ -8,7 +8,7 @@ import pytest
 
 from monitoring.cmlclient.api import CmlApi
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
-from monitoring.core.config import DeploymentConfig
+from monitoring.config.pipeline import DeploymentConfig
 from monitoring.core.errors import BusyError, PlatformRequestError, RedeployError, TransientPlatformError
 from tests.cmlclient.support import (
     after_the_call_raise,
@@ -77,6 +77,25 @@ def test_a_500_that_created_nothing_is_retried_once_and_creates_one(ws, client, 
     dep = api.create_deployment(model, build_id, 1, 2, 1, {})
     assert len(client.named("create_model_deployment")) == 2
     assert [d.id for d in api.deployments(model, build_id)] == [dep.id] and sleeps == [1.0]
+
+
+@pytest.mark.parametrize("method", ["create_model", "create_model_build", "create_job"])
+def test_every_create_whose_answer_is_lost_finds_what_it_created_and_never_creates_twice(
+    ws, client, api, sleeps, method
+):
+    model = api.create_model("tower", "test model", auth_enabled=False) if method != "create_model" else None
+    client.faults[method] = after_the_call_raise(api_error(500, "context deadline exceeded", code=2))
+    if method == "create_model":
+        made = api.create_model("tower", "test model", auth_enabled=False)
+        assert [m.id for m in [api.find_model("tower")]] == [made.id]
+    elif method == "create_model_build":
+        made = api.create_build(model, "models/echo.py", "predict", "the one build", None)
+        assert [b.id for b in api.builds(model)] == [made]
+    else:
+        body = {"project_id": ws.project_id, "name": "once", "script": "scripts/ok.py"}
+        made = api.create_job({**body, "runtime_identifier": api.resolve_runtime(None)})
+        assert [j.id for j in api.jobs() if j.name == "once"] == [made.id]
+    assert len(client.named(method)) == 1 and sleeps == [1.0]
 
 
 # -- pagination ------------------------------------------------------------------------------------

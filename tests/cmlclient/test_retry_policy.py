@@ -11,7 +11,7 @@ import pytest
 from monitoring.app import cli
 from monitoring.cmlclient import connect
 from monitoring.cmlclient.retry import RetryPolicy
-from monitoring.core.config import RetryConfig, load_config
+from monitoring.config.pipeline import RetryConfig, load_config
 from monitoring.core.errors import PlatformRequestError, TransientPlatformError
 from tests.cmlclient.support import api_error, enter_workspace, fail_first
 from tests.project import make_project

@@ -18,7 +18,7 @@ from localcml.client.models import serialize
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.wiring import build_context
-from monitoring.core.config import load_config, parse_config
+from monitoring.config.pipeline import load_config, parse_config
 from monitoring.workflows.bootstrap import bootstrap
 from tests.cmlclient.support import OPERATIONS, RecordingClient, enter_workspace, short_sleep
 from tests.contract import swagger_check

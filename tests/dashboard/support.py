@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 
 from monitoring.app.dashboard.server import SCHEMA_FILE, create_app
-from monitoring.core.config import PipelineConfig
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.state.job_runs import JobRunRow, record_job_run
 from monitoring.state.store import StateStore
 from tests.report.report_support import HOSTILE, NOW, config, fill

@@ -30,10 +30,10 @@ import requests
 from markupsafe import escape
 from matplotlib.image import imread
 
+from cmlbase.clock import iso_ms
 from localcml.client.api import default_client
 from monitoring.app.dashboard.charts import LEFT, RIGHT, WIDTH, Axis
 from monitoring.cmlclient.refs import RUN_ACTIVE
-from monitoring.core.clock import iso_ms
 from monitoring.state.job_runs import latest_job_runs
 from monitoring.state.store import StateStore
 from tests.chromium import command, find_chromium

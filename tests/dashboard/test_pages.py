@@ -162,8 +162,8 @@ def test_before_the_pipeline_ran_the_dashboard_says_so_and_creates_nothing(tmp_p
 
 
 def test_a_regressors_dashboard_is_about_its_error_its_stored_bounds_and_ceilings(tmp_path):
-    from monitoring.core.config import parse_config
-    from monitoring.domain.window_metrics import WindowMetrics, bound_key
+    from monitoring.config.pipeline import parse_config
+    from monitoring.domain.windows.results import WindowMetrics, bound_key
     from tests.report.report_support import CRN_V1, CRN_V2, ROOT
 
     data = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text(encoding="utf-8"))
@@ -213,9 +213,9 @@ def test_a_regressors_dashboard_is_about_its_error_its_stored_bounds_and_ceiling
 def test_a_mape_dashboard_shows_the_rows_mape_left_out_and_a_pending_breach(tmp_path):
     """Judged on MAPE, each window says how many labelled rows had target 0 (left out of MAPE); a
     decision waiting for a second breaching window reads ``pending``, ``breach 1 of 2``."""
-    from monitoring.core.config import parse_config
-    from monitoring.domain.decisions import decide
-    from monitoring.domain.window_metrics import WindowMetrics
+    from monitoring.config.pipeline import parse_config
+    from monitoring.domain.decisions.decision import decide
+    from monitoring.domain.windows.results import WindowMetrics
     from tests.report.report_support import CRN_V1, ROOT
 
     data = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text(encoding="utf-8"))

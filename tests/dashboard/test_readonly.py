@@ -51,7 +51,7 @@ def test_a_postgresql_store_is_read_in_read_only_transactions(new_pg_database, t
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             store.db.execute("DELETE FROM decisions")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            store.add_pending_labels([("u-1", "crn", 1, 5)])
+            store.label_queue.add([("u-1", "crn", 1, 5, None)])
         content = Content(store, cfg)
         status = content.status(HOSTILE)
         assert status["deployment"]["version"] == "v1" and status["latest_window"]["value"] == pytest.approx(0.9)

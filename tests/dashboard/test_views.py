@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from monitoring.app.dashboard.timerange import parse_range
-from monitoring.app.dashboard.views import downsample, drift_grid, headline_metric, metric_info, window_points
+from monitoring.app.dashboard.views import downsample, drift_grid, metric_info, shown_metric, window_points
 from monitoring.core.errors import ConfigError
-from monitoring.domain.policy_results import PolicyResult
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.state.history import WindowRow
 from tests.dashboard.support import store_config
 
@@ -33,14 +33,14 @@ def test_the_metric_and_its_limits_come_from_the_policies_not_from_accuracy(tmp_
             {"kind": "absolute", "metric": "accuracy", "min": 0.9},
         ),
     )
-    assert headline_metric(cfg) == "f1"
+    assert shown_metric(cfg) == "f1"
     latest = [PolicyResult("relative_drop f1", "pass", 0.8, 0.85, 0.765, "f1 ok", "relative_drop")]
     info = metric_info(cfg, latest)
     assert (info.name, info.direction, info.confidence) == ("f1", "higher", 0.95)
     assert info.thresholds == [{"policy": "absolute", "value": 0.7}, {"policy": "relative_drop", "value": 0.765}]
     assert metric_info(cfg).thresholds[1] == {"policy": "relative_drop", "value": None}  # no decision yet
     only_drift = store_config(tmp_path / "s.db", edit=policies({"kind": "drift", "max_psi": 0.2}))
-    assert headline_metric(only_drift) == "accuracy"  # the classification task's first metric
+    assert shown_metric(only_drift) == "accuracy"  # the classification task's first metric
 
 
 def test_bounds_are_the_wilson_interval_of_proportions_and_absent_for_others(tmp_path):

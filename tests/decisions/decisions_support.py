@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitoring.core.config import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.config.pipeline import AbsolutePolicy, DriftPolicy, MinLabelledPolicy, RelativeDropPolicy, WilsonPolicy
+from monitoring.domain.windows.results import WindowMetrics
 
 HOUR = 3_600_000
 T0 = 1_763_884_800_000  # 2025-11-23T08:00:00Z

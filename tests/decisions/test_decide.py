@@ -7,9 +7,9 @@ import json
 import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_drift, p_min, p_wilson, window
 
-from monitoring.core.config import DriftPolicy
+from monitoring.config.pipeline import DriftPolicy
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.decisions import DAY_MS, Action, Decision, decide, format_decisions
+from monitoring.domain.decisions.decision import DAY_MS, Action, Decision, decide, format_decisions
 
 POLICIES = [p_min(100), p_abs(0.8)]
 COOLDOWN = 2 * HOUR

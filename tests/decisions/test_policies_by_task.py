@@ -8,7 +8,8 @@ import pytest
 import yaml
 from decisions_support import CRN, HOUR, T0, p_drift, p_min, window
 
-from monitoring.core.config import (
+from monitoring.config.metric_registry import headline_metric
+from monitoring.config.pipeline import (
     AbsolutePolicy,
     BoundPolicy,
     DriftPolicy,
@@ -17,13 +18,13 @@ from monitoring.core.config import (
     WilsonPolicy,
     parse_config,
 )
-from monitoring.core.errors import ConfigError
-from monitoring.domain.decisions import decide
-from monitoring.domain.headline import bound_requests, headline_metric
-from monitoring.domain.policy_results import FAIL, INSUFFICIENT, PASS, is_breach
-from monitoring.domain.thresholds import evaluate_window
-from monitoring.domain.window_bounds import BoundRequest
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.core.errors import ConfigError, DataError
+from monitoring.domain.decisions.decision import decide
+from monitoring.domain.decisions.policy_results import FAIL, INSUFFICIENT, PASS, is_breach
+from monitoring.domain.decisions.thresholds import evaluate_window
+from monitoring.domain.windows.bounds import BoundRequest
+from monitoring.domain.windows.headline import bound_requests, policy_metric
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.workflows.evaluate import verdict_fields
 from tests.project import REPO
 
@@ -148,8 +149,12 @@ def test_headline_metric_and_the_bounds_compute_accuracy_must_compute():
         absolute("mae", max=60_000),
         BoundPolicy(kind="bound", metric="rmse", max=90_000, confidence=0.9),
     ]
-    assert headline_metric(policies, "regression") == "mae"
-    assert headline_metric([p_min(100)], "regression") == "mae" and headline_metric([], "classification") == "accuracy"
+    assert policy_metric(policies) == "mae" and headline_metric("regression", policy_metric(policies)) == "mae"
+    assert policy_metric([p_min(100)]) is None and policy_metric([]) is None
+    assert headline_metric("regression") == "mae" and headline_metric("classification") == "accuracy"
+    assert headline_metric("classification", "f1") == "f1"
+    with pytest.raises(DataError, match="unknown task 'ranking'"):
+        headline_metric("ranking")
     assert bound_requests(policies, "regression") == [BoundRequest("rmse", 0.9), BoundRequest("mae", 0.95)]
     wilson = [WilsonPolicy(kind="wilson", min=0.7, confidence=0.8)]
     assert bound_requests(wilson, "classification") == [BoundRequest("accuracy", 0.8)]

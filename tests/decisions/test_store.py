@@ -17,11 +17,11 @@ import pytest
 from decisions_support import CRN, HOUR, T0, p_abs, p_min, window
 
 from monitoring.core.errors import DataError, StoreError
-from monitoring.domain.decisions import decide
-from monitoring.domain.records import Columns
-from monitoring.domain.window_bounds import BoundRequest, wilson_interval
-from monitoring.domain.window_metrics import METRICS, WindowMetrics
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.decisions.decision import decide
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.windows.bounds import BoundRequest, wilson_interval
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.results import METRICS, WindowMetrics
 from monitoring.state.migrations import TASK_METRIC_COLUMNS
 from monitoring.state.store import (
     _FIRST_METRICS,
@@ -67,19 +67,23 @@ def test_scenario_epoch_is_set_once(store):
 
 # -- pending labels ---------------------------------------------------------------------------------
 def test_pending_labels_are_added_once_and_posted_once(store):
-    store.add_pending_labels([("u3", CRN, 1, 300), ("u1", CRN, 0, 100), ("u2", CRN, 1, 100), ("u4", CRN, 0, 999)])
-    store.add_pending_labels([("u1", CRN, 1, 50)])  # a known uuid is ignored, label and due time unchanged
-    assert store.due_labels(300, 10) == [("u1", 0), ("u2", 1), ("u3", 1)]
-    assert store.due_labels(300, 2) == [("u1", 0), ("u2", 1)]
-    assert store.mark_labels_posted(["u1", "u2"], 310) == 2
-    assert store.mark_labels_posted(["u2", "u3"], 320) == 1  # u2 again is a no-op
+    store.label_queue.add(
+        [("u3", CRN, 1, 300, None), ("u1", CRN, 0, 100, None), ("u2", CRN, 1, 100, None), ("u4", CRN, 0, 999, None)]
+    )
+    store.label_queue.add([("u1", CRN, 1, 50, None)])  # a known uuid is ignored, label and due time unchanged
+    assert store.label_queue.due(300, 10) == [("u1", 0), ("u2", 1), ("u3", 1)]
+    assert store.label_queue.due(300, 2) == [("u1", 0), ("u2", 1)]
+    assert store.label_queue.mark_posted(["u1", "u2"], 310) == 2
+    assert store.label_queue.mark_posted(["u2", "u3"], 320) == 1  # u2 again is a no-op
     assert store.db.query("SELECT uuid, posted_ms FROM pending_labels WHERE posted_ms IS NOT NULL ORDER BY uuid") == [
         ("u1", 310),
         ("u2", 310),
         ("u3", 320),
     ]
-    assert store.due_labels(10_000, 10) == [("u4", 0)]
-    assert store.label_counts() == {"pending": 1, "posted": 3}
+    assert store.label_queue.due(10_000, 10) == [("u4", 0)]
+    assert store.label_queue.counts() == {"pending": 1, "posted": 3}
+    # one address: the store itself has no method for pending labels, it holds their queue
+    assert [name for name in vars(StateStore) if "label" in name] == []
 
 
 # -- deployments ------------------------------------------------------------------------------------
@@ -323,14 +327,14 @@ def test_hostile_names_are_stored_and_read_back_verbatim(store, name):
     store.set_scenario_epoch_if_absent(name, 7)
     store.record_deployment(name, name + "-crn", name, name, name, 1, name)
     store.set_watermark(name, 9)
-    store.add_pending_labels([(name, name, 1, 5)])
+    store.label_queue.add([(name, name, 1, 5, None)])
     store.upsert_windows([window(0, crn=name, drift={name: {"psi": 0.1, "ks": 0.2}})])
     decision_id = store.add_decision(a_decision(model=name, crn=name))
     assert store.claim_decision(decision_id, name, 1)
     store.finish_decision(decision_id, "deployed", name, 2)
     assert store.scenario_epoch(name) == 7 and store.watermark(name) == 9
     assert store.current_deployment(name) == DeploymentRow(name, name + "-crn", name, name, name, 1, name)
-    assert store.due_labels(5, 10) == [(name, 1)]
+    assert store.label_queue.due(5, 10) == [(name, 1)]
     assert store.windows(name)[0].drift == {name: {"psi": 0.1, "ks": 0.2}}
     got = store.latest_decision(name)
     assert (got.model, got.deployment_crn, got.consumed_by, got.outcome_detail) == (name, name, name, name)

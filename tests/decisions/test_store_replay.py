@@ -12,16 +12,21 @@ CRN = "crn:deployment"
 
 
 def test_labels_keep_their_type(store):
-    store.add_pending_labels(
-        [("u1", CRN, "Yes", 10), ("u2", CRN, 1, 20), ("u3", CRN, 351_000.5, 30), ("u4", CRN, "1", 40)]
+    store.label_queue.add(
+        [
+            ("u1", CRN, "Yes", 10, None),
+            ("u2", CRN, 1, 20, None),
+            ("u3", CRN, 351_000.5, 30, None),
+            ("u4", CRN, "1", 40, None),
+        ]
     )
-    assert store.due_labels(100, 10) == [("u1", "Yes"), ("u2", 1), ("u3", 351_000.5), ("u4", "1")]
-    assert [type(v) for _, v in store.due_labels(100, 10)] == [str, int, float, str]
+    assert store.label_queue.due(100, 10) == [("u1", "Yes"), ("u2", 1), ("u3", 351_000.5), ("u4", "1")]
+    assert [type(v) for _, v in store.label_queue.due(100, 10)] == [str, int, float, str]
     with pytest.raises(DataError, match="label nan is not a finite number"):
-        store.add_pending_labels([("u5", CRN, float("nan"), 50)])
+        store.label_queue.add([("u5", CRN, float("nan"), 50, None)])
     with pytest.raises(DataError, match=r"label \[1\] is not a string or a number"):
-        store.add_pending_labels([("u6", CRN, [1], 50)])
-    assert len(store.due_labels(100, 10)) == 4  # nothing of a refused batch was written
+        store.label_queue.add([("u6", CRN, [1], 50, None)])
+    assert len(store.label_queue.due(100, 10)) == 4  # nothing of a refused batch was written
 
 
 def test_replay_progress_starts_once_and_moves_where_a_run_sets_it(store):
@@ -48,10 +53,10 @@ def test_an_integer_label_column_of_an_earlier_store_is_widened_in_place(pg_url)
     db.execute("INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES ('old', 'c', 1, 5)")
     db.close()
     with StateStore(pg_url) as store:
-        store.add_pending_labels([("new", CRN, "Yes", 6)])
-        assert store.due_labels(10, 10) == [("old", 1), ("new", "Yes")]
+        store.label_queue.add([("new", CRN, "Yes", 6, None)])
+        assert store.label_queue.due(10, 10) == [("old", 1), ("new", "Yes")]
     with StateStore(pg_url) as store:  # opening it again changes nothing
-        assert store.due_labels(10, 10) == [("old", 1), ("new", "Yes")]
+        assert store.label_queue.due(10, 10) == [("old", 1), ("new", "Yes")]
 
 
 def test_an_integer_label_column_of_an_earlier_sqlite_store_becomes_text(tmp_path):
@@ -64,7 +69,7 @@ def test_an_integer_label_column_of_an_earlier_sqlite_store_becomes_text(tmp_pat
     db.execute("INSERT INTO pending_labels (uuid, deployment_crn, label, due_ms) VALUES ('old', 'c', 0, 5)")
     db.close()
     with StateStore(url) as store:
-        store.add_pending_labels([("a", CRN, "No", 6), ("b", CRN, 2.5, 7), ("c", CRN, 3, 8)])
-        assert store.due_labels(10, 10) == [("old", 0), ("a", "No"), ("b", 2.5), ("c", 3)]
+        store.label_queue.add([("a", CRN, "No", 6, None), ("b", CRN, 2.5, 7, None), ("c", CRN, 3, 8, None)])
+        assert store.label_queue.due(10, 10) == [("old", 0), ("a", "No"), ("b", 2.5), ("c", 3)]
         types = {r[1]: r[2] for r in store.db.query("SELECT * FROM pragma_table_info('pending_labels')")}
         assert types["label"] == "TEXT"

@@ -9,10 +9,10 @@ import pytest
 from decisions_support import CRN, p_abs, p_drift, p_min, p_rel, p_wilson, window
 
 from monitoring.core.errors import DataError
-from monitoring.domain.policy_results import FAIL, INSUFFICIENT, PASS, is_breach, is_evaluable
-from monitoring.domain.thresholds import evaluate_window
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.domain.decisions.policy_results import FAIL, INSUFFICIENT, PASS, is_breach, is_evaluable
+from monitoring.domain.decisions.thresholds import evaluate_window
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.results import WindowMetrics
 
 
 def one(w, policy, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from monitoring.core.model_spec import ModelConfig
+from monitoring.config.model_spec import ModelConfig
 
 FEATURES = [
     {"name": "tenure", "kind": "numeric"},

@@ -50,7 +50,7 @@ def aggregate(start_ms: int, end_ms: int, accuracy: float, crn: str = DEPLOYMENT
 
 def model_spec(features: Any = None, label: Any = "final_label", task: str = "classification", **extra: Any):
     """A model spec as config gives it: ``features`` as names (numeric) or ``{"name", "kind"}`` dicts."""
-    from monitoring.core.model_spec import ModelConfig
+    from monitoring.config.model_spec import ModelConfig
 
     return ModelConfig.model_validate(
         {"name": "m", "task": task, "features": FEATURES if features is None else features, "label": label, **extra}

@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 
 from monitoring.app.analyze import DumpSpec, analyze_dump
 from monitoring.app.cli import main
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import EXIT_CONFIG, ConfigError
 from tests.domain.support import T0, prediction
 from tests.project import REPO

@@ -11,7 +11,8 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 
 from monitoring.core.errors import DataError
-from monitoring.domain.artifacts import (
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.training.artifacts import (
     ModelArtifact,
     list_versions,
     load_artifact,
@@ -19,8 +20,8 @@ from monitoring.domain.artifacts import (
     next_version,
     save_artifact,
 )
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.training import fit, score
+from monitoring.domain.training.estimators import fit
+from monitoring.domain.training.predictions import score
 from tests.domain import mixed
 
 NAME = "churn-model"

@@ -11,9 +11,10 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from monitoring.core.errors import DataError
-from monitoring.domain import categories
-from monitoring.domain.categories import OTHER, UNSEEN, CategoricalReference, category_labels
-from monitoring.domain.drift import FORMAT_VERSION, PSI_EPSILON, ReferenceStats
+from monitoring.domain.metrics import categories
+from monitoring.domain.metrics.categories import OTHER, UNSEEN, CategoricalReference
+from monitoring.domain.metrics.drift import FORMAT_VERSION, PSI_EPSILON, ReferenceStats
+from monitoring.domain.records.values import category_labels
 
 PLANS = ["month-to-month", "one year", "two year"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitoring.core.errors import DataError
-from monitoring.domain.challenge import judge
+from monitoring.domain.training.challenge import judge
 
 
 def test_a_quality_metric_must_rise_by_an_absolute_amount():

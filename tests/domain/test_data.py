@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError
-from monitoring.domain.data import TelcoScenario, drift_level_at
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.training import fit, score
+from monitoring.domain.data.scenario import TelcoScenario, drift_level_at
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.training.estimators import fit
+from monitoring.domain.training.predictions import score
 from tests.domain.support import FEATURES
 
 LABEL = "cell_tower_failure"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from monitoring.core.errors import DataError
-from monitoring.domain.drift import MAX_SAMPLE, N_BINS, ReferenceStats, ks_statistic
+from monitoring.domain.metrics.drift import MAX_SAMPLE, N_BINS, ReferenceStats, ks_statistic
 
 
 def brute_force_ks(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from monitoring.core.errors import DataError
-from monitoring.domain import dumps
-from monitoring.domain.dumps import decode_dump
-from monitoring.domain.records import Columns, records_to_columns
+from monitoring.domain.records import dumps
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.records.dumps import decode_dump
 from tests.domain.support import FEATURES, T0, aggregate, prediction, record
 from tests.domain.test_records import sample
 

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.config import load_config
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.replay import ReplayPlan, build_plan
-from monitoring.domain.sources import load_dataset, read_table, select_rows
-from monitoring.domain.sources.tables import RawTable
-from monitoring.domain.training import fit, score
+from monitoring.config.pipeline import load_config
+from monitoring.domain.data.replay import ReplayPlan, build_plan
+from monitoring.domain.data.sources import load_dataset, read_table, select_rows
+from monitoring.domain.data.sources.tables import RawTable
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.training.estimators import fit
+from monitoring.domain.training.predictions import score
 from tests.project import REPO
 
 CHURN = REPO / "examples" / "churn"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitoring.core.model_spec import ModelConfig
-from monitoring.domain.label_join import MISSES, PredictionIndex, Tally, label_reader, record_key
+from monitoring.config.model_spec import ModelConfig
+from monitoring.domain.data.label_join import MISSES, PredictionIndex, Tally, label_reader, record_key
 
 
 def record(uuid: str, start: int, **metrics) -> dict:

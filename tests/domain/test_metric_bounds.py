@@ -10,14 +10,14 @@ import pytest
 from scipy import stats
 
 from monitoring.core.errors import DataError
-from monitoring.domain.metric_bounds import (
+from monitoring.domain.metrics.bounds import (
     BOOTSTRAP_MAX_ROWS,
     breach_bound,
     classification_bounds,
     regression_bounds,
     wilson_bounds,
 )
-from monitoring.domain.window_bounds import wilson_interval
+from monitoring.domain.windows.bounds import wilson_interval
 
 REPS = 2000
 #: Bootstrap repetitions cost ``resamples`` times more; 400 still puts 90% coverage 4 sigma below 95%.

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from monitoring.config.metric_registry import METRICS, Direction, metric_spec, task_metrics
 from monitoring.core.errors import DataError
-from monitoring.domain.metric_tables import classification_table, encode_classes, regression_table
-from monitoring.domain.metrics import METRICS, Direction, Task, metric_spec, task_metrics
+from monitoring.domain.metrics.tables import classification_table, encode_classes, regression_table
 
 TOL = 1e-9
 
@@ -37,7 +37,7 @@ def multiclass_rows(seed: int, n: int = 600, k: int = 4):
 
 def test_registry_knows_each_metric_task_direction_range_and_bound():
     assert task_metrics("classification") == ("accuracy", "precision", "recall", "f1")
-    assert task_metrics(Task.CLASSIFICATION, probabilities=True)[-2:] == ("roc_auc", "log_loss")
+    assert task_metrics("classification", probabilities=True)[-2:] == ("roc_auc", "log_loss")
     assert task_metrics("regression") == ("mae", "rmse", "mape", "r2", "bias")
     assert metric_spec("accuracy").direction is Direction.HIGHER and metric_spec("mae").direction is Direction.LOWER
     assert metric_spec("bias").direction is Direction.ZERO

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from monitoring.core.errors import DataError
-from monitoring.domain import records
-from monitoring.domain.dumps import decode_dump
-from monitoring.domain.record_values import Reading, discover_classes, number_text
-from monitoring.domain.records import records_to_columns
+from monitoring.domain.records import decode
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.records.dumps import decode_dump
+from monitoring.domain.records.values import Reading, discover_classes, number_text
 from tests.domain.support import T0, model_spec, prediction
 
 NAN = math.nan
@@ -75,11 +75,11 @@ def test_the_block_path_reads_text_categories_as_the_general_path(monkeypatch):
         r["metrics"]["final_label"] = {"no": 0, "Yes": 1, None: None}[r["metrics"].get("final_label")]
         r["metrics"]["input_features"]["senior"] = 0.0
     seen = []
-    real = records.well_formed_rows
-    monkeypatch.setattr(records, "well_formed_rows", lambda *a: seen.append(real(*a)) or seen[-1])
+    real = decode.well_formed_rows
+    monkeypatch.setattr(decode, "well_formed_rows", lambda *a: seen.append(real(*a)) or seen[-1])
     fast = records_to_columns(recs, numeric)
     assert seen[-1] is not None  # took the block path
-    monkeypatch.setattr(records, "well_formed_rows", lambda *a: None)
+    monkeypatch.setattr(decode, "well_formed_rows", lambda *a: None)
     general = records_to_columns(recs, numeric)
     assert fast.categories["contract"].tolist() == general.categories["contract"].tolist()
     assert fast.categories["contract"].tolist()[:2] == ["one", None]
@@ -178,13 +178,13 @@ def test_decode_dump_follows_the_spec_like_records_to_columns():
 
 
 def test_decode_dump_fast_path_with_text_classes_and_categories(monkeypatch):
-    from monitoring.domain import dumps
+    from monitoring.domain.records import dumps
 
     recs = [churn(f"u{i}", i, ["No", "Yes"][i % 2], label=["No", "yes"][i % 3 % 2]) for i in range(40)]
     body = json.dumps({"metrics": recs}).encode()
     monkeypatch.setattr(dumps, "records_to_columns", lambda *a, **k: pytest.fail("took the general path"))
     got = decode_dump(body, CHURN)
-    want = records.records_to_columns(recs, CHURN)
+    want = records_to_columns(recs, CHURN)
     np.testing.assert_array_equal(got.label, want.label)
     np.testing.assert_array_equal(got.prediction, want.prediction)
     assert got.categories["senior"].tolist() == ["0"] * 40

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 
-from monitoring.domain import record_blocks, records
-from monitoring.domain.record_values import Reading
-from monitoring.domain.records import COUNT_NAMES, Columns, records_to_columns
+from monitoring.domain.records import decode, fast_path
+from monitoring.domain.records.columns import COUNT_NAMES, Columns
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.records.keys import RECORD_KEYS, Keys
+from monitoring.domain.records.values import Reading
 from tests.domain.support import DEPLOYMENT, FEATURES, T0, aggregate, model_spec, prediction, record
 
 OTHER = DEPLOYMENT[:-4] + "beef"
@@ -242,14 +244,14 @@ def test_a_large_read_of_well_formed_records_takes_the_blocked_fast_path(monkeyp
     """How fast is the benchmarks' question (bench/, case a); here, deterministically: a large read of
     well-formed records never falls back to the per-record path (``test_fast_path_matches_a_naive_loop``
     shows the two agree)."""
-    recs = random_records(12 * record_blocks.BLOCK, 62)
+    recs = random_records(12 * fast_path.BLOCK, 62)
 
     def per_record(*args, **kwargs):
         raise AssertionError("well-formed records fell back to the per-record path")
 
-    monkeypatch.setattr(records, "general_rows", per_record)
+    monkeypatch.setattr(decode, "general_rows", per_record)
     cols = records_to_columns(recs, FEATURES)
-    assert len(cols) == 12 * record_blocks.BLOCK and cols.counts["malformed"] == 0
+    assert len(cols) == 12 * fast_path.BLOCK and cols.counts["malformed"] == 0
     assert set(cols.uuid.tolist()) == {r["predictionUuid"] for r in recs} - {""}  # aggregates are left out
     assert bool(np.all(np.diff(cols.start_ms) >= 0))
 
@@ -285,13 +287,12 @@ def blocks_sample() -> list[dict]:
 
 
 def test_well_formed_records_take_the_block_path_with_the_general_paths_results(monkeypatch):
-    monkeypatch.setattr(record_blocks, "BLOCK", 16)  # many blocks, aggregates and duplicates across them
+    monkeypatch.setattr(fast_path, "BLOCK", 16)  # many blocks, aggregates and duplicates across them
     recs = blocks_sample()
-    keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
     counts = dict.fromkeys(COUNT_NAMES, 0)
-    assert record_blocks.well_formed_rows(recs, keys, record_blocks.Keys(), Reading.of(FEATURES), counts) is not None
+    assert fast_path.well_formed_rows(recs, RECORD_KEYS, Keys(), Reading.of(FEATURES), counts) is not None
     fast = records_to_columns(recs, FEATURES)
-    monkeypatch.setattr(records, "well_formed_rows", lambda *args: None)
+    monkeypatch.setattr(decode, "well_formed_rows", lambda *args: None)
     general = records_to_columns(recs, FEATURES)
     for name in ("uuid", "start_ms", "deployment_crn", "prediction", "label", "features", "latency_ms"):
         got, want = getattr(fast, name), getattr(general, name)
@@ -317,14 +318,11 @@ def test_well_formed_records_take_the_block_path_with_the_general_paths_results(
 
 
 def test_one_malformed_record_in_the_last_block_sends_all_to_the_general_path(monkeypatch):
-    monkeypatch.setattr(record_blocks, "BLOCK", 16)
+    monkeypatch.setattr(fast_path, "BLOCK", 16)
     recs = blocks_sample()
     recs[-2]["metrics"]["input_features"] = "not a dict"
-    keys = (records.UUID_KEY, records.START_KEY, records.END_KEY, records.CRN_KEY, records.METRICS_KEY)
     assert (
-        record_blocks.well_formed_rows(
-            recs, keys, record_blocks.Keys(), Reading.of(FEATURES), dict.fromkeys(COUNT_NAMES, 0)
-        )
+        fast_path.well_formed_rows(recs, RECORD_KEYS, Keys(), Reading.of(FEATURES), dict.fromkeys(COUNT_NAMES, 0))
         is None
     )
     cols = records_to_columns(recs, FEATURES)

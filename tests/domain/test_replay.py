@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.data_config import ReplayConfig
+from monitoring.config.data import ReplayConfig
 from monitoring.core.errors import DataError
-from monitoring.domain.replay import build_plan
-from monitoring.domain.sources import read_table, select_rows
-from monitoring.domain.sources.tables import RawTable
+from monitoring.domain.data.replay import build_plan
+from monitoring.domain.data.sources import read_table, select_rows
+from monitoring.domain.data.sources.tables import RawTable
 from tests.domain import mixed
 
 DAY, HOUR = 86_400_000, 3_600_000

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from bench.serving_cost import EXAMPLES, train_example
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.artifacts import ARGMAX_KEY
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.requests import requests_of
-from monitoring.domain.training import fit, make_metadata, save_artifact
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.training.artifacts import ARGMAX_KEY, make_metadata, save_artifact
+from monitoring.domain.training.estimators import fit
 from monitoring.serving import predict as serving
 from monitoring.serving.predict import ARTIFACT_ENV, Predictor
 from monitoring.serving.tracking import track_prediction

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.config import load_config, parse_config
-from monitoring.core.data_config import FileSource, SqlSource
+from monitoring.config.data import FileSource, SqlSource
+from monitoring.config.model_spec import ModelConfig
+from monitoring.config.pipeline import load_config, parse_config
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.core.model_spec import ModelConfig
-from monitoring.domain.data import TelcoScenario
-from monitoring.domain.sources import load_dataset, read_table, select_rows
-from monitoring.domain.sources.schema import conform
+from monitoring.domain.data.scenario import TelcoScenario
+from monitoring.domain.data.sources import load_dataset, read_table, select_rows
+from monitoring.domain.data.sources.schema import conform
 from tests.domain import mixed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -317,7 +317,7 @@ NEEDS = {"customer_id": "key", "failed": "label", "closed_at": "event time"}
 
 
 def _chunks(project, kind: str = "csv", rows: int = 2, skip=lambda mark: False):
-    from monitoring.domain.sources.chunks import file_chunks
+    from monitoring.domain.data.sources.chunks import file_chunks
 
     source = FileSource(kind=kind, path=f"crm/*.{kind}", time_column="closed_at")
     return list(file_chunks(source, project, "ground_truth.source", rows, skip, NEEDS))

@@ -24,18 +24,15 @@ from sklearn.metrics import (
 )
 from sklearn.svm import LinearSVC
 
+from monitoring.config.metric_registry import headline_metric
 from monitoring.core.errors import ConfigError, DataError
-from monitoring.domain.artifacts import ARGMAX_KEY
-from monitoring.domain.estimators import Capabilities, check_estimator, load_trainer
-from monitoring.domain.requests import requests_of
-from monitoring.domain.training import (
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.training.artifacts import ARGMAX_KEY, make_metadata, save_artifact
+from monitoring.domain.training.estimators import Capabilities, check_estimator, fit, load_trainer
+from monitoring.domain.training.predictions import (
     Predictions,
-    fit,
-    headline_metric,
-    make_metadata,
     predict_frame,
     predicts_most_probable,
-    save_artifact,
     score,
     score_predictions,
 )
@@ -128,8 +125,8 @@ def test_regression_default_and_scores_match_sklearn():
     assert got["mape"] == pytest.approx(mean_absolute_percentage_error(y, pred))
     assert got["r2"] == pytest.approx(r2_score(y, pred)) and got["r2"] > 0.8
     assert got["bias"] == pytest.approx(np.mean(pred - y))
-    assert headline_metric(REGRESSION) == "mae" and headline_metric(BINARY) == "accuracy"
-    assert headline_metric(REGRESSION, "rmse") == "rmse"
+    assert headline_metric(REGRESSION.task) == "mae" and headline_metric(BINARY.task) == "accuracy"
+    assert headline_metric(REGRESSION.task, "rmse") == "rmse"
 
 
 def test_integer_classes_stay_integers():

@@ -10,11 +10,11 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from monitoring.core.errors import DataError
-from monitoring.domain import window_groups
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import Columns
-from monitoring.domain.window_bounds import BoundRequest, wilson_interval
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.columns import Columns
+from monitoring.domain.windows import groups as window_groups
+from monitoring.domain.windows.bounds import BoundRequest, wilson_interval
+from monitoring.domain.windows.compute import compute_windows
 from tests.domain.support import T0
 
 HOUR = 3_600_000

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from monitoring.domain import metric_bounds
-from monitoring.domain.drift import ReferenceStats
-from monitoring.domain.records import records_to_columns
-from monitoring.domain.window_bounds import BoundRequest
-from monitoring.domain.windows import compute_windows
+from monitoring.domain.metrics import bounds as metric_bounds
+from monitoring.domain.metrics.drift import ReferenceStats
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.windows.bounds import BoundRequest
+from monitoring.domain.windows.compute import compute_windows
 from tests.domain.support import T0, model_spec, prediction
 
 HOUR = 3_600_000

@@ -32,7 +32,7 @@ from monitoring.app.wiring import build_context
 from monitoring.cmlclient import connect
 from monitoring.cmlclient.endpoint import ModelEndpoint
 from monitoring.cmlclient.refs import RUN_TERMINAL
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.core.durations import to_ms
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap
@@ -233,7 +233,7 @@ def build_template(root: Path) -> dict[str, Any]:
     ws = LocalWorkspace(root / WORKSPACE, root, busy_timeout=BUSY_TIMEOUT_S, health_timeout=HEALTH_TIMEOUT_S).start()
     try:
         with activated(ws.engine_env()):
-            window = to_ms(cfg.windows.length)
+            window = cfg.windows.length_ms
             t0 = (ws.clock.now_ms() // window) * window - 48 * HOUR + 60_000
             ws.set_now(t0 - HOUR)
             rig = Rig(root, ws, cfg, config_path, t0)

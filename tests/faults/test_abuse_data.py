@@ -152,7 +152,7 @@ def test_a_label_that_arrives_before_its_prediction_waits_for_it(rig):
     live = rig.live()
     early = "0e0e0e0e-label-before-prediction"
     rig.at(1.6)
-    rig.ctx.store.add_pending_labels([(early, live.crn, 1, rig.ws.clock.now_ms() - 1)])
+    rig.ctx.store.label_queue.add([(early, live.crn, 1, rig.ws.clock.now_ms() - 1, None)])
     code, verdict = rig.job("simulate_traffic")
     assert code == 0 and verdict["labels_waiting"] == "1"
     assert f"ground truth not posted, will retry next run uuid={early}" in rig.last_log

@@ -17,7 +17,7 @@ from localcml.metrics.store import MetricsStore
 from localcml.workspace import LocalWorkspace
 from monitoring.app import graph
 from monitoring.app.amp import amp_metadata
-from monitoring.core.config import parse_config
+from monitoring.config.pipeline import parse_config
 from monitoring.core.errors import EXIT_PLATFORM, ConfigError
 from monitoring.state.store import StateStore
 from tests.faults.rig import Rig, wait_for

@@ -8,7 +8,7 @@ import yaml
 
 from localcml.workspace import LocalWorkspace
 from monitoring.cmlclient.api import CmlApi
-from monitoring.core.config import PipelineConfig, parse_config
+from monitoring.config.pipeline import PipelineConfig, parse_config
 from tests.cmlclient.support import RecordingClient, fast_policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 from monitoring.app.amp import amp_metadata
 from monitoring.app.application import apply_application, plan_application
 from monitoring.app.job_fields import MANAGED_ENV
-from monitoring.core.config import CONFIG_ENV
+from monitoring.config.pipeline import CONFIG_ENV
 from monitoring.core.errors import ConfigError
 from tests.graph.support import api_for, config, writes
 

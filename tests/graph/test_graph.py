@@ -9,7 +9,7 @@ import yaml
 
 from monitoring.app import cli, graph
 from monitoring.app.amp import amp_metadata
-from monitoring.core.config import JobSpec, load_config
+from monitoring.config.pipeline import JobSpec, load_config
 from monitoring.core.errors import ConfigError
 from tests.cmlclient.support import enter_workspace
 from tests.graph.support import REPO, SECRET, api_for, config, names, writes

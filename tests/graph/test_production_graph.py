@@ -10,9 +10,9 @@ import yaml
 
 from monitoring.app import cli, graph
 from monitoring.app.amp import amp_metadata
-from monitoring.core.config import CONFIG_ENV, JobSpec, parse_config
+from monitoring.config.graph_rules import GROUND_TRUTH_SCRIPT
+from monitoring.config.pipeline import CONFIG_ENV, JobSpec, parse_config
 from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import GROUND_TRUTH_SCRIPT
 from tests.cmlclient.support import enter_workspace
 from tests.graph.support import REPO, api_for, names, writes
 from tests.integration.test_jobs_and_shim import wait_runs

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.domain.data import TelcoScenario
+from monitoring.domain.data.scenario import TelcoScenario
 from monitoring.workflows.ground_truth import RUN_KEY
 
 HOUR = 3_600_000

@@ -14,9 +14,9 @@ import pytest
 
 from localcml.workspace import LocalWorkspace
 from monitoring.app.wiring import build_context
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.core.durations import to_ms
-from monitoring.domain.records import UUID_KEY
+from monitoring.domain.records.keys import UUID_KEY
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context, Outcome

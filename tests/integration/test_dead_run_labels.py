@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.domain.requests import requests_of
+from monitoring.domain.data.replay import read_plan
+from monitoring.domain.data.requests import requests_of
 from monitoring.state.label_queue import label_value
 from monitoring.workflows.labels import recover_intents
-from monitoring.workflows.traffic import replay_plan
 
 #: A run whose holder is on another host and holds no lease: dead, as far as this store knows.
 DEAD_RUN = "simulate_traffic@elsewhere:2:0f0f0f"
@@ -21,7 +21,7 @@ def test_a_dead_runs_answered_requests_get_their_rows_labels_whatever_the_featur
     pipeline = make_pipeline(example=example)
     ctx, cfg = pipeline.ctx, pipeline.cfg
     now = pipeline.at_cycle(1)
-    plan = replay_plan(ctx)
+    plan = read_plan(ctx.cfg.data.replay, ctx.cfg.model, ctx.project_root)
     requests = requests_of(plan.rows.iloc[:ROWS], cfg.model)
     labels = plan.labels(cfg.model)[:ROWS]
     categorical = [n for n in cfg.model.feature_names if cfg.model.kinds[n] != "numeric"]

@@ -5,7 +5,8 @@ runs in-process, cycle by cycle."""
 
 from __future__ import annotations
 
-from monitoring.domain.training import load_artifact, score
+from monitoring.domain.training.artifacts import load_artifact
+from monitoring.domain.training.predictions import score
 from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, labelled_frame
 from tests.chaos.recompute import assert_windows_recomputed
 from tests.integration.support import SMALL_REPLAYS, Pipeline

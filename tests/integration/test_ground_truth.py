@@ -24,7 +24,7 @@ from tests.waiting import wait_for
 
 
 def _iso(ms: int) -> str:
-    from monitoring.core.clock import iso_ms
+    from cmlbase.clock import iso_ms
 
     return iso_ms(ms)
 

@@ -84,6 +84,6 @@ def test_an_empty_file_a_malformed_line_and_an_unreadable_file_never_stop_the_fe
 
 
 def _iso(ms: int) -> str:
-    from monitoring.core.clock import iso_ms
+    from cmlbase.clock import iso_ms
 
     return iso_ms(ms)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from monitoring.core.clock import iso_exact
+from cmlbase.clock import iso_exact
 from monitoring.workflows.ground_truth import ground_truth
 from tests.integration.ground_truth_support import DAY, GROUND_TRUTH, HOUR, labelled, predict_for
 from tests.integration.support import T0
@@ -21,7 +21,7 @@ BASE = T0 + HOUR
 
 
 def _iso(ms: int) -> str:
-    from monitoring.core.clock import iso_ms
+    from cmlbase.clock import iso_ms
 
     return iso_ms(ms)
 

@@ -17,7 +17,7 @@ import json
 import sqlite3
 
 from monitoring.core.durations import to_ms
-from monitoring.domain.window_metrics import window_start
+from monitoring.domain.windows.results import window_start
 from tests.chaos.recompute import assert_windows_recomputed, raw_records
 from tests.project import FAST, merge
 
@@ -42,7 +42,7 @@ def aggregates(metrics_db) -> dict[int, dict]:
 def test_a_replays_labels_later_than_the_horizon_are_all_counted_in_their_windows(make_pipeline):
     pipeline = make_pipeline(SHORT_HORIZON, example="credit")
     ctx, cfg = pipeline.ctx, pipeline.cfg
-    window_ms = to_ms(cfg.windows.length)
+    window_ms = cfg.windows.length_ms
     assert to_ms(cfg.windows.label_horizon) == 15 * 60_000
     for cycle in range(1, 8):
         pipeline.cycle(cycle, redeploy_too=False)

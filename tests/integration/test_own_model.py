@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.core.errors import PlatformError
-from monitoring.domain.data import TelcoScenario
+from monitoring.domain.data.scenario import TelcoScenario
 from monitoring.workflows.traffic import simulate_traffic
 from tests.integration.support import T0
 
@@ -86,7 +86,7 @@ def test_replay_sends_each_row_once_at_its_time_and_resumes_after_a_failed_run(m
     runs = [0 if row < 62 else 1 if row < 122 else 2 for row in answered]
     assert runs == sorted(runs), "a run's rows were recorded before an earlier run's"
     # labels were posted at their label time: every label of the first two hours of data is in
-    assert pipeline.ctx.store.label_counts()["posted"] >= 122 - (stopped - 62)
+    assert pipeline.ctx.store.label_queue.counts()["posted"] >= 122 - (stopped - 62)
 
 
 OWN_PREDICT = '''

@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 import yaml
 
-from monitoring.core.config import load_config
+from monitoring.config.pipeline import load_config
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.workflows.bootstrap import bootstrap
 from tests.project import REPO, merge

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.core.clock import iso_ms
-from monitoring.core.graph_rules import COMPUTE_ACCURACY_SCRIPT, EVALUATE_SCRIPT, GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT
-from monitoring.domain.requests import requests_of
-from monitoring.domain.sources.schema import conform
+from cmlbase.clock import iso_ms
+from monitoring.config.graph_rules import COMPUTE_ACCURACY_SCRIPT, EVALUATE_SCRIPT, GROUND_TRUTH_SCRIPT, REDEPLOY_SCRIPT
+from monitoring.domain.data.requests import requests_of
+from monitoring.domain.data.sources.schema import conform
 from monitoring.workflows.accuracy import compute_accuracy
 from monitoring.workflows.evaluate import evaluate_thresholds
 from monitoring.workflows.ground_truth import RUN_KEY, ground_truth

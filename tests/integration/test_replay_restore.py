@@ -8,7 +8,7 @@ import io
 
 from monitoring.app.cli import main as cli
 from monitoring.core.errors import EXIT_OK
-from monitoring.domain.records import UUID_KEY
+from monitoring.domain.records.keys import UUID_KEY
 from monitoring.state.label_queue import label_value
 from monitoring.workflows.traffic import simulate_traffic
 from tests.integration.support import SMALL_REPLAYS, Pipeline

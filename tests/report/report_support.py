@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.core.config import PipelineConfig, parse_config
-from monitoring.domain.decisions import Decision
-from monitoring.domain.policy_results import PolicyResult
-from monitoring.domain.window_metrics import WindowMetrics
+from monitoring.config.pipeline import PipelineConfig, parse_config
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.windows.results import WindowMetrics
 from monitoring.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,11 +12,11 @@ import yaml
 
 from monitoring.app import plots
 from monitoring.app.report import CHART_FILES, REPORT_FILE, write_report
-from monitoring.core.config import WilsonPolicy, parse_config
-from monitoring.domain.records import records_to_columns
-from monitoring.domain.window_bounds import wilson_interval
-from monitoring.domain.window_metrics import WindowMetrics, bound_key
-from monitoring.domain.windows import compute_windows
+from monitoring.config.pipeline import WilsonPolicy, parse_config
+from monitoring.domain.records.decode import records_to_columns
+from monitoring.domain.windows.bounds import wilson_interval
+from monitoring.domain.windows.compute import compute_windows
+from monitoring.domain.windows.results import WindowMetrics, bound_key
 from monitoring.state.store import StateStore
 from tests.domain.support import DEPLOYMENT, prediction
 from tests.domain.support import T0 as DOMAIN_T0
@@ -173,7 +173,7 @@ def test_empty_store_gives_a_valid_page_and_removes_old_charts(store, tmp_path):
 
 
 def test_a_pending_breach_has_its_own_badge_and_streak(store, tmp_path):
-    from monitoring.domain.decisions import decide
+    from monitoring.domain.decisions.decision import decide
 
     cfg = config("m")
     fill(store, "m")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from tests.project import REPO, make_project
 
 HERE = Path(__file__).resolve().parent

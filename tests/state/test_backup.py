@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from monitoring.core.db import Database, sqlite_url
-from monitoring.domain.decisions import decide
+from monitoring.domain.decisions.decision import decide
 from monitoring.state.backup import copy_rows, file_problems, store_tables, write_backup
 from monitoring.state.identity import read_identity, write_identity
 from monitoring.state.store import StateStore
@@ -21,8 +21,8 @@ def filled(url: str) -> StateStore:
     write_identity(store.db, "project-a", "telco", T0)
     store.record_deployment("telco", CRN, "m", "b1", "v1", T0, "initial")
     store.upsert_windows([window(i, 0.9 - i / 100) for i in range(24)])
-    store.add_pending_labels([(f"u{i}", CRN, i % 2, T0 + i) for i in range(500)])
-    store.mark_labels_posted([f"u{i}" for i in range(250)], T0 + HOUR)
+    store.label_queue.add([(f"u{i}", CRN, i % 2, T0 + i, None) for i in range(500)])
+    store.label_queue.mark_posted([f"u{i}" for i in range(250)], T0 + HOUR)
     for i in range(3):
         store.add_decision(
             decide([window(i, 0.6)], [p_min(100), p_abs(0.8)], 1, 2 * HOUR, 3, [], T0 + i * HOUR, "telco", CRN, None)
@@ -60,7 +60,7 @@ def test_a_postgresql_store_is_restored_from_its_backup_and_keeps_counting(new_p
         backup = write_backup(store.db, tmp_path / "b.db")
         original = contents(store.db)
     with StateStore(sqlite_url(backup)) as source, StateStore(new_pg_database("restored")) as target:
-        target.add_pending_labels([("stale", CRN, 1, 1)])  # replaced, not merged
+        target.label_queue.add([("stale", CRN, 1, 1, None)])  # replaced, not merged
         copy_rows(source.db, target.db)
         assert contents(target.db) == original
         new = target.add_decision(
@@ -100,7 +100,7 @@ import sys
 from monitoring.state.store import StateStore
 store = StateStore(sys.argv[1])
 for b in range(100000):
-    store.add_pending_labels([(f"w{b:06d}-{i}", "crn", 1, i) for i in range(100)])
+    store.label_queue.add([(f"w{b:06d}-{i}", "crn", 1, i, None) for i in range(100)])
     if b == 0:
         print("writing", flush=True)
 """
@@ -114,7 +114,7 @@ def test_backup_rows_survive_a_threaded_writer(tmp_path):
     def write() -> None:
         b = 0
         while not stop.is_set():
-            store.add_pending_labels([(f"t{b:06d}-{i}", CRN, 1, i) for i in range(50)])
+            store.label_queue.add([(f"t{b:06d}-{i}", CRN, 1, i, None) for i in range(50)])
             b += 1
 
     t = threading.Thread(target=write)

@@ -30,7 +30,7 @@ def with_history(root: Path, cfg) -> Path:
     """A store with some history (a deployment, a window, queued labels); returns its file."""
     with opened(root, cfg) as store:
         store.record_deployment(cfg.model.name, "crn-1", "m", "b1", "v1", T0, "initial")
-        store.add_pending_labels([(f"u{i}", "crn-1", i % 2, T0 + i) for i in range(300)])
+        store.label_queue.add([(f"u{i}", "crn-1", i % 2, T0 + i, None) for i in range(300)])
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return root / "var" / "state.db"
 
@@ -89,7 +89,7 @@ def test_a_moved_state_url_is_refused_naming_the_key(proj):
     assert not (root / "var" / "elsewhere.db").exists()
     shutil.copy(root / "var" / "state.db", root / "var" / "elsewhere.db")  # moved by hand, with its history
     with opened(root, moved) as store:
-        assert store.label_counts()["pending"] == 300
+        assert store.label_queue.counts()["pending"] == 300
     assert read_marker(root, cfg.model.name).url == "sqlite:///var/elsewhere.db"
 
 

@@ -51,4 +51,4 @@ def test_the_jobs_run_on_again_once_the_store_is_restored(tmp_path):
     assert code == EXIT_STORE
     db_file.write_bytes(good)
     with opened(root, cfg) as store:
-        assert store.label_counts()["pending"] == 300
+        assert store.label_queue.counts()["pending"] == 300

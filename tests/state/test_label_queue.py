@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from monitoring.domain.records import END_KEY, START_KEY, UUID_KEY
+from monitoring.domain.records.keys import END_KEY, START_KEY, UUID_KEY
 from monitoring.state.label_queue import Intent, LabelQueue, posting_lease, run_lease
 from monitoring.state.leases import Leases
 from monitoring.state.store import StateStore
@@ -74,11 +74,11 @@ def test_labels_whose_post_started_are_in_doubt_until_marked_posted_or_cleared(s
         assert queue.in_doubt(10) == []
         assert queue.claim(["u0", "u1", "u2"], "gone@elsewhere:1:abc", 100) == ["u0", "u1", "u2"]
         assert [d.uuid for d in queue.in_doubt(10)] == ["u0", "u1", "u2"]  # its run holds no posting lease
-        assert store.due_labels(10**9, 10) == []  # not posted again before they are checked
-        assert store.mark_labels_posted(["u0"], 101) == 1
+        assert store.label_queue.due(10**9, 10) == []  # not posted again before they are checked
+        assert store.label_queue.mark_posted(["u0"], 101) == 1
         queue.clear_posting([d for d in queue.in_doubt(10) if d.uuid == "u1"])
         assert [(d.uuid, d.answered_ms) for d in queue.in_doubt(10)] == [("u2", 2)]
-        assert store.due_labels(10**9, 10) == [("u1", 1)]  # checked: not on its record, due again
+        assert store.label_queue.due(10**9, 10) == [("u1", 1)]  # checked: not on its record, due again
 
 
 def test_a_label_is_claimed_by_one_run_and_a_live_runs_claims_are_never_in_doubt(store_url):
@@ -86,7 +86,7 @@ def test_a_label_is_claimed_by_one_run_and_a_live_runs_claims_are_never_in_doubt
     update changed are its to post, and a check of posts in doubt leaves a live run's claims alone."""
     with StateStore(store_url) as store:
         queue = store.label_queue
-        store.add_pending_labels([(f"u{i}", CRN, 1, 10) for i in range(4)])
+        store.label_queue.add([(f"u{i}", CRN, 1, 10, None) for i in range(4)])
         a, b = "a@elsewhere:1:abc", "b@elsewhere:2:abc"
         with store.leases.hold(posting_lease(a), a, wait_s=0):
             assert queue.claim(["u0", "u1", "u2"], a, 100) == ["u0", "u1", "u2"]
@@ -98,9 +98,9 @@ def test_a_label_is_claimed_by_one_run_and_a_live_runs_claims_are_never_in_doubt
         queue.clear_posting([doubt["u0"], doubt["u1"]])
         assert queue.claim(["u0"], b, 200) == ["u0"]
         queue.clear_posting([doubt["u0"]])  # a stale check (a's claim) does not clear b's new claim
-        assert store.due_labels(10**9, 10) == [("u1", 1)]
+        assert store.label_queue.due(10**9, 10) == [("u1", 1)]
         queue.release(["u1", "u3"], b)  # only b's own claims: u3 (u1 is not claimed)
-        assert store.due_labels(10**9, 10) == [("u1", 1), ("u3", 1)]
+        assert store.label_queue.due(10**9, 10) == [("u1", 1), ("u3", 1)]
 
 
 def _intent(run: str, slot: int, created: int) -> Intent:

@@ -67,7 +67,7 @@ def test_a_version_1_store_is_migrated_at_open_and_keeps_its_data(store_url, tmp
         versions = store.db.query("SELECT version FROM schema_version ORDER BY version")
         assert versions == [(v,) for v in range(1, LATEST + 1)]
         assert [d.version for d in store.deployments("telco")] == ["v1"]
-        assert store.watermark(CRN) == 500 and store.due_labels(300, 10) == [("u1", 1)]
+        assert store.watermark(CRN) == 500 and store.label_queue.due(300, 10) == [("u1", 1)]
         migrated = schema(store.db)
     fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
     with StateStore(fresh_url) as fresh:

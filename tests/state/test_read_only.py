@@ -30,7 +30,7 @@ from tests.state.test_health import T0, opened, with_history
 
 pytestmark = pytest.mark.slow
 
-LABELS = [(f"late-{i}", "crn-1", i % 2, T0 + i) for i in range(5)]
+LABELS = [(f"late-{i}", "crn-1", i % 2, T0 + i, None) for i in range(5)]
 
 
 def root_only(what: str) -> None:
@@ -113,8 +113,8 @@ def test_every_job_refuses_a_read_only_store_with_exit_7_naming_it(root, how):
     assert db_file.read_bytes() == before
     assert not (root / ".cml-local").exists()  # refused before the platform was reached
     with opened(root, cfg) as store:  # writable again: the same store opens and takes writes
-        store.add_pending_labels(LABELS)
-        assert store.label_counts()["pending"] == 305
+        store.label_queue.add(LABELS)
+        assert store.label_queue.counts()["pending"] == 305
 
 
 def test_a_write_that_meets_a_read_only_file_or_mount_is_the_stores_error(tmp_path):
@@ -133,13 +133,13 @@ def test_a_write_that_meets_a_read_only_file_or_mount_is_the_stores_error(tmp_pa
         store = StateStore(url)  # at the current schema, opening only reads
         try:
             with pytest.raises(StoreError, match=r"state store .*state.db is read-only: .* is not writable") as err:
-                store.add_pending_labels(LABELS)
+                store.label_queue.add(LABELS)
             assert err.value.exit_code == EXIT_STORE and "`chattr -i` removes it" in err.value.action
         finally:
             store.close()
     with StateStore(url) as store:  # writable again: the same store takes the same write
-        store.add_pending_labels(LABELS)
-        assert store.label_counts()["pending"] == len(LABELS)
+        store.label_queue.add(LABELS)
+        assert store.label_queue.counts()["pending"] == len(LABELS)
 
 
 @contextlib.contextmanager
@@ -197,7 +197,7 @@ def test_a_read_only_postgresql_store_is_refused_naming_what_to_change(root, new
         store = StateStore(url)  # a write that meets it: the server's refusal, translated
         try:
             with pytest.raises(StoreError, match=re.escape(said.split(" (")[0])) as err:
-                store.add_pending_labels(LABELS)
+                store.label_queue.add(LABELS)
             assert fix in err.value.action
         finally:
             store.close()

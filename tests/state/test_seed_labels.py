@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from monitoring.app.seed_labels import Prediction, seeded_labels
 from monitoring.core.durations import to_ms
-from monitoring.domain.data import TelcoScenario
+from monitoring.domain.data.scenario import TelcoScenario
 from monitoring.workflows.context import Context
+from monitoring.workflows.recovery.seed_labels import Prediction, seeded_labels
 from tests.state.support import project
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitoring.app.cli import build_parser, main
-from monitoring.domain.decisions import Decision
+from monitoring.domain.decisions.decision import Decision
 from monitoring.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring.core.config import load_config, parse_config
+from monitoring.config.pipeline import load_config, parse_config
 from monitoring.core.errors import EXIT_CONFIG, ConfigError
 from tests.project import MINIMAL
 
@@ -70,6 +70,19 @@ def test_durations_accept_operator_forms_and_reject_nonsense():
     data["scenario"]["label_delay"] = "soon"
     with pytest.raises(ConfigError, match=r"scenario.label_delay: expected a duration such as 90s, 30m, 1h or 2d"):
         parse_config(data, "x.yaml")
+
+
+def test_the_window_length_and_the_local_metrics_store_are_read_once_in_the_config():
+    data = _base()
+    data["windows"] = {**data.get("windows", {}), "length": "30m"}
+    cfg = parse_config(data)
+    assert cfg.windows.length_ms == 30 * 60_000 and parse_config(_base()).windows.length_ms == 3_600_000
+    local = cfg.platform.local
+    assert local.metrics_url is None and local.metrics_store_url == "sqlite:///.cml-local/metrics.db"
+    data["platform"] = {"local": {"workspace_dir": "ws/here", "metrics_url": None}}
+    assert parse_config(data).platform.local.metrics_store_url == "sqlite:///ws/here/metrics.db"
+    data["platform"]["local"]["metrics_url"] = "sqlite:///m/metrics.db"
+    assert parse_config(data).platform.local.metrics_store_url == "sqlite:///m/metrics.db"
 
 
 def test_label_horizon_shorter_than_label_delay_is_rejected():

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring.core.config import JobSpec, parse_config
-from monitoring.core.errors import ConfigError
-from monitoring.core.graph_rules import (
+from monitoring.config.graph_rules import (
     COMPUTE_ACCURACY_SCRIPT,
     EVALUATE_SCRIPT,
     GROUND_TRUTH_SCRIPT,
@@ -18,6 +16,8 @@ from monitoring.core.graph_rules import (
     SIMULATE_TRAFFIC_SCRIPT,
     graph_problems,
 )
+from monitoring.config.pipeline import JobSpec, parse_config
+from monitoring.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

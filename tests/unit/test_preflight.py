@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from monitoring.app.preflight import demo_jobs, preflight
-from monitoring.core.config import PipelineConfig, load_config
+from monitoring.config.pipeline import PipelineConfig, load_config
 from monitoring.core.errors import ConfigError
-from monitoring.domain.estimators import load_trainer
+from monitoring.domain.training.estimators import load_trainer
 from tests.project import REPO
 
 BROKEN_TRAINER = "examples.churn.nothere:train"

@@ -4,8 +4,8 @@ import io
 import logging
 
 from monitoring.core.progress import Progress
-from monitoring.domain.decisions import Decision
-from monitoring.domain.policy_results import PolicyResult
+from monitoring.domain.decisions.decision import Decision
+from monitoring.domain.decisions.policy_results import PolicyResult
 from monitoring.workflows.evaluate import verdict_fields
 
 
@@ -94,7 +94,7 @@ def test_a_healthy_regression_verdict_shows_its_headline_metric_policy():
 
 
 def test_the_smoke_call_answer_must_fit_the_task():
-    from monitoring.core.model_spec import ModelConfig
+    from monitoring.config.model_spec import ModelConfig
     from monitoring.workflows.release import prediction_problem
 
     churn = ModelConfig.model_validate(

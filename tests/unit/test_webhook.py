@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from monitoring.cmlclient.webhook import Webhook
-from monitoring.core.config import WebhookConfig
+from monitoring.config.pipeline import WebhookConfig
 from monitoring.core.logs import REDACTOR, register_secret
 from tests.receiver import SECRET_PATH, receiving, refused_url
 

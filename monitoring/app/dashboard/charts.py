@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from cmlbase.clock import iso_ms
 from monitoring.app.dashboard.views import Bucket, DriftGrid, MetricInfo, number
-from monitoring.core.clock import iso_ms
-from monitoring.domain.metrics import metric_spec
+from monitoring.config.metric_registry import metric_spec
 
 WIDTH, LEFT, RIGHT = 1000, 110, 16
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

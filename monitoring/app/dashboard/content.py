@@ -7,10 +7,9 @@ from typing import Any
 
 from monitoring.app.dashboard.timerange import TimeRange
 from monitoring.app.dashboard.views import MetricInfo, WindowPoint, metric_info, window_points
-from monitoring.core.config import PipelineConfig
-from monitoring.core.durations import to_ms
+from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.logs import REDACTOR
-from monitoring.domain.decisions import Action, Decision
+from monitoring.domain.decisions.decision import Action, Decision
 from monitoring.state import history
 from monitoring.state.job_runs import JobRunRow, latest_job_runs
 from monitoring.state.store import DEPLOYED, DeploymentRow, StateStore
@@ -122,7 +121,7 @@ class Content:
         latest = None
         span = history.window_span(self.store, model)
         if span is not None:
-            since = span[1] - STATUS_WINDOWS * to_ms(self.cfg.windows.length)
+            since = span[1] - STATUS_WINDOWS * self.cfg.windows.length_ms
             rows = history.window_rows(self.store, model, info.name, since_ms=since)
             points = window_points(rows, info.name, info.confidence, self.versions(model))
             latest = next((p for p in reversed(points) if p.value is not None), points[-1] if points else None)

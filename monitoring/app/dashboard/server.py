@@ -20,12 +20,12 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.serving import make_server
 
+from cmlbase.clock import Clock, clock_from_env, iso_ms
 from monitoring.app.dashboard.charts import Axis, coverage_chart, drift_heatmap, metric_chart, versions_strip
 from monitoring.app.dashboard.content import DECISIONS_PER_PAGE, Content
 from monitoring.app.dashboard.timerange import PRESETS, TimeRange, parse_range
 from monitoring.app.dashboard.views import DEFAULT_CONFIDENCE, downsample, drift_grid, number
-from monitoring.core.clock import Clock, clock_from_env, iso_ms
-from monitoring.core.config import DriftPolicy, PipelineConfig
+from monitoring.config.pipeline import DriftPolicy, PipelineConfig
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.core.logs import KV
 from monitoring.state import history

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from monitoring.core.clock import iso_ms
+from cmlbase.clock import iso_ms
 from monitoring.core.durations import parse_duration, to_ms
 from monitoring.core.errors import ConfigError
 

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from monitoring.core.config import PipelineConfig
-from monitoring.domain.metrics import METRICS, WILSON, Direction, metric_spec, task_metrics
-from monitoring.domain.window_metrics import bound_key
+from monitoring.config.metric_registry import WILSON, Direction, headline_metric, metric_spec
+from monitoring.config.pipeline import PipelineConfig
+from monitoring.domain.windows.headline import policy_metric
+from monitoring.domain.windows.results import bound_key
 from monitoring.state.history import WindowRow
 
 DEFAULT_CONFIDENCE = 0.95
@@ -55,16 +56,10 @@ def number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def headline_metric(cfg: PipelineConfig) -> str:
-    """The metric the policies judge (the first policy naming one), else the task's first metric."""
-    for policy in cfg.thresholds.policies:
-        metric = getattr(policy, "metric", None)
-        if metric in METRICS:
-            return metric
-    retrain = getattr(cfg.retraining, "metric", None)
-    if retrain in METRICS:
-        return retrain
-    return task_metrics(getattr(cfg.model, "task", "classification"))[0]
+def shown_metric(cfg: PipelineConfig) -> str:
+    """The metric the dashboard shows: the one the policies judge (the first policy naming one), else
+    the one retraining judges by, else the task's headline."""
+    return headline_metric(cfg.model.task, policy_metric(cfg.thresholds.policies) or cfg.retraining.metric)
 
 
 def _limit(policy: Any) -> float | None:
@@ -81,7 +76,7 @@ def metric_info(cfg: PipelineConfig, latest_results: Iterable[Any] = ()) -> Metr
     Args:
         latest_results: the latest decision's policy results (limits relative to a baseline).
     """
-    name = headline_metric(cfg)
+    name = shown_metric(cfg)
     spec = metric_spec(name)
     confidence, thresholds = None, []
     results = list(latest_results)
@@ -121,7 +116,7 @@ class WindowPoint:
 
 
 def wilson_bounds(values: np.ndarray, labelled: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson intervals of many proportions at once, as ``windows.wilson_interval`` computes one
+    """Wilson intervals of many proportions at once, as ``windows.bounds.wilson_interval`` computes one
     (successes = the value times the labelled count, rounded); NaN where there is no value or label."""
     z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     n = labelled.astype(np.float64)

@@ -1,0 +1,1 @@
+"""Thresholds and decisions: each policy's result on a window, warn-only checks ranked, one action per run."""

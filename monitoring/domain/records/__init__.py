@@ -1,0 +1,1 @@
+"""Decoding CML read_metrics records into columns: one public entry, a fast path and a general path, and dumps."""

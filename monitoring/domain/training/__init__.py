@@ -1,0 +1,1 @@
+"""Training: estimators, versioned artifacts, predictions and scores, champion against challenger."""

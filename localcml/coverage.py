@@ -13,9 +13,11 @@ from types import ModuleType
 
 from localcml.applications import urls as applications
 from localcml.core.spec import operations, spec
+from localcml.experiments import urls as experiments
 from localcml.jobs import urls as jobs
 from localcml.models import urls as models
 from localcml.projects import urls as projects
+from localcml.registry import urls as registry
 from localcml.runtimes import urls as runtimes
 from localcml.unsupported import urls as unsupported
 
@@ -23,6 +25,8 @@ SERVICES: tuple[tuple[str, ModuleType], ...] = (
     ("projects", projects),
     ("jobs", jobs),
     ("models", models),
+    ("registry", registry),
+    ("experiments", experiments),
     ("applications", applications),
     ("runtimes", runtimes),
     ("not emulated", unsupported),

@@ -268,6 +268,7 @@ WORKSPACE_ENTRIES = (
     "runs",
     "projects",
     "applications",
+    "mlflow",
     RECORDS_DIR,
 )
 

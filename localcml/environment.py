@@ -84,6 +84,8 @@ def engine_env(
         "CML_MONITOR_METRICS_URL": metrics_url,
         "CML_MONITOR_CLOCK_FILE": str(workspace / "clock.json"),
         "CML_MONITOR_MODEL_API_KEY": model_api_key,
+        "MLFLOW_TRACKING_URI": f"{url.rstrip('/')}/mlflow",
+        "MLFLOW_TRACKING_TOKEN": api_key,
         "PYTHONPATH": python_path(code_dir),
     }
 

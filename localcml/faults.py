@@ -55,6 +55,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "metrics": ("locked", "unavailable"),
     "job": ("kill",),
     "latency": ("delay",),
+    "tracking": ("status",),
 }
 #: Calls a ``latency.<name>`` entry delays.
 LATENCY_POINTS = ("model", "metrics")
@@ -149,7 +150,7 @@ class Fault:
 
 
 def _check_point_name(text: str, family: str, name: str) -> None:
-    if family in ("endpoint", "build", "deploy"):
+    if family in ("endpoint", "build", "deploy", "tracking"):
         if name:
             raise ConfigError(f"fault {text!r}: point {family!r} takes no suffix")
         return

@@ -24,6 +24,9 @@ from localcml.core.server import ApiServer, Services
 from localcml.core.service import Routes, route_table
 from localcml.core.state import ApiState
 from localcml.environment import engine_env
+from localcml.experiments import urls as experiment_urls
+from localcml.experiments.responses import ExperimentsApi
+from localcml.experiments.tracking import TrackingServer
 from localcml.faults import Fault, FaultPlan
 from localcml.faults import admin as faults_admin
 from localcml.jobs import urls as job_urls
@@ -44,6 +47,8 @@ from localcml.projects import urls as project_urls
 from localcml.projects.backend import Projects
 from localcml.projects.files import DEFAULT_MAX_BYTES as BUILD_MAX_BYTES
 from localcml.projects.responses import ProjectsApi
+from localcml.registry import urls as registry_urls
+from localcml.registry.responses import RegistryApi
 from localcml.runtimes import urls as runtime_urls
 from localcml.runtimes.catalogue import Runtimes, engine_variables
 from localcml.runtimes.responses import RuntimesApi
@@ -172,13 +177,23 @@ class LocalWorkspace:
         self.router = ModelRouter(self.state, self.deployer, self.busy_timeout, faults=self.faults)
         self.scheduler = Scheduler(self.state, self.runner, self.clock, self.idle)
         self.metrics_store = MetricsStore(self.metrics_url)
+        self.tracking = TrackingServer(self.workspace_dir, faults=self.faults)
+        registry = RegistryApi(self.tracking, lambda: self.project_id, lambda: self.url, user)
         services = [
             (Routes.of("projects", project_urls), ProjectsApi(self.projects, self._drop_project)),
             (
                 Routes.of("jobs", job_urls),
                 JobsApi(self.state, self.runner, user, self.runtimes, self.scheduler.wake),
             ),
-            (Routes.of("models", model_urls), ModelsApi(self.state, self.builder, self.deployer, self.runtimes, user)),
+            (
+                Routes.of("models", model_urls),
+                ModelsApi(self.state, self.builder, self.deployer, self.runtimes, user, registry),
+            ),
+            (
+                Routes.of("experiments", experiment_urls),
+                ExperimentsApi(self.state, self.tracking, lambda: self.project_id, user),
+            ),
+            (Routes.of("registry", registry_urls), registry),
             (Routes.of("applications", application_urls), ApplicationsApi(self.state, self.apps, self.runtimes, user)),
             (Routes.of("runtimes", runtime_urls), RuntimesApi(self.state)),
             (Routes.of("unsupported", unsupported_urls), None),
@@ -192,6 +207,7 @@ class LocalWorkspace:
             engine_caller=self.runner.caller,
             metrics=answerer(MetricsApi(self.metrics_store, self.clock.now_ms)),
             forward=forwarder(self.apps),
+            tracking=self.tracking.forward,
             local={"faults": faults_admin(self.faults), "scheduler": scheduler_admin(self.scheduler)},
         )
 
@@ -256,6 +272,7 @@ class LocalWorkspace:
         self.builder.stop_all()
         self.deployer.stop_all()
         self.apps.stop_all()
+        self.tracking.stop()
         info = self.workspace_dir / "workspace.json"
         try:
             written = json.loads(info.read_text())

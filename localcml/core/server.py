@@ -63,6 +63,11 @@ LocalHandler = Callable[[str, bytes], dict]
 MetricsHandler = Callable[[str, bytes, Callable[[str], None]], "tuple[int, bytes] | None"]
 #: ``forward(subdomain, method, path, headers, body) -> (status, headers, body)``; None: no such application.
 AppForwarder = Callable[[str, str, str, Mapping[str, str], bytes], "tuple[int, list, bytes] | None"]
+#: ``tracking(method, target, headers, body) -> (status, headers, body)``: the MLflow tracking server.
+Tracking = Callable[[str, str, Mapping[str, str], bytes], "tuple[int, list, bytes]"]
+#: Path prefix of the MLflow tracking server on the bare domain (``MLFLOW_TRACKING_URI``), and its body cap.
+TRACKING_PREFIX = "/mlflow"
+MAX_TRACKING_BODY_BYTES = 512 * 1024 * 1024
 
 
 @dataclass
@@ -90,6 +95,7 @@ class Services:
     metrics: MetricsHandler | None = None
     forward: AppForwarder | None = None
     local: dict[str, LocalHandler] = field(default_factory=dict)
+    tracking: Tracking | None = None
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -224,6 +230,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         name = hosts.service_name(self.headers.get("Host", ""), f"{hosts.LOOPBACK}")
         if name == hosts.MODEL_SERVICE or (name is None and url.path == "/model" and method == "POST"):
             return self._model(method)
+        if name is None and (url.path + "/").startswith(TRACKING_PREFIX + "/"):
+            return self._tracking(method, url)
         raw = self._read_body(MAX_API_BODY_BYTES)
         if raw is None:
             return self._send(400, invalid(f"request body exceeds {MAX_API_BODY_BYTES} bytes").body(), close=True)
@@ -264,6 +272,20 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send(404, json.dumps({"error": "not_found", "message": f"no metrics call {path}"}).encode())
         self._send(*answer)
 
+    def _tracking(self, method: str, url: Any) -> None:
+        """An MLflow client's call, forwarded to the tracking server (the API key, or an engine's, as its token)."""
+        tracking = self.server.services.tracking
+        if tracking is None:
+            return self._send(404, invalid("this workspace runs no MLflow tracking server").body())
+        if self._caller() is None:
+            message = "Unauthorized: send the API v2 key as MLFLOW_TRACKING_TOKEN (authorization: Bearer <key>)"
+            return self._send(401, ApiError(UNAUTHENTICATED, message).body())
+        raw = self._read_body(MAX_TRACKING_BODY_BYTES)
+        if raw is None:
+            return self._send(413, invalid(f"request body exceeds {MAX_TRACKING_BODY_BYTES} bytes").body(), close=True)
+        target = (url.path[len(TRACKING_PREFIX) :] or "/") + (f"?{url.query}" if url.query else "")
+        self._relay(*tracking(method, target, self.headers, raw))
+
     def _application(self, subdomain: str, method: str, url: Any, raw: bytes) -> None:
         forward = self.server.services.forward
         target = url.path + (f"?{url.query}" if url.query else "")
@@ -271,7 +293,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         if answer is None:
             body = f"no application serves the subdomain {subdomain!r} (or it is not running)".encode()
             return self._send(404, json.dumps({"error": "not_found", "message": body.decode()}).encode())
-        status, headers, body = answer
+        self._relay(*answer)
+
+    def _relay(self, status: int, headers: list, body: bytes) -> None:
+        """Send a forwarded answer (hop headers dropped, length recomputed)."""
         try:
             self.send_response(status)
             for key, value in headers:

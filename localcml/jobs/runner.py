@@ -201,6 +201,7 @@ class JobRunner:
             **engine_variables(run.get("runtime_identifier"), self.state),
             "CDSW_ENGINE_ID": public_id().replace("-", ""),
             "CDSW_APIV2_KEY": run["_api_key"],
+            "MLFLOW_TRACKING_TOKEN": run["_api_key"],
         }
         own = {**marker(self.workspace_dir, f"run:{run_id}"), EXIT_FILE_ENV: str(self.exit_file(run_id))}
         env = process_env(self.engine_env(run["project_id"]), engine, spec["environment"], own)

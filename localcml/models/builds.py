@@ -84,17 +84,22 @@ class Builder:
     def snapshot_dir(self, build_id: str) -> Path:
         return self.builds_dir / build_id
 
-    def start(self, build: dict, project_id: str) -> None:
-        """Snapshot the project's files now, then check the build in a background thread.
+    def start(self, build: dict, project_id: str, fill: Callable[[Path], None] | None = None) -> None:
+        """Snapshot the project's files now (or let ``fill`` write the snapshot), then check the build.
 
         A project over the size cap copies nothing: the build fails at once, its log naming the
-        largest paths.
+        largest paths. ``fill(directory)`` writes a build that is not the project's files (a
+        registered model version's MLflow model and its serving file).
         """
         self.builds_dir.mkdir(parents=True, exist_ok=True)
         partial = self.builds_dir / f".{build['id']}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            snapshot(self.project_dir(project_id), partial, skip=(self.workspace_dir,), max_bytes=self.max_bytes)
+            if fill is not None:
+                partial.mkdir()
+                fill(partial)
+            else:
+                snapshot(self.project_dir(project_id), partial, skip=(self.workspace_dir,), max_bytes=self.max_bytes)
         except SnapshotTooLarge as exc:
             self._set(build["id"], self._note(build["id"], f"build failed: {exc}", "build failed"))
             log.warning("model build not started %s", KV(build=build["id"], reason=exc))

@@ -34,7 +34,10 @@ def access_key() -> str:
 class ModelsApi:
     """Handlers for models, builds and deployments: ``handler(path, query, body) -> response dict``."""
 
-    def __init__(self, state: ApiState, builder: Builder, deployer: Deployer, runtimes: Runtimes, user: dict):
+    def __init__(
+        self, state: ApiState, builder: Builder, deployer: Deployer, runtimes: Runtimes, user: dict, registry=None
+    ):
+        self.registry = registry  # a RegistryApi: builds from registered versions (None: no registry)
         self.state = state
         self.builder = builder
         self.deployer = deployer
@@ -59,6 +62,8 @@ class ModelsApi:
                     f"CreateModelRequest.{key} is not supported by the local workspace; "
                     "create the build and the deployment explicitly"
                 )
+        if body.get("registered_model_id"):
+            self._registered(body["registered_model_id"])
         ident, now = new_uuid(), self.state.now()
         model = {
             "id": ident,
@@ -142,9 +147,12 @@ class ModelsApi:
     def create_model_build(self, path: dict, query: dict, body: dict) -> dict:
         model = self.state.require("model", path["model_id"], path["project_id"])
         self._same_ids(body, path, "CreateModelBuildRequest")
+        fill = None
+        if body.get("registered_model_version_id") and not body.get("file_path"):
+            body, fill = self._from_registry(model, body)
         for key in ("file_path", "function_name"):
             if not body.get(key):
-                raise invalid(f"CreateModelBuildRequest.{key} is required")
+                raise invalid(f"CreateModelBuildRequest.{key} is required (or registered_model_version_id)")
         project_path(body["file_path"], "CreateModelBuildRequest.file_path")
         if body.get("auto_deploy_model") or body.get("auto_deployment_config"):
             raise invalid(
@@ -176,8 +184,30 @@ class ModelsApi:
             "_project_id": path["project_id"],
         }
         self.state.insert("build", model["id"], build)
-        self.builder.start(build, path["project_id"])
+        self.builder.start(build, path["project_id"], fill)
         return public(self.state.get("build", ident))
+
+    def _registered(self, registered_model_id: str) -> None:
+        if self.registry is None:
+            raise invalid("CreateModelRequest.registered_model_id: the local workspace has no model registry")
+        self.registry.get_registered_model({"model_id": registered_model_id}, {"page_size": "1"}, None)
+
+    def _from_registry(self, model: dict, body: dict) -> tuple[dict, object]:
+        """The build request completed for a registered version, and what fills its snapshot."""
+        from localcml.registry.artifacts import SERVE_FILE, SERVE_FUNCTION, filler
+
+        version_id = body["registered_model_version_id"]
+        if self.registry is None:
+            raise invalid(
+                "CreateModelBuildRequest.registered_model_version_id: the local workspace has no model registry"
+            )
+        if model.get("registered_model_id") and not version_id.startswith(model["registered_model_id"] + "-v"):
+            raise invalid(
+                f"CreateModelBuildRequest.registered_model_version_id {version_id!r} is not a version of the "
+                f"model's registered model {model['registered_model_id']!r}"
+            )
+        model_dir = self.registry.artifacts(version_id)
+        return {**body, "file_path": SERVE_FILE, "function_name": SERVE_FUNCTION}, filler(model_dir, version_id)
 
     def list_model_builds(self, path: dict, query: dict, body: None) -> dict:
         self.state.require("model", path["model_id"], path["project_id"])

@@ -1,0 +1,1 @@
+"""CML's Model Registry over the MLflow registry of the workspace's tracking server."""

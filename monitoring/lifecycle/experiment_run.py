@@ -1,0 +1,181 @@
+"""A training as an MLflow run in the experiment named after the model, and its registration.
+
+Inside CML the platform configures ``mlflow`` (the engine's tracking URI); locally the workspace sets
+``MLFLOW_TRACKING_URI``. ``log_training`` records one training (bootstrap, retrain, or a
+challenger/champion evaluation): params, metrics, the tags that tie it to a decision, a job run and
+a configuration, and the model with its signature and an input example. ``register`` adds the run's
+model as a new version of one registered model, only after the run is complete, so a tracking
+server down during a retrain fails the retrain with ``PlatformError`` and leaves no version behind.
+Secrets never become params or tags: a key that names one, or a value the process knows as a secret
+(the redactor's), is dropped with a warning that names the key only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from monitoring.core.errors import ConfigError, PlatformError
+from monitoring.core.logs import KV, REDACTOR
+
+log = logging.getLogger(__name__)
+
+#: Where the model is logged in its run (the lab's ``artifact_path``).
+MODEL_PATH = "artifacts"
+#: Tags every training run carries.
+DECISION_TAG, JOB_RUN_TAG, CONFIG_TAG, KIND_TAG = (
+    "cml.decision_id",
+    "cml.job_run_id",
+    "cml.config_digest",
+    "cml.training",
+)
+KINDS = ("bootstrap", "retrain", "challenger", "champion")
+#: Keys that name a secret, whatever their value.
+_SECRET_KEY = re.compile(r"(?i)(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential|authorization)")
+#: How often one MLflow call is retried before the training fails (MLflow's own default waits minutes).
+HTTP_RETRIES = "2"
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """Where a training was recorded: ``run_id`` in ``experiment_id``; ``version`` once registered."""
+
+    experiment_id: str
+    run_id: str
+    model_uri: str
+    version: str | None = None
+
+
+def experiment_name(model: str) -> str:
+    """The experiment of a model's trainings (named after the model, as CML experiments are)."""
+    if not model.strip():
+        raise ConfigError("model.name is empty: the experiment of its trainings is named after it")
+    return model
+
+
+def safe_fields(fields: Mapping[str, Any], what: str) -> dict[str, str]:
+    """``fields`` as MLflow strings, less secrets (by key or by known value); None values dropped."""
+    out = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value)
+        if _SECRET_KEY.search(key) or REDACTOR(text) != text:
+            log.warning("not logged to MLflow %s", KV(field=f"{what}.{key}", reason="it holds a secret"))
+            continue
+        out[key] = text[:6000]
+    return out
+
+
+@contextlib.contextmanager
+def _bounded_retries() -> Iterator[None]:
+    old = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = old or HTTP_RETRIES
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
+
+
+def _failed(step: str, exc: Exception) -> PlatformError:
+    return PlatformError(
+        f"MLflow {step} failed ({type(exc).__name__}: {REDACTOR(str(exc))[:300]}); nothing was registered"
+    )
+
+
+def log_training(
+    model: str,
+    kind: str,
+    estimator: Any,
+    input_example: Any,
+    *,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float | None],
+    decision_id: str | None,
+    job_run_id: str | None,
+    config_digest: str,
+) -> TrainingRecord:
+    """Record one training as a finished MLflow run, its model logged with a signature and an example.
+
+    Raises:
+        PlatformError: the tracking server cannot be reached or refuses (the run, if it was started,
+            is ended ``FAILED``; nothing is registered).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"training kind {kind!r} is not one of {KINDS}")
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.base import BaseEstimator
+
+    if not isinstance(estimator, BaseEstimator):
+        raise ConfigError(
+            f"model {model!r}: only scikit-learn estimators are logged to MLflow, not {type(estimator).__name__}"
+        )
+    tags = safe_fields(
+        {KIND_TAG: kind, DECISION_TAG: decision_id, JOB_RUN_TAG: job_run_id, CONFIG_TAG: config_digest}, "tags"
+    )
+    client = mlflow.MlflowClient()
+    with _bounded_retries():
+        try:
+            found = client.get_experiment_by_name(experiment_name(model))
+            experiment_id = found.experiment_id if found else client.create_experiment(experiment_name(model))
+            run = client.create_run(experiment_id, tags=tags, run_name=f"{kind}-{decision_id or 'none'}")
+        except Exception as exc:  # MLflow raises many types for one unreachable server
+            raise _failed("start of the training run", exc) from exc
+        run_id = run.info.run_id
+        try:
+            for key, value in safe_fields(params, "params").items():
+                client.log_param(run_id, key, value)
+            for key, value in metrics.items():
+                if value is not None:
+                    client.log_metric(run_id, key, float(value))
+            prediction = estimator.predict(input_example)
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.sklearn.log_model(
+                    estimator,
+                    name=MODEL_PATH,
+                    signature=infer_signature(input_example, prediction),
+                    input_example=input_example,
+                    serialization_format="cloudpickle",  # skops refuses tree models by default
+                )
+            client.set_terminated(run_id, "FINISHED")
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, "FAILED")
+            raise _failed("logging of the training run", exc) from exc
+    log.info("training logged to MLflow %s", KV(experiment=experiment_id, run=run_id, kind=kind, decision=decision_id))
+    return TrainingRecord(experiment_id, run_id, info.model_uri)
+
+
+def register(record: TrainingRecord, registered_name: str, alias: str | None = None) -> TrainingRecord:
+    """A new version of ``registered_name`` from the run's model (the alias, e.g. ``challenger``, moved to it).
+
+    Raises:
+        PlatformError: the registry refused or could not be reached (a version it created is deleted again).
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    with _bounded_retries():
+        try:
+            with contextlib.suppress(mlflow.exceptions.MlflowException):
+                client.create_registered_model(registered_name)
+            version = client.create_model_version(
+                registered_name, f"runs:/{record.run_id}/{MODEL_PATH}", run_id=record.run_id
+            )
+        except Exception as exc:
+            raise _failed("registration", exc) from exc
+        try:
+            if alias:
+                client.set_registered_model_alias(registered_name, alias, version.version)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                client.delete_model_version(registered_name, version.version)
+            raise _failed(f"alias {alias!r} of version {version.version}", exc) from exc
+    return TrainingRecord(record.experiment_id, record.run_id, record.model_uri, str(version.version))

@@ -13,6 +13,7 @@ from types import ModuleType
 
 from localcml.applications import urls as applications
 from localcml.core.spec import operations, spec
+from localcml.datalake import urls as datalake
 from localcml.jobs import urls as jobs
 from localcml.models import urls as models
 from localcml.projects import urls as projects
@@ -25,6 +26,7 @@ SERVICES: tuple[tuple[str, ModuleType], ...] = (
     ("models", models),
     ("applications", applications),
     ("runtimes", runtimes),
+    ("data lake", datalake),
     ("not emulated", unsupported),
 )
 

@@ -71,6 +71,7 @@ def stop_jvm() -> None:
         return
     process = getattr(gateway, "proc", None)
     gateway.shutdown()
+    gateway.close()
     SparkContext._gateway = None
     SparkContext._jvm = None
     if process is not None:
@@ -80,3 +81,5 @@ def stop_jvm() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdin is not None:
+            process.stdin.close()

@@ -16,6 +16,7 @@ from localcml.datalake.connections import DEFAULT_CONNECTION, define, defined
 from localcml.datalake.settings import parse
 from localcml.environment import process_env
 from tests.local.support import runs_of, wait_run
+from tests.spark.jvm import java_processes_of
 from tests.waiting import wait_for
 
 WRITER = textwrap.dedent("""
@@ -35,22 +36,6 @@ READER = textwrap.dedent("""
     got = spark.sql("SELECT count(*) AS n, sum(id) AS s FROM SPARK_CATALOG.telco_mlops.towers").collect()[0]
     print(f"READ n={got.n} s={got.s}")
 """)
-
-
-def java_processes_of(workspace_dir: Path) -> list[int]:
-    """Live JVMs whose command line names ``workspace_dir`` (a connection's session left running)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if "java" in cmdline and str(workspace_dir) in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.spark

@@ -19,7 +19,7 @@ FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py
 $(STAMP): setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c $(LOCK) --upgrade pip
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test,mlflow]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test,mlflow,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,7 +44,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow" $(FAST_TESTS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow and not spark" $(FAST_TESTS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -58,7 +58,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet --upgrade pip
-	.venv-lock/bin/pip install --quiet '.[test,mlflow]'
+	.venv-lock/bin/pip install --quiet '.[test,mlflow,spark]'
 	{ echo "# Pinned by 'make lock' on $$(date -u +%F) with $$($(PYTHON) --version); 'make' installs with -c $(LOCK)."; \
 	  .venv-lock/bin/pip freeze --all --exclude cml-monitor --exclude setuptools --exclude wheel; } > $(LOCK)
 	rm -rf .venv-lock build *.egg-info

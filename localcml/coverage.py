@@ -13,6 +13,7 @@ from types import ModuleType
 
 from localcml.applications import urls as applications
 from localcml.core.spec import operations, spec
+from localcml.datalake import urls as datalake
 from localcml.experiments import urls as experiments
 from localcml.jobs import urls as jobs
 from localcml.models import urls as models
@@ -29,6 +30,7 @@ SERVICES: tuple[tuple[str, ModuleType], ...] = (
     ("experiments", experiments),
     ("applications", applications),
     ("runtimes", runtimes),
+    ("data lake", datalake),
     ("not emulated", unsupported),
 )
 

@@ -32,6 +32,7 @@ from localcml.core.errors import ConfigError, PlatformError
 from localcml.core.process_records import RECORDS_DIR
 from localcml.core.process_table import ProcessTable
 from localcml.core.processes import marker, signal_group
+from localcml.datalake.connections import DATALAKE_DIR, DEFAULT_CONNECTION
 from localcml.environment import PACKAGE_ROOT
 from localcml.jobs.runner import stopped_without_daemon
 from localcml.models.router import BUSY_TIMEOUT_SECONDS
@@ -270,6 +271,7 @@ WORKSPACE_ENTRIES = (
     "applications",
     "mlflow",
     RECORDS_DIR,
+    DATALAKE_DIR,
 )
 
 
@@ -313,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MAX_BYTES / 2**20,
         help="the most a model build may copy of a project, in MB (a larger project fails its build, naming its largest paths)",
     )
+    parser.add_argument(
+        "--data-connection",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help=f"a data connection name cml.data_v1.get_connection opens (repeat for more; default {DEFAULT_CONNECTION})",
+    )
     args = parser.parse_args(argv)
     from localcml.workspace import LocalWorkspace
 
@@ -329,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         schedules=True,
         restart_policy=policy,
         build_max_bytes=int(args.build_max_mb * 2**20),
+        data_connections=tuple(args.data_connection or (DEFAULT_CONNECTION,)),
     )
     try:
         workspace.start()

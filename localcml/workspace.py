@@ -23,6 +23,9 @@ from localcml.core.process_table import ProcessTable
 from localcml.core.server import ApiServer, Services
 from localcml.core.service import Routes, route_table
 from localcml.core.state import ApiState
+from localcml.datalake import connections as datalake_connections
+from localcml.datalake import urls as datalake_urls
+from localcml.datalake.responses import SparkSettingsApi
 from localcml.environment import engine_env
 from localcml.experiments import urls as experiment_urls
 from localcml.experiments.responses import ExperimentsApi
@@ -92,6 +95,8 @@ class LocalWorkspace:
         restart_policy: how dead model replicas are restarted (default: Kubernetes' backoff).
         build_max_bytes: the most a model build may copy of a project (its files less workspaces,
             virtualenvs, state stores and caches: see ``localcml.projects.files``).
+        data_connections: the names ``cml.data_v1.get_connection`` opens, each a Spark data lake with
+            its own warehouse and catalog in ``W/datalake/<name>/`` (see ``localcml.datalake``).
 
     Attributes:
         faults: the workspace's ``FaultPlan`` (``W/faults.json``), shared with every engine and
@@ -111,6 +116,7 @@ class LocalWorkspace:
         schedules: bool = False,
         restart_policy: RestartPolicy | None = None,
         build_max_bytes: int = BUILD_MAX_BYTES,
+        data_connections: tuple[str, ...] = (datalake_connections.DEFAULT_CONNECTION,),
     ):
         self.workspace_dir = Path(workspace_dir).resolve()
         self.project_root = Path(project_root).resolve()
@@ -122,6 +128,7 @@ class LocalWorkspace:
         self.schedules = schedules
         self.restart_policy = restart_policy
         self.build_max_bytes = build_max_bytes
+        self.data_connections = tuple(data_connections)
         self.lock = DirectoryLock(self.workspace_dir)
         self.clock = WarpClock(self.workspace_dir / "clock.json")
         self.faults = FaultPlan(self.workspace_dir)
@@ -196,6 +203,7 @@ class LocalWorkspace:
             (Routes.of("registry", registry_urls), registry),
             (Routes.of("applications", application_urls), ApplicationsApi(self.state, self.apps, self.runtimes, user)),
             (Routes.of("runtimes", runtime_urls), RuntimesApi(self.state)),
+            (Routes.of("data lake", datalake_urls), SparkSettingsApi(self.workspace_dir)),
             (Routes.of("unsupported", unsupported_urls), None),
         ]
         return Services(
@@ -227,6 +235,7 @@ class LocalWorkspace:
         self.lock.acquire()
         try:
             self._secrets()
+            datalake_connections.define(self.workspace_dir, self.data_connections)
             hosts.install()  # this process reaches modelservice.<domain> too
             self.server = self._bind(self._compose())
             table = ProcessTable.scan(self.workspace_dir)

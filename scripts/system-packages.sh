@@ -3,6 +3,7 @@
 #   python3-venv  `python3 -m venv` for the project's virtualenv (missing on a minimal Debian)
 #   postgresql    a throwaway PostgreSQL server for the store tests (run as the `postgres` user)
 #   chromium      headless rendering of the report and the dashboard
+#   openjdk-17-jre-headless  the JVM of the local Spark (pyspark) data connections and the Spark engine
 # As root it installs them with apt-get; as another user it prints the one command to run and fails.
 # Usage: system-packages.sh [all|venv]   (venv: only what `python3 -m venv` needs, for `make demo`)
 set -euo pipefail
@@ -22,6 +23,9 @@ if ! getent passwd postgres >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
 fi
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   need+=(chromium)
+fi
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+  need+=(openjdk-17-jre-headless)
 fi
 fi
 [ ${#need[@]} -eq 0 ] && exit 0

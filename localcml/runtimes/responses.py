@@ -1,9 +1,10 @@
-"""API v2 handlers of the runtimes service: the catalogue and its (absent) add-ons."""
+"""API v2 handlers of the runtimes service: the catalogue and its one add-on (Spark)."""
 
 from __future__ import annotations
 
 from localcml.core.paging import list_page
 from localcml.core.state import ApiState, public
+from localcml.datalake.addon import spark_addon
 from localcml.runtimes.catalogue import RUNTIME_KEYS
 
 ADDON_KEYS = ("identifier", "component", "display_name", "status")
@@ -20,5 +21,5 @@ class RuntimesApi:
         return {"runtimes": [public(r) for r in page], "next_page_token": token}
 
     def list_runtime_addons(self, path: dict, query: dict, body: None) -> dict:
-        page, token = list_page([], query, filter_keys=ADDON_KEYS, sort_keys=ADDON_KEYS)
+        page, token = list_page([spark_addon()], query, filter_keys=ADDON_KEYS, sort_keys=ADDON_KEYS)
         return {"runtime_addons": page, "next_page_token": token}

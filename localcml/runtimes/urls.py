@@ -11,8 +11,8 @@ NOT_IMPLEMENTED = {
     "UpdateRuntimeStatus": _IMAGES,
     "SetDockerCredential": _IMAGES,
     "HandleCustomRuntimeUpload": _IMAGES,
-    "LoadRuntimeAddonsUpload": "the local workspace has no runtime add-ons (no Spark, no Hadoop CLI)",
-    "UpdateRuntimeAddonStatus": "the local workspace has no runtime add-ons (no Spark, no Hadoop CLI)",
+    "LoadRuntimeAddonsUpload": "the local workspace has one add-on, Spark (the pyspark installed here); it loads no others",
+    "UpdateRuntimeAddonStatus": "the Spark add-on's status follows whether pyspark is installed; it cannot be changed",
     "ListRuntimeRepos": _IMAGES,
     "CreateRuntimeRepo": _IMAGES,
     "UpdateRuntimeRepo": _IMAGES,
@@ -27,5 +27,8 @@ NOTES = {
         "a catalogue of PBJ Workbench and JupyterLab editors x Python 3.9-3.12 x Standard and Nvidia GPU "
         "editions (and the older Workbench editor), all run by the local interpreter"
     ),
-    "ListRuntimeAddons": "always empty: no Spark or other add-ons locally",
+    "ListRuntimeAddons": (
+        "one add-on, Spark (`spark<version>-local`): the pyspark installed in the workspace's interpreter, run "
+        "local[2] by each data connection (`cml.data_v1`); FAILED, saying why, when pyspark is not installed"
+    ),
 }

@@ -10,9 +10,6 @@ from localcml.core.spec import operations
 #: Path prefix (after ``/api/v2/``) -> why the local workspace does not emulate it.
 FAMILIES = {
     "amps": "AMP catalogues are not emulated; create the project and its jobs, models and applications instead",
-    "basecluster": "there is no Spark or data lake locally",
-    "cml/sparkconfig": "there is no Spark locally",
-    "workspaces/sparkconfig": "there is no Spark locally",
     "copilot": "Copilot is not emulated",
     "cpuprofiles": "resource profiles are not enforced locally",
     "resourcegroup": "resource groups are not enforced locally",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.config.data import FileSource, MetricsStoreSource, SqlSource
+from monitoring.config.data import FileSource, MetricsStoreSource, SparkSource, SqlSource
 from monitoring.config.pipeline import PipelineConfig
 from monitoring.core.errors import ConfigError
 from monitoring.domain.data.scenario import TelcoScenario
@@ -86,7 +86,7 @@ def preflight(cfg: PipelineConfig, root: Path, jobs: Iterable[str], env: Mapping
     if trains and trainer:
         problems += _problems(lambda: load_trainer(trainer, root))
     for use in used.values():
-        if isinstance(use.source, FileSource | SqlSource):
+        if isinstance(use.source, FileSource | SqlSource | SparkSource):
             problems += source_problems(use.source, root, use.key, env, files_may_be_missing=use.files_may_be_missing)
         elif not isinstance(use.source, MetricsStoreSource):  # the built-in scenario
             problems += _problems(lambda key=use.key: TelcoScenario.from_config(cfg, key))

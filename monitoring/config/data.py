@@ -14,6 +14,7 @@ from monitoring.core.durations import Duration
 from monitoring.core.paths import InsidePath, sqlite_path_inside
 
 _ROWS = re.compile(r"^\s*(\d*)\s*:\s*(\d*)\s*$")
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
 class Strict(BaseModel):
@@ -96,6 +97,26 @@ class SqlSource(_Rows):
         return self
 
 
+class SparkSource(_Rows):
+    """A Spark SQL query (or a whole table) through a named CML data connection (``cml.data_v1``)."""
+
+    kind: Literal["spark"]
+    connection: str = Field(min_length=1, max_length=200)
+    """The data connection's name (CML: one the workspace defines; locally ``local-spark`` by default)."""
+    query: str | None = None
+    """Spark SQL (``SELECT ... FROM db.table``); a ground-truth query may use ``:watermark``."""
+    table: str | None = None
+    """A table to read whole (``db.table``), instead of ``query``."""
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SparkSource:
+        if (self.query is None) == (self.table is None) or (self.query is not None and not self.query.strip()):
+            raise ValueError("set exactly one of query (Spark SQL) and table (db.table)")
+        if self.table is not None and not _TABLE.match(self.table):
+            raise ValueError(f"table {self.table!r}: expected a table name, db.table or catalog.db.table")
+        return self
+
+
 class SyntheticSource(Strict):
     """The built-in telco cell-tower scenario (``scenario:``), drift-free, for its own feature names only."""
 
@@ -110,9 +131,9 @@ class MetricsStoreSource(Strict):
     kind: Literal["metrics_store"]
 
 
-DatasetSource = Annotated[FileSource | SqlSource, Field(discriminator="kind")]
-TrainingSource = Annotated[FileSource | SqlSource | SyntheticSource, Field(discriminator="kind")]
-RetrainingSource = Annotated[FileSource | SqlSource | MetricsStoreSource, Field(discriminator="kind")]
+DatasetSource = Annotated[FileSource | SqlSource | SparkSource, Field(discriminator="kind")]
+TrainingSource = Annotated[FileSource | SqlSource | SparkSource | SyntheticSource, Field(discriminator="kind")]
+RetrainingSource = Annotated[FileSource | SqlSource | SparkSource | MetricsStoreSource, Field(discriminator="kind")]
 
 
 class RetrainingData(Strict):

@@ -92,7 +92,7 @@ class GroundTruthConfig(BaseModel):
             raise ValueError("source.time_column: name the column with each label's event time (the watermark)")
         if src.shuffle_seed is not None or src.rows is not None:
             raise ValueError("source: shuffle_seed and rows select training rows; a label feed reads every new row")
-        if src.kind == "sql" and ":watermark" not in src.query:
+        if src.kind in ("sql", "spark") and src.query is not None and ":watermark" not in src.query:
             raise ValueError(
                 "source.query: use the :watermark parameter (e.g. WHERE updated_at >= :watermark), "
                 "or every run reads the whole table"

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cmlbase.clock import iso_exact
-from monitoring.config.data import FileSource, SqlSource
+from monitoring.config.data import FileSource, SparkSource, SqlSource
 from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import ConfigError
@@ -133,9 +133,13 @@ def open_source(ctx: Context, ledger: GroundTruthLedger, watermark: int | None, 
             return state is not None
 
         return Reading(file_chunks(gt.source, ctx.project_root, name, gt.chunk_rows, skip, needs), files)
-    dialect = sql_dialect(ctx, gt.source)
+    dialect = "spark" if isinstance(gt.source, SparkSource) else sql_dialect(ctx, gt.source)
     since = max(0, (watermark or 0) - to_ms(gt.lateness)) if watermark is not None else 0
     bound = watermark_bound(gt.watermark_param, since, dialect)
+    if isinstance(gt.source, SparkSource):
+        from monitoring.domain.data.sources.spark_tables import spark_chunks
+
+        return Reading(spark_chunks(gt.source, name, SOURCE_NAME, gt.chunk_rows, bound), files, bound, dialect)
     chunks = sql_chunks(gt.source, ctx.project_root, name, gt.chunk_rows, {"watermark": bound})
     return Reading(chunks, files, bound, dialect)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cmlbase.clock import iso_ms
-from monitoring.config.data import FileSource, SqlSource, row_range
+from monitoring.config.data import FileSource, SparkSource, SqlSource, row_range
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import DataError
 from monitoring.domain.data.sources.schema import TIME_COLUMN, conform, time_column
@@ -17,7 +17,7 @@ from monitoring.domain.data.sources.tables import RawTable, read_files, read_sql
 
 __all__ = ["TIME_COLUMN", "describe_source", "load_dataset", "read_rows", "read_table", "select_rows"]
 
-Source = FileSource | SqlSource
+Source = FileSource | SqlSource | SparkSource
 
 
 def describe_source(source: Source, what: str) -> str:
@@ -26,6 +26,8 @@ def describe_source(source: Source, what: str) -> str:
     An SQL source is named by its URL (``url:`` never holds a password: the config refuses one) or by
     the variable that holds it (``$CRM_DB_URL``: its value may hold one).
     """
+    if isinstance(source, SparkSource):
+        return f"{what} (spark {source.connection}: {source.table or 'query'})"
     detail = source.path if isinstance(source, FileSource) else (f"${source.url_env}" if source.url_env else source.url)
     return f"{what} ({source.kind} {detail})"
 
@@ -38,6 +40,10 @@ def read_table(source: Source, root: Path, what: str, env: Mapping[str, str] | N
         DataError: no file matches, a file cannot be read, the query fails.
     """
     name = describe_source(source, what)
+    if isinstance(source, SparkSource):
+        from monitoring.domain.data.sources.spark_tables import read_spark
+
+        return read_spark(source, name, what)
     return read_files(source, root, name) if isinstance(source, FileSource) else read_sql(source, root, name, env)
 
 

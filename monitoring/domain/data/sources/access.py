@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from monitoring.config.data import FileSource, SqlSource
+from monitoring.config.data import FileSource, SparkSource, SqlSource
 from monitoring.core.errors import ConfigError, DataError
 from monitoring.domain.data.sources import describe_source
 from monitoring.domain.data.sources.tables import matching_files, sql_connection, sql_url
 
-Source = FileSource | SqlSource
+Source = FileSource | SqlSource | SparkSource
 
 
 def source_problems(
@@ -31,6 +31,10 @@ def source_problems(
         variable is unset; the URL is not one SQLAlchemy understands; a SQLite database file that
         does not exist (connecting would create an empty one).
     """
+    if isinstance(source, SparkSource):
+        from monitoring.domain.data.sources.spark_tables import spark_problems
+
+        return spark_problems(source, what)
     if isinstance(source, FileSource):
         if files_may_be_missing:
             return []

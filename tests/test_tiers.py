@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -17,7 +19,7 @@ def fast_expression() -> str:
     return found.group(1).strip()
 
 
-def pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=cwd,
@@ -27,10 +29,30 @@ def pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     )
 
 
-def collected(*args: str) -> set[str]:
-    run = pytest("--collect-only", "-q", *args)
-    assert run.returncode in (0, 5), run.stdout + run.stderr  # 5: everything deselected
-    return {line.split("[")[0] for line in run.stdout.splitlines() if "::" in line}
+#: One module of each kind: workspace tests marked by their fixture (tests/cmlclient is no heavy folder),
+#: plain tests, tests parametrised on SQLite and PostgreSQL, a browser module.
+MODULES = {
+    "workspace": "tests/cmlclient/test_quirks.py",
+    "plain": "tests/cmlclient/test_adapter.py",
+    "pg": "tests/decisions/test_store.py",
+    "browser": "tests/report/test_report_render.py",
+}
+
+
+def collected(expression: str) -> list[str]:
+    run = run_pytest("--collect-only", "-q", "-m", expression, *MODULES.values())
+    assert run.returncode == 0, run.stdout + run.stderr
+    return [line for line in run.stdout.splitlines() if "::" in line]
+
+
+@pytest.fixture(scope="module")
+def tiers() -> dict[str, list[str]]:
+    """Test ids of MODULES in the fast tier and in ``heavy``."""
+    return {"fast": collected(fast_expression()), "heavy": collected("heavy")}
+
+
+def _of(ids: list[str], kind: str) -> list[str]:
+    return [t for t in ids if t.startswith(MODULES[kind] + "::")]
 
 
 def test_make_check_runs_all_of_tests_by_marker_and_make_test_runs_everything():
@@ -43,26 +65,15 @@ def test_make_check_runs_all_of_tests_by_marker_and_make_test_runs_everything():
     assert "$(BIN)/mypy" in check and "$(BIN)/mypy" in test
 
 
-def test_a_test_using_a_workspace_fixture_is_marked_heavy_and_left_out_of_make_check():
-    # tests/cmlclient is no heavy folder: its workspace tests are marked by the fixture they use (`ws`)
-    module = "tests/cmlclient/test_quirks.py"
-    plain = "tests/cmlclient/test_adapter.py"
-    fast = collected("-m", fast_expression(), module, plain)
-    heavy = collected("-m", "heavy", module, plain)
-    assert any(t.startswith(module) for t in heavy)
-    assert not any(t.startswith(module) for t in fast)
-    assert any(t.startswith(plain) for t in fast)
-    assert not any(t.startswith(plain) for t in heavy)
+def test_a_test_using_a_workspace_fixture_is_marked_heavy_and_left_out_of_make_check(tiers):
+    assert _of(tiers["heavy"], "workspace") and not _of(tiers["fast"], "workspace")
+    assert _of(tiers["fast"], "plain") and not _of(tiers["heavy"], "plain")
 
 
-def test_a_test_on_postgresql_or_a_browser_is_heavy_too():
-    pg = "tests/decisions/test_store.py"  # parametrised on SQLite and PostgreSQL
-    browser = "tests/report/test_report_render.py"
-    heavy = collected("-m", "heavy", pg, browser)
-    fast = collected("-m", fast_expression(), pg, browser)
-    assert any(t.startswith(browser) for t in heavy) and not any(t.startswith(browser) for t in fast)
-    run = pytest("--collect-only", "-q", "-m", "heavy", pg)
-    assert "postgresql" in run.stdout and "sqlite" not in run.stdout
+def test_a_test_on_postgresql_or_a_browser_is_heavy_too(tiers):
+    assert _of(tiers["heavy"], "browser") and not _of(tiers["fast"], "browser")
+    assert all("postgresql" in t for t in _of(tiers["heavy"], "pg"))
+    assert all("postgresql" not in t for t in _of(tiers["fast"], "pg")) and _of(tiers["fast"], "pg")
 
 
 def test_in_the_fast_tier_a_test_that_starts_a_workspace_unmarked_fails_naming_the_marker(tmp_path):
@@ -72,7 +83,7 @@ def test_in_the_fast_tier_a_test_that_starts_a_workspace_unmarked_fails_naming_t
         "def test_starts_one(tmp_path):\n"
         "    LocalWorkspace(tmp_path / '.cml-local', tmp_path).start()\n"
     )
-    run = pytest(
+    run = run_pytest(
         "-q",
         "-p",
         "tests.conftest",

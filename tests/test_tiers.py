@@ -97,3 +97,25 @@ def test_in_the_fast_tier_a_test_that_starts_a_workspace_unmarked_fails_naming_t
     )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "starts a local workspace but is not marked `heavy`" in run.stdout
+
+
+def test_mypy_is_strict_on_the_kernel_config_state_domain_and_base_and_skips_only_listed_modules():
+    import tomllib
+
+    mypy = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert set(mypy["files"]) == {"monitoring", "cmlbase"}
+    strict = {m for o in mypy["overrides"] if o.get("strict") for m in o["module"]}
+    assert strict == {
+        "monitoring.core.*",
+        "monitoring.config.*",
+        "monitoring.state.*",
+        "monitoring.domain.*",
+        "cmlbase.*",
+    }
+    skipped = [m for o in mypy["overrides"] if o.get("ignore_errors") for m in o["module"]]
+    assert skipped, "the lists of modules not clean yet (empty: drop them and this line)"
+    for module in skipped:
+        assert not module.startswith(("monitoring.core", "monitoring.config", "monitoring.state", "cmlbase")), module
+        assert not module.endswith("*"), f"{module}: list modules one by one"
+        path = REPO / module.replace(".", "/")
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), f"{module}: no such module"

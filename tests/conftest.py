@@ -37,7 +37,7 @@ HEAVY_FIXTURES = frozenset(
     }
 )
 #: Folders whose every test starts a local workspace, its daemon, a job run or an MLflow server: marked ``heavy``.
-HEAVY_FOLDERS = ("integration", "chaos", "faults", "graph", "local", "experiments", "lifecycle")
+HEAVY_FOLDERS = ("integration", "chaos", "graph", "local", "experiments", "lifecycle")
 #: The markers ``make check`` leaves out.
 NOT_FAST = ("heavy", "slow", "spark")
 _GUARD = pytest.StashKey[pytest.MonkeyPatch]()

@@ -6,13 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
-# Every test runs in `make test`; `make check` is the inner loop (lint, contracts, fast tests): the
-# tests that start no local workspace, model server, job run or browser, less those marked `slow`
-# (PostgreSQL, worker processes). It takes well under a minute on 2 cores.
+# Every test runs in `make test`; `make check` is the inner loop (lint, contracts, types, fast tests):
+# every test of tests/ that starts no local workspace, model server, job run, browser, PostgreSQL,
+# Spark or MLflow server. tests/conftest.py marks those `heavy` from the fixtures they use (or their
+# folder); `slow` (worker processes) and `spark` are left out too. Under a minute on 2 cores.
 PYTEST_WORKERS ?= 2
-FAST_TESTS := tests/unit tests/domain tests/decisions tests/test_architecture.py tests/test_docs.py \
-	tests/report/test_report_page.py tests/faults/test_abuse_config.py tests/cmlclient/test_adapter.py tests/cml/test_tier.py \
-	tests/dashboard/test_views.py tests/dashboard/test_pages.py tests/dashboard/test_job_runs.py tests/dashboard/test_readonly.py
+FAST := not heavy and not slow and not spark
 
 .PHONY: demo test check format bench install system venv-tools lock clean
 
@@ -38,13 +37,15 @@ demo: venv-tools $(STAMP)
 test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow and not spark" $(FAST_TESTS)
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "$(FAST)"
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
@@ -36,7 +37,7 @@ class WarpClock:
     reads it, so all timestamps of one rehearsal agree. Re-read when the file changes.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._stamp: tuple[int, int] | None = None
         self._offset = 0
@@ -63,7 +64,7 @@ class WarpClock:
         os.replace(tmp, self.path)
 
 
-def clock_from_env(env: dict[str, str] | None = None) -> Clock:
+def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
     """The clock a job should use: the local workspace's warp clock if it set one, else the wall."""
     env = os.environ if env is None else env
     path = env.get(CLOCK_FILE_ENV)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+D = TypeVar("D", bound="Database")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: The first 16 bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -58,14 +59,16 @@ class Database:
         self._lock = threading.Lock()
         self._all: set[Any] = set()
         weakref.finalize(self, _close_all, self._all, self._lock)
+        self.path: Path | None = None
         if url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             path = Path(url[len("sqlite:///") :])
             if not path.is_absolute():
                 path = Path(base_dir or ".") / path
-            self.path = path.resolve()
+            path = path.resolve()
+            self.path = path
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 mapped = self._directory_failed(exc)
                 if mapped is None:
@@ -73,7 +76,6 @@ class Database:
                 raise mapped from exc
         elif url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgresql"
-            self.path = None
         else:
             raise self._refused_url(f"database url {redact_url(url)!r}: expected sqlite:///PATH or postgresql://...")
 
@@ -104,11 +106,11 @@ class Database:
         yield
 
     # -- connections -------------------------------------------------------------------
-    def _connect(self):
+    def _connect(self) -> Any:
         if self.dialect == "sqlite":
             with self.translated():
-                conn = sqlite3.connect(
-                    self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+                conn: Any = sqlite3.connect(
+                    str(self.path), timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
                 )
                 try:
                     conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
@@ -130,7 +132,7 @@ class Database:
         return conn
 
     @property
-    def conn(self):
+    def conn(self) -> Any:
         holder = getattr(self._local, "holder", None)
         if holder is None:
             holder = _Holder(self._connect(), self._all, self._lock)
@@ -146,7 +148,7 @@ class Database:
     def _sql(self, sql: str) -> str:
         return _PLACEHOLDER.sub("%s", sql) if self.dialect == "postgresql" else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self.translated():
             return self.conn.execute(self._sql(sql), tuple(params))
 
@@ -158,16 +160,24 @@ class Database:
                 with self.conn.cursor() as cur:
                     cur.executemany(self._sql(sql), rows)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.translated():
             return list(self.execute(sql, params).fetchall())
 
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.translated():
-            return self.execute(sql, params).fetchone()
+            row: tuple[Any, ...] | None = self.execute(sql, params).fetchone()
+            return row
+
+    def query_aggregate(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """The one row of an aggregate query (``COUNT``, ``MAX``), which has one even over no rows."""
+        row = self.query_one(sql, params)
+        if row is None:
+            raise ValueError(f"the aggregate query returned no row: {sql}")
+        return row
 
     @contextmanager
-    def transaction(self) -> Iterator[Database]:
+    def transaction(self: D) -> Iterator[D]:
         """All statements inside commit together or not at all (SQLite: BEGIN IMMEDIATE)."""
         conn = self.conn
         if self.dialect == "sqlite":
@@ -220,7 +230,7 @@ class Database:
 class _Holder:
     """Owns one thread's connection: closes it when the thread ends (its thread-local goes away)."""
 
-    def __init__(self, conn: Any, registry: set, lock: threading.Lock):
+    def __init__(self, conn: Any, registry: set[Any], lock: threading.Lock):
         self.conn, self.registry, self.lock = conn, registry, lock
         with lock:
             registry.add(conn)
@@ -240,7 +250,7 @@ def _close_quietly(conn: Any) -> None:
         pass
 
 
-def _close_all(registry: set, lock: threading.Lock) -> None:
+def _close_all(registry: set[Any], lock: threading.Lock) -> None:
     with lock:
         conns = list(registry)
         registry.clear()

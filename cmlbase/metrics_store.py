@@ -12,6 +12,6 @@ import os
 DEFAULT_FILE = "metrics.db"
 
 
-def default_url(workspace_dir: str | os.PathLike) -> str:
+def default_url(workspace_dir: str | os.PathLike[str]) -> str:
     """``sqlite:///<workspace_dir>/metrics.db``, ``workspace_dir`` written as given (relative stays relative)."""
     return f"sqlite:///{workspace_dir}/{DEFAULT_FILE}"

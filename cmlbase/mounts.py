@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 
-def mount_point(path: str | os.PathLike) -> str:
+def mount_point(path: str | os.PathLike[str]) -> str:
     """The mount point of the file system holding ``path`` (the path itself need not exist).
 
     Linux's mount table is read first: a bind mount (a read-only volume of a container) shares

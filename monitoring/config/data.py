@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -42,7 +42,9 @@ Instant = Annotated[datetime, AfterValidator(_utc)]
 
 def row_range(value: str) -> tuple[int | None, int | None]:
     """``"0:3000"`` -> ``(0, 3000)``; ``"3000:"`` -> ``(3000, None)`` (a validated ``rows`` value)."""
-    start, end = _ROWS.match(value).groups()
+    match = _ROWS.match(value)
+    assert match is not None, value  # validated when the config was read
+    start, end = match.groups()
     return (int(start) if start else None, int(end) if end else None)
 
 
@@ -220,7 +222,9 @@ class DataConfig(Strict):
     """Replay a data set as traffic; none: the synthetic scenario (``scenario:``)."""
 
 
-def data_problems(data: DataConfig, task: str, classes: list, mapping: dict, retrain_metric: str | None) -> list[str]:
+def data_problems(
+    data: DataConfig, task: str, classes: list[Any], mapping: dict[str, Any], retrain_metric: str | None
+) -> list[str]:
     """Cross-field problems of ``data`` and ``retraining.metric`` against the model spec.
 
     Args:

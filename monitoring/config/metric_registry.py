@@ -102,7 +102,7 @@ def _known(task: str) -> Task:
     """
     if task not in TASKS:
         raise DataError(f"unknown task {task!r} (expected one of: {', '.join(TASKS)})")
-    return task  # type: ignore[return-value]
+    return task
 
 
 def task_metrics(task: str, probabilities: bool = False) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -97,7 +97,10 @@ class WindowConfig(Strict):
 
 
 #: Any metric of the registry; the model's task decides which are allowed (``PipelineConfig``).
-MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    MetricName = str  # the Literal below is built at run time, from the registry
+else:
+    MetricName = Literal[tuple(METRICS)]
 
 
 def _side_problem(metric: str, side: str, value: float) -> str | None:
@@ -135,7 +138,7 @@ class _MetricLimit(Strict):
     def _side(cls, value: float | None, info: ValidationInfo) -> float | None:
         metric = info.data.get("metric")
         if value is not None and metric is not None:
-            problem = _side_problem(metric, info.field_name, value)
+            problem = _side_problem(metric, str(info.field_name), value)
             if problem:
                 raise ValueError(problem)
         return value
@@ -150,7 +153,9 @@ class _MetricLimit(Strict):
     @property
     def limit(self) -> float:
         """The floor or the ceiling, whichever the metric takes."""
-        return self.min if self.min is not None else self.max
+        limit = self.min if self.min is not None else self.max
+        assert limit is not None  # _one_limit: one of them is set
+        return limit
 
 
 class AbsolutePolicy(_MetricLimit):
@@ -285,7 +290,7 @@ class DeploymentConfig(Strict):
 EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+$")
 #: Decisions and redeploy outcomes the webhook can announce.
 WebhookEvent = Literal["breach", "suppressed", "deployed", "rejected", "failed"]
-WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
 ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -500,19 +505,19 @@ class PipelineConfig(Strict):
                 "windows.label_horizon must be at least scenario.label_delay, "
                 "or labels arriving late would never be counted"
             )
-        problems = [
+        found = [
             metric_task_problem(p.metric, self.model.task, f"thresholds.policies[{i}].metric")
             for i, p in enumerate(self.thresholds.policies)
             if hasattr(p, "metric")
         ]
-        problems = [p for p in problems if p]
+        problems = [p for p in found if p]
         if problems:
             raise ValueError("\n".join(problems))  # parse_config lists each, with its key
         return self
 
 
 # -- loading -------------------------------------------------------------------------------
-def _loc(loc: tuple) -> str:
+def _loc(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -547,7 +552,7 @@ def parse_config(data: object, source: str = "<config>") -> PipelineConfig:
         raise ConfigError(problems) from None
 
 
-def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
+def load_config(path: str | os.PathLike[str] | None = None) -> PipelineConfig:
     """Load and validate the pipeline YAML (``$CML_MONITOR_CONFIG`` or config/pipeline.yaml).
 
     Raises:

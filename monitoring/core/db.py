@@ -83,6 +83,7 @@ class Database(base.Database):
         if exc.errno == errno.ENOSPC:
             return self._no_space_os("create the directory of")
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            assert self.path is not None  # only a SQLite file has a directory to create
             return writable.unwritable_file(self, Path(exc.filename or self.path.parent))
         return None
 

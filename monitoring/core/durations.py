@@ -7,11 +7,15 @@ durations the same way); this module adds ``Duration``, the config's pydantic fi
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from cmlbase.durations import format_duration, parse_duration, to_ms
 
 __all__ = ["format_duration", "parse_duration", "to_ms"]  # and ``Duration``, built on first use (below)
+
+if TYPE_CHECKING:
+    #: What the type checker sees: a ``Duration`` field holds a ``timedelta`` (pydantic parses ``"90s"`` to one).
+    Duration = timedelta
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,8 @@ class MonitoringError(Exception):
     @property
     def verdict_fields(self) -> dict[str, Any]:
         """Extra fields for the failed job's VERDICT line, added where the error passes (``webhook=sent``)."""
-        return self.__dict__.setdefault("_verdict_fields", {})
+        fields: dict[str, Any] = self.__dict__.setdefault("_verdict_fields", {})
+        return fields
 
 
 class ConfigError(MonitoringError):

@@ -49,7 +49,8 @@ def refuses_writes(db: Database) -> StoreError | None:
             if path.exists() and not os.access(path, os.W_OK):
                 return unwritable_file(db, path)
         return None
-    if db.query_one("SELECT current_setting('transaction_read_only')")[0] == "on":
+    row = db.query_one("SELECT current_setting('transaction_read_only')")
+    if row is not None and row[0] == "on":
         return pg_read_only(db)
     tables = [str(r[0]) for r in db.query(_PG_UNWRITABLE_TABLES)]
     if not tables:

@@ -60,7 +60,7 @@ class AggregateLedger:
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (deployment_crn, start_ms, end_ms) DO NOTHING",
             (deployment_crn, int(start_ms), int(end_ms), SENDING, run_id, int(now_ms)),
         )
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def hold(self, deployment_crn: str, start_ms: int, end_ms: int, run_id: str, now_ms: int) -> None:
         """Record that a settled window waits for its queued labels (nothing when it has a row already)."""
@@ -77,7 +77,7 @@ class AggregateLedger:
             "AND start_ms = ? AND end_ms = ? AND state = ?",
             (SENDING, run_id, int(now_ms), row.deployment_crn, row.start_ms, row.end_ms, HELD),
         )
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def take_over(self, row: LedgerRow, run_id: str, now_ms: int) -> bool:
         """Make an unfinished send (``sending`` by a run that died) ours. Returns: False if another run did."""
@@ -86,7 +86,7 @@ class AggregateLedger:
             "AND end_ms = ? AND state = ? AND run_id = ?",
             (run_id, int(now_ms), row.deployment_crn, row.start_ms, row.end_ms, SENDING, row.run_id),
         )
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def mark_sent(self, deployment_crn: str, start_ms: int, end_ms: int, now_ms: int) -> None:
         self.db.execute(

@@ -30,7 +30,9 @@ def _stamp_ms(text: str) -> int:
 def stamped_backups(db: Database, project_root: Path) -> list[tuple[int, Path]]:
     """The store's stamped backups in its backup directory, oldest first, with their stamps in ms."""
     sample = default_backup_path(db, project_root, 0)
-    stem = _STAMPED.match(sample.name).group("stem")
+    match = _STAMPED.match(sample.name)
+    assert match is not None, sample.name  # default_backup_path names it so
+    stem = match.group("stem")
     if not sample.parent.is_dir():
         return []
     found = []

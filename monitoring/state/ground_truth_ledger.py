@@ -101,7 +101,7 @@ class GroundTruthLedger:
                     [self.model, *part],
                 ),
             ):
-                if (e.source_key, e.event_ms) in wanted:
+                if e.source_key is not None and e.event_ms is not None and (e.source_key, e.event_ms) in wanted:
                     found.setdefault((e.source_key, e.event_ms), e)
         return found
 
@@ -195,7 +195,9 @@ class GroundTruthLedger:
             "WHERE excluded.event_ms > ground_truth_watermark.event_ms",
             (self.model, int(event_ms), int(now_ms)),
         )
-        return self.watermark()
+        stored = self.watermark()
+        assert stored is not None  # written just now
+        return stored
 
     def file_state(self, path: str, size: int, mtime_ns: int, needs: str) -> str | None:
         """What a run made of this file as it is now (same size and modification time): ``READ``
@@ -213,7 +215,7 @@ class GroundTruthLedger:
 
     def files_read(self) -> int:
         """How many files runs have read completely (or quarantined)."""
-        return int(self.db.query_one("SELECT COUNT(*) FROM ground_truth_files WHERE model = ?", (self.model,))[0])
+        return int(self.db.query_aggregate("SELECT COUNT(*) FROM ground_truth_files WHERE model = ?", (self.model,))[0])
 
     def mark_files_read(self, files: Iterable[tuple[str, int, int]], now_ms: int) -> None:
         """Record files read completely (path, size, mtime_ns); a file read or quarantined before is updated."""
@@ -266,4 +268,4 @@ class GroundTruthLedger:
         cur = self.db.execute(
             "DELETE FROM ground_truth_rows WHERE model = ? AND event_ms < ?", (self.model, int(before_ms))
         )
-        return max(cur.rowcount, 0)
+        return max(int(cur.rowcount), 0)

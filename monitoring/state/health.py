@@ -62,7 +62,7 @@ RESTORE_OR_REBUILD = (
 )
 
 
-def store_database(cfg: PipelineConfig, project_root: str | os.PathLike) -> Database:
+def store_database(cfg: PipelineConfig, project_root: str | os.PathLike[str]) -> Database:
     """The state store's database as a job reaches it (storage failures translated); not connected yet."""
     return Database(cfg.state.url, Path(project_root), what=WHAT, busy_timeout_ms=to_ms(cfg.state.busy_timeout))
 
@@ -129,7 +129,7 @@ class StoreOpening:
     def __init__(
         self,
         cfg: PipelineConfig,
-        project_root: str | os.PathLike,
+        project_root: str | os.PathLike[str],
         *,
         wall: Callable[[], float] = time.time,
         writes: bool = True,
@@ -160,6 +160,7 @@ class StoreOpening:
         db = self.db
         if db.dialect == "sqlite":
             path = db.path
+            assert path is not None  # a SQLite store has a file
             if not path.exists() or path.stat().st_size == 0:
                 return False
             problem = sqlite_header_problem(path)
@@ -328,7 +329,7 @@ class StoreOpening:
             ) from exc
 
 
-def open_existing(cfg: PipelineConfig, project_root: str | os.PathLike) -> StateStore:
+def open_existing(cfg: PipelineConfig, project_root: str | os.PathLike[str]) -> StateStore:
     """The store for a command that only reads it (``decisions``, ``report``): checked for damage, never created.
 
     Raises:

@@ -62,7 +62,7 @@ def decisions_between(
     """
     where = "WHERE model = ? AND created_ms >= ? AND created_ms < ?"
     params = (model, int(since_ms), int(until_ms))
-    total = int(store.db.query_one(f"SELECT COUNT(*) FROM decisions {where}", params)[0])
+    total = int(store.db.query_aggregate(f"SELECT COUNT(*) FROM decisions {where}", params)[0])
     rows = store.db.query(
         f"SELECT {_COLS} FROM decisions {where} ORDER BY created_ms DESC, seq DESC LIMIT ? OFFSET ?",
         (*params, int(limit), int(offset)),

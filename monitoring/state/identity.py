@@ -43,13 +43,17 @@ def write_identity(db: Database, project_id: str | None, model: str, now_ms: int
         "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (singleton) DO NOTHING",
         (uuid.uuid4().hex, project_id, model, int(now_ms), _release()),
     )
-    return read_identity(db)
+    stored = read_identity(db)
+    assert stored is not None  # written just now, or by a concurrent creator
+    return stored
 
 
 def rebind_identity(db: Database, project_id: str | None, model: str) -> StoreIdentity:
     """Point the identity at another project or model: only for a store without history (checked by the caller)."""
     db.execute("UPDATE store_identity SET project_id = ?, model = ?", (project_id, model))
-    return read_identity(db)
+    stored = read_identity(db)
+    assert stored is not None  # the caller found one to rebind
+    return stored
 
 
 def settings(db: Database) -> dict[str, str]:
@@ -67,7 +71,7 @@ def put_setting(db: Database, key: str, value: str, now_ms: int) -> None:
 
 def history_counts(db: Database) -> dict[str, int]:
     """Rows per history table (a fresh store has none)."""
-    return {t: int(db.query_one(f"SELECT COUNT(*) FROM {t}")[0]) for t in HISTORY_TABLES}
+    return {t: int(db.query_aggregate(f"SELECT COUNT(*) FROM {t}")[0]) for t in HISTORY_TABLES}
 
 
 def has_history(db: Database) -> bool:

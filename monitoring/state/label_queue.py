@@ -295,7 +295,7 @@ class LabelQueue:
 
     def waiting(self, now_ms: int, limit: int) -> int:
         """How many labels are due at ``now_ms`` and not posted (in doubt or not), counted up to ``limit``."""
-        row = self.db.query_one(
+        row = self.db.query_aggregate(
             "SELECT COUNT(*) FROM (SELECT 1 FROM pending_labels WHERE posted_ms IS NULL AND due_ms <= ? LIMIT ?) AS due",
             (int(now_ms), int(limit)),
         )
@@ -376,5 +376,5 @@ class LabelQueue:
 
     def counts(self) -> dict[str, int]:
         """How many labels are queued and not posted yet (``pending``), and how many were posted."""
-        row = self.db.query_one("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
+        row = self.db.query_aggregate("SELECT COUNT(*) - COUNT(posted_ms), COUNT(posted_ms) FROM pending_labels")
         return {"pending": int(row[0]), "posted": int(row[1])}

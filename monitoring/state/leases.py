@@ -89,7 +89,7 @@ class Leases:
             "OR leases.holder = excluded.holder",
             (name, holder, now, now + int(ttl_ms)),
         )
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def renew(self, name: str, holder: str, ttl_ms: int = LEASE_TTL_MS) -> bool:
         """Push the expiry on while we still hold the lease. Returns: False when it was lost."""
@@ -98,7 +98,7 @@ class Leases:
             "UPDATE leases SET expires_ms = ? WHERE name = ? AND holder = ? AND expires_ms > ?",
             (now + int(ttl_ms), name, holder, now),
         )
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def take_from_dead(self, name: str, holder: str, ttl_ms: int = LEASE_TTL_MS) -> bool:
         """Take the lease from a holder whose process died on this host. Returns: whether we hold it now."""
@@ -112,7 +112,7 @@ class Leases:
         )
         if cur.rowcount == 1:
             log.warning("lease taken from a holder that died %s", KV(lease=name, dead=row.holder))
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def release(self, name: str, holder: str) -> None:
         """Free the lease if we hold it (a lease taken over after expiry is left to its new holder)."""

@@ -30,13 +30,13 @@ class HistoryMarker:
     created_ms: int
 
 
-def marker_path(project_root: str | os.PathLike, model: str) -> Path:
+def marker_path(project_root: str | os.PathLike[str], model: str) -> Path:
     """Where the marker of ``model`` lives (the name is a hash: model names may hold any character)."""
     digest = hashlib.sha256(model.encode("utf-8")).hexdigest()[:16]
     return Path(project_root) / MARKER_DIR / f"{digest}.json"
 
 
-def read_marker(project_root: str | os.PathLike, model: str) -> HistoryMarker | None:
+def read_marker(project_root: str | os.PathLike[str], model: str) -> HistoryMarker | None:
     """The marker, or None when there is none.
 
     A marker that exists but cannot be read still proves history: it comes back with
@@ -56,7 +56,7 @@ def read_marker(project_root: str | os.PathLike, model: str) -> HistoryMarker | 
         return HistoryMarker(model, "unreadable", "?", None, 0)
 
 
-def write_marker(project_root: str | os.PathLike, marker: HistoryMarker) -> Path:
+def write_marker(project_root: str | os.PathLike[str], marker: HistoryMarker) -> Path:
     """Write the marker atomically (a reader sees the old or the new file, never half of one)."""
     path = marker_path(project_root, marker.model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,5 +72,5 @@ def write_marker(project_root: str | os.PathLike, marker: HistoryMarker) -> Path
     return path
 
 
-def remove_marker(project_root: str | os.PathLike, model: str) -> None:
+def remove_marker(project_root: str | os.PathLike[str], model: str) -> None:
     marker_path(project_root, model).unlink(missing_ok=True)

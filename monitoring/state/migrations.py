@@ -276,7 +276,7 @@ def migrate(db: Database, baseline: str) -> int:
         tx.execute(
             "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING", (BASELINE_VERSION,)
         )
-        found = int(tx.query_one("SELECT MAX(version) FROM schema_version")[0])
+        found = int(tx.query_aggregate("SELECT MAX(version) FROM schema_version")[0])
         _refuse_newer(tx, found)
         for step in MIGRATIONS:
             if step.version > found:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from monitoring.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, redact_url
 from monitoring.core.errors import DataError, TransientPlatformError
@@ -37,8 +38,9 @@ class ReadOnlyDatabase(Database):
                 )
         super().__init__(url, base_dir, busy_timeout_ms=busy_timeout_ms)
 
-    def _connect(self):
+    def _connect(self) -> Any:
         if self.dialect == "sqlite":
+            assert self.path is not None  # a SQLite URL has a file
             conn = sqlite3.connect(
                 f"{self.path.as_uri()}?mode=ro",
                 uri=True,

@@ -87,7 +87,7 @@ class ReplayProgress:
 
 
 def _deployment(row: Sequence[Any]) -> DeploymentRow:
-    return DeploymentRow(*row[:5], int(row[5]), row[6])
+    return DeploymentRow(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6])
 
 
 def _dumps(value: Any) -> str:
@@ -152,7 +152,7 @@ class StateStore:
             )
 
     def schema_version(self) -> int:
-        return int(self.db.query_one("SELECT MAX(version) FROM schema_version")[0])
+        return int(self.db.query_aggregate("SELECT MAX(version) FROM schema_version")[0])
 
     def close(self) -> None:
         self.db.close()
@@ -173,7 +173,9 @@ class StateStore:
         self.db.execute(
             "INSERT INTO scenario (model, epoch_ms) VALUES (?, ?) ON CONFLICT (model) DO NOTHING", (model, int(ms))
         )
-        return self.scenario_epoch(model)
+        stored = self.scenario_epoch(model)
+        assert stored is not None  # written just now, or before
+        return stored
 
     # -- data set replay --------------------------------------------------------------------
     def replay_progress(self, model: str) -> ReplayProgress | None:
@@ -192,7 +194,9 @@ class StateStore:
             "ON CONFLICT (model) DO NOTHING",
             (model, int(epoch_ms), int(total), digest, int(now_ms)),
         )
-        return self.replay_progress(model)
+        stored = self.replay_progress(model)
+        assert stored is not None  # written just now, or before
+        return stored
 
     def move_replay(self, model: str, position: int, now_ms: int) -> None:
         """Set the replay's position: rows ``[0, position)`` of the plan are sent (or claimed by a run now sending).
@@ -248,7 +252,9 @@ class StateStore:
             "DO UPDATE SET ms = excluded.ms WHERE excluded.ms > watermarks.ms",
             (deployment_crn, int(ms)),
         )
-        return self.watermark(deployment_crn)
+        stored = self.watermark(deployment_crn)
+        assert stored is not None  # written just now
+        return stored
 
     # -- windows ----------------------------------------------------------------------------
     def upsert_windows(self, rows: Iterable[Any]) -> int:
@@ -314,7 +320,7 @@ class StateStore:
         sql += " ORDER BY start_ms, deployment_crn"
         extra = TASK_METRIC_COLUMNS
         return [
-            WindowMetrics(
+            WindowMetrics(  # type: ignore[misc]  # the metric and count columns, by name
                 r[0],
                 int(r[1]),
                 int(r[2]),
@@ -327,7 +333,7 @@ class StateStore:
                 latency_p95_ms=r[12],
                 bounds=json.loads(r[13 + len(extra)]),
                 **dict(zip(extra, r[13 : 13 + len(extra)])),
-                **{c: None if v is None else int(v) for c, v in zip(WINDOW_COUNT_COLUMNS, r[14 + len(extra) :])},
+                **{c: None if v is None else int(v) for c, v in zip(WINDOW_COUNT_COLUMNS, r[14 + len(extra) :])},  # type: ignore[arg-type]
             )
             for r in self.db.query(sql, params)
         ]
@@ -369,7 +375,7 @@ class StateStore:
             else f"no free decision id after {ID_ATTEMPTS} attempts (is the id suffix random?)"
         )
 
-    def _decision(self, row: tuple | None) -> Decision | None:
+    def _decision(self, row: tuple[Any, ...] | None) -> Decision | None:
         if row is None:
             return None
         d = Decision.from_dict(json.loads(row[1]))
@@ -395,7 +401,7 @@ class StateStore:
             f"SELECT {_DECISION_COLS} FROM decisions {where}ORDER BY seq DESC LIMIT ?",
             [*params, int(limit)],
         )
-        return [self._decision(r) for r in rows]
+        return [d for d in map(self._decision, rows) if d is not None]  # a row is never None
 
     def claim_decision(self, decision_id: str, run_id: str, now_ms: int) -> bool:
         """Claim a decision for one run, atomically, across threads and processes.

@@ -27,6 +27,8 @@ from monitoring.workflows.context import Context
 from tests.cmlclient.support import enter_workspace, short_sleep
 from tests.project import REPO, make_project
 
+HEAVY_FIXTURES = ("project",)  # a started workspace with the pipeline bootstrapped (tests/conftest.py)
+
 #: A whole hour of simulated time, so cycles and windows line up.
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 3_600_000
 CHAIN = ["simulate_traffic", "compute_accuracy", "evaluate_thresholds", "redeploy"]

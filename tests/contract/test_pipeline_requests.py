@@ -24,6 +24,8 @@ from tests.cmlclient.support import OPERATIONS, RecordingClient, enter_workspace
 from tests.contract import swagger_check
 from tests.project import make_project
 
+HEAVY_FIXTURES = ("pipeline",)  # a started workspace the pipeline ran on (tests/conftest.py)
+
 SPEC = swagger_check.load()
 REPO = Path(__file__).resolve().parents[2]
 SENT = {

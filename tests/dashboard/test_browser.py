@@ -41,6 +41,8 @@ from tests.dashboard.support import schema_check
 from tests.project import make_project
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.heavy  # a closed-loop demo, then Chromium
+
 DRIFT_AFTER = {"scenario": {"drift": {"start_after": "2h"}}}
 CYCLES = 6
 MODEL = "telco-cell-tower-failure"

@@ -109,6 +109,7 @@ def test_command_line_adds_lists_and_clears(tmp_path, capsys):
     assert FaultPlan(tmp_path).faults() == []
 
 
+@pytest.mark.heavy  # starts a local workspace
 def test_admin_endpoint_needs_the_api_key_and_changes_the_plan(tmp_path):
     (tmp_path / "p").mkdir()
     with LocalWorkspace(tmp_path / "w", tmp_path / "p") as ws:

@@ -232,6 +232,7 @@ def test_only_safe_yaml_loading():
     assert not unsafe, unsafe
 
 
+@pytest.mark.heavy  # starts a local workspace
 def test_workspace_paths_from_callers_cannot_escape_the_project(tmp_path):
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)

@@ -12,6 +12,8 @@ from monitoring.app.report import write_report
 from tests.chromium import command, find_chromium
 from tests.report.report_support import HOSTILE, NOW, config, fill
 
+pytestmark = pytest.mark.heavy  # headless Chromium
+
 TIMEOUT_S = 120
 V1_BLUE = np.array([0x1F, 0x77, 0xB4]) / 255  # plots.PALETTE[0]: the first version's colour
 

@@ -90,6 +90,7 @@ def test_opening_a_current_store_reads_only(store_url):
         assert store.watermark(CRN) is None  # the refused write left nothing
 
 
+@pytest.mark.slow  # worker processes
 def test_migrating_processes_at_once_apply_each_version_once(store_url):
     v1_store(store_url)
     procs = [

@@ -67,7 +67,7 @@ class Decision:
     deployment_crn: str
     window_start_ms: int | None
     window_end_ms: int | None
-    values: dict
+    values: dict[str, float]
     results: list[PolicyResult]
     action: Action
     reason: str
@@ -91,13 +91,16 @@ class Decision:
                 f"decision {self.id}: unknown action {self.action!r}; expected one of {', '.join(a.value for a in Action)}"
             ) from None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (``json.dumps(..., allow_nan=False)`` accepts it)."""
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("results", "warnings")}
+        data: dict[str, Any] = {
+            k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("results", "warnings")
+        }
         data["action"] = self.action.value
         data["results"] = [r.to_dict() for r in self.results]
         data["warnings"] = [w.to_dict() for w in self.warnings]
-        return _json_safe(data)
+        safe: dict[str, Any] = _json_safe(data)
+        return safe
 
     def streak(self) -> str | None:
         """``"1 of 2"``: breaching windows in a row of those a redeploy needs; None without a breach."""
@@ -108,7 +111,7 @@ class Decision:
         return warnings_text(self.warnings)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> Decision:
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
         """Inverse of ``to_dict``; unknown keys are ignored, missing optional ones default."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["results"] = [
@@ -127,7 +130,7 @@ def _span(w: WindowMetrics) -> str:
     return f"{iso_ms(w.start_ms)}..{iso_ms(w.end_ms)}"
 
 
-def _values(w: WindowMetrics) -> dict:
+def _values(w: WindowMetrics) -> dict[str, float]:
     """The window's defined metrics, with its counts (a regressor's ``zero_targets``: rows MAPE leaves out)."""
     counts = {"labelled": w.labelled, "predictions": w.predictions}
     if w.zero_targets is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
 ACT, WARN = "act", "warn"
@@ -35,11 +36,11 @@ class PolicyResult:
     interval: list[float] | None = None
     metric: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> PolicyResult:
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicyResult:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from monitoring.config.metric_registry import BOOTSTRAP, T_MEAN, WILSON, Direction, MetricSpec, metric_spec
 from monitoring.core.errors import DataError
@@ -45,7 +46,7 @@ class Bounds:
         return breach_bound(self.metric, self.low, self.high)
 
 
-def breach_bound(metric: str, low: Any, high: Any) -> np.ndarray:
+def breach_bound(metric: str, low: npt.ArrayLike, high: npt.ArrayLike) -> np.ndarray:
     """The side of an interval that a breach must clear, so that a few labels never prove one.
 
     A floor (higher is better) is breached only when even the upper bound is below it; a
@@ -60,13 +61,14 @@ def breach_bound(metric: str, low: Any, high: Any) -> np.ndarray:
     Returns:
         The values to compare, per group.
     """
-    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    lows: np.ndarray = np.asarray(low, dtype=np.float64)
+    highs: np.ndarray = np.asarray(high, dtype=np.float64)
     direction = metric_spec(metric).direction
     if direction is Direction.HIGHER:
-        return high
+        return highs
     if direction is Direction.LOWER:
-        return low
-    return np.where(low > 0, low, np.where(high < 0, -high, 0.0))
+        return lows
+    return np.where(lows > 0, lows, np.where(highs < 0, -highs, 0.0))
 
 
 def _z(confidence: float) -> float:
@@ -75,7 +77,9 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf((1 + confidence) / 2)
 
 
-def wilson_bounds(successes: Any, n: Any, confidence: float = DEFAULT_CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+def wilson_bounds(
+    successes: npt.ArrayLike, n: npt.ArrayLike, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of proportions, vectorised; (0, 1) where ``n`` is 0.
 
     Args:
@@ -126,7 +130,13 @@ def _percentile_bounds(estimate: float, resampled: np.ndarray, scale: float, con
 
 
 def _confusion_bootstrap(
-    cm: np.ndarray, positive: int | None, which: int, estimate: np.ndarray, rng, resamples: int, confidence: float
+    cm: np.ndarray,
+    positive: int | None,
+    which: int,
+    estimate: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int,
+    confidence: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows resampled with replacement, drawn at once as multinomial confusion matrices (exact)."""
     n_groups, c, _ = cm.shape
@@ -146,7 +156,16 @@ def _confusion_bootstrap(
 _BATCH_ROWS = 1 << 21
 
 
-def _row_bootstrap(group, n_groups, columns, statistic, estimate, rng, resamples, confidence):
+def _row_bootstrap(
+    group: np.ndarray,
+    n_groups: int,
+    columns: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    estimate: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows resampled per group (at most ``BOOTSTRAP_MAX_ROWS`` a draw). ``statistic(rid, k, *columns)``
     scores ``k`` resamples at once, ``rid`` giving each drawn row its resample; small groups'
     resamples are scored together in batches of about ``_BATCH_ROWS`` rows."""
@@ -198,7 +217,7 @@ def _needs_rng(rng: np.random.Generator | None, metric: str) -> np.random.Genera
     return rng
 
 
-def _finish(spec: MetricSpec, method: str, confidence: float, low, high) -> Bounds:
+def _finish(spec: MetricSpec, method: str, confidence: float, low: npt.ArrayLike, high: npt.ArrayLike) -> Bounds:
     low = np.clip(np.asarray(low, dtype=np.float64), spec.low, spec.high)
     high = np.clip(np.asarray(high, dtype=np.float64), spec.low, spec.high)
     return Bounds(spec.name, method, confidence, low, high)
@@ -233,11 +252,11 @@ def confusion_wilson(metric: str, cm: np.ndarray, positive: int | None, confiden
 
 def classification_bounds(
     metric: str,
-    y_true: Any,
-    y_pred: Any,
+    y_true: npt.ArrayLike,
+    y_pred: npt.ArrayLike,
     n_classes: int,
     positive: int | None = None,
-    proba: Any = None,
+    proba: npt.ArrayLike | None = None,
     group: np.ndarray | None = None,
     n_groups: int = 1,
     *,
@@ -281,7 +300,7 @@ def classification_bounds(
         g, t, matrix = rows.with_proba()
         estimate = scoring.grouped_auc(g, n_groups, t, matrix, rows.positive)
 
-        def auc(rid, k, t_, m_):
+        def auc(rid: np.ndarray, k: int, t_: np.ndarray, m_: np.ndarray) -> np.ndarray:
             return scoring.grouped_auc(rid, k, t_, m_, rows.positive)
 
         low, high = _row_bootstrap(
@@ -298,8 +317,8 @@ def classification_bounds(
 
 def regression_bounds(
     metric: str,
-    y_true: Any,
-    y_pred: Any,
+    y_true: npt.ArrayLike,
+    y_pred: npt.ArrayLike,
     group: np.ndarray | None = None,
     n_groups: int = 1,
     *,
@@ -333,7 +352,7 @@ def regression_bounds(
     if spec.bound == BOOTSTRAP:
         estimate = scoring.grouped_r2(g, n_groups, y, error)
 
-        def r2(rid, k, y_, e_):
+        def r2(rid: np.ndarray, k: int, y_: np.ndarray, e_: np.ndarray) -> np.ndarray:
             return scoring.grouped_r2(rid, k, y_, e_)
 
         low, high = _row_bootstrap(

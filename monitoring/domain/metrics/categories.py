@@ -99,7 +99,7 @@ class CategoricalReference:
 
         labels, missing = category_labels(values)
         k = len(self.categories)
-        index = pd.Index(self.categories, dtype=object).get_indexer(labels).astype(np.intp)
+        index: np.ndarray = pd.Index(self.categories, dtype=object).get_indexer(labels).astype(np.intp)
         rest = (index < 0) & ~missing
         if rest.any():
             known = pd.Index(list(self.tail), dtype=object).get_indexer(labels[rest]) >= 0

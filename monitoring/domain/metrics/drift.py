@@ -54,7 +54,7 @@ class FeatureReference:
 
 
 def _finite(values: Any, what: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float).ravel()
+    arr: np.ndarray = np.asarray(values, dtype=float).ravel()
     arr = arr[np.isfinite(arr)]
     if arr.size == 0:
         raise DataError(f"{what}: no finite values to compare with the reference")

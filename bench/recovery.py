@@ -32,13 +32,15 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def run(example: str, strategy: str | None, cycles: int, parent: Path) -> dict[str, Any]:
+def run(example: str, strategy: str | None, cycles: int, parent: Path, half_life: str | None = None) -> dict[str, Any]:
     """One closed loop of ``example`` under ``strategy`` (None: the example's own); its figures."""
     from monitoring.config.metric_registry import headline_metric
     from monitoring.domain.windows.headline import policy_metric
     from tests.integration.support import running_pipeline
 
-    overrides = {} if strategy is None else {"retraining": {"strategy": {"kind": strategy}}}
+    chosen = {"kind": strategy} if strategy else {}
+    chosen.update({"half_life": half_life} if half_life else {})
+    overrides = {"retraining": {"strategy": chosen}} if chosen else {}
     root = Path(tempfile.mkdtemp(dir=parent)) / "project"
     with pytest.MonkeyPatch.context() as patch, running_pipeline(root, patch, overrides, True, EXAMPLES[example]) as p:
         metric = headline_metric(p.cfg.model.task, policy_metric(p.cfg.thresholds.policies))
@@ -72,7 +74,12 @@ def run(example: str, strategy: str | None, cycles: int, parent: Path) -> dict[s
         after = [(v, value) for v, value in after if v not in (None, "v1")]
         return {
             "example": example,
-            "strategy": strategy or p.cfg.retraining.strategy.kind,
+            "strategy": p.cfg.retraining.strategy.kind
+            + (
+                f" {p.cfg.retraining.strategy.half_life}"
+                if p.cfg.retraining.strategy.kind == "recency_weighted"
+                else ""
+            ),
             "metric": metric,
             "before": _mean(before[1:] or before),  # the first window holds the smoke call's cycle
             "at_breach": _mean(breach),
@@ -89,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--example", action="append", choices=sorted(EXAMPLES))
     parser.add_argument("--strategy", action="append", choices=[*STRATEGIES, "default"])
     parser.add_argument("--cycles", type=int)
+    parser.add_argument("--half-life", help="retraining.strategy.half_life (e.g. 3h)")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         for example in args.example or list(EXAMPLES):
             for strategy in args.strategy or ["default"]:
                 chosen = None if strategy == "default" else strategy
-                result = run(example, chosen, args.cycles or CYCLES[example], Path(tmp))
+                result = run(example, chosen, args.cycles or CYCLES[example], Path(tmp), args.half_life)
                 results.append(result)
                 print(
                     f"{example:<8} {result['strategy']:<17} {result['metric']:<9} before {result['before']}  "

@@ -85,6 +85,7 @@ def run(example: str, strategy: str | None, cycles: int, parent: Path, half_life
             "at_breach": _mean(breach),
             "after": _mean([v for _, v in after]),
             "after_windows": after,
+            "last_decision": log[-1]["decision"] if log else None,
             "redeploy_decisions": sum(1 for r in log if r["decision"] == "redeploy"),
             "deployed": sum(1 for r in log if r["redeploy"] == "deployed"),
             "cycles": log,
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{example:<8} {result['strategy']:<17} {result['metric']:<9} before {result['before']}  "
                     f"at breach {result['at_breach']}  after {result['after']}  "
-                    f"redeploy decisions {result['redeploy_decisions']}, deployed {result['deployed']}  "
+                    f"redeploy decisions {result['redeploy_decisions']}, deployed {result['deployed']}, "
+                    f"last decision {result['last_decision']}  "
                     f"windows after: {result['after_windows']}",
                     flush=True,
                 )

@@ -85,6 +85,8 @@ def test_retraining_rows_that_break_the_contract_block_the_retraining_with_exit_
 
     rows = initial_frame(ctx).iloc[:400].copy()
     enforce_contract(ctx, rows)  # keeps it
+    label = cfg.model.label.name
+    enforce_contract(ctx, rows.assign(**{label: rows[label].max()}))  # one class only: a shift to retrain on
     rows.loc[:, "iot_signal_2"] = np.nan
     with pytest.raises(ContractError, match="iot_signal_2: missing share 1.0") as caught:
         enforce_contract(ctx, rows)

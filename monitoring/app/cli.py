@@ -223,6 +223,18 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contract(args: argparse.Namespace) -> int:
+    from monitoring.app.wiring import config_path, offline_context
+    from monitoring.workflows.contract_check import SUFFIX, write_contract
+
+    root = Path(args.project_root).resolve()
+    cfg = _config(args)
+    out = Path(args.out) if args.out else config_path(args.config, root).parent / f"{cfg.model.name}{SUFFIX}"
+    path = write_contract(offline_context(cfg, root), out if out.is_absolute() else root / out)
+    print(f"wrote {path}; to use it, set retraining.contract.path: {path.resolve().relative_to(root).as_posix()}")
+    return 0
+
+
 def _config(args: argparse.Namespace):
     from monitoring.app.wiring import load_project_config
 
@@ -301,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", default="report")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("contract", help="learn the data contract from data.training into an editable YAML file")
+    _common(p)
+    p.add_argument("--out", default=None, help="default: <config dir>/<model name>.contract.yaml")
+    p.set_defaults(func=cmd_contract)
     p = sub.add_parser("dashboard", help="serve the live dashboard (read-only) on 127.0.0.1, as a CML Application")
     _common(p)
     p.add_argument(

@@ -34,6 +34,7 @@ from monitoring.domain.windows.headline import policy_metric
 from monitoring.state.marker import remove_marker
 from monitoring.workflows.bootstrap import bootstrap
 from monitoring.workflows.context import Context
+from monitoring.workflows.traffic import REPLAY_EXHAUSTED
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,11 @@ def cycle_row(ctx: Context, cycle: int, now_ms: int, verdicts: list[dict[str, st
     }
 
 
+def replay_over(verdicts: list[dict[str, str]]) -> bool:
+    """Whether this cycle's traffic run found the replayed data set exhausted (nothing new to judge)."""
+    return bool(verdicts) and verdicts[0].get("status") == REPLAY_EXHAUSTED
+
+
 def shown(metric: str, value: float | None) -> str:
     """A summary cell: a metric between 0 and 1 with 3 decimals (accuracy 0.912), others as the
     thresholds show them (an MAE of 61,250.5)."""
@@ -181,6 +187,9 @@ def run_demo(cfg: PipelineConfig, root: Path, out_dir: Path, cycles: int = 10, c
             verdicts = wait_chain(ctx, chain, seen, workspace)
             rows.append(cycle_row(ctx, cycle, now, list(verdicts.values())))
             print_row(rows[-1], metric)
+            if replay_over(list(verdicts.values())):
+                print(f"demo: the replayed data set is exhausted at cycle {cycle}: no more cycles", flush=True)
+                break
         (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
         from monitoring.app.report import write_report
 

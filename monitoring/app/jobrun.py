@@ -14,6 +14,7 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import (
     EXIT_BUSY,
     EXIT_CONFIG,
+    EXIT_CONTRACT,
     EXIT_DATA,
     EXIT_INTERNAL,
     EXIT_LOCKED,
@@ -39,6 +40,8 @@ FAILURE_ACTIONS = {
     EXIT_STORE: "the state store is damaged, foreign or missing; nothing was changed: run `cml-monitor state check`",
     EXIT_NO_SPACE: "free space on the file system named above, then re-run; the failed write was rolled back",
     EXIT_LOCKED: "another process held the store's lock too long; let it finish or stop it, then re-run",
+    EXIT_CONTRACT: "the retraining rows broke the data contract (column and rule above): fix the feed, or edit the "
+    "contract if the change is real; the champion keeps serving",
     EXIT_INTERNAL: "unexpected error (a bug): keep this log and report it; the next scheduled run retries",
 }
 

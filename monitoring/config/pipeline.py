@@ -32,6 +32,7 @@ from monitoring.config.graph_rules import (
 from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.config.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
 from monitoring.config.model_spec import ModelConfig
+from monitoring.config.retraining import ContractConfig, GateConfig, StrategyConfig
 from monitoring.core.durations import Duration, to_ms
 from monitoring.core.errors import ConfigError
 from monitoring.core.paths import InsidePath, sqlite_path_inside
@@ -274,6 +275,14 @@ class RetrainConfig(Strict):
     (accuracy 0.80 -> 0.81 is 0.01), a fraction of the champion's value for an error metric."""
     metric: MetricName | None = None
     """The champion/challenger metric (default: accuracy for a classifier, MAE for a regressor)."""
+    strategy: StrategyConfig = StrategyConfig()
+    """Which labelled rows the challenger learns from (``monitoring/config/retraining.py``)."""
+    refit: bool = True
+    """After the gate, refit the challenger on every selected row, the held-out ones included."""
+    gate: GateConfig = GateConfig()
+    """How the challenger must beat the champion (``margin``: by ``min_improvement``)."""
+    contract: ContractConfig = ContractConfig()
+    """The data contract the retraining rows must keep before any fit."""
 
 
 class DeploymentConfig(Strict):

@@ -14,6 +14,7 @@ EXIT_BUSY = 6
 EXIT_STORE = 7
 EXIT_NO_SPACE = 8
 EXIT_LOCKED = 9
+EXIT_CONTRACT = 10
 
 
 class MonitoringError(Exception):
@@ -152,3 +153,9 @@ class LockedError(MonitoringError):
             f"find the process holding {what} (a stuck job, a session, a backup) and let it finish or stop it, "
             "then re-run; nothing was written"
         )
+
+
+class ContractError(DataError):
+    """Retraining data broke the data contract (a column, a rule): nothing was fitted."""
+
+    exit_code = EXIT_CONTRACT

@@ -8,9 +8,8 @@ from monitoring.workflows.context import Context, Outcome, Training, version_of
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import (
     Candidate,
-    fit_candidate,
+    first_candidate,
     headline,
-    initial_frame,
     sample_request,
     save_candidate,
 )
@@ -35,7 +34,7 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
             "none",
             dict(model=model.name, deployment=live.id, version=version_of(live)),
         )
-    candidate = fit_candidate(ctx, initial_frame(ctx))
+    candidate = first_candidate(ctx)
     version, rel = save_candidate(ctx, candidate, version_of(live) if live else None, "bootstrap")
     if model is None:
         model = api.create_model(cfg.model.name, cfg.model.description, cfg.model.auth_enabled)
@@ -55,7 +54,7 @@ def train_only(ctx: Training) -> Outcome:
     It needs no platform and no state store: ``cml-monitor bootstrap --train-only`` runs it on an
     ``OfflineContext``, starting no local workspace and creating no store.
     """
-    candidate = fit_candidate(ctx, initial_frame(ctx))
+    candidate = first_candidate(ctx)
     version, rel = save_candidate(ctx, candidate, None, "train-only")
     metric, value = _headline(ctx, candidate)
     return Outcome(

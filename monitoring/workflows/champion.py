@@ -11,7 +11,7 @@ import numpy as np
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.training.artifacts import METADATA_FILE, load_artifact
-from monitoring.domain.training.predictions import Predictions, predict_frame, score, score_predictions
+from monitoring.domain.training.predictions import Predictions, predict_frame, score_predictions
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context
 from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, LOGGED_PREDICTION, Candidate
@@ -30,6 +30,10 @@ class Scores:
     challenger: dict[str, Any]
     rows: int
     how: str
+    y_true: np.ndarray | None = None
+    champion_predictions: Predictions | None = None
+    challenger_predictions: Predictions | None = None
+    """The labels and both models' predictions of the same rows (for the statistical gate)."""
 
 
 def champion_scores(ctx: Context, current: DeploymentRow, candidate: Candidate) -> Scores:
@@ -52,8 +56,10 @@ def champion_scores(ctx: Context, current: DeploymentRow, candidate: Candidate) 
         if missing:
             raise DataError(f"champion {current.version} needs features the held-out rows lack: {', '.join(missing)}")
         predictions = predict_frame(artifact.estimator, holdout, artifact.spec, artifact.capabilities)
-        champion = score_predictions(holdout[spec.label.name].tolist(), predictions, spec)
-        return Scores(champion, candidate.holdout_metrics, len(holdout), "artifact")
+        y = holdout[spec.label.name].to_numpy()
+        champion = score_predictions(y.tolist(), predictions, spec)
+        mine = candidate.holdout_predictions
+        return Scores(champion, candidate.holdout_metrics, len(holdout), "artifact", y, predictions, mine)
     rows = holdout
     if LOGGED_DEPLOYMENT in rows.columns:
         rows = rows[rows[LOGGED_DEPLOYMENT] == current.deployment_crn]
@@ -72,7 +78,9 @@ def champion_scores(ctx: Context, current: DeploymentRow, candidate: Candidate) 
             f"carry its logged predictions (need {MIN_LOGGED_ROWS}); it cannot be judged: keep it serving"
         )
     values = logged if spec.is_classifier else logged.astype(np.float64)
-    champion = score_predictions(rows[spec.label.name].tolist(), Predictions(values), spec)
-    challenger = score(candidate.estimator, rows, spec, candidate.fitted.capabilities)
+    y = rows[spec.label.name].to_numpy()
+    champion = score_predictions(y.tolist(), Predictions(values), spec)
+    mine = predict_frame(candidate.estimator, rows, spec, candidate.fitted.capabilities)
+    challenger = score_predictions(y.tolist(), mine, spec)
     log.info("champion judged from its logged predictions %s", KV(version=current.version, rows=len(rows)))
-    return Scores(champion, challenger, len(rows), "logged predictions")
+    return Scores(champion, challenger, len(rows), "logged predictions", y, Predictions(values), mine)

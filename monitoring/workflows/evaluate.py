@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from cmlbase.clock import iso_ms
 from monitoring.config.metric_registry import headline_metric
@@ -12,6 +13,7 @@ from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.decisions.decision import Action, Decision, decide
 from monitoring.domain.decisions.policy_results import PolicyResult
+from monitoring.domain.decisions.retry import retry_blocker
 from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.windows.headline import policy_metric
 from monitoring.workflows.alerts import announce_decision
@@ -28,7 +30,8 @@ NEXT_STEPS = {
     Action.INSUFFICIENT_DATA: "none; wait for labels (check the ground-truth feed if this persists)",
     Action.WARN: "review feature drift in `cml-monitor report`; no redeploy was triggered",
     Action.REDEPLOY: "none; the redeploy job retrains and redeploys (watch its VERDICT)",
-    Action.SUPPRESSED: "investigate: the model is below policy but a redeploy is blocked (cooldown or daily cap)",
+    Action.SUPPRESSED: "investigate: the model is below policy but a redeploy is blocked (cooldown, daily cap, or "
+    "a rejected challenger waiting for new labelled windows)",
     Action.PENDING: "none yet; if the next window breaches too, the redeploy job acts (see `breach=`)",
 }
 #: The VERDICT status of each decision (``ok`` only when nothing breached).
@@ -98,14 +101,27 @@ def _round(value):
     return round(value, 4) if isinstance(value, float) else value
 
 
+def held_back(ctx: Context, decision: Decision, windows: list) -> Decision:
+    """A redeploy decision suppressed when the last challenger was rejected on the same evidence."""
+    if decision.action is not Action.REDEPLOY:
+        return decision
+    needed = ctx.cfg.retraining.gate.retry_after_windows
+    blocker = retry_blocker(ctx.store.list_decisions(decision.model, limit=20), windows, needed)
+    if blocker is None:
+        return decision
+    reason = decision.reason.replace("; redeploying: retrain, gate, build and deploy.", "")
+    return replace(decision, action=Action.SUPPRESSED, reason=f"{reason}, but the redeploy is suppressed: {blocker}.")
+
+
 def evaluate_thresholds(ctx: Context) -> Outcome:
     """Decide on the live deployment's windows; in ``api`` trigger mode, start the redeploy job on a breach."""
     now = ctx.platform.clock.now_ms()
     model, live = ctx.live_recorded()
     current = ctx.store.current_deployment(model.name)
     thresholds = ctx.cfg.thresholds
+    windows = ctx.store.windows(deployment_crn=live.crn)
     decision = decide(
-        windows=ctx.store.windows(deployment_crn=live.crn),
+        windows=windows,
         policies=thresholds.policies,
         consecutive=thresholds.consecutive,
         cooldown_ms=to_ms(thresholds.cooldown),
@@ -117,6 +133,7 @@ def evaluate_thresholds(ctx: Context) -> Outcome:
         baseline=baseline_for(ctx, model.name, current.version) if current else None,
         metric=headline_metric(ctx.cfg.model.task, policy_metric(thresholds.policies)),
     )
+    decision = held_back(ctx, decision, windows)
     decision = ctx.store.decision(ctx.store.add_decision(decision))
     for result in decision.results:
         log.info(

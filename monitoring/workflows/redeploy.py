@@ -8,19 +8,21 @@ from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError, MonitoringError
 from monitoring.core.logs import KV
 from monitoring.domain.decisions.decision import Action
-from monitoring.domain.training.challenge import judge
 from monitoring.domain.windows.results import window_start
 from monitoring.workflows.alerts import announce_outcome
 from monitoring.workflows.champion import champion_scores
 from monitoring.workflows.context import Context, Outcome
+from monitoring.workflows.contract_check import enforce_contract
+from monitoring.workflows.gatekeeping import gate, gate_fields, rejected_next_step
 from monitoring.workflows.release import release
 from monitoring.workflows.retrain import (
-    fit_candidate,
+    candidate_from_rows,
     headline,
-    initial_frame,
     recent_frame,
+    refit_candidate,
     sample_request,
     save_candidate,
+    training_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -84,11 +86,11 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
             f"only {len(frame)} labelled rows since the lookback start; retraining needs "
             f"retraining.min_rows={cfg.retraining.min_rows}"
         )
-    extra = initial_frame(ctx) if cfg.data.retraining.include_training else None
-    candidate = fit_candidate(ctx, frame, extra)
+    enforce_contract(ctx, frame)
+    candidate = candidate_from_rows(ctx, training_rows(ctx, frame, now))
     metric, _ = headline(ctx, candidate.holdout_metrics)
     scores = champion_scores(ctx, current, candidate)
-    verdict = judge(metric, scores.champion.get(metric), scores.challenger.get(metric), cfg.retraining.min_improvement)
+    verdict = gate(ctx, metric, scores)
     fields.update(
         rows=len(frame),
         training_rows=len(candidate.train),
@@ -99,14 +101,18 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
         champion_value=_rounded(verdict.champion),
         challenger_value=_rounded(verdict.challenger),
     )
+    fields.update(gate_fields(cfg.retraining.gate.kind, verdict))
     log.info("challenger vs champion on held-out recent data %s", KV(**fields))
     if not verdict.better:
         return Outcome(
             "rejected",
             f"challenger not better than champion {current.version}: {verdict.reason}; champion kept",
-            "investigate the labels and features of recent windows; no model change was made",
+            rejected_next_step(cfg.retraining.gate.retry_after_windows),
             fields,
         )
+    if cfg.retraining.refit:
+        candidate = refit_candidate(ctx, candidate)
+    fields.update(strategy=cfg.retraining.strategy.kind, fitted_rows=len(candidate.train), refit=candidate.refitted)
     version, rel = save_candidate(ctx, candidate, current.version, decision_id)
     fields["version"] = version
     live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout))

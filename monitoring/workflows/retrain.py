@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pandas as pd
 from monitoring.config.data import MetricsStoreSource, SyntheticSource
 from monitoring.config.metric_registry import headline_metric
 from monitoring.config.model_spec import ModelConfig
+from monitoring.config.retraining import StrategyConfig
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.data.requests import requests_of
@@ -23,7 +24,8 @@ from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.records.columns import Columns
 from monitoring.domain.training.artifacts import make_metadata, save_artifact
 from monitoring.domain.training.estimators import Fitted, fit
-from monitoring.domain.training.predictions import predict_frame, predicts_most_probable, score_predictions
+from monitoring.domain.training.predictions import Predictions, predict_frame, predicts_most_probable, score_predictions
+from monitoring.domain.training.strategies import TrainingRows, reads_whole_history, select_rows
 from monitoring.workflows.context import Context, Training
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,12 @@ class Candidate:
     holdout: pd.DataFrame
     holdout_metrics: dict[str, Any]
     predict_is_argmax: bool = False
+    rows: TrainingRows | None = None
+    """The strategy's selection (``train`` is what the estimator was fitted on)."""
+    holdout_predictions: Predictions | None = None
+    """The challenger's predictions of ``holdout`` before any refit (what the gate judges)."""
+    refitted: bool = False
+    """Refitted on every selected row after the gate, the held-out ones included."""
 
     @property
     def estimator(self) -> Any:
@@ -118,6 +126,31 @@ def recent_frame(ctx: Context, start_ms: int, end_ms: int) -> pd.DataFrame:
     return load_dataset(source, ctx.cfg.model, ctx.project_root, "data.retraining.source", window_ms=window)
 
 
+def training_rows(ctx: Context, recent: pd.DataFrame, now_ms: int) -> TrainingRows:
+    """The rows ``retraining.strategy`` trains and holds out on, given the lookback's labelled rows.
+
+    The newest ``retraining.holdout_fraction`` of ``recent`` is held out whatever the strategy;
+    the expanding strategies read every labelled row since the first deployment and
+    ``data.training`` besides.
+
+    Raises:
+        ConfigError: an SQL URL variable unset.
+        DataError: data that cannot be read, or too few rows to split.
+    """
+    cfg = ctx.cfg
+    strategy = cfg.retraining.strategy
+    _, holdout = split_by_time(recent, cfg.retraining.holdout_fraction)
+    if reads_whole_history(strategy):
+        labelled, initial = recent_frame(ctx, 0, now_ms), initial_frame(ctx)
+    else:
+        labelled = recent
+        initial = initial_frame(ctx) if cfg.data.retraining.include_training else None
+    times = pd.to_numeric(labelled[TIME_COLUMN], errors="coerce") if TIME_COLUMN in labelled.columns else None
+    return select_rows(
+        strategy, labelled, len(holdout), initial=initial, now_ms=now_ms, times=None if times is None else times.values
+    )
+
+
 def split_by_time(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Older rows train, the newest ``holdout_fraction`` is held out (no look-ahead)."""
     cut = int(round(len(frame) * (1 - holdout_fraction)))
@@ -135,13 +168,50 @@ def fit_candidate(ctx: Training, frame: pd.DataFrame, extra_training: pd.DataFra
     train, holdout = split_by_time(frame, cfg.retraining.holdout_fraction)
     if holdout.empty or train.empty:
         raise DataError(f"{len(frame)} labelled rows cannot be split into training and held-out rows")
-    if extra_training is not None and len(extra_training):
-        train = pd.concat([extra_training, train], ignore_index=True)
-    return train_candidate(cfg.model, train, holdout, cfg.scenario.seed, ctx.project_root)
+    rows = select_rows(StrategyConfig(), frame, len(holdout), initial=extra_training, now_ms=0)
+    return candidate_from_rows(ctx, rows)
+
+
+def first_candidate(ctx: Training) -> Candidate:
+    """The first model: trained on ``data.training`` less its newest rows, scored on those, then
+    (``retraining.refit``) refitted on all of it."""
+    candidate = fit_candidate(ctx, initial_frame(ctx))
+    return refit_candidate(ctx, candidate) if ctx.cfg.retraining.refit else candidate
+
+
+def candidate_from_rows(ctx: Training, rows: TrainingRows) -> Candidate:
+    """Train on the strategy's training rows (with their weights), score on its held-out rows."""
+    candidate = train_candidate(
+        ctx.cfg.model, rows.train, rows.holdout, ctx.cfg.scenario.seed, ctx.project_root, rows.train_weights
+    )
+    candidate.rows = rows
+    return candidate
+
+
+def refit_candidate(ctx: Training, candidate: Candidate) -> Candidate:
+    """The candidate refitted on every selected row, the held-out ones included (``retraining.refit``).
+
+    Its held-out metrics stay those of the fit before (the held-out rows are no longer unseen);
+    whether ``predict`` gives the most probable class is checked again on the held-out rows.
+    """
+    if candidate.rows is None:
+        return candidate
+    spec = ctx.cfg.model
+    frame, weights = candidate.rows.everything()
+    fitted = fit(frame, spec, seed=ctx.cfg.scenario.seed, project_root=ctx.project_root, sample_weight=weights)
+    predictions = predict_frame(fitted.estimator, candidate.holdout, spec, fitted.capabilities)
+    argmax = predicts_most_probable(predictions, spec, fitted.capabilities)
+    log.info("refitted the candidate on every selected row %s", KV(rows=len(frame), predict_is_argmax=argmax))
+    return replace(candidate, fitted=fitted, train=frame, predict_is_argmax=argmax, refitted=True)
 
 
 def train_candidate(
-    spec: ModelConfig, train: pd.DataFrame, holdout: pd.DataFrame, seed: int, project_root: Path
+    spec: ModelConfig,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    project_root: Path,
+    sample_weight: np.ndarray | None = None,
 ) -> Candidate:
     """Train the spec's model on ``train`` and score it on ``holdout``, where its ``predict`` is also
     checked against the most probable class (``Candidate.predict_is_argmax``: serving's one call).
@@ -150,7 +220,7 @@ def train_candidate(
         ConfigError: the trainer cannot be loaded, fails or returns something unusable.
         DataError: too few rows or one class only.
     """
-    fitted = fit(train, spec, seed=seed, project_root=project_root)
+    fitted = fit(train, spec, seed=seed, project_root=project_root, sample_weight=sample_weight)
     predictions = predict_frame(fitted.estimator, holdout, spec, fitted.capabilities)  # predict and predict_proba
     metrics = score_predictions(holdout[spec.label.name].tolist(), predictions, spec)
     argmax = predicts_most_probable(predictions, spec, fitted.capabilities)
@@ -160,11 +230,12 @@ def train_candidate(
             trainer=fitted.trainer,
             rows=len(train),
             holdout=len(holdout),
+            weighted=sample_weight is not None,
             **_rounded(metrics),
             predict_is_argmax=argmax,
         ),
     )
-    return Candidate(fitted, train, holdout, metrics, argmax)
+    return Candidate(fitted, train, holdout, metrics, argmax, holdout_predictions=predictions)
 
 
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +262,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         parent_version=parent_version,
         predict_is_argmax=candidate.predict_is_argmax,
         reason=label,
+        training_rows=None if candidate.rows is None else candidate.rows.describe(candidate.refitted),
     )
     path = Path(save_artifact(candidate.estimator, ctx.artifacts_dir, spec.name, metadata))
     rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()

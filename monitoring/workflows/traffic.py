@@ -25,6 +25,8 @@ from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.labels import RunLabels, confirm_in_doubt, recover_intents
 
 log = logging.getLogger(__name__)
+#: The status and VERDICT field of a traffic run that found the replayed data set exhausted.
+REPLAY_EXHAUSTED = "replay_exhausted"
 
 #: More than this share of failed requests fails the run (after per-request retries).
 MAX_FAILED_SHARE = 0.05
@@ -160,7 +162,13 @@ def _replay(ctx: Context, model: ModelRef, now: int) -> Batch:
         plan.labels(cfg.model)[first:end],
         due_ms=[int(t) for t in label_due],
         sent=lambda done: ctx.store.move_replay(model.name, first + done, ctx.platform.clock.now_ms()),
-        fields=dict(replay_from=first, replay_to=end, replay_rows=len(plan), data_time=iso_ms(data_now)),
+        fields=dict(
+            replay_from=first,
+            replay_to=end,
+            replay_rows=len(plan),
+            data_time=iso_ms(data_now),
+            **({REPLAY_EXHAUSTED: True} if first >= len(plan) else {}),
+        ),
         summary=f"rows of the replayed data set (rows {first}..{end} of {len(plan)}, data time {iso_ms(data_now)})",
     )
 
@@ -239,6 +247,18 @@ def _send(ctx: Context, model: ModelRef, live: DeploymentRef, batch: Batch) -> S
     return sent
 
 
+def replay_exhausted(fields: dict[str, Any], posted: int, late: str) -> Outcome:
+    """The outcome of a run that found every row of the replayed data set sent by earlier runs."""
+    return Outcome(
+        REPLAY_EXHAUSTED,
+        f"the replayed data set is exhausted: all {fields['replay_rows']} rows were sent by earlier runs, nothing "
+        f"was sent; posted {posted} delayed labels{late}",
+        "the rehearsal is over: pause the head job's schedule (the windows it leaves are judged on no new "
+        "traffic), or point data.replay at new data with a new state store",
+        fields,
+    )
+
+
 def simulate_traffic(ctx: Context) -> Outcome:
     """One traffic cycle against the live deployment: synthetic, or the next rows of ``data.replay``.
 
@@ -305,6 +325,8 @@ def simulate_traffic(ctx: Context) -> Outcome:
         error.action = LABELS_FAILED_ACTION
         raise _with_fields(error, fields, True)
     late = f"; {waiting} due labels could not be posted and wait for the next run" if waiting else ""
+    if fields.get(REPLAY_EXHAUSTED):
+        return replay_exhausted(fields, posted, late)
     return Outcome(
         "ok",
         f"sent {sent.answered} {batch.summary} to {version_of(live)}, posted {posted} delayed labels{late}",

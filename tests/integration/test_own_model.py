@@ -77,6 +77,12 @@ def test_replay_sends_each_row_once_at_its_time_and_resumes_after_a_failed_run(m
     pipeline.at_cycle(4)
     out = simulate_traffic(pipeline.ctx)
     assert out.fields["replay_to"] == ROWS and out.fields["predictions"] == ROWS - 122
+    assert out.status == "ok" and "replay_exhausted" not in out.fields  # the last rows went out in this run
+    pipeline.at_cycle(5)  # nothing is left: the run says so, in its status and its own VERDICT field
+    over = simulate_traffic(pipeline.ctx)
+    assert over.status == "replay_exhausted" and over.fields["replay_exhausted"] is True
+    assert over.fields["predictions"] == 0 and "the replayed data set is exhausted" in over.summary
+    assert "pause the head job's schedule" in over.action
     rows = sent_rows(pipeline, frame)
     answered = [r for r in rows if not (62 <= r < stopped)]  # rows refused by the failed run have no record
     assert sorted(set(rows)) == sorted(rows), "a row was sent twice"

@@ -122,6 +122,7 @@ def test_parser_has_every_documented_command():
         "demo",
         "decisions",
         "analyze",
+        "contract",
         "state",
         "report",
         "dashboard",

@@ -119,3 +119,16 @@ def test_the_demo_summary_shows_the_headline_metric_as_people_read_it():
     assert shown("r2", 0.5) == "0.5" and shown("f1", 1.0) == "1.000"  # r2 is unbounded below: 4 digits
     assert shown("mae", 61_250.5) == "61,250.5" and shown("mape", 0.1834) == "0.1834"
     assert shown("mae", None) == "-"
+
+
+def test_the_demo_stops_at_the_cycle_whose_traffic_run_found_the_replay_exhausted():
+    from monitoring.app.demo import replay_over, verdict_fields
+    from monitoring.core.logs import verdict_line
+
+    def line(status: str, **fields) -> dict[str, str]:
+        return verdict_fields(verdict_line("simulate_traffic", status, "sent", "none", **fields))
+
+    evaluate = verdict_fields(verdict_line("evaluate_thresholds", "breach", "x", "none", decision_action="redeploy"))
+    assert replay_over([line("replay_exhausted", predictions=0, replay_exhausted=True), evaluate])
+    assert not replay_over([line("ok", predictions=120, replay_to=4000), evaluate])
+    assert not replay_over([])

@@ -21,6 +21,8 @@ class Judgement:
             either value is undefined.
         better: whether the gain reaches the required improvement.
         reason: one line for the verdict.
+        interval: the statistical gate's interval of the gain, in the metric's units (None: margin gate).
+        confidence: its confidence level.
     """
 
     metric: str
@@ -29,6 +31,8 @@ class Judgement:
     gain: float | None
     better: bool
     reason: str
+    interval: tuple[float, float] | None = None
+    confidence: float | None = None
 
 
 def _gain(direction: Direction, champion: float, challenger: float) -> float:

@@ -194,7 +194,13 @@ class Fitted:
     capabilities: Capabilities
 
 
-def fit(frame: pd.DataFrame, spec: ModelConfig, seed: int, project_root: str | Path | None = None) -> Fitted:
+def fit(
+    frame: pd.DataFrame,
+    spec: ModelConfig,
+    seed: int,
+    project_root: str | Path | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> Fitted:
     """Train the spec's model: its ``trainer`` entry point, or the built-in default of its task.
 
     Args:
@@ -204,6 +210,9 @@ def fit(frame: pd.DataFrame, spec: ModelConfig, seed: int, project_root: str | P
         spec: the model spec.
         seed: random seed for the built-in default.
         project_root: where the trainer's module is imported from.
+        sample_weight: one weight per row (``retraining.strategy`` ``recency_weighted``), given
+            to the built-in model's ``fit`` and to a trainer as ``trainer(frame, spec,
+            sample_weight=...)``; a trainer that takes no ``sample_weight`` is refused.
 
     Returns:
         The estimator, which passed ``check_estimator``, with its trainer and capabilities.
@@ -222,14 +231,42 @@ def fit(frame: pd.DataFrame, spec: ModelConfig, seed: int, project_root: str | P
     if spec.trainer is None:
         estimator, who = default_estimator(spec, seed), BUILTIN
         with threadpool_limits(THREADS):
-            estimator.fit(x, y)
+            estimator.fit(x, y, **weight_argument(estimator, sample_weight))
     else:
         who = spec.trainer
         trainer = load_trainer(spec.trainer, project_root)
+        weights = {} if sample_weight is None else {"sample_weight": trainer_weights(trainer, who, sample_weight)}
         try:
             with threadpool_limits(THREADS):
-                estimator = trainer(frame[[*spec.feature_names, label]].reset_index(drop=True), spec)
+                estimator = trainer(frame[[*spec.feature_names, label]].reset_index(drop=True), spec, **weights)
         except Exception as exc:  # user code: report it as theirs, with its type
             raise ConfigError(f"model.trainer {who!r} failed: {type(exc).__name__}: {exc}") from exc
     caps = check_estimator(estimator, spec, x, f"model.trainer {who!r}" if spec.trainer else "the built-in trainer")
     return Fitted(estimator, who, caps)
+
+
+def weight_argument(estimator: Any, sample_weight: np.ndarray | None) -> dict[str, Any]:
+    """The keyword that gives the built-in model its sample weights (its last step's, in a pipeline)."""
+    if sample_weight is None:
+        return {}
+    steps = getattr(estimator, "steps", None)
+    return {f"{steps[-1][0]}__sample_weight" if steps else "sample_weight": sample_weight}
+
+
+def trainer_weights(trainer: Callable[..., Any], who: str, sample_weight: np.ndarray) -> np.ndarray:
+    """``sample_weight`` when the trainer takes it (a parameter of that name, or ``**kwargs``).
+
+    Raises:
+        ConfigError: the trainer takes no ``sample_weight``.
+    """
+    try:
+        parameters = inspect.signature(trainer).parameters.values()
+    except (TypeError, ValueError):  # a callable that does not say is tried as called
+        return sample_weight
+    if any(p.name == "sample_weight" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return sample_weight
+    raise ConfigError(
+        f"model.trainer {who!r}: retraining.strategy recency_weighted gives the trainer sample weights, but it "
+        "takes no sample_weight argument: define it as trainer(frame, spec, sample_weight=None) and pass the "
+        "weights to the estimator's fit, or choose retraining.strategy kind sliding or expanding"
+    )

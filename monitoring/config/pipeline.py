@@ -238,6 +238,29 @@ class DriftPolicy(Strict):
     action: Literal["warn", "act"] = "warn"
 
 
+#: The metrics performance estimation gives before labels (CBPE for a classifier, loss estimation for a regressor).
+ESTIMABLE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse")
+
+
+class EstimatedPolicy(_MetricLimit):
+    """The metric estimated without labels (``monitoring.domain.estimation``) must stay above ``min``
+    (quality) or below ``max`` (error); judged on the newest window, labelled or not. ``warn`` only
+    reports; ``act`` counts as a breach, for labels that come too late to be useful."""
+
+    kind: Literal["estimated"]
+    action: Literal["warn", "act"] = "warn"
+    min_rows: int = Field(default=30, ge=1)
+    """Fewest rows an estimate must be over to be judged."""
+
+    @model_validator(mode="after")
+    def _estimable(self) -> EstimatedPolicy:
+        if self.metric not in ESTIMABLE_METRICS:
+            raise ValueError(
+                f"{self.metric} cannot be estimated without labels: use one of {', '.join(ESTIMABLE_METRICS)}"
+            )
+        return self
+
+
 Policy = Annotated[
     AbsolutePolicy
     | RelativeDropPolicy
@@ -245,11 +268,12 @@ Policy = Annotated[
     | WilsonPolicy
     | BoundPolicy
     | MinLabelledPolicy
-    | DriftPolicy,
+    | DriftPolicy
+    | EstimatedPolicy,
     Field(discriminator="kind"),
 ]
 #: Policy kinds (the discriminator tags, left out of error paths).
-POLICY_KINDS = ("absolute", "relative_drop", "relative_rise", "wilson", "bound", "min_labelled", "drift")
+POLICY_KINDS = ("absolute", "relative_drop", "relative_rise", "wilson", "bound", "min_labelled", "drift", "estimated")
 
 
 class ThresholdConfig(Strict):

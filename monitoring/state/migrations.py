@@ -191,6 +191,15 @@ def _ground_truth_that_stays_true(db: Database) -> None:
     )
 
 
+#: JSON columns of schema version 10's windows: performance estimated without labels (issue 24).
+WINDOW_ESTIMATE_COLUMNS = ("estimated",)
+
+
+def _window_estimates(db: Database) -> None:
+    for column in WINDOW_ESTIMATE_COLUMNS:
+        add_column(db, "windows", column, "TEXT")
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -208,6 +217,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         9,
         "posting claims by run, ledger rows by key and event time, quarantined files, SQL rows re-read",
         _ground_truth_that_stays_true,
+    ),
+    Migration(
+        10, "window estimates: performance estimated before labels, and its error once they land", _window_estimates
     ),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
+from monitoring.domain.estimation.model import EstimationModel
 from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.windows.compute import compute_windows
@@ -20,6 +21,7 @@ from monitoring.domain.windows.headline import bound_requests
 from monitoring.domain.windows.results import WindowMetrics, window_start
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context
+from monitoring.workflows.estimation import estimation_of
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,16 @@ def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> l
     return spans
 
 
-def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
+def reference_for(ctx: Context, dep: DeploymentRow) -> tuple[ReferenceStats | None, EstimationModel | None]:
+    """The version's training reference (drift) and estimation model (performance before labels), when it has them."""
     path = ctx.artifacts_dir / dep.model / dep.version
     try:
-        return ReferenceStats.from_dict(load_artifact(path).metadata["reference"])
+        metadata = load_artifact(path).metadata
+        reference = ReferenceStats.from_dict(metadata["reference"])
     except (DataError, KeyError) as exc:
         log.warning("no training reference, drift not computed %s", KV(version=dep.version, error=str(exc)))
-        return None
+        return None, None
+    return reference, estimation_of(metadata, dep.version)
 
 
 def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
@@ -76,7 +81,7 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
     cfg = ctx.cfg
     window = cfg.windows.length_ms
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
-    reference = reference_for(ctx, span.deployment)
+    reference, estimation = reference_for(ctx, span.deployment)
     bounds = bound_requests(cfg.thresholds.policies, cfg.model.task)
     results: list[WindowMetrics] = []
     for lo, hi, columns in ctx.read_columns(span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk):
@@ -85,7 +90,9 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
             log.warning(
                 "records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored)
             )
-        for result in compute_windows(columns, window, reference, bounds=bounds, seed=cfg.scenario.seed):
+        for result in compute_windows(
+            columns, window, reference, bounds=bounds, seed=cfg.scenario.seed, estimation=estimation
+        ):
             if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
                 results.append(result)
         log.debug("chunk read %s", KV(start=lo, end=hi, records=columns.counts["records"]))

@@ -37,7 +37,8 @@ class PolicyWarning:
     def text(self) -> str:
         """``"Contract psi 1.4 > 0.25 (5.6x)"``."""
         return (
-            f"{self.subject} {self.statistic} {fmt_value(self.value)} > {fmt_value(self.limit)} ({self.severity:.2g}x)"
+            f"{self.subject} {self.statistic} {fmt_value(self.value)} {'<' if self.value < self.limit else '>'} "
+            f"{fmt_value(self.limit)} ({self.severity:.2g}x)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,14 +70,13 @@ def _drift(w: WindowMetrics, p: DriftPolicy, result: PolicyResult) -> list[Polic
 
 
 def _other(result: PolicyResult) -> list[PolicyWarning]:
-    """A warn-only result of any other kind: its value against its threshold."""
+    """A warn-only result of any other kind: its value against its threshold (an estimate's subject is ``estimated``)."""
     if result.value is None or result.threshold is None:
         return []
     value, limit = float(result.value), float(result.threshold)
     severity = abs(value - limit) / abs(limit) + 1 if limit else math.inf
-    return [
-        PolicyWarning(result.policy, result.metric or result.kind, result.metric or result.kind, value, limit, severity)
-    ]
+    subject = "estimated" if result.kind == "estimated" else result.metric or result.kind
+    return [PolicyWarning(result.policy, subject, result.metric or result.kind, value, limit, severity)]
 
 
 def ranked_warnings(window: Any, policies: Sequence[Any], results: Sequence[PolicyResult]) -> list[PolicyWarning]:

@@ -11,6 +11,7 @@ from monitoring.config.pipeline import (
     AbsolutePolicy,
     BoundPolicy,
     DriftPolicy,
+    EstimatedPolicy,
     MinLabelledPolicy,
     RelativeDropPolicy,
     RelativeRisePolicy,
@@ -221,6 +222,34 @@ def _drift(w: WindowMetrics, p: DriftPolicy, ctx: _Context) -> PolicyResult:
     return PolicyResult(name, PASS, psis[worst], None, p.max_psi, text, "drift", p.action)
 
 
+def _estimated(w: WindowMetrics, p: EstimatedPolicy, ctx: _Context) -> PolicyResult:
+    # Needs no label: the estimate is over the window's predictions. Its interval is shown, the
+    # estimate itself is compared (an early warning is the point; the interval is chance only).
+    floor = p.min is not None
+    name = f"estimated {_shown(p.metric)} {'>=' if floor else '<='} {fmt_value(p.limit)} ({p.action})"
+    item = w.estimate(p.metric)
+    if item is None or int(item.get("rows") or 0) < p.min_rows:
+        rows = 0 if item is None else int(item.get("rows") or 0)
+        why = (
+            f"{p.metric} estimated over {rows} rows, {p.min_rows} required"
+            if item is not None
+            else f"no estimate of {p.metric} for this window (does the model version have an estimation model?)"
+        )
+        return PolicyResult(name, INSUFFICIENT, None, None, p.limit, why, "estimated", p.action, metric=p.metric)
+    value = float(item["value"])
+    low, high = number_or_none(item.get("low")), number_or_none(item.get("high"))
+    ok = _within(p.metric, value, p.limit)
+    interval = [low, high] if low is not None and high is not None else None
+    shown = f", 95% interval [{fmt_value(low)}, {fmt_value(high)}]" if interval else ""
+    text = (
+        f"estimated {p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)} "
+        f"over {int(item['rows'])} predictions, before labels{shown}"
+    )
+    return PolicyResult(
+        name, PASS if ok else FAIL, value, None, p.limit, text, "estimated", p.action, interval, p.metric
+    )
+
+
 EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] = {
     MinLabelledPolicy: _min_labelled,
     AbsolutePolicy: _absolute,
@@ -229,6 +258,7 @@ EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] =
     WilsonPolicy: _wilson,
     BoundPolicy: _bound,
     DriftPolicy: _drift,
+    EstimatedPolicy: _estimated,
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from monitoring.core.errors import DataError
+from monitoring.domain.estimation.model import EstimationModel, with_realized
 from monitoring.domain.metrics import bounds as metric_bounds
 from monitoring.domain.metrics import scoring
 from monitoring.domain.metrics.categories import CategoricalReference, js_from_counts, psi_from_counts
@@ -174,6 +175,7 @@ def compute_windows(
     seed: int = 0,
     min_drift_rows: int = MIN_DRIFT_ROWS,
     resamples: int = metric_bounds.DEFAULT_RESAMPLES,
+    estimation: EstimationModel | None = None,
 ) -> list[WindowMetrics]:
     """The task's metrics for every (deployment, window) that has predictions.
 
@@ -194,6 +196,8 @@ def compute_windows(
         seed: seeds the bootstrap bounds (with the deployment and the window).
         min_drift_rows: fewest usable values of a feature for its drift to be reported.
         resamples: bootstrap resamples per window.
+        estimation: the model version's estimation model: each window's performance estimated
+            from its predictions alone, the realized metric beside it; None skips estimation.
 
     Returns:
         Results ordered by deployment CRN, then start time.
@@ -215,6 +219,7 @@ def compute_windows(
     for g, (crn, w_start) in enumerate(zip(groups.crns, groups.starts)):
         scores = {name: (None if math.isnan(v[g]) else float(v[g])) for name, v in tables.values.items()}
         p50, p95 = tables.latency[g]
+        estimated = {} if estimation is None else with_realized(estimation.estimate(columns, groups.rows(g)), scores)
         results.append(
             WindowMetrics(
                 deployment_crn=crn,
@@ -231,6 +236,7 @@ def compute_windows(
                 unknown_class=int(tables.unknown[g]),
                 zero_targets=None if tables.zero_targets is None else int(tables.zero_targets[g]),
                 bounds=bounded[g],
+                estimated=estimated,
                 **scores,
             )
         )

@@ -285,7 +285,7 @@ class StateStore:
                     *(getattr(w, m) for m in TASK_METRIC_COLUMNS),
                     blobs[2],
                     *(getattr(w, c) for c in WINDOW_COUNT_COLUMNS),
-                    _dumps(w.estimated),
+                    *(_dumps(getattr(w, c)) for c in WINDOW_ESTIMATE_COLUMNS),
                 )
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
@@ -335,7 +335,10 @@ class StateStore:
                 bounds=json.loads(r[13 + len(extra)]),
                 **dict(zip(extra, r[13 : 13 + len(extra)])),
                 **{c: None if v is None else int(v) for c, v in zip(WINDOW_COUNT_COLUMNS, r[14 + len(extra) :])},
-                estimated=json.loads(r[-1]) if r[-1] else {},
+                **{
+                    c: json.loads(v) if v else {}
+                    for c, v in zip(WINDOW_ESTIMATE_COLUMNS, r[-len(WINDOW_ESTIMATE_COLUMNS) :])
+                },
             )
             for r in self.db.query(sql, params)
         ]

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 METADATA_KEY = "estimation"
 
 
+def frame_inputs(frame: pd.DataFrame, spec: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A frame's numeric features as floats (NaN: missing) and categorical ones as text (None: missing)."""
+    numeric = {n: pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype=float) for n in spec.numeric_features}
+    cats = {n: frame[n].map(lambda v: None if pd.isna(v) else str(v)).to_numpy() for n in spec.categorical_features}
+    return numeric, cats
+
+
 def fit_estimation(fitted: Fitted, holdout: pd.DataFrame, spec: ModelConfig) -> dict[str, Any] | None:
     """The estimation model of a trained candidate, fitted on its held-out rows, as metadata; None when it
     cannot be fitted (a classifier without probabilities, too few held-out rows, one class only): said in
@@ -37,11 +44,7 @@ def fit_estimation(fitted: Fitted, holdout: pd.DataFrame, spec: ModelConfig) -> 
             positive = spec.classes.index(spec.positive_class) if len(spec.classes) == 2 else None
             model = fit_classifier(predictions.proba[known], y[known], positive)
         else:
-            numeric = {n: pd.to_numeric(holdout[n], errors="coerce").to_numpy() for n in spec.numeric_features}
-            cats = {
-                n: holdout[n].map(lambda v: None if pd.isna(v) else str(v)).to_numpy()
-                for n in spec.categorical_features
-            }
+            numeric, cats = frame_inputs(holdout, spec)
             target = pd.to_numeric(holdout[spec.label.name], errors="coerce").to_numpy()
             model = fit_regressor(predictions.values, target, numeric, cats)
     except DataError as exc:

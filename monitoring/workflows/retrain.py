@@ -25,7 +25,7 @@ from monitoring.domain.training.artifacts import make_metadata, save_artifact
 from monitoring.domain.training.estimators import Fitted, fit
 from monitoring.domain.training.predictions import predict_frame, predicts_most_probable, score_predictions
 from monitoring.workflows.context import Context, Training
-from monitoring.workflows.estimation import fit_estimation
+from monitoring.workflows.references import fit_references
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         parent_version=parent_version,
         predict_is_argmax=candidate.predict_is_argmax,
         reason=label,
-        estimation=fit_estimation(candidate.fitted, candidate.holdout, spec),
+        **fit_references(cfg.slices, candidate.fitted, candidate.train, candidate.holdout, spec, cfg.scenario.seed),
     )
     path = Path(save_artifact(candidate.estimator, ctx.artifacts_dir, spec.name, metadata))
     rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()

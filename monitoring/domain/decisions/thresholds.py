@@ -12,13 +12,16 @@ from monitoring.config.pipeline import (
     BoundPolicy,
     DriftPolicy,
     EstimatedPolicy,
+    JointDriftPolicy,
     MinLabelledPolicy,
     RelativeDropPolicy,
     RelativeRisePolicy,
+    SlicesPolicy,
     WilsonPolicy,
 )
 from monitoring.domain.decisions.policy_results import ACT, FAIL, INSUFFICIENT, PASS, PolicyResult, fmt_value
 from monitoring.domain.metrics.bounds import breach_bound
+from monitoring.domain.slices.judge import benjamini_hochberg, default_metrics, findings
 from monitoring.domain.windows.bounds import wilson_interval
 from monitoring.domain.windows.results import WindowMetrics, number_or_none
 
@@ -250,6 +253,48 @@ def _estimated(w: WindowMetrics, p: EstimatedPolicy, ctx: _Context) -> PolicyRes
     )
 
 
+def slice_findings(w: WindowMetrics, p: SlicesPolicy) -> list:
+    """The window's slice findings under the policy, most significant first, flagged by Benjamini-Hochberg."""
+    metrics = tuple(p.metrics) or default_metrics(w.slices)
+    return benjamini_hochberg(findings(w.slices, metrics, None, p.tolerance), p.fdr)
+
+
+def _slices(w: WindowMetrics, p: SlicesPolicy, ctx: _Context) -> PolicyResult:
+    name = f"slices worse than at training (FDR {fmt_value(p.fdr)}, tolerance {fmt_value(p.tolerance)}) ({p.action})"
+    found = slice_findings(w, p)
+    if not found:
+        why = "no slice with enough labelled rows in this window and at training"
+        return PolicyResult(name, INSUFFICIENT, None, None, None, why, "slices", p.action)
+    flagged = [f for f in found if f.flagged]
+    if not flagged:
+        text = f"{len(found)} slice metrics judged, none worse than at training (lowest q {fmt_value(found[0].q)})"
+        return PolicyResult(name, PASS, found[0].value, found[0].reference, None, text, "slices", p.action)
+    worst = flagged[0]
+    text = (
+        f"{len(flagged)} of {len(found)} slice metrics worse than at training: "
+        + "; ".join(f.text() for f in flagged[:3])
+        + (f"; +{len(flagged) - 3} more" if len(flagged) > 3 else "")
+    )
+    return PolicyResult(name, FAIL, worst.value, None, worst.reference, text, "slices", p.action, metric=worst.metric)
+
+
+def _joint_drift(w: WindowMetrics, p: JointDriftPolicy, ctx: _Context) -> PolicyResult:
+    name = f"joint_drift domain classifier AUROC lower bound <= {fmt_value(p.max_auc)} ({p.action})"
+    item = w.joint_drift or {}
+    auc, low, high = (number_or_none(item.get(k)) for k in ("auc", "low", "high"))
+    if auc is None or low is None:
+        why = "no joint drift for this window (too few rows, or no reference sample in the model version)"
+        return PolicyResult(name, INSUFFICIENT, None, None, p.max_auc, why, "joint_drift", p.action)
+    ok = low <= p.max_auc + EPSILON
+    drivers = ", ".join(f"{f} {share:.0%}" for f, share in item.get("drivers") or [])
+    text = (
+        f"AUROC {fmt_value(auc)} [{fmt_value(low)}, {fmt_value(high)}] telling the window from the training rows: "
+        f"lower bound {'<=' if ok else '>'} {fmt_value(p.max_auc)}"
+        + (f" (driven by {drivers})" if not ok and drivers else "")
+    )
+    return PolicyResult(name, PASS if ok else FAIL, auc, low, p.max_auc, text, "joint_drift", p.action, [low, high])
+
+
 EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] = {
     MinLabelledPolicy: _min_labelled,
     AbsolutePolicy: _absolute,
@@ -259,6 +304,8 @@ EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] =
     BoundPolicy: _bound,
     DriftPolicy: _drift,
     EstimatedPolicy: _estimated,
+    SlicesPolicy: _slices,
+    JointDriftPolicy: _joint_drift,
 }
 
 

@@ -16,7 +16,10 @@ from monitoring.domain.metrics import scoring
 from monitoring.domain.metrics.categories import CategoricalReference, js_from_counts, psi_from_counts
 from monitoring.domain.metrics.drift import PSI_EPSILON, ReferenceStats
 from monitoring.domain.metrics.tables import MetricTable, classification_table, regression_table
+from monitoring.domain.multivariate.classifier import JointReference, joint_drift, window_inputs
+from monitoring.domain.multivariate.quality import window_quality
 from monitoring.domain.records.columns import Columns
+from monitoring.domain.slices.model import Slicing
 from monitoring.domain.windows.bounds import BoundRequest, window_bounds
 from monitoring.domain.windows.groups import Groups, class_rows, group_windows, latencies, proba_rows
 from monitoring.domain.windows.results import WindowMetrics
@@ -166,6 +169,24 @@ def _confusion(cm: np.ndarray, classes: Sequence[Any], positive: int | None) -> 
     return {"labels": list(classes), "matrix": cm.astype(int).tolist()}
 
 
+def _extras(columns: Columns, rows: Any, reference, slicing, joint, quality: bool, seed: int) -> dict[str, Any]:
+    """A window's slices, joint drift and data quality, those asked for."""
+    out: dict[str, Any] = {}
+    if slicing is not None:
+        out["slices"] = slicing.window(columns, rows)
+    if joint is not None:
+        numeric, categorical = window_inputs(
+            joint.names,
+            columns.feature_names,
+            columns.features[rows],
+            {name: values[rows] for name, values in columns.categories.items()},
+        )
+        out["joint_drift"] = joint_drift(joint, numeric, categorical, seed) or {}
+    if quality and reference is not None:
+        out["quality"] = window_quality(columns, rows, reference)
+    return out
+
+
 def compute_windows(
     columns: Columns,
     window_ms: int,
@@ -176,6 +197,9 @@ def compute_windows(
     min_drift_rows: int = MIN_DRIFT_ROWS,
     resamples: int = metric_bounds.DEFAULT_RESAMPLES,
     estimation: EstimationModel | None = None,
+    slicing: Slicing | None = None,
+    joint: JointReference | None = None,
+    quality: bool = False,
 ) -> list[WindowMetrics]:
     """The task's metrics for every (deployment, window) that has predictions.
 
@@ -198,6 +222,10 @@ def compute_windows(
         resamples: bootstrap resamples per window.
         estimation: the model version's estimation model: each window's performance estimated
             from its predictions alone, the realized metric beside it; None skips estimation.
+        slicing: the configured slices and their reference: each window's slices; None skips them.
+        joint: the reference sample of the domain classifier: each window's joint drift (seeded
+            with ``seed`` and the window); None skips it.
+        quality: each window's data quality against ``reference`` (missing, out of range, unseen).
 
     Returns:
         Results ordered by deployment CRN, then start time.
@@ -219,7 +247,9 @@ def compute_windows(
     for g, (crn, w_start) in enumerate(zip(groups.crns, groups.starts)):
         scores = {name: (None if math.isnan(v[g]) else float(v[g])) for name, v in tables.values.items()}
         p50, p95 = tables.latency[g]
-        estimated = {} if estimation is None else with_realized(estimation.estimate(columns, groups.rows(g)), scores)
+        rows = groups.rows(g)
+        estimated = {} if estimation is None else with_realized(estimation.estimate(columns, rows), scores)
+        extra = _extras(columns, rows, reference, slicing, joint, quality, seed + int(w_start // window_ms))
         results.append(
             WindowMetrics(
                 deployment_crn=crn,
@@ -237,6 +267,7 @@ def compute_windows(
                 zero_targets=None if tables.zero_targets is None else int(tables.zero_targets[g]),
                 bounds=bounded[g],
                 estimated=estimated,
+                **extra,
                 **scores,
             )
         )

@@ -15,6 +15,8 @@ METRICS = tuple(REGISTRY)
 #: Per-window latency statistics (ms), optional: None when a window has no latency values.
 LATENCY = ("latency_p50_ms", "latency_p95_ms")
 _REQUIRED = ("deployment_crn", "start_ms", "end_ms")
+#: The JSON fields issue 24 added, each kept in a store column of its name (schema version 10).
+EXTRA_BLOBS = ("estimated", "slices", "joint_drift", "quality")
 
 
 def bound_key(metric: str, confidence: float) -> str:
@@ -72,6 +74,11 @@ class WindowMetrics:
             ``{metric: {"value", "low", "high", "rows", "realized", "error"}}``: the estimate, its
             95% interval, the rows it is over, and once labels land the realized metric and the
             estimation error (estimate - realized); empty without an estimation model.
+        slices: ``{slice: {"stats", "metrics", "ref"}}`` (``monitoring.domain.slices``): each configured
+            slice's counts, its metrics with 95% bounds, and the same slice's counts at training.
+        joint_drift: the domain classifier's ``{"auc", "low", "high", "rows", "drivers"}``
+            (``monitoring.domain.multivariate``); empty when not computed.
+        quality: ``{feature: {"missing", "out_of_range" | "unseen"}}``, shares of the window's rows.
     """
 
     deployment_crn: str
@@ -98,6 +105,9 @@ class WindowMetrics:
     zero_targets: int | None = None
     bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
     estimated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    joint_drift: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_obj(cls, obj: Any) -> WindowMetrics:
@@ -133,6 +143,7 @@ class WindowMetrics:
             zero_targets=None if zero is None else int(zero),
             bounds=bounds,
             estimated=estimated,
+            **{k: dict(get(k) or {}) for k in EXTRA_BLOBS[1:]},
         )
 
     def scores(self) -> dict[str, float]:

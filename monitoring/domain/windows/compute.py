@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from monitoring.core.errors import DataError
 from monitoring.domain.estimation.model import EstimationModel, with_realized
@@ -129,10 +131,14 @@ def _probability_scores(proba: np.ndarray, y_true: np.ndarray, positive: int | N
     return scoring._one_auc(is_positive, proba), loss
 
 
-def _drift(columns: Columns, groups: Groups, reference: ReferenceStats, minimum: int) -> list[dict]:
+def _drift(
+    columns: Columns, groups: Groups, reference: ReferenceStats, minimum: int, seen: dict | None = None
+) -> list[dict]:
     """Per group, ``{feature: {"psi", "ks"}}`` (numeric) or ``{"psi", "js"}`` (categorical) of each
-    referenced feature with at least ``minimum`` usable values."""
+    referenced feature with at least ``minimum`` usable values; ``seen`` gets each group's category
+    counts by ``(group, feature)``, for the data quality."""
     out: list[dict] = [{} for _ in range(groups.n)]
+    seen = {} if seen is None else seen
     numeric = [(j, n) for j, n in enumerate(columns.feature_names) if n in reference.features]
     for g in range(groups.n):
         if not numeric:
@@ -149,6 +155,7 @@ def _drift(columns: Columns, groups: Groups, reference: ReferenceStats, minimum:
             continue
         for g in range(groups.n):
             counts = ref.bucket_counts(values[groups.rows(g)])
+            seen[(g, name)] = counts
             if counts.sum() >= minimum:
                 out[g][name] = {
                     "psi": float(psi_from_counts(ref.expected, counts, PSI_EPSILON)[0]),
@@ -182,8 +189,6 @@ def _extras(columns: Columns, rows: Any, reference, slicing, joint, quality: boo
             {name: values[rows] for name, values in columns.categories.items()},
         )
         out["joint_drift"] = joint_drift(joint, numeric, categorical, seed) or {}
-    if quality and reference is not None:
-        out["quality"] = window_quality(columns, rows, reference)
     return out
 
 
@@ -242,7 +247,30 @@ def compute_windows(
         return []
     tables = _tables(columns, groups)
     bounded = window_bounds(columns, groups, tables.values, tables.confusion, bounds, seed, resamples)
-    drift = _drift(columns, groups, reference, min_drift_rows) if reference is not None else None
+    seen: dict = {}
+    drift = _drift(columns, groups, reference, min_drift_rows, seen) if reference is not None else None
+    # the domain classifier's small matrices: one BLAS thread is several times faster than many
+    with threadpool_limits(1) if joint is not None else nullcontext():
+        return _results(
+            columns,
+            groups,
+            window_ms,
+            tables,
+            bounded,
+            drift,
+            reference,
+            estimation,
+            slicing,
+            joint,
+            quality,
+            seed,
+            seen,
+        )
+
+
+def _results(
+    columns, groups, window_ms, tables, bounded, drift, reference, estimation, slicing, joint, quality, seed, seen
+):
     results = []
     for g, (crn, w_start) in enumerate(zip(groups.crns, groups.starts)):
         scores = {name: (None if math.isnan(v[g]) else float(v[g])) for name, v in tables.values.items()}
@@ -250,6 +278,8 @@ def compute_windows(
         rows = groups.rows(g)
         estimated = {} if estimation is None else with_realized(estimation.estimate(columns, rows), scores)
         extra = _extras(columns, rows, reference, slicing, joint, quality, seed + int(w_start // window_ms))
+        if quality and reference is not None:
+            extra["quality"] = window_quality(columns, rows, reference, {n: c for (k, n), c in seen.items() if k == g})
         results.append(
             WindowMetrics(
                 deployment_crn=crn,

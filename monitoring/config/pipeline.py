@@ -33,6 +33,7 @@ from monitoring.config.ground_truth import GroundTruthConfig
 from monitoring.config.metric_registry import METRICS, Direction, metric_spec, metric_task_problem
 from monitoring.config.model_spec import ModelConfig
 from monitoring.config.retraining import ContractConfig, GateConfig, StrategyConfig
+from monitoring.config.slices import SlicesConfig
 from monitoring.core.durations import Duration, to_ms
 from monitoring.core.errors import ConfigError
 from monitoring.core.paths import InsidePath, sqlite_path_inside
@@ -244,6 +245,62 @@ class DriftPolicy(Strict):
     action: Literal["warn", "act"] = "warn"
 
 
+#: The metrics judged per slice.
+SLICE_METRICS = ("accuracy", "precision", "recall", "mae")
+#: The metrics performance estimation gives before labels (CBPE for a classifier, loss estimation for a regressor).
+ESTIMABLE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse")
+
+
+class EstimatedPolicy(_MetricLimit):
+    """The metric estimated without labels (``monitoring.domain.estimation``) must stay above ``min``
+    (quality) or below ``max`` (error); judged on the newest window, labelled or not. ``warn`` only
+    reports; ``act`` counts as a breach, for labels that come too late to be useful."""
+
+    kind: Literal["estimated"]
+    action: Literal["warn", "act"] = "warn"
+    min_rows: int = Field(default=30, ge=1)
+    """Fewest rows an estimate must be over to be judged."""
+
+    @model_validator(mode="after")
+    def _estimable(self) -> EstimatedPolicy:
+        if self.metric not in ESTIMABLE_METRICS:
+            raise ValueError(
+                f"{self.metric} cannot be estimated without labels: use one of {', '.join(ESTIMABLE_METRICS)}"
+            )
+        return self
+
+
+class SlicesPolicy(Strict):
+    """Every configured slice (``slices``) against the same slice at training: flagged when its metric is
+    worse by more than ``tolerance``, with Benjamini-Hochberg keeping the false discovery rate at ``fdr``
+    across the slices and metrics of the window."""
+
+    kind: Literal["slices"]
+    metrics: list[MetricName] = Field(default_factory=list)
+    """Of accuracy, precision, recall (a classifier) or mae (a regressor); empty: accuracy or mae."""
+    fdr: float = Field(default=0.01, gt=0, lt=1)
+    """The false discovery rate; with every slice stable, about the share of windows with a false flag."""
+    tolerance: float = Field(default=0.02, ge=0, lt=1)
+    """A drop smaller than this is not worth a flag: absolute for a share, a fraction of the MAE."""
+    action: Literal["warn", "act"] = "warn"
+
+    @model_validator(mode="after")
+    def _sliceable(self) -> SlicesPolicy:
+        bad = [m for m in self.metrics if m not in SLICE_METRICS]
+        if bad:
+            raise ValueError(f"metrics: {', '.join(bad)} not judged per slice (use {', '.join(SLICE_METRICS)})")
+        return self
+
+
+class JointDriftPolicy(Strict):
+    """The domain classifier (reference against window): fails when even the lower bound of its
+    cross-validated AUROC is above ``max_auc``: the window's rows can be told from the training rows."""
+
+    kind: Literal["joint_drift"]
+    max_auc: float = Field(default=0.6, gt=0.5, lt=1)
+    action: Literal["warn", "act"] = "warn"
+
+
 Policy = Annotated[
     AbsolutePolicy
     | RelativeDropPolicy
@@ -251,11 +308,25 @@ Policy = Annotated[
     | WilsonPolicy
     | BoundPolicy
     | MinLabelledPolicy
-    | DriftPolicy,
+    | DriftPolicy
+    | EstimatedPolicy
+    | SlicesPolicy
+    | JointDriftPolicy,
     Field(discriminator="kind"),
 ]
 #: Policy kinds (the discriminator tags, left out of error paths).
-POLICY_KINDS = ("absolute", "relative_drop", "relative_rise", "wilson", "bound", "min_labelled", "drift")
+POLICY_KINDS = (
+    "absolute",
+    "relative_drop",
+    "relative_rise",
+    "wilson",
+    "bound",
+    "min_labelled",
+    "drift",
+    "estimated",
+    "slices",
+    "joint_drift",
+)
 
 
 class ThresholdConfig(Strict):
@@ -483,6 +554,8 @@ class PipelineConfig(Strict):
     dashboard: DashboardConfig = DashboardConfig()
     data: DataConfig = DataConfig()
     ground_truth: GroundTruthConfig | None = None
+    slices: SlicesConfig | None = None
+    """Segments of the traffic judged one by one (a ``slices`` policy judges them)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -518,8 +591,15 @@ class PipelineConfig(Strict):
             metric_task_problem(p.metric, self.model.task, f"thresholds.policies[{i}].metric")
             for i, p in enumerate(self.thresholds.policies)
             if hasattr(p, "metric")
+        ] + [
+            metric_task_problem(m, self.model.task, f"thresholds.policies[{i}].metrics")
+            for i, p in enumerate(self.thresholds.policies)
+            for m in getattr(p, "metrics", ())
         ]
         problems = [p for p in found if p]
+        problems += self.slices.problems(self.model) if self.slices is not None else []
+        if any(p.kind == "slices" for p in self.thresholds.policies) and self.slices is None:
+            problems.append("thresholds.policies: a slices policy needs the slices section (slices.by)")
         if problems:
             raise ValueError("\n".join(problems))  # parse_config lists each, with its key
         return self

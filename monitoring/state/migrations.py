@@ -191,6 +191,16 @@ def _ground_truth_that_stays_true(db: Database) -> None:
     )
 
 
+#: JSON columns of schema version 10's windows (issue 24): performance estimated without labels, the
+#: slices, the domain classifier's joint drift, data quality.
+WINDOW_ESTIMATE_COLUMNS = ("estimated", "slices", "joint_drift", "quality")
+
+
+def _window_estimates(db: Database) -> None:
+    for column in WINDOW_ESTIMATE_COLUMNS:
+        add_column(db, "windows", column, "TEXT")
+
+
 #: Every schema change after the baseline, in order. Append only; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -209,6 +219,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "posting claims by run, ledger rows by key and event time, quarantined files, SQL rows re-read",
         _ground_truth_that_stays_true,
     ),
+    Migration(10, "window estimates, slices, joint drift and data quality (issue 24)", _window_estimates),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 #: Every table of a store at ``LATEST`` (a rebuild drops these and no other table of a shared database).

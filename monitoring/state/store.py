@@ -18,7 +18,13 @@ from monitoring.domain.windows.results import LATENCY, WindowMetrics, number_or_
 from monitoring.state.aggregates import AggregateLedger
 from monitoring.state.label_queue import LabelQueue
 from monitoring.state.leases import Leases
-from monitoring.state.migrations import LATEST, TASK_METRIC_COLUMNS, WINDOW_COUNT_COLUMNS, migrate
+from monitoring.state.migrations import (
+    LATEST,
+    TASK_METRIC_COLUMNS,
+    WINDOW_COUNT_COLUMNS,
+    WINDOW_ESTIMATE_COLUMNS,
+    migrate,
+)
 from monitoring.state.readonly import ReadOnlyDatabase
 
 #: The schema version this release writes (``migrations.LATEST``).
@@ -54,7 +60,7 @@ ADDED_WINDOW_COLUMNS = (*(f"metric_{m}" for m in TASK_METRIC_COLUMNS), "bounds")
 _WINDOW_COLS = (
     "deployment_crn, start_ms, end_ms, predictions, labelled, metric_accuracy, metric_precision, "
     "metric_recall, metric_f1, confusion, drift, latency_p50_ms, latency_p95_ms, "
-    + ", ".join((*ADDED_WINDOW_COLUMNS, *WINDOW_COUNT_COLUMNS))
+    + ", ".join((*ADDED_WINDOW_COLUMNS, *WINDOW_COUNT_COLUMNS, *WINDOW_ESTIMATE_COLUMNS))
 )
 _WINDOW_PARAMS = ", ".join("?" * len(_WINDOW_COLS.split(", ")))
 _DEPLOY_COLS = "model, deployment_crn, model_crn, build_id, version, deployed_ms, reason"
@@ -285,6 +291,7 @@ class StateStore:
                     *(getattr(w, m) for m in TASK_METRIC_COLUMNS),
                     blobs[2],
                     *(getattr(w, c) for c in WINDOW_COUNT_COLUMNS),
+                    *(_dumps(getattr(w, c)) for c in WINDOW_ESTIMATE_COLUMNS),
                 )
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS.split(", ")[2:])
@@ -334,6 +341,10 @@ class StateStore:
                 bounds=json.loads(r[13 + len(extra)]),
                 **dict(zip(extra, r[13 : 13 + len(extra)])),
                 **{c: None if v is None else int(v) for c, v in zip(WINDOW_COUNT_COLUMNS, r[14 + len(extra) :])},  # type: ignore[arg-type]
+                **{
+                    c: json.loads(v) if v else {}
+                    for c, v in zip(WINDOW_ESTIMATE_COLUMNS, r[-len(WINDOW_ESTIMATE_COLUMNS) :])
+                },
             )
             for r in self.db.query(sql, params)
         ]

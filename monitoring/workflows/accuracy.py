@@ -26,6 +26,7 @@ from monitoring.state.aggregates import HELD, SENT
 from monitoring.state.leases import Lease, holder_name
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context, Outcome
+from monitoring.workflows.estimation import estimate_fields
 from monitoring.workflows.spans import LABEL_SLACK_MS, Span, spans_to_read, windows_for_span
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,11 @@ def compute_accuracy(ctx: Context) -> Outcome:
             tracked += track_settled(ctx, span, results, now, lease)
             ctx.store.set_watermark(span.deployment.deployment_crn, now)
             computed, kept = computed + len(results), kept + kept_here
-    labelled = [w for w in ctx.store.windows(deployment_crn=live.crn) if w.labelled > 0]
+    stored = ctx.store.windows(deployment_crn=live.crn)
+    labelled = [w for w in stored if w.labelled > 0]
     fields = dict(model=model.name, windows=computed, aggregates_tracked=tracked, windows_kept=kept or None)
+    metric = headline_metric(ctx.cfg.model.task, policy_metric(ctx.cfg.thresholds.policies))
+    fields.update(estimate_fields(stored, metric))
     note, action = "", "none"
     if back:
         fields["clock_moved_back_s"] = back // 1000
@@ -207,7 +211,6 @@ def compute_accuracy(ctx: Context) -> Outcome:
             "ok", f"{note}computed {computed} windows; the live deployment has no labelled window yet", action, fields
         )
     last = labelled[-1]
-    metric = headline_metric(ctx.cfg.model.task, policy_metric(ctx.cfg.thresholds.policies))
     value = last.value(metric)
     fields.update(
         {

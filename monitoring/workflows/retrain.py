@@ -27,6 +27,7 @@ from monitoring.domain.training.estimators import Fitted, fit
 from monitoring.domain.training.predictions import Predictions, predict_frame, predicts_most_probable, score_predictions
 from monitoring.domain.training.strategies import TrainingRows, reads_whole_history, select_rows
 from monitoring.workflows.context import Context, Training
+from monitoring.workflows.references import fit_references
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         predict_is_argmax=candidate.predict_is_argmax,
         reason=label,
         training_rows=None if candidate.rows is None else candidate.rows.describe(candidate.refitted),
+        **fit_references(cfg.slices, candidate.fitted, candidate.train, candidate.holdout, spec, cfg.scenario.seed),
     )
     path = Path(save_artifact(candidate.estimator, ctx.artifacts_dir, spec.name, metadata))
     rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()

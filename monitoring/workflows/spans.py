@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from monitoring.core.durations import to_ms
 from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
-from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.windows.compute import compute_windows
 from monitoring.domain.windows.headline import bound_requests
 from monitoring.domain.windows.results import WindowMetrics, window_start
 from monitoring.state.store import DeploymentRow
 from monitoring.workflows.context import Context
+from monitoring.workflows.references import VersionReferences
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,14 @@ def spans_to_read(ctx: Context, deployments: list[DeploymentRow], now: int) -> l
     return spans
 
 
-def reference_for(ctx: Context, dep: DeploymentRow) -> ReferenceStats | None:
-    path = ctx.artifacts_dir / dep.model / dep.version
+def reference_for(ctx: Context, dep: DeploymentRow) -> VersionReferences:
+    """The version's training reference (drift), estimation model, slices and joint-drift sample, those it has."""
     try:
-        return ReferenceStats.from_dict(load_artifact(path).metadata["reference"])
-    except (DataError, KeyError) as exc:
+        metadata = load_artifact(ctx.artifacts_dir / dep.model / dep.version).metadata
+    except DataError as exc:
         log.warning("no training reference, drift not computed %s", KV(version=dep.version, error=str(exc)))
-        return None
+        return VersionReferences()
+    return VersionReferences.of(metadata, dep.version, ctx.cfg.slices)
 
 
 def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
@@ -76,7 +77,7 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
     cfg = ctx.cfg
     window = cfg.windows.length_ms
     chunk = max(1, to_ms(cfg.windows.chunk) // window) * window
-    reference = reference_for(ctx, span.deployment)
+    refs = reference_for(ctx, span.deployment)
     bounds = bound_requests(cfg.thresholds.policies, cfg.model.task)
     results: list[WindowMetrics] = []
     for lo, hi, columns in ctx.read_columns(span.deployment.deployment_crn, span.start_ms, span.end_ms, chunk):
@@ -85,7 +86,17 @@ def windows_for_span(ctx: Context, span: Span, now: int) -> list[WindowMetrics]:
             log.warning(
                 "records ignored %s", KV(deployment=span.deployment.deployment_crn, start=lo, end=hi, **ignored)
             )
-        for result in compute_windows(columns, window, reference, bounds=bounds, seed=cfg.scenario.seed):
+        for result in compute_windows(
+            columns,
+            window,
+            refs.drift,
+            bounds=bounds,
+            seed=cfg.scenario.seed,
+            estimation=refs.estimation,
+            slicing=refs.slicing,
+            joint=refs.joint,
+            quality=True,
+        ):
             if result.end_ms <= now and result.deployment_crn == span.deployment.deployment_crn:
                 results.append(result)
         log.debug("chunk read %s", KV(start=lo, end=hi, records=columns.counts["records"]))

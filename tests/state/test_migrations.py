@@ -152,21 +152,27 @@ def test_store_tables_names_every_table_of_a_fresh_store(store_url):
         assert tuple(store_tables(store.db)) == STORE_TABLES
 
 
-def test_a_version_7_stores_windows_are_kept_and_new_ones_count_the_rows_mape_leaves_out(store_url):
-    """Version 8 adds ``windows.zero_targets``: windows stored before it read as not known (None),
-    and a regressor's window written after it keeps its count of target-0 rows."""
+def store_at_version(store_url: str, version: int, metric_column: str, values: str) -> Database:
+    """A store migrated up to ``version`` only, holding one window (its counts, JSON and one metric given)."""
     v1_store(store_url)
     db = Database(store_url)
     with db.transaction() as tx:
         for step in migrations.MIGRATIONS:
-            if step.version <= 7:
+            if step.version <= version:
                 step.apply(tx)
                 tx.execute("INSERT INTO schema_version (version) VALUES (?)", (step.version,))
         tx.execute(
             "INSERT INTO windows (deployment_crn, start_ms, end_ms, predictions, labelled, confusion, drift, "
-            "metric_mape) VALUES (?, 0, 3600000, 1014, 1014, '{}', '{}', 0.12)",
+            f"{metric_column}) VALUES (?, 0, 3600000, {values})",
             (CRN,),
         )
+    return db
+
+
+def test_a_version_7_stores_windows_are_kept_and_new_ones_count_the_rows_mape_leaves_out(store_url):
+    """Version 8 adds ``windows.zero_targets``: windows stored before it read as not known (None),
+    and a regressor's window written after it keeps its count of target-0 rows."""
+    db = store_at_version(store_url, 7, "metric_mape", "1014, 1014, '{}', '{}', 0.12")
     assert "zero_targets" not in table_columns(db, "windows")
     db.close()
     with StateStore(store_url) as store:
@@ -175,3 +181,19 @@ def test_a_version_7_stores_windows_are_kept_and_new_ones_count_the_rows_mape_le
         assert (old.mape, old.labelled, old.zero_targets) == (0.12, 1014, None)
         store.upsert_windows([{**old.to_dict(), "start_ms": 3600000, "end_ms": 7200000, "zero_targets": 109}])
         assert [w.zero_targets for w in store.windows(deployment_crn=CRN)] == [None, 109]
+
+
+def test_a_version_9_stores_windows_read_without_estimates_and_new_ones_keep_theirs(store_url):
+    """Version 10 adds ``windows.estimated`` (issue 24): windows stored before it have no estimate, and a
+    window written after it keeps its estimate, interval, realized metric and estimation error."""
+    db = store_at_version(store_url, 9, "metric_accuracy", "300, 250, '{}', '{}', 0.9")
+    assert "estimated" not in table_columns(db, "windows")
+    db.close()
+    estimate = {"accuracy": {"value": 0.88, "low": 0.85, "high": 0.91, "rows": 300, "realized": 0.9, "error": -0.02}}
+    with StateStore(store_url) as store:
+        assert store.schema_version() == LATEST >= 10
+        (old,) = store.windows(deployment_crn=CRN)
+        assert old.estimated == {} and old.estimate("accuracy") is None
+        store.upsert_windows([{**old.to_dict(), "start_ms": 3600000, "end_ms": 7200000, "estimated": estimate}])
+        new = store.windows(deployment_crn=CRN)[1]
+        assert new.estimated == estimate and new.estimate("accuracy")["error"] == -0.02

@@ -209,6 +209,8 @@ def decide(
     latest, usable = None, []  # usable: evaluable windows, newest first, only as many as the decision needs
     for w in reversed(rows):
         results = evaluate_window(w, policies, baseline, rows)
+        if latest is not None:  # estimates need no label: theirs are the newest window's
+            results = [n if r.kind == "estimated" else r for r, n in zip(results, latest[1])]
         latest = latest or (w, results)
         if is_evaluable(results):
             usable.append((w, results))
@@ -298,8 +300,8 @@ def decide(
     if warned:
         return make(
             Action.WARN,
-            f"{where}: {acc} passes, but input drift was detected (warn-only checks "
-            f"failed, worst first: {warnings_text(warned)}); no redeploy (their action is warn): check the "
+            f"{where}: {acc} passes, but warn-only checks failed (input drift, or performance estimated "
+            f"before labels; worst first: {warnings_text(warned)}); no redeploy (their action is warn): check the "
             "upstream data sources.",
             w,
             results,

@@ -9,7 +9,7 @@ from typing import Any
 
 from monitoring.config.pipeline import DriftPolicy
 from monitoring.domain.decisions.policy_results import FAIL, WARN, PolicyResult, fmt_value
-from monitoring.domain.decisions.thresholds import EPSILON
+from monitoring.domain.decisions.thresholds import EPSILON, slice_findings
 from monitoring.domain.windows.results import WindowMetrics, number_or_none
 
 #: Warnings a VERDICT line names; the others are counted ("+2 more").
@@ -37,7 +37,8 @@ class PolicyWarning:
     def text(self) -> str:
         """``"Contract psi 1.4 > 0.25 (5.6x)"``."""
         return (
-            f"{self.subject} {self.statistic} {fmt_value(self.value)} > {fmt_value(self.limit)} ({self.severity:.2g}x)"
+            f"{self.subject} {self.statistic} {fmt_value(self.value)} {'<' if self.value < self.limit else '>'} "
+            f"{fmt_value(self.limit)} ({self.severity:.2g}x)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,13 +70,28 @@ def _drift(w: WindowMetrics, p: DriftPolicy, result: PolicyResult) -> list[Polic
 
 
 def _other(result: PolicyResult) -> list[PolicyWarning]:
-    """A warn-only result of any other kind: its value against its threshold."""
+    """A warn-only result of any other kind: its value against its threshold (an estimate's subject is ``estimated``)."""
     if result.value is None or result.threshold is None:
         return []
     value, limit = float(result.value), float(result.threshold)
     severity = abs(value - limit) / abs(limit) + 1 if limit else math.inf
+    subject = "estimated" if result.kind == "estimated" else result.metric or result.kind
+    return [PolicyWarning(result.policy, subject, result.metric or result.kind, value, limit, severity)]
+
+
+def _slices(w: WindowMetrics, p: Any, result: PolicyResult) -> list[PolicyWarning]:
+    """Each flagged slice: its metric against the same slice at training (severity: how far worse, as ``_other``)."""
     return [
-        PolicyWarning(result.policy, result.metric or result.kind, result.metric or result.kind, value, limit, severity)
+        PolicyWarning(
+            result.policy,
+            f.slice,
+            f.metric,
+            f.value,
+            f.reference,
+            abs(f.value - f.reference) / abs(f.reference) + 1 if f.reference else math.inf,
+        )
+        for f in slice_findings(w, p)
+        if f.flagged
     ]
 
 
@@ -92,7 +108,13 @@ def ranked_warnings(window: Any, policies: Sequence[Any], results: Sequence[Poli
     for policy, result in zip(policies, results):
         if result.status != FAIL or result.action != WARN:
             continue
-        for item in _drift(w, policy, result) if isinstance(policy, DriftPolicy) else _other(result):
+        if isinstance(policy, DriftPolicy):
+            items = _drift(w, policy, result)
+        elif result.kind == "slices":
+            items = _slices(w, policy, result)
+        else:
+            items = _other(result)
+        for item in items:
             key = (item.subject, item.statistic if not isinstance(policy, DriftPolicy) else "drift")
             if key not in found or item.severity > found[key].severity:
                 found[key] = item

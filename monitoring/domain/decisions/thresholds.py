@@ -11,13 +11,17 @@ from monitoring.config.pipeline import (
     AbsolutePolicy,
     BoundPolicy,
     DriftPolicy,
+    EstimatedPolicy,
+    JointDriftPolicy,
     MinLabelledPolicy,
     RelativeDropPolicy,
     RelativeRisePolicy,
+    SlicesPolicy,
     WilsonPolicy,
 )
 from monitoring.domain.decisions.policy_results import ACT, FAIL, INSUFFICIENT, PASS, PolicyResult, fmt_value
 from monitoring.domain.metrics.bounds import breach_bound
+from monitoring.domain.slices.judge import benjamini_hochberg, default_metrics, findings
 from monitoring.domain.windows.bounds import wilson_interval
 from monitoring.domain.windows.results import WindowMetrics, number_or_none
 
@@ -221,6 +225,76 @@ def _drift(w: WindowMetrics, p: DriftPolicy, ctx: _Context) -> PolicyResult:
     return PolicyResult(name, PASS, psis[worst], None, p.max_psi, text, "drift", p.action)
 
 
+def _estimated(w: WindowMetrics, p: EstimatedPolicy, ctx: _Context) -> PolicyResult:
+    # Needs no label: the estimate is over the window's predictions. Its interval is shown, the
+    # estimate itself is compared (an early warning is the point; the interval is chance only).
+    floor = p.min is not None
+    name = f"estimated {_shown(p.metric)} {'>=' if floor else '<='} {fmt_value(p.limit)} ({p.action})"
+    item = w.estimate(p.metric)
+    if item is None or int(item.get("rows") or 0) < p.min_rows:
+        rows = 0 if item is None else int(item.get("rows") or 0)
+        why = (
+            f"{p.metric} estimated over {rows} rows, {p.min_rows} required"
+            if item is not None
+            else f"no estimate of {p.metric} for this window (does the model version have an estimation model?)"
+        )
+        return PolicyResult(name, INSUFFICIENT, None, None, p.limit, why, "estimated", p.action, metric=p.metric)
+    value = float(item["value"])
+    low, high = number_or_none(item.get("low")), number_or_none(item.get("high"))
+    ok = _within(p.metric, value, p.limit)
+    interval = [low, high] if low is not None and high is not None else None
+    shown = f", 95% interval [{fmt_value(low)}, {fmt_value(high)}]" if interval else ""
+    text = (
+        f"estimated {p.metric} {fmt_value(value)} {_compare(p.metric, ok)} {fmt_value(p.limit)} "
+        f"over {int(item['rows'])} predictions, before labels{shown}"
+    )
+    return PolicyResult(
+        name, PASS if ok else FAIL, value, None, p.limit, text, "estimated", p.action, interval, p.metric
+    )
+
+
+def slice_findings(w: WindowMetrics, p: SlicesPolicy) -> list:
+    """The window's slice findings under the policy, most significant first, flagged by Benjamini-Hochberg."""
+    metrics = tuple(p.metrics) or default_metrics(w.slices)
+    return benjamini_hochberg(findings(w.slices, metrics, None, p.tolerance), p.fdr)
+
+
+def _slices(w: WindowMetrics, p: SlicesPolicy, ctx: _Context) -> PolicyResult:
+    name = f"slices worse than at training (FDR {fmt_value(p.fdr)}, tolerance {fmt_value(p.tolerance)}) ({p.action})"
+    found = slice_findings(w, p)
+    if not found:
+        why = "no slice with enough labelled rows in this window and at training"
+        return PolicyResult(name, INSUFFICIENT, None, None, None, why, "slices", p.action)
+    flagged = [f for f in found if f.flagged]
+    if not flagged:
+        text = f"{len(found)} slice metrics judged, none worse than at training (lowest q {fmt_value(found[0].q)})"
+        return PolicyResult(name, PASS, found[0].value, found[0].reference, None, text, "slices", p.action)
+    worst = flagged[0]
+    text = (
+        f"{len(flagged)} of {len(found)} slice metrics worse than at training: "
+        + "; ".join(f.text() for f in flagged[:3])
+        + (f"; +{len(flagged) - 3} more" if len(flagged) > 3 else "")
+    )
+    return PolicyResult(name, FAIL, worst.value, None, worst.reference, text, "slices", p.action, metric=worst.metric)
+
+
+def _joint_drift(w: WindowMetrics, p: JointDriftPolicy, ctx: _Context) -> PolicyResult:
+    name = f"joint_drift domain classifier AUROC lower bound <= {fmt_value(p.max_auc)} ({p.action})"
+    item = w.joint_drift or {}
+    auc, low, high = (number_or_none(item.get(k)) for k in ("auc", "low", "high"))
+    if auc is None or low is None:
+        why = "no joint drift for this window (too few rows, or no reference sample in the model version)"
+        return PolicyResult(name, INSUFFICIENT, None, None, p.max_auc, why, "joint_drift", p.action)
+    ok = low <= p.max_auc + EPSILON
+    drivers = ", ".join(f"{f} {share:.0%}" for f, share in item.get("drivers") or [])
+    text = (
+        f"AUROC {fmt_value(auc)} [{fmt_value(low)}, {fmt_value(high)}] telling the window from the training rows: "
+        f"lower bound {'<=' if ok else '>'} {fmt_value(p.max_auc)}"
+        + (f" (driven by {drivers})" if not ok and drivers else "")
+    )
+    return PolicyResult(name, PASS if ok else FAIL, auc, low, p.max_auc, text, "joint_drift", p.action, [low, high])
+
+
 EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] = {
     MinLabelledPolicy: _min_labelled,
     AbsolutePolicy: _absolute,
@@ -229,6 +303,9 @@ EVALUATORS: dict[type, Callable[[WindowMetrics, Any, _Context], PolicyResult]] =
     WilsonPolicy: _wilson,
     BoundPolicy: _bound,
     DriftPolicy: _drift,
+    EstimatedPolicy: _estimated,
+    SlicesPolicy: _slices,
+    JointDriftPolicy: _joint_drift,
 }
 
 

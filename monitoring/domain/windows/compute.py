@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from monitoring.core.errors import DataError
+from monitoring.domain.estimation.model import EstimationModel, with_realized
 from monitoring.domain.metrics import bounds as metric_bounds
 from monitoring.domain.metrics import scoring
 from monitoring.domain.metrics.categories import CategoricalReference, js_from_counts, psi_from_counts
 from monitoring.domain.metrics.drift import PSI_EPSILON, ReferenceStats
 from monitoring.domain.metrics.tables import MetricTable, classification_table, regression_table
+from monitoring.domain.multivariate.classifier import JointReference, joint_drift, window_inputs
+from monitoring.domain.multivariate.quality import window_quality
 from monitoring.domain.records.columns import Columns
+from monitoring.domain.slices.model import Slicing
 from monitoring.domain.windows.bounds import BoundRequest, window_bounds
 from monitoring.domain.windows.groups import Groups, class_rows, group_windows, latencies, proba_rows
 from monitoring.domain.windows.results import WindowMetrics
@@ -125,10 +131,14 @@ def _probability_scores(proba: np.ndarray, y_true: np.ndarray, positive: int | N
     return scoring._one_auc(is_positive, proba), loss
 
 
-def _drift(columns: Columns, groups: Groups, reference: ReferenceStats, minimum: int) -> list[dict]:
+def _drift(
+    columns: Columns, groups: Groups, reference: ReferenceStats, minimum: int, seen: dict | None = None
+) -> list[dict]:
     """Per group, ``{feature: {"psi", "ks"}}`` (numeric) or ``{"psi", "js"}`` (categorical) of each
-    referenced feature with at least ``minimum`` usable values."""
+    referenced feature with at least ``minimum`` usable values; ``seen`` gets each group's category
+    counts by ``(group, feature)``, for the data quality."""
     out: list[dict] = [{} for _ in range(groups.n)]
+    seen = {} if seen is None else seen
     numeric = [(j, n) for j, n in enumerate(columns.feature_names) if n in reference.features]
     for g in range(groups.n):
         if not numeric:
@@ -145,6 +155,7 @@ def _drift(columns: Columns, groups: Groups, reference: ReferenceStats, minimum:
             continue
         for g in range(groups.n):
             counts = ref.bucket_counts(values[groups.rows(g)])
+            seen[(g, name)] = counts
             if counts.sum() >= minimum:
                 out[g][name] = {
                     "psi": float(psi_from_counts(ref.expected, counts, PSI_EPSILON)[0]),
@@ -165,6 +176,22 @@ def _confusion(cm: np.ndarray, classes: Sequence[Any], positive: int | None) -> 
     return {"labels": list(classes), "matrix": cm.astype(int).tolist()}
 
 
+def _extras(columns: Columns, rows: Any, reference, slicing, joint, quality: bool, seed: int) -> dict[str, Any]:
+    """A window's slices, joint drift and data quality, those asked for."""
+    out: dict[str, Any] = {}
+    if slicing is not None:
+        out["slices"] = slicing.window(columns, rows)
+    if joint is not None:
+        numeric, categorical = window_inputs(
+            joint.names,
+            columns.feature_names,
+            columns.features[rows],
+            {name: values[rows] for name, values in columns.categories.items()},
+        )
+        out["joint_drift"] = joint_drift(joint, numeric, categorical, seed) or {}
+    return out
+
+
 def compute_windows(
     columns: Columns,
     window_ms: int,
@@ -174,6 +201,10 @@ def compute_windows(
     seed: int = 0,
     min_drift_rows: int = MIN_DRIFT_ROWS,
     resamples: int = metric_bounds.DEFAULT_RESAMPLES,
+    estimation: EstimationModel | None = None,
+    slicing: Slicing | None = None,
+    joint: JointReference | None = None,
+    quality: bool = False,
 ) -> list[WindowMetrics]:
     """The task's metrics for every (deployment, window) that has predictions.
 
@@ -194,6 +225,12 @@ def compute_windows(
         seed: seeds the bootstrap bounds (with the deployment and the window).
         min_drift_rows: fewest usable values of a feature for its drift to be reported.
         resamples: bootstrap resamples per window.
+        estimation: the model version's estimation model: each window's performance estimated
+            from its predictions alone, the realized metric beside it; None skips estimation.
+        slicing: the configured slices and their reference: each window's slices; None skips them.
+        joint: the reference sample of the domain classifier: each window's joint drift (seeded
+            with ``seed`` and the window); None skips it.
+        quality: each window's data quality against ``reference`` (missing, out of range, unseen).
 
     Returns:
         Results ordered by deployment CRN, then start time.
@@ -210,11 +247,39 @@ def compute_windows(
         return []
     tables = _tables(columns, groups)
     bounded = window_bounds(columns, groups, tables.values, tables.confusion, bounds, seed, resamples)
-    drift = _drift(columns, groups, reference, min_drift_rows) if reference is not None else None
+    seen: dict = {}
+    drift = _drift(columns, groups, reference, min_drift_rows, seen) if reference is not None else None
+    # the domain classifier's small matrices: one BLAS thread is several times faster than many
+    with threadpool_limits(1) if joint is not None else nullcontext():
+        return _results(
+            columns,
+            groups,
+            window_ms,
+            tables,
+            bounded,
+            drift,
+            reference,
+            estimation,
+            slicing,
+            joint,
+            quality,
+            seed,
+            seen,
+        )
+
+
+def _results(
+    columns, groups, window_ms, tables, bounded, drift, reference, estimation, slicing, joint, quality, seed, seen
+):
     results = []
     for g, (crn, w_start) in enumerate(zip(groups.crns, groups.starts)):
         scores = {name: (None if math.isnan(v[g]) else float(v[g])) for name, v in tables.values.items()}
         p50, p95 = tables.latency[g]
+        rows = groups.rows(g)
+        estimated = {} if estimation is None else with_realized(estimation.estimate(columns, rows), scores)
+        extra = _extras(columns, rows, reference, slicing, joint, quality, seed + int(w_start // window_ms))
+        if quality and reference is not None:
+            extra["quality"] = window_quality(columns, rows, reference, {n: c for (k, n), c in seen.items() if k == g})
         results.append(
             WindowMetrics(
                 deployment_crn=crn,
@@ -231,6 +296,8 @@ def compute_windows(
                 unknown_class=int(tables.unknown[g]),
                 zero_targets=None if tables.zero_targets is None else int(tables.zero_targets[g]),
                 bounds=bounded[g],
+                estimated=estimated,
+                **extra,
                 **scores,
             )
         )

@@ -15,6 +15,8 @@ METRICS = tuple(REGISTRY)
 #: Per-window latency statistics (ms), optional: None when a window has no latency values.
 LATENCY = ("latency_p50_ms", "latency_p95_ms")
 _REQUIRED = ("deployment_crn", "start_ms", "end_ms")
+#: The JSON fields issue 24 added, each kept in a store column of its name (schema version 10).
+EXTRA_BLOBS = ("estimated", "slices", "joint_drift", "quality")
 
 
 def bound_key(metric: str, confidence: float) -> str:
@@ -68,6 +70,15 @@ class WindowMetrics:
             classifier, and for windows stored before schema version 8.
         bounds: confidence bounds of some metrics, ``{bound_key(metric, confidence): {"low",
             "high", "method"}}``: those a policy or the report needs (``bound``).
+        estimated: performance estimated without labels (``monitoring.domain.estimation``),
+            ``{metric: {"value", "low", "high", "rows", "realized", "error"}}``: the estimate, its
+            95% interval, the rows it is over, and once labels land the realized metric and the
+            estimation error (estimate - realized); empty without an estimation model.
+        slices: ``{slice: {"stats", "metrics", "ref"}}`` (``monitoring.domain.slices``): each configured
+            slice's counts, its metrics with 95% bounds, and the same slice's counts at training.
+        joint_drift: the domain classifier's ``{"auc", "low", "high", "rows", "drivers"}``
+            (``monitoring.domain.multivariate``); empty when not computed.
+        quality: ``{feature: {"missing", "out_of_range" | "unseen"}}``, shares of the window's rows.
     """
 
     deployment_crn: str
@@ -93,6 +104,10 @@ class WindowMetrics:
     bias: float | None = None
     zero_targets: int | None = None
     bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    estimated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    joint_drift: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_obj(cls, obj: Any) -> WindowMetrics:
@@ -113,6 +128,7 @@ class WindowMetrics:
         }
         unknown, zero = get("unknown_class"), get("zero_targets")
         bounds = {str(k): dict(v) for k, v in dict(get("bounds") or {}).items() if isinstance(v, Mapping)}
+        estimated = {str(k): dict(v) for k, v in dict(get("estimated") or {}).items() if isinstance(v, Mapping)}
         return cls(
             deployment_crn=str(get("deployment_crn")),
             start_ms=int(get("start_ms")),
@@ -126,6 +142,8 @@ class WindowMetrics:
             unknown_class=None if unknown is None else int(unknown),
             zero_targets=None if zero is None else int(zero),
             bounds=bounds,
+            estimated=estimated,
+            **{k: dict(get(k) or {}) for k in EXTRA_BLOBS[1:]},
         )
 
     def scores(self) -> dict[str, float]:
@@ -149,6 +167,11 @@ class WindowMetrics:
             return None
         low, high = number_or_none(item.get("low")), number_or_none(item.get("high"))
         return None if low is None or high is None else (low, high)
+
+    def estimate(self, metric: str) -> dict[str, Any] | None:
+        """The estimate of ``metric`` without labels (``estimated``), when one was made."""
+        item = self.estimated.get(metric)
+        return item if item is not None and number_or_none(item.get("value")) is not None else None
 
     def rows_note(self, metric: str) -> str:
         """What ``metric`` leaves out when it is not every labelled row, for a reason: MAPE's

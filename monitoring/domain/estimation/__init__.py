@@ -1,0 +1,1 @@
+"""Performance estimated before labels: CBPE for classifiers, direct loss estimation for regressors."""

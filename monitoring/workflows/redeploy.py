@@ -22,6 +22,7 @@ from monitoring.workflows.retrain import (
     sample_request,
     save_candidate,
 )
+from monitoring.workflows.training_runs import log_candidate, mark_saved
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
         challenger_value=_rounded(verdict.challenger),
     )
     log.info("challenger vs champion on held-out recent data %s", KV(**fields))
+    run = log_candidate(ctx, "challenger", candidate, decision_id, fields)
     if not verdict.better:
         return Outcome(
             "rejected",
@@ -108,8 +110,9 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
             fields,
         )
     version, rel = save_candidate(ctx, candidate, current.version, decision_id)
+    registered = mark_saved(ctx, run, version, rel, decision_id)
     fields["version"] = version
-    live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout))
+    live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout), registered)
     fields["deployment"] = live.id
     return Outcome(
         "deployed",

@@ -24,6 +24,9 @@ def rig(template, tmp_path, monkeypatch):  # noqa: F811 - the imported fixture
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refused call fails at once, no backoff
     with rig_from(template, tmp_path / "project") as made:
         made.reconfigure(lifecycle={"experiments": "auto"})
+        # a long-running workspace's server is up; its first start (a store migration) can take longer than
+        # the MLflow client's 120 s request timeout on a loaded machine
+        made.ws.tracking.ensure()
         yield made
     mlflow.set_tracking_uri(None)
 

@@ -6,7 +6,7 @@ import json
 
 from monitoring.app import cli
 from monitoring.cmlclient.registry import Registry
-from monitoring.core.errors import EXIT_OK, EXIT_REDEPLOY_FAILED
+from monitoring.core.errors import EXIT_DATA, EXIT_OK, EXIT_REDEPLOY_FAILED
 from monitoring.lifecycle.experiment_run import DECISION_TAG
 from monitoring.workflows.context import version_of
 from monitoring.workflows.training_runs import REGISTERED_TAG, VERSION_TAG
@@ -64,6 +64,15 @@ def test_registered_built_crowned_traced_and_rolled_back_once(rig, capsys):
     assert version_of(live) == "v2"
     assert next(b for b in rig.builds() if b.id == live.build_id).registered_model_version_id == version.version_id
     assert "champion" in _versions(rig)[0].aliases
+    # the registered version deleted under us: lineage says so, a rollback to it is refused (exit 4)
+    capsys.readouterr()
+    rig.ctx.platform.api.client.delete_registered_model_version(version.model_id, version.version_id)
+    assert cli.main(["lineage", *args, "--format", "json"]) == 0
+    chain = json.loads(capsys.readouterr().out)
+    assert chain["registered_version"] == {"id": version.version_id, "missing": "deleted from the registry"}
+    gone = [*args, "--to", version.version_id, "--reason", "once more", "--by", "ana"]
+    assert cli.main(["rollback", *gone]) == EXIT_DATA
+    assert "no registered version of that name (deleted, or never registered)" in capsys.readouterr().out
 
 
 def test_a_failed_registry_build_keeps_v1_serving_and_the_version_stays_a_challenger(rig):

@@ -23,6 +23,8 @@ SMALL = {
     "retraining": {"min_rows": 100},
     "deployment": {"poll_interval": "200ms", "build_timeout": "120s", "deploy_timeout": "120s"},
     "platform": {"retry": {"attempts": 3, "initial": "50ms", "maximum": "200ms", "jitter": "10ms"}},
+    # MLflow's server starts in tens of seconds: only the tests of the lifecycle (tests/lifecycle) log runs
+    "lifecycle": {"experiments": "off"},
 }
 #: A new user's first config: the model and the policies, nothing copied from an example (no ``jobs:``).
 MINIMAL = """
@@ -37,7 +39,7 @@ thresholds:
     - {kind: absolute, metric: mae, max: 40}
 """
 #: What an example's own config changes in tests: quick builds, deployments and retries.
-FAST = {key: SMALL[key] for key in ("deployment", "platform")}
+FAST = {key: SMALL[key] for key in ("deployment", "platform", "lifecycle")}
 
 
 class Replace(dict):

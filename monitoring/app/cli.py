@@ -1,4 +1,4 @@
-"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, state, analysis, dashboard."""
+"""The ``cml-monitor`` command: jobs, bootstrap, job graph, local workspace, demo, decisions, lineage, state, analysis, dashboard."""
 
 from __future__ import annotations
 
@@ -61,6 +61,18 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     if args.train_only:  # training needs no platform and no store: nothing is started or created
         return run_job("bootstrap", train_only, argv, wiring=offline_context)
     return run_job("bootstrap", lambda ctx: bootstrap(ctx, force=args.force), argv, wiring=build_context)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from monitoring.app.jobrun import run_job
+    from monitoring.app.wiring import build_context
+    from monitoring.workflows.rollback import rollback
+
+    argv = ["--project-root", args.project_root] + (["--config", args.config] if args.config else [])
+    person = args.by or os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
+    return run_job("rollback", lambda ctx: rollback(ctx, args.to, args.reason, person), argv, wiring=build_context)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -146,6 +158,13 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     cfg = _config(args)
     store = open_existing(cfg, Path(args.project_root).resolve())
     print(format_decisions(store.list_decisions(model=cfg.model.name, limit=args.limit), fmt=args.format))
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from monitoring.workflows.lineage import format_lineage, lineage
+
+    sys.stdout.write(format_lineage(lineage(_context(args), args.version), args.format))
     return 0
 
 
@@ -259,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="deploy a new version even if one serves")
     p.add_argument("--train-only", action="store_true", help="only train and save the artifact")
     p.set_defaults(func=cmd_bootstrap)
+    p = sub.add_parser("rollback", help="deploy an earlier version again (verified, rolled back on failure), once")
+    _common(p)
+    p.add_argument("--to", required=True, help="the version: an artifact version (v2) or a registered version id")
+    p.add_argument("--reason", required=True, help="why (recorded with the decision)")
+    p.add_argument("--by", default=None, help="who (default: $HADOOP_USER_NAME, else the login name)")
+    p.set_defaults(func=cmd_rollback)
     p = sub.add_parser("graph", help="the CML job graph: plan | apply | export | amp")
     _common(p)
     p.add_argument("action", choices=["plan", "apply", "export", "amp"])
@@ -286,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_decisions)
+    p = sub.add_parser("lineage", help="where the serving model (or --version V) came from: build, registry, run, data")
+    _common(p)
+    p.add_argument("--version", default=None, help="a version (v3) instead of the serving one")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_lineage)
     p = sub.add_parser("state", help="the pipeline's state store: check | backup [--out F] | restore FILE | rebuild")
     _common(p)
     p.add_argument("action", choices=["check", "backup", "restore", "rebuild"])

@@ -50,7 +50,7 @@ def uses(job: str, cfg: PipelineConfig) -> tuple[bool, list[Use]]:
         return False, [Use("data.replay.source", data.replay.source) if data.replay else Use("data.replay", None)]
     if job == "ground_truth" and cfg.ground_truth is not None:
         return False, [Use("ground_truth.source", cfg.ground_truth.source, files_may_be_missing=True)]
-    if job == "check_deployment":
+    if job in ("check_deployment", "rollback"):  # a real row of the training data for the smoke call
         return False, [training]
     return False, []
 

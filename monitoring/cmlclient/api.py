@@ -133,13 +133,17 @@ class CmlApi:
             self._call(f"get model {model_id}", "get_model", project_id=self.project_id, model_id=model_id)
         )
 
-    def create_model(self, name: str, description: str, auth_enabled: bool) -> ModelRef:
+    def create_model(
+        self, name: str, description: str, auth_enabled: bool, registered_model_id: str | None = None
+    ) -> ModelRef:
         body = {
             "project_id": self.project_id,
             "name": name,
             "description": description,
             "disable_authentication": not auth_enabled,
         }
+        if registered_model_id:
+            body["registered_model_id"] = registered_model_id  # builds only from its versions
         return self._create(
             f"create model {name!r}",
             "create_model",
@@ -150,8 +154,15 @@ class CmlApi:
 
     # -- builds ----------------------------------------------------------------------------
     def create_build(
-        self, model: ModelRef, file_path: str, function_name: str, comment: str, runtime_identifier: str | None
+        self,
+        model: ModelRef,
+        file_path: str,
+        function_name: str,
+        comment: str,
+        runtime_identifier: str | None,
+        registered_model_version_id: str | None = None,
     ) -> str:
+        """A build of ``file_path``; with ``registered_model_version_id``, tied to that registered version."""
         body: dict[str, Any] = {
             "project_id": self.project_id,
             "model_id": model.id,
@@ -159,6 +170,8 @@ class CmlApi:
             "file_path": file_path,
             "function_name": function_name,
         }
+        if registered_model_version_id:
+            body["registered_model_version_id"] = registered_model_version_id
         body["runtime_identifier"] = self.resolve_runtime(runtime_identifier)
         return self._create(
             f"create build of model {model.name!r}",

@@ -105,6 +105,7 @@ class BuildRef:
     status: str
     comment: str
     created_at: str
+    registered_model_version_id: str = ""
 
     @classmethod
     def of(cls, build: Any) -> BuildRef:
@@ -115,6 +116,7 @@ class BuildRef:
             _text(build, "status").strip().lower(),
             _text(build, "comment"),
             _text(build, "created_at"),
+            _text(build, "registered_model_version_id"),
         )
 
     @property

@@ -366,6 +366,28 @@ class DeploymentConfig(Strict):
     poll_interval: Duration = timedelta(seconds=5)
 
 
+class LifecycleConfig(Strict):
+    """Experiments and the model registry (CML's MLflow; the local workspace's own server)."""
+
+    experiments: Literal["auto", "on", "off"] = "auto"
+    """Log every training as an MLflow run; ``auto``: when ``MLFLOW_TRACKING_URI`` is set."""
+    tracking_errors: Literal["fail", "continue"] = "fail"
+    """A tracking server that fails a training's logging: fail the run (exit 3) or go on unlogged."""
+    builds: Literal["file", "registry"] = "file"
+    """Build from the artifact directory (``file``) or from a registered model version (``registry``)."""
+    registered_model: str | None = Field(default=None, min_length=1, max_length=200)
+    """The registered model of ``builds: registry`` (default: ``model.name``)."""
+
+    @model_validator(mode="after")
+    def _registry_needs_runs(self) -> LifecycleConfig:
+        if self.builds == "registry" and (self.experiments == "off" or self.tracking_errors == "continue"):
+            raise ValueError(
+                "builds: registry registers each model from its experiment run: it needs experiments "
+                "auto or on and tracking_errors: fail"
+            )
+        return self
+
+
 # -- jobs, alerts and platform -------------------------------------------------------------
 EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+$")
 #: Decisions and redeploy outcomes the webhook can announce.
@@ -546,6 +568,7 @@ class PipelineConfig(Strict):
     thresholds: ThresholdConfig
     retraining: RetrainConfig = RetrainConfig()
     deployment: DeploymentConfig = DeploymentConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     jobs: JobsConfig
     """Unset, or without ``graph``: the standard chain is filled in before validation (``_default_graph``)."""
     alerts: AlertsConfig = AlertsConfig()

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from monitoring.core.errors import ConfigError, PlatformError
@@ -83,6 +84,15 @@ def _bounded_retries() -> Iterator[None]:
             os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: next to a local database store (MLflow's own default
+    is ``./mlruns`` in the working directory, a stray folder in whatever checkout runs the job); None
+    for a server, which decides itself."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlflow-artifacts").resolve().as_uri()
+    return None
+
+
 def _failed(step: str, exc: Exception) -> PlatformError:
     return PlatformError(
         f"MLflow {step} failed ({type(exc).__name__}: {REDACTOR(str(exc))[:300]}); nothing was registered"
@@ -113,9 +123,11 @@ def log_training(
     from mlflow.models import infer_signature
     from sklearn.base import BaseEstimator
 
-    if not isinstance(estimator, BaseEstimator):
-        raise ConfigError(
-            f"model {model!r}: only scikit-learn estimators are logged to MLflow, not {type(estimator).__name__}"
+    loggable = isinstance(estimator, BaseEstimator)
+    if not loggable:
+        log.warning(
+            "the run is logged without its model %s",
+            KV(model=model, estimator=type(estimator).__name__, reason="only scikit-learn models are logged"),
         )
     tags = safe_fields(
         {KIND_TAG: kind, DECISION_TAG: decision_id, JOB_RUN_TAG: job_run_id, CONFIG_TAG: config_digest}, "tags"
@@ -124,7 +136,13 @@ def log_training(
     with _bounded_retries():
         try:
             found = client.get_experiment_by_name(experiment_name(model))
-            experiment_id = found.experiment_id if found else client.create_experiment(experiment_name(model))
+            experiment_id = (
+                found.experiment_id
+                if found
+                else client.create_experiment(
+                    experiment_name(model), artifact_location=artifact_location(mlflow.get_tracking_uri())
+                )
+            )
             run = client.create_run(experiment_id, tags=tags, run_name=f"{kind}-{decision_id or 'none'}")
         except Exception as exc:  # MLflow raises many types for one unreachable server
             raise _failed("start of the training run", exc) from exc
@@ -135,31 +153,59 @@ def log_training(
             for key, value in metrics.items():
                 if value is not None:
                     client.log_metric(run_id, key, float(value))
-            prediction = estimator.predict(input_example)
-            with mlflow.start_run(run_id=run_id):
-                info = mlflow.sklearn.log_model(
-                    estimator,
-                    name=MODEL_PATH,
-                    signature=infer_signature(input_example, prediction),
-                    input_example=input_example,
-                    serialization_format="cloudpickle",  # skops refuses tree models by default
-                )
+            model_uri = ""
+            if loggable:
+                prediction = estimator.predict(input_example)
+                with mlflow.start_run(run_id=run_id):
+                    model_uri = mlflow.sklearn.log_model(
+                        estimator,
+                        name=MODEL_PATH,
+                        signature=infer_signature(input_example, prediction),
+                        input_example=input_example,
+                        serialization_format="cloudpickle",  # skops refuses tree models by default
+                    ).model_uri
             client.set_terminated(run_id, "FINISHED")
         except Exception as exc:
             with contextlib.suppress(Exception):
                 client.set_terminated(run_id, "FAILED")
             raise _failed("logging of the training run", exc) from exc
     log.info("training logged to MLflow %s", KV(experiment=experiment_id, run=run_id, kind=kind, decision=decision_id))
-    return TrainingRecord(experiment_id, run_id, info.model_uri)
+    return TrainingRecord(experiment_id, run_id, model_uri)
 
 
-def register(record: TrainingRecord, registered_name: str, alias: str | None = None) -> TrainingRecord:
+def tag_run(record: TrainingRecord, tags: Mapping[str, Any]) -> None:
+    """Add ``tags`` to a finished run (the version it became, the artifact it was saved as).
+
+    Raises:
+        PlatformError: the tracking server cannot be reached or refuses.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    with _bounded_retries():
+        try:
+            for key, value in safe_fields(tags, "tags").items():
+                client.set_tag(record.run_id, key, value)
+        except Exception as exc:
+            raise _failed(f"tagging of run {record.run_id}", exc) from exc
+
+
+def register(
+    record: TrainingRecord, registered_name: str, alias: str | None = None, tags: Mapping[str, Any] | None = None
+) -> TrainingRecord:
     """A new version of ``registered_name`` from the run's model (the alias, e.g. ``challenger``, moved to it).
 
     Raises:
+        ConfigError: the run has no model (not a scikit-learn one): it cannot be registered.
         PlatformError: the registry refused or could not be reached (a version it created is deleted again).
     """
     import mlflow
+
+    if not record.model_uri:
+        raise ConfigError(
+            f"run {record.run_id} logged no model (only scikit-learn models are logged): it cannot be "
+            "registered; use lifecycle.builds: file"
+        )
 
     client = mlflow.MlflowClient()
     with _bounded_retries():
@@ -167,7 +213,10 @@ def register(record: TrainingRecord, registered_name: str, alias: str | None = N
             with contextlib.suppress(mlflow.exceptions.MlflowException):
                 client.create_registered_model(registered_name)
             version = client.create_model_version(
-                registered_name, f"runs:/{record.run_id}/{MODEL_PATH}", run_id=record.run_id
+                registered_name,
+                f"runs:/{record.run_id}/{MODEL_PATH}",
+                run_id=record.run_id,
+                tags=safe_fields(tags or {}, "tags"),
             )
         except Exception as exc:
             raise _failed("registration", exc) from exc
@@ -179,3 +228,43 @@ def register(record: TrainingRecord, registered_name: str, alias: str | None = N
                 client.delete_model_version(registered_name, version.version)
             raise _failed(f"alias {alias!r} of version {version.version}", exc) from exc
     return TrainingRecord(record.experiment_id, record.run_id, record.model_uri, str(version.version))
+
+
+def _run_view(run: Any) -> dict[str, Any]:
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "status": run.info.status,
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+    }
+
+
+def find_run(model: str, run_id: str | None = None, tags: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """A training run of ``model``: by id, or the newest whose tags are ``tags``; None when there is none.
+
+    Raises:
+        PlatformError: the tracking server cannot be reached or refuses.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    with _bounded_retries():
+        try:
+            if run_id:
+                return _run_view(client.get_run(run_id))
+            found = client.get_experiment_by_name(experiment_name(model))
+            if found is None:
+                return None
+            where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items())
+            runs = client.search_runs(
+                [found.experiment_id], filter_string=where, order_by=["attributes.start_time DESC"], max_results=1
+            )
+        except mlflow.exceptions.MlflowException as exc:
+            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise _failed("search of the training runs", exc) from exc
+        except Exception as exc:
+            raise _failed("search of the training runs", exc) from exc
+    return _run_view(runs[0]) if runs else None

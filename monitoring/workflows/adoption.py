@@ -13,11 +13,14 @@ import math
 import uuid as uuid_mod
 from typing import Any
 
+from monitoring.cmlclient.refs import DeploymentRef, ModelRef
+from monitoring.cmlclient.registry import CHAMPION, Registry
 from monitoring.config.model_spec import ModelConfig
 from monitoring.core.errors import EXIT_DATA, DataError
 from monitoring.core.logs import KV
 from monitoring.workflows.context import Context, Outcome, version_of
 from monitoring.workflows.retrain import initial_frame, sample_request
+from monitoring.workflows.training_runs import registered_name
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +141,37 @@ def check_deployment(ctx: Context) -> Outcome:
         else ("; no probability tracked: roc_auc and log_loss are not computed for it")
     )
     log.info("answer %s", KV(prediction=answer))
+    fields.update(adopt_registered(ctx, model, live))
     return Outcome(
         "ok",
         f"deployment {live.id} meets the contract: prediction {uuid} tracked {', '.join(sorted(metrics))}{notes}",
         "none",
         fields,
     )
+
+
+def adopt_registered(ctx: Context, model: ModelRef, live: DeploymentRef) -> dict[str, str]:
+    """A deployment built from a registered version the user made: that version becomes the ``champion``.
+
+    Returns:
+        Verdict fields: ``registered`` (the version id) and ``champion`` (``adopted`` or ``already``);
+        none when the build has no registered version.
+    """
+    build = next((b for b in ctx.platform.api.builds(model) if b.id == live.build_id), None)
+    if build is None or not build.registered_model_version_id:
+        return {}
+    registry, name = Registry(ctx.platform.api), registered_name(ctx.cfg)
+    model_id = registry.find_model_id(name)
+    version_id = build.registered_model_version_id
+    found = next((v for v in registry.versions(model_id) if v.version_id == version_id), None) if model_id else None
+    if found is None:
+        log.warning(
+            "the serving build's registered version is not a version of lifecycle.registered_model %s",
+            KV(registered=version_id, registered_model=name),
+        )
+        return {"registered": version_id, "champion": f"not a version of {name}"}
+    if CHAMPION in found.aliases:
+        return {"registered": version_id, "champion": "already"}
+    registry.set_alias(found, CHAMPION)
+    log.info("adopted the registered version as the champion %s", KV(registered=version_id, registered_model=name))
+    return {"registered": version_id, "champion": "adopted"}

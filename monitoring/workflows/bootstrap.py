@@ -13,6 +13,7 @@ from monitoring.workflows.retrain import (
     sample_request,
     save_candidate,
 )
+from monitoring.workflows.training_runs import log_candidate, mark_saved
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,13 @@ def bootstrap(ctx: Context, force: bool = False) -> Outcome:
             dict(model=model.name, deployment=live.id, version=version_of(live)),
         )
     candidate = first_candidate(ctx)
+    run = log_candidate(ctx, "bootstrap", candidate, None, {})
     version, rel = save_candidate(ctx, candidate, version_of(live) if live else None, "bootstrap")
+    registered = mark_saved(ctx, run, version, rel, None)
     if model is None:
-        model = api.create_model(cfg.model.name, cfg.model.description, cfg.model.auth_enabled)
-    deployed = release(ctx, model, rel, version, "bootstrap", sample_request(ctx, candidate.holdout))
+        registered_id = registered.model_id if registered else None
+        model = api.create_model(cfg.model.name, cfg.model.description, cfg.model.auth_enabled, registered_id)
+    deployed = release(ctx, model, rel, version, "bootstrap", sample_request(ctx, candidate.holdout), registered)
     metric, value = _headline(ctx, candidate)
     return Outcome(
         "deployed",

@@ -24,6 +24,7 @@ from monitoring.workflows.retrain import (
     save_candidate,
     training_rows,
 )
+from monitoring.workflows.training_runs import log_candidate, mark_saved
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
     )
     fields.update(gate_fields(cfg.retraining.gate.kind, verdict))
     log.info("challenger vs champion on held-out recent data %s", KV(**fields))
+    run = log_candidate(ctx, "challenger", candidate, decision_id, fields)
     if not verdict.better:
         return Outcome(
             "rejected",
@@ -114,8 +116,9 @@ def _retrain_and_release(ctx: Context, decision_id: str, now: int, fields: dict)
         candidate = refit_candidate(ctx, candidate)
     fields.update(strategy=cfg.retraining.strategy.kind, fitted_rows=len(candidate.train), refit=candidate.refitted)
     version, rel = save_candidate(ctx, candidate, current.version, decision_id)
+    registered = mark_saved(ctx, run, version, rel, decision_id)
     fields["version"] = version
-    live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout))
+    live = release(ctx, model, rel, version, decision_id, sample_request(ctx, candidate.holdout), registered)
     fields["deployment"] = live.id
     return Outcome(
         "deployed",

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from monitoring.cmlclient.api import DeploymentRef, ModelRef
+from monitoring.cmlclient.registry import CHAMPION, RegisteredVersion, Registry
 from monitoring.cmlclient.waits import wait_for_build, wait_for_deployment
 from monitoring.config.ground_truth import TRACK_KEYS_ENV
 from monitoring.config.model_spec import ModelConfig
@@ -69,7 +70,13 @@ def prediction_problem(prediction: Any, spec: ModelConfig) -> str | None:
 
 
 def release(
-    ctx: Context, model: ModelRef, artifact_rel: str, version: str, label: str, smoke_request: dict[str, Any]
+    ctx: Context,
+    model: ModelRef,
+    artifact_rel: str,
+    version: str,
+    label: str,
+    smoke_request: dict[str, Any],
+    registered: RegisteredVersion | None = None,
 ) -> DeploymentRef:
     """Build and deploy ``artifact_rel``; verify it serves; on failure keep or restore the previous one.
 
@@ -77,6 +84,8 @@ def release(
         artifact_rel: artifact directory relative to the project root (goes into the deployment env).
         label: unique text for the build comment (decision id or "bootstrap"), so a retried
             create can find the build it already made.
+        registered: the registered version of this model (``lifecycle.builds: registry``): the build is
+            made from it, and once the deployment is verified its alias becomes ``champion``.
 
     Returns:
         The new live deployment (re-resolved after deploying: its CRN is new).
@@ -93,6 +102,7 @@ def release(
         ctx.cfg.model.serving_function,
         comment=f"cml-monitor {version} {label}",
         runtime_identifier=dep_cfg.runtime_identifier or ctx.cfg.jobs.runtime_identifier,
+        registered_model_version_id=registered.version_id if registered else None,
     )
     log.info("build started %s", KV(model=model.name, version=version, build=build_id))
     try:
@@ -122,7 +132,20 @@ def release(
             ) from exc
         raise RedeployError(f"deploying {version} failed ({exc}); {restored}") from exc
     ctx.store.record_deployment(model.name, live.crn, model.crn, build_id, version, ctx.platform.clock.now_ms(), label)
+    if registered is not None:
+        _crown(ctx, registered)
     return live
+
+
+def _crown(ctx: Context, registered: RegisteredVersion) -> None:
+    """Move the registry's ``champion`` alias to the version now serving (a failure is only logged: it serves)."""
+    try:
+        Registry(ctx.platform.api).set_alias(registered, CHAMPION)
+    except MonitoringError as exc:
+        log.warning(
+            "the verified version serves but its alias was not moved %s",
+            KV(registered=registered.version_id, alias=CHAMPION, error=str(exc)),
+        )
 
 
 def _created_anyway(ctx: Context, model: ModelRef, build_id: str) -> DeploymentRef | None:

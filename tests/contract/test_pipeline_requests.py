@@ -137,14 +137,14 @@ def field_names(path: Path) -> set[str]:
 
 def test_every_field_name_in_the_code_is_a_response_field():
     responses = {OPERATIONS[m][2] for m in OPERATIONS if OPERATIONS[m][2]}
-    nested = {
-        ref.rsplit("/", 1)[-1]
-        for d in responses
-        for p in SPEC["definitions"][d].get("properties", {}).values()
-        for ref in (p.get("$ref"), p.get("items", {}).get("$ref"))
-        if ref
-    }
-    known = {f for d in responses | nested for f in SPEC["definitions"][d].get("properties", {})}
+    reached, todo = set(responses), list(responses)  # and every definition they nest, at any depth
+    while todo:
+        for p in SPEC["definitions"][todo.pop()].get("properties", {}).values():
+            for ref in (p.get("$ref"), p.get("items", {}).get("$ref")):
+                if ref and ref.rsplit("/", 1)[-1] not in reached:
+                    reached.add(ref.rsplit("/", 1)[-1])
+                    todo.append(ref.rsplit("/", 1)[-1])
+    known = {f for d in reached for f in SPEC["definitions"][d].get("properties", {})}
     files = [
         *sorted((REPO / "monitoring/cmlclient").glob("*.py")),
         REPO / "monitoring/app/graph.py",

@@ -146,7 +146,15 @@ def test_decision_round_trips_through_json():
 
 
 def test_actions_are_an_enum_whose_text_is_the_stored_and_printed_value():
-    assert [a.value for a in Action] == ["none", "insufficient_data", "warn", "redeploy", "suppressed", "pending"]
+    assert [a.value for a in Action] == [
+        "none",
+        "insufficient_data",
+        "warn",
+        "redeploy",
+        "suppressed",
+        "pending",
+        "rollback",
+    ]
     assert f"{Action.INSUFFICIENT_DATA}" == str(Action.INSUFFICIENT_DATA) == "insufficient_data"
     assert json.dumps(Action.WARN) == '"warn"'
     d = Decision.from_dict({**run([window(0, 0.6)]).to_dict(), "action": "suppressed"})

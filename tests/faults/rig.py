@@ -56,6 +56,7 @@ FAST = {
     "retraining": {"min_rows": 100, "min_improvement": 0.0, "lookback": "2h"},
     "deployment": {"poll_interval": "100ms", "build_timeout": "60s", "deploy_timeout": "60s"},
     "platform": {"retry": {"attempts": 4, "initial": "20ms", "maximum": "100ms", "jitter": "10ms"}},
+    "lifecycle": {"experiments": "off"},  # tests/lifecycle turn it on
 }
 WORKSPACE = ".cml-local"
 BUSY_TIMEOUT_S = 5.0

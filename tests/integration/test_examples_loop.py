@@ -5,12 +5,17 @@ runs in-process, cycle by cycle."""
 
 from __future__ import annotations
 
+import pytest
+
 from monitoring.domain.training.artifacts import load_artifact
 from monitoring.domain.training.predictions import score
 from monitoring.workflows.retrain import LOGGED_DEPLOYMENT, labelled_frame
 from tests.chaos.recompute import assert_windows_recomputed
 from tests.integration.support import SMALL_REPLAYS, Pipeline
 from tests.project import merge
+
+# Each loop trains, deploys and retrains a real model: a few minutes alone, more on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(900)
 
 #: Churn: 150 customers an hour (one every 24 s); from 2 hours of data on, 80% of DSL customers leave.
 CHURN_SMALL = {

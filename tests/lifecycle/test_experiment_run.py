@@ -89,3 +89,31 @@ def test_tracking_server_down_fails_the_retrain_cleanly_and_registers_nothing(tm
             )
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_a_local_store_keeps_the_models_next_to_it_not_in_the_working_directory(tmp_path, monkeypatch):
+    cwd = tmp_path / "checkout"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # MLflow's default artifact root is ./mlruns: the stray folder in the checkout
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    estimator, frame = _fitted()
+    try:
+        record = log_training(
+            "housing",
+            "bootstrap",
+            estimator,
+            frame.head(2),
+            params={},
+            metrics={},
+            decision_id=None,
+            job_run_id=None,
+            config_digest="c",
+        )
+        assert list(cwd.iterdir()) == []
+        assert mlflow.pyfunc.load_model(record.model_uri) is not None
+        assert (tmp_path / "store" / "mlflow-artifacts").is_dir()
+    finally:
+        mlflow.set_tracking_uri(None)

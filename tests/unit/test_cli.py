@@ -121,6 +121,8 @@ def test_parser_has_every_documented_command():
         "faults",
         "demo",
         "decisions",
+        "lineage",
+        "rollback",
         "analyze",
         "contract",
         "state",

@@ -52,6 +52,8 @@ class Action(str, Enum):
     SUPPRESSED = "suppressed"
     PENDING = "pending"
     """A breach, but fewer than ``thresholds.consecutive`` breaching windows in a row yet: no redeploy."""
+    ROLLBACK = "rollback"
+    """A person's ``cml-monitor rollback --to VERSION``: an earlier version deployed again, with their reason."""
 
     def __str__(self) -> str:
         return self.value

@@ -49,7 +49,7 @@ def gate_fields(kind: str, verdict: Judgement) -> dict[str, Any]:
 
 
 def rejected_next_step(retry_after_windows: int) -> str:
-    """What on-call does after a rejected challenger (README runbook: "challenger not better")."""
+    """What on-call does after a rejected challenger (docs/runbook.md, redeploy `rejected`)."""
     wait = (
         f"the next retraining waits for {retry_after_windows} new labelled windows"
         if retry_after_windows

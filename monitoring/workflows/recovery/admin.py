@@ -37,7 +37,7 @@ from monitoring.workflows.recovery.record_scan import catch_up
 
 def _refuse(exc: MonitoringError) -> int:
     say("problem", str(exc).splitlines()[0] if not hasattr(exc, "problems") else "; ".join(exc.problems))
-    say("do", exc.action or "see the README's runbook")
+    say("do", exc.action or "see docs/runbook.md")
     return exc.exit_code
 
 

@@ -24,14 +24,19 @@ SECRET_ENV_VARS = (
 )
 REDACTED = "***"
 
+#: The words a key that names a secret holds (``api_key``, ``accessKey``, ``DB_PASSWORD``...).
+SECRET_KEY_WORDS = r"access[_-]?key|api[_-]?key|authorization|credential|passw(?:or)?d|secret|token"
+_SECRET_KEY = re.compile(rf"(?i)(?:{SECRET_KEY_WORDS})")
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(
-        r"(?i)(\"?(?:access_?key|api_?key|accessKey|cml_api_key|authorization|password|secret|token)\"?\s*[:=]\s*\"?)"
-        r"[^\s\",}]{4,}"
-    ),
+    re.compile(rf"(?i)(\"?(?:{SECRET_KEY_WORDS})\"?\s*[:=]\s*\"?)[^\s\",}}]{{4,}}"),
     re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"),
 ]
+
+
+def names_a_secret(key: str) -> bool:
+    """Whether a field's name says it holds a secret (its value is then never written out)."""
+    return bool(_SECRET_KEY.search(key))
 
 
 def kv_value(value: Any) -> str:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cmlbase.logs import names_a_secret
 from monitoring.core.errors import ConfigError, PlatformError
 from monitoring.core.logs import KV, REDACTOR
 
@@ -37,7 +37,6 @@ DECISION_TAG, JOB_RUN_TAG, CONFIG_TAG, KIND_TAG = (
 )
 KINDS = ("bootstrap", "retrain", "challenger", "champion")
 #: Keys that name a secret, whatever their value.
-_SECRET_KEY = re.compile(r"(?i)(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential|authorization)")
 #: How often one MLflow call is retried before the training fails (MLflow's own default waits minutes).
 HTTP_RETRIES = "2"
 
@@ -66,7 +65,7 @@ def safe_fields(fields: Mapping[str, Any], what: str) -> dict[str, str]:
         if value is None:
             continue
         text = str(value)
-        if _SECRET_KEY.search(key) or REDACTOR(text) != text:
+        if names_a_secret(key) or REDACTOR(text) != text:
             log.warning("not logged to MLflow %s", KV(field=f"{what}.{key}", reason="it holds a secret"))
             continue
         out[key] = text[:6000]

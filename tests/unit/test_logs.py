@@ -40,3 +40,16 @@ def test_configure_logging_replaces_handlers():
     configure_logging("b", stream=io.StringIO())
     assert len(logging.getLogger().handlers) == 1
     REDACTOR.secrets.discard("mkey0123456789abcdef")
+
+
+def test_one_list_of_secret_key_names_serves_the_log_lines_and_the_field_filters():
+    """The key=value redaction and ``names_a_secret`` (the MLflow field filter) name the same keys."""
+    from cmlbase.logs import Redactor, names_a_secret
+
+    redact = Redactor()
+    for key in ("api_key", "api-key", "accessKey", "CML_API_KEY", "DB_PASSWD", "password", "credential", "token"):
+        assert names_a_secret(key), key
+        assert redact(f"{key}=abcd1234") == f"{key}=***", key
+    for key in ("rows", "strategy", "model_path", "trainer"):
+        assert not names_a_secret(key), key
+        assert redact(f"{key}=abcd1234") == f"{key}=abcd1234", key

@@ -51,6 +51,9 @@ class Candidate:
     """The challenger's predictions of ``holdout`` before any refit (what the gate judges)."""
     refitted: bool = False
     """Refitted on every selected row after the gate, the held-out ones included."""
+    judged: Fitted | None = None
+    """After a refit, the fit the held-out rows judged: references (estimation, slices) are fitted on
+    rows the model has not seen, so they come from it."""
 
     @property
     def estimator(self) -> Any:
@@ -203,7 +206,9 @@ def refit_candidate(ctx: Training, candidate: Candidate) -> Candidate:
     predictions = predict_frame(fitted.estimator, candidate.holdout, spec, fitted.capabilities)
     argmax = predicts_most_probable(predictions, spec, fitted.capabilities)
     log.info("refitted the candidate on every selected row %s", KV(rows=len(frame), predict_is_argmax=argmax))
-    return replace(candidate, fitted=fitted, train=frame, predict_is_argmax=argmax, refitted=True)
+    return replace(
+        candidate, fitted=fitted, train=frame, predict_is_argmax=argmax, refitted=True, judged=candidate.fitted
+    )
 
 
 def train_candidate(
@@ -264,7 +269,14 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         predict_is_argmax=candidate.predict_is_argmax,
         reason=label,
         training_rows=None if candidate.rows is None else candidate.rows.describe(candidate.refitted),
-        **fit_references(cfg.slices, candidate.fitted, candidate.train, candidate.holdout, spec, cfg.scenario.seed),
+        **fit_references(
+            cfg.slices,
+            candidate.judged or candidate.fitted,
+            candidate.train,
+            candidate.holdout,
+            spec,
+            cfg.scenario.seed,
+        ),
     )
     path = Path(save_artifact(candidate.estimator, ctx.artifacts_dir, spec.name, metadata))
     rel = path.resolve().relative_to(ctx.project_root.resolve()).as_posix()

@@ -13,14 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from monitoring.core.errors import PlatformError
 from monitoring.core.logs import register_secret
 from monitoring.lifecycle.experiment_run import CONFIG_TAG, DECISION_TAG, JOB_RUN_TAG, log_training, register
+from tests.lifecycle.conftest import MLFLOW_MARKS
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(600),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # MLflow's own SQLAlchemy and pydantic use
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-]
+pytestmark = MLFLOW_MARKS
 
 
 @pytest.fixture

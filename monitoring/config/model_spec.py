@@ -139,3 +139,9 @@ class ModelConfig(_Strict):
         if self.task == "regression":
             return None
         return self.label.positive if self.label.positive is not None else self.classes[-1]
+
+    @property
+    def positive_index(self) -> int | None:
+        """Index of the positive class of a binary classifier in ``classes``; None otherwise."""
+        positive = self.positive_class
+        return self.classes.index(positive) if positive is not None and len(self.classes) == 2 else None

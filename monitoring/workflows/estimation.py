@@ -12,8 +12,7 @@ from monitoring.core.errors import DataError
 from monitoring.core.logs import KV
 from monitoring.domain.estimation.model import EstimationModel, fit_classifier, fit_regressor
 from monitoring.domain.metrics.tables import encode_classes
-from monitoring.domain.training.estimators import Fitted
-from monitoring.domain.training.predictions import predict_frame
+from monitoring.domain.training.predictions import Predictions
 from monitoring.domain.windows.results import WindowMetrics
 
 log = logging.getLogger(__name__)
@@ -29,20 +28,18 @@ def frame_inputs(frame: pd.DataFrame, spec: ModelConfig) -> tuple[dict[str, Any]
     return numeric, cats
 
 
-def fit_estimation(fitted: Fitted, holdout: pd.DataFrame, spec: ModelConfig) -> dict[str, Any] | None:
-    """The estimation model of a trained candidate, fitted on its held-out rows, as metadata; None when it
-    cannot be fitted (a classifier without probabilities, too few held-out rows, one class only): said in
-    the log, and its windows are then judged on labels alone.
+def fit_estimation(predictions: Predictions, holdout: pd.DataFrame, spec: ModelConfig) -> dict[str, Any] | None:
+    """The estimation model of a trained candidate, fitted on its predictions of its held-out rows, as
+    metadata; None when it cannot be fitted (a classifier without probabilities, too few held-out rows,
+    one class only): said in the log, and its windows are then judged on labels alone.
     """
     try:
-        predictions = predict_frame(fitted.estimator, holdout, spec, fitted.capabilities)
         if spec.is_classifier:
             if predictions.proba is None:
                 raise DataError("the model has no predict_proba: CBPE needs probabilities")
             y = encode_classes(holdout[spec.label.name].to_numpy(), spec.classes)
             known = y >= 0
-            positive = spec.classes.index(spec.positive_class) if len(spec.classes) == 2 else None
-            model = fit_classifier(predictions.proba[known], y[known], positive)
+            model = fit_classifier(predictions.proba[known], y[known], spec.positive_index)
         else:
             numeric, cats = frame_inputs(holdout, spec)
             target = pd.to_numeric(holdout[spec.label.name], errors="coerce").to_numpy()

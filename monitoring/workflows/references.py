@@ -19,28 +19,27 @@ from monitoring.domain.metrics.drift import ReferenceStats
 from monitoring.domain.metrics.tables import encode_classes
 from monitoring.domain.multivariate.classifier import JointReference
 from monitoring.domain.slices.model import Slicing, stats_of_rows
-from monitoring.domain.training.estimators import Fitted
-from monitoring.domain.training.predictions import predict_frame
+from monitoring.domain.training.predictions import Predictions
 from monitoring.workflows.estimation import estimation_of, fit_estimation, frame_inputs
 
 log = logging.getLogger(__name__)
 
 
-def fit_slices(slices: SlicesConfig | None, fitted: Fitted, holdout: pd.DataFrame, spec: ModelConfig) -> dict | None:
+def fit_slices(
+    slices: SlicesConfig | None, predictions: Predictions, holdout: pd.DataFrame, spec: ModelConfig
+) -> dict | None:
     """Each configured slice's counts on the held-out rows (``{"reference": {slice: stats}}``); None without slices."""
     if slices is None:
         return None
     numeric, cats = frame_inputs(holdout, spec)
-    predictions = predict_frame(fitted.estimator, holdout, spec, fitted.capabilities)
     if spec.is_classifier:
-        positive = spec.classes.index(spec.positive_class) if len(spec.classes) == 2 else None
         found = stats_of_rows(
             slices.by,
             numeric,
             cats,
             y_pred=encode_classes(predictions.values, spec.classes),
             y_true=encode_classes(holdout[spec.label.name].to_numpy(), spec.classes),
-            positive=positive,
+            positive=spec.positive_index,
         )
     else:
         label = pd.to_numeric(holdout[spec.label.name], errors="coerce").to_numpy(dtype=float)
@@ -50,17 +49,20 @@ def fit_slices(slices: SlicesConfig | None, fitted: Fitted, holdout: pd.DataFram
 
 def fit_references(
     slices: SlicesConfig | None,
-    fitted: Fitted,
+    predictions: Predictions,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
     spec: ModelConfig,
     seed: int,
 ) -> dict[str, Any]:
-    """The metadata fields of a version saved now: ``estimation``, ``slices``, ``joint`` (None: not fitted)."""
+    """The metadata fields of a version saved now: ``estimation``, ``slices``, ``joint`` (None: not fitted).
+
+    ``predictions`` are those of ``holdout`` by the fit the held-out rows judged: a refit has seen them.
+    """
     numeric, cats = frame_inputs(train, spec)
     return {
-        "estimation": fit_estimation(fitted, holdout, spec),
-        "slices": fit_slices(slices, fitted, holdout, spec),
+        "estimation": fit_estimation(predictions, holdout, spec),
+        "slices": fit_slices(slices, predictions, holdout, spec),
         "joint": JointReference.fit(numeric, cats, seed).to_dict(),
     }
 

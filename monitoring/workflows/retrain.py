@@ -44,16 +44,14 @@ class Candidate:
     train: pd.DataFrame
     holdout: pd.DataFrame
     holdout_metrics: dict[str, Any]
+    holdout_predictions: Predictions
+    """The challenger's predictions of ``holdout`` before any refit (what the gate judges, and what the
+    version's references are scored on: a refit has seen these rows)."""
     predict_is_argmax: bool = False
     rows: TrainingRows | None = None
     """The strategy's selection (``train`` is what the estimator was fitted on)."""
-    holdout_predictions: Predictions | None = None
-    """The challenger's predictions of ``holdout`` before any refit (what the gate judges)."""
     refitted: bool = False
     """Refitted on every selected row after the gate, the held-out ones included."""
-    judged: Fitted | None = None
-    """After a refit, the fit the held-out rows judged: references (estimation, slices) are fitted on
-    rows the model has not seen, so they come from it."""
 
     @property
     def estimator(self) -> Any:
@@ -206,9 +204,7 @@ def refit_candidate(ctx: Training, candidate: Candidate) -> Candidate:
     predictions = predict_frame(fitted.estimator, candidate.holdout, spec, fitted.capabilities)
     argmax = predicts_most_probable(predictions, spec, fitted.capabilities)
     log.info("refitted the candidate on every selected row %s", KV(rows=len(frame), predict_is_argmax=argmax))
-    return replace(
-        candidate, fitted=fitted, train=frame, predict_is_argmax=argmax, refitted=True, judged=candidate.fitted
-    )
+    return replace(candidate, fitted=fitted, train=frame, predict_is_argmax=argmax, refitted=True)
 
 
 def train_candidate(
@@ -241,7 +237,7 @@ def train_candidate(
             predict_is_argmax=argmax,
         ),
     )
-    return Candidate(fitted, train, holdout, metrics, argmax, holdout_predictions=predictions)
+    return Candidate(fitted, train, holdout, metrics, predictions, predict_is_argmax=argmax)
 
 
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +267,7 @@ def save_candidate(ctx: Training, candidate: Candidate, parent_version: str | No
         training_rows=None if candidate.rows is None else candidate.rows.describe(candidate.refitted),
         **fit_references(
             cfg.slices,
-            candidate.judged or candidate.fitted,
+            candidate.holdout_predictions,
             candidate.train,
             candidate.holdout,
             spec,

@@ -79,7 +79,7 @@ def test_every_example_gets_an_estimate_close_to_its_realized_metric(name):
     spec = cfg.model
     train, holdout = split_by_time(frame, cfg.retraining.holdout_fraction)
     candidate = train_candidate(spec, train, holdout, 0, REPO)
-    stored = fit_estimation(candidate.fitted, holdout, spec)
+    stored = fit_estimation(candidate.holdout_predictions, holdout, spec)
     assert stored is not None
     model = EstimationModel.from_dict(stored)
     columns = records_to_columns(records_of(unseen, spec, candidate.fitted), spec)
